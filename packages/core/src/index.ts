@@ -1,0 +1,16 @@
+/**
+ * @pep694/core: the PEP 694 (Upload 2.0) protocol model and the upload mechanism interface.
+ * No HTTP framework appears in these types; hosts and plugins build on them.
+ */
+export * from './version.js';
+export * from './problem.js';
+export * from './content-type.js';
+export * from './schemas.js';
+export * from './state/machine.js';
+export * from './state/publishing-session.js';
+export * from './state/file-upload-session.js';
+export * from './validate/index.js';
+export * from './mechanism.js';
+export * from './plugin.js';
+export * from './ports.js';
+export * from './tokens.js';

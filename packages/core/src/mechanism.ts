@@ -1,0 +1,183 @@
+/**
+ * The file upload mechanism interface (PEP 694 "File Upload Mechanisms").
+ *
+ * The host owns the protocol: sessions, auth, state, verification. A mechanism owns only the
+ * transfer of bytes: whether it takes a file (`negotiate`), what the client must do
+ * (`instructions`), whether all bytes arrived (`completion`), how far it got (`status`), and the
+ * HTTP routes the client calls to move the bytes (`routes`).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { MechanismMap } from './schemas.js';
+import type { HashName } from './validate/hashes.js';
+import type { FileUploadStatus } from './state/file-upload-session.js';
+
+/** The one mechanism every Upload 2.0 server MUST support (PEP 694 "Required File Upload Mechanisms"). */
+export const HTTP_POST_BYTES = 'http-post-bytes';
+
+/** Standard mechanism identifiers defined by approved PEPs for API 2.x. */
+export const STANDARD_MECHANISMS = [HTTP_POST_BYTES] as const;
+export type StandardMechanismIdentifier = (typeof STANDARD_MECHANISMS)[number];
+
+/** `vnd-<operator>-<implementation>`: the PEP's three-part vendor form. */
+export type VendorMechanismIdentifier = `vnd-${string}-${string}`;
+export type MechanismIdentifier = StandardMechanismIdentifier | VendorMechanismIdentifier;
+
+/** The operator segment: `[a-z0-9]+` (PEP 694 "Server Specific File Upload Mechanisms"). */
+export const OPERATOR_SEGMENT = /^[a-z0-9]+$/;
+/**
+ * The implementation segment: `[a-z0-9]` and `-`. We also refuse leading, trailing and doubled
+ * hyphens, so the identifier splits back into its parts unambiguously; a version suffix such as
+ * `-v2` is simply a last part.
+ */
+export const IMPLEMENTATION_SEGMENT = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+
+export type IdentifierCheck =
+  | { readonly ok: true; readonly kind: 'standard' }
+  | { readonly ok: true; readonly kind: 'vendor'; readonly operator: string; readonly implementation: string; readonly version?: number }
+  | { readonly ok: false; readonly reason: string };
+
+/** Checks a mechanism identifier against the PEP's naming rules and says why it fails. */
+export function checkMechanismIdentifier(identifier: string): IdentifierCheck {
+  if ((STANDARD_MECHANISMS as readonly string[]).includes(identifier)) return { ok: true, kind: 'standard' };
+  if (typeof identifier !== 'string' || identifier.length === 0) {
+    return { ok: false, reason: 'the identifier is empty' };
+  }
+  if (identifier.length > 128) return { ok: false, reason: 'the identifier is longer than 128 characters' };
+  if (!identifier.startsWith('vnd-')) {
+    return {
+      ok: false,
+      reason: `"${identifier}" is not a standard mechanism (${STANDARD_MECHANISMS.join(', ')}); server specific mechanisms MUST use the "vnd" prefix: vnd-<operator>-<implementation>`,
+    };
+  }
+  const rest = identifier.slice(4);
+  const dash = rest.indexOf('-');
+  if (dash <= 0) {
+    return {
+      ok: false,
+      reason: `"${identifier}" needs three parts, vnd-<operator>-<implementation>, e.g. vnd-acme-tus`,
+    };
+  }
+  const operator = rest.slice(0, dash);
+  const implementation = rest.slice(dash + 1);
+  if (!OPERATOR_SEGMENT.test(operator)) {
+    return { ok: false, reason: `the operator segment "${operator}" must contain only [a-z0-9]` };
+  }
+  if (!IMPLEMENTATION_SEGMENT.test(implementation)) {
+    return {
+      ok: false,
+      reason: `the implementation segment "${implementation}" must contain only [a-z0-9] and single "-" between parts`,
+    };
+  }
+  const version = /-v(\d+)$/.exec(implementation)?.[1];
+  return version === undefined
+    ? { ok: true, kind: 'vendor', operator, implementation }
+    : { ok: true, kind: 'vendor', operator, implementation, version: Number(version) };
+}
+
+/** Builds `vnd-<operator>-<implementation>`, refusing a malformed result. */
+export function vendorIdentifier(operator: string, implementation: string): VendorMechanismIdentifier {
+  const id = `vnd-${operator}-${implementation}` as VendorMechanismIdentifier;
+  const check = checkMechanismIdentifier(id);
+  if (!check.ok) throw new MechanismRegistrationError(check.reason);
+  return id;
+}
+
+/** A configuration error found while composing a host (bad plugin, bad identifier, bad options). */
+export class MechanismRegistrationError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MechanismRegistrationError';
+  }
+}
+
+// ---- What a mechanism sees ----------------------------------------------------------------------
+
+/** The file a client offers, before any file upload session exists (for `negotiate`). */
+export interface FileOffer {
+  /** Normalized project name of the publishing session. */
+  readonly project: string;
+  readonly version: string;
+  readonly filename: string;
+  readonly size: number;
+  readonly hashes: Readonly<Partial<Record<HashName, string>>>;
+}
+
+export type Negotiation =
+  | { readonly accept: true }
+  /** The host answers 409 `mechanism-declined` with this reason (PEP: "cannot proceed" is 409). */
+  | { readonly accept: false; readonly reason: string };
+
+/** One file upload session, as the host hands it to a mechanism. */
+export interface FileUploadContext {
+  readonly session: {
+    readonly id: string;
+    readonly project: string;
+    readonly version: string;
+  };
+  readonly file: {
+    /** Unguessable ID of the file upload session; mechanisms key their state and routes on it. */
+    readonly id: string;
+    readonly filename: string;
+    readonly size: number;
+    readonly hashes: Readonly<Partial<Record<HashName, string>>>;
+    readonly status: FileUploadStatus;
+    readonly expiresAt: Date;
+  };
+  /** Absolute URL where this mechanism's `routes()` are mounted, without a trailing slash. */
+  readonly baseUrl: string;
+  /** Blob store key the mechanism writes this file's bytes to (see `BlobStore.stage`). */
+  readonly stagingKey: string;
+}
+
+/** The `mechanism` map of the file upload session response; `identifier` is required. */
+export type MechanismInstructions = MechanismMap;
+
+/**
+ * What `completion` found. `received` means every byte is staged at `ctx.stagingKey`; the host then
+ * checks the size and every declared hash, computing whatever `digests` lacks by reading the
+ * staged bytes once. Mechanisms that hash while bytes arrive report those digests here.
+ */
+export type CompletionOutcome =
+  | {
+      readonly kind: 'received';
+      readonly size: number;
+      readonly digests: Readonly<Partial<Record<HashName, string>>>;
+      /** Ask the host to verify in the background (202 + processing), e.g. for a re-read of a large file. */
+      readonly defer?: boolean;
+      /** PEP 740 attestation objects received with the file, stored beside it. */
+      readonly attestations?: readonly unknown[];
+    }
+  | {
+      /** Not all bytes are there (short upload, transfer still running): the file moves to error. */
+      readonly kind: 'incomplete';
+      readonly received: number;
+      readonly detail: string;
+    };
+
+export interface TransferStatus {
+  /** Bytes staged so far; never decreases while the file upload session is pending. */
+  readonly bytesReceived: number;
+  /** Whether a transfer request is running right now. */
+  readonly active?: boolean;
+}
+
+/** A connect-style request handler. Express routers are such handlers; core needs no express. */
+export type HttpHandler = (req: IncomingMessage & Record<string, any>, res: ServerResponse & Record<string, any>, next: (err?: unknown) => void) => void;
+
+export interface UploadMechanism {
+  readonly identifier: MechanismIdentifier;
+  /** Whether this mechanism takes the offered file (size limits, policy). Runs before anything is stored. */
+  negotiate(offer: FileOffer): Negotiation | Promise<Negotiation>;
+  /** Prepares the transfer and returns the `mechanism` map for the response. */
+  instructions(ctx: FileUploadContext): Promise<MechanismInstructions>;
+  /** Called on `POST links.complete`: are all bytes there? */
+  completion(ctx: FileUploadContext): Promise<CompletionOutcome>;
+  /** Progress of the transfer, for the status response. */
+  status(ctx: FileUploadContext): Promise<TransferStatus>;
+  /** Discards partial transfer state (cancel, delete, expiry). The host deletes the staged blob itself. */
+  cancel?(ctx: FileUploadContext): Promise<void>;
+  /** The routes clients call to execute this mechanism; mounted by the host at `ctx.baseUrl`. */
+  routes?(): HttpHandler;
+  /** Releases resources when the host closes (symmetric with registration). */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { asProblem, PROBLEM_CODES, ProblemError, toProblemDocument, type ProblemCode } from './problem.js';
+import { ProblemDocumentSchema } from './schemas.js';
+
+describe('problem details (PEP 694 Errors, RFC 9457)', () => {
+  it('PEP 694 Errors: renders RFC 9457 members plus meta and errors extension members', () => {
+    const err = new ProblemError('invalid-filename', 'demo.whl is not a wheel file name', {
+      errors: [{ source: '/filename', message: 'a wheel name has 5 or 6 dash-separated parts' }],
+    });
+    const doc = toProblemDocument(err);
+    expect(doc).toMatchObject({
+      type: 'urn:pep694:problem:invalid-filename',
+      status: 400,
+      title: PROBLEM_CODES['invalid-filename'].title,
+      detail: 'demo.whl is not a wheel file name',
+      details: 'demo.whl is not a wheel file name',
+      code: 'invalid-filename',
+      meta: { 'api-version': '2.0' },
+      errors: [{ source: '/filename', message: 'a wheel name has 5 or 6 dash-separated parts' }],
+    });
+    expect(ProblemDocumentSchema.safeParse(doc).success).toBe(true);
+  });
+  it('uses the operator documentation base for type when given', () => {
+    const doc = toProblemDocument(new ProblemError('forbidden', 'no'), { typeBase: 'https://docs.example.org/errors' });
+    expect(doc.type).toBe('https://docs.example.org/errors#forbidden');
+  });
+  it('omits errors when there are none, and keeps extensions', () => {
+    const doc = toProblemDocument(new ProblemError('files-not-completed', 'x', { extensions: { files: [{ filename: 'a', status: 'pending' }] } }));
+    expect(doc.errors).toBeUndefined();
+    expect(doc.files).toEqual([{ filename: 'a', status: 'pending' }]);
+  });
+  it('extensions cannot overwrite the standard members', () => {
+    const doc = toProblemDocument(new ProblemError('forbidden', 'no', { extensions: { status: 200, detail: 'ok' } }));
+    expect(doc.status).toBe(403);
+    expect(doc.detail).toBe('no');
+  });
+  it('every code has a 4xx/5xx status and a title', () => {
+    for (const [code, { status, title }] of Object.entries(PROBLEM_CODES)) {
+      expect(status, code).toBeGreaterThanOrEqual(400);
+      expect(status, code).toBeLessThan(600);
+      expect(title.length, code).toBeGreaterThan(0);
+      expect(new ProblemError(code as ProblemCode, 'd').status).toBe(status);
+    }
+  });
+  it('unknown errors become internal-error with no message or stack leaked', () => {
+    const p = asProblem(new Error('SQLITE_BUSY at /var/lib/secret/path'));
+    expect(p.code).toBe('internal-error');
+    const text = JSON.stringify(toProblemDocument(p));
+    expect(text).not.toContain('SQLITE');
+    expect(text).not.toContain('/var/lib');
+    expect(asProblem('a string')).toBeInstanceOf(ProblemError);
+    const original = new ProblemError('not-found', 'x');
+    expect(asProblem(original)).toBe(original);
+  });
+});

@@ -1,0 +1,184 @@
+/**
+ * RFC 9457 problem details, as PEP 694 "Errors" requires them.
+ *
+ * Every failure the toolkit reports is a {@link ProblemError}: one coded error type with a stable
+ * `code`, its HTTP `status`, a short `title`, a human `detail`, and optional per-field `errors`.
+ * Hosts render it with {@link toProblemDocument}; nothing else is ever sent to a client.
+ */
+import { API_VERSION } from './version.js';
+
+/** One entry of the PEP's `errors` extension member: where the problem is, and what it is. */
+export interface ProblemFieldError {
+  /** What the error is about: a JSON pointer into the request body, a header name, a file name. */
+  readonly source: string;
+  readonly message: string;
+}
+
+/**
+ * The catalogue of error codes. Codes are stable API: clients may switch on them. Each has one
+ * HTTP status and a title. The server README renders this table with cause and fix.
+ */
+export const PROBLEM_CODES = {
+  // 400: the request itself is wrong
+  'malformed-json': { status: 400, title: 'The request body is not valid JSON' },
+  'invalid-body': { status: 400, title: 'The request body does not match the PEP 694 schema' },
+  'api-version-mismatch': {
+    status: 400,
+    title: 'meta.api-version does not match the Content-Type major version',
+  },
+  'invalid-name': { status: 400, title: 'The project name is not a valid package name' },
+  'invalid-version': { status: 400, title: 'The version is not a valid PEP 440 version' },
+  'invalid-filename': {
+    status: 400,
+    title: 'The file name is neither a valid sdist nor a valid wheel file name',
+  },
+  'filename-mismatch': {
+    status: 400,
+    title: "The file name's project or version does not match the publishing session",
+  },
+  'invalid-hashes': { status: 400, title: 'The hashes mapping is invalid' },
+  'invalid-attestations': { status: 400, title: 'The attestations are not valid PEP 740 objects' },
+  'invalid-parameter': { status: 400, title: 'A request parameter is invalid' },
+  'malformed-upload': { status: 400, title: 'The upload request body is malformed' },
+  // 401/403/404
+  unauthenticated: { status: 401, title: 'Authentication is required' },
+  forbidden: { status: 403, title: 'The principal may not upload to this project' },
+  'not-found': { status: 404, title: 'No such resource' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed on this resource' },
+  'not-acceptable': { status: 406, title: 'None of the accepted media types can be produced' },
+  // 409: the request conflicts with the state of a resource
+  'session-exists': {
+    status: 409,
+    title: 'A publishing session for this name and version is already in progress',
+  },
+  'session-not-editable': { status: 409, title: 'The publishing session does not accept changes' },
+  'session-processing': { status: 409, title: 'The publishing session is being processed' },
+  'files-not-completed': {
+    status: 409,
+    title: 'Every file must be completed before the session can be published',
+  },
+  'file-exists': {
+    status: 409,
+    title: 'A file upload for this file name is already part of the session',
+  },
+  'file-already-published': {
+    status: 409,
+    title: 'A file with this name is already published for this release',
+  },
+  'file-processing': { status: 409, title: 'The file upload session is being processed' },
+  'file-not-pending': { status: 409, title: 'The file upload session no longer accepts data' },
+  'upload-in-progress': { status: 409, title: 'Another transfer for this file is in progress' },
+  'mechanism-declined': { status: 409, title: 'The upload mechanism cannot take this file' },
+  'name-unavailable': { status: 409, title: 'The project name is not available' },
+  'invalid-transition': { status: 409, title: 'The request is not allowed in the current state' },
+  // 413/415/422
+  'payload-too-large': { status: 413, title: 'The upload is larger than the declared size' },
+  'unsupported-media-type': { status: 415, title: 'Unsupported Content-Type' },
+  'mechanism-unsupported': {
+    status: 422,
+    title: 'The requested file upload mechanism is not supported',
+  },
+  'upload-incomplete': { status: 422, title: 'The file has not been fully uploaded' },
+  'size-mismatch': { status: 422, title: 'The uploaded size differs from the declared size' },
+  'hash-mismatch': { status: 422, title: 'A declared hash does not match the uploaded bytes' },
+  'invalid-artifact': {
+    status: 422,
+    title: 'The uploaded file is not a valid distribution for this release',
+  },
+  // 5xx
+  'internal-error': { status: 500, title: 'Internal server error' },
+  unavailable: { status: 503, title: 'The service is temporarily unavailable' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ProblemCode = keyof typeof PROBLEM_CODES;
+
+export interface ProblemInit {
+  /** Overrides the catalogue title; use rarely, titles should stay stable per code. */
+  readonly title?: string;
+  readonly errors?: readonly ProblemFieldError[];
+  /** Response headers that belong to this error (`Location`, `WWW-Authenticate`, `Retry-After`). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Extra RFC 9457 extension members (for example `files` on `files-not-completed`). */
+  readonly extensions?: Readonly<Record<string, unknown>>;
+  readonly cause?: unknown;
+}
+
+/** The one error type of the toolkit. `instanceof ProblemError` is how hosts recognise it. */
+export class ProblemError extends Error {
+  readonly code: ProblemCode;
+  readonly status: number;
+  readonly title: string;
+  readonly detail: string;
+  readonly errors: readonly ProblemFieldError[];
+  readonly headers: Readonly<Record<string, string>>;
+  readonly extensions: Readonly<Record<string, unknown>>;
+
+  constructor(code: ProblemCode, detail: string, init: ProblemInit = {}) {
+    super(detail, init.cause === undefined ? undefined : { cause: init.cause });
+    this.name = 'ProblemError';
+    this.code = code;
+    this.status = PROBLEM_CODES[code].status;
+    this.title = init.title ?? PROBLEM_CODES[code].title;
+    this.detail = detail;
+    this.errors = init.errors ?? [];
+    this.headers = init.headers ?? {};
+    this.extensions = init.extensions ?? {};
+  }
+}
+
+export const isProblemError = (err: unknown): err is ProblemError => err instanceof ProblemError;
+
+/** The media type of error bodies (PEP 694 "Errors": SHOULD use it). */
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** The JSON document of a problem, as sent to clients. */
+export interface ProblemDocument {
+  type: string;
+  status: number;
+  title: string;
+  /** RFC 9457's member name. */
+  detail: string;
+  /** The PEP's example spells it `details`; mirrored so clients written from either read it. */
+  details: string;
+  code: ProblemCode;
+  meta: { 'api-version': string };
+  errors?: ProblemFieldError[];
+  [extension: string]: unknown;
+}
+
+export interface RenderOptions {
+  /**
+   * Base of the `type` URI; the code is appended after `#`. Operators point it at their error
+   * documentation. The default is a URN, which identifies the problem without pretending to
+   * be a dereferenceable page.
+   */
+  readonly typeBase?: string;
+}
+
+/** Renders a ProblemError as an RFC 9457 document carrying `meta.api-version` (PEP 694 "Errors"). */
+export function toProblemDocument(err: ProblemError, opts: RenderOptions = {}): ProblemDocument {
+  const type = opts.typeBase ? `${opts.typeBase}#${err.code}` : `urn:pep694:problem:${err.code}`;
+  const doc: ProblemDocument = {
+    ...err.extensions,
+    type,
+    status: err.status,
+    title: err.title,
+    detail: err.detail,
+    details: err.detail,
+    code: err.code,
+    meta: { 'api-version': API_VERSION },
+  };
+  if (err.errors.length > 0) doc.errors = err.errors.map((e) => ({ ...e }));
+  return doc;
+}
+
+/**
+ * Turns anything thrown into a ProblemError. Unknown errors become `internal-error` with a
+ * generic detail: their message and stack never reach a client (log the original instead).
+ */
+export function asProblem(err: unknown): ProblemError {
+  if (err instanceof ProblemError) return err;
+  return new ProblemError('internal-error', 'The server could not complete the request.', {
+    cause: err,
+  });
+}

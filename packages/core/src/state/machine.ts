@@ -1,0 +1,91 @@
+/**
+ * A state machine as one transition table. Each row is a row of a PEP 694 table, quoted in `pep`,
+ * so a reader can hold the code against the PEP line by line.
+ */
+import { ProblemError, type ProblemCode } from '../problem.js';
+
+/** What a row does: move to a state, keep the state, or reject the event with a coded error. */
+export type RowOutcome<S extends string> = S | 'unchanged' | { readonly reject: ProblemCode };
+
+export interface TransitionRow<S extends string, E extends string> {
+  /** The PEP's own words for this row. */
+  readonly pep: { readonly from: string; readonly event: string; readonly to: string };
+  /** States the row applies to; `null` is the PEP's "(none)", before the resource exists. */
+  readonly from: readonly S[] | null;
+  readonly event: E;
+  readonly to: RowOutcome<S>;
+}
+
+export interface StateMachine<S extends string, E extends string> {
+  readonly name: string;
+  readonly states: readonly S[];
+  readonly events: readonly E[];
+  readonly table: readonly TransitionRow<S, E>[];
+  /** The state a new resource starts in (the target of the "(none)" row). */
+  readonly initial: S;
+  /**
+   * The state after `event` in `state`. Throws a ProblemError for a rejected event (the PEP's
+   * "rejected with 409" rows) and for an event that no row allows.
+   */
+  next(state: S, event: E): S;
+  /** Whether `event` is allowed in `state` without throwing. */
+  allows(state: S, event: E): boolean;
+  /** The row that governs `event` in `state`, if any. */
+  rowFor(state: S | null, event: E): TransitionRow<S, E> | undefined;
+}
+
+export interface MachineSpec<S extends string, E extends string> {
+  readonly name: string;
+  readonly states: readonly S[];
+  readonly events: readonly E[];
+  readonly table: readonly TransitionRow<S, E>[];
+  /** The coded error for an event that no row allows in `state`. */
+  readonly illegal: (state: S, event: E) => ProblemError;
+  /** Human words for an event, used in rejection details. */
+  readonly describe: (event: E) => string;
+}
+
+export function defineMachine<S extends string, E extends string>(
+  spec: MachineSpec<S, E>,
+): StateMachine<S, E> {
+  const initialRow = spec.table.find((r) => r.from === null);
+  if (!initialRow || typeof initialRow.to !== 'string' || initialRow.to === 'unchanged') {
+    throw new Error(`${spec.name}: the table needs one "(none)" row that names a state`);
+  }
+  const initial = initialRow.to as S;
+
+  const rowFor = (state: S | null, event: E) =>
+    spec.table.find(
+      (r) => r.event === event && (state === null ? r.from === null : r.from?.includes(state)),
+    );
+
+  const next = (state: S, event: E): S => {
+    const row = rowFor(state, event);
+    if (!row) throw spec.illegal(state, event);
+    if (row.to === 'unchanged') return state;
+    if (typeof row.to === 'object') {
+      throw new ProblemError(
+        row.to.reject,
+        `Cannot ${spec.describe(event)} while the ${spec.name} is ${state}.`,
+        { extensions: { state } },
+      );
+    }
+    return row.to;
+  };
+
+  const allows = (state: S, event: E) => {
+    const row = rowFor(state, event);
+    return row !== undefined && typeof row.to !== 'object';
+  };
+
+  return {
+    name: spec.name,
+    states: spec.states,
+    events: spec.events,
+    table: spec.table,
+    initial,
+    next,
+    allows,
+    rowFor,
+  };
+}
