@@ -6,7 +6,6 @@
  * (`instructions`), whether all bytes arrived (`completion`), how far it got (`status`), and the
  * HTTP routes the client calls to move the bytes (`routes`).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MechanismMap } from './schemas.js';
 import type { HashName } from './validate/hashes.js';
 import type { FileUploadStatus } from './state/file-upload-session.js';
@@ -104,7 +103,7 @@ export interface FileOffer {
 
 export type Negotiation =
   | { readonly accept: true }
-  /** The host answers 409 `mechanism-declined` with this reason (PEP: "cannot proceed" is 409). */
+  /** The host answers 422 `mechanism-declined` with this reason: the mechanism is not supported for this file. */
   | { readonly accept: false; readonly reason: string };
 
 /** One file upload session, as the host hands it to a mechanism. */
@@ -155,14 +154,19 @@ export type CompletionOutcome =
     };
 
 export interface TransferStatus {
-  /** Bytes staged so far; never decreases while the file upload session is pending. */
+  /** Bytes staged so far. Never decreases within one transfer; a restarted transfer may start again from 0. */
   readonly bytesReceived: number;
   /** Whether a transfer request is running right now. */
   readonly active?: boolean;
 }
 
-/** A connect-style request handler. Express routers are such handlers; core needs no express. */
-export type HttpHandler = (req: IncomingMessage & Record<string, any>, res: ServerResponse & Record<string, any>, next: (err?: unknown) => void) => void;
+/**
+ * A connect-style request handler: an express `Router` is one. Its parameters are typed loosely
+ * on purpose: the host passes node's request and response (express-augmented), and typing them
+ * as express types would make core depend on express.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type HttpHandler = (req: any, res: any, next: (err?: unknown) => void) => void;
 
 export interface UploadMechanism {
   readonly identifier: MechanismIdentifier;
@@ -170,7 +174,11 @@ export interface UploadMechanism {
   negotiate(offer: FileOffer): Negotiation | Promise<Negotiation>;
   /** Prepares the transfer and returns the `mechanism` map for the response. */
   instructions(ctx: FileUploadContext): Promise<MechanismInstructions>;
-  /** Called on `POST links.complete`: are all bytes there? */
+  /**
+   * Called on `POST links.complete`: are all bytes there? After a `received` outcome the host owns
+   * the staged bytes, and the mechanism may drop its per-file state; the host calls `cancel` only
+   * for files that are canceled or deleted.
+   */
   completion(ctx: FileUploadContext): Promise<CompletionOutcome>;
   /** Progress of the transfer, for the status response. */
   status(ctx: FileUploadContext): Promise<TransferStatus>;

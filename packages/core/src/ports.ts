@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import type { FileUploadContext } from './mechanism.js';
 import type { ProblemFieldError } from './problem.js';
+import type { MechanismMap } from './schemas.js';
 import type { FileUploadStatus } from './state/file-upload-session.js';
 import type { PublishingSessionStatus } from './state/publishing-session.js';
 import type { HashName } from './validate/hashes.js';
@@ -50,9 +51,12 @@ export interface PublishingSessionRecord {
   readonly displayName: string;
   /** The version as the client sent it (PEP 440 valid). */
   readonly version: string;
+  /** `releaseKey(version)`: PEP 440-equal versions share it. */
+  readonly releaseKey: string;
   readonly status: PublishingSessionStatus;
   /** Stage preview capability (PEP 694 "Publishing Session Token"); null when previews are off. */
   readonly stageToken: string | null;
+  /** Principal id of the creator. */
   readonly createdBy: string;
   readonly createdAt: Date;
   readonly expiresAt: Date;
@@ -80,6 +84,11 @@ export interface FileUploadRecord {
   readonly blobKey: string | null;
   /** PEP 740 attestation objects stored with the file. */
   readonly attestations: readonly unknown[] | null;
+  /** The mechanism's instructions (the response's `mechanism` map), fixed at creation. */
+  readonly instructions: MechanismMap | null;
+  /** Core metadata extracted at validation (PEP 658), and the Requires-Python it declares. */
+  readonly coreMetadata: Uint8Array | null;
+  readonly requiresPython: string | null;
 }
 
 export interface NewPublishingSession {
@@ -87,6 +96,7 @@ export interface NewPublishingSession {
   readonly project: string;
   readonly displayName: string;
   readonly version: string;
+  readonly releaseKey: string;
   readonly stageToken: string | null;
   readonly createdBy: string;
   readonly createdAt: Date;
@@ -94,10 +104,11 @@ export interface NewPublishingSession {
 }
 
 export type CreateSessionResult =
+  /** `session.reservesName` tells whether this created the first-release reservation of the name. */
   | { readonly kind: 'created'; readonly session: PublishingSessionRecord }
   /** A session for this name+version is open, processing or error (PEP 694 "Multiple Session Creation Requests"). */
   | { readonly kind: 'exists'; readonly session: PublishingSessionRecord }
-  /** The project does not exist and another live session holds its first-release reservation. */
+  /** The project has no release and another live session (another version) holds its reservation. */
   | { readonly kind: 'name-reserved'; readonly session: PublishingSessionRecord };
 
 export interface NewFileUpload {
@@ -112,41 +123,63 @@ export interface NewFileUpload {
 }
 
 export type CreateFileResult =
-  | { readonly kind: 'created'; readonly file: FileUploadRecord }
-  /** A non-canceled file upload session for this filename exists in the session. */
+  /**
+   * Created. `replaced` is the completed file of the same name that this replaced (it is now
+   * canceled; PEP 694 "Replacing a Partially or Fully Uploaded File" allows replacing completed files).
+   */
+  | { readonly kind: 'created'; readonly file: FileUploadRecord; readonly replaced: FileUploadRecord | null }
+  /** A pending, processing or error file upload session for this filename exists in the session. */
   | { readonly kind: 'exists'; readonly file: FileUploadRecord }
-  /** The filename is already published (or reserved by a publish in progress) for this release. */
+  /** The filename is published for this project, or reserved by a publish in flight. */
   | { readonly kind: 'published' }
-  /** The session is not editable any more. */
-  | { readonly kind: 'session-state'; readonly status: PublishingSessionStatus };
+  /** The session does not accept files (not open or error). */
+  | { readonly kind: 'session-state'; readonly status: PublishingSessionStatus }
+  /** The session already has `maxFiles` non-canceled files. */
+  | { readonly kind: 'too-many-files'; readonly limit: number };
 
 export type PublishResult =
+  /** Immediate publish done (201). */
   | { readonly kind: 'published'; readonly session: PublishingSessionRecord }
+  /** Deferred: filenames reserved, session now processing (202); settle with `settlePublish`. */
+  | { readonly kind: 'processing'; readonly session: PublishingSessionRecord }
+  /** Some files are not completed (409, PEP 694 "Complete a Publishing Session"). */
   | { readonly kind: 'unfinished'; readonly files: readonly { filename: string; status: FileUploadStatus }[] }
+  /** Filenames already published or reserved by another publish (409, "Atomic Publication and Conflicts"). */
   | { readonly kind: 'conflict'; readonly filenames: readonly string[] }
   | { readonly kind: 'session-state'; readonly status: PublishingSessionStatus };
 
 /** A file as the published index serves it. */
 export interface PublishedFile {
   readonly project: string;
+  /** The project name as spelled by the session that published it. */
+  readonly displayName: string;
   readonly version: string;
   readonly filename: string;
   readonly size: number;
   readonly hashes: Readonly<Partial<Record<HashName, string>>>;
   readonly blobKey: string;
-  readonly uploadedAt: Date;
+  readonly publishedAt: Date;
   readonly sessionId: string;
+  readonly fileId: string;
+  readonly coreMetadata: Uint8Array | null;
+  readonly requiresPython: string | null;
 }
 
 /**
  * Persistence of sessions, files and the published namespace. Every method is one atomic step;
- * uniqueness rules (one live session per name+version, one published file per project+filename)
- * belong to the store so that races are settled there.
+ * uniqueness rules (one live session per name+version, one live file per session+filename, one
+ * published file per project+filename) belong to the store, so races are settled there.
  */
 export interface SessionStore {
+  /**
+   * Creates a session unless one for the same project+releaseKey is live. Reserves the project
+   * name when the project has no published release and no other live session reserves it.
+   */
   createSession(input: NewPublishingSession): Promise<CreateSessionResult>;
   getSession(id: string): Promise<PublishingSessionRecord | undefined>;
   getSessionByStageToken(token: string): Promise<PublishingSessionRecord | undefined>;
+  /** Live (open, processing, error) sessions created by a principal, for the per-principal limit. */
+  countLiveSessions(createdBy: string): Promise<number>;
   /**
    * Compare-and-set: applies `patch` only if the session's status is one of `expect`. Returns the
    * updated record, or undefined if the status had moved on (a lost race).
@@ -154,42 +187,69 @@ export interface SessionStore {
   updateSession(
     id: string,
     expect: readonly PublishingSessionStatus[],
-    patch: { status?: PublishingSessionStatus; expiresAt?: Date; notices?: readonly string[]; endedAt?: Date },
+    patch: { readonly expiresAt?: Date; readonly notices?: readonly string[] },
   ): Promise<PublishingSessionRecord | undefined>;
-  /** Cancels the session and all its non-canceled files in one step; releases a name reservation. */
+  /**
+   * Cancels the session (if its status is in `expect`) and every non-canceled file of it, in one
+   * step; releases a first-release name reservation. Returns the files it canceled, so the caller
+   * can purge their bytes, or undefined if the status did not match.
+   */
   cancelSession(id: string, expect: readonly PublishingSessionStatus[], at: Date): Promise<
-    { session: PublishingSessionRecord; files: readonly FileUploadRecord[] } | undefined
+    { readonly session: PublishingSessionRecord; readonly files: readonly FileUploadRecord[] } | undefined
   >;
   /**
-   * Publishes atomically: checks every file is completed, claims the filenames in the published
-   * namespace, marks the session published and makes a reserved name permanent.
+   * Publishes atomically: checks that every file is completed, claims the filenames in the
+   * project's published namespace, and either publishes at once (`defer: false`) or holds the
+   * claim and moves to processing (`defer: true`).
    */
-  publish(id: string, expect: readonly PublishingSessionStatus[], at: Date): Promise<PublishResult>;
+  publish(id: string, expect: readonly PublishingSessionStatus[], at: Date, opts: { readonly defer: boolean }): Promise<PublishResult>;
+  /**
+   * Ends a deferred publish: on success the claims become published files; on failure they are
+   * released and the session moves to error with `notices` (and per-file notices).
+   */
+  settlePublish(
+    id: string,
+    at: Date,
+    outcome: { readonly ok: true } | { readonly ok: false; readonly notices: readonly string[]; readonly fileNotices?: Readonly<Record<string, readonly string[]>> },
+  ): Promise<PublishingSessionRecord | undefined>;
 
-  createFile(input: NewFileUpload): Promise<CreateFileResult>;
+  /** Creates a file upload session, applying the filename rules in `CreateFileResult`. */
+  createFile(input: NewFileUpload, opts: { readonly maxFiles: number }): Promise<CreateFileResult>;
   getFile(id: string): Promise<FileUploadRecord | undefined>;
-  listFiles(sessionId: string, opts?: { includeCanceled?: boolean }): Promise<readonly FileUploadRecord[]>;
-  /** Compare-and-set on the file's status, like `updateSession`. */
+  listFiles(sessionId: string, opts?: { readonly includeCanceled?: boolean }): Promise<readonly FileUploadRecord[]>;
+  /** Compare-and-set on the file's status (and its session being in `sessionExpect`, if given). */
   updateFile(
     id: string,
     expect: readonly FileUploadStatus[],
     patch: {
-      status?: FileUploadStatus;
-      expiresAt?: Date;
-      notices?: readonly string[];
-      blobKey?: string | null;
-      attestations?: readonly unknown[] | null;
+      readonly status?: FileUploadStatus;
+      readonly expiresAt?: Date;
+      readonly notices?: readonly string[];
+      readonly blobKey?: string | null;
+      readonly attestations?: readonly unknown[] | null;
+      readonly instructions?: MechanismMap | null;
+      readonly coreMetadata?: Uint8Array | null;
+      readonly requiresPython?: string | null;
     },
+    sessionExpect?: readonly PublishingSessionStatus[],
   ): Promise<FileUploadRecord | undefined>;
 
-  /** Whether the project has a published release (a reserved name alone is not visible). */
+  /** Whether the project has a published release (a reserved name alone is not). */
   isPublishedProject(project: string): Promise<boolean>;
-  /** Whether `filename` is published for `project`. */
-  isPublishedFile(project: string, filename: string): Promise<boolean>;
-  listPublishedProjects(): Promise<readonly string[]>;
+  /** Whether `filename` is published for `project`, or claimed by a publish in flight. */
+  isFilenameTaken(project: string, filename: string): Promise<boolean>;
+  listPublishedProjects(): Promise<readonly { readonly project: string; readonly displayName: string }[]>;
   listPublishedFiles(project: string): Promise<readonly PublishedFile[]>;
-  /** Sessions whose `expiresAt` has passed and that are not terminal. */
+  getPublishedFile(project: string, filename: string): Promise<PublishedFile | undefined>;
+
+  /** Non-terminal, non-processing sessions whose `expiresAt` is at or before `now`. */
   listExpiredSessions(now: Date): Promise<readonly PublishingSessionRecord[]>;
+  /** Pending file upload sessions whose `expiresAt` is at or before `now`, in editable sessions. */
+  listExpiredFiles(now: Date): Promise<readonly FileUploadRecord[]>;
+  /** Forgets terminal sessions (and their file rows) that ended before `before`; returns how many. */
+  forgetEndedSessions(before: Date): Promise<number>;
+  /** Whether any file row (live or published) refers to the blob key, for the orphan reaper. */
+  isBlobReferenced(key: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -254,9 +314,10 @@ export interface MechanismHost {
    * Authenticates and authorizes a mechanism request for file upload session `fileId` (PEP 694:
    * each request of a multi-request mechanism SHOULD be authorized). Rejects with a ProblemError:
    * 401 without valid credentials, 403 without upload permission, 404 for an unknown or purged
-   * file upload session, 409 when it no longer accepts data.
+   * file upload session or one negotiated for another mechanism than `identifier`, 409 when it no
+   * longer accepts data.
    */
-  authorizeTransfer(req: IncomingMessage, fileId: string): Promise<FileUploadContext>;
+  authorizeTransfer(req: IncomingMessage, identifier: string, fileId: string): Promise<FileUploadContext>;
   /** Sends anything thrown as problem+json; never a stack trace. */
   sendProblem(res: ServerResponse, err: unknown): void;
   readonly blobs: BlobStore;

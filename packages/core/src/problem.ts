@@ -68,16 +68,20 @@ export const PROBLEM_CODES = {
   'file-processing': { status: 409, title: 'The file upload session is being processed' },
   'file-not-pending': { status: 409, title: 'The file upload session no longer accepts data' },
   'upload-in-progress': { status: 409, title: 'Another transfer for this file is in progress' },
-  'mechanism-declined': { status: 409, title: 'The upload mechanism cannot take this file' },
+
   'name-unavailable': { status: 409, title: 'The project name is not available' },
   'invalid-transition': { status: 409, title: 'The request is not allowed in the current state' },
+  'limit-exceeded': { status: 409, title: 'The request would exceed a limit set by the index' },
   // 413/415/422
+  'request-timeout': { status: 408, title: 'The request body did not arrive in time' },
   'payload-too-large': { status: 413, title: 'The upload is larger than the declared size' },
+  'body-too-large': { status: 413, title: 'The request body is larger than the index accepts' },
   'unsupported-media-type': { status: 415, title: 'Unsupported Content-Type' },
   'mechanism-unsupported': {
     status: 422,
     title: 'The requested file upload mechanism is not supported',
   },
+  'mechanism-declined': { status: 422, title: 'The requested upload mechanism cannot take this file' },
   'upload-incomplete': { status: 422, title: 'The file has not been fully uploaded' },
   'size-mismatch': { status: 422, title: 'The uploaded size differs from the declared size' },
   'hash-mismatch': { status: 422, title: 'A declared hash does not match the uploaded bytes' },

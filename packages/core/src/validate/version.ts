@@ -71,3 +71,15 @@ export function versionsEqual(a: string, b: string): boolean {
   // Public parts are safe to hand to the library; it pads release segments with zeros.
   return pa.local === pb.local && eq(pa.public, pb.public);
 }
+
+/**
+ * A key under which PEP 440-equal versions coincide: the canonical form with trailing `.0` release
+ * segments dropped (`1.0.0` and `1.0` → `1`). Stores use it for "the same name-version pair".
+ */
+export function releaseKey(version: string): string {
+  const { public: pub, local } = parseVersionParts(version);
+  const m = /^((?:\d+!)?)(\d+(?:\.\d+)*)(.*)$/.exec(pub);
+  if (!m) return parseVersion(version);
+  const release = (m[2] ?? '').replace(/(?:\.0+)+$/, '');
+  return `${m[1] ?? ''}${release}${m[3] ?? ''}${local === null ? '' : `+${local}`}`;
+}

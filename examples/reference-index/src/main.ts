@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/**
+ * The reference index: what `pnpm start` runs. Upload 2.0 root at /upload/, data in ./data,
+ * every first-party mechanism that has landed. Environment: PEP694_HOST, PEP694_PORT,
+ * PEP694_DATA, PEP694_TOKENS_FILE, PEP694_PUBLIC_URL, PEP694_CONFIG (a JSON file choosing the
+ * mechanisms and their order), PEP694_LOG_LEVEL.
+ */
+import 'reflect-metadata';
+import { resolve } from 'node:path';
+import { createServer } from '@pep694/server';
+import { loadMechanisms } from './mechanisms.js';
+
+async function main(): Promise<void> {
+  const host = process.env.PEP694_HOST ?? '127.0.0.1';
+  const port = Number(process.env.PEP694_PORT ?? 8694);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PEP694_PORT must be a port number, not ${process.env.PEP694_PORT}`);
+  const dataDir = resolve(process.env.PEP694_DATA ?? 'data');
+
+  const server = await createServer({
+    config: {
+      dataDir,
+      ...(process.env.PEP694_PUBLIC_URL ? { publicUrl: process.env.PEP694_PUBLIC_URL } : {}),
+    },
+    mechanisms: await loadMechanisms(process.env.PEP694_CONFIG),
+  });
+  const { url } = await server.listen(port, host);
+
+  const lines = [
+    `pep694 reference index`,
+    `  Upload 2.0 root:  ${url}`,
+    `  mechanisms:       ${server.mechanisms.map((m) => m.identifier).join(', ') || '(none)'}`,
+    `  data:             ${dataDir}`,
+  ];
+  if (server.devToken?.created) {
+    lines.push(`  dev token:        ${server.devToken.token}  (shown once; kept in ${server.devToken.file})`);
+  } else if (server.devToken) {
+    lines.push(`  dev token:        in ${server.devToken.file} (set PEP694_TOKENS_FILE for real tokens)`);
+  } else lines.push(`  tokens:           ${process.env.PEP694_TOKENS_FILE}`);
+  lines.push(`  try:              curl -s -H 'Authorization: Bearer <token>' -H 'Content-Type: application/vnd.pypi.upload.v2+json' \\`);
+  lines.push(`                      -d '{"meta":{"api-version":"2.0"},"name":"demo-pkg","version":"1.0.0"}' ${url}`);
+  console.log(lines.join('\n'));
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`${signal}: stopping`);
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  console.error(`pep694: ${(err as Error).message}`);
+  process.exit(1);
+});

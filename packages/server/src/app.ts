@@ -1,0 +1,195 @@
+/**
+ * The composition root of a host: one tsyringe child container per server, the ports registered
+ * first, then the mechanism plugins in the operator's order, then the express app on top.
+ */
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import express, { type Express } from 'express';
+import { pino, type Logger } from 'pino';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import {
+  AUTHENTICATOR,
+  AUTHORIZER,
+  BLOB_STORE,
+  CLOCK,
+  collectMechanisms,
+  FILE_VALIDATOR,
+  MECHANISM_HOST,
+  NAME_REGISTRATION_POLICY,
+  registerPlugin,
+  SESSION_STORE,
+  type Authenticator,
+  type Authorizer,
+  type BlobStore,
+  type Clock,
+  type FileValidator,
+  type MechanismHost,
+  type MechanismPlugin,
+  type NameRegistrationPolicy,
+  type SessionStore,
+  type UploadMechanism,
+} from '@pep694/core';
+import { TokensFileAuth } from './auth/tokens-file.js';
+import { ServerConfigSchema, type ServerConfig, type ServerConfigInput } from './config.js';
+import { createProblemRenderer } from './http/problems.js';
+import { sessionApiRouter } from './http/routes.js';
+import { UploadService, type PublishCheck } from './service/upload-service.js';
+import { FsBlobStore } from './storage/fs-blob-store.js';
+import { SqliteSessionStore } from './storage/sqlite-store.js';
+
+/** A plugin and the options to register it with. */
+export interface MechanismRegistration<O = unknown> {
+  readonly plugin: MechanismPlugin<O>;
+  readonly options?: unknown;
+}
+
+export interface CreateServerOptions {
+  readonly config: ServerConfigInput;
+  /** Mechanism plugins, in the order the server advertises them (its preference). */
+  readonly mechanisms?: readonly MechanismRegistration<any>[];
+  /** Auth ports; default: tokens from `PEP694_TOKENS_FILE`, else a dev token in `<dataDir>/dev-token`. */
+  readonly auth?: { readonly authenticator: Authenticator; readonly authorizer: Authorizer; readonly names: NameRegistrationPolicy };
+  /** Storage ports; default: SQLite at `<dataDir>/pep694.sqlite` and blobs under `<dataDir>`. */
+  readonly store?: SessionStore;
+  readonly blobs?: BlobStore;
+  /** Run at completion after the hashes match, in order. */
+  readonly validators?: readonly FileValidator[];
+  /** Run before a publish commits; when any is given, publishing is deferred (202 + processing). */
+  readonly publishChecks?: readonly PublishCheck[];
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** Parent container; a child is created from it. */
+  readonly container?: DependencyContainer;
+}
+
+export interface Pep694Server {
+  readonly app: Express;
+  readonly config: ServerConfig;
+  readonly container: DependencyContainer;
+  readonly service: UploadService;
+  readonly mechanisms: readonly UploadMechanism[];
+  /** Set when the default auth uses a development token; `created` on the start that made it. */
+  readonly devToken?: { readonly token: string; readonly file: string; readonly created: boolean };
+  /** Starts listening; resolves with the bound URL of the root endpoint. */
+  listen(port?: number, host?: string): Promise<{ server: Server; url: string; origin: string }>;
+  /** Runs one reaper pass now. */
+  reap(): ReturnType<UploadService['reap']>;
+  /** Stops the reaper, waits for background work, closes the HTTP server, mechanisms and store. */
+  close(): Promise<void>;
+}
+
+export async function createServer(options: CreateServerOptions): Promise<Pep694Server> {
+  const config = ServerConfigSchema.parse(options.config);
+  const logger = options.logger ?? pino({ level: process.env.PEP694_LOG_LEVEL ?? 'info' });
+  const container = (options.container ?? rootContainer).createChildContainer();
+
+  let devToken: Pep694Server['devToken'];
+  let auth = options.auth;
+  if (!auth) {
+    const fromEnv = TokensFileAuth.fromEnvironment(config.dataDir);
+    devToken = fromEnv.devToken;
+    auth = { authenticator: fromEnv.auth, authorizer: fromEnv.auth, names: fromEnv.auth };
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  const store = options.store ?? new SqliteSessionStore(join(config.dataDir, 'pep694.sqlite'));
+  const blobs = options.blobs ?? (await FsBlobStore.open(config.dataDir));
+  const clock = options.clock ?? { now: () => new Date() };
+  const renderer = createProblemRenderer({ logger, typeBase: config.problemTypeBase });
+
+  // The service needs the mechanisms and the mechanisms need the host: the host delegates to
+  // the service once it exists.
+  let service: UploadService | undefined;
+  const host: MechanismHost = {
+    authorizeTransfer: (req, identifier, fileId) => service!.authorizeTransfer(req, identifier, fileId),
+    sendProblem: (res, err) => renderer.send(res, err),
+    blobs,
+  };
+  container.register(SESSION_STORE, { useValue: store });
+  container.register(BLOB_STORE, { useValue: blobs });
+  container.register(AUTHENTICATOR, { useValue: auth.authenticator });
+  container.register(AUTHORIZER, { useValue: auth.authorizer });
+  container.register(NAME_REGISTRATION_POLICY, { useValue: auth.names });
+  container.register(CLOCK, { useValue: clock });
+  container.register(MECHANISM_HOST, { useValue: host });
+  for (const v of options.validators ?? []) container.register(FILE_VALIDATOR, { useValue: v });
+  for (const m of options.mechanisms ?? []) registerPlugin(container, m.plugin, m.options);
+
+  const mechanisms = collectMechanisms(container);
+  if (mechanisms.length === 0) logger.warn('no upload mechanism is registered; file uploads cannot proceed');
+  const validators = container.isRegistered(FILE_VALIDATOR, true) ? container.resolveAll(FILE_VALIDATOR) : [];
+  service = new UploadService({
+    config,
+    store,
+    blobs,
+    authenticator: auth.authenticator,
+    authorizer: auth.authorizer,
+    names: auth.names,
+    clock,
+    mechanisms,
+    validators,
+    publishChecks: options.publishChecks ?? [],
+    logger,
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  // Mechanism routes first, without any body parser: they need the raw request stream.
+  for (const m of mechanisms) {
+    const routes = m.routes?.();
+    if (routes) app.use(`${config.rootPath}mechanisms/${m.identifier}`, routes);
+  }
+  app.use(config.rootPath, sessionApiRouter(service, config));
+  app.use(renderer.notFound);
+  app.use(renderer.errorHandler);
+
+  let httpServer: Server | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const reap = () => service!.reap();
+  if (config.reaperInterval > 0) {
+    timer = setInterval(() => {
+      reap().catch((err: unknown) => logger.error({ err }, 'reaper failed'));
+    }, config.reaperInterval);
+    timer.unref();
+  }
+
+  return {
+    app,
+    config,
+    container,
+    service,
+    mechanisms,
+    ...(devToken ? { devToken } : {}),
+    reap,
+    async listen(port = 0, hostname = '127.0.0.1') {
+      httpServer = createHttpServer(
+        { headersTimeout: config.limits.headersTimeout, requestTimeout: config.limits.requestTimeout },
+        app,
+      );
+      // No automatic `100 Continue`: handlers send it once the request is authorized (see
+      // json.ts and the mechanisms), so a client never streams a body that will be refused.
+      httpServer.on('checkContinue', (req, res) => app(req, res));
+      await new Promise<void>((resolve, reject) => {
+        httpServer!.once('error', reject);
+        httpServer!.listen(port, hostname, () => resolve());
+      });
+      const address = httpServer.address() as AddressInfo;
+      const h = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      const origin = `http://${h}:${address.port}`;
+      return { server: httpServer, origin, url: `${origin}${config.rootPath}` };
+    },
+    async close() {
+      if (timer) clearInterval(timer);
+      if (httpServer) {
+        const closed = new Promise<void>((resolve) => httpServer!.close(() => resolve()));
+        httpServer.closeIdleConnections();
+        await closed;
+      }
+      await service!.idle();
+      for (const m of mechanisms) await m.close?.();
+      await store.close();
+    },
+  };
+}

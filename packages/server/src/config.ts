@@ -1,0 +1,61 @@
+/**
+ * Every option of the host in one documented type, with safe defaults. `createServer` parses
+ * what the operator passes with `ServerConfigSchema`, so a typo or a bad value fails at startup.
+ */
+import { z } from 'zod';
+
+const ms = z.number().int().nonnegative();
+const seconds = z.number().int().positive();
+
+export const ServerConfigSchema = z.object({
+  /** Directory for the SQLite file, blobs and the dev token. */
+  dataDir: z.string().min(1),
+  /**
+   * Public origin used in links, e.g. `https://upload.example.org`. When unset, links are built
+   * from the request's Host header (fine on loopback; set it behind a proxy).
+   */
+  publicUrl: z.string().url().optional(),
+  /** Path of the Upload 2.0 root endpoint. */
+  rootPath: z.string().regex(/^\/(?:[A-Za-z0-9._~-]+\/)*$/, 'must start and end with "/"').default('/upload/'),
+  /** Index identifier for `meta._<index>` keys in responses (PEP 694 "Optional Index-specific Metadata"). */
+  indexId: z.string().regex(/^[a-z0-9.-]+$/).default('pep694'),
+  /** Base of problem `type` URIs (the code is appended after `#`); a URN when unset. */
+  problemTypeBase: z.string().url().optional(),
+
+  /** Lifetime of a new publishing session. The PEP recommends not expunging before a week. */
+  sessionTtl: seconds.default(7 * 24 * 3600),
+  /** Longest total lifetime an extension may reach, counted from creation. */
+  sessionMaxLifetime: seconds.default(30 * 24 * 3600),
+  /** Lifetime of a file upload session (capped by its publishing session's). */
+  fileTtl: seconds.default(24 * 3600),
+  /** How long a published or canceled session keeps answering its status URL (PEP "Session Status Retention"). */
+  retention: seconds.default(7 * 24 * 3600),
+  /** How often the reaper runs (expiry, retention, orphaned blobs). 0 disables the timer. */
+  reaperInterval: ms.default(60_000),
+  /** `Retry-After` (seconds) while a file upload is pending or processing. */
+  retryAfter: seconds.default(1),
+
+  limits: z
+    .object({
+      /** Largest file a client may declare, in bytes. */
+      maxFileSize: z.number().int().positive().default(2 * 1024 ** 3),
+      /** Largest JSON request body, in bytes. */
+      maxJsonBody: z.number().int().positive().default(64 * 1024),
+      /** Most files (not canceled) in one publishing session. */
+      maxFilesPerSession: z.number().int().positive().default(1000),
+      /** Most live (open, processing, error) sessions one principal may have created. */
+      maxLiveSessionsPerPrincipal: z.number().int().positive().default(100),
+      /** A JSON body must arrive within this time. */
+      jsonBodyTimeout: ms.default(30_000),
+      /** Node's headersTimeout. */
+      headersTimeout: ms.default(60_000),
+      /** Node's requestTimeout: the longest any request (uploads included) may take. 0 = none. */
+      requestTimeout: ms.default(3_600_000),
+      /** Verify files larger than this in the background (202 + processing) when their bytes must be re-read. */
+      deferVerificationAbove: z.number().int().nonnegative().default(256 * 1024 ** 2),
+    })
+    .prefault({}),
+});
+
+export type ServerConfigInput = z.input<typeof ServerConfigSchema>;
+export type ServerConfig = z.output<typeof ServerConfigSchema>;

@@ -1,0 +1,78 @@
+/**
+ * The session API routes (see `service/links.ts` for the URL layout). Each route authenticates,
+ * negotiates the response type, reads and validates the JSON body, and hands over to the
+ * UploadService. Mechanism routes are mounted separately and get the raw stream.
+ */
+import { Router, type Request, type RequestHandler, type Response } from 'express';
+import {
+  CompleteFileUploadRequestSchema,
+  CreateFileUploadRequestSchema,
+  CreatePublishingSessionRequestSchema,
+  ExtendRequestSchema,
+  negotiateResponseType,
+  PublishRequestSchema,
+} from '@pep694/core';
+import type { ServerConfig } from '../config.js';
+import { originOf, type CallContext, type Reply, type UploadService } from '../service/upload-service.js';
+import { readUploadJson, sendJson, type JsonLimits } from './json.js';
+import { methodNotAllowed } from './problems.js';
+
+export function sessionApiRouter(service: UploadService, config: ServerConfig): Router {
+  const limits: JsonLimits = { maxBytes: config.limits.maxJsonBody, timeoutMs: config.limits.jsonBodyTimeout };
+  const router = Router({ caseSensitive: true, strict: true });
+
+  /** Authenticates (401 first, before anything about the request is revealed), negotiates, calls. */
+  const handle =
+    (fn: (call: CallContext, req: Request) => Promise<Reply<unknown>>): RequestHandler =>
+    async (req: Request, res: Response, next) => {
+      try {
+        const principal = await service.authenticate(req.headers.authorization);
+        negotiateResponseType(req.headers.accept); // 406 when nothing acceptable
+        if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+        const reply = await fn({ principal, origin: originOf(req, config) }, req);
+        if (reply.body === undefined) {
+          for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
+          res.status(reply.status).end();
+        } else sendJson(res, reply.status, reply.body, reply.headers);
+      } catch (err) {
+        next(err);
+      }
+    };
+  const param = (req: Request, name: string) => String(req.params[name]);
+
+  router
+    .route('/')
+    .post(handle(async (call, req) => service.createSession(call, await readUploadJson(req, CreatePublishingSessionRequestSchema, limits))))
+    .all(methodNotAllowed(['POST']));
+  router
+    .route('/sessions/:session')
+    .get(handle((call, req) => service.sessionStatus(call, param(req, 'session'))))
+    .delete(handle((call, req) => service.cancelSession(call, param(req, 'session'))))
+    .all(methodNotAllowed(['GET', 'DELETE']));
+  router
+    .route('/sessions/:session/files')
+    .post(handle((call, req) => service.createFile(call, param(req, 'session'), () => readUploadJson(req, CreateFileUploadRequestSchema, limits))))
+    .all(methodNotAllowed(['POST']));
+  router
+    .route('/sessions/:session/publish')
+    .post(handle((call, req) => service.publishSession(call, param(req, 'session'), () => readUploadJson(req, PublishRequestSchema, limits))))
+    .all(methodNotAllowed(['POST']));
+  router
+    .route('/sessions/:session/extend')
+    .post(handle((call, req) => service.extendSession(call, param(req, 'session'), () => readUploadJson(req, ExtendRequestSchema, limits))))
+    .all(methodNotAllowed(['POST']));
+  router
+    .route('/files/:file')
+    .get(handle((call, req) => service.fileStatus(call, param(req, 'file'))))
+    .delete(handle((call, req) => service.deleteFile(call, param(req, 'file'))))
+    .all(methodNotAllowed(['GET', 'DELETE']));
+  router
+    .route('/files/:file/complete')
+    .post(handle((call, req) => service.completeFile(call, param(req, 'file'), () => readUploadJson(req, CompleteFileUploadRequestSchema, limits))))
+    .all(methodNotAllowed(['POST']));
+  router
+    .route('/files/:file/extend')
+    .post(handle((call, req) => service.extendFile(call, param(req, 'file'), () => readUploadJson(req, ExtendRequestSchema, limits))))
+    .all(methodNotAllowed(['POST']));
+  return router;
+}

@@ -1,0 +1,11 @@
+/**
+ * @pep694/server: an express host for PEP 694 (Upload 2.0). `createServer` composes mechanisms,
+ * storage, auth and validators and serves the whole session API.
+ */
+export { createServer, type CreateServerOptions, type MechanismRegistration, type Pep694Server } from './app.js';
+export { ServerConfigSchema, type ServerConfig, type ServerConfigInput } from './config.js';
+export { TokensFileAuth, TokensFileSchema, globToRegExp, tokenFromAuthorization, type TokensFile } from './auth/tokens-file.js';
+export { UploadService, originOf, type PublishCheck, type CallContext, type Reply } from './service/upload-service.js';
+export { Links } from './service/links.js';
+export { SqliteSessionStore } from './storage/sqlite-store.js';
+export { FsBlobStore } from './storage/fs-blob-store.js';

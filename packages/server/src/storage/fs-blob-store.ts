@@ -1,0 +1,269 @@
+/**
+ * The embedded BlobStore: blobs are files under `<root>/blobs/<key>`, written through a temp file
+ * under `<root>/tmp/` that is fsynced and renamed into place (DESIGN.md "Storage"), so a crash at
+ * any instant leaves the old blob or the new one under a key, never a partial one. Both
+ * directories share one filesystem, so `rename` is atomic and `move` never copies bytes.
+ *
+ * Writes go straight into a plain fs.WriteStream (no Transform in between, default buffer): the
+ * caller pipes into it and backpressure does the rest (DESIGN.md "Measured on our machines").
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, fsync, open, type WriteStream } from 'node:fs';
+import { lstat, mkdir, open as openHandle, opendir, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import type { BlobStore, StagingWrite } from '@pep694/core';
+
+// Numeric fds: fs streams use them with the callback API; given a FileHandle they go through its promise API.
+const openFd = promisify(open);
+const fsyncFd = promisify(fsync);
+
+const SEGMENT = /^[A-Za-z0-9._-]{1,255}$/;
+const MAX_KEY_LENGTH = 1024;
+
+/** Throws unless `key` is slash-separated safe segments: keys become paths, so no traversal. */
+export function assertBlobKey(key: string): void {
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
+    throw new Error(`invalid blob key: ${JSON.stringify(key)}`);
+  }
+  for (const seg of key.split('/')) {
+    if (!SEGMENT.test(seg) || seg === '.' || seg === '..') throw new Error(`invalid blob key: ${JSON.stringify(key)}`);
+  }
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === code;
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await openHandle(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** mkdir -p, then fsyncs the parents of whatever it created, so new directories survive a crash too. */
+async function mkdirDurable(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  const stop = dirname(first);
+  for (let d = dirname(dir); ; d = dirname(d)) {
+    await fsyncDir(d);
+    if (d === stop || d === dirname(d)) break;
+  }
+}
+
+async function unlinkIfExists(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if (!isCode(err, 'ENOENT')) throw err;
+  }
+}
+
+/** Destroys the stream (which closes its fd even with autoClose: false) and waits until it is closed. */
+async function closeStream(stream: WriteStream): Promise<void> {
+  if (stream.closed) return;
+  await new Promise<void>((resolve) => {
+    stream.once('close', () => resolve());
+    stream.destroy();
+  });
+}
+
+export class FsBlobStore implements BlobStore {
+  readonly blobDir: string;
+  readonly tmpDir: string;
+  #ready: Promise<void> | undefined;
+  /** Temp files of stagings in flight in this process, which sweepTemp must not take. */
+  readonly #live = new Set<string>();
+
+  constructor(readonly root: string) {
+    this.blobDir = join(root, 'blobs');
+    this.tmpDir = join(root, 'tmp');
+  }
+
+  /** Creates the directories up front, so a misconfigured root fails at startup, not on the first upload. */
+  static async open(root: string): Promise<FsBlobStore> {
+    const store = new FsBlobStore(root);
+    await store.#ensureDirs();
+    return store;
+  }
+
+  #ensureDirs(): Promise<void> {
+    this.#ready ??= (async () => {
+      await mkdirDurable(this.blobDir);
+      await mkdirDurable(this.tmpDir);
+    })().catch((err: unknown) => {
+      this.#ready = undefined; // let a later call retry, e.g. once the operator fixed permissions
+      throw err;
+    });
+    return this.#ready;
+  }
+
+  #path(key: string): string {
+    assertBlobKey(key);
+    return join(this.blobDir, ...key.split('/'));
+  }
+
+  async stage(key: string): Promise<StagingWrite & { readonly stream: WriteStream }> {
+    const final = this.#path(key);
+    await this.#ensureDirs();
+    const tmp = join(this.tmpDir, `${randomBytes(16).toString('hex')}.tmp`);
+    // Opened here rather than by the stream so that a failure rejects stage() instead of erroring later.
+    const fd = await openFd(tmp, 'wx');
+    // autoClose: false keeps the fd open past 'finish' so commit can fsync before closing it;
+    // destroy() still closes it, so the stream owns the fd throughout and it is closed exactly once.
+    const stream = createWriteStream(tmp, { fd, autoClose: false });
+    this.#live.add(tmp);
+    let failure: unknown;
+    // Without autoDestroy an erroring stream would hold its fd until abort(): close it now, and
+    // keep the error for commit(). The listener also keeps a late error from crashing the process.
+    stream.on('error', (err) => {
+      failure ??= err;
+      stream.destroy();
+    });
+
+    let committing: Promise<void> | undefined;
+    let aborting: Promise<void> | undefined;
+    // A stream closed with no commit under way is no longer in flight: if the caller never aborts,
+    // sweepTemp may take its temp file once it is old enough.
+    stream.once('close', () => {
+      if (!committing) this.#live.delete(tmp);
+    });
+    const commit = (): Promise<void> =>
+      (committing ??= (async () => {
+        if (aborting) throw new Error(`staging write for ${key} was aborted`);
+        await finished(stream, { readable: false });
+        if (failure !== undefined || stream.destroyed) throw failure ?? new Error(`staging write for ${key} was closed`);
+        await fsyncFd(fd); // still ours: only destroy() closes it, and abort() no longer destroys once finished
+        await closeStream(stream);
+        if (failure !== undefined) throw failure;
+        await mkdirDurable(dirname(final));
+        await rename(tmp, final);
+        this.#live.delete(tmp);
+        // The rename is durable only once the directory holding the new entry is synced.
+        await fsyncDir(dirname(final));
+      })().catch((err: unknown) => {
+        // A failed commit is final (it is memoized): release the fd and let the reaper have the
+        // temp file even if the caller never aborts.
+        stream.destroy();
+        this.#live.delete(tmp);
+        throw err;
+      }));
+    const abort = (): Promise<void> =>
+      (aborting ??= (async () => {
+        if (committing) {
+          // Until the bytes are all written, aborting cancels the commit; after that it cannot be undone.
+          if (!stream.writableFinished) stream.destroy();
+          const committed = await committing.then(() => true, () => false);
+          if (committed) return;
+        }
+        await closeStream(stream);
+        await unlinkIfExists(tmp);
+        this.#live.delete(tmp);
+      })());
+    return { stream, commit, abort };
+  }
+
+  async read(key: string, range?: { start: number; end: number }): Promise<Readable> {
+    const path = this.#path(key);
+    if (range !== undefined) {
+      const { start, end } = range;
+      if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+        throw new RangeError(`invalid byte range ${start}-${end}`);
+      }
+    }
+    // Opening first turns a missing blob into a rejection (the node ENOENT error) rather than a
+    // stream error, and pins the inode: a concurrent commit or move does not change what is read.
+    const fd = await openFd(path, 'r');
+    return createReadStream(path, { fd, ...(range && { start: range.start, end: range.end }) });
+  }
+
+  async size(key: string): Promise<number | undefined> {
+    try {
+      const st = await stat(this.#path(key));
+      return st.isFile() ? st.size : undefined;
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return undefined;
+      throw err;
+    }
+  }
+
+  async move(from: string, to: string): Promise<void> {
+    const src = this.#path(from);
+    const dst = this.#path(to);
+    await mkdirDurable(dirname(dst));
+    await rename(src, dst); // ENOENT when `from` is missing: the parent of dst exists by now
+    // Sync both directories so that after a crash the blob is under exactly one of the keys.
+    await fsyncDir(dirname(dst));
+    if (dirname(src) !== dirname(dst)) await fsyncDir(dirname(src));
+  }
+
+  async delete(key: string): Promise<void> {
+    // No directory fsync: a delete undone by a crash only leaves an orphan, which the reaper finds.
+    // Staging leftovers are temp files: abort() removes them, sweepTemp() those of crashed processes.
+    await unlinkIfExists(this.#path(key));
+  }
+
+  async *list(prefix: string): AsyncIterable<string> {
+    // Walk from the deepest directory the prefix names fully; its trailing partial segment filters.
+    const cut = prefix.lastIndexOf('/');
+    const dirKey = cut < 0 ? '' : prefix.slice(0, cut);
+    const rest = prefix.slice(cut + 1);
+    if (!/^[A-Za-z0-9._-]*$/.test(rest)) throw new Error(`invalid blob key prefix: ${JSON.stringify(prefix)}`);
+    const start = dirKey === '' ? this.blobDir : this.#path(dirKey);
+    for await (const key of this.#walk(start, dirKey === '' ? '' : `${dirKey}/`)) {
+      if (key.startsWith(prefix)) yield key;
+    }
+  }
+
+  async *#walk(dir: string, keyPrefix: string): AsyncGenerator<string> {
+    let handle;
+    try {
+      handle = await opendir(dir);
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return; // nothing there, or removed mid-walk
+      throw err;
+    }
+    // opendir streams entries, so a directory of many blobs is never held in memory as a whole.
+    for await (const entry of handle) {
+      if (!SEGMENT.test(entry.name)) continue; // not written by us
+      if (entry.isDirectory()) yield* this.#walk(join(dir, entry.name), `${keyPrefix}${entry.name}/`);
+      else if (entry.isFile()) yield `${keyPrefix}${entry.name}`;
+    }
+  }
+
+  /**
+   * Deletes temp files not modified for `olderThanMs`: leftovers of stagings a crash interrupted.
+   * An upload stalled longer than that loses its temp file, so pick more than the upload timeout;
+   * stagings in flight in this process are always kept. Returns how many files it deleted.
+   */
+  async sweepTemp(olderThanMs: number): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.tmpDir);
+    } catch (err) {
+      if (isCode(err, 'ENOENT')) return 0;
+      throw err;
+    }
+    const cutoff = Date.now() - olderThanMs;
+    let deleted = 0;
+    for (const name of names) {
+      const path = join(this.tmpDir, name);
+      if (this.#live.has(path)) continue;
+      try {
+        const st = await lstat(path);
+        if (!st.isFile() || st.mtimeMs > cutoff) continue;
+        await unlink(path);
+        deleted++;
+      } catch (err) {
+        if (!isCode(err, 'ENOENT')) throw err; // gone already: another sweeper or a commit took it
+      }
+    }
+    return deleted;
+  }
+}

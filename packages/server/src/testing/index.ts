@@ -1,0 +1,2 @@
+/** Test utilities for hosts and mechanism plugins: `@pep694/server/testing`. */
+export * from './harness.js';

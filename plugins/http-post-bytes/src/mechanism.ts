@@ -1,0 +1,394 @@
+/**
+ * The `http-post-bytes` mechanism (PEP 694 "Required File Upload Mechanisms"): the client POSTs
+ * the file's bytes to `file_url` with `Content-Type: application/octet-stream`, and optionally a
+ * JSON array of PEP 740 attestation objects to `attestations_url`.
+ *
+ * The body goes through one pass (DESIGN.md "Measured on our machines"): request → a Transform
+ * that counts the bytes and feeds every declared hash → the blob store's staging write, piped so
+ * that backpressure reaches the client; nothing is buffered whole and nothing is read twice.
+ *
+ * State is in memory, keyed by file upload session ID: the transfer running now (for `status`,
+ * the one-at-a-time rule and cancellation) and the last committed transfer's size and digests (for
+ * `completion`). If it is lost (restart, another process took the POST), `completion` falls back
+ * to the committed blob and the host hashes it by reading it once.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  createHashers,
+  HTTP_POST_BYTES,
+  ProblemError,
+  type CompletionOutcome,
+  type FileOffer,
+  type FileUploadContext,
+  type HashName,
+  type Hashers,
+  type HttpHandler,
+  type MechanismHost,
+  type MechanismInstructions,
+  type Negotiation,
+  type TransferStatus,
+  type UploadMechanism,
+} from '@pep694/core';
+import { Router, type Request, type Response } from 'express';
+import { validateAttestations, type Attestation } from './attestations.js';
+import {
+  answerAfterBody,
+  consumedBy,
+  contentLength,
+  DEFAULT_LINGER,
+  readJsonBody,
+  requireContentType,
+  requireIdentityEncoding,
+  type LingerBudget,
+} from './http.js';
+
+/** Options after parsing (see `HttpPostBytesOptionsSchema` in index.ts for the documented input). */
+export interface HttpPostBytesOptions {
+  /** Offer `attestations_url` and accept PEP 740 attestations. */
+  readonly attestations: boolean;
+  /** Largest attestations body, in bytes. */
+  readonly attestationsMaxBytes: number;
+  /** Decline (at negotiation) files larger than this; the host's own limit applies regardless. */
+  readonly maxFileSize?: number | undefined;
+  /** Stop a transfer when no bytes arrive for this many ms (408); 0 = never. Default 120 000. */
+  readonly idleTimeout?: number | undefined;
+  /** How much of an unwanted request body is read before answering; see `answerAfterBody`. */
+  readonly linger?: LingerBudget;
+}
+
+/** The bytes of a committed transfer: what `completion` reports. */
+interface Received {
+  readonly size: number;
+  readonly digests: Readonly<Partial<Record<HashName, string>>>;
+}
+
+/** One running POST to `file_url`. */
+class Transfer {
+  meter: ByteMeter | undefined;
+  stopReason: ProblemError | undefined;
+  readonly settled: Promise<void>;
+  settle!: () => void;
+
+  constructor() {
+    this.settled = new Promise<void>((resolve) => (this.settle = resolve));
+  }
+
+  get bytes(): number {
+    return this.meter?.bytes ?? 0;
+  }
+
+  /** Stops the transfer: its staging write is aborted and the client is told `reason`. Resolves when it has ended. */
+  stop(reason: ProblemError): Promise<void> {
+    this.stopReason ??= reason;
+    this.meter?.destroy(this.stopReason);
+    return this.settled;
+  }
+}
+
+interface FileState {
+  active?: Transfer | undefined;
+  received?: Received | undefined;
+  attestations?: readonly Attestation[] | undefined;
+}
+
+/**
+ * Counts the bytes and hashes them as they pass, unchanged (the same Buffer goes on: no copy).
+ * A chunk that would take the count past `limit` fails the stream with `payload-too-large`.
+ */
+class ByteMeter extends Transform {
+  bytes = 0;
+  constructor(
+    private readonly limit: number,
+    private readonly hashers: Hashers<HashName>,
+  ) {
+    super();
+  }
+
+  /** Hex digests of the bytes that passed; call once the stream has ended. */
+  digests(): Readonly<Partial<Record<HashName, string>>> {
+    return this.hashers.digest();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const next = this.bytes + chunk.length;
+    if (next > this.limit) {
+      callback(
+        new ProblemError('payload-too-large', `The body is longer than the declared size of ${this.limit} bytes; nothing was stored.`, {
+          extensions: { expected: this.limit },
+        }),
+      );
+      return;
+    }
+    this.hashers.update(chunk);
+    this.bytes = next;
+    callback(null, chunk);
+  }
+}
+
+const param = (req: Request, name: string): string => String(req.params[name]);
+const DEFAULT_IDLE_TIMEOUT = 120_000;
+
+export class HttpPostBytesMechanism implements UploadMechanism {
+  readonly identifier = HTTP_POST_BYTES;
+  private readonly files = new Map<string, FileState>();
+  private readonly linger: LingerBudget;
+  private closed = false;
+
+  constructor(
+    private readonly host: MechanismHost,
+    private readonly options: HttpPostBytesOptions,
+  ) {
+    this.linger = options.linger ?? DEFAULT_LINGER;
+  }
+
+  negotiate(offer: FileOffer): Negotiation {
+    const max = this.options.maxFileSize;
+    if (max !== undefined && offer.size > max) {
+      return { accept: false, reason: `http-post-bytes takes files up to ${max} bytes here; this one is ${offer.size} bytes.` };
+    }
+    return { accept: true };
+  }
+
+  async instructions(ctx: FileUploadContext): Promise<MechanismInstructions> {
+    const fileUrl = `${ctx.baseUrl}/files/${encodeURIComponent(ctx.file.id)}`;
+    return {
+      identifier: this.identifier,
+      file_url: fileUrl,
+      ...(this.options.attestations ? { attestations_url: `${fileUrl}/attestations` } : {}),
+    };
+  }
+
+  async completion(ctx: FileUploadContext): Promise<CompletionOutcome> {
+    const id = ctx.file.id;
+    const state = this.files.get(id);
+    // The host leaves `pending` after this call whatever the outcome, so the state is done with.
+    this.files.delete(id);
+    const expected = ctx.file.size;
+    if (state?.active) {
+      const received = state.active.bytes;
+      // The file is leaving `pending`: stop the transfer so that nothing is committed after the host looked.
+      await state.active.stop(
+        new ProblemError('file-not-pending', 'The file upload session was completed while this transfer was running; its bytes were discarded.'),
+      );
+      return {
+        kind: 'incomplete',
+        received,
+        detail: `A transfer was still running (received ${received} of ${expected} bytes); wait for the POST to file_url to succeed before completing.`,
+      };
+    }
+    const attestations = state?.attestations ? { attestations: state.attestations } : {};
+    if (state?.received) {
+      const { size, digests } = state.received;
+      if (size < expected) return { kind: 'incomplete', received: size, detail: `received ${size} of ${expected} bytes` };
+      return { kind: 'received', size, digests, ...attestations };
+    }
+    // No memory of a transfer: none happened, or this process restarted since (or another one took
+    // the POST). A committed blob is complete by construction; the host computes every digest.
+    const size = await this.host.blobs.size(ctx.stagingKey);
+    if (size === undefined) {
+      return { kind: 'incomplete', received: 0, detail: `No bytes were received: POST the file (${expected} bytes) to file_url before completing.` };
+    }
+    if (size < expected) return { kind: 'incomplete', received: size, detail: `received ${size} of ${expected} bytes` };
+    return { kind: 'received', size, digests: {}, ...attestations };
+  }
+
+  async status(ctx: FileUploadContext): Promise<TransferStatus> {
+    const state = this.files.get(ctx.file.id);
+    if (state?.active) return { bytesReceived: state.active.bytes, active: true };
+    if (state?.received) return { bytesReceived: state.received.size, active: false };
+    return { bytesReceived: (await this.host.blobs.size(ctx.stagingKey)) ?? 0, active: false };
+  }
+
+  async cancel(ctx: FileUploadContext): Promise<void> {
+    const state = this.files.get(ctx.file.id);
+    this.files.delete(ctx.file.id);
+    // Waits for the transfer to end, so that the host's delete of the staged blob comes after it.
+    await state?.active?.stop(new ProblemError('file-not-pending', 'The file upload session was canceled during this transfer; its bytes were discarded.'));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const running = [...this.files.values()].flatMap((s) => (s.active ? [s.active] : []));
+    this.files.clear();
+    await Promise.all(running.map((t) => t.stop(new ProblemError('unavailable', 'The server is shutting down; try again shortly.'))));
+  }
+
+  routes(): HttpHandler {
+    const router = Router({ caseSensitive: true, strict: true });
+    const notAllowed = (req: Request, res: Response) =>
+      this.refuse(req, res, new ProblemError('method-not-allowed', `${req.method} is not allowed here; use POST.`, { headers: { Allow: 'POST' } }));
+    router
+      .route('/files/:id')
+      .post((req, res) => void this.upload(req, res, param(req, 'id')))
+      .all(notAllowed);
+    if (this.options.attestations) {
+      router
+        .route('/files/:id/attestations')
+        .post((req, res) => void this.attest(req, res, param(req, 'id')))
+        .all(notAllowed);
+    }
+    // Express's Router needs no express app around it: it only reads `method`, `url` and sets `params`.
+    return (req, res, next) => router(req as Request, res as Response, next);
+  }
+
+  // ---- routes ----------------------------------------------------------------------------------
+
+  /** `POST file_url`: the bytes of the file, in one request. */
+  private async upload(req: IncomingMessage, res: ServerResponse, fileId: string): Promise<void> {
+    // Watch for the client going away from the start: it may happen while we await the host.
+    let gone = false;
+    let onGone: (() => void) | undefined;
+    req.on('error', () => {}); // reported through 'close' below; never crash on a reset
+    req.once('close', () => {
+      if (req.complete) return;
+      gone = true;
+      onGone?.();
+    });
+
+    let ctx: FileUploadContext;
+    try {
+      ctx = await this.host.authorizeTransfer(req, this.identifier, fileId);
+      requireContentType(req.headers['content-type'], 'application/octet-stream', 'the file');
+      requireIdentityEncoding(req.headers['content-encoding']);
+      const declared = contentLength(req);
+      if (declared !== undefined && declared > ctx.file.size) {
+        throw new ProblemError('payload-too-large', `Content-Length ${declared} is larger than the declared size of ${ctx.file.size} bytes.`, {
+          extensions: { expected: ctx.file.size, received: declared },
+        });
+      }
+      if (declared !== undefined && declared < ctx.file.size) {
+        throw new ProblemError('malformed-upload', `Content-Length ${declared} is smaller than the declared size of ${ctx.file.size} bytes; send the whole file.`, {
+          extensions: { expected: ctx.file.size, received: declared },
+        });
+      }
+      if (this.closed) throw new ProblemError('unavailable', 'The server is shutting down; try again shortly.');
+    } catch (err) {
+      this.refuse(req, res, err);
+      return;
+    }
+
+    // Claimed synchronously after the last await, so two requests cannot both pass.
+    let state = this.files.get(fileId);
+    if (!state) this.files.set(fileId, (state = {}));
+    if (state.active) {
+      this.refuse(
+        req,
+        res,
+        new ProblemError('upload-in-progress', 'Another POST to this file_url is still running; wait for it to finish (or fail) before sending the file again.'),
+      );
+      return;
+    }
+    const transfer = new Transfer();
+    state.active = transfer;
+    // The host does not answer `Expect: 100-continue` by itself: invite the body only now.
+    if (expectsContinue(req)) res.writeContinue();
+    try {
+      const received = await this.receive(req, ctx, transfer, () => gone, (f) => (onGone = f));
+      // Remembered only once committed: a failed or stopped transfer leaves the previous one's record.
+      state.received = received;
+      if (!res.headersSent) {
+        res.statusCode = 204;
+        res.end();
+      }
+    } catch (err) {
+      if (!gone) this.refuse(req, res, err, transfer.bytes);
+    } finally {
+      if (state.active === transfer) state.active = undefined;
+      transfer.settle();
+    }
+  }
+
+  /** Streams the body into the staging write; resolves after `commit`, or aborts the write and throws. */
+  private async receive(
+    req: IncomingMessage,
+    ctx: FileUploadContext,
+    transfer: Transfer,
+    isGone: () => boolean,
+    setOnGone: (f: () => void) => void,
+  ): Promise<Received> {
+    const clientGone = () =>
+      new ProblemError('malformed-upload', 'The client closed the connection before the whole body arrived; nothing was stored.');
+    const staging = await this.host.blobs.stage(ctx.stagingKey);
+    const names = Object.keys(ctx.file.hashes) as HashName[];
+    const meter = new ByteMeter(ctx.file.size, createHashers(names));
+    transfer.meter = meter;
+    setOnGone(() => meter.destroy(clientGone()));
+    if (transfer.stopReason) meter.destroy(transfer.stopReason);
+    else if (isGone()) meter.destroy(clientGone());
+    else req.pipe(meter);
+    const restoreTimeout = this.watchIdle(req, transfer);
+    try {
+      await pipeline(meter, staging.stream);
+      if (meter.bytes < ctx.file.size) {
+        throw new ProblemError('malformed-upload', `The body had ${meter.bytes} bytes but the declared size is ${ctx.file.size}; nothing was stored. Send the whole file.`, {
+          extensions: { expected: ctx.file.size, received: meter.bytes },
+        });
+      }
+      // A stop that arrives now (all bytes in) still wins until the commit starts.
+      if (transfer.stopReason) throw transfer.stopReason;
+      await staging.commit();
+      // Stopped while committing: the host deletes the staged blob after `cancel`/`completion` return.
+      if (transfer.stopReason) throw transfer.stopReason;
+    } catch (err) {
+      req.unpipe(meter);
+      await staging.abort().catch(() => {});
+      // A stop or a disconnect also surfaces as a premature close of the pipeline: report the cause.
+      throw transfer.stopReason ?? (isGone() ? clientGone() : err);
+    } finally {
+      restoreTimeout();
+    }
+    return { size: meter.bytes, digests: meter.digests() };
+  }
+
+  /**
+   * Stops `transfer` with 408 when the connection sees no bytes for `idleTimeout` ms, so a stalled
+   * client does not hold the file's one transfer slot (and its retries at 409) until the host's
+   * request timeout. Returns the function that puts the socket's own timeout back.
+   */
+  private watchIdle(req: IncomingMessage, transfer: Transfer): () => void {
+    const idle = this.options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
+    const socket = req.socket;
+    if (idle <= 0 || !socket) return () => {};
+    const previous = socket.timeout ?? 0;
+    const onTimeout = () =>
+      void transfer.stop(
+        new ProblemError('request-timeout', `No bytes arrived for ${idle / 1000} s; the transfer was stopped and nothing was stored. POST the file again.`),
+      );
+    // A 'timeout' listener on the request also keeps node from destroying the socket itself.
+    req.on('timeout', onTimeout);
+    socket.setTimeout(idle);
+    return () => {
+      req.off('timeout', onTimeout);
+      socket.setTimeout(previous);
+    };
+  }
+
+  /** `POST attestations_url`: a JSON array of PEP 740 attestation objects, kept for completion. */
+  private async attest(req: IncomingMessage, res: ServerResponse, fileId: string): Promise<void> {
+    try {
+      const ctx = await this.host.authorizeTransfer(req, this.identifier, fileId);
+      requireContentType(req.headers['content-type'], 'application/json', 'attestations');
+      requireIdentityEncoding(req.headers['content-encoding']);
+      if (expectsContinue(req)) res.writeContinue();
+      const attestations = validateAttestations(await readJsonBody(req, this.options.attestationsMaxBytes), ctx.file);
+      let state = this.files.get(fileId);
+      if (!state) this.files.set(fileId, (state = {}));
+      // Each POST carries the whole list: a retry replaces rather than duplicates.
+      state.attestations = attestations;
+      res.statusCode = 204;
+      res.end();
+    } catch (err) {
+      this.refuse(req, res, err, consumedBy(err));
+    }
+  }
+
+  /** Sends `err` as problem+json once the request body is out of the way (see `answerAfterBody`). */
+  private refuse(req: IncomingMessage, res: ServerResponse, err: unknown, consumed = 0): void {
+    if (res.headersSent || res.destroyed) return;
+    answerAfterBody(req, res, () => this.host.sendProblem(res, err), consumed, this.linger);
+  }
+}
+
+const expectsContinue = (req: IncomingMessage) => req.headers.expect?.toLowerCase() === '100-continue';
