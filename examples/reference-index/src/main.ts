@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 /**
- * The reference index: what `pnpm start` runs. Upload 2.0 root at /upload/, data in ./data,
- * every first-party mechanism that has landed. Environment: PEP694_HOST, PEP694_PORT,
+ * The reference index: what `pnpm start` runs. Upload 2.0 root at /upload/, the published simple
+ * index at /simple/, stage previews at /stage/{session-token}/, data in ./data, every first-party
+ * mechanism that has landed, and the distribution validator. Environment: PEP694_HOST, PEP694_PORT,
  * PEP694_DATA, PEP694_TOKENS_FILE, PEP694_PUBLIC_URL, PEP694_CONFIG (a JSON file choosing the
- * mechanisms and their order), PEP694_LOG_LEVEL.
+ * mechanisms and their order), PEP694_LOG_LEVEL, PEP694_VALIDATE_ARTIFACTS (0: no archive checks).
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
+import { createDistributionValidator } from '@pep694/dist-validator';
 import { createServer } from '@pep694/server';
 import { loadMechanisms } from './mechanisms.js';
 
@@ -20,14 +22,21 @@ async function main(): Promise<void> {
     config: {
       dataDir,
       ...(process.env.PEP694_PUBLIC_URL ? { publicUrl: process.env.PEP694_PUBLIC_URL } : {}),
+      // Stage previews at /stage/{session-token}/ and the published index at /simple/.
+      index: {},
     },
     mechanisms: await loadMechanisms(process.env.PEP694_CONFIG),
+    // Wheels and sdists must be readable archives whose metadata names the session's release
+    // (PEP694_VALIDATE_ARTIFACTS=0 turns this off, e.g. for tests that upload placeholder bytes).
+    validators: process.env.PEP694_VALIDATE_ARTIFACTS === '0' ? [] : [createDistributionValidator()],
   });
   const { url } = await server.listen(port, host);
 
   const lines = [
     `pep694 reference index`,
     `  Upload 2.0 root:  ${url}`,
+    `  simple index:     ${new URL(server.config.index!.simplePath, url).href}  (pip install --index-url …)`,
+    `  stage previews:   ${new URL(server.config.index!.stagePath, url).href}{session-token}/`,
     `  mechanisms:       ${server.mechanisms.map((m) => m.identifier).join(', ') || '(none)'}`,
     `  data:             ${dataDir}`,
   ];

@@ -77,6 +77,7 @@ export const PROBLEM_CODES = {
   'payload-too-large': { status: 413, title: 'The upload is larger than the declared size' },
   'body-too-large': { status: 413, title: 'The request body is larger than the index accepts' },
   'unsupported-media-type': { status: 415, title: 'Unsupported Content-Type' },
+  'range-not-satisfiable': { status: 416, title: 'The requested byte range cannot be served' },
   'mechanism-unsupported': {
     status: 422,
     title: 'The requested file upload mechanism is not supported',

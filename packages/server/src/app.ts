@@ -31,6 +31,7 @@ import {
   type SessionStore,
   type UploadMechanism,
 } from '@pep694/core';
+import { publishedIndexRouter, stagePreviewRouter } from '@pep694/simple-index';
 import { TokensFileAuth } from './auth/tokens-file.js';
 import { ServerConfigSchema, type ServerConfig, type ServerConfigInput } from './config.js';
 import { createProblemRenderer } from './http/problems.js';
@@ -142,6 +143,12 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
     if (routes) app.use(`${config.rootPath}mechanisms/${m.identifier}`, routes);
   }
   app.use(config.rootPath, sessionApiRouter(service, config));
+  if (config.index) {
+    // Read-only Simple Repository API: the published index and the stage previews (no credentials).
+    const index = { store, blobs, clock };
+    app.use(config.index.stagePath.slice(0, -1), stagePreviewRouter(index));
+    app.use(config.index.simplePath.slice(0, -1), publishedIndexRouter(index));
+  }
   app.use(renderer.notFound);
   app.use(renderer.errorHandler);
 

@@ -6,6 +6,8 @@ import { z } from 'zod';
 
 const ms = z.number().int().nonnegative();
 const seconds = z.number().int().positive();
+/** A mount path below the root: starts and ends with "/", at least one segment. */
+const mountPath = z.string().regex(/^\/(?:[A-Za-z0-9._~-]+\/)+$/, 'must start and end with "/" and have at least one segment');
 
 export const ServerConfigSchema = z.object({
   /** Directory for the SQLite file, blobs and the dev token. */
@@ -21,6 +23,20 @@ export const ServerConfigSchema = z.object({
   indexId: z.string().regex(/^[a-z0-9.-]+$/).default('pep694'),
   /** Base of problem `type` URIs (the code is appended after `#`); a URN when unset. */
   problemTypeBase: z.string().url().optional(),
+  /**
+   * Serve stage previews and the published simple index (PEP 694 "Staged Previews", PEP 503/691).
+   * When set (`index: {}` for the defaults), session responses carry `session-token` and
+   * `links.stage`, and `files[].link` uses the token. When unset, neither index is served and
+   * both keys are omitted, as the PEP requires of indexes without previews.
+   */
+  index: z
+    .object({
+      /** Mount of the published index (the `--index-url` for pip). */
+      simplePath: mountPath.default('/simple/'),
+      /** Mount of the stage previews: `{stagePath}{session-token}/` is one session's index. */
+      stagePath: mountPath.default('/stage/'),
+    })
+    .optional(),
 
   /** Lifetime of a new publishing session. The PEP recommends not expunging before a week. */
   sessionTtl: seconds.default(7 * 24 * 3600),
@@ -55,6 +71,18 @@ export const ServerConfigSchema = z.object({
       deferVerificationAbove: z.number().int().nonnegative().default(256 * 1024 ** 2),
     })
     .prefault({}),
+}).superRefine((config, ctx) => {
+  if (!config.index) return;
+  const mounts = [
+    ['rootPath', config.rootPath],
+    ['index.simplePath', config.index.simplePath],
+    ['index.stagePath', config.index.stagePath],
+  ] as const;
+  for (const [a, pa] of mounts) {
+    for (const [b, pb] of mounts) {
+      if (a !== b && pb.startsWith(pa)) ctx.addIssue({ code: 'custom', path: b.split('.'), message: `${b} (${pb}) must not be inside ${a} (${pa})` });
+    }
+  }
 });
 
 export type ServerConfigInput = z.input<typeof ServerConfigSchema>;

@@ -15,7 +15,9 @@ import { z } from 'zod';
 import { HttpPostBytesMechanism, type HttpPostBytesOptions } from './mechanism.js';
 
 export { HttpPostBytesMechanism, type HttpPostBytesOptions } from './mechanism.js';
-export type { LingerBudget } from './http.js';
+export { ByteMeter } from './mechanism.js';
+/** HTTP helpers shared with other first-party mechanisms (candidates for core; see the multipart plugin). */
+export { answerAfterBody, contentLength, DEFAULT_LINGER, requireIdentityEncoding, type LingerBudget } from './http.js';
 export {
   AttestationSchema,
   AttestationsSchema,

@@ -96,8 +96,9 @@ interface FileState {
 /**
  * Counts the bytes and hashes them as they pass, unchanged (the same Buffer goes on: no copy).
  * A chunk that would take the count past `limit` fails the stream with `payload-too-large`.
+ * Exported for other mechanisms (the multipart plugin streams its file part through it).
  */
-class ByteMeter extends Transform {
+export class ByteMeter extends Transform {
   bytes = 0;
   constructor(
     private readonly limit: number,

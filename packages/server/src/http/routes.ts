@@ -66,6 +66,12 @@ export function sessionApiRouter(service: UploadService, config: ServerConfig): 
     .get(handle((call, req) => service.fileStatus(call, param(req, 'file'))))
     .delete(handle((call, req) => service.deleteFile(call, param(req, 'file'))))
     .all(methodNotAllowed(['GET', 'DELETE']));
+  // The token form of `files[].link` when previews are on (PEP 694 "Publishing Session Files").
+  router
+    .route('/stage/:token/files/:file')
+    .get(handle(async (call, req) => service.fileStatus(call, await service.stagedFileId(param(req, 'token'), param(req, 'file')))))
+    .delete(handle(async (call, req) => service.deleteFile(call, await service.stagedFileId(param(req, 'token'), param(req, 'file')))))
+    .all(methodNotAllowed(['GET', 'DELETE']));
   router
     .route('/files/:file/complete')
     .post(handle((call, req) => service.completeFile(call, param(req, 'file'), () => readUploadJson(req, CompleteFileUploadRequestSchema, limits))))

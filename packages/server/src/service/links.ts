@@ -11,11 +11,32 @@
  *   POST   {root}files/{file}/complete             complete
  *   POST   {root}files/{file}/extend               extend
  *   *      {root}mechanisms/{identifier}/...       the mechanism's own routes
+ *
+ * With the index enabled (`config.index`), also:
+ *
+ *   GET    {root}stage/{token}/files/{file}         file status DELETE: cancel/delete (`files[].link`)
+ *   GET    {origin}{stagePath}{token}/             the stage preview (`links.stage`), no credentials
+ *   GET    {origin}{simplePath}{project}/{filename}   a published file
  */
 export class Links {
   readonly root: string;
-  constructor(origin: string, rootPath: string) {
+  constructor(
+    readonly origin: string,
+    rootPath: string,
+  ) {
     this.root = `${origin}${rootPath}`;
+  }
+  /** PEP 694 `links.stage`: the stage preview's index root, calculable from the session token. */
+  stage(stagePath: string, token: string) {
+    return `${this.origin}${stagePath}${token}/`;
+  }
+  /** PEP 694 `files[].link` when previews are supported: the file upload session, under the session token. */
+  stagedFile(token: string, fileId: string) {
+    return `${this.root}stage/${token}/files/${fileId}`;
+  }
+  /** Where a published file is downloaded from the published index. */
+  publishedFile(simplePath: string, project: string, filename: string) {
+    return `${this.origin}${simplePath}${project}/${encodeURIComponent(filename)}`;
   }
   session(id: string) {
     return `${this.root}sessions/${id}`;

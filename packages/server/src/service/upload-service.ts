@@ -291,6 +291,9 @@ export class UploadService {
 
   private async sessionBody(session: PublishingSessionRecord, links: Links): Promise<PublishingSessionResponse> {
     const files = await this.deps.store.listFiles(session.id);
+    // PEP 694 "Publishing Session Token": with previews on, the token, the stage URL, and file links under the token.
+    const index = this.deps.config.index;
+    const token = index ? session.stageToken : null;
     const body: PublishingSessionResponse = {
       meta: { 'api-version': API_VERSION },
       links: {
@@ -309,14 +312,36 @@ export class UploadService {
             f.filename,
             {
               status: f.status as Exclude<typeof f.status, 'canceled'>,
-              link: links.file(f.id),
+              link: token ? links.stagedFile(token, f.id) : links.file(f.id),
               ...(f.notices.length > 0 ? { notices: [...f.notices] } : {}),
             },
           ]),
       ),
     };
     if (session.notices.length > 0) body.notices = [...session.notices];
+    if (index && token) {
+      body['session-token'] = token;
+      body.links.stage = links.stage(index.stagePath, token);
+      if (session.status === 'published') {
+        // Where each file is now served publicly (`links` and `files[].link` keep their PEP meaning).
+        const published = files.filter((f) => f.status === 'completed').map((f) => [f.filename, links.publishedFile(index.simplePath, session.project, f.filename)]);
+        body.meta = { ...body.meta, [`_${this.deps.config.indexId}`]: { 'published-files': Object.fromEntries(published) } };
+      }
+    }
     return body;
+  }
+
+  /**
+   * `{root}stage/{token}/files/{file}` (the token form of `files[].link`): the file id, when the file
+   * belongs to the session holding that stage token; 404 otherwise or when previews are off.
+   */
+  async stagedFileId(token: string, fileId: string): Promise<string> {
+    const file = this.deps.config.index ? await this.deps.store.getFile(fileId) : undefined;
+    const session = file && (await this.deps.store.getSession(file.sessionId));
+    if (!file || !session || session.stageToken === null || session.stageToken !== token) {
+      throw new ProblemError('not-found', 'No such file upload session (it may have been canceled or expired).');
+    }
+    return file.id;
   }
 
   // ---- file upload sessions ------------------------------------------------------------------
@@ -482,6 +507,8 @@ export class UploadService {
       completed = await this.verifyAndAccept(file, session, outcome, ['pending']);
     } catch (err) {
       if (err instanceof ProblemError && err.code === 'invalid-transition') throw err;
+      // A DELETE or cancel that raced this completion removed the bytes under us: not a fault.
+      if ((await this.deps.store.getFile(file.id))?.status !== 'pending') throw await this.raceLost(file.id);
       throw await this.fail(file, err);
     }
     return { status: 201, body: this.fileBody(completed, links), headers };

@@ -1,0 +1,21 @@
+/** Starts the built reference index as a child process, as `pnpm start` runs it. */
+import { spawn, type ChildProcess } from 'node:child_process';
+
+const MAIN = new URL('../dist/main.js', import.meta.url).pathname;
+
+export async function startReferenceIndex(dataDir: string, tokensFile: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [MAIN], {
+    env: { ...process.env, PEP694_PORT: '0', PEP694_DATA: dataDir, PEP694_TOKENS_FILE: tokensFile, PEP694_LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /Upload 2\.0 root:\s+(\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`the reference index exited with ${code}: ${out}`)));
+  });
+  return { child, url };
+}

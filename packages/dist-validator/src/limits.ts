@@ -1,0 +1,21 @@
+/** Bounds on the work one validation may do, so that archive bombs cost little. */
+export interface DistributionLimits {
+  /** Most entries a wheel's central directory, or members an sdist scan, may have. Default 100,000. */
+  readonly maxEntries: number;
+  /**
+   * Largest core metadata file (METADATA, PKG-INFO), counted on the inflated bytes as they are
+   * read, not only on the declared size. Default 1 MiB.
+   */
+  readonly maxMetadataBytes: number;
+  /**
+   * Most decompressed bytes read from an sdist while looking for its PKG-INFO (the scan stops at
+   * PKG-INFO). Default 1 GiB.
+   */
+  readonly maxSdistScanBytes: number;
+}
+
+export const DEFAULT_LIMITS: DistributionLimits = {
+  maxEntries: 100_000,
+  maxMetadataBytes: 1024 * 1024,
+  maxSdistScanBytes: 1024 ** 3,
+};
