@@ -8,14 +8,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { MechanismPlugin } from '@pep694/core';
 import type { MechanismRegistration } from '@pep694/server';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
+import multipart from '@pep694/mechanism-multipart';
+import tus from '@pep694/mechanism-tus';
 
-export function defaultMechanisms(): MechanismRegistration[] {
-  return [{ plugin: httpPostBytes, options: {} }];
+/** `dataDir` holds the tus uploads in progress (`<dataDir>/tus`, beside the blob store); default `PEP694_DATA` or `./data`, as main.ts. */
+export function defaultMechanisms(dataDir = resolve(process.env.PEP694_DATA ?? 'data')): MechanismRegistration[] {
+  return [
+    { plugin: httpPostBytes, options: {} },
+    // vnd-pep694-multipart: HTML forms, FormData and curl -F.
+    { plugin: multipart, options: { operator: 'pep694' } },
+    // vnd-pep694-tus: resumable uploads (tus 1.0) for large files.
+    { plugin: tus, options: { operator: 'pep694', directory: join(dataDir, 'tus') } },
+  ];
 }
 
 const ConfigSchema = z.object({

@@ -21,8 +21,11 @@ export interface Principal {
 }
 
 export interface Authenticator {
-  /** The `WWW-Authenticate` challenge sent with every 401 (RFC 7235), e.g. `Basic realm="upload"`. */
-  readonly challenge: string;
+  /**
+   * The `WWW-Authenticate` challenge(s) sent with every 401 (RFC 7235), e.g. `Basic realm="upload"`.
+   * Several are sent as separate header lines.
+   */
+  readonly challenge: string | readonly string[];
   /** The principal for an `Authorization` header value, or null when it is missing or invalid. */
   authenticate(authorization: string | undefined): Promise<Principal | null>;
 }
@@ -277,6 +280,13 @@ export interface BlobStore {
   delete(key: string): Promise<void>;
   /** Keys under a prefix, for the reaper. */
   list(prefix: string): AsyncIterable<string>;
+  /**
+   * Optional: commits a local file at `path` as `key` by taking it over (a rename, no copy),
+   * durably and atomically like `StagingWrite.commit`. Resolves false, leaving the file alone,
+   * when the store cannot do that without copying (another filesystem, an object store): the
+   * caller then streams it through `stage`. For mechanisms whose library writes files itself.
+   */
+  adoptFile?(key: string, path: string): Promise<boolean>;
 }
 
 // ---- File validation ----------------------------------------------------------------------------

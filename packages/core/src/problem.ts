@@ -101,8 +101,11 @@ export interface ProblemInit {
   /** Overrides the catalogue title; use rarely, titles should stay stable per code. */
   readonly title?: string;
   readonly errors?: readonly ProblemFieldError[];
-  /** Response headers that belong to this error (`Location`, `WWW-Authenticate`, `Retry-After`). */
-  readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * Response headers that belong to this error (`Location`, `WWW-Authenticate`, `Retry-After`).
+   * An array sends one header line per value (browsers only offer the first challenge of a line).
+   */
+  readonly headers?: Readonly<Record<string, string | readonly string[]>>;
   /** Extra RFC 9457 extension members (for example `files` on `files-not-completed`). */
   readonly extensions?: Readonly<Record<string, unknown>>;
   readonly cause?: unknown;
@@ -115,7 +118,7 @@ export class ProblemError extends Error {
   readonly title: string;
   readonly detail: string;
   readonly errors: readonly ProblemFieldError[];
-  readonly headers: Readonly<Record<string, string>>;
+  readonly headers: Readonly<Record<string, string | readonly string[]>>;
   readonly extensions: Readonly<Record<string, unknown>>;
 
   constructor(code: ProblemCode, detail: string, init: ProblemInit = {}) {

@@ -53,7 +53,8 @@ export function tokenFromAuthorization(header: string | undefined): string | und
 }
 
 export class TokensFileAuth implements Authenticator, Authorizer, NameRegistrationPolicy {
-  readonly challenge = 'Bearer realm="pep694 upload", Basic realm="pep694 upload"';
+  /** Basic first and on its own line: browsers offer only the first challenge of a line. */
+  readonly challenge = ['Basic realm="pep694 upload"', 'Bearer realm="pep694 upload"'] as const;
   private entries = new Map<string, Entry>();
   /** mtime and size of the loaded file: either changing means the file was rewritten. */
   private loadedStamp = '';

@@ -48,7 +48,7 @@ export function createProblemRenderer(opts: ProblemRendererOptions): ProblemRend
     }
     const body = JSON.stringify(toProblemDocument(problem, { typeBase: opts.typeBase }));
     res.statusCode = problem.status;
-    for (const [name, value] of Object.entries(problem.headers)) res.setHeader(name, value);
+    for (const [name, value] of Object.entries(problem.headers)) res.setHeader(name, typeof value === 'string' ? value : [...value]);
     res.setHeader('Content-Type', PROBLEM_CONTENT_TYPE);
     res.setHeader('Content-Length', Buffer.byteLength(body));
     res.setHeader('Cache-Control', 'no-store');

@@ -241,3 +241,23 @@ describe('FsBlobStore', () => {
     expect(maxQueued).toBeLessThanOrEqual(w.stream.writableHighWaterMark + chunkSize);
   });
 });
+
+describe('FsBlobStore.adoptFile', () => {
+  it('takes a local file over as a blob by rename, without copying', async () => {
+    const outside = join(root, 'outside-file');
+    const bytes = randomBytes(4096);
+    await writeFile(outside, bytes);
+    const ino = (await stat(outside)).ino;
+    expect(await store.adoptFile('staging/adopted', outside)).toBe(true);
+    expect(await store.size('staging/adopted')).toBe(bytes.length);
+    const chunks: Buffer[] = [];
+    for await (const c of await store.read('staging/adopted')) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+    expect((await stat(join(root, 'blobs', 'staging', 'adopted'))).ino).toBe(ino);
+    await expect(stat(outside)).rejects.toThrow();
+  });
+  it('refuses a bad key and rejects for a missing file', async () => {
+    await expect(store.adoptFile('../escape', join(root, 'x'))).rejects.toThrow();
+    await expect(store.adoptFile('staging/none', join(root, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});

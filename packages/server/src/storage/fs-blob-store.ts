@@ -88,7 +88,7 @@ export class FsBlobStore implements BlobStore {
 
   /** Creates the directories up front, so a misconfigured root fails at startup, not on the first upload. */
   static async open(root: string): Promise<FsBlobStore> {
-    const store = new FsBlobStore(root);
+    const store = new this(root);
     await store.#ensureDirs();
     return store;
   }
@@ -191,6 +191,27 @@ export class FsBlobStore implements BlobStore {
       if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return undefined;
       throw err;
     }
+  }
+
+  /** Takes over a local file as `key` by renaming it (no copy); false across filesystems. */
+  async adoptFile(key: string, path: string): Promise<boolean> {
+    const dst = this.#path(key);
+    const handle = await openHandle(path, 'r');
+    try {
+      await handle.sync(); // the bytes are durable before the name points at them
+    } finally {
+      await handle.close();
+    }
+    await mkdirDurable(dirname(dst));
+    try {
+      await rename(path, dst);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EXDEV') return false;
+      throw err;
+    }
+    await fsyncDir(dirname(dst));
+    if (dirname(path) !== dirname(dst)) await fsyncDir(dirname(path));
+    return true;
   }
 
   async move(from: string, to: string): Promise<void> {

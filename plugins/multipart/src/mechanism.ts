@@ -1,0 +1,312 @@
+/**
+ * The `vnd-<operator>-multipart` mechanism: the client POSTs one `multipart/form-data` body to
+ * `file_url`, with the file in a part named `content` (as in the legacy upload API) and, optionally,
+ * a JSON array of PEP 740 attestation objects in a field named `attestations`. HTML forms,
+ * `fetch` with `FormData`, and `curl -F` all send this.
+ *
+ * The body is parsed by busboy as it arrives and the file part is piped through a meter that
+ * counts and hashes it into the blob store's staging write (see form.ts): one pass, no temp file,
+ * no buffering. Completion, status and cancellation behave as in `http-post-bytes`.
+ *
+ * State is in memory, keyed by file upload session ID: the transfer running now (for `status`, the
+ * one-at-a-time rule and cancellation) and the last committed transfer's size, digests and
+ * attestations (for `completion`). If it is lost (restart, another process took the POST),
+ * `completion` falls back to the committed blob and the host hashes it by reading it once.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  ProblemError,
+  type CompletionOutcome,
+  type FileOffer,
+  type FileUploadContext,
+  type HttpHandler,
+  type MechanismHost,
+  type MechanismInstructions,
+  type Negotiation,
+  type TransferStatus,
+  type UploadMechanism,
+  type VendorMechanismIdentifier,
+} from '@pep694/core';
+import { answerAfterBody, contentLength, DEFAULT_LINGER, requireIdentityEncoding, type LingerBudget } from '@pep694/mechanism-http-post-bytes';
+import { Router, type Request, type Response } from 'express';
+import { CorsPolicy, type CorsOptions } from './cors.js';
+import { ATTESTATIONS_FIELD, FILE_FIELD, FORM_OVERHEAD, FormReceiver, requireMultipart, type ReceivedForm } from './form.js';
+
+/** Options after parsing (see `MultipartOptionsSchema` in index.ts for the documented input). */
+export interface MultipartOptions {
+  /** The identifier, `vnd-<operator>-multipart`. */
+  readonly identifier: VendorMechanismIdentifier;
+  /** Accept the `attestations` field (PEP 740). */
+  readonly attestations: boolean;
+  /** Largest `attestations` field value, in bytes. */
+  readonly attestationsMaxBytes: number;
+  /** Decline (at negotiation) files larger than this; the host's own limit applies regardless. */
+  readonly maxFileSize?: number | undefined;
+  /** Stop a transfer when no bytes arrive for this many ms (408); 0 = never. Default 120 000. */
+  readonly idleTimeout?: number | undefined;
+  /** Browser access; undefined = no CORS (same-origin pages only). */
+  readonly cors?: CorsOptions | undefined;
+  /** How much of an unwanted request body is read before answering; see `answerAfterBody`. */
+  readonly linger?: LingerBudget;
+}
+
+/** The `mechanism` map this mechanism returns (PEP 694 "File Upload Mechanisms"). */
+export interface MultipartInstructions extends MechanismInstructions {
+  readonly identifier: VendorMechanismIdentifier;
+  /** Where to POST the form. */
+  readonly file_url: string;
+  /** The name of the file part: always `content`. */
+  readonly file_field: typeof FILE_FIELD;
+  /** The name of the attestations field (`attestations`); absent when attestations are not accepted. */
+  readonly attestations_field?: typeof ATTESTATIONS_FIELD;
+}
+
+/** One running POST to `file_url`. */
+class Transfer {
+  form: FormReceiver | undefined;
+  stopReason: ProblemError | undefined;
+  readonly settled: Promise<void>;
+  settle!: () => void;
+
+  constructor() {
+    this.settled = new Promise<void>((resolve) => (this.settle = resolve));
+  }
+
+  get bytes(): number {
+    return this.form?.fileBytes ?? 0;
+  }
+
+  /** Stops the transfer: its staging write is aborted and the client is told `reason`. Resolves when it has ended. */
+  stop(reason: ProblemError): Promise<void> {
+    this.stopReason ??= reason;
+    this.form?.fail(this.stopReason);
+    return this.settled;
+  }
+}
+
+interface FileState {
+  active?: Transfer | undefined;
+  received?: ReceivedForm | undefined;
+}
+
+const param = (req: Request, name: string): string => String(req.params[name]);
+const DEFAULT_IDLE_TIMEOUT = 120_000;
+const expectsContinue = (req: IncomingMessage) => req.headers.expect?.toLowerCase() === '100-continue';
+
+export class MultipartMechanism implements UploadMechanism {
+  readonly identifier: VendorMechanismIdentifier;
+  private readonly files = new Map<string, FileState>();
+  private readonly linger: LingerBudget;
+  private readonly cors: CorsPolicy;
+  private closed = false;
+
+  constructor(
+    private readonly host: MechanismHost,
+    private readonly options: MultipartOptions,
+  ) {
+    this.identifier = options.identifier;
+    this.linger = options.linger ?? DEFAULT_LINGER;
+    this.cors = new CorsPolicy(options.cors);
+  }
+
+  negotiate(offer: FileOffer): Negotiation {
+    const max = this.options.maxFileSize;
+    if (max !== undefined && offer.size > max) {
+      return { accept: false, reason: `${this.identifier} takes files up to ${max} bytes here; this one is ${offer.size} bytes.` };
+    }
+    return { accept: true };
+  }
+
+  async instructions(ctx: FileUploadContext): Promise<MultipartInstructions> {
+    return {
+      identifier: this.identifier,
+      file_url: `${ctx.baseUrl}/files/${encodeURIComponent(ctx.file.id)}`,
+      file_field: FILE_FIELD,
+      ...(this.options.attestations ? { attestations_field: ATTESTATIONS_FIELD } : {}),
+    };
+  }
+
+  async completion(ctx: FileUploadContext): Promise<CompletionOutcome> {
+    const id = ctx.file.id;
+    const state = this.files.get(id);
+    // The host leaves `pending` after this call whatever the outcome, so the state is done with.
+    this.files.delete(id);
+    const expected = ctx.file.size;
+    if (state?.active) {
+      const received = state.active.bytes;
+      // The file is leaving `pending`: stop the transfer so that nothing is committed after the host looked.
+      await state.active.stop(
+        new ProblemError('file-not-pending', 'The file upload session was completed while this transfer was running; its bytes were discarded.'),
+      );
+      return {
+        kind: 'incomplete',
+        received,
+        detail: `A transfer was still running (received ${received} of ${expected} bytes); wait for the POST to file_url to succeed before completing.`,
+      };
+    }
+    if (state?.received) {
+      const { size, digests, attestations } = state.received;
+      if (size < expected) return { kind: 'incomplete', received: size, detail: `received ${size} of ${expected} bytes` };
+      return { kind: 'received', size, digests, ...(attestations ? { attestations } : {}) };
+    }
+    // No memory of a transfer: none happened, or this process restarted since (or another one took
+    // the POST). A committed blob is complete by construction; the host computes every digest.
+    const size = await this.host.blobs.size(ctx.stagingKey);
+    if (size === undefined) {
+      return { kind: 'incomplete', received: 0, detail: `No bytes were received: POST the form with the file (${expected} bytes) to file_url before completing.` };
+    }
+    if (size < expected) return { kind: 'incomplete', received: size, detail: `received ${size} of ${expected} bytes` };
+    return { kind: 'received', size, digests: {} };
+  }
+
+  async status(ctx: FileUploadContext): Promise<TransferStatus> {
+    const state = this.files.get(ctx.file.id);
+    if (state?.active) return { bytesReceived: state.active.bytes, active: true };
+    if (state?.received) return { bytesReceived: state.received.size, active: false };
+    return { bytesReceived: (await this.host.blobs.size(ctx.stagingKey)) ?? 0, active: false };
+  }
+
+  async cancel(ctx: FileUploadContext): Promise<void> {
+    const state = this.files.get(ctx.file.id);
+    this.files.delete(ctx.file.id);
+    // Waits for the transfer to end, so that the host's delete of the staged blob comes after it.
+    await state?.active?.stop(new ProblemError('file-not-pending', 'The file upload session was canceled during this transfer; its bytes were discarded.'));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const running = [...this.files.values()].flatMap((s) => (s.active ? [s.active] : []));
+    this.files.clear();
+    await Promise.all(running.map((t) => t.stop(new ProblemError('unavailable', 'The server is shutting down; try again shortly.'))));
+  }
+
+  routes(): HttpHandler {
+    const router = Router({ caseSensitive: true, strict: true });
+    router
+      .route('/files/:id')
+      .post((req, res) => void this.upload(req, res, param(req, 'id')))
+      .options((req, res) => this.cors.preflight(req, res, (err) => this.host.sendProblem(res, err)))
+      .all((req, res) => {
+        this.cors.decorate(req, res);
+        this.refuse(req, res, new ProblemError('method-not-allowed', `${req.method} is not allowed here; use POST.`, { headers: { Allow: 'POST, OPTIONS' } }));
+      });
+    // Express's Router needs no express app around it: it only reads `method`, `url` and sets `params`.
+    return (req, res, next) => router(req as Request, res as Response, next);
+  }
+
+  // ---- the route -------------------------------------------------------------------------------
+
+  /** `POST file_url`: the form, in one request. */
+  private async upload(req: IncomingMessage, res: ServerResponse, fileId: string): Promise<void> {
+    this.cors.decorate(req, res);
+    // Watch for the client going away from the start: it may happen while we await the host.
+    let gone = false;
+    let onGone: (() => void) | undefined;
+    req.on('error', () => {}); // reported through 'close' below; never crash on a reset
+    req.once('close', () => {
+      if (req.complete) return;
+      gone = true;
+      onGone?.();
+    });
+
+    let ctx: FileUploadContext;
+    try {
+      ctx = await this.host.authorizeTransfer(req, this.identifier, fileId);
+      this.cors.checkOrigin(req, ctx.baseUrl);
+      requireMultipart(req.headers['content-type']);
+      requireIdentityEncoding(req.headers['content-encoding']);
+      const declared = contentLength(req);
+      const max = ctx.file.size + (this.options.attestations ? this.options.attestationsMaxBytes : 0) + FORM_OVERHEAD;
+      if (declared !== undefined && declared > max) {
+        throw new ProblemError(
+          'payload-too-large',
+          `Content-Length ${declared} is larger than the declared size of ${ctx.file.size} bytes plus the form around it (${max} bytes in all).`,
+          { extensions: { expected: ctx.file.size } },
+        );
+      }
+      if (declared !== undefined && declared < ctx.file.size) {
+        throw new ProblemError('malformed-upload', `Content-Length ${declared} is smaller than the declared size of ${ctx.file.size} bytes; the form cannot hold the whole file.`, {
+          extensions: { expected: ctx.file.size, received: declared },
+        });
+      }
+      if (this.closed) throw new ProblemError('unavailable', 'The server is shutting down; try again shortly.');
+    } catch (err) {
+      this.refuse(req, res, err);
+      return;
+    }
+
+    // Claimed synchronously after the last await, so two requests cannot both pass.
+    let state = this.files.get(fileId);
+    if (!state) this.files.set(fileId, (state = {}));
+    if (state.active) {
+      this.refuse(
+        req,
+        res,
+        new ProblemError('upload-in-progress', 'Another POST to this file_url is still running; wait for it to finish (or fail) before sending the form again.'),
+      );
+      return;
+    }
+    const transfer = new Transfer();
+    state.active = transfer;
+    const clientGone = () => new ProblemError('malformed-upload', 'The client closed the connection before the whole form arrived; nothing was stored.');
+    let form: FormReceiver | undefined;
+    try {
+      form = new FormReceiver(req, ctx, this.host, this.options);
+      transfer.form = form;
+      const f = form;
+      onGone = () => f.fail(clientGone());
+      if (transfer.stopReason) form.fail(transfer.stopReason);
+      else if (gone) form.fail(clientGone());
+      // The host does not answer `Expect: 100-continue` by itself: invite the body only now.
+      else if (expectsContinue(req)) res.writeContinue();
+      const restoreTimeout = this.watchIdle(req, transfer);
+      let received: ReceivedForm;
+      try {
+        received = await form.run();
+      } finally {
+        restoreTimeout();
+      }
+      // Remembered only once committed: a failed or stopped transfer leaves the previous one's record.
+      // Each POST carries its own attestations (or none), as it carries the whole file.
+      state.received = received;
+      if (!res.headersSent) {
+        res.statusCode = 204;
+        res.end();
+      }
+    } catch (err) {
+      if (!gone) this.refuse(req, res, transfer.stopReason ?? err, form?.bodyBytes ?? 0);
+    } finally {
+      if (state.active === transfer) state.active = undefined;
+      transfer.settle();
+    }
+  }
+
+  /**
+   * Stops `transfer` with 408 when the connection sees no bytes for `idleTimeout` ms, so a stalled
+   * client does not hold the file's one transfer slot (and its retries at 409) until the host's
+   * request timeout. Returns the function that puts the socket's own timeout back.
+   */
+  private watchIdle(req: IncomingMessage, transfer: Transfer): () => void {
+    const idle = this.options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
+    const socket = req.socket;
+    if (idle <= 0 || !socket) return () => {};
+    const previous = socket.timeout ?? 0;
+    const onTimeout = () =>
+      void transfer.stop(
+        new ProblemError('request-timeout', `No bytes arrived for ${idle / 1000} s; the transfer was stopped and nothing was stored. POST the form again.`),
+      );
+    // A 'timeout' listener on the request also keeps node from destroying the socket itself.
+    req.on('timeout', onTimeout);
+    socket.setTimeout(idle);
+    return () => {
+      req.off('timeout', onTimeout);
+      socket.setTimeout(previous);
+    };
+  }
+
+  /** Sends `err` as problem+json once the request body is out of the way (see `answerAfterBody`). */
+  private refuse(req: IncomingMessage, res: ServerResponse, err: unknown, consumed = 0): void {
+    if (res.headersSent || res.destroyed) return;
+    answerAfterBody(req, res, () => this.host.sendProblem(res, err), consumed, this.linger);
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * Test helpers (not part of the package): multipart bodies built by hand (so that tests can break
+ * them), raw HTTP requests that can pause mid-body, a blob store that shows what reaches the
+ * staging write, and PEP 740-shaped attestation objects.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { request, type IncomingMessage } from 'node:http';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { BLOB_STORE, type BlobStore, type StagingWrite } from '@pep694/core';
+import type { FsBlobStore } from '@pep694/server';
+import { api, META, startTestServer, TEST_TOKENS, type TestServer, type TestServerOptions } from '@pep694/server/testing';
+import httpPostBytes from '@pep694/mechanism-http-post-bytes';
+import multipart, { type MultipartOptionsInput } from './index.js';
+import { multipartFraming } from './client.js';
+
+export const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` until it returns true (or throws after `ms`). */
+export async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await sleep(5);
+  }
+}
+
+export interface Part {
+  readonly name?: string;
+  readonly filename?: string;
+  readonly type?: string;
+  /** Extra part header lines, e.g. `Content-Transfer-Encoding: base64`. */
+  readonly headers?: readonly string[];
+  /** Replaces the Content-Disposition line entirely (`null`: none). */
+  readonly disposition?: string | null;
+  readonly body: Uint8Array | string;
+}
+
+export const BOUNDARY = 'pep694-test-boundary-7c1e';
+
+/** A multipart/form-data body of `parts`, framed with `boundary`; `end: false` leaves out the closing delimiter. */
+export function formBody(parts: readonly Part[], opts: { boundary?: string; end?: boolean; preamble?: string; epilogue?: string } = {}): Buffer {
+  const b = opts.boundary ?? BOUNDARY;
+  const out: Buffer[] = [];
+  if (opts.preamble) out.push(Buffer.from(`${opts.preamble}\r\n`));
+  for (const p of parts) {
+    const lines = [`--${b}`];
+    const disposition =
+      p.disposition !== undefined
+        ? p.disposition
+        : `Content-Disposition: form-data; name="${p.name ?? ''}"${p.filename !== undefined ? `; filename="${p.filename}"` : ''}`;
+    if (disposition !== null) lines.push(disposition);
+    if (p.type) lines.push(`Content-Type: ${p.type}`);
+    lines.push(...(p.headers ?? []));
+    out.push(Buffer.from(`${lines.join('\r\n')}\r\n\r\n`), Buffer.from(p.body), Buffer.from('\r\n'));
+  }
+  if (opts.end !== false) out.push(Buffer.from(`--${b}--\r\n${opts.epilogue ?? ''}`));
+  return Buffer.concat(out);
+}
+
+export const formType = (boundary = BOUNDARY) => `multipart/form-data; boundary=${boundary}`;
+
+/** The framing of a form with only the `content` part, framed with BOUNDARY: head + file + tail. */
+export const multipartHead = (filename = 'demo_pkg-1.0.0-py3-none-any.whl') => multipartFraming({ fileField: 'content', filename, boundary: BOUNDARY });
+
+export interface RawResponse {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: string;
+  json(): any;
+}
+
+/**
+ * A raw POST. `chunks` are written with a pause between them; `hold` leaves the request open after
+ * writing (resolves `written` then) so a test can act mid-body; `contentLength: null` sends chunked.
+ */
+export function rawPost(
+  url: string,
+  opts: { headers?: Record<string, string>; chunks?: Buffer[]; contentLength?: number | null; hold?: boolean; method?: string } = {},
+): { response: Promise<RawResponse>; written: Promise<void>; req: ReturnType<typeof request> } {
+  const chunks = opts.chunks ?? [];
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.contentLength !== null) headers['Content-Length'] = String(opts.contentLength ?? total);
+  const req = request(url, { method: opts.method ?? 'POST', headers });
+  let wroteAll!: () => void;
+  const written = new Promise<void>((r) => (wroteAll = r));
+  const response = new Promise<RawResponse>((resolve, reject) => {
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const body = Buffer.concat(parts).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) });
+      });
+    });
+  });
+  response.catch(() => {});
+  void (async () => {
+    for (const c of chunks) {
+      if (req.destroyed) return;
+      if (!req.write(c)) await new Promise((r) => req.once('drain', r));
+      await new Promise((r) => setImmediate(r));
+    }
+    wroteAll();
+    if (!opts.hold) req.end();
+  })();
+  return { response, written, req };
+}
+
+/**
+ * Wraps a BlobStore so a test sees what reaches staging writes: `written` counts the bytes handed
+ * to the inner write stream, and `gate` (when closed) holds every write until it is opened, as a
+ * stalled disk would.
+ */
+export class SpyBlobStore implements BlobStore {
+  written = 0;
+  writes = 0;
+  /** Reads of committed blobs: the host reads a blob to hash it only when the mechanism did not. */
+  reads = 0;
+  private gateOpen = true;
+  private waiting: (() => void)[] = [];
+
+  constructor(readonly inner: BlobStore) {}
+
+  closeGate(): void {
+    this.gateOpen = false;
+  }
+  openGate(): void {
+    this.gateOpen = true;
+    for (const w of this.waiting.splice(0)) w();
+  }
+
+  async stage(key: string): Promise<StagingWrite> {
+    const staging = await this.inner.stage(key);
+    const spy = this;
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        const go = () => {
+          spy.written += chunk.length;
+          spy.writes += 1;
+          if (staging.stream.write(chunk)) cb();
+          else staging.stream.once('drain', () => cb());
+        };
+        if (spy.gateOpen) go();
+        else spy.waiting.push(go);
+      },
+      final(cb) {
+        staging.stream.end(cb);
+      },
+      destroy(err, cb) {
+        // Destroyed after 'finish' too (autoDestroy): only an error passes on; abort() cleans up the rest.
+        if (err && !staging.stream.destroyed) staging.stream.destroy(err);
+        cb(err);
+      },
+    });
+    return {
+      stream,
+      commit: () => staging.commit(),
+      abort: () => staging.abort(),
+    };
+  }
+  read: BlobStore['read'] = (key, range) => {
+    this.reads += 1;
+    return this.inner.read(key, range);
+  };
+  size: BlobStore['size'] = (key) => this.inner.size(key);
+  move: BlobStore['move'] = (from, to) => this.inner.move(from, to);
+  delete: BlobStore['delete'] = (key) => this.inner.delete(key);
+  list: BlobStore['list'] = (prefix) => this.inner.list(prefix);
+}
+
+/** An attestation object shaped as PEP 740 requires, about `filename` with `sha256`. */
+export function attestation(filename: string, sha: string): Record<string, unknown> {
+  const statement = {
+    _type: 'https://in-toto.io/Statement/v1',
+    subject: [{ name: filename, digest: { sha256: sha } }],
+    predicateType: 'https://docs.pypi.org/attestations/publish/v1',
+    predicate: {},
+  };
+  return {
+    version: 1,
+    verification_material: {
+      certificate: randomBytes(64).toString('base64'),
+      transparency_entries: [{ log_index: 1, log_id: 'x', entry_kind: 'dsse', entry_version: '0.0.1', integrated_time: 1, inclusion_proof: {} }],
+    },
+    envelope: { statement: Buffer.from(JSON.stringify(statement)).toString('base64'), signature: randomBytes(70).toString('base64') },
+  };
+}
+
+// ---- the real host ----------------------------------------------------------------------------
+
+
+export { api, META, TEST_TOKENS };
+export const OPERATOR = 'test';
+export const MECHANISM = `vnd-${OPERATOR}-multipart`;
+/** The fixtures of ../shared/ beside the repository (as CI lays it out). */
+export const DIST = fileURLToPath(new URL('../../../../shared/fixtures/dist', import.meta.url));
+export const WHEEL = 'demo_pkg-1.0.0-py3-none-any.whl';
+export const SDIST = 'demo_pkg-1.0.0.tar.gz';
+export const fixture = (name: string) => readFileSync(`${DIST}/${name}`);
+export const ALICE = `Bearer ${TEST_TOKENS.alice}`;
+
+/** The real server with http-post-bytes (required) and this mechanism. */
+export function startServer(options: Omit<MultipartOptionsInput, 'operator'> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
+  return startTestServer({
+    mechanisms: [
+      { plugin: httpPostBytes, options: {} },
+      { plugin: multipart, options: { operator: OPERATOR, ...options } },
+    ],
+    ...opts,
+  });
+}
+
+export interface FileSession {
+  readonly id: string;
+  readonly links: Record<string, string>;
+  readonly mechanism: { identifier: string; file_url: string; file_field: string; attestations_field?: string };
+}
+
+export async function createSession(t: TestServer, version = '1.0.0'): Promise<{ links: Record<string, string>; mechanisms: string[] }> {
+  const res = await api('POST', t.url, { body: { meta: META, name: 'demo-pkg', version } });
+  if (res.status !== 201) throw new Error(`create session: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+export async function createFile(
+  session: { links: Record<string, string> },
+  filename: string,
+  bytes: Uint8Array | { size: number; sha256: string },
+  opts: { hashes?: Record<string, string>; mechanism?: string } = {},
+): Promise<FileSession> {
+  const size = bytes instanceof Uint8Array ? bytes.length : bytes.size;
+  const hashes = opts.hashes ?? { sha256: bytes instanceof Uint8Array ? sha256(bytes) : bytes.sha256 };
+  const res = await api('POST', session.links['upload']!, { body: { meta: META, filename, size, hashes, mechanism: opts.mechanism ?? MECHANISM } });
+  if (res.status !== 202) throw new Error(`create file: ${res.status} ${JSON.stringify(res.body)}`);
+  const links = res.body.links as Record<string, string>;
+  return { id: links['file-upload-session']!.split('/').pop()!, links, mechanism: res.body.mechanism };
+}
+
+export const complete = (file: FileSession) => api('POST', file.links['complete']!, { body: { meta: META } });
+export const fileStatus = (file: FileSession) => api('GET', file.links['file-upload-session']!);
+export const bytesReceived = async (file: FileSession) => (await fileStatus(file)).body.meta?._pep694?.['bytes-received'] as number | undefined;
+
+/** Nothing of `file` under its staging key, and no partial write left in the blob store's temp dir. */
+export async function strayBytes(t: TestServer, file: FileSession): Promise<{ staged: number | undefined; temp: string[] }> {
+  const blobs = t.server.container.resolve(BLOB_STORE);
+  const fs = (blobs instanceof SpyBlobStore ? blobs.inner : blobs) as FsBlobStore;
+  return { staged: await blobs.size(`staging/${file.id}`), temp: readdirSync(fs.tmpDir) };
+}
+
+/** POSTs a prepared multipart body with fetch. */
+export async function postForm(
+  file: FileSession,
+  body: Uint8Array,
+  opts: { type?: string | null; auth?: string | null; headers?: Record<string, string> } = {},
+): Promise<{ status: number; headers: Headers; body: any }> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.type !== null) headers['Content-Type'] = opts.type ?? formType();
+  if (opts.auth !== null) headers['Authorization'] = opts.auth ?? ALICE;
+  const res = await fetch(file.mechanism.file_url, { method: 'POST', headers, body });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = text;
+  }
+  return { status: res.status, headers: res.headers, body: json };
+}
