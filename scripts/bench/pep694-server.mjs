@@ -1,19 +1,43 @@
-// Our host as the benchmark runs it: @pep694/server with the http-post-bytes mechanism only and no
-// artifact validators (the bench uploads random bytes). Prints "ROOT <url>" on stdout.
+// Our host as the benchmark runs it, in its own process (so that its CPU and peak RSS are its
+// own): @pep694/server with http-post-bytes, vnd-bench-multipart and vnd-bench-tus, and no
+// artifact validators (the bench uploads random bytes). tus keeps its uploads in <dataDir>/tus,
+// on the blob store's filesystem, so that completion adopts them by rename.
+//
+//   node pep694-server.mjs <dataDir> <token> [port]
+//
+// Prints "ROOT <url>" on stdout once it listens. SIGTERM closes it gracefully (a restart on the
+// same dataDir and port resumes tus uploads: the deferred-verification bench relies on that).
 import 'reflect-metadata';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { createServer, TokensFileAuth } from '@pep694/server';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
+import multipart from '@pep694/mechanism-multipart';
+import tus from '@pep694/mechanism-tus';
 
-const dataDir = process.argv[2];
-const token = process.argv[3];
+const [dataDir, token, port = '0'] = process.argv.slice(2);
 const auth = new TokensFileAuth({ tokens: [{ token, principal: 'bench', projects: ['*'] }] });
 const server = await createServer({
-  config: { dataDir, reaperInterval: 0, limits: { maxFileSize: 8 * 1024 ** 3, maxLiveSessionsPerPrincipal: 10_000 } },
+  config: {
+    dataDir,
+    reaperInterval: 0,
+    limits: {
+      maxFileSize: 8 * 1024 ** 3,
+      maxLiveSessionsPerPrincipal: 1_000_000,
+      // The control-plane bench creates file upload sessions in one publishing session for seconds.
+      maxFilesPerSession: 1_000_000,
+    },
+  },
   auth: { authenticator: auth, authorizer: auth, names: auth },
-  mechanisms: [{ plugin: httpPostBytes, options: {} }],
+  mechanisms: [
+    { plugin: httpPostBytes, options: {} },
+    { plugin: multipart, options: { operator: 'bench' } },
+    // Deferred (202 + processing) whenever the hash state is lost, whatever the size: the
+    // deferred-verification bench forces that with a restart between PATCHes.
+    { plugin: tus, options: { operator: 'bench', directory: join(dataDir, 'tus'), deferVerificationAbove: 0 } },
+  ],
   logger: pino({ level: 'warn' }),
 });
-const { url } = await server.listen(0, '127.0.0.1');
+const { url } = await server.listen(Number(port), '127.0.0.1');
 console.log(`ROOT ${url}`);
 process.on('SIGTERM', () => server.close().then(() => process.exit(0)));

@@ -1,33 +1,82 @@
-// `pnpm bench`: throughput, CPU and memory of uploads, measured side by side in one run and
-// reported as ratios (absolute figures drift on shared machines; ratios hold). Writes
-// bench-results/report.md and report.json. Environment: BENCH_SIZES (MiB, comma separated,
-// default "64,1024"), BENCH_RUNS (default 3).
-import { spawn } from 'node:child_process';
+// `pnpm bench`: throughput, CPU, memory and control-plane speed of our server, measured side by
+// side with raw peers in one run and reported as ratios with their targets (absolute figures drift
+// on shared machines; ratios measured in the same run hold). Writes report.md and report.json to
+// bench-results/ (or BENCH_OUT).
+//
+//   pnpm bench                       full run (about 10 minutes on 2 cores)
+//   pnpm bench --quick               8 MiB files, one run, short control-plane runs (CI: it runs)
+//
+// Environment:
+//   BENCH_SIZES            file sizes in MiB, comma separated (default "64,1024"; quick "8")
+//   BENCH_RUNS             repetitions of every figure (default 5; quick 1)
+//   BENCH_ONLY             sections, comma separated (default all of):
+//                          floors,http-post-bytes,tus,multipart,concurrency,control
+//                          and, only when named, preload: the raw node pipeline in a bare process
+//                          next to the same pipeline in a process that imported @pep694/server and
+//                          the plugins, or that also runs our host (idle), and our host itself
+//   BENCH_CONCURRENCY      simultaneous uploads in the concurrency section (default 16)
+//   BENCH_CONC_MIB         size of each of them in MiB (default 64; quick 8)
+//   BENCH_CONTROL_SECONDS  duration of each autocannon run (default 5; quick 1)
+//   BENCH_CONNECTIONS      autocannon connections (default 64)
+//   BENCH_DIR              where files and data dirs go (default the OS temp dir)
+//   BENCH_OUT              where the report goes (default <repo>/bench-results)
+//
+// Every server under test runs in its own process: its CPU (user+system from /proc/<pid>/stat)
+// and peak RSS (VmHWM) are its own. The client is this process, with the same client code for a
+// mechanism and its raw peer (the mechanism's own client half). Within every repetition the
+// peers take turns going first (rotated), since the one that runs second inherits the other's
+// disk writeback; uploaded and published files are deleted after every run.
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { cpus, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
+import { uploadMultipart } from '@pep694/mechanism-multipart/client';
+import { uploadTus } from '@pep694/mechanism-tus/client';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const MiB = 1024 ** 2;
-const sizes = (process.env.BENCH_SIZES ?? '64,1024').split(',').map((s) => Number(s) * MiB);
-const runs = Number(process.env.BENCH_RUNS ?? 3);
-const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'pep694-bench-'));
+const quick = process.argv.includes('--quick');
+const env = (name, fallback) => process.env[name] ?? fallback;
+const sizes = env('BENCH_SIZES', quick ? '8' : '64,1024').split(',').map((s) => Math.round(Number(s) * MiB));
+const runs = Number(env('BENCH_RUNS', quick ? 1 : 5));
+const SECTIONS = ['floors', 'http-post-bytes', 'tus', 'multipart', 'concurrency', 'control'];
+/** Not in the default run: the raw node pipeline in a bare process vs one that loaded (or runs) our host. */
+const EXTRA_SECTIONS = ['preload'];
+const only = new Set(env('BENCH_ONLY', SECTIONS.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
+for (const s of only) if (![...SECTIONS, ...EXTRA_SECTIONS].includes(s)) throw new Error(`BENCH_ONLY: unknown section ${s} (known: ${[...SECTIONS, ...EXTRA_SECTIONS].join(', ')})`);
+const concurrency = Number(env('BENCH_CONCURRENCY', 16));
+const concBytes = Math.round(Number(env('BENCH_CONC_MIB', quick ? 8 : 64)) * MiB);
+const controlSeconds = Number(env('BENCH_CONTROL_SECONDS', quick ? 1 : 5));
+const connections = Number(env('BENCH_CONNECTIONS', 64));
+const floorBytes = quick ? 128 * MiB : 1024 * MiB;
+const outDir = env('BENCH_OUT', join(root, 'bench-results'));
+const work = mkdtempSync(join(env('BENCH_DIR', tmpdir()), 'pep694-bench-'));
 const CLK_TCK = 100; // Linux USER_HZ
 const cores = cpus().length;
+const GB = 1e9;
+
+// ---- measuring --------------------------------------------------------------------------------
 
 const stats = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: s[Math.floor((s.length - 1) / 2)], min: s[0], max: s[s.length - 1] };
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return { median: NaN, min: NaN, max: NaN, n: 0 };
+  const mid = (s.length - 1) / 2;
+  return { median: (s[Math.floor(mid)] + s[Math.ceil(mid)]) / 2, min: s[0], max: s[s.length - 1], n: s.length };
 };
 const mbps = (bytes, seconds) => bytes / 1e6 / seconds;
+const now = () => process.hrtime.bigint();
+const since = (t0) => Number(process.hrtime.bigint() - t0) / 1e9;
+const rotate = (xs, i) => xs.map((_, k) => xs[(k + i) % xs.length]);
 
-/** CPU seconds (user+system) a child process has used, and its peak RSS in MB. */
+/** CPU seconds (user+system, all threads) a child process has used, and its peak RSS in MB. */
 function procUsage(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -35,13 +84,86 @@ function procUsage(pid) {
   const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return { cpu, peakRssMB: hwm ? Number(hwm[1]) / 1024 : NaN };
 }
+/** CPU seconds per thread of a process (tid → seconds): to tell a saturated thread from idle waiting. */
+function threadCpu(pid) {
+  const out = new Map();
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, (Number(fields[11]) + Number(fields[12])) / CLK_TCK);
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+/** Busy share of the wall time of a process's main thread, and of its busiest other thread. */
+function threadShares(pid, before, after, seconds) {
+  let main = 0;
+  let other = 0;
+  for (const [tid, cpu] of after) {
+    const d = cpu - (before.get(tid) ?? 0);
+    if (tid === String(pid)) main = d;
+    else other = Math.max(other, d);
+  }
+  return { main: main / seconds, otherThread: other / seconds };
+}
 const selfCpu = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
 };
+/** Busy CPU seconds of the whole machine (all cores): to tell how much other processes took. */
+function machineBusy() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0)) / CLK_TCK;
+}
 
-function startChild(script, args, marker) {
-  const child = spawn(process.execPath, [script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Runs `fn` and measures wall time, the CPU of the server processes `pids`, this process's CPU
+ * (the client), and the share of the machine other processes took meanwhile (noise).
+ */
+async function measure(pids, fn) {
+  const s0 = pids.map((pid) => procUsage(pid).cpu);
+  const st0 = threadCpu(pids[0]);
+  const ct0 = threadCpu(process.pid);
+  const c0 = selfCpu();
+  const b0 = machineBusy();
+  const t0 = now();
+  const extra = (await fn()) ?? {};
+  const seconds = since(t0);
+  const serverCpu = pids.reduce((sum, pid, k) => sum + procUsage(pid).cpu - s0[k], 0);
+  const clientCpu = selfCpu() - c0;
+  const other = Math.max(0, machineBusy() - b0 - serverCpu - clientCpu);
+  const serverThreads = threadShares(pids[0], st0, threadCpu(pids[0]), seconds);
+  const clientThreads = threadShares(process.pid, ct0, threadCpu(process.pid), seconds);
+  return {
+    seconds,
+    serverCpu,
+    clientCpu,
+    otherLoad: other / (seconds * cores),
+    // Busy share of wall time: near 1 means that thread is the bottleneck.
+    serverMain: serverThreads.main,
+    serverThread: serverThreads.otherThread,
+    clientMain: clientThreads.main,
+    ...extra,
+  };
+}
+
+// ---- processes --------------------------------------------------------------------------------
+
+const children = new Set();
+function startChild(script, args, marker, extraEnv = {}) {
+  const child = spawn(process.execPath, [script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...extraEnv } });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d) => {
@@ -52,20 +174,44 @@ function startChild(script, args, marker) {
     child.once('exit', (code) => reject(new Error(`${script} exited ${code}: ${out}`)));
   });
 }
-const stop = (child) => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); });
-
-function post(url, file, headers) {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode < 300 ? resolve(res) : reject(new Error(`${url}: ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    pipeline(createReadStream(file, { highWaterMark: 64 * 1024 }), req).catch(reject);
+const stop = (child) =>
+  new Promise((r) => {
+    if (child.exitCode !== null || child.signalCode !== null) return r();
+    child.once('exit', r);
+    child.kill('SIGTERM');
   });
+
+async function startRaw(mode, extraEnv) {
+  const { child, value: port } = await startChild(join(here, 'raw-server.mjs'), [mode, join(work, `raw-${mode}-${randomBytes(4).toString('hex')}`)], 'PORT', extraEnv);
+  return { child, port: Number(port), base: `http://127.0.0.1:${port}` };
 }
 
-async function json(method, url, token, body) {
+/** Our host (pep694-server.mjs) with its own data dir; `restart` brings it back on the same port. */
+async function startOurs(tag) {
+  const token = randomBytes(18).toString('base64url');
+  const dataDir = join(work, `ours-${tag}-${randomBytes(4).toString('hex')}`);
+  const srv = { token, dataDir, auth: `Bearer ${token}` };
+  const launch = async (port) => {
+    const { child, value: url } = await startChild(join(here, 'pep694-server.mjs'), [dataDir, token, String(port)], 'ROOT');
+    srv.child = child;
+    srv.url = url;
+    srv.port = Number(new URL(url).port);
+  };
+  await launch(0);
+  srv.restart = async () => {
+    await stop(srv.child);
+    await launch(srv.port);
+  };
+  srv.stop = async () => {
+    await stop(srv.child);
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return srv;
+}
+
+// ---- the PEP 694 flow -------------------------------------------------------------------------
+
+async function api(method, url, token, body) {
   const res = await fetch(url, {
     method,
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/vnd.pypi.upload.v2+json' },
@@ -75,99 +221,487 @@ async function json(method, url, token, body) {
   if (res.status >= 300) throw new Error(`${method} ${url}: ${res.status} ${text}`);
   return text ? JSON.parse(text) : undefined;
 }
+const META = { 'api-version': '2.0' };
+let projectSeq = 0;
+
+/**
+ * Creates a publishing session for a new project each time (a first release's session reserves
+ * its name, so sessions of one new project cannot be open side by side). `release` is the
+ * `<name>-<version>` prefix of the file names.
+ */
+async function createSession(srv) {
+  const name = `benchpkg${projectSeq++}`;
+  const session = await api('POST', srv.url, srv.token, { meta: META, name, version: '1.0' });
+  return { session, release: `${name}-1.0` };
+}
+const createFile = (srv, session, filename, size, sha256, mechanism) =>
+  api('POST', session.links.upload, srv.token, { meta: META, filename, size, hashes: { sha256 }, mechanism });
+
+/** Creates a publishing session and one file upload session (an sdist) in it. */
+async function prepareOne(srv, mechanism, bytes, sha256) {
+  const { session, release } = await createSession(srv);
+  const file = await createFile(srv, session, `${release}.tar.gz`, bytes, sha256, mechanism);
+  return { session, file };
+}
+
+/** Completes a file upload session; waits out `processing` (deferred verification). */
+async function complete(srv, file) {
+  let doc = await api('POST', file.links.complete, srv.token, { meta: META });
+  while (doc.status === 'processing') {
+    await new Promise((r) => setTimeout(r, 10));
+    doc = await api('GET', file.links['file-upload-session'], srv.token);
+  }
+  if (doc.status !== 'completed') throw new Error(`completion: ${JSON.stringify(doc)}`);
+  return doc;
+}
+
+/** Publishes a session; resolves with the milliseconds it took. */
+async function publish(srv, session) {
+  const t0 = now();
+  await api('POST', session.links.publish, srv.token, { meta: META });
+  return since(t0) * 1000;
+}
+
+/** Deletes the published and staged blobs of a data dir (nothing reads them again), to keep the page cache and disk clean. */
+function dropBlobs(dataDir) {
+  const walk = (dir) => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) unlinkSync(p);
+    }
+  };
+  walk(join(dataDir, 'blobs'));
+}
+
+// ---- mechanisms, their clients and their raw peers ---------------------------------------------
+
+async function createRawTusUpload(base, bytes) {
+  const res = await fetch(`${base}/files`, { method: 'POST', headers: { 'tus-resumable': '1.0.0', 'upload-length': String(bytes) } });
+  await res.arrayBuffer();
+  if (res.status !== 201) throw new Error(`raw tus creation: ${res.status}`);
+  return new URL(res.headers.get('location'), base).href;
+}
+
+const MECHANISMS = {
+  'http-post-bytes': {
+    section: 'http-post-bytes',
+    identifier: 'http-post-bytes',
+    raws: [{ key: 'raw-http', mode: 'http', label: 'raw node http → sha256 → file' }],
+    send: (map, file, auth) => uploadHttpPostBytes({ instructions: map, body: file, authorization: auth }),
+    rawMap: async (raw) => ({ identifier: 'http-post-bytes', file_url: `${raw.base}/` }),
+  },
+  tus: {
+    section: 'tus',
+    identifier: 'vnd-bench-tus',
+    raws: [
+      { key: 'raw-tus-stream', mode: 'tus-stream', label: 'raw @tus/server + @tus/file-store, hashing in the stream' },
+      { key: 'raw-tus-reread', mode: 'tus-reread', label: 'raw @tus/server + @tus/file-store, re-reading the file to hash it' },
+    ],
+    send: (map, file, auth) => uploadTus({ instructions: map, body: file, authorization: auth }),
+    rawMap: async (raw, bytes) => ({ upload_url: await createRawTusUpload(raw.base, bytes), upload_length: bytes }),
+  },
+  multipart: {
+    section: 'multipart',
+    identifier: 'vnd-bench-multipart',
+    raws: [{ key: 'raw-busboy', mode: 'busboy', label: 'raw node http → busboy → sha256 → file' }],
+    send: (map, file, auth) => uploadMultipart({ instructions: map, body: file, authorization: auth }),
+    rawMap: async (raw) => ({ identifier: 'vnd-bench-multipart', file_url: `${raw.base}/` }),
+  },
+};
+
+/** One upload through the full flow (session → file session → execute → complete → publish). */
+async function oursOnce(srv, mech, file, bytes) {
+  const { session, file: fs } = await prepareOne(srv, mech.identifier, bytes, file.sha256);
+  let completeMs;
+  const m = await measure([srv.child.pid], async () => {
+    await mech.send(fs.mechanism, file.path, srv.auth);
+    const t1 = now();
+    await complete(srv, fs);
+    completeMs = since(t1) * 1000;
+  });
+  const publishMs = await publish(srv, session);
+  dropBlobs(srv.dataDir);
+  return { ...m, mbps: mbps(bytes, m.seconds), cpuPerGB: m.serverCpu / (bytes / GB), clientCpuPerGB: m.clientCpu / (bytes / GB), completeMs, publishMs };
+}
+
+async function rawOnce(raw, mech, file, bytes, auth) {
+  const map = await mech.rawMap(raw, bytes);
+  const m = await measure([raw.child.pid], () => mech.send(map, file.path, auth));
+  return { ...m, mbps: mbps(bytes, m.seconds), cpuPerGB: m.serverCpu / (bytes / GB), clientCpuPerGB: m.clientCpu / (bytes / GB) };
+}
+
+/** One untimed 8 MiB upload to each server, so that no timed run pays for a cold process (JIT, first queries). */
+let warmFile;
+async function warmUp(srv, raws, mech) {
+  warmFile ??= await makeFile(8 * MiB, 'warm');
+  await oursOnce(srv, mech, warmFile, warmFile.size);
+  for (const raw of raws) await rawOnce(raw, mech, warmFile, warmFile.size, srv.auth);
+}
+
+/** Per-run ratios of paired runs (run i of a against run i of b). */
+const paired = (a, b, key) => stats(a.map((x, i) => x[key] / b[i]?.[key]));
+const summarize = (rs) => ({
+  mbps: stats(rs.map((r) => r.mbps)),
+  cpuPerGB: stats(rs.map((r) => r.cpuPerGB)),
+  clientCpuPerGB: stats(rs.map((r) => r.clientCpuPerGB)),
+  otherLoad: stats(rs.map((r) => r.otherLoad)),
+  serverMain: stats(rs.map((r) => r.serverMain)),
+  serverThread: stats(rs.map((r) => r.serverThread)),
+  clientMain: stats(rs.map((r) => r.clientMain)),
+});
+
+async function uploadSection(name, file, bytes) {
+  const mech = MECHANISMS[name];
+  const srv = await startOurs(`${name}-${bytes}`);
+  const raws = await Promise.all(mech.raws.map(async (r) => ({ ...r, ...(await startRaw(r.mode)) })));
+  const peers = ['ours', ...raws.map((r) => r.key)];
+  await warmUp(srv, raws, mech);
+  const results = Object.fromEntries(peers.map((p) => [p, []]));
+  for (let i = 0; i < runs; i++) {
+    for (const p of rotate(peers, i)) {
+      const raw = raws.find((r) => r.key === p);
+      results[p].push(raw ? await rawOnce(raw, mech, file, bytes, srv.auth) : await oursOnce(srv, mech, file, bytes));
+    }
+  }
+  const entry = {
+    mechanism: mech.identifier,
+    section: name,
+    sizeMiB: bytes / MiB,
+    ours: { ...summarize(results.ours), peakRssMB: procUsage(srv.child.pid).peakRssMB, completeMs: stats(results.ours.map((r) => r.completeMs)), publishMs: stats(results.ours.map((r) => r.publishMs)), runs: results.ours },
+    raws: raws.map((r) => ({
+      key: r.key,
+      label: r.label,
+      ...summarize(results[r.key]),
+      peakRssMB: procUsage(r.child.pid).peakRssMB,
+      ratio: paired(results.ours, results[r.key], 'mbps'),
+      cpuRatio: paired(results.ours, results[r.key], 'cpuPerGB'),
+      runs: results[r.key],
+    })),
+  };
+  await srv.stop();
+  await Promise.all(raws.map((r) => stop(r.child)));
+  return entry;
+}
+
+/** tus: the hash state lost by a restart between PATCHes, so completion re-reads the file (deferred). */
+async function deferredSection(file, bytes) {
+  const mech = MECHANISMS.tus;
+  const srv = await startOurs(`tus-deferred-${bytes}`);
+  const results = { ours: [], openssl: [], node: [] };
+  const opensslOnce = () => {
+    const t0 = now();
+    const r = spawnSync('openssl', ['dgst', '-sha256', '-r', file.path], { encoding: 'utf8' });
+    const s = since(t0);
+    if (r.status !== 0 || !r.stdout.startsWith(file.sha256)) throw new Error(`openssl: ${r.status} ${r.stderr}`);
+    results.openssl.push({ seconds: s, mbps: mbps(bytes, s) });
+  };
+  const nodeOnce = async () => {
+    const h = createHash('sha256');
+    const t0 = now();
+    await pipeline(createReadStream(file.path), new Writable({ write(c, _e, cb) { h.update(c); cb(); } }));
+    const s = since(t0);
+    if (h.digest('hex') !== file.sha256) throw new Error('node re-read: wrong sha256');
+    results.node.push({ seconds: s, mbps: mbps(bytes, s) });
+  };
+  let peakRssMB = 0;
+  for (let i = 0; i < runs; i++) {
+    if (i % 2 === 0) {
+      opensslOnce();
+      await nodeOnce();
+    }
+    const { session, file: fs } = await prepareOne(srv, mech.identifier, bytes, file.sha256);
+    const half = Math.floor(bytes / 2);
+    await patchRange(fs.mechanism.upload_url, file.path, 0, half, srv.auth);
+    await srv.restart(); // the in-stream hash state is gone with the process
+    await mech.send(fs.mechanism, file.path, srv.auth); // resumes at `half`
+    const m = await measure([srv.child.pid], () => complete(srv, fs));
+    results.ours.push({ ...m, mbps: mbps(bytes, m.seconds), cpuPerGB: m.serverCpu / (bytes / GB) });
+    peakRssMB = Math.max(peakRssMB, procUsage(srv.child.pid).peakRssMB);
+    await publish(srv, session);
+    dropBlobs(srv.dataDir);
+    if (i % 2 === 1) {
+      await nodeOnce();
+      opensslOnce();
+    }
+  }
+  await srv.stop();
+  return {
+    sizeMiB: bytes / MiB,
+    ours: { seconds: stats(results.ours.map((r) => r.seconds)), cpuPerGB: stats(results.ours.map((r) => r.cpuPerGB)), otherLoad: stats(results.ours.map((r) => r.otherLoad)), peakRssMB },
+    openssl: { seconds: stats(results.openssl.map((r) => r.seconds)) },
+    node: { seconds: stats(results.node.map((r) => r.seconds)) },
+    ratioToOpenssl: stats(results.ours.map((r) => r.seconds)).median / stats(results.openssl.map((r) => r.seconds)).median,
+    ratioToNode: stats(results.ours.map((r) => r.seconds)).median / stats(results.node.map((r) => r.seconds)).median,
+    runs: results,
+  };
+}
+
+/** A raw tus PATCH of bytes [start, end) of a file. */
+function patchRange(url, path, start, end, auth) {
+  return new Promise((resolve, reject) => {
+    const req = request(url, {
+      method: 'PATCH',
+      headers: { authorization: auth, 'tus-resumable': '1.0.0', 'upload-offset': String(start), 'content-type': 'application/offset+octet-stream', 'content-length': String(end - start) },
+    }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`PATCH ${url}: ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    pipeline(createReadStream(path, { start, end: end - 1 }), req).catch(reject);
+  });
+}
+
+/** `concurrency` simultaneous uploads of `bytes` each, per mechanism, against its (in-stream) raw peer. */
+async function concurrencySection(name, file, bytes) {
+  const mech = MECHANISMS[name];
+  const srv = await startOurs(`conc-${name}`);
+  const r0 = mech.raws[0];
+  const raw = { ...r0, ...(await startRaw(r0.mode)) };
+  await warmUp(srv, [raw], mech);
+  const total = bytes * concurrency;
+  const results = { ours: [], raw: [] };
+  const oursRun = async () => {
+    const prepared = [];
+    for (let k = 0; k < concurrency; k++) prepared.push(await prepareOne(srv, mech.identifier, bytes, file.sha256));
+    const m = await measure([srv.child.pid], () =>
+      Promise.all(prepared.map(async ({ file: fs }) => {
+        await mech.send(fs.mechanism, file.path, srv.auth);
+        await complete(srv, fs);
+      })),
+    );
+    for (const { session } of prepared) await publish(srv, session);
+    dropBlobs(srv.dataDir);
+    results.ours.push({ ...m, mbps: mbps(total, m.seconds), cpuPerGB: m.serverCpu / (total / GB) });
+  };
+  const rawRun = async () => {
+    const maps = [];
+    for (let k = 0; k < concurrency; k++) maps.push(await mech.rawMap(raw, bytes));
+    const m = await measure([raw.child.pid], () => Promise.all(maps.map((map) => mech.send(map, file.path, srv.auth))));
+    results.raw.push({ ...m, mbps: mbps(total, m.seconds), cpuPerGB: m.serverCpu / (total / GB) });
+  };
+  for (let i = 0; i < runs; i++) {
+    for (const run of rotate([rawRun, oursRun], i)) await run();
+  }
+  const entry = {
+    mechanism: mech.identifier,
+    rawLabel: raw.label,
+    uploads: concurrency,
+    sizeMiB: bytes / MiB,
+    ours: { mbps: stats(results.ours.map((r) => r.mbps)), cpuPerGB: stats(results.ours.map((r) => r.cpuPerGB)), otherLoad: stats(results.ours.map((r) => r.otherLoad)), peakRssMB: procUsage(srv.child.pid).peakRssMB },
+    raw: { mbps: stats(results.raw.map((r) => r.mbps)), cpuPerGB: stats(results.raw.map((r) => r.cpuPerGB)), otherLoad: stats(results.raw.map((r) => r.otherLoad)), peakRssMB: procUsage(raw.child.pid).peakRssMB },
+    ratio: paired(results.ours, results.raw, 'mbps'),
+    runs: results,
+  };
+  await srv.stop();
+  await stop(raw.child);
+  return entry;
+}
+
+/** The raw http pipeline in a bare process, in one that imported our host's modules, in one that also runs it, and our host. */
+async function preloadSection(file, bytes) {
+  const mech = MECHANISMS['http-post-bytes'];
+  const srv = await startOurs(`preload-${bytes}`);
+  const variants = [
+    { key: 'bare', label: 'raw node http, bare process' },
+    { key: 'import', label: 'raw node http, process imported @pep694/server + plugins', env: { BENCH_PRELOAD: 'import' } },
+    { key: 'server', label: 'raw node http, process also runs our host (idle)', env: { BENCH_PRELOAD: 'server' } },
+  ];
+  const raws = await Promise.all(variants.map(async (v) => ({ ...v, ...(await startRaw('http', v.env)) })));
+  const peers = ['ours', ...raws.map((r) => r.key)];
+  await warmUp(srv, raws, mech);
+  const results = Object.fromEntries(peers.map((p) => [p, []]));
+  for (let i = 0; i < runs; i++) {
+    for (const p of rotate(peers, i)) {
+      const raw = raws.find((r) => r.key === p);
+      results[p].push(raw ? await rawOnce(raw, mech, file, bytes, srv.auth) : await oursOnce(srv, mech, file, bytes));
+    }
+  }
+  const row = (key, label, pid) => ({ key, label, ...summarize(results[key]), peakRssMB: procUsage(pid).peakRssMB, ratioToBare: paired(results[key], results.bare, 'mbps'), cpuRatioToBare: paired(results[key], results.bare, 'cpuPerGB') });
+  const entry = { sizeMiB: bytes / MiB, rows: [...raws.map((r) => row(r.key, r.label, r.child.pid)), row('ours', 'ours: http-post-bytes, full flow', srv.child.pid)] };
+  await srv.stop();
+  await Promise.all(raws.map((r) => stop(r.child)));
+  return entry;
+}
+
+// ---- control plane ----------------------------------------------------------------------------
+
+function cannon(pid, opts, duration = controlSeconds) {
+  return measure([pid], async () => {
+    const r = await autocannon({ connections, duration, ...opts });
+    return { cannon: r };
+  }).then((m) => {
+    const r = m.cannon;
+    const requests = r.requests.total;
+    return {
+      rps: requests / r.duration,
+      p50: r.latency.p50,
+      p99: r.latency.p99,
+      requests,
+      failures: r.non2xx + r.errors + r.timeouts,
+      cpuPerKReq: ((m.serverCpu * 1000) / requests) * 1000, // server CPU ms per 1000 requests
+      otherLoad: m.otherLoad,
+    };
+  });
+}
+
+async function controlSection(bigFile) {
+  const srv = await startOurs('control');
+  const express = await startRaw('express');
+  const tiny = await makeFile(1024, 'tiny');
+  // The session whose status is fetched holds one file, like the express route's document.
+  const { session: statusSession, release: statusRelease } = await createSession(srv);
+  await createFile(srv, statusSession, `${statusRelease}.tar.gz`, tiny.size, tiny.sha256, 'http-post-bytes');
+  const jsonHeaders = { authorization: srv.auth, 'content-type': 'application/vnd.pypi.upload.v2+json' };
+  let seq = 0;
+  const createBody = (release) => () => JSON.stringify({ meta: META, filename: `${release}-${++seq}-py3-none-any.whl`, size: 1024, hashes: { sha256: tiny.sha256 }, mechanism: 'http-post-bytes' });
+  const targets = {
+    'ours-status': (d) => cannon(srv.child.pid, { url: statusSession.links.session, headers: { authorization: srv.auth } }, d),
+    'express-status': (d) => cannon(express.child.pid, { url: `${express.base}/status` }, d),
+    'ours-create-file': async (d) => {
+      // A fresh publishing session per run: file upload sessions pile up in it for the run's duration.
+      const { session, release } = await createSession(srv);
+      const body = createBody(release);
+      return cannon(srv.child.pid, { url: session.links.upload, method: 'POST', headers: jsonHeaders, requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: body() }) }] }, d);
+    },
+    'express-post-json': (d) => {
+      const body = createBody('benchpkg-1.0');
+      return cannon(express.child.pid, { url: `${express.base}/files`, method: 'POST', headers: jsonHeaders, requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: body() }) }] }, d);
+    },
+  };
+  // Warm-up (JIT, connections), not recorded.
+  for (const t of Object.values(targets)) await t(Math.min(1, controlSeconds));
+  const results = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
+  for (let i = 0; i < runs; i++) {
+    const pairs = [['ours-status', 'express-status'], ['ours-create-file', 'express-post-json']];
+    for (const pair of pairs) for (const k of i % 2 === 0 ? pair : [...pair].reverse()) results[k].push(await targets[k]());
+  }
+  const route = (k) => ({
+    rps: stats(results[k].map((r) => r.rps)),
+    p50: stats(results[k].map((r) => r.p50)),
+    p99: stats(results[k].map((r) => r.p99)),
+    cpuPerKReq: stats(results[k].map((r) => r.cpuPerKReq)),
+    otherLoad: stats(results[k].map((r) => r.otherLoad)),
+    failures: results[k].reduce((s, r) => s + r.failures, 0),
+  });
+  const routes = Object.fromEntries(Object.keys(targets).map((k) => [k, route(k)]));
+
+  // Publishing: a session of 100 small files; one 1 KiB file next to one big file (no bytes copied).
+  const publish100 = [];
+  const publishTiny = [];
+  const publishBig = [];
+  const uploadSmall = async (session, filename) => {
+    const fs = await createFile(srv, session, filename, tiny.size, tiny.sha256, 'http-post-bytes');
+    await MECHANISMS['http-post-bytes'].send(fs.mechanism, tiny.path, srv.auth);
+    await complete(srv, fs);
+  };
+  for (let i = 0; i < runs; i++) {
+    const { session, release } = await createSession(srv);
+    const names = Array.from({ length: 100 }, (_, k) => `${release}-${k + 1}-py3-none-any.whl`);
+    for (let k = 0; k < names.length; k += 8) await Promise.all(names.slice(k, k + 8).map((n) => uploadSmall(session, n)));
+    publish100.push(await publish(srv, session));
+    const one = async (f, into) => {
+      const { session: s, file: fs } = await prepareOne(srv, 'http-post-bytes', f.size, f.sha256);
+      await MECHANISMS['http-post-bytes'].send(fs.mechanism, f.path, srv.auth);
+      await complete(srv, fs);
+      into.push(await publish(srv, s));
+      dropBlobs(srv.dataDir);
+    };
+    // Three 1 KiB publishes per big one (they are cheap), the big one at a rotating place.
+    const order = rotate([[bigFile, publishBig], [tiny, publishTiny], [tiny, publishTiny], [tiny, publishTiny]], i);
+    for (const [f, into] of order) await one(f, into);
+  }
+  const entry = {
+    connections,
+    seconds: controlSeconds,
+    routes,
+    peakRssMB: procUsage(srv.child.pid).peakRssMB,
+    statusRatio: stats(results['ours-status'].map((r, i) => r.rps / results['express-status'][i].rps)),
+    createRatio: stats(results['ours-create-file'].map((r, i) => r.rps / results['express-post-json'][i].rps)),
+    publish100Ms: stats(publish100),
+    publishTinyMs: stats(publishTiny),
+    publishBigMs: stats(publishBig),
+    bigMiB: bigFile.size / MiB,
+    publishRatio: stats(publishBig).median / stats(publishTiny).median,
+    runs: results,
+  };
+  await srv.stop();
+  await stop(express.child);
+  return entry;
+}
 
 // ---- floors -----------------------------------------------------------------------------------
 
 function hashFloor(alg, bytes) {
   const buf = randomBytes(MiB);
   const c0 = selfCpu();
-  const t0 = process.hrtime.bigint();
+  const t0 = now();
   const h = createHash(alg);
   for (let done = 0; done < bytes; done += MiB) h.update(buf);
   h.digest();
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  return { mbps: mbps(bytes, s), cpuPerGB: (selfCpu() - c0) / (bytes / 1e9) };
+  const s = since(t0);
+  return { mbps: mbps(bytes, s), cpuPerGB: (selfCpu() - c0) / (bytes / GB) };
 }
 
 async function diskFloor(bytes) {
   const path = join(work, 'disk-floor');
   const buf = randomBytes(64 * 1024);
   const c0 = selfCpu();
-  const t0 = process.hrtime.bigint();
+  const t0 = now();
   let left = bytes / buf.length;
   await pipeline(Readable.from((function* () { while (left-- > 0) yield buf; })()), createWriteStream(path));
   const fd = openSync(path, 'r');
   fsyncSync(fd);
   closeSync(fd);
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  const s = since(t0);
   rmSync(path);
-  return { mbps: mbps(bytes, s), cpuPerGB: (selfCpu() - c0) / (bytes / 1e9) };
+  return { mbps: mbps(bytes, s), cpuPerGB: (selfCpu() - c0) / (bytes / GB) };
 }
 
-async function loopbackFloor(file, bytes) {
-  const { child, value: port } = await startChild(join(here, 'raw-server.mjs'), ['discard'], 'PORT');
-  const s0 = procUsage(child.pid).cpu;
-  const c0 = selfCpu();
-  const t0 = process.hrtime.bigint();
-  await post(`http://127.0.0.1:${port}/`, file, { 'content-type': 'application/octet-stream', 'content-length': bytes });
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  const server = procUsage(child.pid).cpu - s0;
-  const client = selfCpu() - c0;
-  await stop(child);
-  return { mbps: mbps(bytes, s), serverCpuPerGB: server / (bytes / 1e9), clientCpuPerGB: client / (bytes / 1e9) };
+/** Our http-post-bytes client half POSTing to a server that discards the body. */
+async function loopbackFloor(discard, file) {
+  const m = await measure([discard.child.pid], () => MECHANISMS['http-post-bytes'].rawMap(discard).then((map) => MECHANISMS['http-post-bytes'].send(map, file.path, 'Bearer floor')));
+  return { mbps: mbps(file.size, m.seconds), serverCpuPerGB: m.serverCpu / (file.size / GB), clientCpuPerGB: m.clientCpu / (file.size / GB), otherLoad: m.otherLoad };
 }
 
-// ---- uploads ----------------------------------------------------------------------------------
-
-async function rawPeer(file, bytes) {
-  const { child, value: port } = await startChild(join(here, 'raw-server.mjs'), ['disk', join(work, 'raw')], 'PORT');
-  const results = [];
+async function floorsSection(file) {
+  const rs = { sha256: [], blake2b: [], disk: [], loopback: [] };
+  const discard = await startRaw('discard');
   for (let i = 0; i < runs; i++) {
-    const s0 = procUsage(child.pid).cpu;
-    const t0 = process.hrtime.bigint();
-    await post(`http://127.0.0.1:${port}/`, file, { 'content-type': 'application/octet-stream', 'content-length': bytes });
-    const s = Number(process.hrtime.bigint() - t0) / 1e9;
-    results.push({ mbps: mbps(bytes, s), cpuPerGB: (procUsage(child.pid).cpu - s0) / (bytes / 1e9) });
+    rs.sha256.push(hashFloor('sha256', floorBytes));
+    rs.blake2b.push(hashFloor('blake2b512', floorBytes));
+    rs.disk.push(await diskFloor(floorBytes));
+    rs.loopback.push(await loopbackFloor(discard, file));
   }
-  const { peakRssMB } = procUsage(child.pid);
-  await stop(child);
-  return { results, peakRssMB };
+  await stop(discard.child);
+  const s = (xs, k) => stats(xs.map((x) => x[k]));
+  const f = {
+    sha256: { mbps: s(rs.sha256, 'mbps'), cpuPerGB: s(rs.sha256, 'cpuPerGB') },
+    blake2b: { mbps: s(rs.blake2b, 'mbps'), cpuPerGB: s(rs.blake2b, 'cpuPerGB') },
+    disk: { mbps: s(rs.disk, 'mbps'), cpuPerGB: s(rs.disk, 'cpuPerGB') },
+    loopback: { mbps: s(rs.loopback, 'mbps'), clientCpuPerGB: s(rs.loopback, 'clientCpuPerGB'), serverCpuPerGB: s(rs.loopback, 'serverCpuPerGB'), otherLoad: s(rs.loopback, 'otherLoad'), sizeMiB: file.size / MiB },
+    runs: rs,
+  };
+  // CPU seconds per GB of one verified upload: client send + server receive + sha256 + write,
+  // each the median of its floor; both cores busy with nothing else gives the CPU limit.
+  const cpuPerGB = f.loopback.clientCpuPerGB.median + f.loopback.serverCpuPerGB.median + f.sha256.cpuPerGB.median + f.disk.cpuPerGB.median;
+  f.cpuLimit = { cpuPerGB, mbps: (cores / cpuPerGB) * 1000 };
+  // The same stages with no overlap at all (each waits for the previous): 1 / Σ 1/rate.
+  f.serialLimit = { mbps: 1 / (1 / f.loopback.mbps.median + 1 / f.sha256.mbps.median + 1 / f.disk.mbps.median) };
+  return f;
 }
 
-async function ours(file, bytes, sha256) {
-  const token = randomBytes(18).toString('base64url');
-  const dataDir = join(work, `data-${bytes}`);
-  const { child, value: url } = await startChild(join(here, 'pep694-server.mjs'), [dataDir, token], 'ROOT');
-  const results = [];
-  for (let i = 0; i < runs; i++) {
-    const version = `1.0.${i}`;
-    const session = await json('POST', url, token, { meta: { 'api-version': '2.0' }, name: 'benchpkg', version });
-    const fs = await json('POST', session.links.upload, token, {
-      meta: { 'api-version': '2.0' }, filename: `benchpkg-${version}.tar.gz`, size: bytes, hashes: { sha256 }, mechanism: 'http-post-bytes',
-    });
-    const s0 = procUsage(child.pid).cpu;
-    const t0 = process.hrtime.bigint();
-    await post(fs.mechanism.file_url, file, { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-length': bytes });
-    const done = await json('POST', fs.links.complete, token, { meta: { 'api-version': '2.0' } });
-    const s = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (done.status !== 'completed') throw new Error(`completion: ${JSON.stringify(done)}`);
-    const cpu = procUsage(child.pid).cpu - s0;
-    const p0 = process.hrtime.bigint();
-    await json('POST', session.links.publish, token, { meta: { 'api-version': '2.0' } });
-    const publishMs = Number(process.hrtime.bigint() - p0) / 1e6;
-    results.push({ mbps: mbps(bytes, s), cpuPerGB: cpu / (bytes / 1e9), publishMs });
-  }
-  const { peakRssMB } = procUsage(child.pid);
-  await stop(child);
-  rmSync(dataDir, { recursive: true, force: true });
-  return { results, peakRssMB };
-}
+// ---- files ------------------------------------------------------------------------------------
 
-// ---- main -------------------------------------------------------------------------------------
-
-async function makeFile(bytes) {
-  const path = join(work, `upload-${bytes}`);
-  const chunk = Buffer.alloc(4 * MiB);
+async function makeFile(bytes, tag = String(bytes)) {
+  const path = join(work, `upload-${tag}`);
+  const chunk = Buffer.alloc(Math.min(4 * MiB, bytes));
   const h = createHash('sha256');
   const out = createWriteStream(path);
   for (let done = 0; done < bytes; done += chunk.length) {
@@ -177,85 +711,247 @@ async function makeFile(bytes) {
     if (!out.write(part)) await new Promise((r) => out.once('drain', r));
   }
   await new Promise((r) => out.end(r));
-  return { path, sha256: h.digest('hex') };
+  return { path, size: bytes, sha256: h.digest('hex') };
 }
+
+// ---- report -----------------------------------------------------------------------------------
 
 const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-const range = (st, d = 0) => `${fmt(st.median, d)} (${fmt(st.min, d)}–${fmt(st.max, d)})`;
+const range = (st, d = 0) => (st && Number.isFinite(st.median) ? (st.n > 1 ? `${fmt(st.median, d)} (${fmt(st.min, d)}–${fmt(st.max, d)})` : fmt(st.median, d)) : 'n/a');
+const pct = (st) => (st && Number.isFinite(st.median) ? `${fmt(st.median * 100)}%` : 'n/a');
+/** Busy shares: server main thread / server's busiest other thread (fs writes) / client main thread. */
+const busy = (r) => (r?.serverMain ? `${fmt(r.serverMain.median * 100)} / ${fmt(r.serverThread.median * 100)} / ${fmt(r.clientMain.median * 100)}` : 'n/a');
+const verdict = (ok) => (ok === undefined ? '–' : ok ? '✅ met' : '❌ missed');
+const check = (value, op, target) => (Number.isFinite(value) ? (op === '>=' ? value >= target : op === '<=' ? value <= target : value < target) : undefined);
 
-async function main() {
-  mkdirSync(join(root, 'bench-results'), { recursive: true });
-  const report = { date: new Date().toISOString(), cores, runs, node: process.version, floors: {}, uploads: [] };
-  const floorBytes = 1024 * MiB;
-  console.log(`bench: ${cores} cores, ${runs} runs, sizes ${sizes.map((s) => s / MiB).join(', ')} MiB, work dir ${work}`);
-  report.floors.sha256 = hashFloor('sha256', floorBytes);
-  report.floors.blake2b = hashFloor('blake2b512', floorBytes);
-  report.floors.disk = await diskFloor(floorBytes);
-  const floorFile = await makeFile(Math.min(...sizes, floorBytes));
-  report.floors.loopback = await loopbackFloor(floorFile.path, Math.min(...sizes, floorBytes));
-  const f = report.floors;
-  // CPU seconds per GB of one verified upload: client send + receive + sha256 + write.
-  const cpuPerGB = f.loopback.clientCpuPerGB + f.loopback.serverCpuPerGB + f.sha256.cpuPerGB + f.disk.cpuPerGB;
-  f.cpuLimit = { cpuPerGB, mbps: (cores / cpuPerGB) * 1000 };
-  console.log(`floors: sha256 ${fmt(f.sha256.mbps)} MB/s, blake2b ${fmt(f.blake2b.mbps)} MB/s, disk ${fmt(f.disk.mbps)} MB/s, loopback ${fmt(f.loopback.mbps)} MB/s, CPU limit ${fmt(f.cpuLimit.mbps)} MB/s`);
-
-  for (const bytes of sizes) {
-    const file = await makeFile(bytes);
-    const raw = await rawPeer(file.path, bytes);
-    const our = await ours(file.path, bytes, file.sha256);
-    const rawT = stats(raw.results.map((r) => r.mbps));
-    const ourT = stats(our.results.map((r) => r.mbps));
-    const rawC = stats(raw.results.map((r) => r.cpuPerGB));
-    const ourC = stats(our.results.map((r) => r.cpuPerGB));
-    const entry = {
-      mechanism: 'http-post-bytes',
-      sizeMiB: bytes / MiB,
-      raw: { mbps: rawT, cpuPerGB: rawC, peakRssMB: raw.peakRssMB },
-      ours: { mbps: ourT, cpuPerGB: ourC, peakRssMB: our.peakRssMB, publishMs: stats(our.results.map((r) => r.publishMs)) },
-      ratioToRaw: ourT.median / rawT.median,
-      ratioToCpuLimit: ourT.median / f.cpuLimit.mbps,
-      cpuRatioToRaw: ourC.median / rawC.median,
-    };
-    report.uploads.push(entry);
-    console.log(`${bytes / MiB} MiB: ours ${fmt(ourT.median)} MB/s, raw ${fmt(rawT.median)} MB/s, ratio ${fmt(entry.ratioToRaw, 2)}, CPU/GB ${fmt(ourC.median, 2)} vs ${fmt(rawC.median, 2)}, peak RSS ${fmt(our.peakRssMB)} MB`);
-    rmSync(file.path);
+function machineFacts() {
+  let fsType = '?';
+  try {
+    const mounts = readFileSync('/proc/mounts', 'utf8').trim().split('\n').map((l) => l.split(' '));
+    const best = mounts.filter((m) => work.startsWith(m[1])).sort((a, b) => b[1].length - a[1].length)[0];
+    if (best) fsType = `${best[2]} on ${best[0]} (${best[1]})`;
+  } catch {
+    // not Linux
   }
-
-  const lines = [
-    `# pnpm bench`,
-    ``,
-    `${report.date} · node ${report.node} · ${cores} cores · ${runs} runs per figure; median (min–max).`,
-    `Client and servers share the machine's cores, so uploads are CPU-bound; CPU is user+system seconds.`,
-    ``,
-    `## Floors`,
-    ``,
-    `| what | MB/s | CPU s/GB |`,
-    `| --- | --- | --- |`,
-    `| sha256 (node crypto, one core) | ${fmt(f.sha256.mbps)} | ${fmt(f.sha256.cpuPerGB, 2)} |`,
-    `| blake2b (node crypto, one core) | ${fmt(f.blake2b.mbps)} | ${fmt(f.blake2b.cpuPerGB, 2)} |`,
-    `| sequential write + fsync (data dir's disk) | ${fmt(f.disk.mbps)} | ${fmt(f.disk.cpuPerGB, 2)} |`,
-    `| loopback POST to a discarding server | ${fmt(f.loopback.mbps)} | client ${fmt(f.loopback.clientCpuPerGB, 2)}, server ${fmt(f.loopback.serverCpuPerGB, 2)} |`,
-    `| **CPU limit of a verified upload** (${cores} cores / (client + receive + sha256 + write)) | **${fmt(f.cpuLimit.mbps)}** | ${fmt(f.cpuLimit.cpuPerGB, 2)} |`,
-    ``,
-    `## http-post-bytes through the full PEP 694 flow vs a raw node pipeline`,
-    ``,
-    `Ours: create session → file session → POST bytes → complete (verified) → publish; timed from the POST to the completion. Raw: \`http.createServer\` streaming to a file through sha256, fsync.`,
-    ``,
-    `| size | ours MB/s | raw MB/s | ours/raw (target ≥ 0.9) | ours/CPU limit (target ≥ 0.8) | ours CPU s/GB | raw CPU s/GB | CPU ratio (target ≤ 1.1) | ours peak RSS MB | raw peak RSS MB | publish ms |`,
-    `| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |`,
-    ...report.uploads.map((u) => `| ${u.sizeMiB} MiB | ${range(u.ours.mbps)} | ${range(u.raw.mbps)} | ${fmt(u.ratioToRaw, 2)} | ${fmt(u.ratioToCpuLimit, 2)} | ${range(u.ours.cpuPerGB, 2)} | ${range(u.raw.cpuPerGB, 2)} | ${fmt(u.cpuRatioToRaw, 2)} | ${fmt(u.ours.peakRssMB)} | ${fmt(u.raw.peakRssMB)} | ${range(u.ours.publishMs, 1)} |`),
-    ``,
-    `Not yet measured here: vnd tus and multipart peers, 16-way concurrency, control-plane latency (see the bench issue).`,
-    ``,
-  ];
-  writeFileSync(join(root, 'bench-results', 'report.md'), lines.join('\n'));
-  writeFileSync(join(root, 'bench-results', 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`\nwrote bench-results/report.md and report.json`);
+  return { cpu: cpus()[0]?.model ?? '?', cores, memGiB: Math.round(totalmem() / 1024 ** 3), node: process.version, workDir: work, fs: fsType, loadavgStart: loadavg() };
 }
 
+function render(report) {
+  const L = [];
+  const m = report.machine;
+  const f = report.floors;
+  const limit = f?.cpuLimit?.mbps;
+  L.push('# pnpm bench', '');
+  L.push(`${report.date} · ${m.cpu} · ${m.cores} cores · ${m.memGiB} GiB · node ${m.node} · data on ${m.fs}`);
+  L.push(`${report.runs} run(s) per figure, shown as median (min–max). Load average at start ${m.loadavgStart.map((x) => x.toFixed(2)).join(' ')}, at end ${report.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}. ${report.quick ? '**Quick mode** (small files, one run): checks that the bench runs; its figures mean little.' : ''}`);
+  L.push('');
+  L.push('Client and servers share the cores, so an upload is bound by CPU. CPU is user+system seconds of the server process (or of the client, this process) per GB moved. "Ratio" is the median of the per-run ratios of paired runs (run i against run i; peers take turns going first). "Others" is the share of the machine that other processes (other sessions on this shared machine) took during the runs: figures taken while it is high are noisy.');
+  L.push('');
+
+  if (f) {
+    L.push('## 1. Floors', '');
+    L.push('| what | MB/s | CPU s/GB |', '| --- | --- | --- |');
+    L.push(`| sha256 (node crypto, one core) | ${range(f.sha256.mbps)} | ${range(f.sha256.cpuPerGB, 2)} |`);
+    L.push(`| blake2b512 (node crypto, one core) | ${range(f.blake2b.mbps)} | ${range(f.blake2b.cpuPerGB, 2)} |`);
+    L.push(`| sequential write + fsync (data dir's disk, 64 KiB writes) | ${range(f.disk.mbps)} | ${range(f.disk.cpuPerGB, 2)} |`);
+    L.push(`| loopback POST of ${f.loopback.sizeMiB} MiB to a discarding server (our http-post-bytes client half) | ${range(f.loopback.mbps)} | client ${range(f.loopback.clientCpuPerGB, 2)}, server ${range(f.loopback.serverCpuPerGB, 2)} |`);
+    L.push(`| **CPU limit of a verified upload**: ${m.cores} cores / (client + receive + sha256 + write) | **${fmt(f.cpuLimit.mbps)}** | ${fmt(f.cpuLimit.cpuPerGB, 2)} |`);
+    L.push(`| no-overlap limit: loopback, sha256 and write one after the other (1 / Σ 1/MB/s; for reading the figures, no target) | ${fmt(f.serialLimit.mbps)} | |`);
+    L.push('');
+  }
+
+  if (report.uploads.length) {
+    L.push('## 2–3. Each mechanism through the full PEP 694 flow, next to its raw peers', '');
+    L.push('Ours: create session → file session → execute (the mechanism\'s client half) → complete (every hash verified) → publish, timed from the first byte sent to the verified completion; publish timed apart. Raw peers (scripts/bench/raw-server.mjs) get the same client and the same file; each hashes sha256 and fsyncs before answering.', '');
+    L.push('"Busy %" is the share of the wall time each thread ran: server main thread / the server\'s busiest other thread (libuv pool: file writes) / client main thread; none near 100 means no thread is saturated and the stages wait on each other.', '');
+    L.push('| mechanism | size | server | MB/s | ratio ours/raw (target) | ÷ CPU limit | server CPU s/GB | CPU ours/raw | client CPU s/GB | busy % | peak RSS MB | others |');
+    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const u of report.uploads) {
+      L.push(`| ${u.mechanism} | ${u.sizeMiB} MiB | **ours** (complete ${range(u.ours.completeMs)} ms, publish ${range(u.ours.publishMs, 1)} ms) | ${range(u.ours.mbps)} | | ${fmt(u.ours.mbps.median / limit, 2)}${u.mechanism === 'http-post-bytes' ? ' (≥ 0.8)' : ''} | ${range(u.ours.cpuPerGB, 2)} | | ${range(u.ours.clientCpuPerGB, 2)} | ${busy(u.ours)} | ${fmt(u.ours.peakRssMB)} (< 150) | ${pct(u.ours.otherLoad)} |`);
+      for (const r of u.raws) {
+        const target = r.key === 'raw-tus-reread' ? '≥ 1.3' : '≥ 0.9';
+        L.push(`| | | ${r.label} | ${range(r.mbps)} | **${range(r.ratio, 2)}** (${target}) | ${fmt(r.mbps.median / limit, 2)} | ${range(r.cpuPerGB, 2)} | ${range(r.cpuRatio, 2)}${u.mechanism === 'http-post-bytes' ? ' (≤ 1.1)' : ''} | ${range(r.clientCpuPerGB, 2)} | ${busy(r)} | ${fmt(r.peakRssMB)} | ${pct(r.otherLoad)} |`);
+      }
+    }
+    L.push('');
+  }
+
+  if (report.preload.length) {
+    L.push('## Diagnosis: the raw pipeline in a heavier process', '');
+    L.push('| size | server | MB/s | ÷ bare | server CPU s/GB | CPU ÷ bare | busy % | peak RSS MB | others |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const p of report.preload) {
+      for (const r of p.rows) L.push(`| ${p.sizeMiB} MiB | ${r.label} | ${range(r.mbps)} | ${range(r.ratioToBare, 2)} | ${range(r.cpuPerGB, 2)} | ${range(r.cpuRatioToBare, 2)} | ${busy(r)} | ${fmt(r.peakRssMB)} | ${pct(r.otherLoad)} |`);
+    }
+    L.push('');
+  }
+
+  if (report.deferred.length) {
+    L.push('## 3b. tus: deferred hash verification (hash state lost)', '');
+    L.push('Half the file PATCHed, the server restarted (SIGTERM, same data dir and port), the rest PATCHed by the client half (resume), then completion: 202 + `processing` while the host re-reads the adopted file to hash it, polled every 10 ms until `completed`. Next to `openssl dgst -sha256` and a bare node `createReadStream` → sha256 of the same bytes (page cache warm for all three).', '');
+    L.push('| size | ours: complete → completed s | server CPU s/GB | openssl dgst -sha256 s | node re-read s | ours ÷ openssl | ours ÷ node | peak RSS MB (after restart) | others |');
+    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const d of report.deferred) {
+      L.push(`| ${d.sizeMiB} MiB | ${range(d.ours.seconds, 2)} | ${range(d.ours.cpuPerGB, 2)} | ${range(d.openssl.seconds, 2)} | ${range(d.node.seconds, 2)} | ${fmt(d.ratioToOpenssl, 2)} | ${fmt(d.ratioToNode, 2)} | ${fmt(d.ours.peakRssMB)} | ${pct(d.ours.otherLoad)} |`);
+    }
+    L.push('');
+  }
+
+  if (report.concurrency.length) {
+    L.push(`## 4. Concurrency: ${concurrency} simultaneous uploads`, '');
+    L.push('Ours: each in its own publishing session, timed from the first byte of all to the last verified completion. Raw: the in-stream raw peer, same client.', '');
+    L.push('| mechanism | each | ours MB/s (aggregate) | raw MB/s | ratio (≥ 0.8) | ours CPU s/GB | raw CPU s/GB | ours peak RSS MB | raw peak RSS MB | others |');
+    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const c of report.concurrency) {
+      L.push(`| ${c.mechanism} | ${c.sizeMiB} MiB | ${range(c.ours.mbps)} | ${range(c.raw.mbps)} | **${range(c.ratio, 2)}** | ${range(c.ours.cpuPerGB, 2)} | ${range(c.raw.cpuPerGB, 2)} | ${fmt(c.ours.peakRssMB)} | ${fmt(c.raw.peakRssMB)} | ${pct(c.ours.otherLoad)} |`);
+    }
+    L.push('');
+  }
+
+  const c = report.control;
+  if (c) {
+    L.push(`## 5. Control plane (${c.connections} connections, ${c.seconds} s per run, autocannon in the client process)`, '');
+    L.push('| route | server | req/s | p50 ms | p99 ms | server CPU ms / 1000 req | failures | others |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+    const row = (label, server, r) => L.push(`| ${label} | ${server} | ${range(r.rps)} | ${range(r.p50, 1)} | ${range(r.p99, 1)} | ${range(r.cpuPerKReq)} | ${r.failures} | ${pct(r.otherLoad)} |`);
+    row('GET session status (1 file)', '**ours**', c.routes['ours-status']);
+    row('GET a JSON document', 'bare express', c.routes['express-status']);
+    row('POST create file upload session (http-post-bytes)', '**ours**', c.routes['ours-create-file']);
+    row('POST a JSON body, answer JSON', 'bare express', c.routes['express-post-json']);
+    L.push('');
+    L.push(`Session status ÷ bare express: **${range(c.statusRatio, 2)}** (target ≥ 0.5). Create file session ÷ bare express POST: ${range(c.createRatio, 2)} (no target). Peak RSS of our server through this section: ${fmt(c.peakRssMB)} MB.`, '');
+    L.push('| publish | ms |', '| --- | --- |');
+    L.push(`| a session of 100 files (1 KiB each) | ${range(c.publish100Ms, 1)} |`);
+    L.push(`| a session of one 1 KiB file | ${range(c.publishTinyMs, 1)} |`);
+    L.push(`| a session of one ${c.bigMiB} MiB file | ${range(c.publishBigMs, 1)} |`);
+    L.push(`| ${c.bigMiB} MiB ÷ 1 KiB (target ≤ 2) | **${fmt(c.publishRatio, 2)}** |`);
+    L.push('');
+  }
+
+  L.push('## Targets', '');
+  L.push('| target | measured | verdict |', '| --- | --- | --- |');
+  for (const t of report.targets) L.push(`| ${t.target} | ${t.measured} | ${verdict(t.ok)} |`);
+  L.push('');
+  return L.join('\n');
+}
+
+function targets(report) {
+  const T = [];
+  const limit = report.floors?.cpuLimit?.mbps;
+  for (const u of report.uploads) {
+    for (const r of u.raws) {
+      const t = r.key === 'raw-tus-reread' ? 1.3 : 0.9;
+      T.push({ target: `${u.mechanism} ${u.sizeMiB} MiB ≥ ${t}× ${r.label}`, measured: `${fmt(r.ratio.median, 2)} (${fmt(r.ratio.min, 2)}–${fmt(r.ratio.max, 2)})`, ok: check(r.ratio.median, '>=', t) });
+      if (u.mechanism === 'http-post-bytes') {
+        T.push({ target: `http-post-bytes ${u.sizeMiB} MiB server CPU ≤ 1.1× raw`, measured: fmt(r.cpuRatio.median, 2), ok: check(r.cpuRatio.median, '<=', 1.1) });
+      }
+    }
+    if (u.mechanism === 'http-post-bytes') {
+      T.push({ target: `http-post-bytes ${u.sizeMiB} MiB ≥ 0.8 of the CPU limit (${fmt(limit)} MB/s)`, measured: fmt(u.ours.mbps.median / limit, 2), ok: check(u.ours.mbps.median / limit, '>=', 0.8) });
+    }
+  }
+  const bySection = new Map();
+  for (const u of report.uploads) bySection.set(u.mechanism, [...(bySection.get(u.mechanism) ?? []), u]);
+  for (const [mech, us] of bySection) {
+    const big = us.reduce((a, b) => (b.sizeMiB > a.sizeMiB ? b : a));
+    const small = us.reduce((a, b) => (b.sizeMiB < a.sizeMiB ? b : a));
+    T.push({ target: `${mech} peak RSS < 150 MB for one ${big.sizeMiB} MiB upload`, measured: `${fmt(big.ours.peakRssMB)} MB`, ok: check(big.ours.peakRssMB, '<', 150) });
+    if (big !== small) {
+      const growth = big.ours.peakRssMB - small.ours.peakRssMB;
+      T.push({ target: `${mech} peak RSS grows < 20 MB from ${small.sizeMiB} MiB to ${big.sizeMiB} MiB`, measured: `${fmt(growth, 1)} MB`, ok: check(growth, '<', 20) });
+    }
+  }
+  for (const c of report.concurrency) {
+    T.push({ target: `${c.mechanism} ${c.uploads}× ${c.sizeMiB} MiB at once ≥ 0.8 of ${c.rawLabel}`, measured: `${fmt(c.ratio.median, 2)} (${fmt(c.ratio.min, 2)}–${fmt(c.ratio.max, 2)})`, ok: check(c.ratio.median, '>=', 0.8) });
+  }
+  const c = report.control;
+  if (c) {
+    T.push({ target: 'session status ≥ 0.5 of a bare express JSON route (req/s)', measured: `${fmt(c.statusRatio.median, 2)} (${fmt(c.statusRatio.min, 2)}–${fmt(c.statusRatio.max, 2)})`, ok: check(c.statusRatio.median, '>=', 0.5) });
+    T.push({ target: `publishing ${c.bigMiB} MiB ≤ 2× publishing 1 KiB`, measured: fmt(c.publishRatio, 2), ok: check(c.publishRatio, '<=', 2) });
+  }
+  for (const d of report.deferred) {
+    T.push({ target: `tus deferred verification of ${d.sizeMiB} MiB, next to openssl dgst -sha256 (no target)`, measured: `${fmt(d.ours.seconds.median, 2)} s vs ${fmt(d.openssl.seconds.median, 2)} s (${fmt(d.ratioToOpenssl, 2)}×)`, ok: undefined });
+  }
+  return T;
+}
+
+// ---- main -------------------------------------------------------------------------------------
+
+async function main() {
+  mkdirSync(outDir, { recursive: true });
+  const report = { date: new Date().toISOString(), quick, runs, sizesMiB: sizes.map((s) => s / MiB), sections: [...only], machine: machineFacts(), floors: undefined, uploads: [], deferred: [], concurrency: [], preload: [], control: undefined };
+  const log = (...a) => console.log(`[${since(start).toFixed(0).padStart(4)} s]`, ...a);
+  log(`bench: ${cores} cores, ${runs} run(s), sizes ${sizes.map((s) => s / MiB).join(', ')} MiB, sections ${[...only].join(',')}, work dir ${work}`);
+  const largest = Math.max(...sizes);
+  const files = new Map();
+  const fileOf = async (bytes) => {
+    if (!files.has(bytes)) files.set(bytes, await makeFile(bytes));
+    return files.get(bytes);
+  };
+  const release = (bytes) => {
+    const f = files.get(bytes);
+    if (f) rmSync(f.path, { force: true });
+    files.delete(bytes);
+  };
+
+  if (only.has('floors')) {
+    report.floors = await floorsSection(await fileOf(largest));
+    const f = report.floors;
+    log(`floors: sha256 ${fmt(f.sha256.mbps.median)} MB/s, blake2b ${fmt(f.blake2b.mbps.median)} MB/s, disk ${fmt(f.disk.mbps.median)} MB/s, loopback ${fmt(f.loopback.mbps.median)} MB/s, CPU limit ${fmt(f.cpuLimit.mbps)} MB/s (${fmt(f.cpuLimit.cpuPerGB, 2)} CPU s/GB)`);
+  }
+  for (const bytes of [...sizes].sort((a, b) => a - b)) {
+    for (const name of ['http-post-bytes', 'tus', 'multipart']) {
+      if (!only.has(name)) continue;
+      const u = await uploadSection(name, await fileOf(bytes), bytes);
+      report.uploads.push(u);
+      log(`${u.mechanism} ${u.sizeMiB} MiB: ours ${fmt(u.ours.mbps.median)} MB/s ${fmt(u.ours.cpuPerGB.median, 2)} CPU s/GB, RSS ${fmt(u.ours.peakRssMB)} MB; ${u.raws.map((r) => `${r.key} ${fmt(r.mbps.median)} MB/s ${fmt(r.cpuPerGB.median, 2)} CPU s/GB (ratio ${fmt(r.ratio.median, 2)})`).join('; ')}`);
+    }
+    if (bytes !== largest && bytes !== concBytes) release(bytes);
+  }
+  if (only.has('preload')) {
+    for (const bytes of sizes) {
+      const p = await preloadSection(await fileOf(bytes), bytes);
+      report.preload.push(p);
+      log(`preload ${p.sizeMiB} MiB: ${p.rows.map((r) => `${r.key} ${fmt(r.mbps.median)} MB/s ${fmt(r.cpuPerGB.median, 2)} CPU s/GB`).join('; ')}`);
+    }
+  }
+  if (only.has('tus')) {
+    const d = await deferredSection(await fileOf(largest), largest);
+    report.deferred.push(d);
+    log(`tus deferred verification ${d.sizeMiB} MiB: ${fmt(d.ours.seconds.median, 2)} s, openssl ${fmt(d.openssl.seconds.median, 2)} s, node ${fmt(d.node.seconds.median, 2)} s`);
+  }
+  if (only.has('concurrency')) {
+    for (const name of ['http-post-bytes', 'tus', 'multipart']) {
+      const c = await concurrencySection(name, await fileOf(concBytes), concBytes);
+      report.concurrency.push(c);
+      log(`concurrency ${c.mechanism} ${c.uploads}× ${c.sizeMiB} MiB: ours ${fmt(c.ours.mbps.median)} MB/s, raw ${fmt(c.raw.mbps.median)} MB/s (ratio ${fmt(c.ratio.median, 2)}), RSS ${fmt(c.ours.peakRssMB)} vs ${fmt(c.raw.peakRssMB)} MB`);
+    }
+  }
+  if (concBytes !== largest) release(concBytes);
+  if (only.has('control')) {
+    const c = await controlSection(await fileOf(largest));
+    report.control = c;
+    log(`control: status ${fmt(c.routes['ours-status'].rps.median)} req/s vs express ${fmt(c.routes['express-status'].rps.median)} (ratio ${fmt(c.statusRatio.median, 2)}); create file ${fmt(c.routes['ours-create-file'].rps.median)} req/s; publish 100 files ${fmt(c.publish100Ms.median)} ms, 1 KiB ${fmt(c.publishTinyMs.median, 1)} ms, ${c.bigMiB} MiB ${fmt(c.publishBigMs.median, 1)} ms`);
+  }
+  report.loadavgEnd = loadavg();
+  report.seconds = since(start);
+  report.targets = targets(report);
+  writeFileSync(join(outDir, 'report.md'), render(report));
+  writeFileSync(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  log(`wrote ${relative(process.cwd(), join(outDir, 'report.md'))} and report.json`);
+  for (const t of report.targets) console.log(`  ${verdict(t.ok)}  ${t.target}: ${t.measured}`);
+}
+const start = now();
+
+const cleanup = () => {
+  for (const child of children) child.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+};
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
 main()
   .catch((err) => {
     console.error(err);
     process.exitCode = 1;
   })
-  .finally(() => rmSync(work, { recursive: true, force: true }));
+  .finally(cleanup);

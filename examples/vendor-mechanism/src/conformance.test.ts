@@ -1,12 +1,22 @@
-// The same suite every first-party mechanism runs, one call, from a third party's package.
+// The same suite every first-party mechanism runs, one call, from a third party's package. The
+// client half serves the bytes from a one-off HTTP server on 127.0.0.1 and gives the index its URL;
+// loopback is allowed here explicitly (the defaults refuse it).
 import { mechanismConformance } from '@pep694/server/testing';
-import { uploadChunked } from './client.js';
+import { serveAndRequestFetch } from './client.js';
 import plugin from './index.js';
 
 mechanismConformance({
   plugin,
-  options: { operator: 'example', chunkSize: 256 * 1024 },
-  declines: [{ size: 256 * 1024 * 100_001 }],
-  config: { limits: { maxFileSize: 64 * 1024 ** 3 } },
-  client: ({ instructions, body, authorization, signal }) => uploadChunked({ instructions, body, authorization, ...(signal ? { signal } : {}) }),
+  options: {
+    operator: 'example',
+    allowHosts: ['127.0.0.1:*'],
+    allowAddresses: ['127.0.0.1/32'],
+    schemes: ['http'],
+    maxFileSize: 1024 ** 3,
+  },
+  declines: [{ size: 1024 ** 3 + 1 }],
+  config: { limits: { maxFileSize: 4 * 1024 ** 3 } },
+  client: async ({ instructions, body, authorization, signal }) => {
+    await serveAndRequestFetch({ instructions, body, authorization, ...(signal ? { signal } : {}) });
+  },
 });

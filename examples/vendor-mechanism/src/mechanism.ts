@@ -1,8 +1,13 @@
 /**
- * `vnd-<operator>-chunked-v1`: the file arrives as ordered chunks, one `PATCH` each, carrying
- * `Upload-Offset`. Every chunk is its own request, so every chunk is authorized (PEP 694 says a
- * multi-request mechanism SHOULD authorize each request). Bytes go to one staging write that stays
- * open between chunks, hashed as they arrive, and are committed with the last chunk.
+ * `vnd-<operator>-http-fetch`: "File delivered by instructing server to fetch from a URL via HTTP
+ * request" (the PEP's own example of a server specific mechanism). The client POSTs a URL to
+ * `fetch_url`; the index GETs the artifact itself, through `GuardedFetcher` (allow-list, address
+ * policy, manual redirects, timeouts), and streams it to the staging write, hashing it in the same
+ * pass and cutting it off at the declared size + 1 byte.
+ *
+ * The fetch runs inside that POST: the answer comes when the bytes are staged (200) or the fetch
+ * failed (a problem document saying why). Meanwhile `status` reports the bytes received; a client
+ * that goes away stops the fetch.
  *
  * Written only against the published APIs of @pep694/core: the host's services come through
  * MECHANISM_HOST; nothing here imports the server.
@@ -11,8 +16,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Router } from 'express';
+import { z } from 'zod';
 import {
   createHashers,
+  parseBody,
   ProblemError,
   type CompletionOutcome,
   type FileOffer,
@@ -27,143 +34,264 @@ import {
   type UploadMechanism,
   type VendorMechanismIdentifier,
 } from '@pep694/core';
+import { GuardedFetcher, type FetchedResponse, type Resolver } from './fetcher.js';
+import { FetchPolicy, FetchRefused, type Scheme } from './policy.js';
 
-export interface ChunkedOptions {
-  readonly chunkSize: number;
+export interface HttpFetchOptions {
+  readonly allowHosts: readonly string[];
+  readonly allowAddresses: readonly string[];
+  readonly schemes: readonly Scheme[];
+  readonly maxRedirects: number;
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly totalTimeoutMs: number;
+  readonly maxFileSize?: number | undefined;
+  readonly maxConcurrentFetches: number;
+  readonly userAgent: string;
+  readonly resolver?: Resolver | undefined;
 }
 
-interface Upload {
-  offset: number;
-  staging: StagingWrite;
-  hashers: ReturnType<typeof createHashers<HashName>>;
-  busy: boolean;
-  committed: boolean;
+/** The body of `POST fetch_url`. */
+export const FetchRequestSchema = z.strictObject({
+  url: z.string().min(1).max(4096),
+});
+
+/** Largest `POST fetch_url` body we read. */
+const MAX_REQUEST_BYTES = 16 * 1024;
+
+interface Transfer {
+  state: 'fetching' | 'received' | 'failed';
+  /** Bytes staged so far; never more than the declared size. */
+  received: number;
+  readonly controller: AbortController;
+  /** Settles once the staging write is committed or aborted. */
+  done: Promise<void>;
   digests?: Partial<Record<HashName, string>>;
+  failure?: string;
 }
 
-export class ChunkedMechanism implements UploadMechanism {
-  private readonly uploads = new Map<string, Upload>();
+export class HttpFetchMechanism implements UploadMechanism {
+  private readonly transfers = new Map<string, Transfer>();
+  private readonly fetcher: GuardedFetcher;
+  private readonly policy: FetchPolicy;
+  private closed = false;
 
   constructor(
     readonly identifier: VendorMechanismIdentifier,
     private readonly host: MechanismHost,
-    private readonly options: ChunkedOptions,
-  ) {}
+    private readonly options: HttpFetchOptions,
+  ) {
+    this.policy = new FetchPolicy(options);
+    this.fetcher = new GuardedFetcher({
+      policy: this.policy,
+      maxRedirects: options.maxRedirects,
+      connectTimeoutMs: options.connectTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+      userAgent: options.userAgent,
+      ...(options.resolver ? { resolver: options.resolver } : {}),
+    });
+  }
 
   negotiate(offer: FileOffer): Negotiation {
-    // One open staging write per file: keep the number of chunks sane.
-    if (offer.size > this.options.chunkSize * 100_000) return { accept: false, reason: 'the file needs more than 100000 chunks' };
+    const max = this.options.maxFileSize;
+    if (max !== undefined && offer.size > max) return { accept: false, reason: `${this.identifier} fetches files of at most ${max} bytes` };
     return { accept: true };
   }
 
   async instructions(ctx: FileUploadContext): Promise<MechanismInstructions> {
     return {
       identifier: this.identifier,
-      chunk_url: `${ctx.baseUrl}/files/${ctx.file.id}`,
-      method: 'PATCH',
-      offset_header: 'Upload-Offset',
-      chunk_size: this.options.chunkSize,
+      fetch_url: `${ctx.baseUrl}/files/${ctx.file.id}`,
+      method: 'POST',
+      content_type: 'application/json',
     };
   }
 
   async completion(ctx: FileUploadContext): Promise<CompletionOutcome> {
-    const upload = this.uploads.get(ctx.file.id);
-    if (!upload?.committed) {
-      return { kind: 'incomplete', received: upload?.offset ?? 0, detail: `received ${upload?.offset ?? 0} of ${ctx.file.size} bytes` };
+    const t = this.transfers.get(ctx.file.id);
+    if (!t) return { kind: 'incomplete', received: 0, detail: 'Nothing was fetched: POST {"url": …} to fetch_url first.' };
+    if (t.state === 'fetching') {
+      // Not a failure of the file: the client completed too early. It stays pending.
+      throw new ProblemError('upload-in-progress', `The index is still fetching (${t.received} of ${ctx.file.size} bytes); complete once POST fetch_url has answered.`);
     }
-    this.uploads.delete(ctx.file.id);
-    return { kind: 'received', size: upload.offset, digests: upload.digests ?? {} };
+    if (t.state === 'failed') return { kind: 'incomplete', received: t.received, detail: `The fetch failed: ${t.failure ?? 'unknown reason'}` };
+    this.transfers.delete(ctx.file.id);
+    // The digests of the bytes actually fetched, computed in the stream: the host compares them with the declared ones.
+    return { kind: 'received', size: t.received, digests: t.digests ?? {} };
   }
 
   async status(ctx: FileUploadContext): Promise<TransferStatus> {
-    const upload = this.uploads.get(ctx.file.id);
-    return { bytesReceived: upload?.offset ?? 0, active: upload?.busy ?? false };
+    const t = this.transfers.get(ctx.file.id);
+    return { bytesReceived: t?.received ?? 0, active: t?.state === 'fetching' };
   }
 
   async cancel(ctx: FileUploadContext): Promise<void> {
-    const upload = this.uploads.get(ctx.file.id);
-    this.uploads.delete(ctx.file.id);
-    if (upload && !upload.committed) await upload.staging.abort();
+    const t = this.transfers.get(ctx.file.id);
+    this.transfers.delete(ctx.file.id);
+    if (!t) return;
+    t.controller.abort(new FetchRefused('canceled', 'the file upload session was canceled or deleted during the fetch'));
+    await t.done;
   }
 
   async close(): Promise<void> {
-    for (const upload of this.uploads.values()) if (!upload.committed) await upload.staging.abort();
-    this.uploads.clear();
+    this.closed = true;
+    const running = [...this.transfers.values()];
+    this.transfers.clear();
+    for (const t of running) t.controller.abort(new FetchRefused('shutdown', 'the index is shutting down'));
+    await Promise.all(running.map((t) => t.done));
   }
 
   routes(): HttpHandler {
     const router = Router();
-    router.patch('/files/:id', (req, res) => {
-      this.patch(req, res, String(req.params.id)).catch((err: unknown) => this.host.sendProblem(res, err));
+    router.post('/files/:id', (req, res) => {
+      this.post(req, res, String(req.params.id)).catch((err: unknown) => this.host.sendProblem(res, toProblem(err)));
     });
     router.all('/files/:id', (_req, res) => {
-      res.setHeader('Allow', 'PATCH');
-      this.host.sendProblem(res, new ProblemError('method-not-allowed', 'Send chunks with PATCH.', { headers: { Allow: 'PATCH' } }));
+      res.setHeader('Allow', 'POST');
+      this.host.sendProblem(res, new ProblemError('method-not-allowed', 'POST {"url": …} to fetch_url.', { headers: { Allow: 'POST' } }));
     });
     return router;
   }
 
-  private async patch(req: IncomingMessage, res: ServerResponse, fileId: string): Promise<void> {
+  private async post(req: IncomingMessage, res: ServerResponse, fileId: string): Promise<void> {
+    // Every request, first of all: the same credentials and permission as the session API.
     const ctx = await this.host.authorizeTransfer(req, this.identifier, fileId);
-    if (!/^application\/offset\+octet-stream\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
-      throw new ProblemError('unsupported-media-type', 'Chunks are sent as application/offset+octet-stream.');
+    if (this.closed) throw new ProblemError('unavailable', 'The index is shutting down.', { headers: { 'Retry-After': '5' } });
+    if (!/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
+      throw new ProblemError('unsupported-media-type', 'POST fetch_url with Content-Type: application/json and a body {"url": "https://…"}.');
     }
-    const offset = Number(req.headers['upload-offset']);
-    const length = Number(req.headers['content-length']);
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || length < 0) {
-      throw new ProblemError('invalid-parameter', 'Each chunk needs numeric Upload-Offset and Content-Length headers.');
-    }
-    if (length > this.options.chunkSize) throw new ProblemError('payload-too-large', `Chunks are at most ${this.options.chunkSize} bytes.`);
-    if (offset + length > ctx.file.size) throw new ProblemError('payload-too-large', `The chunk ends at ${offset + length}, past the declared size ${ctx.file.size}.`);
-
-    let upload = this.uploads.get(fileId);
-    if (!upload) {
-      if (offset !== 0) throw new ProblemError('invalid-transition', `Expected Upload-Offset 0, got ${offset}.`, { extensions: { offset: 0 } });
-      upload = { offset: 0, staging: await this.host.blobs.stage(ctx.stagingKey), hashers: createHashers(Object.keys(ctx.file.hashes) as HashName[]), busy: false, committed: false };
-      this.uploads.set(fileId, upload);
-    }
-    if (upload.busy) throw new ProblemError('upload-in-progress', 'Another chunk for this file is being received.');
-    if (upload.committed) throw new ProblemError('file-not-pending', 'Every byte has arrived already.');
-    if (offset !== upload.offset) {
-      throw new ProblemError('invalid-transition', `Expected Upload-Offset ${upload.offset}, got ${offset}.`, { extensions: { offset: upload.offset } });
-    }
-    if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
-
-    upload.busy = true;
-    const current = upload;
-    let received = 0;
+    const { url: text } = parseBody(FetchRequestSchema, await readJson(req), 'fetch request');
+    let url: URL;
     try {
-      // Hash and count in the stream; `end: false` keeps the staging write open for the next chunk.
+      url = new URL(text);
+    } catch {
+      throw new ProblemError('invalid-parameter', `"${text.slice(0, 200)}" is not an absolute URL.`, { errors: [{ source: '/url', message: 'not an absolute URL' }] });
+    }
+    // The policy is checked again on every hop; checking here answers before anything is staged.
+    this.policy.checkUrl(url);
+
+    const previous = this.transfers.get(fileId);
+    if (previous?.state === 'fetching') throw new ProblemError('upload-in-progress', 'The index is already fetching this file.');
+    const running = [...this.transfers.values()].filter((t) => t.state === 'fetching').length;
+    if (running >= this.options.maxConcurrentFetches) {
+      throw new ProblemError('unavailable', `The index is running ${running} fetches, its limit; try again shortly.`, { headers: { 'Retry-After': '5' } });
+    }
+
+    const t: Transfer = { state: 'fetching', received: 0, controller: new AbortController(), done: Promise.resolve() };
+    this.transfers.set(fileId, t);
+    // A client that goes away stops the fetch: nobody would learn how it ended.
+    const onClose = () => {
+      if (!res.writableFinished) t.controller.abort(new FetchRefused('canceled', 'the client closed the request'));
+    };
+    res.on('close', onClose);
+    const run = this.fetchInto(ctx, url, t);
+    t.done = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      const fetched = await run;
+      res.statusCode = 200;
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ 'bytes-received': t.received, url: fetched.url, redirects: fetched.redirects, hashes: t.digests }));
+    } finally {
+      res.off('close', onClose);
+    }
+  }
+
+  /** Fetches `url` into the file's staging key; sets `t`'s final state; rejects with a FetchRefused. */
+  private async fetchInto(ctx: FileUploadContext, url: URL, t: Transfer): Promise<{ url: string; redirects: number }> {
+    const size = ctx.file.size;
+    const total = setTimeout(
+      () => t.controller.abort(new FetchRefused('timeout', `the fetch took longer than ${this.options.totalTimeoutMs} ms`)),
+      this.options.totalTimeoutMs,
+    );
+    let fetched: FetchedResponse | undefined;
+    let staging: StagingWrite | undefined;
+    try {
+      fetched = await this.fetcher.open(url, t.controller.signal);
+      const announced = fetched.contentLength;
+      if (announced !== undefined && announced > size) {
+        throw new FetchRefused('too-large', `${fetched.url.host} announced ${announced} bytes (Content-Length); the declared size is ${size}`, { expected: size, received: announced });
+      }
+      if (announced !== undefined && announced < size) {
+        throw new FetchRefused('too-short', `${fetched.url.host} announced ${announced} bytes (Content-Length); the declared size is ${size}`, { expected: size, received: announced });
+      }
+      staging = await this.host.blobs.stage(ctx.stagingKey);
+      const hashers = createHashers(Object.keys(ctx.file.hashes) as HashName[]);
+      // One pass: count (stopping at size + 1), hash, write.
       await pipeline(
-        req,
+        fetched.body,
         new Transform({
           transform(chunk: Buffer, _enc, cb) {
-            received += chunk.length;
-            if (received > length) return cb(new ProblemError('payload-too-large', 'The chunk is longer than its Content-Length.'));
-            current.hashers.update(chunk);
+            if (t.received + chunk.length > size) {
+              return cb(new FetchRefused('too-large', `the server sent more than the declared ${size} bytes; the fetch was stopped at ${size + 1}`, { expected: size }));
+            }
+            t.received += chunk.length;
+            hashers.update(chunk);
             cb(null, chunk);
           },
         }),
-        current.staging.stream,
-        { end: false },
+        staging.stream,
       );
+      if (t.received < size) {
+        throw new FetchRefused('too-short', `the server sent ${t.received} bytes; the declared size is ${size}`, { expected: size, received: t.received });
+      }
+      await staging.commit();
+      t.digests = hashers.digest();
+      t.state = 'received';
+      return { url: fetched.url.href, redirects: fetched.hops.length - 1 };
     } catch (err) {
-      // A broken chunk leaves the hash state unusable: drop the upload; the client starts over.
-      this.uploads.delete(fileId);
-      await current.staging.abort();
-      throw err instanceof ProblemError ? err : new ProblemError('malformed-upload', 'The chunk was cut off; start the upload again from offset 0.');
+      const reason = t.controller.signal.aborted ? t.controller.signal.reason : fetched?.signal.aborted ? fetched.signal.reason : err;
+      await staging?.abort().catch(() => undefined);
+      t.state = 'failed';
+      t.failure = reason instanceof FetchRefused ? reason.message : 'the bytes could not be stored';
+      throw reason;
     } finally {
-      current.busy = false;
+      clearTimeout(total);
+      fetched?.close();
     }
-    current.offset += received;
-    if (current.offset === ctx.file.size) {
-      current.staging.stream.end();
-      await current.staging.commit();
-      current.digests = current.hashers.digest();
-      current.committed = true;
-    }
-    res.statusCode = 204;
-    res.setHeader('Upload-Offset', String(current.offset));
-    res.end();
+  }
+}
+
+/** Reads a small JSON body: 413 past MAX_REQUEST_BYTES, 400 `malformed-json` when it does not parse. */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > MAX_REQUEST_BYTES) {
+    throw new ProblemError('body-too-large', `The request body is at most ${MAX_REQUEST_BYTES} bytes.`);
+  }
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of req) {
+    length += (chunk as Buffer).length;
+    if (length > MAX_REQUEST_BYTES) throw new ProblemError('body-too-large', `The request body is at most ${MAX_REQUEST_BYTES} bytes.`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw new ProblemError('malformed-json', 'The request body is not valid JSON.');
+  }
+}
+
+/** The answer for each way a fetch can fail; anything else goes to the host as is. */
+export function toProblem(err: unknown): unknown {
+  if (!(err instanceof FetchRefused)) return err;
+  const extensions = { ...err.extensions };
+  switch (err.kind) {
+    case 'policy':
+      return new ProblemError('invalid-parameter', `The URL is refused: ${err.message}.`, { errors: [{ source: '/url', message: err.message }], extensions });
+    case 'remote':
+      return new ProblemError('invalid-parameter', `The fetch failed: ${err.message}.`, { errors: [{ source: '/url', message: err.message }], extensions });
+    case 'timeout':
+      return new ProblemError('request-timeout', `The fetch failed: ${err.message}.`, { extensions });
+    case 'too-large':
+      return new ProblemError('payload-too-large', `The fetch failed: ${err.message}.`, { extensions });
+    case 'too-short':
+      return new ProblemError('size-mismatch', `The fetch failed: ${err.message}.`, { extensions });
+    case 'canceled':
+      return new ProblemError('file-not-pending', `The fetch was stopped: ${err.message}.`, { extensions });
+    case 'shutdown':
+      return new ProblemError('unavailable', `The fetch was stopped: ${err.message}.`, { headers: { 'Retry-After': '5' }, extensions });
   }
 }

@@ -1,6 +1,7 @@
 /**
  * @pep694/core: the PEP 694 (Upload 2.0) protocol model and the upload mechanism interface.
- * No HTTP framework appears in these types; hosts and plugins build on them.
+ * No HTTP framework appears in these types; hosts and plugins build on them. node:http helpers
+ * for mechanisms and their client halves are a separate entry, `@pep694/core/node-http`.
  */
 export * from './version.js';
 export * from './problem.js';
@@ -10,6 +11,8 @@ export * from './state/machine.js';
 export * from './state/publishing-session.js';
 export * from './state/file-upload-session.js';
 export * from './validate/index.js';
+export * from './byte-meter.js';
+export * from './attestations.js';
 export * from './mechanism.js';
 export * from './plugin.js';
 export * from './ports.js';

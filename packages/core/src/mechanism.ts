@@ -106,6 +106,17 @@ export type Negotiation =
   /** The host answers 422 `mechanism-declined` with this reason: the mechanism is not supported for this file. */
   | { readonly accept: false; readonly reason: string };
 
+/**
+ * The usual `maxFileSize` option of a mechanism: declines a file larger than `max` (e.g. to steer
+ * big files to a resumable mechanism); `max` undefined accepts every size the host accepts.
+ */
+export function negotiateMaxFileSize(identifier: string, max: number | undefined, offer: FileOffer): Negotiation {
+  if (max !== undefined && offer.size > max) {
+    return { accept: false, reason: `${identifier} takes files up to ${max} bytes here; this one is ${offer.size} bytes.` };
+  }
+  return { accept: true };
+}
+
 /** One file upload session, as the host hands it to a mechanism. */
 export interface FileUploadContext {
   readonly session: {

@@ -287,6 +287,11 @@ export interface BlobStore {
    * caller then streams it through `stage`. For mechanisms whose library writes files itself.
    */
   adoptFile?(key: string, path: string): Promise<boolean>;
+  /**
+   * Optional: deletes leftovers of stagings older than `olderThanMs` that a crash interrupted
+   * (they are under no key, so `list` does not see them). Returns how many it removed.
+   */
+  sweepTemp?(olderThanMs: number): Promise<number>;
 }
 
 // ---- File validation ----------------------------------------------------------------------------

@@ -75,7 +75,7 @@ export interface Pep694Server {
   readonly devToken?: { readonly token: string; readonly file: string; readonly created: boolean };
   /** Starts listening; resolves with the bound URL of the root endpoint. */
   listen(port?: number, host?: string): Promise<{ server: Server; url: string; origin: string }>;
-  /** Runs one reaper pass now. */
+  /** Runs one full reaper pass now, including the blob sweep. */
   reap(): ReturnType<UploadService['reap']>;
   /** Stops the reaper, waits for background work, closes the HTTP server, mechanisms and store. */
   close(): Promise<void>;
@@ -154,10 +154,10 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
 
   let httpServer: Server | undefined;
   let timer: NodeJS.Timeout | undefined;
-  const reap = () => service!.reap();
+  const reap = () => service!.reap({ sweepBlobs: true });
   if (config.reaperInterval > 0) {
     timer = setInterval(() => {
-      reap().catch((err: unknown) => logger.error({ err }, 'reaper failed'));
+      service!.reap().catch((err: unknown) => logger.error({ err }, 'reaper failed'));
     }, config.reaperInterval);
     timer.unref();
   }

@@ -48,6 +48,8 @@ export const ServerConfigSchema = z.object({
   retention: seconds.default(7 * 24 * 3600),
   /** How often the reaper runs (expiry, retention, orphaned blobs). 0 disables the timer. */
   reaperInterval: ms.default(60_000),
+  /** How often the reaper also walks the blob store for orphaned bytes and crashed stagings (ms). */
+  blobSweepInterval: ms.default(3_600_000),
   /** `Retry-After` (seconds) while a file upload is pending or processing. */
   retryAfter: seconds.default(1),
 

@@ -7,17 +7,18 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HttpPostBytesError, uploadHttpPostBytes } from './client.js';
 import { HttpPostBytesMechanism } from './mechanism.js';
-import { attestation, FakeHost, GOOD_AUTH, serve } from './test-support.js';
+import { attestation, GOOD_AUTH, serveMechanism, type MechanismServer } from '@pep694/server/testing';
+import { FakeHost } from './test-support.js';
 
 let host: FakeHost;
 let mechanism: HttpPostBytesMechanism;
-let server: Awaited<ReturnType<typeof serve>>;
+let server: MechanismServer;
 let dir: string;
 
 beforeEach(async () => {
   host = new FakeHost();
   mechanism = new HttpPostBytesMechanism(host, { attestations: true, attestationsMaxBytes: 1024 * 1024, linger: { bytes: 1024 * 1024, ms: 300 } });
-  server = await serve(mechanism.routes(), host);
+  server = await serveMechanism(mechanism.routes(), host);
   dir = mkdtempSync(join(tmpdir(), 'http-post-bytes-client-'));
 });
 afterEach(async () => {

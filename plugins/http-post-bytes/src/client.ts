@@ -14,11 +14,8 @@
  * });
  * ```
  */
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
 import { Readable } from 'node:stream';
+import { HttpAnswerError, openUploadBody, problemOf, sendRequest, type RequestBody, type UploadClientOptions } from '@pep694/core/node-http';
 
 /** The `mechanism` map of an `http-post-bytes` file upload session (PEP 694). */
 export interface HttpPostBytesInstructions {
@@ -28,52 +25,25 @@ export interface HttpPostBytesInstructions {
   readonly [key: string]: unknown;
 }
 
-export interface UploadHttpPostBytesOptions {
+/** `body`, `size`, `onProgress`, `signal`, `headers` and `agent` are as for every client half (`UploadClientOptions`). */
+export interface UploadHttpPostBytesOptions extends UploadClientOptions {
   /** The `mechanism` map of the file upload session response. */
   readonly instructions: HttpPostBytesInstructions;
-  /** The file: its bytes, a path to it, or a stream of it (then `size` is required). */
-  readonly body: Uint8Array | string | Readable;
-  /** Size in bytes; required for a stream, checked against a buffer's or file's size otherwise. */
-  readonly size?: number;
   /** The `Authorization` header value, the same credentials as for the session API (PEP 694). */
   readonly authorization: string;
   /** PEP 740 attestation objects, POSTed to `attestations_url` after the bytes. */
   readonly attestations?: readonly unknown[];
-  /** Called as bytes are handed to the connection; `sent` reaches `total` when all are. */
-  readonly onProgress?: (sent: number, total: number) => void;
-  /** Aborts the upload (the request is destroyed and the promise rejects with the signal's reason). */
-  readonly signal?: AbortSignal;
-  /** Extra request headers, e.g. `User-Agent`. */
-  readonly headers?: Readonly<Record<string, string>>;
-  /** An agent, e.g. for custom TLS settings. */
-  readonly agent?: http.Agent;
 }
 
 /** A non-2xx answer. `problem` is the server's RFC 9457 document when it sent one. */
-export class HttpPostBytesError extends Error {
-  readonly status: number;
-  readonly url: string;
-  readonly problem: Record<string, unknown> | undefined;
-  /** The problem's `code` (e.g. `payload-too-large`), when the server sent one. */
-  readonly code: string | undefined;
-
+export class HttpPostBytesError extends HttpAnswerError {
   constructor(url: string, status: number, problem: Record<string, unknown> | undefined, text: string) {
-    const title = typeof problem?.['title'] === 'string' ? problem['title'] : http.STATUS_CODES[status] ?? 'error';
-    const detail = typeof problem?.['detail'] === 'string' ? problem['detail'] : text.slice(0, 200);
-    super(`POST ${url} failed with ${status} ${title}${detail ? `: ${detail}` : ''}`);
+    super('POST', url, status, problem, text);
     this.name = 'HttpPostBytesError';
-    this.status = status;
-    this.url = url;
-    this.problem = problem;
-    this.code = typeof problem?.['code'] === 'string' ? problem['code'] : undefined;
   }
 }
 
 const IDENTIFIER = 'http-post-bytes';
-/** Slices of a buffer handed to the socket at a time: views, not copies; small enough for progress. */
-const SLICE = 256 * 1024;
-/** Most of an error body kept. */
-const MAX_RESPONSE = 256 * 1024;
 
 function urlFrom(map: HttpPostBytesInstructions, key: 'file_url' | 'attestations_url'): URL {
   const value = map[key];
@@ -83,111 +53,21 @@ function urlFrom(map: HttpPostBytesInstructions, key: 'file_url' | 'attestations
   return url;
 }
 
-async function openBody(body: UploadHttpPostBytesOptions['body'], size: number | undefined): Promise<{ source: Readable; total: number }> {
-  const check = (actual: number, what: string) => {
-    if (size !== undefined && size !== actual) throw new RangeError(`size is ${size} but the ${what} has ${actual} bytes`);
-    return actual;
-  };
-  if (typeof body === 'string') {
-    const st = await stat(body);
-    if (!st.isFile()) throw new TypeError(`${body} is not a regular file`);
-    const total = check(st.size, 'file');
-    return { source: createReadStream(body), total };
-  }
-  if (body instanceof Uint8Array) {
-    const total = check(body.byteLength, 'buffer');
-    const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    function* slices() {
-      for (let at = 0; at < total; at += SLICE) yield buf.subarray(at, Math.min(at + SLICE, total));
-    }
-    return { source: Readable.from(slices(), { objectMode: false }), total };
-  }
-  if (body instanceof Readable) {
-    if (size === undefined || !Number.isSafeInteger(size) || size < 0) throw new TypeError('size is required when body is a stream');
-    return { source: body, total: size };
-  }
-  throw new TypeError('body must be a Buffer/Uint8Array, a file path, or a Readable');
-}
-
 /**
- * POSTs `source` (exactly `total` bytes) to `url`. Resolves on 2xx; rejects with
- * HttpPostBytesError otherwise. An answer that arrives while the body is still being sent (a 413
- * or a 401, say) stops the sending, and is what the promise reports.
+ * POSTs `body` to `url`. Resolves on 2xx; rejects with HttpPostBytesError otherwise. An answer
+ * that arrives while the body is still being sent (a 413 or a 401, say) stops the sending, and is
+ * what the promise reports.
  */
-function post(
-  url: URL,
-  contentType: string,
-  source: Readable,
-  total: number,
-  opts: UploadHttpPostBytesOptions,
-  onProgress?: (sent: number, total: number) => void,
-): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let settled = false;
-    let responded = false;
-    const done = (err?: unknown) => {
-      if (settled) return;
-      settled = true;
-      if (!source.destroyed) source.destroy();
-      if (!req.destroyed && (err !== undefined || !req.writableFinished)) req.destroy();
-      if (err === undefined) resolve();
-      else reject(err);
-    };
-    const lib = url.protocol === 'https:' ? https : http;
-    const req = lib.request(url, {
-      method: 'POST',
-      headers: {
-        ...opts.headers,
-        Authorization: opts.authorization,
-        'Content-Type': contentType,
-        'Content-Length': String(total),
-      },
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(opts.agent ? { agent: opts.agent } : {}),
-    });
-    req.on('error', (err) => {
-      // After an early answer, the server closing while we still send shows up here: the answer counts.
-      if (!responded) done(opts.signal?.aborted ? (opts.signal.reason ?? err) : err);
-    });
-    req.on('response', (res) => {
-      responded = true;
-      source.unpipe(req); // an early answer: stop sending
-      const chunks: Buffer[] = [];
-      let length = 0;
-      res.on('data', (chunk: Buffer) => {
-        if (length < MAX_RESPONSE) chunks.push(chunk);
-        length += chunk.length;
-      });
-      res.on('error', (err) => done(opts.signal?.aborted ? (opts.signal.reason ?? err) : err));
-      res.on('close', () => {
-        if (!res.complete) done(new Error(`POST ${url.href}: the connection closed before the answer was complete`));
-      });
-      res.on('end', () => {
-        const status = res.statusCode ?? 0;
-        if (status >= 200 && status < 300) return done();
-        const text = Buffer.concat(chunks).toString('utf8');
-        let problem: Record<string, unknown> | undefined;
-        if (/json/i.test(res.headers['content-type'] ?? '')) {
-          try {
-            const parsed: unknown = JSON.parse(text);
-            if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) problem = parsed as Record<string, unknown>;
-          } catch {
-            // not JSON after all: the text goes into the message
-          }
-        }
-        done(new HttpPostBytesError(url.href, status, problem, text));
-      });
-    });
-    let sent = 0;
-    if (onProgress) {
-      source.on('data', (chunk: Buffer) => {
-        sent += chunk.length;
-        onProgress(sent, total);
-      });
-    }
-    source.once('error', (err) => done(err));
-    source.pipe(req);
+async function post(url: URL, contentType: string, body: RequestBody, opts: UploadHttpPostBytesOptions): Promise<void> {
+  const answer = await sendRequest({
+    method: 'POST',
+    url,
+    headers: { ...opts.headers, Authorization: opts.authorization, 'Content-Type': contentType },
+    body,
+    signal: opts.signal,
+    agent: opts.agent,
   });
+  if (answer.status < 200 || answer.status >= 300) throw new HttpPostBytesError(url.href, answer.status, problemOf(answer), answer.text);
 }
 
 /**
@@ -208,10 +88,10 @@ export async function uploadHttpPostBytes(opts: UploadHttpPostBytesOptions): Pro
   }
   const attestationsUrl = attestations !== undefined ? urlFrom(map, 'attestations_url') : undefined;
   opts.signal?.throwIfAborted();
-  const { source, total } = await openBody(opts.body, opts.size);
-  await post(fileUrl, 'application/octet-stream', source, total, opts, opts.onProgress);
+  const { source, total } = await openUploadBody(opts.body, opts.size);
+  await post(fileUrl, 'application/octet-stream', { source, size: total, onProgress: opts.onProgress }, opts);
   if (attestations !== undefined && attestationsUrl) {
     const json = Buffer.from(JSON.stringify(attestations), 'utf8');
-    await post(attestationsUrl, 'application/json', Readable.from([json]), json.length, opts);
+    await post(attestationsUrl, 'application/json', { source: Readable.from([json]), size: json.length }, opts);
   }
 }

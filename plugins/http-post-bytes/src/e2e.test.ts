@@ -14,7 +14,7 @@ import { BLOB_STORE, SESSION_STORE, UPLOAD_V2_JSON } from '@pep694/core';
 import { createServer, TokensFileAuth, type Pep694Server } from '@pep694/server';
 import plugin from './index.js';
 import { uploadHttpPostBytes } from './client.js';
-import { attestation, rawPost, until } from './test-support.js';
+import { attestation, rawPost, until } from '@pep694/server/testing';
 
 const run = promisify(execFile);
 const ALICE = 'alice-token-0123456789';

@@ -15,18 +15,6 @@ import { z } from 'zod';
 import { HttpPostBytesMechanism, type HttpPostBytesOptions } from './mechanism.js';
 
 export { HttpPostBytesMechanism, type HttpPostBytesOptions } from './mechanism.js';
-export { ByteMeter } from './mechanism.js';
-/** HTTP helpers shared with other first-party mechanisms (candidates for core; see the multipart plugin). */
-export { answerAfterBody, contentLength, DEFAULT_LINGER, requireIdentityEncoding, type LingerBudget } from './http.js';
-export {
-  AttestationSchema,
-  AttestationsSchema,
-  IN_TOTO_STATEMENT_V1,
-  SUPPORTED_PREDICATE_TYPES,
-  validateAttestations,
-  type Attestation,
-  type AttestedFile,
-} from './attestations.js';
 
 export const PLUGIN_NAME = '@pep694/mechanism-http-post-bytes';
 

@@ -7,20 +7,21 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { collectMechanisms, MECHANISM_HOST, MechanismRegistrationError, registerPlugin } from '@pep694/core';
 import { container } from 'tsyringe';
 import plugin, { HttpPostBytesMechanism, type HttpPostBytesOptions } from './index.js';
-import { attestation, digest, FakeHost, GOOD_AUTH, rawPost, serve, sleep, until } from './test-support.js';
+import { attestation, digest, GOOD_AUTH, rawPost, serveMechanism, sleep, until, type MechanismServer } from '@pep694/server/testing';
+import { FakeHost } from './test-support.js';
 
 const OCTET = { Authorization: GOOD_AUTH, 'Content-Type': 'application/octet-stream' };
 const JSON_HEADERS = { Authorization: GOOD_AUTH, 'Content-Type': 'application/json' };
 
 let host: FakeHost;
 let mechanism: HttpPostBytesMechanism;
-let server: Awaited<ReturnType<typeof serve>>;
+let server: MechanismServer;
 const options: HttpPostBytesOptions = { attestations: true, attestationsMaxBytes: 64 * 1024, linger: { bytes: 1024 * 1024, ms: 300 } };
 
 async function start(opts: HttpPostBytesOptions = options) {
   host = new FakeHost();
   mechanism = new HttpPostBytesMechanism(host, opts);
-  server = await serve(mechanism.routes(), host);
+  server = await serveMechanism(mechanism.routes(), host);
 }
 beforeEach(() => start());
 afterEach(async () => {

@@ -3,9 +3,10 @@
  * the file's bytes to `file_url` with `Content-Type: application/octet-stream`, and optionally a
  * JSON array of PEP 740 attestation objects to `attestations_url`.
  *
- * The body goes through one pass (DESIGN.md "Measured on our machines"): request → a Transform
- * that counts the bytes and feeds every declared hash → the blob store's staging write, piped so
- * that backpressure reaches the client; nothing is buffered whole and nothing is read twice.
+ * The body goes through one pass (DESIGN.md "Measured on our machines"): request → core's
+ * `ByteMeter`, which counts the bytes and feeds every declared hash → the blob store's staging
+ * write, piped so that backpressure reaches the client; nothing is buffered whole and nothing is
+ * read twice.
  *
  * State is in memory, keyed by file upload session ID: the transfer running now (for `status`,
  * the one-at-a-time rule and cancellation) and the last committed transfer's size and digests (for
@@ -13,17 +14,19 @@
  * to the committed blob and the host hashes it by reading it once.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  ByteMeter,
   createHashers,
   HTTP_POST_BYTES,
+  negotiateMaxFileSize,
   ProblemError,
+  validateAttestations,
+  type Attestation,
   type CompletionOutcome,
   type FileOffer,
   type FileUploadContext,
   type HashName,
-  type Hashers,
   type HttpHandler,
   type MechanismHost,
   type MechanismInstructions,
@@ -31,18 +34,17 @@ import {
   type TransferStatus,
   type UploadMechanism,
 } from '@pep694/core';
-import { Router, type Request, type Response } from 'express';
-import { validateAttestations, type Attestation } from './attestations.js';
 import {
   answerAfterBody,
-  consumedBy,
   contentLength,
   DEFAULT_LINGER,
-  readJsonBody,
-  requireContentType,
+  expectsContinue,
   requireIdentityEncoding,
+  watchIdle,
   type LingerBudget,
-} from './http.js';
+} from '@pep694/core/node-http';
+import { Router, type Request, type Response } from 'express';
+import { consumedBy, readJsonBody, requireContentType } from './http.js';
 
 /** Options after parsing (see `HttpPostBytesOptionsSchema` in index.ts for the documented input). */
 export interface HttpPostBytesOptions {
@@ -93,41 +95,6 @@ interface FileState {
   attestations?: readonly Attestation[] | undefined;
 }
 
-/**
- * Counts the bytes and hashes them as they pass, unchanged (the same Buffer goes on: no copy).
- * A chunk that would take the count past `limit` fails the stream with `payload-too-large`.
- * Exported for other mechanisms (the multipart plugin streams its file part through it).
- */
-export class ByteMeter extends Transform {
-  bytes = 0;
-  constructor(
-    private readonly limit: number,
-    private readonly hashers: Hashers<HashName>,
-  ) {
-    super();
-  }
-
-  /** Hex digests of the bytes that passed; call once the stream has ended. */
-  digests(): Readonly<Partial<Record<HashName, string>>> {
-    return this.hashers.digest();
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    const next = this.bytes + chunk.length;
-    if (next > this.limit) {
-      callback(
-        new ProblemError('payload-too-large', `The body is longer than the declared size of ${this.limit} bytes; nothing was stored.`, {
-          extensions: { expected: this.limit },
-        }),
-      );
-      return;
-    }
-    this.hashers.update(chunk);
-    this.bytes = next;
-    callback(null, chunk);
-  }
-}
-
 const param = (req: Request, name: string): string => String(req.params[name]);
 const DEFAULT_IDLE_TIMEOUT = 120_000;
 
@@ -145,11 +112,7 @@ export class HttpPostBytesMechanism implements UploadMechanism {
   }
 
   negotiate(offer: FileOffer): Negotiation {
-    const max = this.options.maxFileSize;
-    if (max !== undefined && offer.size > max) {
-      return { accept: false, reason: `http-post-bytes takes files up to ${max} bytes here; this one is ${offer.size} bytes.` };
-    }
-    return { accept: true };
+    return negotiateMaxFileSize(this.identifier, this.options.maxFileSize, offer);
   }
 
   async instructions(ctx: FileUploadContext): Promise<MechanismInstructions> {
@@ -350,20 +313,11 @@ export class HttpPostBytesMechanism implements UploadMechanism {
    */
   private watchIdle(req: IncomingMessage, transfer: Transfer): () => void {
     const idle = this.options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
-    const socket = req.socket;
-    if (idle <= 0 || !socket) return () => {};
-    const previous = socket.timeout ?? 0;
-    const onTimeout = () =>
+    return watchIdle(req, idle, () =>
       void transfer.stop(
         new ProblemError('request-timeout', `No bytes arrived for ${idle / 1000} s; the transfer was stopped and nothing was stored. POST the file again.`),
-      );
-    // A 'timeout' listener on the request also keeps node from destroying the socket itself.
-    req.on('timeout', onTimeout);
-    socket.setTimeout(idle);
-    return () => {
-      req.off('timeout', onTimeout);
-      socket.setTimeout(previous);
-    };
+      ),
+    );
   }
 
   /** `POST attestations_url`: a JSON array of PEP 740 attestation objects, kept for completion. */
@@ -391,5 +345,3 @@ export class HttpPostBytesMechanism implements UploadMechanism {
     answerAfterBody(req, res, () => this.host.sendProblem(res, err), consumed, this.linger);
   }
 }
-
-const expectsContinue = (req: IncomingMessage) => req.headers.expect?.toLowerCase() === '100-continue';

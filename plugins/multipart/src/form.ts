@@ -14,15 +14,17 @@ import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import busboy, { type Busboy } from 'busboy';
 import {
+  ByteMeter,
   createHashers,
   parseMediaType,
   ProblemError,
+  validateAttestations,
+  type Attestation,
   type FileUploadContext,
   type HashName,
   type MechanismHost,
   type StagingWrite,
 } from '@pep694/core';
-import { ByteMeter, validateAttestations, type Attestation } from '@pep694/mechanism-http-post-bytes';
 
 /** The field names of the form (stable API: the mechanism map names them too). */
 export const FILE_FIELD = 'content';

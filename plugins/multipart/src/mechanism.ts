@@ -15,6 +15,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  negotiateMaxFileSize,
   ProblemError,
   type CompletionOutcome,
   type FileOffer,
@@ -27,7 +28,15 @@ import {
   type UploadMechanism,
   type VendorMechanismIdentifier,
 } from '@pep694/core';
-import { answerAfterBody, contentLength, DEFAULT_LINGER, requireIdentityEncoding, type LingerBudget } from '@pep694/mechanism-http-post-bytes';
+import {
+  answerAfterBody,
+  contentLength,
+  DEFAULT_LINGER,
+  expectsContinue,
+  requireIdentityEncoding,
+  watchIdle,
+  type LingerBudget,
+} from '@pep694/core/node-http';
 import { Router, type Request, type Response } from 'express';
 import { CorsPolicy, type CorsOptions } from './cors.js';
 import { ATTESTATIONS_FIELD, FILE_FIELD, FORM_OVERHEAD, FormReceiver, requireMultipart, type ReceivedForm } from './form.js';
@@ -91,7 +100,6 @@ interface FileState {
 
 const param = (req: Request, name: string): string => String(req.params[name]);
 const DEFAULT_IDLE_TIMEOUT = 120_000;
-const expectsContinue = (req: IncomingMessage) => req.headers.expect?.toLowerCase() === '100-continue';
 
 export class MultipartMechanism implements UploadMechanism {
   readonly identifier: VendorMechanismIdentifier;
@@ -110,11 +118,7 @@ export class MultipartMechanism implements UploadMechanism {
   }
 
   negotiate(offer: FileOffer): Negotiation {
-    const max = this.options.maxFileSize;
-    if (max !== undefined && offer.size > max) {
-      return { accept: false, reason: `${this.identifier} takes files up to ${max} bytes here; this one is ${offer.size} bytes.` };
-    }
-    return { accept: true };
+    return negotiateMaxFileSize(this.identifier, this.options.maxFileSize, offer);
   }
 
   async instructions(ctx: FileUploadContext): Promise<MultipartInstructions> {
@@ -288,20 +292,11 @@ export class MultipartMechanism implements UploadMechanism {
    */
   private watchIdle(req: IncomingMessage, transfer: Transfer): () => void {
     const idle = this.options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
-    const socket = req.socket;
-    if (idle <= 0 || !socket) return () => {};
-    const previous = socket.timeout ?? 0;
-    const onTimeout = () =>
+    return watchIdle(req, idle, () =>
       void transfer.stop(
         new ProblemError('request-timeout', `No bytes arrived for ${idle / 1000} s; the transfer was stopped and nothing was stored. POST the form again.`),
-      );
-    // A 'timeout' listener on the request also keeps node from destroying the socket itself.
-    req.on('timeout', onTimeout);
-    socket.setTimeout(idle);
-    return () => {
-      req.off('timeout', onTimeout);
-      socket.setTimeout(previous);
-    };
+      ),
+    );
   }
 
   /** Sends `err` as problem+json once the request body is out of the way (see `answerAfterBody`). */

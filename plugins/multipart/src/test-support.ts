@@ -1,31 +1,20 @@
 /**
  * Test helpers (not part of the package): multipart bodies built by hand (so that tests can break
- * them), raw HTTP requests that can pause mid-body, a blob store that shows what reaches the
- * staging write, and PEP 740-shaped attestation objects.
+ * them), a blob store that shows what reaches the staging write, and the real host with this
+ * mechanism. Raw requests and fixtures are `@pep694/server/testing`'s, re-exported here so that
+ * the tests import from one place.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { request, type IncomingMessage } from 'node:http';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { BLOB_STORE, type BlobStore, type StagingWrite } from '@pep694/core';
 import type { FsBlobStore } from '@pep694/server';
-import { api, META, startTestServer, TEST_TOKENS, type TestServer, type TestServerOptions } from '@pep694/server/testing';
+import { api, META, sha256, startTestServer, TEST_TOKENS, type TestServer, type TestServerOptions } from '@pep694/server/testing';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart, { type MultipartOptionsInput } from './index.js';
 import { multipartFraming } from './client.js';
 
-export const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` until it returns true (or throws after `ms`). */
-export async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not reached in time');
-    await sleep(5);
-  }
-}
+export { attestation, rawPost, sleep, until } from '@pep694/server/testing';
 
 export interface Part {
   readonly name?: string;
@@ -64,53 +53,6 @@ export const formType = (boundary = BOUNDARY) => `multipart/form-data; boundary=
 
 /** The framing of a form with only the `content` part, framed with BOUNDARY: head + file + tail. */
 export const multipartHead = (filename = 'demo_pkg-1.0.0-py3-none-any.whl') => multipartFraming({ fileField: 'content', filename, boundary: BOUNDARY });
-
-export interface RawResponse {
-  status: number;
-  headers: IncomingMessage['headers'];
-  body: string;
-  json(): any;
-}
-
-/**
- * A raw POST. `chunks` are written with a pause between them; `hold` leaves the request open after
- * writing (resolves `written` then) so a test can act mid-body; `contentLength: null` sends chunked.
- */
-export function rawPost(
-  url: string,
-  opts: { headers?: Record<string, string>; chunks?: Buffer[]; contentLength?: number | null; hold?: boolean; method?: string } = {},
-): { response: Promise<RawResponse>; written: Promise<void>; req: ReturnType<typeof request> } {
-  const chunks = opts.chunks ?? [];
-  const total = chunks.reduce((n, c) => n + c.length, 0);
-  const headers: Record<string, string> = { ...opts.headers };
-  if (opts.contentLength !== null) headers['Content-Length'] = String(opts.contentLength ?? total);
-  const req = request(url, { method: opts.method ?? 'POST', headers });
-  let wroteAll!: () => void;
-  const written = new Promise<void>((r) => (wroteAll = r));
-  const response = new Promise<RawResponse>((resolve, reject) => {
-    req.on('error', reject);
-    req.on('response', (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (c: Buffer) => parts.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const body = Buffer.concat(parts).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body) });
-      });
-    });
-  });
-  response.catch(() => {});
-  void (async () => {
-    for (const c of chunks) {
-      if (req.destroyed) return;
-      if (!req.write(c)) await new Promise((r) => req.once('drain', r));
-      await new Promise((r) => setImmediate(r));
-    }
-    wroteAll();
-    if (!opts.hold) req.end();
-  })();
-  return { response, written, req };
-}
 
 /**
  * Wraps a BlobStore so a test sees what reaches staging writes: `written` counts the bytes handed
@@ -174,28 +116,9 @@ export class SpyBlobStore implements BlobStore {
   list: BlobStore['list'] = (prefix) => this.inner.list(prefix);
 }
 
-/** An attestation object shaped as PEP 740 requires, about `filename` with `sha256`. */
-export function attestation(filename: string, sha: string): Record<string, unknown> {
-  const statement = {
-    _type: 'https://in-toto.io/Statement/v1',
-    subject: [{ name: filename, digest: { sha256: sha } }],
-    predicateType: 'https://docs.pypi.org/attestations/publish/v1',
-    predicate: {},
-  };
-  return {
-    version: 1,
-    verification_material: {
-      certificate: randomBytes(64).toString('base64'),
-      transparency_entries: [{ log_index: 1, log_id: 'x', entry_kind: 'dsse', entry_version: '0.0.1', integrated_time: 1, inclusion_proof: {} }],
-    },
-    envelope: { statement: Buffer.from(JSON.stringify(statement)).toString('base64'), signature: randomBytes(70).toString('base64') },
-  };
-}
-
 // ---- the real host ----------------------------------------------------------------------------
 
-
-export { api, META, TEST_TOKENS };
+export { api, META, sha256, TEST_TOKENS };
 export const OPERATOR = 'test';
 export const MECHANISM = `vnd-${OPERATOR}-multipart`;
 /** The fixtures of ../shared/ beside the repository (as CI lays it out). */

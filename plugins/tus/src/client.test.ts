@@ -8,12 +8,13 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TusUploadError, uploadTus } from './client.js';
 import { TusMechanism } from './mechanism.js';
 import { FsBlobStore } from '@pep694/server';
-import { digest, FakeHost, GOOD_AUTH, InstrumentedBlobStore, serve } from './test-support.js';
+import { digest, GOOD_AUTH, serveMechanism, type MechanismServer } from '@pep694/server/testing';
+import { FakeHost, InstrumentedBlobStore } from './test-support.js';
 
 let dir: string;
 let host: FakeHost;
 let mechanism: TusMechanism;
-let server: Awaited<ReturnType<typeof serve>>;
+let server: MechanismServer;
 
 const mechanismFor = (h: FakeHost) =>
   new TusMechanism(h, { operator: 'test', directory: join(dir, 'data', 'tus'), lockDrainTimeout: 200, linger: { bytes: 1024 * 1024, ms: 300 } });
@@ -22,7 +23,7 @@ beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tus-client-'));
   host = new FakeHost(new InstrumentedBlobStore(await FsBlobStore.open(join(dir, 'data'))));
   mechanism = mechanismFor(host);
-  server = await serve(mechanism.routes(), host);
+  server = await serveMechanism(mechanism.routes(), host);
 });
 afterEach(async () => {
   await mechanism.close();
@@ -118,7 +119,7 @@ describe('uploadTus', () => {
             await mechanism.close();
             await server.close();
             mechanism = mechanismFor(host);
-            server = await serve(mechanism.routes(), host, port);
+            server = await serveMechanism(mechanism.routes(), host, port);
           })();
         }
       },

@@ -17,10 +17,8 @@
  * ```
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
 import { Readable } from 'node:stream';
+import { bufferSlices, HttpAnswerError, measureUploadBody, problemOf, sendRequest, type HttpAnswer, type RequestBody, type UploadBody, type UploadClientOptions } from '@pep694/core/node-http';
 
 /** The `mechanism` map of a `vnd-<operator>-tus` file upload session. */
 export interface TusInstructionsMap {
@@ -33,13 +31,10 @@ export interface TusInstructionsMap {
   readonly [key: string]: unknown;
 }
 
-export interface UploadTusOptions {
+/** `body`, `size`, `headers` and `agent` are as for every client half (`UploadClientOptions`). */
+export interface UploadTusOptions extends UploadClientOptions {
   /** The `mechanism` map of the file upload session response. */
   readonly instructions: TusInstructionsMap;
-  /** The file: its bytes, a path to it, or a stream of it (then `size` is required). */
-  readonly body: Uint8Array | string | Readable;
-  /** Size in bytes; required for a stream, checked against a buffer's or file's size otherwise. */
-  readonly size?: number;
   /** The `Authorization` header value, the same credentials as for the session API ('' sends none). */
   readonly authorization: string;
   /**
@@ -57,10 +52,6 @@ export interface UploadTusOptions {
   readonly onProgress?: (sent: number, total: number) => void;
   /** Aborts the upload (the request is destroyed and the promise rejects with the signal's reason). The server keeps what it received. */
   readonly signal?: AbortSignal;
-  /** Extra request headers, e.g. `User-Agent`. */
-  readonly headers?: Readonly<Record<string, string>>;
-  /** An agent, e.g. for custom TLS settings. */
-  readonly agent?: http.Agent;
 }
 
 export interface TusUploadResult {
@@ -74,33 +65,16 @@ export interface TusUploadResult {
 }
 
 /** A non-2xx answer. `problem` is the server's RFC 9457 document when it sent one. */
-export class TusUploadError extends Error {
-  readonly status: number;
-  readonly method: string;
-  readonly url: string;
-  readonly problem: Record<string, unknown> | undefined;
-  /** The problem's `code` (e.g. `payload-too-large`), when the server sent one. */
-  readonly code: string | undefined;
-
+export class TusUploadError extends HttpAnswerError {
   constructor(method: string, url: string, status: number, problem: Record<string, unknown> | undefined, text: string) {
-    const title = typeof problem?.['title'] === 'string' ? problem['title'] : http.STATUS_CODES[status] ?? 'error';
-    const detail = typeof problem?.['detail'] === 'string' ? problem['detail'] : text.trim().slice(0, 200);
-    super(`${method} ${url} failed with ${status} ${title}${detail ? `: ${detail}` : ''}`);
+    super(method, url, status, problem, text);
     this.name = 'TusUploadError';
-    this.status = status;
-    this.method = method;
-    this.url = url;
-    this.problem = problem;
-    this.code = typeof problem?.['code'] === 'string' ? problem['code'] : undefined;
   }
 }
 
 const TUS_VERSION = '1.0.0';
 const DEFAULT_RETRY_DELAYS = [0, 1000, 3000, 5000, 10000];
 const STREAM_CHUNK = 8 * 1024 * 1024;
-/** Slices of a buffer handed to the socket at a time: views, not copies. */
-const SLICE = 256 * 1024;
-const MAX_RESPONSE = 256 * 1024;
 
 /** Where the bytes come from: any range of a path or buffer; a stream only forwards (its current chunk kept). */
 interface Source {
@@ -108,13 +82,6 @@ interface Source {
   readonly seekable: boolean;
   range(start: number, end: number): Promise<Readable>;
   close(): void;
-}
-
-function bufferSlices(buf: Buffer): Readable {
-  function* slices() {
-    for (let at = 0; at < buf.length; at += SLICE) yield buf.subarray(at, Math.min(at + SLICE, buf.length));
-  }
-  return Readable.from(slices(), { objectMode: false });
 }
 
 class StreamSource implements Source {
@@ -179,38 +146,22 @@ class StreamSource implements Source {
   }
 }
 
-async function openSource(body: UploadTusOptions['body'], size: number | undefined): Promise<Source> {
-  const check = (actual: number, what: string) => {
-    if (size !== undefined && size !== actual) throw new RangeError(`size is ${size} but the ${what} has ${actual} bytes`);
-    return actual;
-  };
-  if (typeof body === 'string') {
-    const st = await stat(body);
-    if (!st.isFile()) throw new TypeError(`${body} is not a regular file`);
-    const total = check(st.size, 'file');
-    return {
-      total,
-      seekable: true,
-      range: async (start, end) => (end > start ? createReadStream(body, { start, end: end - 1 }) : Readable.from([])),
-      close() {},
-    };
+async function openSource(body: UploadBody, size: number | undefined): Promise<Source> {
+  const measured = await measureUploadBody(body, size);
+  const { total } = measured;
+  switch (measured.kind) {
+    case 'path':
+      return {
+        total,
+        seekable: true,
+        range: async (start, end) => (end > start ? createReadStream(measured.path, { start, end: end - 1 }) : Readable.from([])),
+        close() {},
+      };
+    case 'buffer':
+      return { total, seekable: true, range: async (start, end) => bufferSlices(measured.buffer.subarray(start, end)), close() {} };
+    case 'stream':
+      return new StreamSource(measured.stream, total);
   }
-  if (body instanceof Uint8Array) {
-    const total = check(body.byteLength, 'buffer');
-    const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    return { total, seekable: true, range: async (start, end) => bufferSlices(buf.subarray(start, end)), close() {} };
-  }
-  if (body instanceof Readable) {
-    if (size === undefined || !Number.isSafeInteger(size) || size < 0) throw new TypeError('size is required when body is a stream');
-    return new StreamSource(body, size);
-  }
-  throw new TypeError('body must be a Buffer/Uint8Array, a file path, or a Readable');
-}
-
-interface Answer {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly text: string;
 }
 
 /**
@@ -222,78 +173,15 @@ const retryable = (err: unknown) =>
     ? (err.status === 409 && err.method === 'PATCH' && err.code !== 'file-not-pending') || err.status === 423 || (err.status >= 500 && err.status !== 501)
     : !(err instanceof TypeError || err instanceof RangeError);
 
-function parseProblem(answer: Answer): Record<string, unknown> | undefined {
-  if (!/json/i.test(String(answer.headers['content-type'] ?? ''))) return undefined;
-  try {
-    const parsed: unknown = JSON.parse(answer.text);
-    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * One request. Resolves with any answer (also an early one that arrives while the body is still
- * being sent: the sending stops); rejects on a network error or an abort.
- */
-function send(
-  url: URL,
-  method: 'HEAD' | 'PATCH',
-  headers: Record<string, string>,
-  opts: UploadTusOptions,
-  body?: Readable,
-  onSent?: (n: number) => void,
-): Promise<Answer> {
-  return new Promise<Answer>((resolve, reject) => {
-    let settled = false;
-    let responded = false;
-    const done = (err: unknown, answer?: Answer) => {
-      if (settled) return;
-      settled = true;
-      if (body && !body.destroyed) body.destroy();
-      if (err !== undefined) {
-        if (!req.destroyed) req.destroy();
-        reject(err);
-      } else resolve(answer!);
-    };
-    const reason = (err: unknown) => (opts.signal?.aborted ? (opts.signal.reason ?? err) : err);
-    const lib = url.protocol === 'https:' ? https : http;
-    const req = lib.request(url, {
-      method,
-      headers: { ...opts.headers, ...headers, ...(opts.authorization ? { Authorization: opts.authorization } : {}), 'Tus-Resumable': TUS_VERSION },
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(opts.agent ? { agent: opts.agent } : {}),
-    });
-    req.on('error', (err) => {
-      // After an early answer, the server closing while we still send shows up here: the answer counts.
-      if (!responded) done(reason(err));
-    });
-    req.on('response', (res) => {
-      responded = true;
-      if (body) body.unpipe(req);
-      const chunks: Buffer[] = [];
-      let length = 0;
-      res.on('data', (chunk: Buffer) => {
-        if (length < MAX_RESPONSE) chunks.push(chunk);
-        length += chunk.length;
-      });
-      res.on('error', (err) => done(reason(err)));
-      res.on('close', () => {
-        if (!res.complete) done(reason(new Error(`${method} ${url.href}: the connection closed before the answer was complete`)));
-      });
-      res.on('end', () => done(undefined, { status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-    });
-    if (!body) {
-      req.end();
-      return;
-    }
-    let sent = 0;
-    body.on('data', (chunk: Buffer) => {
-      sent += chunk.length;
-      onSent?.(sent);
-    });
-    body.once('error', (err) => done(err));
-    body.pipe(req);
+/** One request (HEAD, or PATCH with `body`), with the credentials and `Tus-Resumable`. Resolves with any answer. */
+function send(url: URL, method: 'HEAD' | 'PATCH', headers: Record<string, string>, opts: UploadTusOptions, body?: RequestBody): Promise<HttpAnswer> {
+  return sendRequest({
+    method,
+    url,
+    headers: { ...opts.headers, ...headers, ...(opts.authorization ? { Authorization: opts.authorization } : {}), 'Tus-Resumable': TUS_VERSION },
+    body,
+    signal: opts.signal,
+    agent: opts.agent,
   });
 }
 
@@ -311,7 +199,7 @@ const sleep = (ms: number, signal: AbortSignal | undefined) =>
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 
-function offsetFrom(answer: Answer, method: string, url: URL): number {
+function offsetFrom(answer: HttpAnswer, method: string, url: URL): number {
   const raw = answer.headers['upload-offset'];
   const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(n)) throw new TusUploadError(method, url.href, answer.status, undefined, `the answer has no valid Upload-Offset (${String(raw)})`);
@@ -350,7 +238,7 @@ export async function uploadTus(opts: UploadTusOptions): Promise<TusUploadResult
 
   const head = async (): Promise<number> => {
     const answer = await send(url, 'HEAD', {}, opts);
-    if (answer.status !== 200) throw new TusUploadError('HEAD', url.href, answer.status, parseProblem(answer), answer.text);
+    if (answer.status !== 200) throw new TusUploadError('HEAD', url.href, answer.status, problemOf(answer), answer.text);
     const length = answer.headers['upload-length'];
     if (length !== undefined && Number(length) !== total) {
       throw new RangeError(`the upload at ${url.href} is ${String(length)} bytes long, but the body has ${total}`);
@@ -359,15 +247,13 @@ export async function uploadTus(opts: UploadTusOptions): Promise<TusUploadResult
   };
   const patch = async (offset: number, end: number): Promise<number> => {
     const body = await source.range(offset, end);
-    const answer = await send(
-      url,
-      'PATCH',
-      { 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(offset), 'Content-Length': String(end - offset) },
-      opts,
-      body,
-      opts.onProgress && ((n) => opts.onProgress!(offset + n, total)),
-    );
-    if (answer.status !== 204 && answer.status !== 200) throw new TusUploadError('PATCH', url.href, answer.status, parseProblem(answer), answer.text);
+    const onProgress = opts.onProgress;
+    const answer = await send(url, 'PATCH', { 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(offset) }, opts, {
+      source: body,
+      size: end - offset,
+      ...(onProgress ? { onProgress: (n: number) => onProgress(offset + n, total) } : {}),
+    });
+    if (answer.status !== 204 && answer.status !== 200) throw new TusUploadError('PATCH', url.href, answer.status, problemOf(answer), answer.text);
     return offsetFrom(answer, 'PATCH', url);
   };
 

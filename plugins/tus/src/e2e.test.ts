@@ -13,10 +13,10 @@ import { Upload, type UploadOptions } from 'tus-js-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Clock } from '@pep694/core';
 import { createServer, FsBlobStore, TokensFileAuth, type Pep694Server, type ServerConfigInput } from '@pep694/server';
-import { api, META, TEST_TOKENS } from '@pep694/server/testing';
+import { api, META, rawRequest, sha256, TEST_TOKENS, until } from '@pep694/server/testing';
 import plugin, { type TusOptionsInput } from './index.js';
 import { uploadTus } from './client.js';
-import { head, InstrumentedBlobStore, patch, raw, sha256, tusHeaders, until } from './test-support.js';
+import { head, InstrumentedBlobStore, patch, tusHeaders } from './test-support.js';
 
 const run = promisify(execFile);
 const ID = 'vnd-pep694-tus';
@@ -264,7 +264,7 @@ describe('refusals on the tus routes (PEP 694: each request of a multi-request m
     expect(bob.status).toBe(403);
     expect(bob.json()).toMatchObject({ code: 'forbidden' });
     expect((await head(url, BOB)).status).toBe(403);
-    expect((await raw('DELETE', url, { headers: tusHeaders({}, BOB) }).response).status).toBe(403);
+    expect((await rawRequest('DELETE', url, { headers: tusHeaders({}, BOB) }).response).status).toBe(403);
     expect(await bytesReceived(file)).toBe(0);
     expect(tusFiles().sort()).toEqual([file.id, `${file.id}.json`].sort());
   });
@@ -310,7 +310,7 @@ describe('refusals on the tus routes (PEP 694: each request of a multi-request m
     const file = await createFile(await createSession(), WHEEL, fixture(WHEEL));
     const base = file.mechanism.upload_url.slice(0, -file.id.length - 1);
     for (const target of [base, `${base}/`, file.mechanism.upload_url]) {
-      const r = await raw('POST', target, { headers: tusHeaders({ 'Upload-Length': '100' }, ALICE) }).response;
+      const r = await rawRequest('POST', target, { headers: tusHeaders({ 'Upload-Length': '100' }, ALICE) }).response;
       expect(r.status).toBe(405);
       expect(r.headers['tus-resumable']).toBe('1.0.0');
       expect(r.json()).toMatchObject({ code: 'method-not-allowed' });

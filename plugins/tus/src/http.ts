@@ -1,16 +1,11 @@
 /**
- * Small HTTP helpers of the tus routes: header checks, and answering a request whose body the
- * handler does not want (`answerAfterBody`, the same rule as `@pep694/mechanism-http-post-bytes`).
+ * Small HTTP helpers of the tus routes: tus header checks. Answering a request whose body the
+ * handler does not want (`answerAfterBody`) and the checks every mechanism makes are in
+ * `@pep694/core/node-http`.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { parseMediaType, ProblemError } from '@pep694/core';
-
-/** How much of an unwanted body is read and discarded so the client sees the answer (see `answerAfterBody`). */
-export interface LingerBudget {
-  readonly bytes: number;
-  readonly ms: number;
-}
-export const DEFAULT_LINGER: LingerBudget = { bytes: 1024 * 1024, ms: 2000 };
+import { requireIdentityEncoding } from '@pep694/core/node-http';
 
 /** The tus protocol version this mechanism speaks; every tus response carries it as `Tus-Resumable`. */
 export const TUS_VERSION = '1.0.0';
@@ -52,12 +47,7 @@ export function checkPatchHeaders(req: IncomingMessage, size: number, maxChunkSi
       `${type === undefined ? 'The Content-Type header is missing' : `Content-Type ${JSON.stringify(type.slice(0, 100))} is not accepted`}; a tus PATCH is sent as Content-Type: ${TUS_PATCH_TYPE}.`,
     );
   }
-  const coding = header(req, 'content-encoding');
-  if (coding !== undefined && coding.split(',').some((c) => c.trim() !== '' && c.trim().toLowerCase() !== 'identity')) {
-    throw new ProblemError('unsupported-media-type', `Content-Encoding ${coding.slice(0, 100)} is not accepted; send the bytes of the file as they are.`, {
-      headers: { 'Accept-Encoding': 'identity' },
-    });
-  }
+  requireIdentityEncoding(header(req, 'content-encoding'));
   const offset = integerHeader(req, 'Upload-Offset');
   if (offset === undefined) {
     throw new ProblemError('invalid-parameter', 'A tus PATCH needs an Upload-Offset header: HEAD upload_url for the offset to send from.', {
@@ -87,54 +77,4 @@ export function checkPatchHeaders(req: IncomingMessage, size: number, maxChunkSi
       extensions: { limit: maxChunkSize },
     });
   }
-}
-
-export const expectsContinue = (req: IncomingMessage) => header(req, 'expect')?.toLowerCase() === '100-continue';
-
-/**
- * Answers once the request body is out of the way. A server that answers and closes while the
- * client is still sending makes the kernel reset the connection, and the client may lose the
- * answer with the reset. So a body that has arrived (or will, within `budget`) is read and
- * discarded first; a larger or slower one is answered at once with `Connection: close`.
- * (The same rule as `@pep694/mechanism-http-post-bytes`; see its `answerAfterBody`.)
- */
-export function answerAfterBody(req: IncomingMessage, res: ServerResponse, answer: () => void, budget: LingerBudget = DEFAULT_LINGER): void {
-  req.unpipe();
-  if (req.readableEnded || req.destroyed) {
-    answer();
-    return;
-  }
-  let done = false;
-  let discarded = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const finish = (close: boolean) => {
-    if (done) return;
-    done = true;
-    if (timer) clearTimeout(timer);
-    req.off('data', onData);
-    req.off('end', onEnd);
-    req.off('close', onClose);
-    if (close && !res.headersSent) res.setHeader('Connection', 'close');
-    answer();
-  };
-  const onData = (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > budget.bytes) finish(true);
-  };
-  const onEnd = () => finish(false);
-  const onClose = () => finish(true);
-  const raw = header(req, 'content-length');
-  const declared = raw !== undefined && /^\d+$/.test(raw) ? Number(raw) : undefined;
-  req.on('error', () => {}); // a reset while discarding is expected; never crash on it
-  if (req.complete || declared === undefined || declared <= budget.bytes) {
-    req.on('data', onData);
-    req.once('end', onEnd);
-    req.once('close', onClose);
-    timer = setTimeout(() => finish(true), budget.ms);
-    timer.unref();
-    req.resume();
-    return;
-  }
-  req.resume();
-  finish(true);
 }

@@ -19,7 +19,9 @@ import { TusMechanism, type TusOptions } from './mechanism.js';
 
 export { TusMechanism, TUS_EXTENSIONS, type TusInstructions, type TusOptions } from './mechanism.js';
 export { canAdopt, type FileAdoption } from './adoption.js';
-export { TUS_VERSION, type LingerBudget } from './http.js';
+export { TUS_VERSION } from './http.js';
+/** The type of the `linger` option (see `answerAfterBody` in `@pep694/core/node-http`). */
+export type { LingerBudget } from '@pep694/core/node-http';
 
 export const PLUGIN_NAME = '@pep694/mechanism-tus';
 

@@ -13,23 +13,13 @@ import { collectMechanisms, MECHANISM_HOST, MechanismRegistrationError, register
 import { FsBlobStore } from '@pep694/server';
 import { container } from 'tsyringe';
 import plugin, { TusMechanism, type TusOptions } from './index.js';
-import {
-  digest,
-  FakeHost,
-  GOOD_AUTH,
-  head,
-  InstrumentedBlobStore,
-  patch,
-  raw,
-  serve,
-  tusHeaders,
-  until,
-} from './test-support.js';
+import { digest, GOOD_AUTH, rawRequest, serveMechanism, until, type MechanismServer } from '@pep694/server/testing';
+import { FakeHost, head, InstrumentedBlobStore, patch, tusHeaders } from './test-support.js';
 
 let dir: string;
 let host: FakeHost;
 let mechanism: TusMechanism;
-let server: Awaited<ReturnType<typeof serve>>;
+let server: MechanismServer;
 let tusDir: string;
 
 async function start(opts: Partial<TusOptions> = {}, adopt = true) {
@@ -37,7 +27,7 @@ async function start(opts: Partial<TusOptions> = {}, adopt = true) {
   host = new FakeHost(new InstrumentedBlobStore(await FsBlobStore.open(data), { adopt }));
   tusDir = join(data, 'tus');
   mechanism = new TusMechanism(host, { operator: 'test', directory: tusDir, lockDrainTimeout: 200, linger: { bytes: 1024 * 1024, ms: 300 }, ...opts });
-  server = await serve(mechanism.routes(), host);
+  server = await serveMechanism(mechanism.routes(), host);
 }
 /** A new mechanism instance on the same directory and files: what a restarted process sees. */
 async function restart(opts: Partial<TusOptions> = {}) {
@@ -48,7 +38,7 @@ async function restart(opts: Partial<TusOptions> = {}) {
   host = new FakeHost(blobs);
   for (const [k, v] of files) host.files.set(k, v);
   mechanism = new TusMechanism(host, { operator: 'test', directory: tusDir, lockDrainTimeout: 200, linger: { bytes: 1024 * 1024, ms: 300 }, ...opts });
-  server = await serve(mechanism.routes(), host);
+  server = await serveMechanism(mechanism.routes(), host);
   for (const f of host.files.values()) (f.ctx as { baseUrl: string }).baseUrl = host.baseUrl;
 }
 
@@ -204,7 +194,7 @@ describe('refusals: problem+json with Tus-Resumable, before anything is written'
     expectProblem(await patch(url, 0, [bytes], { auth: 'Bearer nope' }).response, 403, 'forbidden');
     expect((await head(url, null)).status).toBe(401);
     expect((await head(url, 'Bearer nope')).status).toBe(403);
-    expectProblem(await raw('DELETE', url, { headers: tusHeaders({}, 'Bearer nope') }).response, 403, 'forbidden');
+    expectProblem(await rawRequest('DELETE', url, { headers: tusHeaders({}, 'Bearer nope') }).response, 403, 'forbidden');
     expectProblem(await patch(urlOf('nope'), 0, [bytes]).response, 404, 'not-found');
     host.files.get('f1')!.status = 'completed';
     expectProblem(await patch(url, 0, [bytes]).response, 409, 'file-not-pending');
@@ -226,7 +216,7 @@ describe('refusals: problem+json with Tus-Resumable, before anything is written'
 
   it('refuses creation: POST to the collection or to an upload is 405', async () => {
     for (const target of [`${server.base}/files`, `${server.base}/files/`, server.base, urlOf('f1')]) {
-      const r = await raw('POST', target, { headers: tusHeaders({ 'Upload-Length': '10' }) }).response;
+      const r = await rawRequest('POST', target, { headers: tusHeaders({ 'Upload-Length': '10' }) }).response;
       expectProblem(r, 405, 'method-not-allowed');
       expect(r.json().detail).toContain('the index creates one per file upload session');
     }
@@ -235,7 +225,7 @@ describe('refusals: problem+json with Tus-Resumable, before anything is written'
 
   it('refuses other methods with 405 and Allow', async () => {
     const { url } = await newUpload('f1', randomBytes(10));
-    const r = await raw('GET', url, { headers: tusHeaders() }).response;
+    const r = await rawRequest('GET', url, { headers: tusHeaders() }).response;
     expectProblem(r, 405, 'method-not-allowed');
     expect(r.headers.allow).toBe('HEAD, PATCH, DELETE, OPTIONS');
   });
@@ -284,7 +274,7 @@ describe('refusals: problem+json with Tus-Resumable, before anything is written'
     const { url } = await newUpload('f1', bytes);
     expectProblem(await patch(url, 0, [bytes], { headers: { 'Content-Type': 'application/octet-stream' } }).response, 415, 'unsupported-media-type');
     expectProblem(await patch(url, 0, [bytes], { headers: { 'Content-Encoding': 'gzip' } }).response, 415, 'unsupported-media-type');
-    const noOffset = await raw('PATCH', url, { headers: tusHeaders({ 'Content-Type': 'application/offset+octet-stream' }), chunks: [bytes] }).response;
+    const noOffset = await rawRequest('PATCH', url, { headers: tusHeaders({ 'Content-Type': 'application/offset+octet-stream' }), chunks: [bytes] }).response;
     expectProblem(noOffset, 400, 'invalid-parameter');
     expectProblem(await patch(url, 0, [bytes], { headers: { 'Upload-Offset': '-1' } }).response, 400, 'invalid-parameter');
   });
@@ -346,13 +336,13 @@ describe('refusals: problem+json with Tus-Resumable, before anything is written'
 
   it('leaves tus its own 412 for a missing Tus-Resumable, with Tus-Version', async () => {
     const { url } = await newUpload('f1', randomBytes(10));
-    const r = await raw('HEAD', url, { headers: { Authorization: GOOD_AUTH } }).response;
+    const r = await rawRequest('HEAD', url, { headers: { Authorization: GOOD_AUTH } }).response;
     expect(r.status).toBe(412);
     expect(r.headers['tus-resumable']).toBe('1.0.0');
   });
 
   it('answers OPTIONS without credentials: capabilities only', async () => {
-    const r = await raw('OPTIONS', `${server.base}/files`).response;
+    const r = await rawRequest('OPTIONS', `${server.base}/files`).response;
     expect(r.status).toBe(204);
     expect(r.headers['tus-version']).toBe('1.0.0');
     expect(r.headers['tus-extension']).toBe('termination');
@@ -435,7 +425,7 @@ describe('completion, termination, cancel, close', () => {
     const bytes = randomBytes(1000);
     const { ctx, url } = await newUpload('f1', bytes);
     expect((await patch(url, 0, [bytes.subarray(0, 10)]).response).status).toBe(204);
-    const del = await raw('DELETE', url, { headers: tusHeaders() }).response;
+    const del = await rawRequest('DELETE', url, { headers: tusHeaders() }).response;
     expect(del.status).toBe(204);
     expect(del.headers['tus-resumable']).toBe('1.0.0');
     expect(tusFiles()).toEqual([]);

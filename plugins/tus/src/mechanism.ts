@@ -16,17 +16,17 @@
 import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
+  ByteMeter,
   createHashers,
+  negotiateMaxFileSize,
   ProblemError,
   vendorIdentifier,
   type CompletionOutcome,
   type FileOffer,
   type FileUploadContext,
   type HashName,
-  type Hashers,
   type HttpHandler,
   type MechanismHost,
   type MechanismInstructions,
@@ -35,11 +35,12 @@ import {
   type UploadMechanism,
   type VendorMechanismIdentifier,
 } from '@pep694/core';
+import { answerAfterBody, DEFAULT_LINGER, expectsContinue, type LingerBudget } from '@pep694/core/node-http';
 import { MemoryLocker, Server, Upload } from '@tus/server';
 import { Router, type Request, type Response as ExpressResponse } from 'express';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
 import { canAdopt } from './adoption.js';
-import { answerAfterBody, checkPatchHeaders, DEFAULT_LINGER, expectsContinue, integerHeader, TUS_VERSION, type LingerBudget } from './http.js';
+import { checkPatchHeaders, integerHeader, TUS_VERSION } from './http.js';
 import { HashingFileStore, TusHttpError } from './store.js';
 
 /** Options after parsing (see `TusOptionsSchema` in index.ts for the documented input). */
@@ -144,11 +145,7 @@ export class TusMechanism implements UploadMechanism {
   }
 
   negotiate(offer: FileOffer): Negotiation {
-    const max = this.options.maxFileSize;
-    if (max !== undefined && offer.size > max) {
-      return { accept: false, reason: `${this.identifier} takes files up to ${max} bytes here; this one is ${offer.size} bytes.` };
-    }
-    return { accept: true };
+    return negotiateMaxFileSize(this.identifier, this.options.maxFileSize, offer);
   }
 
   /** Creates the tus upload for this file upload session (id = file upload session ID, length = declared size). */
@@ -227,7 +224,8 @@ export class TusMechanism implements UploadMechanism {
     const hashers = hash ? createHashers(hashNames(ctx)) : undefined;
     const staging = await blobs.stage(ctx.stagingKey);
     try {
-      if (hashers) await pipeline(createReadStream(path), new Hasher(hashers), staging.stream);
+      // No limit here: completion found the offset at the declared size, which tus writes no further.
+      if (hashers) await pipeline(createReadStream(path), new ByteMeter(Number.POSITIVE_INFINITY, hashers), staging.stream);
       else await pipeline(createReadStream(path), staging.stream);
       await staging.commit();
     } catch (err) {
@@ -421,7 +419,7 @@ export class TusMechanism implements UploadMechanism {
       this.host.sendProblem(res, err);
       return;
     }
-    answerAfterBody(req, res, () => this.host.sendProblem(res, err), this.linger);
+    answerAfterBody(req, res, () => this.host.sendProblem(res, err), 0, this.linger);
   }
 
   /** Stops the PATCHes running for `id` (what they wrote is kept); returns whether there were any. */
@@ -458,16 +456,5 @@ function safeInteger(f: () => number | undefined): number | undefined {
     return f();
   } catch {
     return undefined;
-  }
-}
-
-/** Hashes the bytes that pass (the copy fallback of `handOver`), unchanged. */
-class Hasher extends Transform {
-  constructor(private readonly hashers: Hashers<HashName>) {
-    super();
-  }
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hashers.update(chunk);
-    callback(null, chunk);
   }
 }

@@ -16,8 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Upload } from 'tus-js-client';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { api, META, TEST_TOKENS } from '@pep694/server/testing';
-import { head, sha256 } from './test-support.js';
+import { api, META, sha256, TEST_TOKENS } from '@pep694/server/testing';
+import { head } from './test-support.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pkg = dirname(here);

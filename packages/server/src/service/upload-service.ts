@@ -89,6 +89,7 @@ const fileKey = (fileId: string) => `files/${fileId}`;
 
 export class UploadService {
   private readonly background = new Set<Promise<unknown>>();
+  private lastBlobSweep = 0;
   private readonly mechanismById: ReadonlyMap<string, UploadMechanism>;
 
   constructor(private readonly deps: UploadServiceDeps) {
@@ -647,9 +648,11 @@ export class UploadService {
    * One reaper pass: cancels expired sessions and expired pending files, forgets terminal
    * sessions past retention, and deletes blobs no record refers to.
    */
-  async reap(): Promise<{ expired: number; forgotten: number; orphans: number }> {
+  async reap(opts: { sweepBlobs?: boolean } = {}): Promise<{ expired: number; forgotten: number; orphans: number }> {
     const { store, blobs, clock, config } = this.deps;
     const now = clock.now();
+    // Walking every blob is the expensive part: it runs once per blobSweepInterval, or when asked.
+    const sweep = opts.sweepBlobs ?? now.getTime() - this.lastBlobSweep >= config.blobSweepInterval;
     let expired = 0;
     for (const session of await store.listExpiredSessions(now)) {
       const result = await store.cancelSession(session.id, SESSION_EDITABLE, now);
@@ -665,6 +668,8 @@ export class UploadService {
     }
     const forgotten = await store.forgetEndedSessions(new Date(now.getTime() - config.retention * 1000));
     let orphans = 0;
+    if (!sweep) return { expired, forgotten, orphans };
+    this.lastBlobSweep = now.getTime();
     for (const prefix of ['staging/', 'files/']) {
       for await (const key of blobs.list(prefix)) {
         const id = key.slice(prefix.length);
@@ -675,6 +680,9 @@ export class UploadService {
         orphans += 1;
       }
     }
+    // Temp files of stagings a crash interrupted; live ones are younger than the longest request.
+    const tempAge = Math.max(config.limits.requestTimeout, 3_600_000) * 2;
+    orphans += (await blobs.sweepTemp?.(tempAge)) ?? 0;
     return { expired, forgotten, orphans };
   }
 }

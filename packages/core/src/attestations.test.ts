@@ -1,11 +1,28 @@
 /** PEP 740 "Attestation objects": the shape checks and the statement's subject checks. */
-import { ProblemError } from '@pep694/core';
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { validateAttestations } from './attestations.js';
-import { attestation } from './test-support.js';
+import { ProblemError } from './problem.js';
 
 const FILE = { filename: 'demo_pkg-1.0.0-py3-none-any.whl', hashes: { sha256: 'ab'.repeat(32) } };
-const good = () => attestation(FILE.filename, FILE.hashes.sha256);
+const base64 = (bytes: string | Uint8Array) => Buffer.from(bytes).toString('base64');
+/** An in-toto v1 Statement about FILE (core cannot use `@pep694/server/testing`'s `attestation`: it sits below it). */
+const statement = (over: Record<string, unknown> = {}) => ({
+  _type: 'https://in-toto.io/Statement/v1',
+  subject: [{ name: FILE.filename, digest: { sha256: FILE.hashes.sha256 } }],
+  predicateType: 'https://slsa.dev/provenance/v1',
+  predicate: {},
+  ...over,
+});
+/** An attestation object whose envelope carries `s` (a statement, or raw text). */
+const withStatement = (s: unknown): Record<string, any> => ({
+  version: 1,
+  verification_material: { certificate: base64(randomBytes(64)), transparency_entries: [{ log_index: 1, log_id: 'x', entry_kind: 'dsse' }] },
+  envelope: { statement: base64(typeof s === 'string' ? s : JSON.stringify(s)), signature: base64(randomBytes(70)) },
+});
+const PUBLISH = { predicateType: 'https://docs.pypi.org/attestations/publish/v1' };
+const good = () => withStatement(statement(PUBLISH));
+const about = (sha256: string) => withStatement(statement({ ...PUBLISH, subject: [{ name: FILE.filename, digest: { sha256 } }] }));
 
 function problems(body: unknown): { source: string; message: string }[] {
   try {
@@ -27,9 +44,9 @@ describe('PEP 740 Attestation objects', () => {
   });
 
   it('accepts an uppercase declared digest and no declared sha256 at all', () => {
-    const a = attestation(FILE.filename, 'AB'.repeat(32));
+    const a = about('AB'.repeat(32));
     expect(validateAttestations([a], FILE)).toHaveLength(1);
-    expect(validateAttestations([attestation(FILE.filename, 'cd'.repeat(32))], { filename: FILE.filename, hashes: { blake2b: 'x' } })).toHaveLength(1);
+    expect(validateAttestations([about('cd'.repeat(32))], { filename: FILE.filename, hashes: { blake2b: 'x' } })).toHaveLength(1);
   });
 
   it.each([
@@ -56,19 +73,6 @@ describe('PEP 740 Attestation objects', () => {
     const a = good();
     mutate(a);
     expect(problems([a]).map((e) => e.source)).toContain(source);
-  });
-
-  const withStatement = (statement: unknown) => {
-    const a = good() as any;
-    a.envelope.statement = Buffer.from(typeof statement === 'string' ? statement : JSON.stringify(statement)).toString('base64');
-    return a;
-  };
-  const statement = (over: Record<string, unknown> = {}) => ({
-    _type: 'https://in-toto.io/Statement/v1',
-    subject: [{ name: FILE.filename, digest: { sha256: FILE.hashes.sha256 } }],
-    predicateType: 'https://slsa.dev/provenance/v1',
-    predicate: {},
-    ...over,
   });
 
   it.each([

@@ -1,10 +1,16 @@
 /**
- * PEP 740 attestation objects, as a client posts them to `attestations_url` (PEP 694
- * "Required File Upload Mechanisms"). This checks their *shape* and that their statement is about
- * this file; it does not verify signatures, certificates or transparency log entries.
+ * PEP 740 attestation objects, as a client uploads them with a file: to `attestations_url` of
+ * `http-post-bytes` (PEP 694 "Required File Upload Mechanisms"), or in whatever place another
+ * mechanism gives them (the multipart mechanism's `attestations` field). This checks their
+ * *shape* and that their statement is about this file; it does not verify signatures,
+ * certificates or transparency log entries.
+ *
+ * Protocol model, so it lives here rather than in one mechanism: every mechanism that accepts
+ * attestations must accept and refuse the same objects.
  */
-import { ProblemError, type HashName, type ProblemFieldError } from '@pep694/core';
 import { z } from 'zod';
+import { ProblemError, type ProblemFieldError } from './problem.js';
+import type { HashName } from './validate/hashes.js';
 
 /** Standard base64 (RFC 4648 §4, with padding), as PEP 740 encodes bytes on the wire. */
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -101,7 +107,7 @@ function checkStatement(statementB64: string, file: AttestedFile, at: string): P
 const pointer = (path: readonly PropertyKey[]) => `/${path.map((p) => String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}`;
 
 /**
- * Validates a parsed `attestations_url` body against PEP 740 and the file it is for. Returns the
+ * Validates a parsed attestations body (a JSON array) against PEP 740 and the file it is for. Returns the
  * attestation objects (unknown keys kept). Throws `invalid-attestations` (400) listing every
  * problem, each naming its place as a JSON pointer such as `/0/envelope/signature`.
  */

@@ -1,0 +1,85 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HttpAnswerError, problemOf, sendRequest } from './client.js';
+
+let server: Server | undefined;
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = undefined;
+});
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<URL> {
+  server = createServer(handler);
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  return new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+}
+
+/** A stream of `total` zero bytes made up as it is read; `produced` says how far it got. */
+function zeros(total: number) {
+  const chunk = Buffer.alloc(64 * 1024);
+  const state = { produced: 0 };
+  const stream = new Readable({
+    read() {
+      const n = Math.min(chunk.length, total - state.produced);
+      state.produced += n;
+      this.push(n > 0 ? chunk.subarray(0, n) : null);
+    },
+  });
+  return { stream, state };
+}
+
+describe('sendRequest', () => {
+  it('sends head, the source and tail with their Content-Length, and resolves with the answer', async () => {
+    let received: { length: string | undefined; body: string } | undefined;
+    const url = await serve((req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (c: Buffer) => parts.push(c));
+      req.on('end', () => {
+        received = { length: req.headers['content-length'], body: Buffer.concat(parts).toString() };
+        res.writeHead(418, { 'Content-Type': 'application/problem+json' }).end(JSON.stringify({ code: 'teapot', detail: 'short and stout' }));
+      });
+    });
+    const progress: number[] = [];
+    const answer = await sendRequest({
+      method: 'PUT',
+      url,
+      headers: {},
+      body: { source: Readable.from([Buffer.from('abc'), Buffer.from('de')]), size: 5, head: Buffer.from('<'), tail: Buffer.from('>'), onProgress: (sent) => progress.push(sent) },
+    });
+    expect(received).toEqual({ length: '7', body: '<abcde>' });
+    expect(progress).toEqual([3, 5]);
+    expect(answer.status).toBe(418);
+    const problem = problemOf(answer);
+    expect(problem).toEqual({ code: 'teapot', detail: 'short and stout' });
+    const err = new HttpAnswerError('PUT', url.href, answer.status, problem, answer.text);
+    expect(err).toMatchObject({ status: 418, method: 'PUT', code: 'teapot', message: `PUT ${url.href} failed with 418 I'm a Teapot: short and stout` });
+  });
+
+  it('stops sending and reading at an early answer, with a progress listener too', async () => {
+    const url = await serve((req, res) => {
+      req.resume();
+      res.writeHead(413, { Connection: 'close' }).end('too large');
+    });
+    const { stream, state } = zeros(1024 ** 3);
+    const answer = await sendRequest({ method: 'POST', url, headers: {}, body: { source: stream, size: 1024 ** 3, onProgress: () => {} } });
+    expect(answer).toMatchObject({ status: 413, text: 'too large' });
+    expect(state.produced).toBeLessThan(64 * 1024 ** 2);
+    expect(stream.destroyed).toBe(true);
+  });
+
+  it.each([
+    ['shorter', 10, 11, /ended after 10 bytes, not the 11/],
+    ['longer', 12, 11, /more than the 11 bytes/],
+  ])('refuses a source %s than its size before the server takes the body', async (_what, actual, size, message) => {
+    let requests = 0;
+    const url = await serve((req) => {
+      requests++;
+      req.resume(); // never answers: the client must give up by itself
+    });
+    await expect(sendRequest({ method: 'POST', url, headers: {}, body: { source: Readable.from([Buffer.alloc(actual)]), size } })).rejects.toThrow(message);
+    expect(requests).toBeLessThanOrEqual(1);
+  });
+});

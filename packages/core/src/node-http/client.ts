@@ -1,0 +1,243 @@
+/**
+ * The client side: what the first-party client halves share to send a file with node's
+ * http/https. The body is piped, so memory stays flat and backpressure paces the reads; an answer
+ * that arrives while the body is still being sent (a 413 or a 401, say) stops the sending and is
+ * what the request reports.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import { basename } from 'node:path';
+import { Readable } from 'node:stream';
+
+/** Slices of a buffer handed to the socket at a time: views, not copies; small enough for progress. */
+const SLICE = 256 * 1024;
+/** Most of an answer's body kept. */
+const MAX_ANSWER = 256 * 1024;
+
+/** A buffer as a stream of slices of it (views, not copies). */
+export function bufferSlices(buf: Buffer): Readable {
+  function* slices() {
+    for (let at = 0; at < buf.length; at += SLICE) yield buf.subarray(at, Math.min(at + SLICE, buf.length));
+  }
+  return Readable.from(slices(), { objectMode: false });
+}
+
+/** What a client half takes as the file: its bytes, a path to it, or a stream of it (then `size` is required). */
+export type UploadBody = Uint8Array | string | Readable;
+
+/** The options every first-party client half takes, besides its mechanism map and credentials. */
+export interface UploadClientOptions {
+  /** The file: its bytes, a path to it, or a stream of it (then `size` is required). */
+  readonly body: UploadBody;
+  /** Size in bytes; required for a stream, checked against a buffer's or file's size otherwise. */
+  readonly size?: number;
+  /** Called as bytes of the file are handed to the connection; `sent` reaches `total` (the file's size) when all are. */
+  readonly onProgress?: (sent: number, total: number) => void;
+  /** Aborts the upload (the request is destroyed and the promise rejects with the signal's reason). */
+  readonly signal?: AbortSignal;
+  /** Extra request headers, e.g. `User-Agent`. */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** An agent, e.g. for custom TLS settings. */
+  readonly agent?: http.Agent;
+}
+
+/** An `UploadBody`, checked and measured; nothing is opened yet. */
+export type MeasuredBody =
+  | { readonly kind: 'path'; readonly path: string; readonly total: number }
+  | { readonly kind: 'buffer'; readonly buffer: Buffer; readonly total: number }
+  | { readonly kind: 'stream'; readonly stream: Readable; readonly total: number };
+
+/**
+ * Checks the file to send and finds its size. `size` is required for a stream (TypeError), and
+ * checked against a buffer's or a file's size otherwise (RangeError when they differ).
+ */
+export async function measureUploadBody(body: UploadBody, size: number | undefined): Promise<MeasuredBody> {
+  const check = (actual: number, what: string) => {
+    if (size !== undefined && size !== actual) throw new RangeError(`size is ${size} but the ${what} has ${actual} bytes`);
+    return actual;
+  };
+  if (typeof body === 'string') {
+    const st = await stat(body);
+    if (!st.isFile()) throw new TypeError(`${body} is not a regular file`);
+    return { kind: 'path', path: body, total: check(st.size, 'file') };
+  }
+  if (body instanceof Uint8Array) {
+    const total = check(body.byteLength, 'buffer');
+    return { kind: 'buffer', buffer: Buffer.from(body.buffer, body.byteOffset, body.byteLength), total };
+  }
+  if (body instanceof Readable) {
+    if (size === undefined || !Number.isSafeInteger(size) || size < 0) throw new TypeError('size is required when body is a stream');
+    return { kind: 'stream', stream: body, total: size };
+  }
+  throw new TypeError('body must be a Buffer/Uint8Array, a file path, or a Readable');
+}
+
+/** An `UploadBody` opened for sending in one request. */
+export interface OpenedBody {
+  readonly source: Readable;
+  /** Its size in bytes. */
+  readonly total: number;
+  /** The base name of the path, when the body was given as one. */
+  readonly name?: string;
+}
+
+/** Opens the file to send in one request (see `measureUploadBody` for the checks). */
+export async function openUploadBody(body: UploadBody, size: number | undefined): Promise<OpenedBody> {
+  const measured = await measureUploadBody(body, size);
+  switch (measured.kind) {
+    case 'path':
+      return { source: createReadStream(measured.path), total: measured.total, name: basename(measured.path) };
+    case 'buffer':
+      return { source: bufferSlices(measured.buffer), total: measured.total };
+    case 'stream':
+      return { source: measured.stream, total: measured.total };
+  }
+}
+
+/** An answer, whatever its status. `text` is its body (at most 256 KiB of it), as UTF-8. */
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly text: string;
+}
+
+/** The answer's RFC 9457 problem document (any JSON object), or undefined when it sent none. */
+export function problemOf(answer: HttpAnswer): Record<string, unknown> | undefined {
+  if (!/json/i.test(String(answer.headers['content-type'] ?? ''))) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(answer.text);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined; // not JSON after all: the text goes into the message
+  }
+}
+
+/**
+ * An answer a client half does not accept (a non-2xx, mostly). `problem` is the server's RFC 9457
+ * document when it sent one. Each client half throws its own subclass (`HttpPostBytesError`, ...).
+ */
+export class HttpAnswerError extends Error {
+  readonly status: number;
+  readonly method: string;
+  readonly url: string;
+  readonly problem: Record<string, unknown> | undefined;
+  /** The problem's `code` (e.g. `payload-too-large`), when the server sent one. */
+  readonly code: string | undefined;
+
+  constructor(method: string, url: string, status: number, problem: Record<string, unknown> | undefined, text: string) {
+    const title = typeof problem?.['title'] === 'string' ? problem['title'] : (http.STATUS_CODES[status] ?? 'error');
+    const detail = typeof problem?.['detail'] === 'string' ? problem['detail'] : text.trim().slice(0, 200);
+    super(`${method} ${url} failed with ${status} ${title}${detail ? `: ${detail}` : ''}`);
+    this.name = 'HttpAnswerError';
+    this.status = status;
+    this.method = method;
+    this.url = url;
+    this.problem = problem;
+    this.code = typeof problem?.['code'] === 'string' ? problem['code'] : undefined;
+  }
+}
+
+/** A request body: `head`, then exactly `size` bytes of `source`, then `tail`. */
+export interface RequestBody {
+  readonly source: Readable;
+  readonly size: number;
+  readonly head?: Uint8Array;
+  readonly tail?: Uint8Array;
+  /** Called as bytes of `source` are handed to the connection; `sent` reaches `size` when all are. */
+  readonly onProgress?: (sent: number, size: number) => void;
+}
+
+export interface SendRequestOptions {
+  readonly method: string;
+  readonly url: URL;
+  /** Request headers; `Content-Length` is set from the body. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: RequestBody;
+  /** Aborts the request: it is destroyed and the promise rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+  readonly agent?: http.Agent;
+}
+
+/**
+ * Sends one request and resolves with the answer, whatever its status. An answer that arrives
+ * while the body is still being sent stops the sending (it counts; the server closing the
+ * connection after it does not). Rejects on a network error, an abort, or a `source` that does not
+ * hold exactly `size` bytes (RangeError, before the server could take a short or long body). The
+ * source is destroyed once the request is over.
+ */
+export function sendRequest(opts: SendRequestOptions): Promise<HttpAnswer> {
+  const { url, body, signal } = opts;
+  return new Promise<HttpAnswer>((resolve, reject) => {
+    let settled = false;
+    let responded = false;
+    const done = (err: unknown, answer?: HttpAnswer) => {
+      if (settled) return;
+      settled = true;
+      if (body && !body.source.destroyed) body.source.destroy();
+      if (!req.destroyed && (err !== undefined || !req.writableFinished)) req.destroy();
+      if (err !== undefined) reject(err);
+      else resolve(answer!);
+    };
+    const reason = (err: unknown) => (signal?.aborted ? (signal.reason ?? err) : err);
+    const length = body ? (body.head?.length ?? 0) + body.size + (body.tail?.length ?? 0) : undefined;
+    const lib = url.protocol === 'https:' ? https : http;
+    const req = lib.request(url, {
+      method: opts.method,
+      headers: { ...opts.headers, ...(length !== undefined ? { 'Content-Length': String(length) } : {}) },
+      ...(signal ? { signal } : {}),
+      ...(opts.agent ? { agent: opts.agent } : {}),
+    });
+    req.on('error', (err) => {
+      // After an early answer, the server closing while we still send shows up here: the answer counts.
+      if (!responded) done(reason(err));
+    });
+    req.on('response', (res) => {
+      responded = true;
+      if (body) {
+        // An early answer: stop sending, and reading. unpipe() alone resumes a source that was
+        // waiting for 'drain' and has another 'data' listener (the progress count below).
+        body.source.unpipe(req);
+        body.source.pause();
+      }
+      const chunks: Buffer[] = [];
+      let kept = 0;
+      res.on('data', (chunk: Buffer) => {
+        if (kept < MAX_ANSWER) chunks.push(chunk);
+        kept += chunk.length;
+      });
+      res.on('error', (err) => done(reason(err)));
+      res.on('close', () => {
+        if (!res.complete) done(reason(new Error(`${opts.method} ${url.href}: the connection closed before the answer was complete`)));
+      });
+      res.on('end', () => done(undefined, { status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    if (!body) {
+      req.end();
+      return;
+    }
+    const { source, size } = body;
+    let sent = 0;
+    source.on('data', (chunk: Buffer) => {
+      sent += chunk.length;
+      if (sent > size) {
+        done(new RangeError(`the stream has more than the ${size} bytes given as size`));
+        return;
+      }
+      body.onProgress?.(sent, size);
+    });
+    source.once('end', () => {
+      if (settled || responded) return;
+      if (sent !== size) {
+        done(new RangeError(`the stream ended after ${sent} bytes, not the ${size} given as size`));
+        return;
+      }
+      if (body.tail?.length) req.end(body.tail);
+      else req.end();
+    });
+    source.once('error', (err) => done(err));
+    if (body.head?.length) req.write(body.head);
+    source.pipe(req, { end: false });
+  });
+}

@@ -1,0 +1,123 @@
+/**
+ * The server side: helpers for a mechanism's routes, which the host hands node's own
+ * `IncomingMessage`/`ServerResponse` (see `HttpHandler`). Header checks every byte-receiving
+ * mechanism makes, an idle watch, and answering a request whose body the handler does not (or no
+ * longer) want.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ProblemError } from '../problem.js';
+
+/** How much of an unwanted body is read and discarded so the client sees the answer (see `answerAfterBody`). */
+export interface LingerBudget {
+  readonly bytes: number;
+  readonly ms: number;
+}
+export const DEFAULT_LINGER: LingerBudget = { bytes: 1024 * 1024, ms: 2000 };
+
+/** The `Content-Length` as a number, or undefined when absent (chunked). Node has validated its syntax. */
+export function contentLength(req: IncomingMessage): number | undefined {
+  const raw = req.headers['content-length'];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+/**
+ * Whether the client waits for `100 Continue` before sending the body. The host does not answer
+ * it by itself: a route calls `res.writeContinue()` once it has authorized and checked the
+ * request, so that a refused request never sends its body.
+ */
+export const expectsContinue = (req: IncomingMessage): boolean => req.headers.expect?.toLowerCase() === '100-continue';
+
+/**
+ * Refuses a content coding: the bytes are stored and hashed exactly as they arrive, so a gzipped
+ * body would not be the file (RFC 9110 §15.5.16: 415 for an unsupported content coding).
+ * @throws ProblemError `unsupported-media-type` (415) with `Accept-Encoding: identity`
+ */
+export function requireIdentityEncoding(header: string | undefined): void {
+  if (header === undefined) return;
+  const codings = header.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
+  if (codings.length > 0) {
+    throw new ProblemError('unsupported-media-type', `Content-Encoding ${codings.join(', ').slice(0, 100)} is not accepted; send the bytes of the file as they are.`, {
+      headers: { 'Accept-Encoding': 'identity' },
+    });
+  }
+}
+
+/**
+ * Calls `onIdle` when the request's connection sees no bytes for `ms` milliseconds (0: never), so
+ * that a stalled client does not hold a transfer until the host's request timeout. Returns the
+ * function that stops watching and puts the socket's own timeout back.
+ */
+export function watchIdle(req: IncomingMessage, ms: number, onIdle: () => void): () => void {
+  const socket = req.socket;
+  if (ms <= 0 || !socket) return () => {};
+  const previous = socket.timeout ?? 0;
+  // A 'timeout' listener on the request also keeps node from destroying the socket itself.
+  req.on('timeout', onIdle);
+  socket.setTimeout(ms);
+  return () => {
+    req.off('timeout', onIdle);
+    socket.setTimeout(previous);
+  };
+}
+
+/**
+ * Answers once the request body is out of the way. A server that answers and closes while the
+ * client is still sending makes the kernel reset the connection, and a client may then lose the
+ * answer with the reset. So:
+ * - a body that has fully arrived is discarded and the answer goes out normally;
+ * - a body that will arrive within `budget` (by Content-Length, or found by reading) is read and
+ *   discarded first, then answered normally (the connection stays reusable);
+ * - a larger or slower one is answered at once with `Connection: close`: clients that watch for an
+ *   early answer while sending (curl, node's http client, the first-party client halves) get it.
+ * `consumed` is how many body bytes the handler already read.
+ */
+export function answerAfterBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  answer: () => void,
+  consumed = 0,
+  budget: LingerBudget = DEFAULT_LINGER,
+): void {
+  req.unpipe();
+  if (req.readableEnded || req.destroyed) {
+    answer();
+    return;
+  }
+  let done = false;
+  let discarded = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const finish = (close: boolean) => {
+    if (done) return;
+    done = true;
+    if (timer) clearTimeout(timer);
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('close', onClose);
+    // Keep discarding (flowing, no listener) until node closes the connection after the answer.
+    if (close && !res.headersSent) res.setHeader('Connection', 'close');
+    answer();
+  };
+  const onData = (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > budget.bytes) finish(true);
+  };
+  const onEnd = () => finish(false);
+  const onClose = () => finish(true);
+  const declared = contentLength(req);
+  const remaining = declared === undefined ? undefined : declared - consumed;
+  req.on('error', () => {}); // a reset while discarding is expected; never crash on it
+  if (req.complete || remaining === undefined || remaining <= budget.bytes) {
+    // Arrived, small, or chunked (size unknown): read within the budget and see.
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('close', onClose);
+    timer = setTimeout(() => finish(true), budget.ms);
+    timer.unref();
+    req.resume();
+    return;
+  }
+  req.resume();
+  finish(true);
+}
