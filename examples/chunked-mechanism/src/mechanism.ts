@@ -8,8 +8,7 @@
  * MECHANISM_HOST; nothing here imports the server.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
 import { Router } from 'express';
 import {
   createHashers,
@@ -133,20 +132,16 @@ export class ChunkedMechanism implements UploadMechanism {
     const current = upload;
     let received = 0;
     try {
-      // Hash and count in the stream; `end: false` keeps the staging write open for the next chunk.
-      await pipeline(
-        req,
-        new Transform({
-          transform(chunk: Buffer, _enc, cb) {
-            received += chunk.length;
-            if (received > length) return cb(new ProblemError('payload-too-large', 'The chunk is longer than its Content-Length.'));
-            current.hashers.update(chunk);
-            cb(null, chunk);
-          },
-        }),
-        current.staging.stream,
-        { end: false },
-      );
+      // Hash and count as the chunk arrives, writing into the staging stream that stays open for
+      // the next chunk (honouring its backpressure; no pipeline, whose listeners would pile up).
+      for await (const piece of req) {
+        const chunk = piece as Buffer;
+        received += chunk.length;
+        if (received > length) throw new ProblemError('payload-too-large', 'The chunk is longer than its Content-Length.');
+        current.hashers.update(chunk);
+        if (!current.staging.stream.write(chunk)) await once(current.staging.stream, 'drain');
+      }
+      if (received !== length) throw new ProblemError('malformed-upload', 'The chunk is shorter than its Content-Length.');
     } catch (err) {
       // A broken chunk leaves the hash state unusable: drop the upload; the client starts over.
       this.uploads.delete(fileId);
