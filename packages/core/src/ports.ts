@@ -151,6 +151,18 @@ export type PublishResult =
   | { readonly kind: 'conflict'; readonly filenames: readonly string[] }
   | { readonly kind: 'session-state'; readonly status: PublishingSessionStatus };
 
+/** What `updateFile` may change: a key present is written (null clears), a key absent is kept. */
+export interface FileUploadPatch {
+  readonly status?: FileUploadStatus;
+  readonly expiresAt?: Date;
+  readonly notices?: readonly string[];
+  readonly blobKey?: string | null;
+  readonly attestations?: readonly unknown[] | null;
+  readonly instructions?: MechanismMap | null;
+  readonly coreMetadata?: Uint8Array | null;
+  readonly requiresPython?: string | null;
+}
+
 /** A file as the published index serves it. */
 export interface PublishedFile {
   readonly project: string;
@@ -224,16 +236,7 @@ export interface SessionStore {
   updateFile(
     id: string,
     expect: readonly FileUploadStatus[],
-    patch: {
-      readonly status?: FileUploadStatus;
-      readonly expiresAt?: Date;
-      readonly notices?: readonly string[];
-      readonly blobKey?: string | null;
-      readonly attestations?: readonly unknown[] | null;
-      readonly instructions?: MechanismMap | null;
-      readonly coreMetadata?: Uint8Array | null;
-      readonly requiresPython?: string | null;
-    },
+    patch: FileUploadPatch,
     sessionExpect?: readonly PublishingSessionStatus[],
   ): Promise<FileUploadRecord | undefined>;
 

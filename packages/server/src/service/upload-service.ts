@@ -3,7 +3,7 @@
  * each authorizing its principal on every call, driving the two state machines, and leaving
  * uniqueness and atomicity to the SessionStore.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import {
   API_VERSION,
@@ -83,6 +83,12 @@ export interface Reply<T> {
 }
 
 const newId = () => randomBytes(16).toString('base64url'); // 128 bits from the CSPRNG
+/** Compares capability tokens without leaking, by timing, how much of a guess was right. */
+const sameSecret = (a: string, b: string) => {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+};
 const SESSION_EDITABLE = ['open', 'error'] as const;
 const stagingKey = (fileId: string) => `staging/${fileId}`;
 const fileKey = (fileId: string) => `files/${fileId}`;
@@ -339,7 +345,7 @@ export class UploadService {
   async stagedFileId(token: string, fileId: string): Promise<string> {
     const file = this.deps.config.index ? await this.deps.store.getFile(fileId) : undefined;
     const session = file && (await this.deps.store.getSession(file.sessionId));
-    if (!file || !session || session.stageToken === null || session.stageToken !== token) {
+    if (!file || !session || session.stageToken === null || !sameSecret(session.stageToken, token)) {
       throw new ProblemError('not-found', 'No such file upload session (it may have been canceled or expired).');
     }
     return file.id;

@@ -18,6 +18,7 @@ import Database from 'better-sqlite3';
 import type {
   CreateFileResult,
   CreateSessionResult,
+  FileUploadPatch,
   FileUploadRecord,
   MechanismMap,
   FileUploadStatus,
@@ -560,16 +561,7 @@ export class SqliteSessionStore implements SessionStore {
   async updateFile(
     id: string,
     expect: readonly FileUploadStatus[],
-    patch: {
-      readonly status?: FileUploadStatus;
-      readonly expiresAt?: Date;
-      readonly notices?: readonly string[];
-      readonly blobKey?: string | null;
-      readonly attestations?: readonly unknown[] | null;
-      readonly instructions?: MechanismMap | null;
-      readonly coreMetadata?: Uint8Array | null;
-      readonly requiresPython?: string | null;
-    },
+    patch: FileUploadPatch,
     sessionExpect?: readonly PublishingSessionStatus[],
   ): Promise<FileUploadRecord | undefined> {
     if (expect.length === 0 || sessionExpect?.length === 0) return undefined;
