@@ -1,0 +1,128 @@
+/**
+ * Hostile input to every JSON endpoint of the session API (PEP 694 "Errors"): property-based
+ * bodies that violate the schema, wrong types, huge strings, deep nesting, duplicate keys and
+ * invalid UTF-8. Every answer is a 2xx for a body that happens to be valid, or a 4xx problem+json;
+ * never a 5xx. Bounded: a fixed number of runs per endpoint, seeded.
+ */
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UPLOAD_V2_JSON } from '@pep694/core';
+import type { TestServer } from '../testing/index.js';
+import { api, createFile, createSession, META, startServer, TEST_TOKENS } from './helpers.js';
+
+let t: TestServer;
+let targets: { name: string; url: string }[];
+beforeAll(async () => {
+  t = await startServer();
+  const s = await createSession(t.url, 'fuzz-target', '1.0');
+  const f = await createFile(s, 'fuzz_target-1.0.tar.gz', Buffer.from('fuzz'));
+  targets = [
+    { name: 'create publishing session', url: t.url },
+    { name: 'create file upload session', url: s.links.upload! },
+    { name: 'extend publishing session', url: s.links.extend! },
+    { name: 'complete file upload session', url: f.links.complete! },
+    { name: 'extend file upload session', url: f.links.extend! },
+    // Publish last in each run would change state; a publish with a pending file answers 409.
+    { name: 'publish', url: s.links.publish! },
+  ];
+});
+afterAll(async () => t.close());
+
+async function post(url: string, body: string | Uint8Array) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TEST_TOKENS.alice}`, 'content-type': UPLOAD_V2_JSON },
+    body,
+  });
+  const text = await res.text();
+  return { status: res.status, type: res.headers.get('content-type'), text };
+}
+
+function expectHandled(r: { status: number; type: string | null; text: string }, what: string) {
+  expect(r.status, `${what}: ${r.text.slice(0, 300)}`).toBeLessThan(500);
+  if (r.status >= 400) {
+    expect(r.type, what).toBe('application/problem+json');
+    const doc = JSON.parse(r.text) as { status: number; code: string; meta: unknown };
+    expect(doc.status).toBe(r.status);
+    expect(doc.meta).toEqual(META);
+    expect(r.text).not.toMatch(/at .*\.(js|ts):\d+/); // never a stack trace
+  }
+}
+
+const anyValue = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary', maxLength: 50 }),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.string(), { maxLength: 3 }),
+  fc.dictionary(fc.string(), fc.string(), { maxKeys: 3 }),
+  fc.constant('x'.repeat(5000)),
+  fc.constant(-1),
+  fc.constant(Number.MAX_SAFE_INTEGER + 10),
+);
+const shaped = fc.record(
+  {
+    meta: fc.oneof(anyValue, fc.record({ 'api-version': fc.oneof(anyValue, fc.constant('2.0')) }, { requiredKeys: [] })),
+    name: anyValue,
+    version: anyValue,
+    filename: fc.oneof(anyValue, fc.constantFrom('../../etc/passwd', '%2e%2e/x-1.0.tar.gz', 'a\u0000b-1.0.tar.gz', 'fuzz_target-1.0.tar.gz', 'ｆuzz_target-1.0.tar.gz')),
+    size: anyValue,
+    hashes: fc.oneof(anyValue, fc.dictionary(fc.constantFrom('sha256', 'md5', 'shake_128', '__proto__', 'constructor'), fc.oneof(fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), maxLength: 70 }), anyValue))),
+    mechanism: fc.oneof(anyValue, fc.constant('http-post-bytes')),
+    'extend-for': anyValue,
+  },
+  { requiredKeys: [] },
+);
+
+describe('hostile input to every JSON endpoint never gets a 5xx', () => {
+  it('schema-shaped bodies with wrong types and odd values', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 5 }), shaped, async (i, body) => {
+        const target = targets[i]!;
+        expectHandled(await post(target.url, JSON.stringify(body)), target.name);
+      }),
+      { numRuns: 300, seed: 694 },
+    );
+  });
+  it('arbitrary JSON values and deep nesting', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 5 }), fc.jsonValue({ maxDepth: 8 }), async (i, value) => {
+        expectHandled(await post(targets[i]!.url, JSON.stringify(value)), targets[i]!.name);
+      }),
+      { numRuns: 200, seed: 695 },
+    );
+    const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+    for (const target of targets) expectHandled(await post(target.url, deep), `${target.name}, nesting 5000 deep`);
+  });
+  it('duplicate keys, invalid UTF-8, truncated and non-JSON bytes', async () => {
+    const bodies: (string | Uint8Array)[] = [
+      '{"meta":{"api-version":"2.0"},"meta":{"api-version":"3.0"},"name":"x","version":"1"}',
+      '{"meta":{"api-version":"2.0"},"extend-for":60,"extend-for":"soon"}',
+      new Uint8Array([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x3a, 0x31, 0x7d]),
+      new Uint8Array([0xef, 0xbb, 0xbf, 0x7b, 0x7d]),
+      '{"meta":',
+      '',
+      'null',
+      '\u0000',
+      `{"meta":{"api-version":"2.0"},"name":"${'a'.repeat(60_000)}","version":"1"}`,
+    ];
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 0, max: 5 }), fc.uint8Array({ maxLength: 200 }), async (i, bytes) => {
+        expectHandled(await post(targets[i]!.url, bytes), targets[i]!.name);
+      }),
+      { numRuns: 150, seed: 696 },
+    );
+    for (const target of targets) for (const body of bodies) expectHandled(await post(target.url, body), target.name);
+  });
+  it('odd characters and traversal in path segments are refused with 404, never reaching storage', async () => {
+    for (const segment of ['..', '%2e%2e', '%2e%2e%2f%2e%2e', '%00', 'a%00b', '%E2%80%AE', '%EF%BC%8E%EF%BC%8E', '%C0%AE%C0%AE', 'x'.repeat(5000)]) {
+      for (const path of [`sessions/${segment}`, `files/${segment}`, `sessions/${segment}/publish`, `files/${segment}/complete`]) {
+        const r = await api('GET', `${t.url}${path}`);
+        expect(r.status, path).toBeGreaterThanOrEqual(400);
+        expect(r.status, path).toBeLessThan(500);
+      }
+    }
+  });
+});
