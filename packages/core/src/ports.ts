@@ -123,6 +123,8 @@ export interface NewFileUpload {
   readonly mechanism: string;
   readonly createdAt: Date;
   readonly expiresAt: Date;
+  /** The mechanism's instructions, stored with the row (one write per created file). */
+  readonly instructions?: MechanismMap | null;
 }
 
 export type CreateFileResult =

@@ -388,10 +388,27 @@ export class UploadService {
 
     const now = clock.now();
     const expiresAt = new Date(Math.min(now.getTime() + config.fileTtl * 1000, session.expiresAt.getTime()));
-    const result = await store.createFile(
-      { id: newId(), sessionId: session.id, filename: body.filename, size: body.size, hashes, mechanism: mechanism.identifier, createdAt: now, expiresAt },
-      { maxFiles: config.limits.maxFilesPerSession },
-    );
+    const input = { id: newId(), sessionId: session.id, filename: body.filename, size: body.size, hashes, mechanism: mechanism.identifier, createdAt: now, expiresAt };
+    // The mechanism prepares the transfer first, so the file upload session is stored in one write,
+    // instructions included; if it cannot be stored, the mechanism drops what it prepared.
+    const ctx = this.context({ ...input, status: 'pending' }, session, links);
+    const map = await mechanism.instructions(ctx);
+    const drop = async () => {
+      try {
+        await mechanism.cancel?.(ctx);
+      } catch (err) {
+        this.deps.logger.warn({ err, file: input.id }, 'mechanism cancel failed');
+      }
+    };
+    if (map.identifier !== mechanism.identifier) {
+      await drop();
+      throw new Error(`instructions of ${mechanism.identifier} carry identifier ${String(map.identifier)}`);
+    }
+    const result = await store.createFile({ ...input, instructions: map }, { maxFiles: config.limits.maxFilesPerSession }).catch(async (err: unknown) => {
+      await drop();
+      throw err;
+    });
+    if (result.kind !== 'created') await drop();
     switch (result.kind) {
       case 'exists':
         // PEP "Replacing a Partially or Fully Uploaded File": in-progress files cannot be replaced.
@@ -410,22 +427,10 @@ export class UploadService {
         break;
     }
     if (result.replaced) await this.purgeFile(result.replaced, session);
-
-    const ctx = this.context(result.file, session, links);
-    let map;
-    try {
-      map = await mechanism.instructions(ctx);
-      if (map.identifier !== mechanism.identifier) throw new Error(`instructions of ${mechanism.identifier} carry identifier ${map.identifier}`);
-    } catch (err) {
-      await store.updateFile(result.file.id, ['pending'], { status: 'canceled' });
-      await this.purgeFile(result.file, session);
-      throw err;
-    }
-    const stored = (await store.updateFile(result.file.id, ['pending'], { instructions: map })) ?? result.file;
     return {
       status: 202,
-      body: this.fileBody(stored, links),
-      headers: { Location: links.file(stored.id), 'Retry-After': String(config.retryAfter) },
+      body: this.fileBody(result.file, links),
+      headers: { Location: links.file(result.file.id), 'Retry-After': String(config.retryAfter) },
     };
   }
 
@@ -624,7 +629,11 @@ export class UploadService {
     return body;
   }
 
-  private context(file: FileUploadRecord, session: PublishingSessionRecord, links: Links): FileUploadContext {
+  private context(
+    file: Pick<FileUploadRecord, 'id' | 'filename' | 'size' | 'hashes' | 'status' | 'expiresAt' | 'mechanism'>,
+    session: PublishingSessionRecord,
+    links: Links,
+  ): FileUploadContext {
     return {
       session: { id: session.id, project: session.project, version: session.version },
       file: { id: file.id, filename: file.filename, size: file.size, hashes: file.hashes, status: file.status, expiresAt: file.expiresAt },

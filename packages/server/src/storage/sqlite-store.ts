@@ -536,11 +536,11 @@ export class SqliteSessionStore implements SessionStore {
         : null;
       const row = this.q(
         `INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at,
-           notices, blob_key, attestations, core_metadata, requires_python)
-         VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, '[]', NULL, NULL, NULL, NULL) RETURNING *`,
+           notices, blob_key, attestations, instructions, core_metadata, requires_python)
+         VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, '[]', NULL, NULL, ?, NULL, NULL) RETURNING *`,
       ).get(
         input.id, input.sessionId, input.filename, input.size, JSON.stringify(input.hashes), input.mechanism,
-        input.createdAt.getTime(), input.expiresAt.getTime(),
+        input.createdAt.getTime(), input.expiresAt.getTime(), input.instructions ? JSON.stringify(input.instructions) : null,
       ) as FileRow;
       return { kind: 'created', file: toFile(row), replaced };
     });
