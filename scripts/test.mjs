@@ -8,14 +8,17 @@ import { join } from 'node:path';
 const root = new URL('..', import.meta.url).pathname;
 const outDir = join(root, '.test-results');
 const outFile = join(outDir, 'vitest.json');
+// Reliability counts (see @pep694/server/testing tally()): one JSON line per count, summed below.
+const tallyFile = join(outDir, 'tally.jsonl');
 rmSync(outFile, { force: true });
+rmSync(tallyFile, { force: true });
 mkdirSync(outDir, { recursive: true });
 
 const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs');
 const run = spawnSync(
   process.execPath,
   [vitest, 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${outFile}`, ...process.argv.slice(2)],
-  { cwd: root, stdio: 'inherit' },
+  { cwd: root, stdio: 'inherit', env: { ...process.env, PEP694_TALLY_FILE: tallyFile } },
 );
 
 let passed = 0;
@@ -33,5 +36,19 @@ try {
   failed += 1; // no report at all: vitest itself failed
 }
 if (run.status !== 0 && failed === 0) failed = 1;
+
+// Per-category counts of the reliability suite, printed before the closing line.
+const order = ['kill points survived', 'races run', 'fuzz cases', 'auth cases', 'exhaustion cases'];
+const totals = new Map(order.map((c) => [c, 0]));
+try {
+  for (const line of readFileSync(tallyFile, 'utf8').split('\n')) {
+    if (!line) continue;
+    const { category, count } = JSON.parse(line);
+    totals.set(category, (totals.get(category) ?? 0) + count);
+  }
+} catch {
+  // no tally file: a filtered run that reached no reliability test
+}
+console.log(`\nreliability suite: ${[...totals].map(([c, n]) => `${n} ${c}`).join(', ')}`);
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 || run.status !== 0 ? 1 : 0);

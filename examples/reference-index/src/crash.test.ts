@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FsBlobStore, SqliteSessionStore } from '@pep694/server';
+import { tally } from '@pep694/server/testing';
 import { startReferenceIndex } from './test-support.js';
 
 const TOKEN = 'crash-test-token-0123456789';
@@ -88,6 +89,7 @@ describe('crash consistency: SIGKILL during publish', () => {
         expect(createHash('sha256').update(Buffer.concat(chunks)).digest('hex')).toBe(RELEASE.find((r) => r.filename === p.filename)!.sha256);
       }
       await store.close();
+      tally('kill points survived');
     }
     console.log(`crash test (seed ${seed}): ${fully} of ${rounds} releases published, ${rounds - fully} not published`);
     // At least one round must reach the commit, or the test never probed the window.

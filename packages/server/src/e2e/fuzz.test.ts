@@ -7,11 +7,13 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UPLOAD_V2_JSON } from '@pep694/core';
-import type { TestServer } from '../testing/index.js';
+import { tally, type TestServer } from '../testing/index.js';
 import { api, createFile, createSession, META, startServer, TEST_TOKENS } from './helpers.js';
 
 let t: TestServer;
 let targets: { name: string; url: string }[];
+/** Fuzz cases answered as they must be, reported once the file is done. */
+let cases = 0;
 beforeAll(async () => {
   t = await startServer();
   const s = await createSession(t.url, 'fuzz-target', '1.0');
@@ -26,7 +28,10 @@ beforeAll(async () => {
     { name: 'publish', url: s.links.publish! },
   ];
 });
-afterAll(async () => t.close());
+afterAll(async () => {
+  tally('fuzz cases', cases);
+  await t.close();
+});
 
 async function post(url: string, body: string | Uint8Array) {
   const res = await fetch(url, {
@@ -47,6 +52,7 @@ function expectHandled(r: { status: number; type: string | null; text: string },
     expect(doc.meta).toEqual(META);
     expect(r.text).not.toMatch(/at .*\.(js|ts):\d+/); // never a stack trace
   }
+  cases += 1;
 }
 
 const anyValue = fc.oneof(
@@ -122,6 +128,7 @@ describe('hostile input to every JSON endpoint never gets a 5xx', () => {
         const r = await api('GET', `${t.url}${path}`);
         expect(r.status, path).toBeGreaterThanOrEqual(400);
         expect(r.status, path).toBeLessThan(500);
+        cases += 1;
       }
     }
   });

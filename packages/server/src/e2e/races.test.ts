@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BLOB_STORE, SESSION_STORE } from '@pep694/core';
-import type { TestServer } from '../testing/index.js';
+import { tally, type TestServer } from '../testing/index.js';
 import { api, createFile, createSession, META, postBytes, startServer, uploadFile } from './helpers.js';
 
 let t: TestServer;
@@ -35,6 +35,7 @@ describe('races (PEP 694 state tables hold under concurrency)', () => {
         expect(published).toBe(false);
       }
     }
+    tally('races run', ROUNDS);
   });
   it('completion racing DELETE: a deleted file never stays completed and its bytes are purged', async () => {
     const blobs = t.server.container.resolve(BLOB_STORE);
@@ -52,6 +53,7 @@ describe('races (PEP 694 state tables hold under concurrency)', () => {
       expect(await blobs.size(`files/${fileId(f)}`)).toBeUndefined();
       expect(await blobs.size(`staging/${fileId(f)}`)).toBeUndefined();
     }
+    tally('races run', ROUNDS);
   });
   it('publish racing a file delete: the file is either published or gone, never both', async () => {
     const store = t.server.container.resolve(SESSION_STORE);
@@ -66,6 +68,7 @@ describe('races (PEP 694 state tables hold under concurrency)', () => {
       expect(published).toBe(del.status === 409);
       if (!published) expect(del.status).toBe(204);
     }
+    tally('races run', ROUNDS);
   });
   it('N concurrent file sessions for one filename: exactly one is created', async () => {
     const s = await createSession(t.url, 'race-same-file', '1.0');
@@ -76,5 +79,6 @@ describe('races (PEP 694 state tables hold under concurrency)', () => {
       expect(r.status).toBe(409);
       expect(r.body.code).toBe('file-exists');
     }
+    tally('races run');
   });
 });

@@ -5,3 +5,4 @@ export * from './mechanism-host.js';
 export * from './requests.js';
 export * from './fixtures.js';
 export * from './host-process.js';
+export * from './tally.js';
