@@ -2,7 +2,8 @@
  * The composition root of a host: one tsyringe child container per server, the ports registered
  * first, then the mechanism plugins in the operator's order, then the express app on top.
  */
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, STATUS_CODES, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -18,8 +19,11 @@ import {
   FILE_VALIDATOR,
   MECHANISM_HOST,
   NAME_REGISTRATION_POLICY,
+  PROBLEM_CONTENT_TYPE,
+  ProblemError,
   registerPlugin,
   SESSION_STORE,
+  toProblemDocument,
   type Authenticator,
   type Authorizer,
   type BlobStore,
@@ -178,6 +182,36 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
       // No automatic `100 Continue`: handlers send it once the request is authorized (see
       // json.ts and the mechanisms), so a client never streams a body that will be refused.
       httpServer.on('checkContinue', (req, res) => app(req, res));
+      // Requests node's parser refuses (headers over the limit, malformed HTTP) never reach express:
+      // without this, node answers them with a bare status line. They get problem+json too.
+      const refused = new WeakSet<Duplex>();
+      httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+        if (refused.has(socket)) return; // the rest of a refused request, read until the client is done
+        // As node does: answer only if no response is in flight on this (kept-alive) connection.
+        const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+        if (!socket.writable || inFlight?.headersSent) {
+          socket.destroy();
+          return;
+        }
+        refused.add(socket);
+        const problem =
+          err.code === 'HPE_HEADER_OVERFLOW'
+            ? new ProblemError('headers-too-large', 'The request headers are larger than this server accepts.')
+            : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+              ? new ProblemError('body-too-large', 'The chunk extensions of the request body are too large.')
+              : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+                ? new ProblemError('request-timeout', 'The request did not arrive in time.')
+                : new ProblemError('invalid-parameter', 'The HTTP request is malformed.');
+        const body = JSON.stringify(toProblemDocument(problem, { typeBase: config.problemTypeBase }));
+        socket.end(
+          `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status] ?? ''}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+        );
+        // Closing with unread bytes would reset the connection and lose the answer: keep reading
+        // what the client still sends until it closes, for a bounded time.
+        socket.once('end', () => socket.destroy());
+        setTimeout(() => socket.destroy(), 5_000).unref();
+      });
       await new Promise<void>((resolve, reject) => {
         httpServer!.once('error', reject);
         httpServer!.listen(port, hostname, () => resolve());
