@@ -30,6 +30,9 @@ interface Entry {
   readonly patterns: readonly RegExp[];
 }
 
+/** Timestamps are trusted only for files older than this (FAT's 2 s granularity, with margin). */
+const RACY_MS = 3_000;
+
 const digest = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** `bob-*` → /^bob-.*$/; every other character is literal. */
@@ -56,10 +59,16 @@ export class TokensFileAuth implements Authenticator, Authorizer, NameRegistrati
   /** Basic first and on its own line: browsers offer only the first challenge of a line. */
   readonly challenge = ['Basic realm="pep694 upload"', 'Bearer realm="pep694 upload"'] as const;
   private entries = new Map<string, Entry>();
-  /** mtime and size of the loaded file: either changing means the file was rewritten. */
+  /** mtime, ctime, size and inode of the loaded file: any changing means the file was rewritten. */
   private loadedStamp = '';
+  /**
+   * The loaded file was modified less than RACY_MS before it was read: a rewrite of the same size
+   * within the file system's timestamp granularity (coarse kernel clocks, 2 s on FAT) would keep
+   * the stamp, so the file is re-read on every check until it is older ("racy git" rule).
+   */
+  private racy = false;
 
-  /** `path` is re-read whenever its mtime changes; `tokens` is a fixed in-memory list instead. */
+  /** `path` is re-read whenever it changes; `tokens` is a fixed in-memory list instead. */
   constructor(private readonly source: { path: string } | { tokens: TokensFile['tokens'] }) {
     if ('tokens' in source) this.index(TokensFileSchema.parse({ tokens: source.tokens }));
     else this.reload();
@@ -94,9 +103,12 @@ export class TokensFileAuth implements Authenticator, Authorizer, NameRegistrati
   private reload(): void {
     if (!('path' in this.source)) return;
     let stamp: string;
+    let racyNow: boolean;
     try {
       const st = statSync(this.source.path);
-      stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
+      // ctime too: a rewrite that restores the mtime (`cp -p`, `rsync -t`, `touch -r`) changes it.
+      stamp = `${st.mtimeMs}:${st.ctimeMs}:${st.size}:${st.ino}`;
+      racyNow = Date.now() - Math.max(st.mtimeMs, st.ctimeMs) < RACY_MS;
     } catch (err) {
       // Fail closed: once running, a vanished file revokes every token (replace it atomically).
       if (this.loadedStamp) {
@@ -106,7 +118,7 @@ export class TokensFileAuth implements Authenticator, Authorizer, NameRegistrati
       }
       throw new Error(`cannot read the tokens file ${this.source.path}: ${(err as Error).message}`);
     }
-    if (stamp === this.loadedStamp) return;
+    if (stamp === this.loadedStamp && !this.racy) return;
     let parsed: TokensFile;
     try {
       parsed = TokensFileSchema.parse(JSON.parse(readFileSync(this.source.path, 'utf8')));
@@ -115,12 +127,14 @@ export class TokensFileAuth implements Authenticator, Authorizer, NameRegistrati
       if (this.loadedStamp) {
         this.entries = new Map();
         this.loadedStamp = stamp;
+        this.racy = racyNow;
         return;
       }
       throw new Error(`the tokens file ${this.source.path} is invalid: ${(err as Error).message}`);
     }
     this.index(parsed);
     this.loadedStamp = stamp;
+    this.racy = racyNow;
   }
 
   async authenticate(authorization: string | undefined): Promise<Principal | null> {
