@@ -40,6 +40,7 @@ export const PROBLEM_CODES = {
   'invalid-attestations': { status: 400, title: 'The attestations are not valid PEP 740 objects' },
   'invalid-parameter': { status: 400, title: 'A request parameter is invalid' },
   'malformed-upload': { status: 400, title: 'The upload request body is malformed' },
+  'malformed-request': { status: 400, title: 'The HTTP request is malformed' },
   // 401/403/404
   unauthenticated: { status: 401, title: 'Authentication is required' },
   forbidden: { status: 403, title: 'The principal may not upload to this project' },
@@ -73,10 +74,11 @@ export const PROBLEM_CODES = {
   'invalid-transition': { status: 409, title: 'The request is not allowed in the current state' },
   'limit-exceeded': { status: 409, title: 'The request would exceed a limit set by the index' },
   // 413/415/422
-  'request-timeout': { status: 408, title: 'The request body did not arrive in time' },
+  'request-timeout': { status: 408, title: 'The request did not arrive in time' },
   'payload-too-large': { status: 413, title: 'The upload is larger than the declared size' },
   'body-too-large': { status: 413, title: 'The request body is larger than the index accepts' },
   'unsupported-media-type': { status: 415, title: 'Unsupported Content-Type' },
+  'headers-too-large': { status: 431, title: 'The request headers are too large' },
   'range-not-satisfiable': { status: 416, title: 'The requested byte range cannot be served' },
   'mechanism-unsupported': {
     status: 422,

@@ -2,10 +2,11 @@
  * The composition root of a host: one tsyringe child container per server, the ports registered
  * first, then the mechanism plugins in the operator's order, then the express app on top.
  */
-import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpServer, STATUS_CODES, type Server } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import express, { type Express } from 'express';
 import { pino, type Logger } from 'pino';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
@@ -30,6 +31,9 @@ import {
   type NameRegistrationPolicy,
   type SessionStore,
   type UploadMechanism,
+  ProblemError,
+  PROBLEM_CONTENT_TYPE,
+  toProblemDocument,
 } from '@pep694/core';
 import { publishedIndexRouter, stagePreviewRouter } from '@pep694/simple-index';
 import { TokensFileAuth } from './auth/tokens-file.js';
@@ -171,10 +175,22 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
     ...(devToken ? { devToken } : {}),
     reap,
     async listen(port = 0, hostname = '127.0.0.1') {
+      const { headersTimeout, requestTimeout } = config.limits;
       httpServer = createHttpServer(
-        { headersTimeout: config.limits.headersTimeout, requestTimeout: config.limits.requestTimeout },
+        {
+          headersTimeout,
+          requestTimeout,
+          // Node enforces both timeouts only when it sweeps its connections, every 30 s by default:
+          // a slowloris client would get up to 30 s more than configured. Sweep at a quarter of
+          // the shorter timeout instead (between 100 ms and 30 s).
+          connectionsCheckingInterval: checkingInterval(headersTimeout, requestTimeout),
+        },
         app,
       );
+      // Errors node raises before a request reaches express (malformed syntax, headers or a request
+      // that did not arrive within headersTimeout/requestTimeout, oversized headers) get a
+      // problem+json too, in place of node's bare status line.
+      httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, config));
       // No automatic `100 Continue`: handlers send it once the request is authorized (see
       // json.ts and the mechanisms), so a client never streams a body that will be refused.
       httpServer.on('checkContinue', (req, res) => app(req, res));
@@ -199,4 +215,38 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
       await store.close();
     },
   };
+}
+
+/** How often node sweeps connections for `headersTimeout`/`requestTimeout` (0 means "none" for both). */
+export function checkingInterval(headersTimeout: number, requestTimeout: number): number {
+  const shortest = Math.min(...[headersTimeout, requestTimeout].filter((ms) => ms > 0), 120_000);
+  return Math.min(30_000, Math.max(100, Math.floor(shortest / 4)));
+}
+
+/** Answers an error node reports on a connection (see `clientError`) and closes the connection. */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, config: ServerConfig): void {
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  // A reset, or a response already under way: nothing can be answered any more.
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const problem =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new ProblemError('request-timeout', `The request did not arrive within the time this index allows (headers ${config.limits.headersTimeout} ms, whole request ${config.limits.requestTimeout} ms).`)
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? new ProblemError('headers-too-large', 'The request headers are larger than this index accepts.')
+        : new ProblemError('malformed-request', 'The HTTP request is malformed.');
+  const body = JSON.stringify(toProblemDocument(problem, { typeBase: config.problemTypeBase }));
+  const head =
+    `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status] ?? ''}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n`;
+  // Destroyed once written (the client may still be sending: ending would keep the socket half open),
+  // or after a second if the client does not even read.
+  const timer = setTimeout(() => socket.destroy(), 1000);
+  timer.unref();
+  socket.write(head + body, () => {
+    clearTimeout(timer);
+    socket.destroy();
+  });
 }
