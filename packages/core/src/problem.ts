@@ -94,6 +94,7 @@ export const PROBLEM_CODES = {
   },
   // 5xx
   'internal-error': { status: 500, title: 'Internal server error' },
+  'insufficient-storage': { status: 507, title: 'The index has run out of storage space' },
   unavailable: { status: 503, title: 'The service is temporarily unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
@@ -188,7 +189,30 @@ export function toProblemDocument(err: ProblemError, opts: RenderOptions = {}): 
  */
 export function asProblem(err: unknown): ProblemError {
   if (err instanceof ProblemError) return err;
+  if (isOutOfSpace(err)) return outOfSpace(err);
   return new ProblemError('internal-error', 'The server could not complete the request.', {
     cause: err,
+  });
+}
+
+/** Error codes of a full disk or an exhausted quota: node's (errno) and SQLite's. */
+const OUT_OF_SPACE = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
+
+/** Whether `err` (or an error in its `cause` chain) reports that storage is full. */
+export function isOutOfSpace(err: unknown): boolean {
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (OUT_OF_SPACE.has(String((e as { code?: unknown }).code))) return true;
+  }
+  return false;
+}
+
+/**
+ * The problem for a write that failed because storage is full: 507 (RFC 4918 "Insufficient
+ * Storage": the server cannot store what the request needs). Not the client's fault, and a retry
+ * can succeed once the operator frees space, so clients may retry later.
+ */
+export function outOfSpace(cause?: unknown): ProblemError {
+  return new ProblemError('insufficient-storage', 'The index has run out of storage space and could not store this request; nothing partial was kept. Try again later.', {
+    ...(cause === undefined ? {} : { cause }),
   });
 }
