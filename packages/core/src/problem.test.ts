@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { asProblem, PROBLEM_CODES, ProblemError, toProblemDocument, type ProblemCode } from './problem.js';
+import { asProblem, isOutOfSpace, PROBLEM_CODES, ProblemError, toProblemDocument, type ProblemCode } from './problem.js';
 import { ProblemDocumentSchema } from './schemas.js';
 
 describe('problem details (PEP 694 Errors, RFC 9457)', () => {
@@ -51,5 +51,22 @@ describe('problem details (PEP 694 Errors, RFC 9457)', () => {
     expect(asProblem('a string')).toBeInstanceOf(ProblemError);
     const original = new ProblemError('not-found', 'x');
     expect(asProblem(original)).toBe(original);
+  });
+});
+
+describe('out of space (507 insufficient-storage)', () => {
+  it('asProblem maps ENOSPC, EDQUOT and SQLITE_FULL, also as a cause, and nothing else', () => {
+    const errno = (code: string) => Object.assign(new Error(`${code}: no space left on device, write`), { code });
+    for (const code of ['ENOSPC', 'EDQUOT', 'SQLITE_FULL']) {
+      expect(isOutOfSpace(errno(code))).toBe(true);
+      expect(asProblem(errno(code))).toMatchObject({ code: 'insufficient-storage', status: 507 });
+      expect(asProblem(new Error('wrapped', { cause: errno(code) })).code).toBe('insufficient-storage');
+    }
+    for (const other of [errno('EACCES'), errno('SQLITE_BUSY'), new Error('x'), 'ENOSPC', null, { code: 'ENOSPC ' }]) {
+      expect(isOutOfSpace(other)).toBe(false);
+      expect(asProblem(other).code).toBe('internal-error');
+    }
+    // The detail never carries the path or the errno text.
+    expect(asProblem(errno('ENOSPC')).detail).not.toMatch(/ENOSPC|write/);
   });
 });

@@ -40,6 +40,7 @@ export const PROBLEM_CODES = {
   'invalid-attestations': { status: 400, title: 'The attestations are not valid PEP 740 objects' },
   'invalid-parameter': { status: 400, title: 'A request parameter is invalid' },
   'malformed-upload': { status: 400, title: 'The upload request body is malformed' },
+  'malformed-request': { status: 400, title: 'The HTTP request is malformed' },
   // 401/403/404
   unauthenticated: { status: 401, title: 'Authentication is required' },
   forbidden: { status: 403, title: 'The principal may not upload to this project' },
@@ -73,7 +74,7 @@ export const PROBLEM_CODES = {
   'invalid-transition': { status: 409, title: 'The request is not allowed in the current state' },
   'limit-exceeded': { status: 409, title: 'The request would exceed a limit set by the index' },
   // 413/415/422
-  'request-timeout': { status: 408, title: 'The request body did not arrive in time' },
+  'request-timeout': { status: 408, title: 'The request did not arrive in time' },
   'payload-too-large': { status: 413, title: 'The upload is larger than the declared size' },
   'body-too-large': { status: 413, title: 'The request body is larger than the index accepts' },
   'unsupported-media-type': { status: 415, title: 'Unsupported Content-Type' },
@@ -93,6 +94,7 @@ export const PROBLEM_CODES = {
   },
   // 5xx
   'internal-error': { status: 500, title: 'Internal server error' },
+  'insufficient-storage': { status: 507, title: 'The index has run out of storage space' },
   unavailable: { status: 503, title: 'The service is temporarily unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
@@ -187,7 +189,30 @@ export function toProblemDocument(err: ProblemError, opts: RenderOptions = {}): 
  */
 export function asProblem(err: unknown): ProblemError {
   if (err instanceof ProblemError) return err;
+  if (isOutOfSpace(err)) return outOfSpace(err);
   return new ProblemError('internal-error', 'The server could not complete the request.', {
     cause: err,
+  });
+}
+
+/** Error codes of a full disk or an exhausted quota: node's (errno) and SQLite's. */
+const OUT_OF_SPACE = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
+
+/** Whether `err` (or an error in its `cause` chain) reports that storage is full. */
+export function isOutOfSpace(err: unknown): boolean {
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (OUT_OF_SPACE.has(String((e as { code?: unknown }).code))) return true;
+  }
+  return false;
+}
+
+/**
+ * The problem for a write that failed because storage is full: 507 (RFC 4918 "Insufficient
+ * Storage": the server cannot store what the request needs). Not the client's fault, and a retry
+ * can succeed once the operator frees space, so clients may retry later.
+ */
+export function outOfSpace(cause?: unknown): ProblemError {
+  return new ProblemError('insufficient-storage', 'The index has run out of storage space and could not store this request; nothing partial was kept. Try again later.', {
+    ...(cause === undefined ? {} : { cause }),
   });
 }

@@ -16,7 +16,7 @@ import { rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createHashers, ProblemError, type HashName, type Hashers } from '@pep694/core';
+import { createHashers, isOutOfSpace, ProblemError, type HashName, type Hashers } from '@pep694/core';
 import { FileStore } from '@tus/file-store';
 import type { Upload } from '@tus/server';
 
@@ -207,7 +207,9 @@ export class HashingFileStore extends FileStore {
       // Which bytes reached the file is unknown now.
       if (state) state.hashers = undefined;
       throw new TusHttpError(
-        new ProblemError('unavailable', 'The server could not store the bytes; try again shortly (HEAD upload_url for the offset).', { cause: err }),
+        isOutOfSpace(err)
+          ? new ProblemError('insufficient-storage', 'The index has run out of storage space; the bytes that fit were kept. Resume later (HEAD upload_url for the offset).', { cause: err })
+          : new ProblemError('unavailable', 'The server could not store the bytes; try again shortly (HEAD upload_url for the offset).', { cause: err }),
       );
     }
     readable.off('error', endTap).off('close', endTap);

@@ -12,9 +12,17 @@ import { ProblemError } from '../problem.js';
 import { isValidProjectName, normalizeName, parseProjectName } from './name.js';
 import { parseVersion, versionsEqual } from './version.js';
 
+/**
+ * Invisible and bidirectional-control characters (zero-width, LRM/RLM, embeddings and overrides,
+ * isolates, BOM): shown escaped, so that a quoted name cannot reorder or hide text in a message.
+ */
+const INVISIBLE = /[\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
 /** Quotes a client value for a message: strings JSON-quoted and cut at 100 characters, else the type. */
 const show = (v: unknown): string =>
-  typeof v === 'string' ? JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}…` : v) : `(a value of type ${typeof v})`;
+  typeof v === 'string'
+    ? JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}…` : v).replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    : `(a value of type ${typeof v})`;
 
 export interface WheelFilename {
   readonly kind: 'wheel';
@@ -64,13 +72,13 @@ function checkSafe(filename: unknown): asserts filename is string {
 function splitTags(filename: string, value: string, what: string): string[] {
   const tags = value.split('.');
   if (tags.some((t) => !TAG_RE.test(t))) {
-    fail(filename, `has an invalid ${what} tag "${value}" (letters, digits and "_", sets joined by ".")`);
+    fail(filename, `has an invalid ${what} tag ${show(value)} (letters, digits and "_", sets joined by ".")`);
   }
   return tags;
 }
 
 function parseName(filename: string, raw: string): string {
-  if (!isValidProjectName(raw)) fail(filename, `has an invalid project name part "${raw}"`);
+  if (!isValidProjectName(raw)) fail(filename, `has an invalid project name part ${show(raw)}`);
   return normalizeName(raw);
 }
 
@@ -79,7 +87,7 @@ function parseVersionPart(filename: string, raw: string): string {
     return parseVersion(raw);
   } catch (err) {
     if (!(err instanceof ProblemError)) throw err;
-    return fail(filename, `has an invalid PEP 440 version part "${raw}"`);
+    return fail(filename, `has an invalid PEP 440 version part ${show(raw)}`);
   }
 }
 
@@ -102,7 +110,7 @@ export function parseDistributionFilename(filename: unknown): DistributionFilena
     const name = parseName(filename, rawName);
     const version = parseVersionPart(filename, rawVersion);
     if (build !== undefined && !BUILD_RE.test(build)) {
-      fail(filename, `has an invalid build tag "${build}" (must start with a digit)`);
+      fail(filename, `has an invalid build tag ${show(build)} (must start with a digit)`);
     }
     return {
       kind: 'wheel',

@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TestServer } from '../testing/index.js';
-import { api, createFile, createSession, META, startServer } from './helpers.js';
+import { tally, type TestServer } from '../testing/index.js';
+import { api, createFile, createSession, META, startServer, TEST_TOKENS } from './helpers.js';
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -17,8 +17,14 @@ describe('limits give a clear problem+json', () => {
     await createFile(s, 'many_files-1.0-py3-none-any.whl', Buffer.from('b'));
     const third = await api('POST', s.links.upload!, { body: { meta: META, filename: 'many_files-1.0-py2-none-any.whl', size: 1, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' } });
     expect(third.status).toBe(409);
+    expect(third.headers.get('content-type')).toBe('application/problem+json');
     expect(third.body.code).toBe('limit-exceeded');
     expect(third.body.detail).toMatch(/at most 2 files/);
+    // Deleting a file frees its slot.
+    const files = (await api('GET', s.links.session!)).body.files as Record<string, { link: string }>;
+    expect((await api('DELETE', files['many_files-1.0.tar.gz']!.link)).status).toBe(204);
+    await createFile(s, 'many_files-1.0-py2-none-any.whl', Buffer.from('c'));
+    tally('exhaustion cases', 2);
   });
   it('live sessions per principal: 409 limit-exceeded, freed by cancel', async () => {
     t = await startServer({ config: { limits: { maxLiveSessionsPerPrincipal: 2 } } });
@@ -26,9 +32,13 @@ describe('limits give a clear problem+json', () => {
     await createSession(t.url, 'live-b', '1');
     const c = await api('POST', t.url, { body: { meta: META, name: 'live-c', version: '1' } });
     expect(c.status).toBe(409);
+    expect(c.headers.get('content-type')).toBe('application/problem+json');
     expect(c.body.code).toBe('limit-exceeded');
+    // Another principal has its own allowance.
+    await createSession(t.url, 'bob-live', '1', TEST_TOKENS.bob);
     await api('DELETE', a.links.session!);
     await createSession(t.url, 'live-c', '1');
+    tally('exhaustion cases', 2);
   });
   it('a JSON body that stalls gets 408 request-timeout', async () => {
     t = await startServer({ config: { limits: { jsonBodyTimeout: 200 } } });

@@ -3,7 +3,6 @@
  * each authorizing its principal on every call, driving the two state machines, and leaving
  * uniqueness and atomicity to the SessionStore.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import {
   API_VERSION,
@@ -43,6 +42,7 @@ import {
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
 import { Links } from './links.js';
+import { newId, sameSecret } from './secrets.js';
 
 /** An operator's check run before a deferred publish commits (e.g. a malware scan). */
 export type PublishCheck = (
@@ -82,13 +82,6 @@ export interface Reply<T> {
   readonly headers?: Record<string, string>;
 }
 
-const newId = () => randomBytes(16).toString('base64url'); // 128 bits from the CSPRNG
-/** Compares capability tokens without leaking, by timing, how much of a guess was right. */
-const sameSecret = (a: string, b: string) => {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-};
 const SESSION_EDITABLE = ['open', 'error'] as const;
 const stagingKey = (fileId: string) => `staging/${fileId}`;
 const fileKey = (fileId: string) => `files/${fileId}`;

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -100,8 +101,30 @@ describe('setup', () => {
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
     expect(db.pragma('busy_timeout', { simple: true })).toBe(5000);
     const other = raw();
-    expect(other.pragma('user_version', { simple: true })).toBe(1);
+    expect(other.pragma('user_version', { simple: true })).toBe(2);
     other.close();
+  });
+
+  it('looks stage tokens up by their sha256, never by the token itself (no timing leak in the index)', async () => {
+    const s = await created({ stageToken: 'stage-token-abc' });
+    const db = raw();
+    const row = db.prepare('SELECT stage_key FROM sessions WHERE id = ?').get(s.id) as { stage_key: string };
+    db.close();
+    expect(row.stage_key).toBe(createHash('sha256').update('stage-token-abc').digest('hex'));
+    expect(await store.getSessionByStageToken('stage-token-abc')).toMatchObject({ id: s.id });
+    expect(await store.getSessionByStageToken('stage-token-abd')).toBeUndefined();
+    expect(await store.getSessionByStageToken(row.stage_key)).toBeUndefined(); // the key is not a token
+  });
+
+  it('migrates a schema-1 file: existing stage tokens get their lookup key', async () => {
+    const s = await created({ stageToken: 'old-token' });
+    await store.close();
+    const db = raw();
+    // Back to schema 1, as a file written before stage_key existed.
+    db.exec('DROP INDEX sessions_stage_key; ALTER TABLE sessions DROP COLUMN stage_key; PRAGMA user_version = 1;');
+    db.close();
+    store = new SqliteSessionStore(dbFile);
+    expect(await store.getSessionByStageToken('old-token')).toMatchObject({ id: s.id });
   });
 
   it('keeps data across close and reopen, without migrating again', async () => {
@@ -130,7 +153,7 @@ describe('uniqueness constraints in the schema', () => {
   const insertSession = (db: Database.Database, id: string, status: string, releaseKey = '1', token: string | null = null) =>
     db
       .prepare(
-        `INSERT INTO sessions VALUES (?, 'foo', 'Foo', '1.0', ?, ?, ?, 'alice', 0, 0, NULL, 0, '[]')`,
+        `INSERT INTO sessions VALUES (?, 'foo', 'Foo', '1.0', ?, ?, ?, 'alice', 0, 0, NULL, 0, '[]', NULL)`,
       )
       .run(id, releaseKey, status, token);
 

@@ -14,6 +14,7 @@
  * RETURNING all exist in PostgreSQL); a PostgreSQL port needs SERIALIZABLE or a row lock where
  * this relies on SQLite's single writer.
  */
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type {
   CreateFileResult,
@@ -120,7 +121,17 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX filename_claims_session ON filename_claims (session_id);
   `,
+  // Stage tokens are looked up by their sha256, so that the B-tree comparison of the lookup (which
+  // stops at the first differing byte) cannot tell a guesser by timing how much of a token matched.
+  `
+  ALTER TABLE sessions ADD COLUMN stage_key TEXT;
+  UPDATE sessions SET stage_key = pep694_sha256(stage_token) WHERE stage_token IS NOT NULL;
+  CREATE UNIQUE INDEX sessions_stage_key ON sessions (stage_key);
+  `,
 ];
+
+/** The lookup key of a stage token (see MIGRATIONS[1]). */
+const stageKey = (token: string) => createHash('sha256').update(token).digest('hex');
 
 interface SessionRow {
   id: string;
@@ -258,6 +269,8 @@ export class SqliteSessionStore implements SessionStore {
       // In WAL mode FULL fsyncs the WAL on every commit: a resolved publish survives a crash.
       this.db.pragma('synchronous = FULL');
       this.db.pragma('foreign_keys = ON');
+      // Only the migration that adds stage_key calls it; new rows get their key from stageKey().
+      this.db.function('pep694_sha256', { deterministic: true }, (t: unknown) => (typeof t === 'string' ? stageKey(t) : null));
       this.migrate();
     } catch (err) {
       this.db.close();
@@ -336,12 +349,12 @@ export class SqliteSessionStore implements SessionStore {
       }
 
       this.q(
-        `INSERT INTO sessions (id, project, display_name, version, release_key, status, stage_token,
+        `INSERT INTO sessions (id, project, display_name, version, release_key, status, stage_token, stage_key,
            created_by, created_at, expires_at, ended_at, reserves_name, notices)
-         VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, NULL, ?, '[]')`,
+         VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, NULL, ?, '[]')`,
       ).run(
         input.id, input.project, input.displayName, input.version, input.releaseKey, input.stageToken,
-        input.createdBy, input.createdAt.getTime(), input.expiresAt.getTime(), reserves ? 1 : 0,
+        input.stageToken === null ? null : stageKey(input.stageToken), input.createdBy, input.createdAt.getTime(), input.expiresAt.getTime(), reserves ? 1 : 0,
       );
       if (reserves) {
         this.q(
@@ -358,7 +371,7 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   async getSessionByStageToken(token: string): Promise<PublishingSessionRecord | undefined> {
-    const row = this.q('SELECT * FROM sessions WHERE stage_token = ?').get(token) as SessionRow | undefined;
+    const row = this.q('SELECT * FROM sessions WHERE stage_key = ?').get(stageKey(token)) as SessionRow | undefined;
     return row && toSession(row);
   }
 

@@ -6,6 +6,7 @@
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Server } from 'node:http';
 import { pino } from 'pino';
 import { UPLOAD_V2_JSON } from '@pep694/core';
 import { createServer, type CreateServerOptions, type Pep694Server } from '../app.js';
@@ -36,6 +37,8 @@ export interface TestServer {
   readonly url: string;
   readonly origin: string;
   readonly dataDir: string;
+  /** The node HTTP server (e.g. for `getConnections`). */
+  readonly http: Server;
   /** Rewrites the tokens file atomically; the next request sees the new grants. */
   setGrants(grants: TokensFile['tokens']): void;
   close(): Promise<void>;
@@ -58,9 +61,10 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     ...rest,
     config: { dataDir, reaperInterval: 0, ...config },
   });
-  const { url, origin } = await server.listen(0, '127.0.0.1');
+  const { url, origin, server: http } = await server.listen(0, '127.0.0.1');
   return {
     server,
+    http,
     url,
     origin,
     dataDir,
