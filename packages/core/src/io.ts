@@ -7,7 +7,7 @@
  * those wake-ups, not the copies, were most of the CPU of an upload: the client half spent about
  * 1.0 s/GB reading a file with 64 KiB reads and 0.7 s/GB with 1 MiB reads, and a staging write
  * buffering up to 1 MiB (flushed with one writev) made 3 to 8 times fewer context switches per MiB
- * than one write per chunk (bench/results, "client CPU" and the #4/#9 notes in DESIGN.md). Larger
+ * than one write per chunk (scripts/bench/exp-ours.mjs, paired runs of 64 MiB uploads). Larger
  * than 1 MiB gained little and costs memory per concurrent upload.
  */
 export const FILE_IO_CHUNK = 1024 * 1024;
