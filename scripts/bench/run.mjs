@@ -20,6 +20,10 @@
 //   BENCH_CONNECTIONS      autocannon connections (default 64)
 //   BENCH_DIR              where files and data dirs go (default the OS temp dir)
 //   BENCH_OUT              where the report goes (default <repo>/bench-results)
+//   BENCH_CHILD_ARGS       node flags for every server child process, space separated, for
+//                          diagnosis (e.g. "--trace-gc" or "--cpu-prof --cpu-prof-dir=/tmp/prof");
+//                          what a child prints after its marker line goes to a file
+//                          <pid>-<script>.log in the directory BENCH_CHILD_LOG (default: dropped)
 //
 // Every server under test runs in its own process: its CPU (user+system from /proc/<pid>/stat)
 // and peak RSS (VmHWM) are its own. The client is this process, with the same client code for a
@@ -31,7 +35,7 @@ import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
@@ -161,16 +165,24 @@ async function measure(pids, fn) {
 
 const children = new Set();
 function startChild(script, args, marker, extraEnv = {}) {
-  const child = spawn(process.execPath, [script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...extraEnv } });
+  const flags = env('BENCH_CHILD_ARGS', '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...flags, script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...extraEnv } });
   children.add(child);
   child.once('exit', () => children.delete(child));
   return new Promise((resolve, reject) => {
     let out = '';
-    child.stdout.on('data', (d) => {
+    const onData = (d) => {
       out += d;
       const m = new RegExp(`${marker} (\\S+)`).exec(out);
-      if (m) resolve({ child, value: m[1] });
-    });
+      if (!m) return;
+      resolve({ child, value: m[1] });
+      // Past the marker the output is diagnosis only (BENCH_CHILD_ARGS): never held in memory.
+      child.stdout.off('data', onData);
+      const log = process.env.BENCH_CHILD_LOG;
+      if (log) child.stdout.pipe(createWriteStream(join(log, `${child.pid}-${basename(script, '.mjs')}${script.includes('raw') ? `-${args[0]}` : ''}.log`)));
+      else child.stdout.resume();
+    };
+    child.stdout.on('data', onData);
     child.once('exit', (code) => reject(new Error(`${script} exited ${code}: ${out}`)));
   });
 }
@@ -394,7 +406,7 @@ async function uploadSection(name, file, bytes) {
 async function deferredSection(file, bytes) {
   const mech = MECHANISMS.tus;
   const srv = await startOurs(`tus-deferred-${bytes}`);
-  const results = { ours: [], openssl: [], node: [] };
+  const results = { ours: [], openssl: [], node: [], node1m: [] };
   const opensslOnce = () => {
     const t0 = now();
     const r = spawnSync('openssl', ['dgst', '-sha256', '-r', file.path], { encoding: 'utf8' });
@@ -402,13 +414,18 @@ async function deferredSection(file, bytes) {
     if (r.status !== 0 || !r.stdout.startsWith(file.sha256)) throw new Error(`openssl: ${r.status} ${r.stderr}`);
     results.openssl.push({ seconds: s, mbps: mbps(bytes, s) });
   };
-  const nodeOnce = async () => {
+  // node's default 64 KiB reads, and 1 MiB reads (what our blob store reads with: FILE_IO_CHUNK).
+  const nodeRead = async (highWaterMark, into) => {
     const h = createHash('sha256');
     const t0 = now();
-    await pipeline(createReadStream(file.path), new Writable({ write(c, _e, cb) { h.update(c); cb(); } }));
+    await pipeline(createReadStream(file.path, { highWaterMark }), new Writable({ highWaterMark, write(c, _e, cb) { h.update(c); cb(); } }));
     const s = since(t0);
     if (h.digest('hex') !== file.sha256) throw new Error('node re-read: wrong sha256');
-    results.node.push({ seconds: s, mbps: mbps(bytes, s) });
+    into.push({ seconds: s, mbps: mbps(bytes, s) });
+  };
+  const nodeOnce = async () => {
+    await nodeRead(64 * 1024, results.node);
+    await nodeRead(MiB, results.node1m);
   };
   let peakRssMB = 0;
   for (let i = 0; i < runs; i++) {
@@ -437,8 +454,10 @@ async function deferredSection(file, bytes) {
     ours: { seconds: stats(results.ours.map((r) => r.seconds)), cpuPerGB: stats(results.ours.map((r) => r.cpuPerGB)), otherLoad: stats(results.ours.map((r) => r.otherLoad)), peakRssMB },
     openssl: { seconds: stats(results.openssl.map((r) => r.seconds)) },
     node: { seconds: stats(results.node.map((r) => r.seconds)) },
+    node1m: { seconds: stats(results.node1m.map((r) => r.seconds)) },
     ratioToOpenssl: stats(results.ours.map((r) => r.seconds)).median / stats(results.openssl.map((r) => r.seconds)).median,
     ratioToNode: stats(results.ours.map((r) => r.seconds)).median / stats(results.node.map((r) => r.seconds)).median,
+    ratioToNode1m: stats(results.ours.map((r) => r.seconds)).median / stats(results.node1m.map((r) => r.seconds)).median,
     runs: results,
   };
 }
@@ -649,19 +668,35 @@ function hashFloor(alg, bytes) {
   return { mbps: mbps(bytes, s), cpuPerGB: (selfCpu() - c0) / (bytes / GB) };
 }
 
-async function diskFloor(bytes) {
+/**
+ * 64 KiB chunks (what a socket read gives) into a file, then fsync. `highWaterMark` undefined:
+ * node's default 16 KiB buffer, one write per chunk; 1 MiB: chunks gather while a write is in
+ * flight and go out in one writev, as our staging writes do (FILE_IO_CHUNK).
+ */
+async function diskFloor(bytes, highWaterMark) {
   const path = join(work, 'disk-floor');
   const buf = randomBytes(64 * 1024);
   const c0 = selfCpu();
   const t0 = now();
   let left = bytes / buf.length;
-  await pipeline(Readable.from((function* () { while (left-- > 0) yield buf; })()), createWriteStream(path));
+  await pipeline(Readable.from((function* () { while (left-- > 0) yield buf; })()), createWriteStream(path, highWaterMark ? { highWaterMark } : {}));
   const fd = openSync(path, 'r');
   fsyncSync(fd);
   closeSync(fd);
   const s = since(t0);
   rmSync(path);
   return { mbps: mbps(bytes, s), cpuPerGB: (selfCpu() - c0) / (bytes / GB) };
+}
+
+/** curl -T (its own reads and socket writes) POSTing the file to the discarding server: a native client's CPU, for reference. */
+function curlFloor(discard, file) {
+  const s0 = procUsage(discard.child.pid).cpu;
+  const t0 = now();
+  const r = spawnSync('bash', ['-c', 'TIMEFORMAT="%3U %3S"; time curl -sS -o /dev/null -X POST -H "content-type: application/octet-stream" -T "$1" "$2"', 'curl-floor', file.path, `${discard.base}/`], { encoding: 'utf8' });
+  const s = since(t0);
+  const times = /([\d.]+) ([\d.]+)\s*$/.exec(r.stderr ?? '');
+  if (r.status !== 0 || !times) return undefined;
+  return { mbps: mbps(file.size, s), clientCpuPerGB: (Number(times[1]) + Number(times[2])) / (file.size / GB), serverCpuPerGB: (procUsage(discard.child.pid).cpu - s0) / (file.size / GB) };
 }
 
 /** Our http-post-bytes client half POSTing to a server that discards the body. */
@@ -671,13 +706,17 @@ async function loopbackFloor(discard, file) {
 }
 
 async function floorsSection(file) {
-  const rs = { sha256: [], blake2b: [], disk: [], loopback: [] };
+  const rs = { sha256: [], blake2b: [], disk: [], diskBatched: [], loopback: [], curl: [] };
   const discard = await startRaw('discard');
+  const hasCurl = spawnSync('curl', ['--version']).status === 0;
   for (let i = 0; i < runs; i++) {
     rs.sha256.push(hashFloor('sha256', floorBytes));
     rs.blake2b.push(hashFloor('blake2b512', floorBytes));
     rs.disk.push(await diskFloor(floorBytes));
+    rs.diskBatched.push(await diskFloor(floorBytes, MiB));
     rs.loopback.push(await loopbackFloor(discard, file));
+    const c = hasCurl ? curlFloor(discard, file) : undefined;
+    if (c) rs.curl.push(c);
   }
   await stop(discard.child);
   const s = (xs, k) => stats(xs.map((x) => x[k]));
@@ -685,15 +724,19 @@ async function floorsSection(file) {
     sha256: { mbps: s(rs.sha256, 'mbps'), cpuPerGB: s(rs.sha256, 'cpuPerGB') },
     blake2b: { mbps: s(rs.blake2b, 'mbps'), cpuPerGB: s(rs.blake2b, 'cpuPerGB') },
     disk: { mbps: s(rs.disk, 'mbps'), cpuPerGB: s(rs.disk, 'cpuPerGB') },
+    diskBatched: { mbps: s(rs.diskBatched, 'mbps'), cpuPerGB: s(rs.diskBatched, 'cpuPerGB') },
+    curl: rs.curl.length ? { mbps: s(rs.curl, 'mbps'), clientCpuPerGB: s(rs.curl, 'clientCpuPerGB'), serverCpuPerGB: s(rs.curl, 'serverCpuPerGB') } : undefined,
     loopback: { mbps: s(rs.loopback, 'mbps'), clientCpuPerGB: s(rs.loopback, 'clientCpuPerGB'), serverCpuPerGB: s(rs.loopback, 'serverCpuPerGB'), otherLoad: s(rs.loopback, 'otherLoad'), sizeMiB: file.size / MiB },
     runs: rs,
   };
-  // CPU seconds per GB of one verified upload: client send + server receive + sha256 + write,
-  // each the median of its floor; both cores busy with nothing else gives the CPU limit.
-  const cpuPerGB = f.loopback.clientCpuPerGB.median + f.loopback.serverCpuPerGB.median + f.sha256.cpuPerGB.median + f.disk.cpuPerGB.median;
+  // CPU seconds per GB of one verified upload: client send (our client half) + server receive +
+  // sha256 + write (the cheaper way of writing), each the median of its floor; both cores busy
+  // with nothing else gives the CPU limit.
+  f.writeCpuPerGB = Math.min(f.disk.cpuPerGB.median, f.diskBatched.cpuPerGB.median);
+  const cpuPerGB = f.loopback.clientCpuPerGB.median + f.loopback.serverCpuPerGB.median + f.sha256.cpuPerGB.median + f.writeCpuPerGB;
   f.cpuLimit = { cpuPerGB, mbps: (cores / cpuPerGB) * 1000 };
   // The same stages with no overlap at all (each waits for the previous): 1 / Σ 1/rate.
-  f.serialLimit = { mbps: 1 / (1 / f.loopback.mbps.median + 1 / f.sha256.mbps.median + 1 / f.disk.mbps.median) };
+  f.serialLimit = { mbps: 1 / (1 / f.loopback.mbps.median + 1 / f.sha256.mbps.median + 1 / Math.max(f.disk.mbps.median, f.diskBatched.mbps.median)) };
   return f;
 }
 
@@ -753,9 +796,11 @@ function render(report) {
     L.push('| what | MB/s | CPU s/GB |', '| --- | --- | --- |');
     L.push(`| sha256 (node crypto, one core) | ${range(f.sha256.mbps)} | ${range(f.sha256.cpuPerGB, 2)} |`);
     L.push(`| blake2b512 (node crypto, one core) | ${range(f.blake2b.mbps)} | ${range(f.blake2b.cpuPerGB, 2)} |`);
-    L.push(`| sequential write + fsync (data dir's disk, 64 KiB writes) | ${range(f.disk.mbps)} | ${range(f.disk.cpuPerGB, 2)} |`);
+    L.push(`| sequential write + fsync (data dir's disk, 64 KiB chunks, one write each: node's default 16 KiB buffer) | ${range(f.disk.mbps)} | ${range(f.disk.cpuPerGB, 2)} |`);
+    if (f.diskBatched) L.push(`| sequential write + fsync (64 KiB chunks through a 1 MiB buffer, one writev per batch: our staging writes) | ${range(f.diskBatched.mbps)} | ${range(f.diskBatched.cpuPerGB, 2)} |`);
     L.push(`| loopback POST of ${f.loopback.sizeMiB} MiB to a discarding server (our http-post-bytes client half) | ${range(f.loopback.mbps)} | client ${range(f.loopback.clientCpuPerGB, 2)}, server ${range(f.loopback.serverCpuPerGB, 2)} |`);
-    L.push(`| **CPU limit of a verified upload**: ${m.cores} cores / (client + receive + sha256 + write) | **${fmt(f.cpuLimit.mbps)}** | ${fmt(f.cpuLimit.cpuPerGB, 2)} |`);
+    if (f.curl) L.push(`| the same POST by curl -T (a native client, for reference; not in the limit) | ${range(f.curl.mbps)} | client ${range(f.curl.clientCpuPerGB, 2)}, server ${range(f.curl.serverCpuPerGB, 2)} |`);
+    L.push(`| **CPU limit of a verified upload**: ${m.cores} cores / (client + receive + sha256 + the cheaper write) | **${fmt(f.cpuLimit.mbps)}** | ${fmt(f.cpuLimit.cpuPerGB, 2)} |`);
     L.push(`| no-overlap limit: loopback, sha256 and write one after the other (1 / Σ 1/MB/s; for reading the figures, no target) | ${fmt(f.serialLimit.mbps)} | |`);
     L.push('');
   }
@@ -787,11 +832,11 @@ function render(report) {
 
   if (report.deferred.length) {
     L.push('## 3b. tus: deferred hash verification (hash state lost)', '');
-    L.push('Half the file PATCHed, the server restarted (SIGTERM, same data dir and port), the rest PATCHed by the client half (resume), then completion: 202 + `processing` while the host re-reads the adopted file to hash it, polled every 10 ms until `completed`. Next to `openssl dgst -sha256` and a bare node `createReadStream` → sha256 of the same bytes (page cache warm for all three).', '');
-    L.push('| size | ours: complete → completed s | server CPU s/GB | openssl dgst -sha256 s | node re-read s | ours ÷ openssl | ours ÷ node | peak RSS MB (after restart) | others |');
-    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    L.push('Half the file PATCHed, the server restarted (SIGTERM, same data dir and port), the rest PATCHed by the client half (resume), then completion: 202 + `processing` while the host re-reads the adopted file to hash it, polled every 10 ms until `completed`. Next to `openssl dgst -sha256` and a bare node `createReadStream` → sha256 of the same bytes with node\'s default 64 KiB reads and with 1 MiB reads (what our blob store reads with), page cache warm for all.', '');
+    L.push('| size | ours: complete → completed s | server CPU s/GB | openssl dgst -sha256 s | node re-read, 64 KiB reads s | node re-read, 1 MiB reads s | ours ÷ openssl | ours ÷ node 1 MiB | peak RSS MB (after restart) | others |');
+    L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const d of report.deferred) {
-      L.push(`| ${d.sizeMiB} MiB | ${range(d.ours.seconds, 2)} | ${range(d.ours.cpuPerGB, 2)} | ${range(d.openssl.seconds, 2)} | ${range(d.node.seconds, 2)} | ${fmt(d.ratioToOpenssl, 2)} | ${fmt(d.ratioToNode, 2)} | ${fmt(d.ours.peakRssMB)} | ${pct(d.ours.otherLoad)} |`);
+      L.push(`| ${d.sizeMiB} MiB | ${range(d.ours.seconds, 2)} | ${range(d.ours.cpuPerGB, 2)} | ${range(d.openssl.seconds, 2)} | ${range(d.node.seconds, 2)} | ${range(d.node1m?.seconds, 2)} | ${fmt(d.ratioToOpenssl, 2)} | ${fmt(d.ratioToNode1m, 2)} | ${fmt(d.ours.peakRssMB)} | ${pct(d.ours.otherLoad)} |`);
     }
     L.push('');
   }
@@ -916,7 +961,7 @@ async function main() {
   if (only.has('tus')) {
     const d = await deferredSection(await fileOf(largest), largest);
     report.deferred.push(d);
-    log(`tus deferred verification ${d.sizeMiB} MiB: ${fmt(d.ours.seconds.median, 2)} s, openssl ${fmt(d.openssl.seconds.median, 2)} s, node ${fmt(d.node.seconds.median, 2)} s`);
+    log(`tus deferred verification ${d.sizeMiB} MiB: ${fmt(d.ours.seconds.median, 2)} s, openssl ${fmt(d.openssl.seconds.median, 2)} s, node ${fmt(d.node.seconds.median, 2)} s (64 KiB reads), ${fmt(d.node1m.seconds.median, 2)} s (1 MiB reads)`);
   }
   if (only.has('concurrency')) {
     for (const name of ['http-post-bytes', 'tus', 'multipart']) {

@@ -12,6 +12,7 @@ export * from './state/publishing-session.js';
 export * from './state/file-upload-session.js';
 export * from './validate/index.js';
 export * from './byte-meter.js';
+export * from './io.js';
 export * from './attestations.js';
 export * from './mechanism.js';
 export * from './plugin.js';

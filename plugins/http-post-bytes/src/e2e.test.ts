@@ -180,7 +180,8 @@ describe('PEP 694 Required File Upload Mechanisms: http-post-bytes, end to end',
         progress.push(sent);
       },
     });
-    expect(progress.length).toBeGreaterThan(100);
+    // At least once per 1 MiB read (FILE_IO_CHUNK), the size of the client half's file reads.
+    expect(progress.length).toBeGreaterThanOrEqual(32);
     expect(progress.at(-1)).toBe(bytes.length);
     expect(await bytesReceived(file)).toBe(bytes.length);
     const done = await complete(file);

@@ -18,7 +18,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { bufferSlices, HttpAnswerError, measureUploadBody, problemOf, sendRequest, type HttpAnswer, type RequestBody, type UploadBody, type UploadClientOptions } from '@pep694/core/node-http';
+import { bufferSlices, FILE_IO_CHUNK, HttpAnswerError, measureUploadBody, problemOf, sendRequest, type HttpAnswer, type RequestBody, type UploadBody, type UploadClientOptions } from '@pep694/core/node-http';
 
 /** The `mechanism` map of a `vnd-<operator>-tus` file upload session. */
 export interface TusInstructionsMap {
@@ -154,7 +154,7 @@ async function openSource(body: UploadBody, size: number | undefined): Promise<S
       return {
         total,
         seekable: true,
-        range: async (start, end) => (end > start ? createReadStream(measured.path, { start, end: end - 1 }) : Readable.from([])),
+        range: async (start, end) => (end > start ? createReadStream(measured.path, { start, end: end - 1, highWaterMark: FILE_IO_CHUNK }) : Readable.from([])),
         close() {},
       };
     case 'buffer':

@@ -20,6 +20,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   ByteMeter,
   createHashers,
+  FILE_IO_CHUNK,
   negotiateMaxFileSize,
   ProblemError,
   vendorIdentifier,
@@ -225,8 +226,9 @@ export class TusMechanism implements UploadMechanism {
     const staging = await blobs.stage(ctx.stagingKey);
     try {
       // No limit here: completion found the offset at the declared size, which tus writes no further.
-      if (hashers) await pipeline(createReadStream(path), new ByteMeter(Number.POSITIVE_INFINITY, hashers), staging.stream);
-      else await pipeline(createReadStream(path), staging.stream);
+      const source = createReadStream(path, { highWaterMark: FILE_IO_CHUNK });
+      if (hashers) await pipeline(source, new ByteMeter(Number.POSITIVE_INFINITY, hashers), staging.stream);
+      else await pipeline(source, staging.stream);
       await staging.commit();
     } catch (err) {
       await staging.abort().catch(() => {});

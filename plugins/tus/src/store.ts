@@ -16,7 +16,7 @@ import { rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createHashers, isOutOfSpace, ProblemError, type HashName, type Hashers } from '@pep694/core';
+import { createHashers, FILE_IO_CHUNK, isOutOfSpace, ProblemError, type HashName, type Hashers } from '@pep694/core';
 import { FileStore } from '@tus/file-store';
 import type { Upload } from '@tus/server';
 
@@ -193,7 +193,8 @@ export class HashingFileStore extends FileStore {
       setImmediate(endTap);
       return err;
     });
-    const file = createWriteStream(this.path(id), { flags: 'r+', start: offset });
+    // A 1 MiB buffer: chunks arriving during a write go out in one writev (see FILE_IO_CHUNK).
+    const file = createWriteStream(this.path(id), { flags: 'r+', start: offset, highWaterMark: FILE_IO_CHUNK });
     // The body ending early (client gone, lock handed to another request, size exceeded upstream)
     // ends the tap gracefully: what it hashed still reaches the file.
     readable.once('error', endTap);

@@ -10,6 +10,9 @@ import http from 'node:http';
 import https from 'node:https';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
+import { FILE_IO_CHUNK } from '../io.js';
+
+export { FILE_IO_CHUNK };
 
 /** Slices of a buffer handed to the socket at a time: views, not copies; small enough for progress. */
 const SLICE = 256 * 1024;
@@ -88,7 +91,8 @@ export async function openUploadBody(body: UploadBody, size: number | undefined)
   const measured = await measureUploadBody(body, size);
   switch (measured.kind) {
     case 'path':
-      return { source: createReadStream(measured.path), total: measured.total, name: basename(measured.path) };
+      // Large reads: each one is a thread-pool round trip (see FILE_IO_CHUNK).
+      return { source: createReadStream(measured.path, { highWaterMark: FILE_IO_CHUNK }), total: measured.total, name: basename(measured.path) };
     case 'buffer':
       return { source: bufferSlices(measured.buffer), total: measured.total };
     case 'stream':

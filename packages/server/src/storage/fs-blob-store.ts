@@ -4,7 +4,7 @@
  * any instant leaves the old blob or the new one under a key, never a partial one. Both
  * directories share one filesystem, so `rename` is atomic and `move` never copies bytes.
  *
- * Writes go straight into a plain fs.WriteStream (no Transform in between, default buffer): the
+ * Writes go straight into a plain fs.WriteStream (no Transform in between, a 1 MiB buffer): the
  * caller pipes into it and backpressure does the rest (DESIGN.md "Measured on our machines").
  */
 import { randomBytes } from 'node:crypto';
@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import type { BlobStore, StagingWrite } from '@pep694/core';
+import { FILE_IO_CHUNK, type BlobStore, type StagingWrite } from '@pep694/core';
 
 // Numeric fds: fs streams use them with the callback API; given a FileHandle they go through its promise API.
 const openFd = promisify(open);
@@ -117,7 +117,9 @@ export class FsBlobStore implements BlobStore {
     const fd = await openFd(tmp, 'wx');
     // autoClose: false keeps the fd open past 'finish' so commit can fsync before closing it;
     // destroy() still closes it, so the stream owns the fd throughout and it is closed exactly once.
-    const stream = createWriteStream(tmp, { fd, autoClose: false });
+    // A 1 MiB buffer: chunks that arrive while a write is in flight go out together in one writev
+    // (no copy), instead of one thread-pool round trip per 64 KiB chunk (see FILE_IO_CHUNK).
+    const stream = createWriteStream(tmp, { fd, autoClose: false, highWaterMark: FILE_IO_CHUNK });
     this.#live.add(tmp);
     let failure: unknown;
     // Without autoDestroy an erroring stream would hold its fd until abort(): close it now, and
@@ -180,7 +182,9 @@ export class FsBlobStore implements BlobStore {
     // Opening first turns a missing blob into a rejection (the node ENOENT error) rather than a
     // stream error, and pins the inode: a concurrent commit or move does not change what is read.
     const fd = await openFd(path, 'r');
-    return createReadStream(path, { fd, ...(range && { start: range.start, end: range.end }) });
+    // 1 MiB reads (FILE_IO_CHUNK): a re-read to hash a 1 GiB blob took 2.1 s with the default
+    // 64 KiB, about twice openssl's time; a range smaller than that reads only its own length.
+    return createReadStream(path, { fd, highWaterMark: FILE_IO_CHUNK, ...(range && { start: range.start, end: range.end }) });
   }
 
   async size(key: string): Promise<number | undefined> {
