@@ -195,6 +195,14 @@ export interface UploadMechanism {
   status(ctx: FileUploadContext): Promise<TransferStatus>;
   /** Discards partial transfer state (cancel, delete, expiry). The host deletes the staged blob itself. */
   cancel?(ctx: FileUploadContext): Promise<void>;
+  /**
+   * Optional, for mechanisms that keep transfer state of their own (files outside the blob store):
+   * deletes the state of every file upload session for which `keep` resolves false, and returns
+   * how many it deleted. The host's reaper calls it with its blob sweep; `keep` is true for files
+   * still pending (or being created), so what is deleted was left by a crash between a cancel or
+   * delete and its purge, or between preparing a transfer and storing the file upload session.
+   */
+  sweep?(keep: (fileId: string) => Promise<boolean>): Promise<number>;
   /** The routes clients call to execute this mechanism; mounted by the host at `ctx.baseUrl`. */
   routes?(): HttpHandler;
   /** Releases resources when the host closes (symmetric with registration). */

@@ -254,6 +254,11 @@ export interface SessionStore {
   listExpiredSessions(now: Date): Promise<readonly PublishingSessionRecord[]>;
   /** Pending file upload sessions whose `expiresAt` is at or before `now`, in editable sessions. */
   listExpiredFiles(now: Date): Promise<readonly FileUploadRecord[]>;
+  /**
+   * Sessions and files in `processing`: at startup, the deferred work a crash interrupted
+   * (nothing else would ever move them on).
+   */
+  listProcessing(): Promise<{ readonly sessions: readonly PublishingSessionRecord[]; readonly files: readonly FileUploadRecord[] }>;
   /** Forgets terminal sessions (and their file rows) that ended before `before`; returns how many. */
   forgetEndedSessions(before: Date): Promise<number>;
   /** Whether any file row (live or published) refers to the blob key, for the orphan reaper. */

@@ -138,6 +138,9 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
     logger,
   });
 
+  // Deferred work (verification, publish) that a crash interrupted starts again now.
+  service.recover();
+
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);

@@ -14,7 +14,7 @@
  *   store can adopt files (`FileAdoption`), else by one copy that also hashes when needed.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -258,6 +258,31 @@ export class TusMechanism implements UploadMechanism {
     const { store } = await this.runtime();
     this.stopPatches(id);
     await this.withLock(id, () => store.purge(id));
+  }
+
+  /**
+   * Deletes the tus uploads (data and info files) of file upload sessions the host does not keep:
+   * what a crash left between a cancel and its purge, or before the session's row was stored.
+   */
+  async sweep(keep: (fileId: string) => Promise<boolean>): Promise<number> {
+    const { store } = await this.runtime();
+    const ids = new Set((await readdir(this.options.directory)).map((name) => name.replace(/\.json$/, '')));
+    let removed = 0;
+    for (const id of ids) {
+      try {
+        store.path(id); // not an upload id: not ours
+      } catch {
+        continue;
+      }
+      if (await keep(id)) continue;
+      try {
+        await this.withLock(id, () => store.purge(id));
+        removed++;
+      } catch {
+        // busy: a request holds it; the next sweep will see it again
+      }
+    }
+    return removed;
   }
 
   async close(): Promise<void> {

@@ -29,6 +29,7 @@ import {
   type CreatePublishingSessionRequest,
   type FileUploadContext,
   type FileUploadRecord,
+  type NewFileUpload,
   type FileUploadSessionResponse,
   type FileValidator,
   type HashName,
@@ -89,6 +90,8 @@ const fileKey = (fileId: string) => `files/${fileId}`;
 export class UploadService {
   private readonly background = new Set<Promise<unknown>>();
   private lastBlobSweep = 0;
+  /** File upload sessions whose transfer is prepared but whose row may not be stored yet (see `reap`). */
+  private readonly creating = new Set<string>();
   private readonly mechanismById: ReadonlyMap<string, UploadMechanism>;
 
   constructor(private readonly deps: UploadServiceDeps) {
@@ -385,6 +388,24 @@ export class UploadService {
     // The mechanism prepares the transfer first, so the file upload session is stored in one write,
     // instructions included; if it cannot be stored, the mechanism drops what it prepared.
     const ctx = this.context({ ...input, status: 'pending' }, session, links);
+    // Until the row is stored, the reaper's sweep must leave what the mechanism prepared alone.
+    this.creating.add(input.id);
+    try {
+      return await this.prepareAndStoreFile(input, ctx, mechanism, session, links, body.filename);
+    } finally {
+      this.creating.delete(input.id);
+    }
+  }
+
+  private async prepareAndStoreFile(
+    input: NewFileUpload,
+    ctx: FileUploadContext,
+    mechanism: UploadMechanism,
+    session: PublishingSessionRecord,
+    links: Links,
+    filename: string,
+  ): Promise<Reply<FileUploadSessionResponse>> {
+    const { config, store } = this.deps;
     const map = await mechanism.instructions(ctx);
     const drop = async () => {
       try {
@@ -405,12 +426,12 @@ export class UploadService {
     switch (result.kind) {
       case 'exists':
         // PEP "Replacing a Partially or Fully Uploaded File": in-progress files cannot be replaced.
-        throw new ProblemError('file-exists', `${body.filename} is already ${result.file.status} in this session; delete it (DELETE its file upload session) before uploading it again.`, {
+        throw new ProblemError('file-exists', `${filename} is already ${result.file.status} in this session; delete it (DELETE its file upload session) before uploading it again.`, {
           headers: { Location: links.file(result.file.id) },
           extensions: { state: result.file.status },
         });
       case 'published':
-        throw alreadyPublished(body.filename);
+        throw alreadyPublished(filename);
       case 'session-state':
         publishingSessionMachine.next(result.status, 'file-changed');
         throw new ProblemError('session-not-editable', `The session is ${result.status}.`);
@@ -485,6 +506,7 @@ export class UploadService {
     const ctx = this.context(file, session, links);
     const headers = { Location: links.file(file.id) };
 
+    await this.reclaimMoved(file.id);
     const outcome = await mechanism.completion(ctx);
     if (outcome.kind === 'incomplete') {
       throw await this.fail(file, new ProblemError('upload-incomplete', outcome.detail, { extensions: { expected: file.size, received: outcome.received } }));
@@ -573,6 +595,43 @@ export class UploadService {
       throw await this.raceLost(file.id);
     }
     return completed;
+  }
+
+  /**
+   * A completion killed after moving the verified bytes to their permanent key but before
+   * recording them leaves them there with the file still pending or processing (the reaper keeps
+   * them): they go back to staging, where the retried completion looks for them.
+   */
+  private async reclaimMoved(fileId: string): Promise<void> {
+    const { blobs } = this.deps;
+    if ((await blobs.size(stagingKey(fileId))) !== undefined || (await blobs.size(fileKey(fileId))) === undefined) return;
+    await blobs.move(fileKey(fileId), stagingKey(fileId));
+  }
+
+  /**
+   * Crash recovery, run once at startup: deferred work that a crash interrupted is started again,
+   * since nothing else would ever move these sessions and files out of `processing`. A file's
+   * staged bytes are verified again (the mechanism's digests died with the process); a session's
+   * publish checks run again (its filenames are still claimed).
+   */
+  recover(): void {
+    this.runInBackground('crash recovery', async () => {
+      const { store } = this.deps;
+      const { sessions, files } = await store.listProcessing();
+      for (const file of files) {
+        const session = await store.getSession(file.sessionId);
+        if (!session) continue;
+        this.runInBackground('deferred verification (recovered)', async () => {
+          try {
+            await this.reclaimMoved(file.id);
+            await this.verifyAndAccept(file, session, { kind: 'received', size: file.size, digests: {} }, ['processing']);
+          } catch (err) {
+            await this.fail(file, err, ['processing']);
+          }
+        });
+      }
+      for (const session of sessions) this.runInBackground('deferred publish (recovered)', () => this.finishDeferredPublish(session));
+    });
   }
 
   /** Moves the file to error with the reason in its notices, purges its bytes, returns the problem. */
@@ -686,6 +745,19 @@ export class UploadService {
         if (inFlight || (await store.isBlobReferenced(key))) continue;
         await blobs.delete(key);
         orphans += 1;
+      }
+    }
+    // Transfer state mechanisms keep outside the blob store (e.g. tus uploads on disk).
+    const keep = async (fileId: string) => {
+      if (this.creating.has(fileId)) return true;
+      const status = (await store.getFile(fileId))?.status;
+      return status === 'pending' || status === 'processing';
+    };
+    for (const m of this.deps.mechanisms) {
+      try {
+        orphans += (await m.sweep?.(keep)) ?? 0;
+      } catch (err) {
+        this.deps.logger.warn({ err, mechanism: m.identifier }, 'mechanism sweep failed');
       }
     }
     // Temp files of stagings a crash interrupted; live ones are younger than the longest request.

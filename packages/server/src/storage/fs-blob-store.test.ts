@@ -212,6 +212,39 @@ describe('FsBlobStore', () => {
     expect(await store.size('files/live')).toBe(2);
   });
 
+  it('sweepTemp deletes at once the temp files of a process that died (SIGKILL), however fresh; not those of live processes', async () => {
+    // A real staging write in a child process that is SIGKILLed mid-write (crash suite, issue #10).
+    const { spawn } = await import('node:child_process');
+    const module = new URL('./fs-blob-store.ts', import.meta.url).pathname;
+    const child = spawn(
+      process.execPath,
+      ['--input-type=module', '-e', `
+        const { FsBlobStore } = await import(${JSON.stringify(new URL('../../dist/storage/fs-blob-store.js', import.meta.url).pathname)});
+        const w = await (await FsBlobStore.open(process.argv[1])).stage('staging/x');
+        w.stream.write(Buffer.alloc(1000), () => process.stdout.write('WROTE\\n'));
+        setInterval(() => {}, 1000);`, root],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => d.toString().includes('WROTE') && resolve());
+      child.once('exit', (code) => reject(new Error(`child exited ${code} (is ${module} built?)`)));
+    });
+    const [crashed] = await tmpFiles();
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const live = await store.stage('files/live');
+    // Another process's staging that is still running (our parent stands in for it), and another host's.
+    const [mine] = (await tmpFiles()).filter((n) => n !== crashed);
+    const running = mine!.replace(`_${process.pid}_`, `_${process.ppid}_`).replace(/_[0-9a-f]+\.tmp$/, '_00.tmp');
+    const remote = mine!.replace(/^t-[A-Za-z0-9-]*_/, 't-elsewhere_').replace(/_[0-9a-f]+\.tmp$/, '_01.tmp');
+    await writeFile(join(root, 'tmp', running), 'x');
+    await writeFile(join(root, 'tmp', remote), 'x');
+
+    expect(await store.sweepTemp(60_000)).toBe(1);
+    expect((await tmpFiles()).sort()).toEqual([mine, running, remote].sort());
+    await live.abort();
+  });
+
   it('works without open() (directories created on first stage)', async () => {
     const s = new FsBlobStore(join(root, 'lazy'));
     expect(await s.size('files/a')).toBeUndefined();

@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, fsync, open, type WriteStream } from 'node:fs';
+import { hostname } from 'node:os';
 import { lstat, mkdir, open as openHandle, opendir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -22,6 +23,30 @@ const fsyncFd = promisify(fsync);
 
 const SEGMENT = /^[A-Za-z0-9._-]{1,255}$/;
 const MAX_KEY_LENGTH = 1024;
+
+/**
+ * Temp files are named after the process that writes them: `t-<host>_<pid>_<run>_<random>.tmp`,
+ * `run` being random per process. After a crash (SIGKILL, OOM) the next process can then tell its
+ * predecessor's leftovers from live stagings of other processes on the same data directory: a temp
+ * file of this host whose pid is not running, or is ours under an earlier run, belongs to no one.
+ */
+const HOST = hostname().replace(/[^A-Za-z0-9-]/g, '').slice(0, 64);
+const RUN = randomBytes(4).toString('hex');
+const TEMP_NAME = /^t-([A-Za-z0-9-]*)_(\d+)_([0-9a-f]{8})_[0-9a-f]+\.tmp$/;
+
+/** Whether the temp file `name` was written by a process of this host that is gone. */
+function writerIsGone(name: string): boolean {
+  const m = TEMP_NAME.exec(name);
+  if (!m || m[1] !== HOST) return false; // another host's, or not ours: only age tells
+  const pid = Number(m[2]);
+  if (pid === process.pid) return m[3] !== RUN;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return isCode(err, 'ESRCH'); // EPERM: running under another user
+  }
+}
 
 /** Throws unless `key` is slash-separated safe segments: keys become paths, so no traversal. */
 export function assertBlobKey(key: string): void {
@@ -112,7 +137,7 @@ export class FsBlobStore implements BlobStore {
   async stage(key: string): Promise<StagingWrite & { readonly stream: WriteStream }> {
     const final = this.#path(key);
     await this.#ensureDirs();
-    const tmp = join(this.tmpDir, `${randomBytes(16).toString('hex')}.tmp`);
+    const tmp = join(this.tmpDir, `t-${HOST}_${process.pid}_${RUN}_${randomBytes(12).toString('hex')}.tmp`);
     // Opened here rather than by the stream so that a failure rejects stage() instead of erroring later.
     const fd = await openFd(tmp, 'wx');
     // autoClose: false keeps the fd open past 'finish' so commit can fsync before closing it;
@@ -263,9 +288,10 @@ export class FsBlobStore implements BlobStore {
   }
 
   /**
-   * Deletes temp files not modified for `olderThanMs`: leftovers of stagings a crash interrupted.
-   * An upload stalled longer than that loses its temp file, so pick more than the upload timeout;
-   * stagings in flight in this process are always kept. Returns how many files it deleted.
+   * Deletes leftovers of stagings a crash interrupted: temp files whose writing process (on this
+   * host) is gone, at once, and any other temp file not modified for `olderThanMs`. An upload
+   * stalled longer than that loses its temp file, so pick more than the upload timeout; stagings
+   * in flight in this process are always kept. Returns how many files it deleted.
    */
   async sweepTemp(olderThanMs: number): Promise<number> {
     let names: string[];
@@ -282,7 +308,7 @@ export class FsBlobStore implements BlobStore {
       if (this.#live.has(path)) continue;
       try {
         const st = await lstat(path);
-        if (!st.isFile() || st.mtimeMs > cutoff) continue;
+        if (!st.isFile() || (st.mtimeMs > cutoff && !writerIsGone(name))) continue;
         await unlink(path);
         deleted++;
       } catch (err) {

@@ -653,6 +653,12 @@ export class SqliteSessionStore implements SessionStore {
     return rows.map(toFile);
   }
 
+  async listProcessing(): Promise<{ readonly sessions: readonly PublishingSessionRecord[]; readonly files: readonly FileUploadRecord[] }> {
+    const sessions = this.q(`SELECT * FROM sessions WHERE status = 'processing' ORDER BY created_at, id`).all() as SessionRow[];
+    const files = this.q(`SELECT * FROM files WHERE status = 'processing' ORDER BY created_at, id`).all() as FileRow[];
+    return { sessions: sessions.map(toSession), files: files.map(toFile) };
+  }
+
   async forgetEndedSessions(before: Date): Promise<number> {
     return this.write(() => {
       const ended = `SELECT id FROM sessions WHERE status IN ('published', 'canceled') AND ended_at < ?`;

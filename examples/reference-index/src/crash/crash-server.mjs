@@ -1,0 +1,192 @@
+// Test-only composition root for the crash suite (not shipped, not built): the reference index as
+// src/main.ts builds it (same createServer, mechanisms, validator, SQLite + filesystem storage),
+// plus deterministic fault injection. It runs the built packages (dist/), like `pnpm start`.
+//
+// The session store and the blob store are the real ones, wrapped in decorators (passed through
+// createServer's `store` and `blobs` options) that SIGKILL this process at a chosen point:
+//
+//   PEP694_CRASH_FAULT =
+//     store:<method>:<n>:<before|after>   the n-th call of SessionStore.<method>, before it runs or
+//                                         after it resolved (i.e. after the SQLite commit)
+//     blob:<method>:<n>:<before|after>    the same for BlobStore.<method> (stage, move, delete, read,
+//                                         adoptFile, size, ...)
+//     commit:<n>:<before|after>           the n-th StagingWrite.commit (fsync + rename of staged bytes)
+//     staged-bytes:<k>                    once k bytes have been written to staging streams
+//     patch:<n>                           when the n-th tus PATCH request arrives
+//
+// Counting starts once the server listens, so startup work does not shift the kill points. Before
+// dying the process writes "KILLED <fault>" to stdout, so a test can tell an injected kill from a
+// crash of its own. Other variables:
+//   PEP694_CRASH_CONFIG        JSON merged into the server config (short TTLs, reaperInterval, limits)
+//   PEP694_CRASH_PUBLISH_CHECK 1: a publish check that re-hashes every file (publishing is deferred)
+//   PEP694_CRASH_REAP          1: one full reaper pass (blob sweep included) once listening; its
+//                              result is printed as "REAPED <json>" before "READY <url>"
+// and those of main.ts: PEP694_DATA, PEP694_PORT, PEP694_TOKENS_FILE, PEP694_VALIDATE_ARTIFACTS.
+//
+// With PEP694_CRASH_WARM=1 the process loads its modules and then waits for one line of JSON on
+// stdin with the variables above, so a test can start the next server while the current one runs
+// (loading the modules is most of a start; the machine is a loaded 2-core one).
+import 'reflect-metadata';
+import { createHash } from 'node:crypto';
+import { writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { createDistributionValidator } from '@pep694/dist-validator';
+import { createServer, FsBlobStore, SqliteSessionStore } from '@pep694/server';
+import { defaultMechanisms } from '../../dist/mechanisms.js';
+
+if (process.env.PEP694_CRASH_WARM === '1') {
+  const lines = createInterface({ input: process.stdin });
+  const [line] = await lines[Symbol.asyncIterator]().next().then((r) => (r.done ? [] : [r.value]));
+  lines.close();
+  if (!line) process.exit(0); // the test ended without needing this spare
+  Object.assign(process.env, JSON.parse(line));
+}
+
+const dataDir = resolve(process.env.PEP694_DATA ?? 'data');
+const port = Number(process.env.PEP694_PORT ?? 0);
+const fault = parseFault(process.env.PEP694_CRASH_FAULT);
+let armed = false;
+const calls = new Map();
+let stagedBytes = 0;
+
+function parseFault(text) {
+  if (!text) return undefined;
+  const parts = text.split(':');
+  const num = (s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`bad PEP694_CRASH_FAULT ${text}`);
+    return n;
+  };
+  switch (parts[0]) {
+    case 'store':
+    case 'blob':
+      return { text, kind: 'call', op: `${parts[0]}.${parts[1]}`, n: num(parts[2]), when: parts[3] === 'after' ? 'after' : 'before' };
+    case 'commit':
+      return { text, kind: 'call', op: 'staging.commit', n: num(parts[1]), when: parts[2] === 'after' ? 'after' : 'before' };
+    case 'staged-bytes':
+      return { text, kind: 'bytes', k: num(parts[1]) };
+    case 'patch':
+      return { text, kind: 'patch', n: num(parts[1]) };
+    default:
+      throw new Error(`bad PEP694_CRASH_FAULT ${text}`);
+  }
+}
+
+function die() {
+  writeSync(1, `KILLED ${fault.text}\n`);
+  process.kill(process.pid, 'SIGKILL');
+}
+
+/** Counts a call of `op` (at 'before') and kills the process if this is the chosen point. */
+function point(op, when, nth) {
+  if (armed && fault?.kind === 'call' && fault.op === op && fault.when === when && fault.n === nth) die();
+}
+
+function count(op) {
+  if (!armed) return 0;
+  const n = (calls.get(op) ?? 0) + 1;
+  calls.set(op, n);
+  return n;
+}
+
+/** Wraps every async method of `target` (called on the target itself: FsBlobStore has private fields). */
+function decorate(prefix, target, special = {}) {
+  return new Proxy(target, {
+    get(t, prop) {
+      const value = t[prop];
+      if (typeof value !== 'function' || typeof prop !== 'string') return value;
+      if (special[prop]) return special[prop];
+      if (prop === 'list') return value.bind(t); // an async generator: nothing to kill around
+      return async (...args) => {
+        const op = `${prefix}.${prop}`;
+        const nth = count(op);
+        point(op, 'before', nth);
+        const result = await value.apply(t, args);
+        point(op, 'after', nth);
+        return result;
+      };
+    },
+  });
+}
+
+const store = decorate('store', new SqliteSessionStore(join(dataDir, 'pep694.sqlite')));
+const fsBlobs = await FsBlobStore.open(dataDir);
+const blobs = decorate('blob', fsBlobs, {
+  async stage(key) {
+    const nth = count('blob.stage');
+    point('blob.stage', 'before', nth);
+    const staging = await fsBlobs.stage(key);
+    point('blob.stage', 'after', nth);
+    const { stream } = staging;
+    const write = stream.write.bind(stream);
+    // Staged bytes are counted as the writer hands them over: the kill lands between two chunks.
+    stream.write = (chunk, ...rest) => {
+      stagedBytes += chunk.length;
+      if (armed && fault?.kind === 'bytes' && stagedBytes >= fault.k) die();
+      return write(chunk, ...rest);
+    };
+    return {
+      stream,
+      abort: () => staging.abort(),
+      async commit() {
+        const n = count('staging.commit');
+        point('staging.commit', 'before', n);
+        await staging.commit();
+        point('staging.commit', 'after', n);
+      },
+    };
+  },
+});
+
+const overrides = process.env.PEP694_CRASH_CONFIG ? JSON.parse(process.env.PEP694_CRASH_CONFIG) : {};
+const sha256Of = async (key) => {
+  const hash = createHash('sha256');
+  for await (const chunk of await blobs.read(key)) hash.update(chunk);
+  return hash.digest('hex');
+};
+const server = await createServer({
+  config: { dataDir, index: {}, ...overrides },
+  mechanisms: defaultMechanisms(dataDir),
+  validators: process.env.PEP694_VALIDATE_ARTIFACTS === '0' ? [] : [createDistributionValidator()],
+  store,
+  blobs,
+  // An operator's pre-publish check (e.g. a scan): re-reads every file and compares its sha256.
+  ...(process.env.PEP694_CRASH_PUBLISH_CHECK === '1'
+    ? {
+        publishChecks: [
+          async (_session, files) => {
+            for (const f of files) {
+              if (f.hashes.sha256 && (await sha256Of(f.blobKey)) !== f.hashes.sha256) return { ok: false, notices: [`${f.filename} changed on disk`] };
+            }
+            return { ok: true };
+          },
+        ],
+      }
+    : {}),
+});
+const { url, server: http } = await server.listen(port, '127.0.0.1');
+http.prependListener('request', (req) => {
+  if (armed && fault?.kind === 'patch' && req.method === 'PATCH' && count('http.patch') === fault.n) die();
+});
+if (process.env.PEP694_CRASH_REAP === '1') {
+  const reaped = await server.reap();
+  process.stdout.write(`REAPED ${JSON.stringify(reaped)}\n`);
+}
+armed = true;
+process.stdout.write(`READY ${url}\n`);
+
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  server.close().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

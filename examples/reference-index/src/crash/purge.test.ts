@@ -1,0 +1,134 @@
+/**
+ * Crash consistency while bytes are purged (issue #10): a session holding a completed file
+ * (http-post-bytes), a staged but not completed one (multipart) and a half-sent tus upload is
+ * canceled (PEP 694 "Session Cancellation"), has a file deleted ("File Upload Session
+ * Cancellation"), or expires and is purged by the reaper ("Session Expiration"), and the server is
+ * killed between the database step and the purge of each blob. After the restart (whose reaper
+ * pass sweeps blobs) nothing of those files may be left anywhere, and nothing else be lost.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { tally } from '@pep694/server/testing';
+import {
+  AUTH,
+  bytesFrom,
+  call,
+  checkInvariants,
+  dataDir,
+  idOf,
+  injectedKill,
+  int,
+  killAll,
+  killNow,
+  META,
+  observed,
+  openSession,
+  seeded,
+  startServer,
+  stopServer,
+  upload,
+  type CrashServer,
+  type Observed,
+} from './harness.js';
+
+const root = mkdtempSync(join(tmpdir(), 'pep694-crash-purge-'));
+afterAll(async () => {
+  await killAll();
+  rmSync(root, { recursive: true, force: true });
+});
+
+type Action = 'cancel' | 'delete-completed' | 'delete-tus' | 'file-expiry' | 'session-expiry';
+
+/** The session of one kill point: A completed, B staged (not completed), C half a tus upload. */
+async function setUp(server: CrashServer, seen: Observed, version: string, random: () => number) {
+  const session = await openSession(server, seen, 'demo-pkg', version);
+  const file = (tag: string) => `demo_pkg-${version}-py3-none-${tag}.whl`;
+  const a = await upload(session, seen, file('a'), bytesFrom(random, int(random, 1000, 100_000)), 'http-post-bytes');
+  const done = await call('POST', a.links.complete, { meta: META });
+  expect(done.status, JSON.stringify(done.body)).toBe(201);
+  seen.files.set(idOf(a.links['file-upload-session']), 'completed');
+  const b = await upload(session, seen, file('b'), bytesFrom(random, int(random, 1000, 100_000)), 'vnd-pep694-multipart');
+  const cBytes = bytesFrom(random, int(random, 10_000, 200_000));
+  const c = await upload(session, seen, file('c'), cBytes, 'vnd-pep694-tus', false);
+  const half = cBytes.subarray(0, int(random, 1, cBytes.length - 1));
+  const patch = await fetch(c.mechanism.upload_url, {
+    method: 'PATCH',
+    headers: { authorization: AUTH, 'tus-resumable': '1.0.0', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+    body: half,
+  });
+  expect(patch.status).toBe(204);
+  return { session, a, b, c };
+}
+
+describe('crash consistency: SIGKILL during cancel, delete and expiry purge', () => {
+  it('killed between the state change and the purge of each file; after the restart no bytes of them remain', async () => {
+    const random = seeded('purge');
+    const dir = dataDir(root, 'purge');
+    const seen = observed();
+    let port: number | undefined;
+    const points: { action: Action; fault?: string }[] = [
+      { action: 'cancel', fault: 'store:cancelSession:1:after' },
+      { action: 'cancel', fault: 'blob:delete:1:before' },
+      { action: 'cancel', fault: `blob:delete:${int(random, 2, 3)}:before` },
+      { action: 'cancel' },
+      // A's completion was updateFile call 1; the DELETE's is call 2.
+      { action: 'delete-completed', fault: 'store:updateFile:2:after' },
+      { action: 'delete-completed', fault: 'blob:delete:2:before' },
+      { action: 'delete-tus', fault: 'store:updateFile:2:after' },
+      { action: 'file-expiry', fault: 'store:updateFile:2:after' },
+      { action: 'file-expiry', fault: 'blob:delete:1:before' },
+      { action: 'session-expiry', fault: 'store:cancelSession:1:after' },
+      { action: 'session-expiry', fault: `blob:delete:${int(random, 1, 3)}:before` },
+      { action: 'session-expiry', fault: 'store:updateSession:1:before' },
+    ];
+    for (const [i, { action, fault }] of points.entries()) {
+      const where = `purge kill point ${i} (${action}, ${fault ?? 'external'})`;
+      // Expiry: short lifetimes and a fast reaper, so the reaper purges (and dies) during the test.
+      const config =
+        action === 'file-expiry' ? { sessionTtl: 4, fileTtl: 2, reaperInterval: 100 }
+        : action === 'session-expiry' ? { sessionTtl: 2, reaperInterval: 100 }
+        : undefined;
+      let server = await startServer(dir, { port, ...(fault ? { fault } : {}), ...(config ? { config } : {}) });
+      port = server.port;
+      const { session, a, c } = await setUp(server, seen, `3.0.${i}`, random);
+      const target =
+        action === 'cancel' ? session.links.session
+        : action === 'delete-completed' ? a.links['file-upload-session']
+        : action === 'delete-tus' ? c.links['file-upload-session']
+        : undefined;
+      const deleting = target ? call('DELETE', target).catch((err: unknown) => err) : undefined;
+      if (fault) await injectedKill(server, where);
+      else {
+        await new Promise((r) => setTimeout(r, int(random, 0, 5)));
+        await killNow(server);
+      }
+      await deleting;
+      server = await startServer(dir, { port, reap: true });
+      await checkInvariants(dir, server, seen, where);
+      // The client retries the DELETE it saw fail; then nothing of the target may remain.
+      if (target) {
+        const again = await call('DELETE', target);
+        expect([204, 404], `${where}: ${JSON.stringify(again.body)}`).toContain(again.status);
+      }
+      const status = await call('GET', session.links.session);
+      if (action === 'cancel' || action === 'session-expiry') expect(status.body.status, where).toBe('canceled');
+      for (const [id] of seen.files) {
+        const f = await call('GET', `${server.url}files/${id}`);
+        if (f.status === 200) seen.files.set(id, f.body.status);
+      }
+      seen.sessions.set(idOf(session.links.session), status.body.status);
+      await checkInvariants(dir, server, seen, `${where}, after the retry`);
+      // Free the version's files for good: cancel what is left.
+      if (status.body.status === 'open') expect((await call('DELETE', session.links.session)).status, where).toBe(204);
+      seen.sessions.set(idOf(session.links.session), 'canceled');
+      for (const [id, s] of seen.files) if (s !== 'canceled') seen.files.set(id, (await call('GET', `${server.url}files/${id}`)).body.status);
+      await stopServer(server);
+      tally('kill points survived');
+    }
+    const last = await startServer(dir, { port, reap: true });
+    await checkInvariants(dir, last, seen, `purge after ${points.length} kill points`);
+    await stopServer(last);
+  }, 120_000);
+});
