@@ -341,6 +341,38 @@ describe('PEP 694 http-post-bytes attestations_url (PEP 740), end to end', () =>
     expect(record?.attestations).toEqual([a]);
   });
 
+  it('attestations answered 204 survive a restart before completion, and are swept once the file is completed', async () => {
+    const bytes = fixture(WHEEL);
+    const file = await createFile(await createSession(), WHEEL, bytes);
+    const a = attestation(WHEEL, sha256(bytes));
+    const res = await fetch(file.mechanism.attestations_url!, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ALICE}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify([a]),
+    });
+    expect(res.status).toBe(204);
+    expect((await postBytes(file, bytes)).status).toBe(204);
+    // A restart: the mechanism's memory is gone; the same data directory and port serve on.
+    const port = new URL(url).port;
+    await server.close();
+    server = await createServer({
+      config: { dataDir, reaperInterval: 0 },
+      mechanisms: [{ plugin, options: {} }],
+      auth: (() => {
+        const auth = new TokensFileAuth({ tokens: [{ token: ALICE, principal: 'alice', projects: ['*'] }] });
+        return { authenticator: auth, authorizer: auth, names: auth };
+      })(),
+    });
+    await server.listen(Number(port), '127.0.0.1');
+    expect((await complete(file)).status).toBe(201);
+    expect((await server.container.resolve(SESSION_STORE).getFile(file.id))?.attestations).toEqual([a]);
+    // Held by the file's record now: the mechanism's copy goes with the next sweep.
+    const blobs = server.container.resolve(BLOB_STORE);
+    expect(await blobs.size(`attestations/${file.id}`)).toBeGreaterThan(0);
+    await server.reap();
+    expect(await blobs.size(`attestations/${file.id}`)).toBeUndefined();
+  });
+
   it('refuses invalid attestations with 400 naming the place; attestations MUST be uploaded before completion: after it, 409', async () => {
     const bytes = fixture(WHEEL);
     const file = await createFile(await createSession(), WHEEL, bytes);

@@ -12,8 +12,14 @@
  * the one-at-a-time rule and cancellation) and the last committed transfer's size and digests (for
  * `completion`). If it is lost (restart, another process took the POST), `completion` falls back
  * to the committed blob and the host hashes it by reading it once.
+ *
+ * Attestations are answered 204 only once they are durable: they are committed to the blob store
+ * under `attestations/{file id}` (fsynced like any blob) as well as kept in memory, so a restart
+ * between their POST and completion does not drop them. `cancel` deletes them; `sweep` removes
+ * those of files that are no longer pending (after completion the host holds them in its record).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   ByteMeter,
@@ -96,11 +102,16 @@ interface FileState {
 }
 
 const param = (req: Request, name: string): string => String(req.params[name]);
+const ATTESTATIONS_PREFIX = 'attestations/';
+const attestationsKey = (fileId: string) => `${ATTESTATIONS_PREFIX}${fileId}`;
 const DEFAULT_IDLE_TIMEOUT = 120_000;
 
 export class HttpPostBytesMechanism implements UploadMechanism {
   readonly identifier = HTTP_POST_BYTES;
   private readonly files = new Map<string, FileState>();
+  /** Attestation writes in flight, which a completion waits for; files being completed refuse new ones. */
+  private readonly attesting = new Map<string, Promise<unknown>>();
+  private readonly completing = new Set<string>();
   private readonly linger: LingerBudget;
   private closed = false;
 
@@ -126,6 +137,17 @@ export class HttpPostBytesMechanism implements UploadMechanism {
 
   async completion(ctx: FileUploadContext): Promise<CompletionOutcome> {
     const id = ctx.file.id;
+    this.completing.add(id);
+    try {
+      await this.attesting.get(id);
+      return await this.complete(ctx);
+    } finally {
+      this.completing.delete(id);
+    }
+  }
+
+  private async complete(ctx: FileUploadContext): Promise<CompletionOutcome> {
+    const id = ctx.file.id;
     const state = this.files.get(id);
     // The host leaves `pending` after this call whatever the outcome, so the state is done with.
     this.files.delete(id);
@@ -142,7 +164,8 @@ export class HttpPostBytesMechanism implements UploadMechanism {
         detail: `A transfer was still running (received ${received} of ${expected} bytes); wait for the POST to file_url to succeed before completing.`,
       };
     }
-    const attestations = state?.attestations ? { attestations: state.attestations } : {};
+    const stored = state?.attestations ?? (await this.storedAttestations(id));
+    const attestations = stored ? { attestations: stored } : {};
     if (state?.received) {
       const { size, digests } = state.received;
       if (size < expected) return { kind: 'incomplete', received: size, detail: `received ${size} of ${expected} bytes` };
@@ -170,6 +193,38 @@ export class HttpPostBytesMechanism implements UploadMechanism {
     this.files.delete(ctx.file.id);
     // Waits for the transfer to end, so that the host's delete of the staged blob comes after it.
     await state?.active?.stop(new ProblemError('file-not-pending', 'The file upload session was canceled during this transfer; its bytes were discarded.'));
+    if (this.options.attestations) await this.host.blobs.delete(attestationsKey(ctx.file.id));
+  }
+
+  /** Deletes the stored attestations of files the host no longer keeps pending (see the file comment). */
+  async sweep(keep: (fileId: string) => Promise<boolean>): Promise<number> {
+    let removed = 0;
+    for await (const key of this.host.blobs.list(ATTESTATIONS_PREFIX)) {
+      const fileId = key.slice(ATTESTATIONS_PREFIX.length);
+      if (this.files.has(fileId) || (await keep(fileId))) continue;
+      await this.host.blobs.delete(key);
+      removed++;
+    }
+    return removed;
+  }
+
+  private async storeAttestations(fileId: string, attestations: readonly Attestation[]): Promise<void> {
+    const staging = await this.host.blobs.stage(attestationsKey(fileId));
+    try {
+      await pipeline(Readable.from([Buffer.from(JSON.stringify(attestations), 'utf8')]), staging.stream);
+      await staging.commit();
+    } catch (err) {
+      await staging.abort();
+      throw err;
+    }
+  }
+
+  /** The attestations committed for `fileId` by an earlier process, if any. */
+  private async storedAttestations(fileId: string): Promise<readonly Attestation[] | undefined> {
+    if (!this.options.attestations || (await this.host.blobs.size(attestationsKey(fileId))) === undefined) return undefined;
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.host.blobs.read(attestationsKey(fileId))) chunks.push(chunk as Buffer);
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Attestation[];
   }
 
   async close(): Promise<void> {
@@ -328,9 +383,19 @@ export class HttpPostBytesMechanism implements UploadMechanism {
       requireIdentityEncoding(req.headers['content-encoding']);
       if (expectsContinue(req)) res.writeContinue();
       const attestations = validateAttestations(await readJsonBody(req, this.options.attestationsMaxBytes), ctx.file);
+      // Durable before the 204 (see the file comment). Each POST carries the whole list, so a
+      // retry replaces rather than duplicates; the commit replaces atomically.
+      if (this.completing.has(fileId)) throw new ProblemError('file-not-pending', 'This file upload session is being completed: attestations must arrive before completion.');
+      if (this.attesting.has(fileId)) throw new ProblemError('upload-in-progress', 'Another request is storing attestations for this file; retry once it has answered.');
+      const write = this.storeAttestations(fileId, attestations);
+      this.attesting.set(fileId, write.catch(() => undefined));
+      try {
+        await write;
+      } finally {
+        this.attesting.delete(fileId);
+      }
       let state = this.files.get(fileId);
       if (!state) this.files.set(fileId, (state = {}));
-      // Each POST carries the whole list: a retry replaces rather than duplicates.
       state.attestations = attestations;
       res.statusCode = 204;
       res.end();
