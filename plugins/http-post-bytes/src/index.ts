@@ -34,6 +34,12 @@ export const HttpPostBytesOptionsSchema = z.strictObject({
    * stored), so a stalled client does not hold the file's one transfer slot; 0 disables it.
    */
   idleTimeout: z.number().int().nonnegative().default(120_000),
+  /**
+   * Stop a transfer that averages fewer bytes per second than this over an `idleTimeout` window
+   * (408 `request-timeout`, nothing stored), so a client trickling bytes cannot pin a connection
+   * until the host's request timeout; 0 disables it.
+   */
+  minRate: z.number().int().nonnegative().default(1024),
 });
 export type HttpPostBytesOptionsInput = z.input<typeof HttpPostBytesOptionsSchema>;
 

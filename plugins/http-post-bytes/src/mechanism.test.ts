@@ -400,7 +400,7 @@ describe('plugin', () => {
   });
 
   it('defaults: attestations on, 1 MiB attestations body, 2 min idle timeout', () => {
-    expect(plugin.options.parse({})).toEqual({ attestations: true, attestationsMaxBytes: 1024 * 1024, idleTimeout: 120_000 });
+    expect(plugin.options.parse({})).toEqual({ attestations: true, attestationsMaxBytes: 1024 * 1024, idleTimeout: 120_000, minRate: 1024 });
   });
 });
 

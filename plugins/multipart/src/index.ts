@@ -70,6 +70,8 @@ export const MultipartOptionsSchema = z
     maxFileSize: z.number().int().nonnegative().optional(),
     /** Stop a transfer when no bytes arrive for this many milliseconds (408, nothing stored); 0 disables it. */
     idleTimeout: z.number().int().nonnegative().default(120_000),
+    /** Stop a transfer that averages fewer bytes/s than this over an `idleTimeout` window (408, nothing stored); 0 disables it. */
+    minRate: z.number().int().nonnegative().default(1024),
     /** Browser access from other origins (CORS); off when absent. */
     cors: CorsOptionsSchema.optional(),
   })

@@ -34,6 +34,8 @@ import {
   DEFAULT_LINGER,
   expectsContinue,
   requireIdentityEncoding,
+  idleProblem,
+  minBytesPerWindow,
   watchIdle,
   type LingerBudget,
 } from '@pep694/core/node-http';
@@ -53,6 +55,8 @@ export interface MultipartOptions {
   readonly maxFileSize?: number | undefined;
   /** Stop a transfer when no bytes arrive for this many ms (408); 0 = never. Default 120 000. */
   readonly idleTimeout?: number | undefined;
+  /** Stop a transfer that averages fewer bytes per second than this over an `idleTimeout` window (408); 0 = no minimum. Default 1024. */
+  readonly minRate?: number | undefined;
   /** Browser access; undefined = no CORS (same-origin pages only). */
   readonly cors?: CorsOptions | undefined;
   /** How much of an unwanted request body is read before answering; see `answerAfterBody`. */
@@ -100,6 +104,7 @@ interface FileState {
 
 const param = (req: Request, name: string): string => String(req.params[name]);
 const DEFAULT_IDLE_TIMEOUT = 120_000;
+const DEFAULT_MIN_RATE = 1024;
 
 export class MultipartMechanism implements UploadMechanism {
   readonly identifier: VendorMechanismIdentifier;
@@ -286,17 +291,15 @@ export class MultipartMechanism implements UploadMechanism {
   }
 
   /**
-   * Stops `transfer` with 408 when the connection sees no bytes for `idleTimeout` ms, so a stalled
-   * client does not hold the file's one transfer slot (and its retries at 409) until the host's
-   * request timeout. Returns the function that puts the socket's own timeout back.
+   * Stops `transfer` with 408 when the connection sees no bytes for `idleTimeout` ms, or fewer than
+   * `minRate` bytes/s over such a window, so a stalled or trickling client does not hold the file's
+   * one transfer slot (and its retries at 409) until the host's request timeout. Returns the
+   * function that puts the socket's own timeout back.
    */
   private watchIdle(req: IncomingMessage, transfer: Transfer): () => void {
     const idle = this.options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
-    return watchIdle(req, idle, () =>
-      void transfer.stop(
-        new ProblemError('request-timeout', `No bytes arrived for ${idle / 1000} s; the transfer was stopped and nothing was stored. POST the form again.`),
-      ),
-    );
+    const minBytes = minBytesPerWindow(this.options.minRate ?? DEFAULT_MIN_RATE, idle);
+    return watchIdle(req, idle, (reason) => void transfer.stop(idleProblem(reason, idle, minBytes, 'POST the form again.')), minBytes);
   }
 
   /** Sends `err` as problem+json once the request body is out of the way (see `answerAfterBody`). */

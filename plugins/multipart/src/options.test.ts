@@ -37,12 +37,13 @@ describe('PEP 694 Server Specific File Upload Mechanisms: the vnd-<operator>-mul
     expect(() => register(options)).toThrow(why);
   });
 
-  it('defaults: attestations on (1 MiB), idle timeout 120 s, CORS off', () => {
+  it('defaults: attestations on (1 MiB), idle timeout 120 s, minimum rate 1 KiB/s, CORS off', () => {
     expect(MultipartOptionsSchema.parse({ operator: 'acme' })).toEqual({
       identifier: 'vnd-acme-multipart',
       attestations: true,
       attestationsMaxBytes: 1024 * 1024,
       idleTimeout: 120_000,
+      minRate: 1024,
     });
     expect(MultipartOptionsSchema.parse({ operator: 'acme', cors: { origins: ['https://pypi.example.org', 'http://localhost:8080'] } }).cors).toEqual({
       origins: ['https://pypi.example.org', 'http://localhost:8080'],

@@ -7,13 +7,14 @@ import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Upload, type UploadOptions } from 'tus-js-client';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Clock } from '@pep694/core';
 import { createServer, FsBlobStore, TokensFileAuth, type Pep694Server, type ServerConfigInput } from '@pep694/server';
-import { api, META, rawRequest, sha256, TEST_TOKENS, until } from '@pep694/server/testing';
+import { api, META, rawRequest, sha256, tally, TEST_TOKENS, until } from '@pep694/server/testing';
 import plugin, { type TusOptionsInput } from './index.js';
 import { uploadTus } from './client.js';
 import { head, InstrumentedBlobStore, patch, tusHeaders } from './test-support.js';
@@ -340,6 +341,51 @@ describe('refusals on the tus routes (PEP 694: each request of a multi-request m
     // The file is still pending and takes the right bytes.
     await tusJs(bytes, url).done;
     expect((await complete(file)).status).toBe(201);
+  });
+});
+
+describe('slow clients', () => {
+  it('a PATCH trickling under minRate (slowloris) has its connection closed; the bytes that arrived are kept and tus-js-client resumes', async () => {
+    const port = host.port;
+    await host.close();
+    // idleTimeout 600 ms with the default minRate (1024 bytes/s): at least 614 bytes per window.
+    host = await startHost(dataDir, { port, tus: { idleTimeout: 600 } });
+    const bytes = randomBytes(64 * 1024);
+    const file = await createFile(await createSession(), WHEEL, bytes);
+    const url = new URL(file.mechanism.upload_url);
+    const socket = connect(Number(url.port), url.hostname);
+    const closed = new Promise<boolean>((resolve) => {
+      const hang = setTimeout(() => resolve(false), 30_000); // far past the bound: a hang, not a speed check
+      socket.on('close', () => {
+        clearTimeout(hang);
+        resolve(true);
+      });
+      socket.on('error', () => {});
+    });
+    socket.write(
+      `PATCH ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: ${ALICE}\r\nTus-Resumable: 1.0.0\r\n` +
+        `Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: ${bytes.length}\r\n\r\n`,
+    );
+    socket.write(bytes.subarray(0, 4096));
+    let at = 4096;
+    const drip = setInterval(() => {
+      if (socket.writable) socket.write(bytes.subarray(at, ++at));
+    }, 100);
+    try {
+      expect(await closed, 'a trickling PATCH was held open').toBe(true);
+    } finally {
+      clearInterval(drip);
+      socket.destroy();
+    }
+    // What arrived before the cut is kept (tus: resumable), and the client picks up from there.
+    const offset = Number((await head(file.mechanism.upload_url, ALICE)).headers['upload-offset']);
+    expect(offset).toBeGreaterThanOrEqual(4096);
+    expect(offset).toBeLessThan(bytes.length);
+    await tusJs(bytes, file.mechanism.upload_url, { retryDelays: [0, 200, 500] }).done;
+    const done = await complete(file);
+    expect(done.status, JSON.stringify(done.body)).toBe(201);
+    expect(sha256(await storedBytes(file))).toBe(sha256(bytes));
+    tally('exhaustion cases');
   });
 });
 

@@ -53,6 +53,14 @@ export const TusOptionsSchema = z.strictObject({
    * client's HEAD) asks for the upload, before it is cut (@tus/server's `lockDrainTimeout`).
    */
   lockDrainTimeout: z.number().int().nonnegative().default(3000),
+  /**
+   * Close a PATCH's connection when no bytes arrive for this many milliseconds, so a stalled client
+   * does not hold it until the host's requestTimeout; the bytes that arrived are kept (the client
+   * resumes from HEAD's offset). 0 disables it.
+   */
+  idleTimeout: z.number().int().nonnegative().default(120_000),
+  /** Close a PATCH's connection when it averages fewer bytes per second than this over an `idleTimeout` window (slowloris); 0 disables it. */
+  minRate: z.number().int().nonnegative().default(1024),
 });
 export type TusOptionsInput = z.input<typeof TusOptionsSchema>;
 

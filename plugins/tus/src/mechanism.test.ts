@@ -501,6 +501,6 @@ describe('plugin', () => {
   });
 
   it('defaults', () => {
-    expect(plugin.options.parse({ operator: 'acme', directory: '/d' })).toEqual({ operator: 'acme', directory: '/d', lockDrainTimeout: 3000 });
+    expect(plugin.options.parse({ operator: 'acme', directory: '/d' })).toEqual({ operator: 'acme', directory: '/d', lockDrainTimeout: 3000, idleTimeout: 120_000, minRate: 1024 });
   });
 });

@@ -36,7 +36,7 @@ import {
   type UploadMechanism,
   type VendorMechanismIdentifier,
 } from '@pep694/core';
-import { answerAfterBody, DEFAULT_LINGER, expectsContinue, type LingerBudget } from '@pep694/core/node-http';
+import { answerAfterBody, DEFAULT_LINGER, expectsContinue, minBytesPerWindow, watchIdle, type LingerBudget } from '@pep694/core/node-http';
 import { MemoryLocker, Server, Upload } from '@tus/server';
 import { Router, type Request, type Response as ExpressResponse } from 'express';
 import { NodeRequest, sendNodeResponse } from 'srvx/node';
@@ -58,6 +58,10 @@ export interface TusOptions {
   readonly deferVerificationAbove?: number | undefined;
   /** How long a PATCH holding an upload's lock may finish after another request asks for it (@tus/server's `lockDrainTimeout`). */
   readonly lockDrainTimeout?: number | undefined;
+  /** Close a PATCH's connection when no bytes arrive for this many ms; 0 = never. Default 120 000. */
+  readonly idleTimeout?: number | undefined;
+  /** Close a PATCH's connection when it averages fewer bytes/s than this over an `idleTimeout` window; 0 = no minimum. Default 1024. */
+  readonly minRate?: number | undefined;
   /** How much of an unwanted request body is read before answering; see `answerAfterBody`. */
   readonly linger?: LingerBudget;
 }
@@ -376,16 +380,31 @@ export class TusMechanism implements UploadMechanism {
       this.patches.set(id, patches);
       patches.add(req);
     }
+    // A stalled or trickling PATCH (slowloris) must not hold its connection until the host's
+    // requestTimeout: its connection is closed; the bytes that arrived are kept, and a client
+    // resumes from HEAD's offset as after any network failure.
+    const idle = this.options.idleTimeout ?? 120_000;
+    const unwatch = isPatch
+      ? watchIdle(req, idle, () => req.destroy(new Error('the PATCH stalled')), minBytesPerWindow(this.options.minRate ?? 1024, idle))
+      : () => {};
     let answer: Response;
     try {
       answer = await server.handleWeb(new NodeRequest({ req, res }) as unknown as globalThis.Request);
     } catch (err) {
       return this.refuse(req, res, err);
     } finally {
+      unwatch();
       if (patches) {
         patches.delete(req);
         if (patches.size === 0 && this.patches.get(id) === patches) this.patches.delete(id);
       }
+    }
+    // A connection destroyed meanwhile (a stopped or stalled PATCH, or the client went away) can
+    // get no answer; waiting to send one would never end. (`req.destroyed` is no sign: node
+    // destroys every request once its body has been read.)
+    if (res.destroyed || req.socket.destroyed) {
+      void answer.body?.cancel().catch(() => {});
+      return;
     }
     if (answer.status >= 400 && answer.status !== 412) {
       // 412 (Tus-Resumable missing or unsupported) stays tus's own answer, with its Tus-Version header.

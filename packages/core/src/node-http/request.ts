@@ -44,22 +44,51 @@ export function requireIdentityEncoding(header: string | undefined): void {
   }
 }
 
+/** Why `watchIdle` gave up on a request: no bytes at all, or fewer than its minimum per window. */
+export type IdleReason = 'idle' | 'slow';
+
 /**
  * Calls `onIdle` when the request's connection sees no bytes for `ms` milliseconds (0: never), so
- * that a stalled client does not hold a transfer until the host's request timeout. Returns the
- * function that stops watching and puts the socket's own timeout back.
+ * that a stalled client does not hold a transfer until the host's request timeout; and, when
+ * `minBytes` > 0, when fewer than `minBytes` arrive in any window of `ms`, so that a client that
+ * trickles a byte now and then (slowloris) cannot pin the connection either. Returns the function
+ * that stops watching and puts the socket's own timeout back.
  */
-export function watchIdle(req: IncomingMessage, ms: number, onIdle: () => void): () => void {
+export function watchIdle(req: IncomingMessage, ms: number, onIdle: (reason: IdleReason) => void, minBytes = 0): () => void {
   const socket = req.socket;
   if (ms <= 0 || !socket) return () => {};
   const previous = socket.timeout ?? 0;
+  const idle = () => onIdle('idle');
   // A 'timeout' listener on the request also keeps node from destroying the socket itself.
-  req.on('timeout', onIdle);
+  req.on('timeout', idle);
   socket.setTimeout(ms);
+  let timer: NodeJS.Timeout | undefined;
+  if (minBytes > 0) {
+    let seen = socket.bytesRead;
+    timer = setInterval(() => {
+      const now = socket.bytesRead;
+      if (now - seen < minBytes) onIdle('slow');
+      seen = now;
+    }, ms);
+    timer.unref();
+  }
   return () => {
-    req.off('timeout', onIdle);
+    req.off('timeout', idle);
+    if (timer) clearInterval(timer);
     socket.setTimeout(previous);
   };
+}
+
+/** Bytes a `watchIdle` window of `ms` must see at `minRate` bytes per second (0: no minimum). */
+export const minBytesPerWindow = (minRate: number, ms: number): number => Math.floor((minRate * ms) / 1000);
+
+/** The 408 for a transfer `watchIdle` gave up on; `again` tells the client what to do (e.g. "POST the file again."). */
+export function idleProblem(reason: IdleReason, ms: number, minBytes: number, again: string): ProblemError {
+  const what =
+    reason === 'idle'
+      ? `No bytes arrived for ${ms / 1000} s`
+      : `Fewer than ${minBytes} bytes arrived in ${ms / 1000} s (this index needs at least ${Math.round(minBytes / (ms / 1000))} bytes/s)`;
+  return new ProblemError('request-timeout', `${what}; the transfer was stopped and nothing was stored. ${again}`);
 }
 
 /**

@@ -22,7 +22,8 @@ const TRICKLE_MS = 150;
 let t: TestServer;
 beforeAll(async () => {
   const httpPostBytes = (await import('@pep694/mechanism-http-post-bytes')).default;
-  t = await startServer({ config: { limits: LIMITS }, mechanisms: [{ plugin: httpPostBytes, options: { idleTimeout: IDLE } }] });
+  // minRate 0: the upload cases here test the host's requestTimeout; the minimum rate has its own case.
+  t = await startServer({ config: { limits: LIMITS }, mechanisms: [{ plugin: httpPostBytes, options: { idleTimeout: IDLE, minRate: 0 } }] });
 });
 afterAll(async () => t.close());
 
@@ -156,12 +157,41 @@ describe('slow clients are cut off at the configured limits, and do not starve o
     tally('exhaustion cases');
   });
 
+  it('a trickled upload body under the mechanism\'s minimum rate is stopped (408) long before requestTimeout, and the file can be sent again', async () => {
+    const httpPostBytes = (await import('@pep694/mechanism-http-post-bytes')).default;
+    // The default minRate (1024 bytes/s over each idleTimeout window); a requestTimeout far away.
+    const srv = await startServer({ config: { limits: { ...LIMITS, requestTimeout: 600_000 } }, mechanisms: [{ plugin: httpPostBytes, options: { idleTimeout: IDLE } }] });
+    try {
+      const s = await createSession(srv.url, 'slow-rate', '1.0');
+      const bytes = Buffer.alloc(64 * 1024, 7);
+      const f = await createFile(s, 'slow_rate-1.0.tar.gz', bytes);
+      const url = new URL(f.mechanism.file_url);
+      const head =
+        `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n${auth}Content-Type: application/octet-stream\r\n` +
+        `Content-Length: ${bytes.length}\r\n\r\n`;
+      // A byte every 150 ms is never idle for 800 ms, but far below 1024 bytes/s.
+      const r = await slowClient(head, 'abcdefgh', srv.url).result;
+      expect(r.closedByServer, 'a trickled upload under the minimum rate was held open').toBe(true);
+      expect(r.received).toMatch(/^HTTP\/1\.1 408 /);
+      expectProblem(r.received, 'request-timeout');
+      expect(r.received).toMatch(/Fewer than 819 bytes arrived in 0\.8 s/);
+      const status = await api('GET', f.links['file-upload-session']!);
+      expect(status.body.status).toBe('pending');
+      const res = await fetch(f.mechanism.file_url, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKENS.alice}`, 'content-type': 'application/octet-stream' }, body: bytes });
+      expect(res.status).toBeLessThan(300);
+      expect((await api('POST', f.links.complete!, { body: { meta: META } })).status).toBe(201);
+      tally('exhaustion cases');
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('50 slow sockets at once: other clients are still served, and every slow socket is freed', async () => {
     // Wider limits than above, so that the slow sockets surely stay open while the others are served.
     const httpPostBytes = (await import('@pep694/mechanism-http-post-bytes')).default;
     const wide = await startServer({
       config: { limits: { headersTimeout: 5000, requestTimeout: 8000, jsonBodyTimeout: 5000 } },
-      mechanisms: [{ plugin: httpPostBytes, options: { idleTimeout: 5000 } }],
+      mechanisms: [{ plugin: httpPostBytes, options: { idleTimeout: 5000, minRate: 0 } }],
     });
     try {
       const body = JSON.stringify({ meta: META, name: 'slow-many', version: '1.0' });
