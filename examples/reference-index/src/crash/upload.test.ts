@@ -157,11 +157,16 @@ describe('crash consistency: SIGKILL mid-upload (PEP 694 "File Upload Mechanisms
         }
         await killNow(server);
       }
+      // An external kill lands a little after the poll saw k bytes: a small file may have arrived
+      // whole by then, and the client has nothing to resume (the invariants must hold all the same).
+      const whole = !fault && sizeOf(join(dir, 'tus', links.fileId)) === bytes.length;
       // Restarted at once on the same data and port: the client is retrying meanwhile.
       server = await startServer(dir, { port, reap: true });
       await done;
-      expect(offsets.length, `${where}: the client resumed after the kill`).toBeGreaterThan(1);
-      expect(offsets.at(-1), `${where}: resumed from the server's offset, not from 0`).toBeGreaterThan(0);
+      if (!whole) {
+        expect(offsets.length, `${where}: the client resumed after the kill`).toBeGreaterThan(1);
+        expect(offsets.at(-1), `${where}: resumed from the server's offset, not from 0`).toBeGreaterThan(0);
+      }
       await checkInvariants(dir, server, seen, where);
       await finish(server, dir, links, async () => {
         throw new Error(`${where}: the server lacks bytes after tus-js-client succeeded`);
