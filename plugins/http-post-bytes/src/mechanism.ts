@@ -13,13 +13,12 @@
  * `completion`). If it is lost (restart, another process took the POST), `completion` falls back
  * to the committed blob and the host hashes it by reading it once.
  *
- * Attestations are answered 204 only once they are durable: they are committed to the blob store
- * under `attestations/{file id}` (fsynced like any blob) as well as kept in memory, so a restart
- * between their POST and completion does not drop them. `cancel` deletes them; `sweep` removes
- * those of files that are no longer pending (after completion the host holds them in its record).
+ * Attestations are answered 204 only once they are durable (core's `StoredAttestations`: committed
+ * to the blob store) as well as kept in memory, so a restart between their POST and completion does
+ * not drop them. `cancel` deletes them; `sweep` removes those of files that are no longer pending
+ * (after completion the host holds them in its record).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   ByteMeter,
@@ -27,6 +26,7 @@ import {
   HTTP_POST_BYTES,
   negotiateMaxFileSize,
   ProblemError,
+  StoredAttestations,
   validateAttestations,
   type Attestation,
   type CompletionOutcome,
@@ -106,8 +106,6 @@ interface FileState {
 }
 
 const param = (req: Request, name: string): string => String(req.params[name]);
-const ATTESTATIONS_PREFIX = 'attestations/';
-const attestationsKey = (fileId: string) => `${ATTESTATIONS_PREFIX}${fileId}`;
 const DEFAULT_IDLE_TIMEOUT = 120_000;
 const DEFAULT_MIN_RATE = 1024;
 
@@ -117,6 +115,7 @@ export class HttpPostBytesMechanism implements UploadMechanism {
   /** Attestation writes in flight, which a completion waits for; files being completed refuse new ones. */
   private readonly attesting = new Map<string, Promise<unknown>>();
   private readonly completing = new Set<string>();
+  private readonly stored: StoredAttestations;
   private readonly linger: LingerBudget;
   private closed = false;
 
@@ -125,6 +124,7 @@ export class HttpPostBytesMechanism implements UploadMechanism {
     private readonly options: HttpPostBytesOptions,
   ) {
     this.linger = options.linger ?? DEFAULT_LINGER;
+    this.stored = new StoredAttestations(host.blobs);
   }
 
   negotiate(offer: FileOffer): Negotiation {
@@ -169,7 +169,7 @@ export class HttpPostBytesMechanism implements UploadMechanism {
         detail: `A transfer was still running (received ${received} of ${expected} bytes); wait for the POST to file_url to succeed before completing.`,
       };
     }
-    const stored = state?.attestations ?? (await this.storedAttestations(id));
+    const stored = state?.attestations ?? (this.options.attestations ? await this.stored.load(id) : undefined);
     const attestations = stored ? { attestations: stored } : {};
     if (state?.received) {
       const { size, digests } = state.received;
@@ -198,38 +198,12 @@ export class HttpPostBytesMechanism implements UploadMechanism {
     this.files.delete(ctx.file.id);
     // Waits for the transfer to end, so that the host's delete of the staged blob comes after it.
     await state?.active?.stop(new ProblemError('file-not-pending', 'The file upload session was canceled during this transfer; its bytes were discarded.'));
-    if (this.options.attestations) await this.host.blobs.delete(attestationsKey(ctx.file.id));
+    if (this.options.attestations) await this.stored.delete(ctx.file.id);
   }
 
   /** Deletes the stored attestations of files the host no longer keeps pending (see the file comment). */
   async sweep(keep: (fileId: string) => Promise<boolean>): Promise<number> {
-    let removed = 0;
-    for await (const key of this.host.blobs.list(ATTESTATIONS_PREFIX)) {
-      const fileId = key.slice(ATTESTATIONS_PREFIX.length);
-      if (this.files.has(fileId) || (await keep(fileId))) continue;
-      await this.host.blobs.delete(key);
-      removed++;
-    }
-    return removed;
-  }
-
-  private async storeAttestations(fileId: string, attestations: readonly Attestation[]): Promise<void> {
-    const staging = await this.host.blobs.stage(attestationsKey(fileId));
-    try {
-      await pipeline(Readable.from([Buffer.from(JSON.stringify(attestations), 'utf8')]), staging.stream);
-      await staging.commit();
-    } catch (err) {
-      await staging.abort();
-      throw err;
-    }
-  }
-
-  /** The attestations committed for `fileId` by an earlier process, if any. */
-  private async storedAttestations(fileId: string): Promise<readonly Attestation[] | undefined> {
-    if (!this.options.attestations || (await this.host.blobs.size(attestationsKey(fileId))) === undefined) return undefined;
-    const chunks: Buffer[] = [];
-    for await (const chunk of await this.host.blobs.read(attestationsKey(fileId))) chunks.push(chunk as Buffer);
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Attestation[];
+    return this.stored.sweep(async (fileId) => this.files.has(fileId) || (await keep(fileId)));
   }
 
   async close(): Promise<void> {
@@ -390,7 +364,7 @@ export class HttpPostBytesMechanism implements UploadMechanism {
       // retry replaces rather than duplicates; the commit replaces atomically.
       if (this.completing.has(fileId)) throw new ProblemError('file-not-pending', 'This file upload session is being completed: attestations must arrive before completion.');
       if (this.attesting.has(fileId)) throw new ProblemError('upload-in-progress', 'Another request is storing attestations for this file; retry once it has answered.');
-      const write = this.storeAttestations(fileId, attestations);
+      const write = this.stored.save(fileId, attestations);
       this.attesting.set(fileId, write.catch(() => undefined));
       try {
         await write;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SESSION_STORE } from '@pep694/core';
+import { BLOB_STORE, SESSION_STORE } from '@pep694/core';
 import type { TestServer } from '@pep694/server/testing';
 import { uploadMultipart } from './client.js';
 import {
@@ -140,6 +140,23 @@ describe('PEP 694 Server Specific File Upload Mechanisms: vnd-<operator>-multipa
     const res = await fetch(file.mechanism.file_url, { method: 'POST', headers: { Authorization: ALICE }, body: form });
     expect(res.status, await res.clone().text()).toBe(204);
     expect((await complete(file)).status).toBe(201);
+  });
+
+  it('attestations of a form answered 204 survive a restart before completion, and are swept once the file is completed', async () => {
+    const bytes = fixture(WHEEL);
+    const file = await createFile(await createSession(t), WHEEL, bytes);
+    const a = attestation(WHEEL, sha256(bytes));
+    const form = new FormData();
+    form.append('attestations', JSON.stringify([a]));
+    form.append('content', await openAsBlob(join(DIST, WHEEL)), WHEEL);
+    expect((await fetch(file.mechanism.file_url, { method: 'POST', headers: { Authorization: ALICE }, body: form })).status).toBe(204);
+    t = await t.restart(); // the mechanism's memory of the POST is gone
+    expect((await complete(file)).status).toBe(201);
+    expect((await t.server.container.resolve(SESSION_STORE).getFile(file.id))?.attestations).toEqual([a]);
+    const blobs = t.server.container.resolve(BLOB_STORE);
+    expect(await blobs.size(`attestations/${file.id}`)).toBeGreaterThan(0);
+    await t.server.reap();
+    expect(await blobs.size(`attestations/${file.id}`)).toBeUndefined();
   });
 
   it('the client half uploads a generated 32 MiB file from a path, reporting progress', async () => {

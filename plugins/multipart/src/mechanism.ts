@@ -11,12 +11,14 @@
  * State is in memory, keyed by file upload session ID: the transfer running now (for `status`, the
  * one-at-a-time rule and cancellation) and the last committed transfer's size, digests and
  * attestations (for `completion`). If it is lost (restart, another process took the POST),
- * `completion` falls back to the committed blob and the host hashes it by reading it once.
+ * `completion` falls back to the committed blob, which the host hashes by reading it once, and to
+ * the attestations committed beside it (core's `StoredAttestations`) before the POST was answered.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   negotiateMaxFileSize,
   ProblemError,
+  StoredAttestations,
   type CompletionOutcome,
   type FileOffer,
   type FileUploadContext,
@@ -111,6 +113,7 @@ export class MultipartMechanism implements UploadMechanism {
   private readonly files = new Map<string, FileState>();
   private readonly linger: LingerBudget;
   private readonly cors: CorsPolicy;
+  private readonly stored: StoredAttestations;
   private closed = false;
 
   constructor(
@@ -120,6 +123,7 @@ export class MultipartMechanism implements UploadMechanism {
     this.identifier = options.identifier;
     this.linger = options.linger ?? DEFAULT_LINGER;
     this.cors = new CorsPolicy(options.cors);
+    this.stored = new StoredAttestations(host.blobs);
   }
 
   negotiate(offer: FileOffer): Negotiation {
@@ -165,7 +169,8 @@ export class MultipartMechanism implements UploadMechanism {
       return { kind: 'incomplete', received: 0, detail: `No bytes were received: POST the form with the file (${expected} bytes) to file_url before completing.` };
     }
     if (size < expected) return { kind: 'incomplete', received: size, detail: `received ${size} of ${expected} bytes` };
-    return { kind: 'received', size, digests: {} };
+    const attestations = this.options.attestations ? await this.stored.load(id) : undefined;
+    return { kind: 'received', size, digests: {}, ...(attestations ? { attestations } : {}) };
   }
 
   async status(ctx: FileUploadContext): Promise<TransferStatus> {
@@ -180,6 +185,12 @@ export class MultipartMechanism implements UploadMechanism {
     this.files.delete(ctx.file.id);
     // Waits for the transfer to end, so that the host's delete of the staged blob comes after it.
     await state?.active?.stop(new ProblemError('file-not-pending', 'The file upload session was canceled during this transfer; its bytes were discarded.'));
+    if (this.options.attestations) await this.stored.delete(ctx.file.id);
+  }
+
+  /** Deletes the stored attestations of files the host no longer keeps pending. */
+  async sweep(keep: (fileId: string) => Promise<boolean>): Promise<number> {
+    return this.stored.sweep(async (fileId) => this.files.has(fileId) || (await keep(fileId)));
   }
 
   async close(): Promise<void> {
@@ -275,8 +286,13 @@ export class MultipartMechanism implements UploadMechanism {
       } finally {
         restoreTimeout();
       }
+      // Each POST carries its own attestations (or none), as it carries the whole file; they are
+      // durable before the 204, so a restart before completion does not drop them.
+      if (this.options.attestations) {
+        if (received.attestations) await this.stored.save(fileId, received.attestations);
+        else await this.stored.delete(fileId);
+      }
       // Remembered only once committed: a failed or stopped transfer leaves the previous one's record.
-      // Each POST carries its own attestations (or none), as it carries the whole file.
       state.received = received;
       if (!res.headersSent) {
         res.statusCode = 204;

@@ -7,6 +7,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { UPLOAD_V2_JSON } from '@pep694/core';
 import { createServer, type CreateServerOptions, type Pep694Server } from '../app.js';
@@ -41,6 +42,12 @@ export interface TestServer {
   readonly http: Server;
   /** Rewrites the tokens file atomically; the next request sees the new grants. */
   setGrants(grants: TokensFile['tokens']): void;
+  /**
+   * Stops this server and starts a new one with the same options on the same data directory and
+   * port, as a restart would: everything the mechanisms held in memory is gone. Use the returned
+   * server from then on (its `close` deletes the data directory).
+   */
+  restart(): Promise<TestServer>;
   close(): Promise<void>;
 }
 
@@ -53,6 +60,10 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     renameSync(tmp, tokensFile);
   };
   setGrants(opts.grants ?? DEFAULT_TEST_GRANTS);
+  return boot(opts, dataDir, tokensFile, setGrants, 0);
+}
+
+async function boot(opts: TestServerOptions, dataDir: string, tokensFile: string, setGrants: TestServer['setGrants'], port: number): Promise<TestServer> {
   const auth = new TokensFileAuth({ path: tokensFile });
   const { config, grants: _grants, ...rest } = opts;
   const server = await createServer({
@@ -61,7 +72,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     ...rest,
     config: { dataDir, reaperInterval: 0, ...config },
   });
-  const { url, origin, server: http } = await server.listen(0, '127.0.0.1');
+  const { url, origin, server: http } = await server.listen(port, '127.0.0.1');
   return {
     server,
     http,
@@ -69,6 +80,11 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     origin,
     dataDir,
     setGrants,
+    async restart() {
+      const { port: same } = http.address() as AddressInfo;
+      await server.close();
+      return boot(opts, dataDir, tokensFile, setGrants, same);
+    },
     async close() {
       await server.close();
       rmSync(dataDir, { recursive: true, force: true });
