@@ -42,9 +42,10 @@ export class StoredAttestations {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Attestation[];
   }
 
-  /** Forgets the attestations of `fileId` (none is fine). */
-  delete(fileId: string): Promise<void> {
-    return this.blobs.delete(this.key(fileId));
+  /** Forgets the attestations of `fileId` (none is fine: then nothing is written). */
+  async delete(fileId: string): Promise<void> {
+    if ((await this.blobs.size(this.key(fileId))) === undefined) return;
+    await this.blobs.delete(this.key(fileId));
   }
 
   /**

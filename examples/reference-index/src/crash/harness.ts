@@ -363,8 +363,9 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
     // 3. No orphaned staged bytes after the reaper pass with blob sweep.
     const blobs = listTree(join(dir, 'blobs'));
     for (const key of blobs) {
-      if (key.startsWith('staging/')) {
-        const f = fileById.get(key.slice('staging/'.length));
+      if (key.startsWith('staging/') || key.startsWith('attestations/')) {
+        // Staged bytes, and attestations a mechanism holds until completion (StoredAttestations).
+        const f = fileById.get(key.slice(key.indexOf('/') + 1));
         expect(f && ['pending', 'processing'].includes(f.status), `${where}: staged ${key} belongs to a file in flight (${f?.status ?? 'no row'})`).toBe(true);
       } else {
         // A completion killed between its move and its record leaves the bytes of a file still in
