@@ -8,7 +8,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tally } from '@pep694/server/testing';
+import Database from 'better-sqlite3';
+import { attestation, tally } from '@pep694/server/testing';
 import {
   call,
   checkInvariants,
@@ -69,6 +70,9 @@ describe('crash consistency: SIGKILL during completion (PEP 694 "Complete a File
       port = server.port;
       const session = await openSession(server, seen, 'demo-pkg', '1.0.0');
       const file = await upload(session, seen, WHEEL.filename, WHEEL.bytes, mechanism);
+      // http-post-bytes also takes PEP 740 attestations: answered 204, they must survive the kill.
+      const attested = mechanism === 'http-post-bytes' ? [attestation(WHEEL.filename, WHEEL.sha256)] : undefined;
+      if (attested) expect((await call('POST', file.mechanism.attestations_url, attested, 'application/json')).status, where).toBe(204);
       if (deferred) {
         await stopServer(server);
         server = await startServer(dir, { port, validate: true, fault, ...(config ? { config } : {}) });
@@ -103,6 +107,15 @@ describe('crash consistency: SIGKILL during completion (PEP 694 "Complete a File
       expect(status.body.status, `${where}: ${JSON.stringify(status.body)}`).toBe('completed');
       const fileId = idOf(file.links['file-upload-session']);
       expect(sha256(readFileSync(join(dir, 'blobs', 'files', fileId))), where).toBe(WHEEL.sha256);
+      if (attested) {
+        const db = new Database(join(dir, 'pep694.sqlite'), { readonly: true });
+        try {
+          const stored = db.prepare('SELECT attestations FROM files WHERE id = ?').pluck().get(fileId) as string | null;
+          expect(stored === null ? null : JSON.parse(stored), `${where}: the attestations answered 204 are kept with the file`).toEqual(attested);
+        } finally {
+          db.close();
+        }
+      }
       // Cancel to free 1.0.0 for the next kill point (its bytes must go; the next check sees to it).
       expect((await call('DELETE', session.links.session)).status, where).toBe(204);
       seen.sessions.set(idOf(session.links.session), 'canceled');

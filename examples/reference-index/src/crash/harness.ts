@@ -273,6 +273,7 @@ interface FileRow {
   expires_at: number;
   size: number;
   hashes: string;
+  attestations: string | null;
 }
 interface PublishedRow {
   project: string;
@@ -363,10 +364,18 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
     // 3. No orphaned staged bytes after the reaper pass with blob sweep.
     const blobs = listTree(join(dir, 'blobs'));
     for (const key of blobs) {
-      if (key.startsWith('staging/') || key.startsWith('attestations/')) {
-        // Staged bytes, and attestations a mechanism holds until completion (StoredAttestations).
-        const f = fileById.get(key.slice(key.indexOf('/') + 1));
+      if (key.startsWith('staging/')) {
+        const f = fileById.get(key.slice('staging/'.length));
         expect(f && ['pending', 'processing'].includes(f.status), `${where}: staged ${key} belongs to a file in flight (${f?.status ?? 'no row'})`).toBe(true);
+      } else if (key.startsWith('attestations/')) {
+        // Attestations a mechanism holds until completion (StoredAttestations). The sweep removes
+        // them only once the file has left pending/processing; a file whose deferred verification
+        // finished after the restart's reaper pass may still have them, and then its record must
+        // hold them already (nothing may depend on the blob any more).
+        const f = fileById.get(key.slice('attestations/'.length));
+        const inFlight = f !== undefined && ['pending', 'processing'].includes(f.status);
+        const recorded = f !== undefined && f.status === 'completed' && f.attestations !== null;
+        expect(inFlight || recorded, `${where}: ${key} belongs to a file in flight, or to a completed one that records them (${f?.status ?? 'no row'})`).toBe(true);
       } else {
         // A completion killed between its move and its record leaves the bytes of a file still in
         // flight under the permanent key; the retried completion takes them back (the flows check).

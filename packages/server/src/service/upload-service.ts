@@ -518,7 +518,10 @@ export class UploadService {
     }
     const missing = (Object.keys(file.hashes) as HashName[]).filter((h) => outcome.digests[h] === undefined);
     if (outcome.defer || (missing.length > 0 && file.size > this.deps.config.limits.deferVerificationAbove)) {
-      const processing = await this.deps.store.updateFile(file.id, ['pending'], { status: 'processing' }, SESSION_EDITABLE);
+      // The attestations go into the row with `processing`: if a crash interrupts the deferred
+      // work, `recover` has nothing else to take them from (the mechanism's copy may be swept).
+      const attestations = outcome.attestations ? [...outcome.attestations] : null;
+      const processing = await this.deps.store.updateFile(file.id, ['pending'], { status: 'processing', attestations }, SESSION_EDITABLE);
       if (!processing) throw await this.raceLost(fileId);
       this.runInBackground('deferred verification', async () => {
         try {
@@ -612,7 +615,8 @@ export class UploadService {
    * Crash recovery, run once at startup: deferred work that a crash interrupted is started again,
    * since nothing else would ever move these sessions and files out of `processing`. A file's
    * staged bytes are verified again (the mechanism's digests died with the process); a session's
-   * publish checks run again (its filenames are still claimed).
+   * publish checks run again (its filenames are still claimed). Attestations were recorded with
+   * `processing`.
    */
   recover(): void {
     this.runInBackground('crash recovery', async () => {
@@ -624,7 +628,8 @@ export class UploadService {
         this.runInBackground('deferred verification (recovered)', async () => {
           try {
             await this.reclaimMoved(file.id);
-            await this.verifyAndAccept(file, session, { kind: 'received', size: file.size, digests: {} }, ['processing']);
+            const attestations = file.attestations ? { attestations: file.attestations } : {};
+            await this.verifyAndAccept(file, session, { kind: 'received', size: file.size, digests: {}, ...attestations }, ['processing']);
           } catch (err) {
             await this.fail(file, err, ['processing']);
           }
