@@ -325,7 +325,8 @@ describe('PEP 694 Required File Upload Mechanisms: http-post-bytes, end to end',
 });
 
 describe('PEP 694 http-post-bytes attestations_url (PEP 740), end to end', () => {
-  it('accepts attestations before completion and stores them with the file', async () => {
+  /** A file session for the fixture wheel, with one attestation (answered 204) and its bytes posted. */
+  async function attestedWheel() {
     const bytes = fixture(WHEEL);
     const file = await createFile(await createSession(), WHEEL, bytes);
     const a = attestation(WHEEL, sha256(bytes));
@@ -336,22 +337,18 @@ describe('PEP 694 http-post-bytes attestations_url (PEP 740), end to end', () =>
     });
     expect(res.status).toBe(204);
     expect((await postBytes(file, bytes)).status).toBe(204);
+    return { file, a };
+  }
+
+  it('accepts attestations before completion and stores them with the file', async () => {
+    const { file, a } = await attestedWheel();
     expect((await complete(file)).status).toBe(201);
     const record = await server.container.resolve(SESSION_STORE).getFile(file.id);
     expect(record?.attestations).toEqual([a]);
   });
 
   it('attestations answered 204 survive a restart before completion, and are swept once the file is completed', async () => {
-    const bytes = fixture(WHEEL);
-    const file = await createFile(await createSession(), WHEEL, bytes);
-    const a = attestation(WHEEL, sha256(bytes));
-    const res = await fetch(file.mechanism.attestations_url!, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${ALICE}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify([a]),
-    });
-    expect(res.status).toBe(204);
-    expect((await postBytes(file, bytes)).status).toBe(204);
+    const { file, a } = await attestedWheel();
     // A restart: the mechanism's memory is gone; the same data directory and port serve on.
     const port = new URL(url).port;
     await server.close();
