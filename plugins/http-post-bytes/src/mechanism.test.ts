@@ -302,7 +302,7 @@ describe('completion', () => {
     const ctx = host.addFile('f1', bytes);
     await rawPost(fileUrl('f1'), { headers: OCTET, chunks: [bytes] }).response;
     await mechanism.completion(ctx);
-    expect((mechanism as unknown as { files: Map<string, unknown> }).files.size).toBe(0);
+    expect((mechanism as unknown as { transfers: { has(id: string): boolean } }).transfers.has('f1')).toBe(false);
   });
 });
 

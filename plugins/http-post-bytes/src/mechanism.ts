@@ -8,14 +8,13 @@
  * write, piped so that backpressure reaches the client; nothing is buffered whole and nothing is
  * read twice.
  *
- * State is in memory, keyed by file upload session ID: the transfer running now (for `status`,
- * the one-at-a-time rule and cancellation) and the last committed transfer's size and digests (for
- * `completion`). If it is lost (restart, another process took the POST), `completion` falls back
- * to the committed blob and the host hashes it by reading it once.
+ * Transfer state is core's `OneRequestTransfers` (in memory: the transfer running now, and the
+ * last committed one's size and digests; when it is lost, `completion` falls back to the committed
+ * blob and the host hashes it by reading it once).
  *
  * Attestations are answered 204 only once they are durable (core's `StoredAttestations`: committed
- * to the blob store) as well as kept in memory, so a restart between their POST and completion does
- * not drop them. `cancel` deletes them; `sweep` removes those of files that are no longer pending
+ * to the blob store, and read back at completion), so a restart between their POST and completion
+ * does not drop them. `cancel` deletes them; `sweep` removes those of files that are no longer pending
  * (after completion the host holds them in its record).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -28,7 +27,6 @@ import {
   ProblemError,
   StoredAttestations,
   validateAttestations,
-  type Attestation,
   type CompletionOutcome,
   type FileOffer,
   type FileUploadContext,
@@ -48,8 +46,11 @@ import {
   requireIdentityEncoding,
   idleProblem,
   minBytesPerWindow,
+  OneRequestTransfers,
+  type Transfer,
   watchIdle,
   type LingerBudget,
+  type ReceivedBytes,
 } from '@pep694/core/node-http';
 import { Router, type Request, type Response } from 'express';
 import { consumedBy, readJsonBody, requireContentType } from './http.js';
@@ -70,48 +71,13 @@ export interface HttpPostBytesOptions {
   readonly linger?: LingerBudget;
 }
 
-/** The bytes of a committed transfer: what `completion` reports. */
-interface Received {
-  readonly size: number;
-  readonly digests: Readonly<Partial<Record<HashName, string>>>;
-}
-
-/** One running POST to `file_url`. */
-class Transfer {
-  meter: ByteMeter | undefined;
-  stopReason: ProblemError | undefined;
-  readonly settled: Promise<void>;
-  settle!: () => void;
-
-  constructor() {
-    this.settled = new Promise<void>((resolve) => (this.settle = resolve));
-  }
-
-  get bytes(): number {
-    return this.meter?.bytes ?? 0;
-  }
-
-  /** Stops the transfer: its staging write is aborted and the client is told `reason`. Resolves when it has ended. */
-  stop(reason: ProblemError): Promise<void> {
-    this.stopReason ??= reason;
-    this.meter?.destroy(this.stopReason);
-    return this.settled;
-  }
-}
-
-interface FileState {
-  active?: Transfer | undefined;
-  received?: Received | undefined;
-  attestations?: readonly Attestation[] | undefined;
-}
-
 const param = (req: Request, name: string): string => String(req.params[name]);
 const DEFAULT_IDLE_TIMEOUT = 120_000;
 const DEFAULT_MIN_RATE = 1024;
 
 export class HttpPostBytesMechanism implements UploadMechanism {
   readonly identifier = HTTP_POST_BYTES;
-  private readonly files = new Map<string, FileState>();
+  private readonly transfers: OneRequestTransfers;
   /** Attestation writes in flight, which a completion waits for; files being completed refuse new ones. */
   private readonly attesting = new Map<string, Promise<unknown>>();
   private readonly completing = new Set<string>();
@@ -125,6 +91,7 @@ export class HttpPostBytesMechanism implements UploadMechanism {
   ) {
     this.linger = options.linger ?? DEFAULT_LINGER;
     this.stored = new StoredAttestations(host.blobs);
+    this.transfers = new OneRequestTransfers(host.blobs, 'POST the file', options.attestations ? this.stored : undefined);
   }
 
   negotiate(offer: FileOffer): Negotiation {
@@ -145,72 +112,27 @@ export class HttpPostBytesMechanism implements UploadMechanism {
     this.completing.add(id);
     try {
       await this.attesting.get(id);
-      return await this.complete(ctx);
+      return await this.transfers.completion(ctx);
     } finally {
       this.completing.delete(id);
     }
   }
 
-  private async complete(ctx: FileUploadContext): Promise<CompletionOutcome> {
-    const id = ctx.file.id;
-    const state = this.files.get(id);
-    // The host leaves `pending` after this call whatever the outcome, so the state is done with.
-    this.files.delete(id);
-    const expected = ctx.file.size;
-    if (state?.active) {
-      const received = state.active.bytes;
-      // The file is leaving `pending`: stop the transfer so that nothing is committed after the host looked.
-      await state.active.stop(
-        new ProblemError('file-not-pending', 'The file upload session was completed while this transfer was running; its bytes were discarded.'),
-      );
-      return {
-        kind: 'incomplete',
-        received,
-        detail: `A transfer was still running (received ${received} of ${expected} bytes); wait for the POST to file_url to succeed before completing.`,
-      };
-    }
-    const stored = state?.attestations ?? (this.options.attestations ? await this.stored.load(id) : undefined);
-    const attestations = stored ? { attestations: stored } : {};
-    if (state?.received) {
-      const { size, digests } = state.received;
-      if (size < expected) return { kind: 'incomplete', received: size, detail: `received ${size} of ${expected} bytes` };
-      return { kind: 'received', size, digests, ...attestations };
-    }
-    // No memory of a transfer: none happened, or this process restarted since (or another one took
-    // the POST). A committed blob is complete by construction; the host computes every digest.
-    const size = await this.host.blobs.size(ctx.stagingKey);
-    if (size === undefined) {
-      return { kind: 'incomplete', received: 0, detail: `No bytes were received: POST the file (${expected} bytes) to file_url before completing.` };
-    }
-    if (size < expected) return { kind: 'incomplete', received: size, detail: `received ${size} of ${expected} bytes` };
-    return { kind: 'received', size, digests: {}, ...attestations };
+  status(ctx: FileUploadContext): Promise<TransferStatus> {
+    return this.transfers.status(ctx);
   }
 
-  async status(ctx: FileUploadContext): Promise<TransferStatus> {
-    const state = this.files.get(ctx.file.id);
-    if (state?.active) return { bytesReceived: state.active.bytes, active: true };
-    if (state?.received) return { bytesReceived: state.received.size, active: false };
-    return { bytesReceived: (await this.host.blobs.size(ctx.stagingKey)) ?? 0, active: false };
+  cancel(ctx: FileUploadContext): Promise<void> {
+    return this.transfers.cancel(ctx.file.id);
   }
 
-  async cancel(ctx: FileUploadContext): Promise<void> {
-    const state = this.files.get(ctx.file.id);
-    this.files.delete(ctx.file.id);
-    // Waits for the transfer to end, so that the host's delete of the staged blob comes after it.
-    await state?.active?.stop(new ProblemError('file-not-pending', 'The file upload session was canceled during this transfer; its bytes were discarded.'));
-    if (this.options.attestations) await this.stored.delete(ctx.file.id);
-  }
-
-  /** Deletes the stored attestations of files the host no longer keeps pending (see the file comment). */
-  async sweep(keep: (fileId: string) => Promise<boolean>): Promise<number> {
-    return this.stored.sweep(async (fileId) => this.files.has(fileId) || (await keep(fileId)));
+  sweep(keep: (fileId: string) => Promise<boolean>): Promise<number> {
+    return this.transfers.sweep(keep);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    const running = [...this.files.values()].flatMap((s) => (s.active ? [s.active] : []));
-    this.files.clear();
-    await Promise.all(running.map((t) => t.stop(new ProblemError('unavailable', 'The server is shutting down; try again shortly.'))));
+    await this.transfers.close();
   }
 
   routes(): HttpHandler {
@@ -268,24 +190,18 @@ export class HttpPostBytesMechanism implements UploadMechanism {
     }
 
     // Claimed synchronously after the last await, so two requests cannot both pass.
-    let state = this.files.get(fileId);
-    if (!state) this.files.set(fileId, (state = {}));
-    if (state.active) {
-      this.refuse(
-        req,
-        res,
-        new ProblemError('upload-in-progress', 'Another POST to this file_url is still running; wait for it to finish (or fail) before sending the file again.'),
-      );
+    let transfer: Transfer;
+    try {
+      transfer = this.transfers.begin(fileId);
+    } catch (err) {
+      this.refuse(req, res, err);
       return;
     }
-    const transfer = new Transfer();
-    state.active = transfer;
     // The host does not answer `Expect: 100-continue` by itself: invite the body only now.
     if (expectsContinue(req)) res.writeContinue();
+    let received: ReceivedBytes | undefined;
     try {
-      const received = await this.receive(req, ctx, transfer, () => gone, (f) => (onGone = f));
-      // Remembered only once committed: a failed or stopped transfer leaves the previous one's record.
-      state.received = received;
+      received = await this.receive(req, ctx, transfer, () => gone, (f) => (onGone = f));
       if (!res.headersSent) {
         res.statusCode = 204;
         res.end();
@@ -293,8 +209,8 @@ export class HttpPostBytesMechanism implements UploadMechanism {
     } catch (err) {
       if (!gone) this.refuse(req, res, err, transfer.bytes);
     } finally {
-      if (state.active === transfer) state.active = undefined;
-      transfer.settle();
+      // Remembered only once committed: a failed or stopped transfer leaves the previous one's record.
+      this.transfers.finish(fileId, transfer, received);
     }
   }
 
@@ -305,17 +221,19 @@ export class HttpPostBytesMechanism implements UploadMechanism {
     transfer: Transfer,
     isGone: () => boolean,
     setOnGone: (f: () => void) => void,
-  ): Promise<Received> {
+  ): Promise<ReceivedBytes> {
     const clientGone = () =>
       new ProblemError('malformed-upload', 'The client closed the connection before the whole body arrived; nothing was stored.');
     const staging = await this.host.blobs.stage(ctx.stagingKey);
     const names = Object.keys(ctx.file.hashes) as HashName[];
     const meter = new ByteMeter(ctx.file.size, createHashers(names));
-    transfer.meter = meter;
+    transfer.attach(() => meter.bytes, (reason) => meter.destroy(reason));
     setOnGone(() => meter.destroy(clientGone()));
-    if (transfer.stopReason) meter.destroy(transfer.stopReason);
-    else if (isGone()) meter.destroy(clientGone());
-    else req.pipe(meter);
+    // A stop that came first has destroyed the meter in attach().
+    if (!transfer.stopReason) {
+      if (isGone()) meter.destroy(clientGone());
+      else req.pipe(meter);
+    }
     const restoreTimeout = this.watchIdle(req, transfer);
     try {
       await pipeline(meter, staging.stream);
@@ -371,9 +289,6 @@ export class HttpPostBytesMechanism implements UploadMechanism {
       } finally {
         this.attesting.delete(fileId);
       }
-      let state = this.files.get(fileId);
-      if (!state) this.files.set(fileId, (state = {}));
-      state.attestations = attestations;
       res.statusCode = 204;
       res.end();
     } catch (err) {

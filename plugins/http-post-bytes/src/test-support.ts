@@ -2,7 +2,7 @@
  * Test helpers (not part of the package): a blob store in memory and this mechanism's fake host
  * over it. Raw requests, fixtures and the generic fake host are `@pep694/server/testing`'s.
  */
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { BlobStore, StagingWrite } from '@pep694/core';
 import { FakeMechanismHost } from '@pep694/server/testing';
@@ -39,8 +39,10 @@ export class MemoryBlobStore implements BlobStore {
       },
     };
   }
-  async read(): Promise<never> {
-    throw new Error('not needed');
+  async read(key: string): Promise<Readable> {
+    const b = this.blobs.get(key);
+    if (!b) throw new Error('ENOENT');
+    return Readable.from([b]);
   }
   async size(key: string): Promise<number | undefined> {
     return this.blobs.get(key)?.length;

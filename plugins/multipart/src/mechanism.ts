@@ -8,11 +8,10 @@
  * counts and hashes it into the blob store's staging write (see form.ts): one pass, no temp file,
  * no buffering. Completion, status and cancellation behave as in `http-post-bytes`.
  *
- * State is in memory, keyed by file upload session ID: the transfer running now (for `status`, the
- * one-at-a-time rule and cancellation) and the last committed transfer's size, digests and
- * attestations (for `completion`). If it is lost (restart, another process took the POST),
- * `completion` falls back to the committed blob, which the host hashes by reading it once, and to
- * the attestations committed beside it (core's `StoredAttestations`) before the POST was answered.
+ * Transfer state is core's `OneRequestTransfers` (in memory: the transfer running now, and the
+ * last committed one's size and digests; when it is lost, `completion` falls back to the committed
+ * blob, which the host hashes by reading it once). A form's attestations are committed beside the
+ * file (core's `StoredAttestations`) before the POST is answered, and read back at completion.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
@@ -38,8 +37,10 @@ import {
   requireIdentityEncoding,
   idleProblem,
   minBytesPerWindow,
+  OneRequestTransfers,
   watchIdle,
   type LingerBudget,
+  type Transfer,
 } from '@pep694/core/node-http';
 import { Router, type Request, type Response } from 'express';
 import { CorsPolicy, type CorsOptions } from './cors.js';
@@ -76,41 +77,13 @@ export interface MultipartInstructions extends MechanismInstructions {
   readonly attestations_field?: typeof ATTESTATIONS_FIELD;
 }
 
-/** One running POST to `file_url`. */
-class Transfer {
-  form: FormReceiver | undefined;
-  stopReason: ProblemError | undefined;
-  readonly settled: Promise<void>;
-  settle!: () => void;
-
-  constructor() {
-    this.settled = new Promise<void>((resolve) => (this.settle = resolve));
-  }
-
-  get bytes(): number {
-    return this.form?.fileBytes ?? 0;
-  }
-
-  /** Stops the transfer: its staging write is aborted and the client is told `reason`. Resolves when it has ended. */
-  stop(reason: ProblemError): Promise<void> {
-    this.stopReason ??= reason;
-    this.form?.fail(this.stopReason);
-    return this.settled;
-  }
-}
-
-interface FileState {
-  active?: Transfer | undefined;
-  received?: ReceivedForm | undefined;
-}
-
 const param = (req: Request, name: string): string => String(req.params[name]);
 const DEFAULT_IDLE_TIMEOUT = 120_000;
 const DEFAULT_MIN_RATE = 1024;
 
 export class MultipartMechanism implements UploadMechanism {
   readonly identifier: VendorMechanismIdentifier;
-  private readonly files = new Map<string, FileState>();
+  private readonly transfers: OneRequestTransfers;
   private readonly linger: LingerBudget;
   private readonly cors: CorsPolicy;
   private readonly stored: StoredAttestations;
@@ -124,6 +97,7 @@ export class MultipartMechanism implements UploadMechanism {
     this.linger = options.linger ?? DEFAULT_LINGER;
     this.cors = new CorsPolicy(options.cors);
     this.stored = new StoredAttestations(host.blobs);
+    this.transfers = new OneRequestTransfers(host.blobs, 'POST the form with the file', options.attestations ? this.stored : undefined);
   }
 
   negotiate(offer: FileOffer): Negotiation {
@@ -139,65 +113,25 @@ export class MultipartMechanism implements UploadMechanism {
     };
   }
 
-  async completion(ctx: FileUploadContext): Promise<CompletionOutcome> {
-    const id = ctx.file.id;
-    const state = this.files.get(id);
-    // The host leaves `pending` after this call whatever the outcome, so the state is done with.
-    this.files.delete(id);
-    const expected = ctx.file.size;
-    if (state?.active) {
-      const received = state.active.bytes;
-      // The file is leaving `pending`: stop the transfer so that nothing is committed after the host looked.
-      await state.active.stop(
-        new ProblemError('file-not-pending', 'The file upload session was completed while this transfer was running; its bytes were discarded.'),
-      );
-      return {
-        kind: 'incomplete',
-        received,
-        detail: `A transfer was still running (received ${received} of ${expected} bytes); wait for the POST to file_url to succeed before completing.`,
-      };
-    }
-    if (state?.received) {
-      const { size, digests, attestations } = state.received;
-      if (size < expected) return { kind: 'incomplete', received: size, detail: `received ${size} of ${expected} bytes` };
-      return { kind: 'received', size, digests, ...(attestations ? { attestations } : {}) };
-    }
-    // No memory of a transfer: none happened, or this process restarted since (or another one took
-    // the POST). A committed blob is complete by construction; the host computes every digest.
-    const size = await this.host.blobs.size(ctx.stagingKey);
-    if (size === undefined) {
-      return { kind: 'incomplete', received: 0, detail: `No bytes were received: POST the form with the file (${expected} bytes) to file_url before completing.` };
-    }
-    if (size < expected) return { kind: 'incomplete', received: size, detail: `received ${size} of ${expected} bytes` };
-    const attestations = this.options.attestations ? await this.stored.load(id) : undefined;
-    return { kind: 'received', size, digests: {}, ...(attestations ? { attestations } : {}) };
+  completion(ctx: FileUploadContext): Promise<CompletionOutcome> {
+    return this.transfers.completion(ctx);
   }
 
-  async status(ctx: FileUploadContext): Promise<TransferStatus> {
-    const state = this.files.get(ctx.file.id);
-    if (state?.active) return { bytesReceived: state.active.bytes, active: true };
-    if (state?.received) return { bytesReceived: state.received.size, active: false };
-    return { bytesReceived: (await this.host.blobs.size(ctx.stagingKey)) ?? 0, active: false };
+  status(ctx: FileUploadContext): Promise<TransferStatus> {
+    return this.transfers.status(ctx);
   }
 
-  async cancel(ctx: FileUploadContext): Promise<void> {
-    const state = this.files.get(ctx.file.id);
-    this.files.delete(ctx.file.id);
-    // Waits for the transfer to end, so that the host's delete of the staged blob comes after it.
-    await state?.active?.stop(new ProblemError('file-not-pending', 'The file upload session was canceled during this transfer; its bytes were discarded.'));
-    if (this.options.attestations) await this.stored.delete(ctx.file.id);
+  cancel(ctx: FileUploadContext): Promise<void> {
+    return this.transfers.cancel(ctx.file.id);
   }
 
-  /** Deletes the stored attestations of files the host no longer keeps pending. */
-  async sweep(keep: (fileId: string) => Promise<boolean>): Promise<number> {
-    return this.stored.sweep(async (fileId) => this.files.has(fileId) || (await keep(fileId)));
+  sweep(keep: (fileId: string) => Promise<boolean>): Promise<number> {
+    return this.transfers.sweep(keep);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    const running = [...this.files.values()].flatMap((s) => (s.active ? [s.active] : []));
-    this.files.clear();
-    await Promise.all(running.map((t) => t.stop(new ProblemError('unavailable', 'The server is shutting down; try again shortly.'))));
+    await this.transfers.close();
   }
 
   routes(): HttpHandler {
@@ -256,44 +190,41 @@ export class MultipartMechanism implements UploadMechanism {
     }
 
     // Claimed synchronously after the last await, so two requests cannot both pass.
-    let state = this.files.get(fileId);
-    if (!state) this.files.set(fileId, (state = {}));
-    if (state.active) {
-      this.refuse(
-        req,
-        res,
-        new ProblemError('upload-in-progress', 'Another POST to this file_url is still running; wait for it to finish (or fail) before sending the form again.'),
-      );
+    let transfer: Transfer;
+    try {
+      transfer = this.transfers.begin(fileId);
+    } catch (err) {
+      this.refuse(req, res, err);
       return;
     }
-    const transfer = new Transfer();
-    state.active = transfer;
     const clientGone = () => new ProblemError('malformed-upload', 'The client closed the connection before the whole form arrived; nothing was stored.');
     let form: FormReceiver | undefined;
+    let received: ReceivedForm | undefined;
     try {
       form = new FormReceiver(req, ctx, this.host, this.options);
-      transfer.form = form;
       const f = form;
+      transfer.attach(() => f.fileBytes, (reason) => f.fail(reason));
       onGone = () => f.fail(clientGone());
-      if (transfer.stopReason) form.fail(transfer.stopReason);
-      else if (gone) form.fail(clientGone());
-      // The host does not answer `Expect: 100-continue` by itself: invite the body only now.
-      else if (expectsContinue(req)) res.writeContinue();
+      // A stop that came first has failed the form in attach().
+      if (!transfer.stopReason) {
+        if (gone) form.fail(clientGone());
+        // The host does not answer `Expect: 100-continue` by itself: invite the body only now.
+        else if (expectsContinue(req)) res.writeContinue();
+      }
       const restoreTimeout = this.watchIdle(req, transfer);
-      let received: ReceivedForm;
+      let parsed: ReceivedForm;
       try {
-        received = await form.run();
+        parsed = await form.run();
       } finally {
         restoreTimeout();
       }
       // Each POST carries its own attestations (or none), as it carries the whole file; they are
       // durable before the 204, so a restart before completion does not drop them.
       if (this.options.attestations) {
-        if (received.attestations) await this.stored.save(fileId, received.attestations);
+        if (parsed.attestations) await this.stored.save(fileId, parsed.attestations);
         else await this.stored.delete(fileId);
       }
-      // Remembered only once committed: a failed or stopped transfer leaves the previous one's record.
-      state.received = received;
+      received = parsed;
       if (!res.headersSent) {
         res.statusCode = 204;
         res.end();
@@ -301,8 +232,8 @@ export class MultipartMechanism implements UploadMechanism {
     } catch (err) {
       if (!gone) this.refuse(req, res, transfer.stopReason ?? err, form?.bodyBytes ?? 0);
     } finally {
-      if (state.active === transfer) state.active = undefined;
-      transfer.settle();
+      // Remembered only once committed: a failed or stopped transfer leaves the previous one's record.
+      this.transfers.finish(fileId, transfer, received);
     }
   }
 

@@ -16,3 +16,4 @@
  */
 export * from './request.js';
 export * from './client.js';
+export * from './transfers.js';
