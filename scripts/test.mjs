@@ -38,7 +38,7 @@ try {
 if (run.status !== 0 && failed === 0) failed = 1;
 
 // Per-category counts of the reliability suite, printed before the closing line.
-const order = ['kill points survived', 'races run', 'fuzz cases', 'auth cases', 'exhaustion cases'];
+const order = ['kill points survived', 'races run', 'fuzz cases', 'auth cases', 'exhaustion cases', 'hostile cases'];
 const totals = new Map(order.map((c) => [c, 0]));
 try {
   for (const line of readFileSync(tallyFile, 'utf8').split('\n')) {
