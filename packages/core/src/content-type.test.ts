@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  parseAccept,
   checkApiVersion,
   isUploadJson,
   negotiateResponseType,
@@ -150,6 +151,25 @@ describe('checkApiVersion', () => {
     ['null api-version', body(null)],
   ])('leaves %s to the schema', (_label, b) => {
     expect(() => checkApiVersion(b, 2)).not.toThrow();
+  });
+});
+
+describe('parseAccept (RFC 9110 §12.5.1)', () => {
+  it('keeps members in order with their q, commas inside quoted strings included', () => {
+    const got = parseAccept('text/html;q=0.5, application/x;a="1,2";q=0, */*');
+    expect(got.map((r) => [`${r.range.type}/${r.range.subtype}`, r.q])).toEqual([
+      ['text/html', 0.5],
+      ['application/x', 0],
+      ['*/*', 1],
+    ]);
+    expect(got[1]?.range.params['a']).toBe('1,2');
+  });
+  it('drops malformed members and invalid qvalues; absent or empty is an empty list', () => {
+    expect(parseAccept('text/html;q=1.5, nonsense, , application/json;q=0.123')).toEqual([
+      { range: expect.objectContaining({ type: 'application', subtype: 'json' }), q: 0.123 },
+    ]);
+    expect(parseAccept(undefined)).toEqual([]);
+    expect(parseAccept('')).toEqual([]);
   });
 });
 

@@ -175,6 +175,28 @@ function splitList(s: string): string[] {
 
 const QVALUE_RE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/; // RFC 9110 §12.4.2
 
+/** One member of an `Accept` header: the media range and its weight. */
+export interface AcceptRange {
+  readonly range: MediaType;
+  /** The `q` parameter (RFC 9110 §12.4.2), 1 when absent. */
+  readonly q: number;
+}
+
+/**
+ * The members of an `Accept` header (RFC 9110 §12.5.1) in the order sent, commas inside quoted
+ * strings kept. Malformed members, and members whose `q` is not a valid qvalue, are dropped, so
+ * an absent, empty or wholly malformed header gives an empty list (callers read that as `*\/*`).
+ * The one Accept parser of the project: the Upload 2.0 API and the Simple Repository API both
+ * negotiate with it.
+ */
+export function parseAccept(header: string | undefined): AcceptRange[] {
+  return splitList(header ?? '').flatMap((member) => {
+    const range = parseMediaType(member);
+    const q = range?.params['q'] ?? '1';
+    return range && QVALUE_RE.test(q) ? [{ range, q: Number(q) }] : [];
+  });
+}
+
 /**
  * How specifically a range covers our one representation; -1 when it does not. `application/json`
  * counts (below the exact type): the body IS JSON (`+json`, RFC 6839), so a client that can read
@@ -198,11 +220,7 @@ function specificity(m: MediaType): number {
  * @throws ProblemError `not-acceptable` (406), naming what was asked and what is offered.
  */
 export function negotiateResponseType(accept: string | undefined): typeof UPLOAD_V2_JSON {
-  const ranges = splitList(accept ?? '').flatMap((member) => {
-    const m = parseMediaType(member);
-    const q = m?.params['q'] ?? '1';
-    return m && QVALUE_RE.test(q) ? [{ m, q: Number(q), rank: specificity(m) }] : [];
-  });
+  const ranges = parseAccept(accept).map(({ range: m, q }) => ({ m, q, rank: specificity(m) }));
   if (ranges.length === 0) return UPLOAD_V2_JSON;
   let best: (typeof ranges)[number] | undefined;
   for (const r of ranges) {

@@ -3,7 +3,7 @@
  * serializations of the Simple Repository API, with q-values and wildcards, and the optional
  * `?format=` URL parameter (which, when it names a type we serve, takes precedence).
  */
-import { parseMediaType, ProblemError } from '@pep694/core';
+import { parseAccept, ProblemError } from '@pep694/core';
 
 export const SIMPLE_V1_JSON = 'application/vnd.pypi.simple.v1+json';
 export const SIMPLE_V1_HTML = 'application/vnd.pypi.simple.v1+html';
@@ -20,26 +20,6 @@ const ALIASES: Readonly<Record<string, SimpleType>> = {
 };
 
 const canonical = (t: string): string => ALIASES[t] ?? t;
-const QVALUE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/;
-
-/** Splits an Accept header at commas outside quoted strings. */
-function members(header: string): string[] {
-  const out: string[] = [];
-  let start = 0;
-  let quoted = false;
-  for (let i = 0; i < header.length; i++) {
-    const c = header[i];
-    if (quoted && c === '\\') i++;
-    else if (c === '"') quoted = !quoted;
-    else if (c === ',' && !quoted) {
-      out.push(header.slice(start, i));
-      start = i + 1;
-    }
-  }
-  out.push(header.slice(start));
-  return out;
-}
-
 /**
  * Chooses the response type. Each type we serve gets the q of the most specific range that
  * covers it (exact > `type/*` > `*\/*`); the highest q wins, then the more specific match
@@ -52,11 +32,7 @@ export function negotiateSimpleType(accept: string | undefined, format?: unknown
     const wanted = canonical(format.trim().toLowerCase());
     if ((SIMPLE_TYPES as readonly string[]).includes(wanted)) return wanted as SimpleType;
   }
-  const ranges = members(accept ?? '').flatMap((m) => {
-    const parsed = parseMediaType(m);
-    const q = parsed?.params['q'] ?? '1';
-    return parsed && QVALUE.test(q) ? [{ type: canonical(`${parsed.type}/${parsed.subtype}`), q: Number(q) }] : [];
-  });
+  const ranges = parseAccept(accept).map(({ range, q }) => ({ type: canonical(`${range.type}/${range.subtype}`), q }));
   if (ranges.length === 0) return SIMPLE_V1_JSON;
 
   let best: { type: SimpleType; q: number; rank: number } | undefined;
