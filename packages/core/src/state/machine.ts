@@ -32,6 +32,18 @@ export interface StateMachine<S extends string, E extends string> {
   allows(state: S, event: E): boolean;
   /** The row that governs `event` in `state`, if any. */
   rowFor(state: S | null, event: E): TransitionRow<S, E> | undefined;
+  /**
+   * The states from which `event` may happen (rows that move or keep the state, not rejecting
+   * ones), in the order of `states`. Stores take their compare-and-set conditions from here, so
+   * the SQL and the service never spell a state list of their own.
+   */
+  sourcesOf(event: E): readonly S[];
+  /**
+   * The one state `event` leads to from every state in `sourcesOf(event)`. Throws when the
+   * target depends on the source (an `unchanged` row) or differs between rows, so a caller that
+   * writes the target into a store cannot pick the wrong one.
+   */
+  targetOf(event: E): S;
 }
 
 export interface MachineSpec<S extends string, E extends string> {
@@ -78,6 +90,17 @@ export function defineMachine<S extends string, E extends string>(
     return row !== undefined && typeof row.to !== 'object';
   };
 
+  const sourcesOf = (event: E): readonly S[] => spec.states.filter((state) => allows(state, event));
+
+  const targetOf = (event: E): S => {
+    const targets = new Set(sourcesOf(event).map((state) => rowFor(state, event)?.to));
+    const [only] = targets;
+    if (targets.size !== 1 || typeof only !== 'string' || only === 'unchanged') {
+      throw new Error(`${spec.name}: "${event}" has no single target state`);
+    }
+    return only as S;
+  };
+
   return {
     name: spec.name,
     states: spec.states,
@@ -87,5 +110,7 @@ export function defineMachine<S extends string, E extends string>(
     next,
     allows,
     rowFor,
+    sourcesOf,
+    targetOf,
   };
 }

@@ -10,6 +10,8 @@ import {
 } from './file-upload-session.js';
 import type { StateMachine } from './machine.js';
 import {
+  EDITABLE_SESSION_STATES,
+  LIVE_SESSION_STATES,
   PUBLISHING_SESSION_EVENTS,
   PUBLISHING_SESSION_STATES,
   publishingSessionMachine,
@@ -184,5 +186,24 @@ describe('PEP 694 state rules beyond the tables', () => {
       const anyExit = PUBLISHING_SESSION_EVENTS.some((e) => publishingSessionMachine.allows(state, e));
       expect(anyExit).toBe(state !== 'published' && state !== 'canceled');
     }
+  });
+});
+
+describe('state sets and machine queries (one source for the service and the stores)', () => {
+  it('EDITABLE_SESSION_STATES are the states a file may change in', () => {
+    expect(publishingSessionMachine.sourcesOf('file-changed')).toEqual(EDITABLE_SESSION_STATES);
+    expect(publishingSessionMachine.sourcesOf('cancel')).toEqual(EDITABLE_SESSION_STATES);
+  });
+  it('LIVE_SESSION_STATES are the non-terminal ones', () => {
+    expect(LIVE_SESSION_STATES).toEqual(['open', 'processing', 'error']);
+  });
+  it('targetOf names the one target of an event, and refuses events whose target depends on the source', () => {
+    expect(publishingSessionMachine.targetOf('cancel')).toBe('canceled');
+    expect(publishingSessionMachine.targetOf('publish-deferred')).toBe('processing');
+    expect(fileUploadMachine.targetOf('complete-immediate')).toBe('completed');
+    expect(() => publishingSessionMachine.targetOf('file-changed')).toThrow(/no single target/);
+  });
+  it('sourcesOf leaves out rejecting rows', () => {
+    expect(publishingSessionMachine.sourcesOf('cancel')).not.toContain('processing');
   });
 });

@@ -14,10 +14,21 @@ export const PUBLISHING_SESSION_STATES = [
 ] as const;
 export type PublishingSessionStatus = (typeof PUBLISHING_SESSION_STATES)[number];
 
-/** States in which files can be uploaded, replaced and deleted, and publish can be requested. */
+/**
+ * States in which files can be uploaded, replaced and deleted, and publish can be requested
+ * (PEP 694 "Publishing Session States": `error` "permits the same operations as open"). A test
+ * holds this equal to `publishingSessionMachine.sourcesOf('file-changed')`.
+ */
 export const EDITABLE_SESSION_STATES: readonly PublishingSessionStatus[] = ['open', 'error'];
 /** Terminal states: they free the name+version for a new session. */
 export const TERMINAL_SESSION_STATES: readonly PublishingSessionStatus[] = ['published', 'canceled'];
+/**
+ * Live states: every state but the terminal ones. At most one live session per name+version
+ * (PEP 694 "Multiple Session Creation Requests"); a live session's stage preview is served.
+ */
+export const LIVE_SESSION_STATES: readonly PublishingSessionStatus[] = PUBLISHING_SESSION_STATES.filter(
+  (s) => !TERMINAL_SESSION_STATES.includes(s),
+);
 
 export const PUBLISHING_SESSION_EVENTS = [
   /** Session created. */
