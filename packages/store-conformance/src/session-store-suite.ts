@@ -683,6 +683,11 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       const gone = await s.created({ version: '3.0' });
       await s.addFile(gone.id, 'g-1.0.tar.gz', { expiresAt: at(10) });
       await store.cancelSession(gone.id, ['open'], at(3));
+      // A pending file in a processing session: no transition the host makes, but the session's
+      // status must decide, not only the file's.
+      const { session: publishing, file: claimed } = await s.processing({ version: '4.0' }, 'foo-4.0.tar.gz');
+      await store.updateFile(claimed.id, ['completed'], { status: 'pending', expiresAt: at(10) });
+      must((await store.getSession(publishing.id))?.status, 'setup: the session is processing').toBe('processing');
       must(await store.listExpiredFiles(at(9)), 'nothing has expired at minute 9').toEqual([]);
       must(ids(await store.listExpiredFiles(at(10))), 'pending files at or past expiry, in open and error sessions').toEqual(ids([early, inError]));
       must(ids(await store.listExpiredFiles(at(30))), 'and later ones once their time comes').toEqual(ids([early, inError, late]));
