@@ -182,24 +182,44 @@ export interface PublishedFile {
   readonly requiresPython: string | null;
 }
 
+// The store is split by role, so that each consumer names only what it uses: the upload API
+// (UploadStore), the simple index and stage previews (IndexReadStore), the reaper and crash
+// recovery (HousekeepingStore). A backend implements all three as one SessionStore; they share
+// one database, so the uniqueness rules below hold across roles.
+//
+// Contract common to every method: each call is one atomic step against every other call, on this
+// handle or any other handle on the same data (another connection, another process). Uniqueness
+// rules belong to the store, so races are settled there, never by a check in the caller:
+//  - one live (open, processing, error) publishing session per project + release key;
+//  - one first-release reservation per unpublished project name, held by a live session;
+//  - one non-canceled file upload session per publishing session + filename;
+//  - one published file per project + filename, a filename claimed by a deferred publish counting
+//    as published until that publish settles.
+// `@pep694/store-conformance` checks all of this against an implementation.
+
 /**
- * Persistence of sessions, files and the published namespace. Every method is one atomic step;
- * uniqueness rules (one live session per name+version, one live file per session+filename, one
- * published file per project+filename) belong to the store, so races are settled there.
+ * What the upload API reads and writes: publishing sessions and their file upload sessions as
+ * PEP 694's session API creates, changes, publishes and cancels them, and the counts and
+ * namespace checks behind its limits and conflicts.
  */
-export interface SessionStore {
+export interface UploadStore {
   /**
-   * Creates a session unless one for the same project+releaseKey is live. Reserves the project
-   * name when the project has no published release and no other live session reserves it.
+   * Creates a session unless one for the same project + releaseKey is live; PEP 440-equal versions
+   * share a release key, so they are one release. Reserves the project name (`reservesName`) when
+   * the project has no published release and no live session reserves it. Atomic: of any number of
+   * concurrent creates for one project + releaseKey exactly one answers `created`, the others
+   * `exists` with the winner; of concurrent first-release creates for one name with different
+   * versions exactly one answers `created`, the others `name-reserved` with the winner.
    */
   createSession(input: NewPublishingSession): Promise<CreateSessionResult>;
+  /** The session as stored, whatever its status, until `forgetEndedSessions` removes it. */
   getSession(id: string): Promise<PublishingSessionRecord | undefined>;
-  getSessionByStageToken(token: string): Promise<PublishingSessionRecord | undefined>;
   /** Live (open, processing, error) sessions created by a principal, for the per-principal limit. */
   countLiveSessions(createdBy: string): Promise<number>;
   /**
    * Compare-and-set: applies `patch` only if the session's status is one of `expect`. Returns the
-   * updated record, or undefined if the status had moved on (a lost race).
+   * updated record, or undefined if the status had moved on (a lost race), the session is unknown
+   * or `expect` is empty. A key absent from `patch` is kept.
    */
   updateSession(
     id: string,
@@ -208,21 +228,31 @@ export interface SessionStore {
   ): Promise<PublishingSessionRecord | undefined>;
   /**
    * Cancels the session (if its status is in `expect`) and every non-canceled file of it, in one
-   * step; releases a first-release name reservation. Returns the files it canceled, so the caller
-   * can purge their bytes, or undefined if the status did not match.
+   * step: sets `endedAt`, releases its filename claims and its first-release name reservation
+   * (the project is then as if never uploaded). Returns the files it canceled, as stored after the
+   * cancel (status `canceled`, `blobKey` kept, in creation order), so the caller can purge their
+   * bytes; or undefined if the status did not match.
    */
   cancelSession(id: string, expect: readonly PublishingSessionStatus[], at: Date): Promise<
     { readonly session: PublishingSessionRecord; readonly files: readonly FileUploadRecord[] } | undefined
   >;
   /**
-   * Publishes atomically: checks that every file is completed, claims the filenames in the
-   * project's published namespace, and either publishes at once (`defer: false`) or holds the
-   * claim and moves to processing (`defer: true`).
+   * Publishes all of the session's non-canceled files or none, in one step: `session-state`
+   * unless the status is in `expect`; `unfinished` (naming every file not completed, by filename)
+   * if any file is not completed; `conflict` (naming every clashing filename, sorted) if any
+   * filename is published or claimed by another session in the project. Otherwise it either
+   * publishes at once (`defer: false`: every file, the project's registration, the session's
+   * `published` status and `endedAt`) or claims the filenames and moves the session to
+   * `processing` (`defer: true`), to be ended by `settlePublish`. On any answer but `published`
+   * and `processing` nothing changed. Of concurrent publishes of one filename at most one wins.
+   * Rejects for an unknown session.
    */
   publish(id: string, expect: readonly PublishingSessionStatus[], at: Date, opts: { readonly defer: boolean }): Promise<PublishResult>;
   /**
-   * Ends a deferred publish: on success the claims become published files; on failure they are
-   * released and the session moves to error with `notices` (and per-file notices).
+   * Ends a deferred publish in one step: on success the claimed files become published (as
+   * `publish` with `defer: false` does); on failure the claims are released and the session moves
+   * to `error` with `notices` (and per-filename `fileNotices` on those files). Undefined unless the
+   * session is `processing`.
    */
   settlePublish(
     id: string,
@@ -230,11 +260,25 @@ export interface SessionStore {
     outcome: { readonly ok: true } | { readonly ok: false; readonly notices: readonly string[]; readonly fileNotices?: Readonly<Record<string, readonly string[]>> },
   ): Promise<PublishingSessionRecord | undefined>;
 
-  /** Creates a file upload session, applying the filename rules in `CreateFileResult`. */
+  /**
+   * Creates a pending file upload session, applying in one step the rules of `CreateFileResult`:
+   * the session must be open or error; the filename must be neither published nor claimed in the
+   * project; a pending, processing or error file of the same name blocks it (`exists`), a
+   * completed one is replaced (canceled in the same step); at most `maxFiles` non-canceled files
+   * (a replacement does not count twice). Of concurrent creates of one filename in one session
+   * exactly one answers `created`. Rejects for an unknown session.
+   */
   createFile(input: NewFileUpload, opts: { readonly maxFiles: number }): Promise<CreateFileResult>;
+  /** The file as stored, whatever its status, until `forgetEndedSessions` removes it. */
   getFile(id: string): Promise<FileUploadRecord | undefined>;
+  /** The session's files in creation order (`createdAt`, then `id`); canceled ones only if asked. */
   listFiles(sessionId: string, opts?: { readonly includeCanceled?: boolean }): Promise<readonly FileUploadRecord[]>;
-  /** Compare-and-set on the file's status (and its session being in `sessionExpect`, if given). */
+  /**
+   * Compare-and-set on the file's status, and on its session's status being in `sessionExpect`
+   * when given (checked in the same step, so a cancel cannot slip in between). Writes only the
+   * keys present in `patch` (null clears). Returns the updated record, or undefined on a lost
+   * race, an unknown file or an empty `expect`.
+   */
   updateFile(
     id: string,
     expect: readonly FileUploadStatus[],
@@ -242,27 +286,59 @@ export interface SessionStore {
     sessionExpect?: readonly PublishingSessionStatus[],
   ): Promise<FileUploadRecord | undefined>;
 
-  /** Whether the project has a published release (a reserved name alone is not). */
+  /** Whether the project has a published release, or an empty publish registered it (a reserved name alone is not). */
   isPublishedProject(project: string): Promise<boolean>;
   /** Whether `filename` is published for `project`, or claimed by a publish in flight. */
   isFilenameTaken(project: string, filename: string): Promise<boolean>;
+}
+
+/**
+ * What the simple index and the stage previews read (PEP 503/691 pages, PEP 694 "Staged
+ * Previews"). Read-only: each call sees one committed state, and a claimed-but-unsettled publish is
+ * invisible here until it settles.
+ */
+export interface IndexReadStore {
+  /** Registered projects (published, or registered by an empty publish) by normalized name; a reserved name is not listed. */
   listPublishedProjects(): Promise<readonly { readonly project: string; readonly displayName: string }[]>;
+  /** The project's published files; empty for an unknown, reserved-only or file-less project. */
   listPublishedFiles(project: string): Promise<readonly PublishedFile[]>;
   getPublishedFile(project: string, filename: string): Promise<PublishedFile | undefined>;
+  /** The session holding this stage token (exact match only), whatever its status. */
+  getSessionByStageToken(token: string): Promise<PublishingSessionRecord | undefined>;
+  /** As `UploadStore.listFiles`: the stage preview shows the completed ones. */
+  listFiles(sessionId: string, opts?: { readonly includeCanceled?: boolean }): Promise<readonly FileUploadRecord[]>;
+}
 
-  /** Non-terminal, non-processing sessions whose `expiresAt` is at or before `now`. */
+/**
+ * What the reaper and crash recovery need besides `UploadStore`'s transitions (which they use to
+ * act on what these return, each a compare-and-set, so a session that moved on meanwhile is left
+ * alone). Each list is one consistent snapshot.
+ */
+export interface HousekeepingStore {
+  /** Open and error sessions whose `expiresAt` is at or before `now` (never processing or terminal ones). */
   listExpiredSessions(now: Date): Promise<readonly PublishingSessionRecord[]>;
-  /** Pending file upload sessions whose `expiresAt` is at or before `now`, in editable sessions. */
+  /** Pending file upload sessions whose `expiresAt` is at or before `now`, in open or error sessions. */
   listExpiredFiles(now: Date): Promise<readonly FileUploadRecord[]>;
   /**
    * Sessions and files in `processing`: at startup, the deferred work a crash interrupted
    * (nothing else would ever move them on).
    */
   listProcessing(): Promise<{ readonly sessions: readonly PublishingSessionRecord[]; readonly files: readonly FileUploadRecord[] }>;
-  /** Forgets terminal sessions (and their file rows) that ended before `before`; returns how many. */
+  /**
+   * Forgets, in one step, terminal (published, canceled) sessions that ended strictly before
+   * `before`, with their files and claims; published files and project registrations stay.
+   * Returns how many sessions it forgot.
+   */
   forgetEndedSessions(before: Date): Promise<number>;
-  /** Whether any file row (live or published) refers to the blob key, for the orphan reaper. */
+  /** Whether any file row (live, or a published file, also after its session was forgotten) refers to the blob key, for the orphan reaper. */
   isBlobReferenced(key: string): Promise<boolean>;
+}
+
+/**
+ * Persistence of sessions, files and the published namespace: all three roles on one set of data
+ * (what a backend implements and a host composes; consumers take the narrowest role).
+ */
+export interface SessionStore extends UploadStore, IndexReadStore, HousekeepingStore {
   close(): Promise<void>;
 }
 
@@ -277,18 +353,31 @@ export interface StagingWrite {
   abort(): Promise<void>;
 }
 
+/**
+ * Bytes under keys (slash-separated segments of `[A-Za-z0-9._-]`). `@pep694/store-conformance`
+ * checks an implementation against this contract.
+ */
 export interface BlobStore {
-  /** Starts writing `key`; a committed blob under `key` is replaced only on `commit`. */
+  /**
+   * Starts writing `key`. Nothing is visible under `key` (size, read, list) until `commit`; a
+   * committed blob under `key` stays readable as it was until then, and is replaced on `commit`.
+   */
   stage(key: string): Promise<StagingWrite>;
-  /** Reads a committed blob, optionally an inclusive byte range. Rejects if it does not exist. */
+  /**
+   * Reads a committed blob, optionally an inclusive byte range (`{ start: 0, end: 0 }` is the
+   * first byte; an `end` past the last byte reads to the last byte). Rejects if it does not exist.
+   */
   read(key: string, range?: { start: number; end: number }): Promise<Readable>;
   /** Size of a committed blob, or undefined if there is none. */
   size(key: string): Promise<number | undefined>;
-  /** Moves a committed blob to another key without copying its bytes where the backend allows. */
+  /**
+   * Moves a committed blob to another key (replacing one there) without copying its bytes where
+   * the backend allows; afterwards it is under `to` only. Rejects if `from` does not exist.
+   */
   move(from: string, to: string): Promise<void>;
   /** Deletes a committed blob (and any staging leftovers); a missing key is not an error. */
   delete(key: string): Promise<void>;
-  /** Keys under a prefix, for the reaper. */
+  /** Committed keys that start with `prefix` (a plain string prefix), in no particular order; for the reaper. */
   list(prefix: string): AsyncIterable<string>;
   /**
    * Optional: commits a local file at `path` as `key` by taking it over (a rename, no copy),

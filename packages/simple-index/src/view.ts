@@ -2,7 +2,7 @@
  * What a repository page shows, independent of where it comes from: the published namespace, or
  * one publishing session's completed files under its stage token.
  */
-import { releaseKey, type Clock, type HashName, type PublishedFile, type SessionStore } from '@pep694/core';
+import { releaseKey, type Clock, type HashName, type IndexReadStore, type PublishedFile } from '@pep694/core';
 
 /** One distribution file as the index serves it. */
 export interface IndexFile {
@@ -36,8 +36,8 @@ export interface RepositoryView {
   file(project: string, filename: string): Promise<IndexFile | undefined>;
 }
 
-/** The store methods the index reads: all read-only. */
-export type IndexStore = Pick<SessionStore, 'listPublishedProjects' | 'listPublishedFiles' | 'getPublishedFile' | 'getSessionByStageToken' | 'listFiles'>;
+/** What the index reads: the read role of the session store (`IndexReadStore` of `@pep694/core`). */
+export type IndexStore = IndexReadStore;
 
 /**
  * PEP 658 metadata is served for wheels only: their METADATA is final ("will not be modified when

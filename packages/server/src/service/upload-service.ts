@@ -1,7 +1,8 @@
 /**
  * The PEP 694 session protocol, without HTTP: every operation of the specification section,
  * each authorizing its principal on every call, driving the two state machines, and leaving
- * uniqueness and atomicity to the SessionStore.
+ * uniqueness and atomicity to the store (its upload role; the reaper and crash recovery also use
+ * its housekeeping role).
  */
 import type { IncomingMessage } from 'node:http';
 import {
@@ -33,12 +34,13 @@ import {
   type FileUploadSessionResponse,
   type FileValidator,
   type HashName,
+  type HousekeepingStore,
   type NameRegistrationPolicy,
   type Principal,
   type PublishingSessionRecord,
   type PublishingSessionResponse,
-  type SessionStore,
   type UploadMechanism,
+  type UploadStore,
 } from '@pep694/core';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
@@ -53,7 +55,8 @@ export type PublishCheck = (
 
 export interface UploadServiceDeps {
   readonly config: ServerConfig;
-  readonly store: SessionStore;
+  /** The upload role for the session API; the housekeeping role for `reap` and `recover`. */
+  readonly store: UploadStore & HousekeepingStore;
   readonly blobs: BlobStore;
   readonly authenticator: Authenticator;
   readonly authorizer: Authorizer;

@@ -1,5 +1,8 @@
+// What is particular to the filesystem: temp files, fds, fsync-and-rename, inodes, key syntax,
+// sweeping, backpressure, adoptFile. The rules of the BlobStore port are checked by the
+// conformance suite on this store (fs-blob-store.conformance.test.ts).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,8 +21,6 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
 async function readAll(r: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of r) chunks.push(c as Buffer);
@@ -35,28 +36,6 @@ async function put(key: string, data: Uint8Array): Promise<void> {
 const tmpFiles = (): Promise<string[]> => readdir(join(root, 'tmp'));
 
 describe('FsBlobStore', () => {
-  it('round-trips a multi-MB blob through stage and commit', async () => {
-    const data = randomBytes(5 * 1024 * 1024 + 17);
-    const w = await store.stage('staging/abc');
-    // Several chunks so the stream actually queues and drains.
-    const chunks = Array.from({ length: 11 }, (_, i) => data.subarray(i * 500_000, (i + 1) * 500_000));
-    await pipeline(Readable.from(chunks), w.stream);
-    await w.commit();
-    expect(await store.size('staging/abc')).toBe(data.length);
-    expect(sha256(await readAll(await store.read('staging/abc')))).toBe(sha256(data));
-    expect(await tmpFiles()).toEqual([]);
-  });
-
-  it('shows nothing under the key before commit', async () => {
-    const w = await store.stage('files/f1');
-    await pipeline(Readable.from([Buffer.from('partial bytes')]), w.stream);
-    expect(await store.size('files/f1')).toBeUndefined();
-    await expect(store.read('files/f1')).rejects.toMatchObject({ code: 'ENOENT' });
-    expect(await tmpFiles()).toHaveLength(1);
-    await w.commit();
-    expect(await store.size('files/f1')).toBe(13);
-  });
-
   it('commit is idempotent and abort after commit keeps the blob', async () => {
     const w = await store.stage('files/f1');
     await pipeline(Readable.from([Buffer.from('x')]), w.stream);
@@ -118,65 +97,34 @@ describe('FsBlobStore', () => {
     expect(await store.sweepTemp(-60_000)).toBe(20);
   });
 
-  it('commit replaces an existing blob', async () => {
+  it('a reader opened before a replacing commit keeps reading the old bytes (it holds the old inode)', async () => {
     await put('files/f1', Buffer.from('old contents'));
-    const oldReader = await store.read('files/f1'); // opened before the replace: keeps the old inode
-    const w = await store.stage('files/f1');
-    await pipeline(Readable.from([Buffer.from('new')]), w.stream);
-    expect((await readAll(await store.read('files/f1'))).toString()).toBe('old contents');
-    await w.commit();
+    const oldReader = await store.read('files/f1');
+    await put('files/f1', Buffer.from('new'));
     expect((await readAll(await store.read('files/f1'))).toString()).toBe('new');
     expect((await readAll(oldReader)).toString()).toBe('old contents');
   });
 
-  it('reads inclusive byte ranges', async () => {
-    const data = randomBytes(100_000);
-    await put('files/r', data);
-    const range = async (start: number, end: number) => readAll(await store.read('files/r', { start, end }));
-    // Buffer.equals: toEqual on large buffers is slow.
-    expect((await range(0, 0)).equals(data.subarray(0, 1))).toBe(true);
-    expect((await range(99_999, 99_999)).equals(data.subarray(99_999))).toBe(true);
-    expect((await range(1000, 70_000)).equals(data.subarray(1000, 70_001))).toBe(true);
-    expect((await range(0, 99_999)).equals(data)).toBe(true);
-    expect((await range(99_000, 200_000)).equals(data.subarray(99_000))).toBe(true); // end past EOF: to EOF
+  it('refuses invalid byte ranges', async () => {
+    await put('files/r', randomBytes(100));
     await expect(store.read('files/r', { start: 5, end: 4 })).rejects.toThrow(/range/);
     await expect(store.read('files/r', { start: -1, end: 4 })).rejects.toThrow(/range/);
     await expect(store.read('files/r', { start: 0.5, end: 4 })).rejects.toThrow(/range/);
   });
 
   it('moves by rename, keeping the inode', async () => {
-    const data = randomBytes(4096);
-    await put('staging/a', data);
+    await put('staging/a', randomBytes(4096));
     const before = await stat(join(root, 'blobs', 'staging', 'a'));
     await store.move('staging/a', 'files/sub/b');
     const after = await stat(join(root, 'blobs', 'files', 'sub', 'b'));
     expect(after.ino).toBe(before.ino);
-    expect(await store.size('staging/a')).toBeUndefined();
-    expect((await readAll(await store.read('files/sub/b'))).equals(data)).toBe(true);
     await expect(store.move('staging/missing', 'files/c')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('deletes, and a missing key is not an error', async () => {
-    await put('files/d', Buffer.from('x'));
-    await store.delete('files/d');
-    expect(await store.size('files/d')).toBeUndefined();
-    await store.delete('files/d');
-    await store.delete('nowhere/at/all');
-  });
-
-  it('lists keys under a prefix', async () => {
-    for (const k of ['staging/a', 'staging/b', 'files/x', 'files/deep/y', 'filesystem/z']) await put(k, Buffer.from(k));
-    const list = async (prefix: string) => {
-      const keys: string[] = [];
-      for await (const k of store.list(prefix)) keys.push(k);
-      return keys.sort();
-    };
-    expect(await list('staging/')).toEqual(['staging/a', 'staging/b']);
-    expect(await list('files/')).toEqual(['files/deep/y', 'files/x']);
-    expect(await list('files')).toEqual(['files/deep/y', 'files/x', 'filesystem/z']);
-    expect(await list('')).toHaveLength(5);
-    expect(await list('nothing/')).toEqual([]);
+  it('refuses a prefix that is no key prefix', async () => {
+    const list = (prefix: string) => store.list(prefix)[Symbol.asyncIterator]().next();
     await expect(list('../')).rejects.toThrow(/invalid/);
+    await expect(list('files/../')).rejects.toThrow(/invalid/);
   });
 
   it('refuses bad keys', async () => {
