@@ -4,13 +4,33 @@
  * index at /simple/, stage previews at /stage/{session-token}/, data in ./data, every first-party
  * mechanism that has landed, and the distribution validator. Environment: PEP694_HOST, PEP694_PORT,
  * PEP694_DATA, PEP694_TOKENS_FILE, PEP694_PUBLIC_URL, PEP694_CONFIG (a JSON file choosing the
- * mechanisms and their order), PEP694_LOG_LEVEL, PEP694_VALIDATE_ARTIFACTS (0: no archive checks).
+ * mechanisms and their order), PEP694_LOG_LEVEL, PEP694_VALIDATE_ARTIFACTS (0: no archive checks),
+ * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits).
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
 import { createDistributionValidator } from '@pep694/dist-validator';
 import { createServer } from '@pep694/server';
 import { loadMechanisms } from './mechanisms.js';
+
+/** A positive integer from the environment, or undefined when unset; anything else stops the start. */
+function positiveIntEnv(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, not ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** Per-principal limits the operator may set (see the server README's configuration table). */
+function limitsFromEnv() {
+  const limits = {
+    maxStagedBytesPerPrincipal: positiveIntEnv('PEP694_MAX_STAGED_BYTES'),
+    maxNewProjectsPerWindow: positiveIntEnv('PEP694_MAX_NEW_PROJECTS'),
+    newProjectsWindow: positiveIntEnv('PEP694_NEW_PROJECTS_WINDOW'),
+  };
+  return Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
+}
 
 async function main(): Promise<void> {
   const host = process.env.PEP694_HOST ?? '127.0.0.1';
@@ -24,6 +44,7 @@ async function main(): Promise<void> {
       ...(process.env.PEP694_PUBLIC_URL ? { publicUrl: process.env.PEP694_PUBLIC_URL } : {}),
       // Stage previews at /stage/{session-token}/ and the published index at /simple/.
       index: {},
+      limits: limitsFromEnv(),
     },
     mechanisms: await loadMechanisms(process.env.PEP694_CONFIG),
     // Wheels and sdists must be readable archives whose metadata names the session's release

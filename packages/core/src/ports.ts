@@ -45,6 +45,12 @@ export interface NameRegistrationPolicy {
 
 // ---- Session store ----------------------------------------------------------------------------
 
+/** A per-principal limit on new project names: at most `limit` per `windowMs`. */
+export interface NewNameLimit {
+  readonly limit: number;
+  readonly windowMs: number;
+}
+
 export interface PublishingSessionRecord {
   /** Unguessable; appears in the session's URLs. */
   readonly id: string;
@@ -109,6 +115,18 @@ export interface NewPublishingSession {
 export type CreateSessionResult =
   /** `session.reservesName` tells whether this created the first-release reservation of the name. */
   | { readonly kind: 'created'; readonly session: PublishingSessionRecord }
+  /**
+   * The session would reserve a new project name, and its creator already holds `limit` names:
+   * registered within the window or reserved by live sessions (`registered` and `reserved` of
+   * them). `retryAt`: when the oldest of the registrations counted leaves the window.
+   */
+  | {
+      readonly kind: 'too-many-new-names';
+      readonly limit: number;
+      readonly registered: number;
+      readonly reserved: number;
+      readonly retryAt: Date;
+    }
   /** A session for this name+version is open, processing or error (PEP 694 "Multiple Session Creation Requests"). */
   | { readonly kind: 'exists'; readonly session: PublishingSessionRecord }
   /** The project has no release and another live session (another version) holds its reservation. */
@@ -125,6 +143,24 @@ export interface NewFileUpload {
   readonly expiresAt: Date;
   /** The mechanism's instructions, stored with the row (one write per created file). */
   readonly instructions?: MechanismMap | null;
+  /**
+   * `distributionIdentity(filename)` (from `@pep694/core`): the store refuses a second file of
+   * the same identity in the session or in the project's published namespace.
+   */
+  readonly identity: string;
+  /** Principal id of the creator, whose staged-bytes quota the file counts against (default: the session's creator). */
+  readonly createdBy?: string;
+}
+
+/** Limits `createFile` applies in its transaction. */
+export interface CreateFileLimits {
+  /** Most non-canceled files in the session. */
+  readonly maxFiles: number;
+  /**
+   * Most bytes the creator may have declared in files not yet published (pending, processing or
+   * completed, in sessions that are open, processing or error), this file included.
+   */
+  readonly maxStagedBytes?: number;
 }
 
 export type CreateFileResult =
@@ -135,8 +171,15 @@ export type CreateFileResult =
   | { readonly kind: 'created'; readonly file: FileUploadRecord; readonly replaced: FileUploadRecord | null }
   /** A pending, processing or error file upload session for this filename exists in the session. */
   | { readonly kind: 'exists'; readonly file: FileUploadRecord }
-  /** The filename is published for this project, or reserved by a publish in flight. */
-  | { readonly kind: 'published' }
+  /** Another file name of the same identity (see `distributionIdentity`) is in the session. */
+  | { readonly kind: 'same-distribution'; readonly file: FileUploadRecord }
+  /**
+   * A file of this identity is published for this project, or reserved by a publish in flight;
+   * `filename` is that file's name.
+   */
+  | { readonly kind: 'published'; readonly filename?: string }
+  /** The creator's staged bytes plus this file's size would exceed `quota`; `used` is what they hold now. */
+  | { readonly kind: 'over-quota'; readonly quota: number; readonly used: number }
   /** The session does not accept files (not open or error). */
   | { readonly kind: 'session-state'; readonly status: PublishingSessionStatus }
   /** The session already has `maxFiles` non-canceled files. */
@@ -149,8 +192,12 @@ export type PublishResult =
   | { readonly kind: 'processing'; readonly session: PublishingSessionRecord }
   /** Some files are not completed (409, PEP 694 "Complete a Publishing Session"). */
   | { readonly kind: 'unfinished'; readonly files: readonly { filename: string; status: FileUploadStatus }[] }
-  /** Filenames already published or reserved by another publish (409, "Atomic Publication and Conflicts"). */
-  | { readonly kind: 'conflict'; readonly filenames: readonly string[] }
+  /**
+   * Files whose identity is already published or reserved by another publish (409, "Atomic
+   * Publication and Conflicts"); `conflictsWith` maps each to the published (or claimed) file name
+   * of the same identity, or to another file of the session.
+   */
+  | { readonly kind: 'conflict'; readonly filenames: readonly string[]; readonly conflictsWith?: Readonly<Record<string, string>> }
   | { readonly kind: 'session-state'; readonly status: PublishingSessionStatus };
 
 /** What `updateFile` may change: a key present is written (null clears), a key absent is kept. */
@@ -211,7 +258,7 @@ export interface UploadStore {
    * `exists` with the winner; of concurrent first-release creates for one name with different
    * versions exactly one answers `created`, the others `name-reserved` with the winner.
    */
-  createSession(input: NewPublishingSession): Promise<CreateSessionResult>;
+  createSession(input: NewPublishingSession, opts?: { readonly newNames?: NewNameLimit }): Promise<CreateSessionResult>;
   /** The session as stored, whatever its status, until `forgetEndedSessions` removes it. */
   getSession(id: string): Promise<PublishingSessionRecord | undefined>;
   /** Live (open, processing, error) sessions created by a principal, for the per-principal limit. */
@@ -266,9 +313,11 @@ export interface UploadStore {
    * project; a pending, processing or error file of the same name blocks it (`exists`), a
    * completed one is replaced (canceled in the same step); at most `maxFiles` non-canceled files
    * (a replacement does not count twice). Of concurrent creates of one filename in one session
-   * exactly one answers `created`. Rejects for an unknown session.
+   * exactly one answers `created`. Rejects for an unknown session. Filenames conflict by their
+   * canonical identity (`distributionIdentity`), not only by their exact spelling; the staged-bytes
+   * quota in `opts` is checked in the same step.
    */
-  createFile(input: NewFileUpload, opts: { readonly maxFiles: number }): Promise<CreateFileResult>;
+  createFile(input: NewFileUpload, opts: CreateFileLimits): Promise<CreateFileResult>;
   /** The file as stored, whatever its status, until `forgetEndedSessions` removes it. */
   getFile(id: string): Promise<FileUploadRecord | undefined>;
   /** The session's files in creation order (`createdAt`, then `id`); canceled ones only if asked. */
@@ -290,6 +339,12 @@ export interface UploadStore {
   isPublishedProject(project: string): Promise<boolean>;
   /** Whether `filename` is published for `project`, or claimed by a publish in flight. */
   isFilenameTaken(project: string, filename: string): Promise<boolean>;
+  /**
+   * The file name published for `project` (or claimed by a publish in flight) whose identity is
+   * `identity` (`distributionIdentity`), if any: the check every upload path makes before taking a
+   * file, so that no two spellings of one distribution are ever published.
+   */
+  findPublishedIdentity(project: string, identity: string): Promise<string | undefined>;
 }
 
 /**

@@ -36,6 +36,10 @@ export const PROBLEM_CODES = {
     status: 400,
     title: "The file name's project or version does not match the publishing session",
   },
+  'filename-not-normalized': {
+    status: 400,
+    title: 'The file name is not in its normalized spelling',
+  },
   'invalid-hashes': { status: 400, title: 'The hashes mapping is invalid' },
   'invalid-attestations': { status: 400, title: 'The attestations are not valid PEP 740 objects' },
   'invalid-parameter': { status: 400, title: 'A request parameter is invalid' },
@@ -73,12 +77,14 @@ export const PROBLEM_CODES = {
   'name-unavailable': { status: 409, title: 'The project name is not available' },
   'invalid-transition': { status: 409, title: 'The request is not allowed in the current state' },
   'limit-exceeded': { status: 409, title: 'The request would exceed a limit set by the index' },
+  'quota-exceeded': { status: 409, title: 'The request would exceed a storage quota set by the index' },
   // 413/415/422
   'request-timeout': { status: 408, title: 'The request did not arrive in time' },
   'payload-too-large': { status: 413, title: 'The upload is larger than the declared size' },
   'body-too-large': { status: 413, title: 'The request body is larger than the index accepts' },
   'unsupported-media-type': { status: 415, title: 'Unsupported Content-Type' },
   'range-not-satisfiable': { status: 416, title: 'The requested byte range cannot be served' },
+  'rate-limited': { status: 429, title: 'Too many requests of this kind in a time window' },
   'headers-too-large': { status: 431, title: 'The request headers are larger than the server accepts' },
   'mechanism-unsupported': {
     status: 422,

@@ -16,6 +16,7 @@ import {
   BLOB_STORE,
   CLOCK,
   collectMechanisms,
+  distributionIdentity,
   FILE_VALIDATOR,
   MECHANISM_HOST,
   NAME_REGISTRATION_POLICY,
@@ -98,7 +99,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
     auth = { authenticator: fromEnv.auth, authorizer: fromEnv.auth, names: fromEnv.auth };
   }
   mkdirSync(config.dataDir, { recursive: true });
-  const store = options.store ?? new SqliteSessionStore(join(config.dataDir, 'pep694.sqlite'));
+  const store = options.store ?? new SqliteSessionStore(join(config.dataDir, 'pep694.sqlite'), { fileIdentity: distributionIdentity });
   const blobs = options.blobs ?? (await FsBlobStore.open(config.dataDir));
   const clock = options.clock ?? { now: () => new Date() };
   const renderer = createProblemRenderer({ logger, typeBase: config.problemTypeBase });

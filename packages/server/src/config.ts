@@ -63,6 +63,21 @@ export const ServerConfigSchema = z.object({
       maxFilesPerSession: z.number().int().positive().default(1000),
       /** Most live (open, processing, error) sessions one principal may have created. */
       maxLiveSessionsPerPrincipal: z.number().int().positive().default(100),
+      /**
+       * Most bytes one principal may hold in file upload sessions not yet published (declared
+       * sizes of its pending, processing and completed files in open, processing or error
+       * sessions). Released when files are deleted, replaced, canceled, expire or are published.
+       * Default 10 GiB, PyPI's default total size of a project.
+       */
+      maxStagedBytesPerPrincipal: z.number().int().positive().default(10 * 1024 ** 3),
+      /**
+       * Most new project names one principal may register per `newProjectsWindow`: names it
+       * registered in the window plus names its live first-release sessions reserve. Default 20
+       * per hour, as PyPI's `PROJECT_CREATE_USER_RATELIMIT_STRING`.
+       */
+      maxNewProjectsPerWindow: z.number().int().positive().default(20),
+      /** The window of `maxNewProjectsPerWindow`, in seconds. */
+      newProjectsWindow: z.number().int().positive().default(3600),
       /** A JSON body must arrive within this time. */
       jsonBodyTimeout: ms.default(30_000),
       /** Node's headersTimeout. */

@@ -3,7 +3,7 @@
  * within a test, and the few multi-step setups many rules need (a completed file, a registered
  * project). They assert only what they need to go on; the rules assert the rest.
  */
-import { releaseKey, type FileUploadRecord, type NewFileUpload, type NewPublishingSession, type PublishingSessionRecord, type SessionStore } from '@pep694/core';
+import { distributionIdentity, releaseKey, type FileUploadRecord, type NewFileUpload, type NewPublishingSession, type PublishingSessionRecord, type SessionStore } from '@pep694/core';
 
 /** A fixed epoch, so dates compare exactly; `at(m)` is m minutes after it. */
 export const T0 = Date.UTC(2030, 0, 1);
@@ -49,6 +49,7 @@ export class Scenario {
       size: 10 + n,
       hashes: { sha256: sha256Of(n) },
       mechanism: 'http-post-bytes',
+      identity: distributionIdentity(filename),
       createdAt: at(n / 1000),
       expiresAt: at(60),
       ...over,

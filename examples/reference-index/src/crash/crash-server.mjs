@@ -31,6 +31,7 @@ import { createHash } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { distributionIdentity } from '@pep694/core';
 import { createDistributionValidator } from '@pep694/dist-validator';
 import { createServer, FsBlobStore, SqliteSessionStore } from '@pep694/server';
 import { defaultMechanisms } from '../../dist/mechanisms.js';
@@ -110,7 +111,7 @@ function decorate(prefix, target, special = {}) {
   });
 }
 
-const store = decorate('store', new SqliteSessionStore(join(dataDir, 'pep694.sqlite')));
+const store = decorate('store', new SqliteSessionStore(join(dataDir, 'pep694.sqlite'), { fileIdentity: distributionIdentity }));
 const fsBlobs = await FsBlobStore.open(dataDir);
 const blobs = decorate('blob', fsBlobs, {
   async stage(key) {

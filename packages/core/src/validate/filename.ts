@@ -6,11 +6,13 @@
  * letters", and older setuptools wrote sdists like `Demo.Pkg_Extra-0.0.1.tar.gz` or
  * `demo-pkg-1.0.0.tar.gz`. pip and PyPI take them, so the name part only has to be a valid project
  * name; it is compared with the session after normalization. Versions need only be valid PEP 440.
- * Only `.tar.gz` sdists are accepted: the living spec defines no other sdist format.
+ * Only `.tar.gz` sdists are accepted: the living spec defines no other sdist format. New uploads
+ * must in addition be spelled normally (`checkFilenameNormalized`), and files are told apart by
+ * `distributionIdentity`, not by their spelling.
  */
 import { ProblemError } from '../problem.js';
 import { isValidProjectName, normalizeName, parseProjectName } from './name.js';
-import { parseVersion, versionsEqual } from './version.js';
+import { parseVersion, releaseKey, versionsEqual } from './version.js';
 
 /**
  * Invisible and bidirectional-control characters (zero-width, LRM/RLM, embeddings and overrides,
@@ -164,4 +166,72 @@ export function checkFilenameMatchesRelease(
     throw new ProblemError('filename-mismatch', message, { errors: [{ source: '/filename', message }] });
   }
   return parsed;
+}
+
+// ---- Normalized spelling and canonical identity ---------------------------------------------------
+
+/**
+ * The normalized spelling of a wheel or sdist file name: the project name normalized with runs of
+ * `-_.` as `_` and lowercase (PyPA "Binary distribution format", "Escaping and Unicode"; the sdist
+ * spec and PEP 625 use the same rule), the version in its PEP 440 normal form, the tags lowercase
+ * (installers compare them lowercased, as `packaging.tags` does). The build tag and the order of
+ * compressed tag sets are kept: the specs define no normal form for them. Throws `invalid-filename`.
+ */
+export function normalizedFilename(filename: unknown): string {
+  const parsed = parseDistributionFilename(filename);
+  const stem = `${parsed.name.replace(/-/g, '_')}-${parsed.version}`;
+  if (parsed.kind === 'sdist') return `${stem}.tar.gz`;
+  const tags = [parsed.pythonTags, parsed.abiTags, parsed.platformTags].map((set) => set.join('.').toLowerCase());
+  return `${stem}${parsed.build === undefined ? '' : `-${parsed.build}`}-${tags.join('-')}.whl`;
+}
+
+/**
+ * Refuses a file name that is not in its normalized spelling with `filename-not-normalized` (400),
+ * naming the spelling to use in `detail` and in the `normalized-filename` extension member. For
+ * new uploads: the sdist spec says the name "must be" `{normalized name}-{normalized version}.tar.gz`
+ * and code producing sdists MUST use it; the wheel spec asks producers to normalize ("should") and
+ * consumers to still accept legacy names, so listing and installing keep accepting them, but an
+ * index may refuse new ones, as PyPI does. Returns the parsed name; throws `invalid-filename` first.
+ */
+export function checkFilenameNormalized(filename: unknown): DistributionFilename {
+  const parsed = parseDistributionFilename(filename);
+  const normalized = normalizedFilename(filename);
+  if (filename === normalized) return parsed;
+  const message =
+    `The file name ${show(filename)} is not normalized; upload it as ${show(normalized)} ` +
+    '(the project name lowercase with "_" for runs of "-", "_" and ".", the version in PEP 440 normal form, lowercase tags).';
+  throw new ProblemError('filename-not-normalized', message, {
+    errors: [{ source: '/filename', message }],
+    extensions: { 'normalized-filename': normalized },
+  });
+}
+
+/** `{digits}{rest}` with the digits' leading zeros dropped: the spec sorts build tags as (int, str). */
+const canonicalBuild = (build: string): string => build.replace(/^0+(?=[0-9])/, '');
+
+/** A compressed tag set as a set: lowercase, without repeats, sorted. */
+const canonicalTagSet = (tags: readonly string[]): string => [...new Set(tags.map((t) => t.toLowerCase()))].sort().join('.');
+
+/**
+ * The canonical identity of a distribution file: two files with the same identity are the same
+ * distribution to an installer, so an index must never publish both for a project (PEP 694
+ * "Atomic Publication and Conflicts": published artifacts are immutable). Equal identities:
+ * - sdist: the normalized project name and the canonical version (PEP 440 equality, trailing `.0`
+ *   release segments dropped, as `packaging.utils.canonicalize_version` does). One sdist per
+ *   release, as on PyPI.
+ * - wheel: those, plus the build tag compared as the spec sorts it (leading digits as a number,
+ *   then the rest), plus the set of tags the compressed tag sets expand to. The expansion is the
+ *   product of the python, ABI and platform sets, and a product of non-empty sets determines its
+ *   factors, so each set is written sorted instead of the (possibly very long) product.
+ * So `Foo-1.0-py3-none-any.whl`, `foo-1.0.0-py3-none-any.whl` and `foo-1.0-PY3-none-any.whl` share
+ * one identity, `foo-1.0-1-py3-none-any.whl` (a build tag: the spec's way to supersede) does not.
+ * Throws `invalid-filename`.
+ */
+export function distributionIdentity(filename: unknown): string {
+  const parsed = parseDistributionFilename(filename);
+  const release = `${parsed.name} ${releaseKey(parsed.version)}`;
+  if (parsed.kind === 'sdist') return `sdist ${release}`;
+  const build = parsed.build === undefined ? '-' : canonicalBuild(parsed.build);
+  const tags = [parsed.pythonTags, parsed.abiTags, parsed.platformTags].map(canonicalTagSet).join('-');
+  return `wheel ${release} ${build} ${tags}`;
 }

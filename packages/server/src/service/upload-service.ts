@@ -8,8 +8,10 @@ import type { IncomingMessage } from 'node:http';
 import {
   API_VERSION,
   checkFilenameMatchesRelease,
+  checkFilenameNormalized,
   createHashers,
   digestsMatch,
+  distributionIdentity,
   fileUploadMachine,
   formatExpiresAt,
   parseProjectName,
@@ -176,6 +178,7 @@ export class UploadService {
     }
 
     const now = clock.now();
+    const newNames = { limit: config.limits.maxNewProjectsPerWindow, windowMs: config.limits.newProjectsWindow * 1000 };
     const result = await store.createSession({
       id: newId(),
       project,
@@ -186,7 +189,8 @@ export class UploadService {
       createdBy: principal.id,
       createdAt: now,
       expiresAt: new Date(now.getTime() + config.sessionTtl * 1000),
-    });
+    }, { newNames });
+    if (result.kind === 'too-many-new-names') throw tooManyNewNames(result, now, config.limits.newProjectsWindow);
     if (result.kind === 'exists') {
       await this.authorize(principal, result.session);
       throw new ProblemError('session-exists', `A publishing session for ${project} ${body.version} is already ${result.session.status}; use the session in the Location header.`, {
@@ -261,10 +265,15 @@ export class UploadService {
       }
       case 'conflict': {
         // A synchronous publish failure: the session stays editable, the reason goes in notices.
-        const reason = `Publishing failed: already published for this release: ${result.filenames.join(', ')}. Delete or replace these files and publish again.`;
+        const other = (f: string) => result.conflictsWith?.[f];
+        const named = result.filenames.map((f) => (other(f) && other(f) !== f ? `${f} (the same distribution as ${other(f)})` : f));
+        const reason = `Publishing failed: already published for this release: ${named.join(', ')}. Delete or replace these files and publish again.`;
         await this.deps.store.updateSession(session.id, SESSION_EDITABLE, { notices: [...session.notices, reason] });
         throw new ProblemError('file-already-published', reason, {
-          errors: result.filenames.map((f) => ({ source: f, message: 'a file with this name is already published for this release' })),
+          errors: result.filenames.map((f) => ({
+            source: f,
+            message: other(f) && other(f) !== f ? `the same distribution as ${other(f)} is already published for this release` : 'a file with this name is already published for this release',
+          })),
           headers: { Location: links.session(session.id) },
         });
       }
@@ -361,6 +370,8 @@ export class UploadService {
     const links = new Links(call.origin, config.rootPath);
 
     checkFilenameMatchesRelease(body.filename, session.project, session.version);
+    checkFilenameNormalized(body.filename);
+    const identity = distributionIdentity(body.filename);
     const hashes = validateHashes(body.hashes);
     const mechanism = this.mechanismById.get(body.mechanism);
     if (!mechanism) {
@@ -375,7 +386,8 @@ export class UploadService {
     }
     publishingSessionMachine.next(session.status, 'file-changed'); // 409 unless open or error
     // Best-effort early check (PEP "Create a File Upload Session"); publish re-checks atomically.
-    if (await store.isFilenameTaken(session.project, body.filename)) throw alreadyPublished(body.filename);
+    const published = await store.findPublishedIdentity(session.project, identity);
+    if (published !== undefined) throw alreadyPublished(body.filename, published);
 
     const offer = { project: session.project, version: session.version, filename: body.filename, size: body.size, hashes };
     const negotiation = await mechanism.negotiate(offer);
@@ -387,7 +399,7 @@ export class UploadService {
 
     const now = clock.now();
     const expiresAt = new Date(Math.min(now.getTime() + config.fileTtl * 1000, session.expiresAt.getTime()));
-    const input = { id: newId(), sessionId: session.id, filename: body.filename, size: body.size, hashes, mechanism: mechanism.identifier, createdAt: now, expiresAt };
+    const input = { id: newId(), sessionId: session.id, filename: body.filename, size: body.size, hashes, mechanism: mechanism.identifier, createdAt: now, expiresAt, identity, createdBy: principal.id };
     // The mechanism prepares the transfer first, so the file upload session is stored in one write,
     // instructions included; if it cannot be stored, the mechanism drops what it prepared.
     const ctx = this.context({ ...input, status: 'pending' }, session, links);
@@ -421,7 +433,8 @@ export class UploadService {
       await drop();
       throw new Error(`instructions of ${mechanism.identifier} carry identifier ${String(map.identifier)}`);
     }
-    const result = await store.createFile({ ...input, instructions: map }, { maxFiles: config.limits.maxFilesPerSession }).catch(async (err: unknown) => {
+    const limits = { maxFiles: config.limits.maxFilesPerSession, maxStagedBytes: config.limits.maxStagedBytesPerPrincipal };
+    const result = await store.createFile({ ...input, instructions: map }, limits).catch(async (err: unknown) => {
       await drop();
       throw err;
     });
@@ -433,8 +446,12 @@ export class UploadService {
           headers: { Location: links.file(result.file.id) },
           extensions: { state: result.file.status },
         });
+      case 'same-distribution':
+        throw sameDistribution(filename, result.file, links);
       case 'published':
-        throw alreadyPublished(filename);
+        throw alreadyPublished(filename, result.filename);
+      case 'over-quota':
+        throw overQuota(input.size, result.quota, result.used);
       case 'session-state':
         publishingSessionMachine.next(result.status, 'file-changed');
         throw new ProblemError('session-not-editable', `The session is ${result.status}.`);
@@ -784,10 +801,47 @@ function forbidden(principal: Principal, project: string, registration = false):
   );
 }
 
-function alreadyPublished(filename: string): ProblemError {
-  return new ProblemError('file-already-published', `${filename} is already published for this release (or is being published by another session); published files are immutable.`, {
-    errors: [{ source: '/filename', message: 'already published' }],
+/** 409: `published` (a file of the same identity) is published, or claimed by a publish in flight. */
+function alreadyPublished(filename: string, published: string = filename): ProblemError {
+  const what = published === filename ? filename : `${filename} is the same distribution as ${published}, which`;
+  return new ProblemError('file-already-published', `${what} is already published for this release (or is being published by another session); published files are immutable.`, {
+    errors: [{ source: '/filename', message: published === filename ? 'already published' : `the same distribution as ${published}, already published` }],
+    extensions: { 'published-filename': published },
   });
+}
+
+/** 409: another spelling of the same distribution is in the session (`Location`: its file upload session). */
+function sameDistribution(filename: string, file: FileUploadRecord, links: Links): ProblemError {
+  return new ProblemError(
+    'file-exists',
+    `${filename} is the same distribution as ${file.filename}, which is already ${file.status} in this session (same name, version, build tag and tags); delete that file upload session first, or upload under its name.`,
+    { headers: { Location: links.file(file.id) }, extensions: { state: file.status, filename: file.filename } },
+  );
+}
+
+const GiB = 1024 ** 3;
+const showBytes = (n: number) => (n >= GiB / 10 ? `${n} bytes (${(n / GiB).toFixed(2)} GiB)` : `${n} bytes`);
+
+/**
+ * 409 `quota-exceeded`: PEP 694 "Create a File Upload Session" names quota checks among the
+ * sanity checks at this request and requires 409 when "the upload cannot proceed".
+ */
+function overQuota(size: number, quota: number, used: number): ProblemError {
+  return new ProblemError(
+    'quota-exceeded',
+    `This file (${showBytes(size)}) would exceed your quota of staged, unpublished files: the quota is ${showBytes(quota)}, and ${showBytes(used)} are in use. Publish, delete or cancel staged files first.`,
+    { errors: [{ source: '/size', message: `over the quota by ${used + size - quota} bytes` }], extensions: { quota, used, size } },
+  );
+}
+
+/** 429 with `Retry-After` (RFC 6585 section 4): the principal registered or reserved too many new names lately. */
+function tooManyNewNames(r: { limit: number; registered: number; reserved: number; retryAt: Date }, now: Date, windowSeconds: number): ProblemError {
+  const retryAfter = Math.max(1, Math.ceil((r.retryAt.getTime() - now.getTime()) / 1000));
+  return new ProblemError(
+    'rate-limited',
+    `You may register at most ${r.limit} new project names per ${windowSeconds} s; you registered ${r.registered} in that time and your live sessions reserve ${r.reserved}. Retry after ${retryAfter} s, or publish or cancel a first-release session.`,
+    { headers: { 'Retry-After': String(retryAfter) }, extensions: { limit: r.limit, registered: r.registered, reserved: r.reserved } },
+  );
 }
 
 /** The origin links are built on: the configured public URL, else this request's Host. */

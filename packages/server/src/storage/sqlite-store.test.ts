@@ -9,11 +9,11 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { FileUploadRecord, NewFileUpload, NewPublishingSession, PublishingSessionRecord } from '@pep694/core';
+import { distributionIdentity, type FileUploadRecord, type NewFileUpload, type NewPublishingSession, type PublishingSessionRecord } from '@pep694/core';
 import Database from 'better-sqlite3';
 import ts from 'typescript';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SqliteSessionStore } from './sqlite-store.js';
+import { MIGRATIONS, SqliteSessionStore } from './sqlite-store.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const at = (minutes: number) => new Date(T0 + minutes * 60_000);
@@ -56,6 +56,7 @@ const newFile = (sessionId: string, filename: string, over: Partial<NewFileUploa
   mechanism: 'http-post-bytes',
   createdAt: at(seq),
   expiresAt: at(60),
+  identity: distributionIdentity(filename),
   ...over,
 });
 
@@ -97,6 +98,15 @@ function raw(): Database.Database {
 
 const internalDb = (s: SqliteSessionStore) => (s as unknown as { db: Database.Database }).db;
 
+/** A database file at schema `version`, as an older release of the store left it (open connection). */
+function oldSchemaFile(version: number): Database.Database {
+  const db = raw();
+  db.function('pep694_sha256', (t: unknown) => (typeof t === 'string' ? createHash('sha256').update(t).digest('hex') : null));
+  for (const step of MIGRATIONS.slice(0, version)) db.exec(step);
+  db.pragma(`user_version = ${version}`);
+  return db;
+}
+
 describe('setup', () => {
   it('uses WAL, synchronous FULL, foreign keys, a busy timeout and a schema version', () => {
     const db = internalDb(store);
@@ -105,7 +115,7 @@ describe('setup', () => {
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
     expect(db.pragma('busy_timeout', { simple: true })).toBe(5000);
     const other = raw();
-    expect(other.pragma('user_version', { simple: true })).toBe(2);
+    expect(other.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     other.close();
   });
 
@@ -121,14 +131,13 @@ describe('setup', () => {
   });
 
   it('migrates a schema-1 file: existing stage tokens get their lookup key', async () => {
-    const s = await created({ stageToken: 'old-token' });
     await store.close();
-    const db = raw();
-    // Back to schema 1, as a file written before stage_key existed.
-    db.exec('DROP INDEX sessions_stage_key; ALTER TABLE sessions DROP COLUMN stage_key; PRAGMA user_version = 1;');
+    fs.rmSync(dbFile);
+    const db = oldSchemaFile(1);
+    db.exec(`INSERT INTO sessions VALUES ('s-old', 'foo', 'Foo', '1.0', '1', 'open', 'old-token', 'alice', 0, ${at(60).getTime()}, NULL, 1, '[]')`);
     db.close();
     store = new SqliteSessionStore(dbFile);
-    expect(await store.getSessionByStageToken('old-token')).toMatchObject({ id: s.id });
+    expect(await store.getSessionByStageToken('old-token')).toMatchObject({ id: 's-old' });
   });
 
   it('keeps data across close and reopen, without migrating again', async () => {
@@ -200,26 +209,57 @@ describe('uniqueness constraints in the schema', () => {
   it('one published file per project and filename, and one claim per project and filename', async () => {
     await registered();
     const db = raw();
-    const publish = () =>
+    const publish = (identity: string) =>
       db
-        .prepare(`INSERT INTO published_files VALUES ('foo', 'foo-1.0.tar.gz', 'Foo', '1.0', 1, '{}', 'b', 0, 's', 'f', NULL, NULL)`)
-        .run();
-    publish();
-    expect(publish).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }));
+        .prepare(`INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key, published_at, session_id, file_id, identity)
+                  VALUES ('foo', 'foo-1.0.tar.gz', 'Foo', '1.0', 1, '{}', 'b', 0, 's', 'f', ?)`)
+        .run(identity);
+    publish('sdist foo 1');
+    expect(() => publish('another identity')).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }));
 
     insertSession(db, 's', 'processing', '9');
     db.prepare(`INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices)
                 VALUES ('f', 's', 'foo-2.0.tar.gz', 1, '{}', 'm', 'completed', 0, 0, '[]')`).run();
-    const claim = () => db.prepare(`INSERT INTO filename_claims VALUES ('foo', 'foo-2.0.tar.gz', 's', 'f')`).run();
-    claim();
-    expect(claim).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }));
+    const claim = (identity: string) =>
+      db.prepare(`INSERT INTO filename_claims (project, filename, session_id, file_id, identity) VALUES ('foo', 'foo-2.0.tar.gz', 's', 'f', ?)`).run(identity);
+    claim('sdist foo 2');
+    expect(() => claim('another identity')).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }));
+    db.close();
+  });
+
+  // PEP 694 "Atomic Publication and Conflicts": "never publishes two files with the same name for
+  // the same release"; two spellings of one distribution are one file to an installer.
+  it('one published file and one claim per project and file identity, whatever the spelling', async () => {
+    await registered();
+    const db = raw();
+    const publish = (filename: string, project = 'foo') =>
+      db
+        .prepare(`INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key, published_at, session_id, file_id, identity)
+                  VALUES (?, ?, 'Foo', '1.0', 1, '{}', 'b', 0, 's', 'f', ?)`)
+        .run(project, filename, distributionIdentity(filename));
+    publish('foo-1.0-py3-none-any.whl');
+    expect(() => publish('Foo-1.0-py3-none-any.whl')).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_UNIQUE' }));
+    expect(() => publish('foo-1.0.0-py3-none-any.whl')).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_UNIQUE' }));
+    publish('foo-1.0-1-py3-none-any.whl'); // a build tag is another file
+    await registered('bar');
+    publish('foo-1.0-py3-none-any.whl', 'bar'); // another project's namespace
+
+    insertSession(db, 's', 'processing', '9');
+    for (const [id, name] of [['f1', 'foo-2.0.tar.gz'], ['f2', 'Foo-2.0.0.tar.gz']]) {
+      db.prepare(`INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices)
+                  VALUES (?, 's', ?, 1, '{}', 'm', 'completed', 0, 0, '[]')`).run(id, name);
+    }
+    const claim = (fileId: string, filename: string) =>
+      db.prepare(`INSERT INTO filename_claims (project, filename, session_id, file_id, identity) VALUES ('foo', ?, 's', ?, ?)`).run(filename, fileId, distributionIdentity(filename));
+    claim('f1', 'foo-2.0.tar.gz');
+    expect(() => claim('f2', 'Foo-2.0.0.tar.gz')).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_UNIQUE' }));
     db.close();
   });
 
   it('one project row per normalized name', async () => {
     await created();
     const db = raw();
-    expect(() => db.prepare(`INSERT INTO projects VALUES ('foo', 'FOO', 1, NULL)`).run()).toThrow(
+    expect(() => db.prepare(`INSERT INTO projects (name, display_name, registered, reserved_by) VALUES ('foo', 'FOO', 1, NULL)`).run()).toThrow(
       expect.objectContaining({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }),
     );
     db.close();
@@ -279,8 +319,12 @@ describe('a constraint that fires despite the checks', () => {
     await addCompleted(a.id, 'foo-1.0.tar.gz');
     await addCompleted(b.id, 'foo-1.0.tar.gz');
     await store.publish(a.id, ['open'], at(1), { defer: false });
-    blindOnce('SELECT f.filename FROM files f', []);
-    expect(await store.publish(b.id, ['open'], at(2), { defer: false })).toEqual({ kind: 'conflict', filenames: ['foo-1.0.tar.gz'] });
+    blindOnce('AS holder', []);
+    expect(await store.publish(b.id, ['open'], at(2), { defer: false })).toEqual({
+      kind: 'conflict',
+      filenames: ['foo-1.0.tar.gz'],
+      conflictsWith: { 'foo-1.0.tar.gz': 'foo-1.0.tar.gz' },
+    });
     expect((await store.getSession(b.id))?.status).toBe('open'); // the failed attempt was rolled back
   });
 
@@ -373,6 +417,23 @@ describe('separate processes', () => {
     for (const key of ['1', '2', '3']) {
       const s = await created({ releaseKey: key, version: `${key}.0` });
       await addCompleted(s.id, 'foo-1.0.tar.gz');
+      ids.push(s.id);
+    }
+    const script = writeChildScript();
+    const startAt = Date.now() + 1500;
+    const runs = await Promise.all(ids.map((id) => runChild(script, { kind: 'publish', startAt, id, at: at(5).getTime() })));
+    for (const r of runs) expect(r.err).toBe('');
+    expect(runs.map((r) => (JSON.parse(r.out) as { kind: string }).kind).sort()).toEqual(['conflict', 'conflict', 'published']);
+    expect(await store.listPublishedFiles('foo')).toHaveLength(1);
+  });
+
+  // Issue #21: another spelling of one distribution is the same file (PEP 694 "Atomic Publication and Conflicts").
+  it('exactly one of several processes publishes one distribution under different spellings', async () => {
+    await registered();
+    const ids: string[] = [];
+    for (const [key, name] of [['1', 'foo-1.0-py3-none-any.whl'], ['2', 'Foo-1.0-py3-none-any.whl'], ['3', 'foo-1.0.0-py3-none-any.whl']] as const) {
+      const s = await created({ releaseKey: key, version: `${key}.0` });
+      await addCompleted(s.id, name);
       ids.push(s.id);
     }
     const script = writeChildScript();

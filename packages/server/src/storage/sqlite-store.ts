@@ -9,7 +9,9 @@
  * constraint still fire (a check this code missed), the whole step is retried once, and the retry
  * sees the winner and returns the proper result kind ('exists', 'conflict', ...).
  *
- * Only type imports from @pep694/core: this module loads with better-sqlite3 alone.
+ * Only type imports from @pep694/core: this module loads with better-sqlite3 alone. File identities
+ * (`distributionIdentity` in core) therefore come from the caller: with each new file, and as the
+ * `fileIdentity` option for the migration that fills them in for rows written before they existed.
  * The SQL avoids SQLite-only syntax outside setup (partial indexes, ON CONFLICT ... DO UPDATE and
  * RETURNING all exist in PostgreSQL); a PostgreSQL port needs SERIALIZABLE or a row lock where
  * this relies on SQLite's single writer.
@@ -17,6 +19,7 @@
 import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type {
+  CreateFileLimits,
   CreateFileResult,
   CreateSessionResult,
   FileUploadPatch,
@@ -24,6 +27,7 @@ import type {
   MechanismMap,
   FileUploadStatus,
   NewFileUpload,
+  NewNameLimit,
   NewPublishingSession,
   PublishedFile,
   PublishingSessionRecord,
@@ -36,7 +40,7 @@ import type {
  * Schema steps: entry i takes `user_version` i to i+1. Append, never edit, so existing files
  * migrate forward.
  */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE sessions (
     id            TEXT PRIMARY KEY,
@@ -128,10 +132,62 @@ const MIGRATIONS: readonly string[] = [
   UPDATE sessions SET stage_key = pep694_sha256(stage_token) WHERE stage_token IS NOT NULL;
   CREATE UNIQUE INDEX sessions_stage_key ON sessions (stage_key);
   `,
+  // The canonical identity of each file (`distributionIdentity`): no two spellings of one
+  // distribution (`Foo-1.0-…`, `foo-1.0.0-…`) in a project's published namespace or claims, and the
+  // store refuses a second one in a session. Rows written before get it from the fileIdentity
+  // option. Published files are immutable, so duplicates an older version let in are all kept: the
+  // first published keeps the identity, the others get a marked one (unique by their file name).
+  `
+  ALTER TABLE files ADD COLUMN identity TEXT;
+  ALTER TABLE published_files ADD COLUMN identity TEXT;
+  ALTER TABLE filename_claims ADD COLUMN identity TEXT;
+  UPDATE files SET identity = pep694_file_identity(filename);
+  UPDATE published_files SET identity = pep694_file_identity(filename);
+  UPDATE published_files SET identity = identity || ' duplicate ' || filename
+    WHERE EXISTS (SELECT 1 FROM published_files o
+                  WHERE o.project = published_files.project AND o.identity = published_files.identity
+                    AND (o.published_at, o.filename) < (published_files.published_at, published_files.filename));
+  UPDATE filename_claims SET identity = pep694_file_identity(filename);
+  UPDATE filename_claims SET identity = identity || ' duplicate ' || filename
+    WHERE EXISTS (SELECT 1 FROM filename_claims o
+                  WHERE o.project = filename_claims.project AND o.identity = filename_claims.identity
+                    AND o.filename < filename_claims.filename);
+  CREATE UNIQUE INDEX published_identity ON published_files (project, identity);
+  CREATE UNIQUE INDEX filename_claims_identity ON filename_claims (project, identity);
+  CREATE INDEX files_live_identity ON files (session_id, identity) WHERE status <> 'canceled';
+  `,
+  // Who created each file upload session, for the per-principal quota on staged bytes.
+  `
+  ALTER TABLE files ADD COLUMN created_by TEXT;
+  UPDATE files SET created_by = (SELECT created_by FROM sessions WHERE sessions.id = files.session_id);
+  CREATE INDEX files_staged_by ON files (created_by) WHERE status IN ('pending', 'processing', 'completed');
+  `,
+  // Who registered each project and when, for the per-principal limit on new names. Projects
+  // registered before are not counted (their registrant was not recorded).
+  `
+  ALTER TABLE projects ADD COLUMN registered_by TEXT;
+  ALTER TABLE projects ADD COLUMN registered_at INTEGER;
+  CREATE INDEX projects_registered_by ON projects (registered_by, registered_at) WHERE registered_by IS NOT NULL;
+  `,
 ];
 
 /** The lookup key of a stage token (see MIGRATIONS[1]). */
 const stageKey = (token: string) => createHash('sha256').update(token).digest('hex');
+
+/** The identity the migration gives a row written before identities existed (see MIGRATIONS[2]). */
+function backfillIdentity(filename: unknown, fileIdentity: ((filename: string) => string) | undefined): string | null {
+  if (typeof filename !== 'string') return null;
+  if (!fileIdentity) {
+    throw new Error(
+      'this database holds files recorded before file identities existed: open it with the fileIdentity option (distributionIdentity from @pep694/core), as createServer does',
+    );
+  }
+  try {
+    return fileIdentity(filename);
+  } catch {
+    return `unparsed ${filename}`; // every stored name was validated; should one not parse, it stays unique
+  }
+}
 
 interface SessionRow {
   id: string;
@@ -165,6 +221,8 @@ interface FileRow {
   instructions: string | null;
   core_metadata: Buffer | null;
   requires_python: string | null;
+  identity: string | null;
+  created_by: string | null;
 }
 
 interface PublishedRow {
@@ -256,11 +314,30 @@ const TAKEN_SQL = `(
   OR EXISTS (SELECT 1 FROM filename_claims c WHERE c.project = :project AND c.filename = :filename
              AND c.session_id <> :session))`;
 
+/**
+ * The file name holding an identity in a project: published, or claimed by another session's
+ * publish. One `?`-free statement with :project, :identity and :session.
+ */
+const IDENTITY_HOLDER_SQL = `
+  SELECT filename FROM published_files WHERE project = :project AND identity = :identity
+  UNION ALL
+  SELECT filename FROM filename_claims WHERE project = :project AND identity = :identity AND session_id <> :session
+  LIMIT 1`;
+
+/** Options of the store. */
+export interface SqliteSessionStoreOptions {
+  /**
+   * `distributionIdentity` from `@pep694/core`, for the migration that gives rows written before
+   * file identities existed theirs. Needed only to open such a file; createServer passes it.
+   */
+  readonly fileIdentity?: (filename: string) => string;
+}
+
 export class SqliteSessionStore implements SessionStore {
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement<unknown[], unknown>>();
 
-  constructor(filename: string) {
+  constructor(filename: string, opts: SqliteSessionStoreOptions = {}) {
     this.db = new Database(filename);
     try {
       // busy_timeout first, so even switching to WAL waits for another process instead of failing.
@@ -271,6 +348,7 @@ export class SqliteSessionStore implements SessionStore {
       this.db.pragma('foreign_keys = ON');
       // Only the migration that adds stage_key calls it; new rows get their key from stageKey().
       this.db.function('pep694_sha256', { deterministic: true }, (t: unknown) => (typeof t === 'string' ? stageKey(t) : null));
+      this.db.function('pep694_file_identity', { deterministic: true }, (f: unknown) => backfillIdentity(f, opts.fileIdentity));
       this.migrate();
     } catch (err) {
       this.db.close();
@@ -278,8 +356,8 @@ export class SqliteSessionStore implements SessionStore {
     }
   }
 
-  static open(filename: string): SqliteSessionStore {
-    return new SqliteSessionStore(filename);
+  static open(filename: string, opts: SqliteSessionStoreOptions = {}): SqliteSessionStore {
+    return new SqliteSessionStore(filename, opts);
   }
 
   private migrate(): void {
@@ -329,9 +407,26 @@ export class SqliteSessionStore implements SessionStore {
     return this.q(`SELECT ${TAKEN_SQL} AS taken`).pluck().get({ project, filename, session }) === 1;
   }
 
+  /** The file name holding `identity` in the project (published, or claimed by another session). */
+  private identityHolder(project: string, identity: string, session: string): string | undefined {
+    return this.q(IDENTITY_HOLDER_SQL).pluck().get({ project, identity, session }) as string | undefined;
+  }
+
+  /**
+   * Bytes a principal holds in files not yet published: pending, processing or completed, in
+   * sessions still open, processing or error. Files in error hold none (their bytes are purged);
+   * canceled, expired and published ones stop counting with that change of state.
+   */
+  private stagedBytes(principal: string): number {
+    return this.q(
+      `SELECT COALESCE(SUM(f.size), 0) FROM files f JOIN sessions s ON s.id = f.session_id
+       WHERE f.created_by = ? AND f.status IN ('pending', 'processing', 'completed') AND s.status IN ${LIVE_SQL}`,
+    ).pluck().get(principal) as number;
+  }
+
   // ---- Publishing sessions ----------------------------------------------------------------------
 
-  async createSession(input: NewPublishingSession): Promise<CreateSessionResult> {
+  async createSession(input: NewPublishingSession, opts: { readonly newNames?: NewNameLimit } = {}): Promise<CreateSessionResult> {
     return this.write((): CreateSessionResult => {
       const live = this.q(
         `SELECT * FROM sessions WHERE project = ? AND release_key = ? AND status IN ${LIVE_SQL}`,
@@ -347,6 +442,8 @@ export class SqliteSessionStore implements SessionStore {
         }
         reserves = true; // a stale reservation (no live holder): take it over
       }
+      const refusal = reserves && opts.newNames ? this.newNameRefusal(input.createdBy, input.createdAt, opts.newNames) : undefined;
+      if (refusal) return refusal;
 
       this.q(
         `INSERT INTO sessions (id, project, display_name, version, release_key, status, stage_token, stage_key,
@@ -364,6 +461,26 @@ export class SqliteSessionStore implements SessionStore {
       }
       return { kind: 'created', session: this.session(input.id)! };
     });
+  }
+
+  /**
+   * Whether `principal` may take one more new project name at `now`: names it registered within
+   * the window plus names its live sessions reserve stay under `limit`. Checked in the creating
+   * transaction, so parallel creations cannot all slip under it.
+   */
+  private newNameRefusal(principal: string, now: Date, { limit, windowMs }: NewNameLimit): CreateSessionResult | undefined {
+    const registeredAt = this.q(
+      'SELECT registered_at FROM projects WHERE registered_by = ? AND registered_at > ? ORDER BY registered_at',
+    ).pluck().all(principal, now.getTime() - windowMs) as number[];
+    const reserved = this.q(
+      `SELECT COUNT(*) FROM projects p JOIN sessions s ON s.id = p.reserved_by
+       WHERE p.registered = 0 AND s.created_by = ? AND s.status IN ${LIVE_SQL}`,
+    ).pluck().get(principal) as number;
+    if (registeredAt.length + reserved < limit) return undefined;
+    // The oldest registration leaving the window frees a place; reservations free theirs when
+    // their session is published (then counted as registered) or canceled.
+    const retryAt = new Date((registeredAt[0] ?? now.getTime()) + windowMs);
+    return { kind: 'too-many-new-names', limit, registered: registeredAt.length, reserved, retryAt };
   }
 
   async getSession(id: string): Promise<PublishingSessionRecord | undefined> {
@@ -440,20 +557,21 @@ export class SqliteSessionStore implements SessionStore {
       const unfinished = files.filter((f) => f.status !== 'completed');
       if (unfinished.length > 0) return { kind: 'unfinished', files: unfinished };
 
-      const conflicts = this.q(
-        `SELECT f.filename FROM files f
-         WHERE f.session_id = :session AND f.status <> 'canceled'
-           AND ${TAKEN_SQL.replaceAll(':filename', 'f.filename')}
-         ORDER BY f.filename`,
-      ).pluck().all({ session: id, project: session.project }) as string[];
-      if (conflicts.length > 0) return { kind: 'conflict', filenames: conflicts };
+      const conflicts = this.publishConflicts(session);
+      if (conflicts.length > 0) {
+        return {
+          kind: 'conflict',
+          filenames: conflicts.map((c) => c.filename),
+          conflictsWith: Object.fromEntries(conflicts.map((c) => [c.filename, c.holder])),
+        };
+      }
 
       // Any claims left from an earlier attempt are replaced by this one.
       this.q('DELETE FROM filename_claims WHERE session_id = ?').run(id);
       if (opts.defer) {
         this.q(
-          `INSERT INTO filename_claims (project, filename, session_id, file_id)
-           SELECT ?, filename, session_id, id FROM files WHERE session_id = ? AND status <> 'canceled'`,
+          `INSERT INTO filename_claims (project, filename, session_id, file_id, identity)
+           SELECT ?, filename, session_id, id, identity FROM files WHERE session_id = ? AND status <> 'canceled'`,
         ).run(session.project, id);
         const row = this.q(`UPDATE sessions SET status = 'processing' WHERE id = ? RETURNING *`).get(id) as SessionRow;
         return { kind: 'processing', session: toSession(row) };
@@ -464,20 +582,41 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   /**
+   * The session's files whose identity is published in the project, claimed by another session's
+   * publish, or shared with another file of the session (possible only for rows from before file
+   * identities), each with the file name holding it: the authoritative check of PEP 694 "Atomic
+   * Publication and Conflicts", made on identities so that no second spelling is ever published.
+   */
+  private publishConflicts(session: PublishingSessionRecord): { filename: string; holder: string }[] {
+    return this.q(
+      `SELECT filename, holder FROM (
+         SELECT f.filename AS filename, COALESCE(
+           (SELECT p.filename FROM published_files p WHERE p.project = :project AND p.identity = f.identity),
+           (SELECT c.filename FROM filename_claims c WHERE c.project = :project AND c.identity = f.identity AND c.session_id <> :session),
+           (SELECT g.filename FROM files g WHERE g.session_id = :session AND g.status <> 'canceled' AND g.identity = f.identity AND g.id <> f.id)
+         ) AS holder
+         FROM files f WHERE f.session_id = :session AND f.status <> 'canceled')
+       WHERE holder IS NOT NULL ORDER BY filename`,
+    ).all({ session: session.id, project: session.project }) as { filename: string; holder: string }[];
+  }
+
+  /**
    * Publishes the files selected by `filesSql` (one `?`: the session id) and ends the session as
    * published. The project becomes registered first (a reservation turns permanent, also for an
    * empty session: the PEP FAQ's way to register a name), so published_files' foreign key holds.
    */
   private publishFiles(session: PublishingSessionRecord, at: Date, filesSql: string): PublishingSessionRecord {
+    const newName = this.q('SELECT 1 FROM projects WHERE name = ? AND registered = 1').get(session.project) === undefined;
     this.q(
       `INSERT INTO projects (name, display_name, registered, reserved_by) VALUES (?, ?, 1, NULL)
        ON CONFLICT (name) DO UPDATE SET registered = 1, reserved_by = NULL,
          display_name = CASE WHEN projects.registered = 1 THEN projects.display_name ELSE excluded.display_name END`,
     ).run(session.project, session.displayName);
+    if (newName) this.recordRegistration(session, at);
     this.q(
       `INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key,
-         published_at, session_id, file_id, core_metadata, requires_python)
-       SELECT ?, f.filename, ?, ?, f.size, f.hashes, f.blob_key, ?, f.session_id, f.id, f.core_metadata, f.requires_python
+         published_at, session_id, file_id, core_metadata, requires_python, identity)
+       SELECT ?, f.filename, ?, ?, f.size, f.hashes, f.blob_key, ?, f.session_id, f.id, f.core_metadata, f.requires_python, f.identity
        FROM (${filesSql}) f`,
     ).run(session.project, session.displayName, session.version, at.getTime(), session.id);
     this.q('DELETE FROM filename_claims WHERE session_id = ?').run(session.id);
@@ -486,6 +625,29 @@ export class SqliteSessionStore implements SessionStore {
       session.id,
     ) as SessionRow;
     return toSession(row);
+  }
+
+  /**
+   * Claimed files whose identity is published all the same: impossible while claims and published
+   * files are checked against each other, but a database from before file identities may hold such
+   * a claim, and publishing it would break the unique index and leave the session processing.
+   */
+  private claimsPublishedMeanwhile(sessionId: string): { filename: string; holder: string }[] {
+    return this.q(
+      `SELECT filename, holder FROM (
+         SELECT f.filename AS filename, COALESCE(
+           (SELECT p.filename FROM published_files p WHERE p.project = c.project AND p.identity = f.identity),
+           (SELECT g.filename FROM filename_claims d JOIN files g ON g.id = d.file_id
+            WHERE d.session_id = c.session_id AND g.identity = f.identity AND g.id <> f.id)
+         ) AS holder
+         FROM filename_claims c JOIN files f ON f.id = c.file_id WHERE c.session_id = ?)
+       WHERE holder IS NOT NULL ORDER BY filename`,
+    ).all(sessionId) as { filename: string; holder: string }[];
+  }
+
+  /** Who registered a new project name, and when (counted by `newNameRefusal`). */
+  private recordRegistration(session: PublishingSessionRecord, at: Date): void {
+    this.q('UPDATE projects SET registered_by = ?, registered_at = ? WHERE name = ?').run(session.createdBy, at.getTime(), session.project);
   }
 
   async settlePublish(
@@ -499,12 +661,17 @@ export class SqliteSessionStore implements SessionStore {
       const session = this.session(id);
       if (session?.status !== 'processing') return undefined;
       if (outcome.ok) {
-        return this.publishFiles(
-          session,
-          at,
-          `SELECT files.* FROM filename_claims JOIN files ON files.id = filename_claims.file_id
-           WHERE filename_claims.session_id = ?`,
-        );
+        const clashes = this.claimsPublishedMeanwhile(id);
+        if (clashes.length === 0) {
+          return this.publishFiles(
+            session,
+            at,
+            `SELECT files.* FROM filename_claims JOIN files ON files.id = filename_claims.file_id
+             WHERE filename_claims.session_id = ?`,
+          );
+        }
+        const reasons = clashes.map((c) => `${c.filename} (the same distribution as ${c.holder})`);
+        outcome = { ok: false, notices: [`Publishing failed: already published for this release: ${reasons.join(', ')}. Delete these files and publish again.`] };
       }
       // Failure releases the filenames (PEP 694 "Atomic Publication and Conflicts").
       this.q('DELETE FROM filename_claims WHERE session_id = ?').run(id);
@@ -525,23 +692,37 @@ export class SqliteSessionStore implements SessionStore {
 
   // ---- File upload sessions ---------------------------------------------------------------------
 
-  async createFile(input: NewFileUpload, opts: { readonly maxFiles: number }): Promise<CreateFileResult> {
+  async createFile(input: NewFileUpload, opts: CreateFileLimits): Promise<CreateFileResult> {
     return this.write((): CreateFileResult => {
       const session = this.session(input.sessionId);
       if (!session) throw new Error(`unknown publishing session ${input.sessionId}`);
       if (session.status !== 'open' && session.status !== 'error') return { kind: 'session-state', status: session.status };
-      if (this.taken(session.project, input.filename, session.id)) return { kind: 'published' };
+      if (this.taken(session.project, input.filename, session.id)) return { kind: 'published', filename: input.filename };
+      const holder = this.identityHolder(session.project, input.identity, session.id);
+      if (holder !== undefined) return { kind: 'published', filename: holder };
 
       const existing = this.q(`SELECT * FROM files WHERE session_id = ? AND filename = ? AND status <> 'canceled'`).get(
         session.id,
         input.filename,
       ) as FileRow | undefined;
       if (existing && existing.status !== 'completed') return { kind: 'exists', file: toFile(existing) };
+      const twin = this.q(`SELECT * FROM files WHERE session_id = ? AND identity = ? AND filename <> ? AND status <> 'canceled'`).get(
+        session.id,
+        input.identity,
+        input.filename,
+      ) as FileRow | undefined;
+      if (twin) return { kind: 'same-distribution', file: toFile(twin) };
 
       const count = this.q(`SELECT COUNT(*) FROM files WHERE session_id = ? AND status <> 'canceled'`)
         .pluck()
         .get(session.id) as number;
       if (count - (existing ? 1 : 0) >= opts.maxFiles) return { kind: 'too-many-files', limit: opts.maxFiles };
+      const createdBy = input.createdBy ?? session.createdBy;
+      if (opts.maxStagedBytes !== undefined) {
+        // The completed file this one replaces stops counting.
+        const used = this.stagedBytes(createdBy) - (existing?.created_by === createdBy ? existing.size : 0);
+        if (used + input.size > opts.maxStagedBytes) return { kind: 'over-quota', quota: opts.maxStagedBytes, used };
+      }
 
       // Replacing a completed file (PEP 694 "Replacing a Partially or Fully Uploaded File").
       const replaced = existing
@@ -549,11 +730,12 @@ export class SqliteSessionStore implements SessionStore {
         : null;
       const row = this.q(
         `INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at,
-           notices, blob_key, attestations, instructions, core_metadata, requires_python)
-         VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, '[]', NULL, NULL, ?, NULL, NULL) RETURNING *`,
+           notices, blob_key, attestations, instructions, core_metadata, requires_python, identity, created_by)
+         VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, '[]', NULL, NULL, ?, NULL, NULL, ?, ?) RETURNING *`,
       ).get(
         input.id, input.sessionId, input.filename, input.size, JSON.stringify(input.hashes), input.mechanism,
         input.createdAt.getTime(), input.expiresAt.getTime(), input.instructions ? JSON.stringify(input.instructions) : null,
+        input.identity, createdBy,
       ) as FileRow;
       return { kind: 'created', file: toFile(row), replaced };
     });
@@ -611,6 +793,10 @@ export class SqliteSessionStore implements SessionStore {
 
   async isFilenameTaken(project: string, filename: string): Promise<boolean> {
     return this.taken(project, filename, '');
+  }
+
+  async findPublishedIdentity(project: string, identity: string): Promise<string | undefined> {
+    return this.identityHolder(project, identity, '');
   }
 
   /**

@@ -70,7 +70,9 @@ async function boot(opts: TestServerOptions, dataDir: string, tokensFile: string
     auth: { authenticator: auth, authorizer: auth, names: auth },
     logger: pino({ level: process.env.PEP694_TEST_LOG ?? 'silent' }),
     ...rest,
-    config: { dataDir, reaperInterval: 0, ...config },
+    // Suites register a new project name per test, often far more than a principal may per hour:
+    // the limit on new names is off unless the test sets it.
+    config: { dataDir, reaperInterval: 0, ...config, limits: { maxNewProjectsPerWindow: Number.MAX_SAFE_INTEGER, ...config?.limits } },
   });
   const { url, origin, server: http } = await server.listen(port, '127.0.0.1');
   return {
