@@ -10,8 +10,9 @@
  * - anything outside the one top-level directory, and a second top-level entry;
  * - two members for one path (two PKG-INFO: this index used to read the first, tarfile the last);
  * - symlinks whose target, resolved through the archive's other symlinks, leaves the top-level
- *   directory, and hard links to anything but an earlier regular file of the archive (tarfile
- *   links to that file on disk, or to whatever is there).
+ *   directory; members under a symlink (extracting them writes through the link: `d -> .` and
+ *   `d/PKG-INFO` replace PKG-INFO); hard links to anything but an earlier regular file of the
+ *   archive (tarfile links to that file on disk, or to whatever is there).
  */
 import type { Header } from 'tar-stream';
 import { MemberPathSet, pathProblem } from './member-paths.js';
@@ -34,6 +35,8 @@ export class SdistMembers {
   private readonly paths = new MemberPathSet();
   private readonly files = new Set<string>();
   private readonly symlinks = new Map<string, string>();
+  /** Every member path, to find those under a symlink once all symlinks are known. */
+  private readonly all: string[] = [];
 
   constructor(private readonly release: Release) {}
 
@@ -75,6 +78,7 @@ export class SdistMembers {
     if (pkgInfo && !REGULAR.has(type)) return refuse(`${key} is a ${type} entry, not a regular file`);
     const clash = this.paths.add(key, type === 'directory');
     if (clash) return refuse(`the sdist member ${JSON.stringify(clip(key))} ${clash}`);
+    this.all.push(key);
 
     if (type === 'symlink') {
       const target = header.linkname ?? '';
@@ -100,8 +104,22 @@ export class SdistMembers {
     return { ok: true, path: key, pkgInfo };
   }
 
-  /** Once every member is known: every symlink must resolve inside the top-level directory. */
+  /**
+   * Once every member is known (a symlink may come after the members it affects): no member lies
+   * under a symlink, and every symlink resolves inside the top-level directory.
+   */
   finish(): { readonly source: string; readonly message: string } | undefined {
+    if (this.symlinks.size === 0) return undefined;
+    for (const path of this.all) {
+      for (let i = path.indexOf('/'); i >= 0; i = path.indexOf('/', i + 1)) {
+        const link = path.slice(0, i);
+        if (!this.symlinks.has(link)) continue;
+        return {
+          source: clip(path),
+          message: `the sdist member ${JSON.stringify(clip(path))} lies under the symlink ${JSON.stringify(clip(link))}; extracting it would write through the link, to ${JSON.stringify(clip(this.symlinks.get(link)!))}`,
+        };
+      }
+    }
     for (const [path, target] of this.symlinks) {
       const r = resolveSymlink(path, target, this.symlinks, this.top!);
       if (r.inside) continue;

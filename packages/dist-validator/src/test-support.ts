@@ -350,6 +350,11 @@ export const HOSTILE_SDISTS: readonly HostileCase[] = [
     () => sdist({ name: `${TOP}/t`, type: 'symlink', linkname: 'a/s/../..' }, { name: `${TOP}/a/s`, type: 'symlink', linkname: '..' }),
     `the sdist member "${TOP}/t" is a symlink to "a/s/../..", which resolves outside`,
   ),
+  sdistCase(
+    'a member under a symlinked directory (d -> . and d/PKG-INFO: extraction replaces PKG-INFO)',
+    () => sdist({ name: `${TOP}/d`, type: 'symlink', linkname: '.' }, { name: `${TOP}/d/PKG-INFO`, data: metadata('demo-pkg', '1.0.0', 'Requires-Dist: evillib\n') }),
+    `the sdist member "${TOP}/d/PKG-INFO" lies under the symlink "${TOP}/d"`,
+  ),
   sdistCase('a symlink loop', () => sdist({ name: `${TOP}/a`, type: 'symlink', linkname: 'b' }, { name: `${TOP}/b`, type: 'symlink', linkname: 'a' }), 'is part of a symlink loop'),
   sdistCase('a hard link to a system file', () => sdist({ name: `${TOP}/passwd`, type: 'link', linkname: '/etc/passwd' }), `the sdist member "${TOP}/passwd" is a hard link to "/etc/passwd", which is an absolute path`),
   sdistCase('a hard link to a file not in the archive', () => sdist({ name: `${TOP}/x`, type: 'link', linkname: `${TOP}/missing` }), 'which is not an earlier regular file of the sdist'),
