@@ -8,14 +8,20 @@ export interface DistributionLimits {
    */
   readonly maxMetadataBytes: number;
   /**
-   * Most decompressed bytes read from an sdist while looking for its PKG-INFO (the scan stops at
-   * PKG-INFO). Default 1 GiB.
+   * Most decompressed bytes read from an sdist, whatever its size (every member header is checked,
+   * so the whole tar is read). Default 1 GiB.
    */
   readonly maxSdistScanBytes: number;
+  /**
+   * Most decompressed bytes per compressed byte of an sdist (gzip bombs), counted as the tar
+   * streams; an sdist may always decompress to 32 MiB. Default 100.
+   */
+  readonly maxSdistRatio: number;
 }
 
 export const DEFAULT_LIMITS: DistributionLimits = {
   maxEntries: 100_000,
   maxMetadataBytes: 1024 * 1024,
   maxSdistScanBytes: 1024 ** 3,
+  maxSdistRatio: 100,
 };

@@ -1,31 +1,23 @@
 /**
  * Source distributions (PyPA "Source distribution format"): a gzipped tar whose single top-level
  * directory `{name}-{version}/` holds `PKG-INFO`. Read as one stream (gzip has no index) with
- * node's zlib and tar-stream; the scan stops at PKG-INFO, after `maxEntries` members, or after
- * `maxSdistScanBytes` decompressed bytes, whichever comes first.
+ * node's zlib and tar-stream. Every member header is checked (sdist-members.ts), so the whole tar
+ * is read; member data is skipped, PKG-INFO's read. The work is bounded by the decompressed bytes
+ * (inflate-limit.ts) and by `maxEntries`; the archive must end where Python's tarfile ends it
+ * (tar-end.ts).
  */
-import { Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import tar from 'tar-stream';
+import tar, { type Header } from 'tar-stream';
 import type { ArtifactUnderValidation } from '@pep694/core';
+import { INFLATE_CHUNK, inflateBudget, inflateLimit, InflateLimitExceeded } from './inflate-limit.js';
 import type { DistributionLimits } from './limits.js';
 import { parseMetadataHeaders, singleField } from './metadata.js';
 import { describe, problem, type ArchiveOutcome } from './outcome.js';
-import { checkMetadataFields, clip, stemNamesRelease, type Release } from './release.js';
+import { checkMetadataFields, type Release } from './release.js';
+import { SdistMembers } from './sdist-members.js';
+import { TarEndWatch } from './tar-end.js';
 
-class LimitExceeded extends Error {}
-
-/** Counts decompressed bytes and fails the pipeline past the limit. */
-function byteLimit(max: number): Transform {
-  let total = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      total += chunk.length;
-      if (total > max) cb(new LimitExceeded(`more than ${max} decompressed bytes were read without finding PKG-INFO`));
-      else cb(null, chunk);
-    },
-  });
-}
+const BLOCK = 512;
 
 async function readAtMost(entry: AsyncIterable<unknown>, max: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
@@ -39,70 +31,85 @@ async function readAtMost(entry: AsyncIterable<unknown>, max: number): Promise<B
   return Buffer.concat(chunks, total);
 }
 
+/** Where tar-stream takes a member's data to end: after its header, padded to blocks; directories and empty members have none. */
+function dataEnd(headerAt: number, header: Header): number {
+  const size = header.size ?? 0;
+  const data = size === 0 || header.type === 'directory' ? 0 : Math.ceil(size / BLOCK) * BLOCK;
+  return headerAt + BLOCK + data;
+}
+
 export async function validateSdist(artifact: ArtifactUnderValidation, release: Release, limits: DistributionLimits): Promise<ArchiveOutcome> {
   const file = artifact.filename;
   const source = await artifact.read();
-  const gunzip = createGunzip();
-  const limit = byteLimit(limits.maxSdistScanBytes);
+  const gunzip = createGunzip({ chunkSize: INFLATE_CHUNK });
+  const limit = inflateLimit(inflateBudget(artifact.size, limits), artifact.size, limits);
+  const end = new TarEndWatch();
   const extract = tar.extract();
   let failure: unknown;
   const fail = (err: unknown) => {
     failure ??= err;
     extract.destroy(err instanceof Error ? err : new Error(String(err)));
   };
-  source.on('error', fail);
-  gunzip.on('error', fail);
-  limit.on('error', fail);
-  source.pipe(gunzip).pipe(limit).pipe(extract as unknown as NodeJS.WritableStream);
+  for (const stream of [source, gunzip, limit, end]) stream.on('error', fail);
+  source.pipe(gunzip).pipe(limit).pipe(end).pipe(extract as unknown as NodeJS.WritableStream);
 
-  let members = 0;
+  const members = new SdistMembers(release);
+  let count = 0;
+  let pkgInfo: ArchiveOutcome | undefined;
   try {
     for await (const entry of extract) {
-      members += 1;
-      if (members > limits.maxEntries) {
-        return problem(file, `the sdist has more than ${limits.maxEntries} members before its PKG-INFO; this index reads at most ${limits.maxEntries}`);
-      }
-      const name = entry.header.name.replace(/^(?:\.\/)+/, '');
-      const m = /^([^/]+)\/PKG-INFO$/.exec(name);
-      if (!m) {
+      count += 1;
+      if (count > limits.maxEntries) return problem(file, `the sdist has more than ${limits.maxEntries} members; this index reads at most ${limits.maxEntries}`);
+      const hidden = end.member(entry.offset, dataEnd(entry.offset, entry.header), entry.header.name);
+      if (hidden) return problem(file, hidden);
+      const verdict = members.add(entry.header);
+      if (!verdict.ok) return problem(verdict.source, verdict.message);
+      if (!verdict.pkgInfo) {
         entry.resume();
         continue;
       }
-      const top = m[1]!;
-      const path = `${top}/PKG-INFO`;
-      if (!stemNamesRelease(top, release)) {
-        return problem(
-          clip(path),
-          `the sdist's top-level directory is ${JSON.stringify(clip(top))}; for this session it must be {name}-{version} with name ${JSON.stringify(release.project)} and version ${JSON.stringify(release.version)}`,
-        );
-      }
-      if (entry.header.type !== 'file' && entry.header.type !== 'contiguous-file') {
-        return problem(path, `${path} is a ${entry.header.type ?? 'special'} entry, not a regular file`);
-      }
+      const path = verdict.path;
       if ((entry.header.size ?? 0) > limits.maxMetadataBytes) {
         return problem(path, `${path} is ${entry.header.size} bytes; this index accepts core metadata up to ${limits.maxMetadataBytes} bytes`);
       }
       const bytes = await readAtMost(entry, limits.maxMetadataBytes);
       if (!bytes) return problem(path, `${path} is larger than ${limits.maxMetadataBytes} bytes`);
-      const parsed = parseMetadataHeaders(bytes, 'PKG-INFO');
-      if (!parsed.ok) return problem(path, parsed.message);
-      const mismatches = checkMetadataFields(parsed.headers, release, 'PKG-INFO');
-      if (mismatches.length > 0) return { ok: false, errors: mismatches.map((message) => ({ source: path, message })) };
-      const rp = singleField(parsed.headers, 'Requires-Python', 'PKG-INFO');
-      if (rp.error) return problem(path, rp.error);
-      return { ok: true, metadata: bytes, ...(rp.value ? { requiresPython: rp.value } : {}) };
+      // Checked now, so that a mismatch is reported without reading the rest.
+      const checked = checkPkgInfo(path, bytes, release);
+      if (!checked.ok) return checked;
+      pkgInfo = checked;
     }
   } catch (err) {
     const cause = failure ?? err;
-    if (cause instanceof LimitExceeded) return problem(file, `the sdist was not accepted: ${cause.message}`);
+    if (cause instanceof InflateLimitExceeded) return problem(file, cause.message);
     return problem(file, `the sdist is not a readable .tar.gz archive: ${describe(cause)}`);
   } finally {
     source.unpipe();
     source.destroy();
     gunzip.destroy();
     limit.destroy();
+    end.destroy();
     extract.destroy();
   }
-  if (failure) return problem(file, `the sdist is not a readable .tar.gz archive: ${describe(failure)}`);
-  return problem(file, `the sdist has no PKG-INFO in a top-level {name}-{version}/ directory (read ${members} members)`);
+  if (failure) {
+    if (failure instanceof InflateLimitExceeded) return problem(file, failure.message);
+    return problem(file, `the sdist is not a readable .tar.gz archive: ${describe(failure)}`);
+  }
+  const trailing = end.finish();
+  if (trailing) return problem(file, trailing);
+  const link = members.finish();
+  if (link) return problem(link.source, link.message);
+  if (!pkgInfo) return problem(file, `the sdist has no PKG-INFO in a top-level {name}-{version}/ directory (read ${count} members)`);
+  return pkgInfo;
+}
+
+/** PKG-INFO's Metadata-Version, Name and Version against the session; its bytes and Requires-Python. */
+function checkPkgInfo(path: string, bytes: Buffer, release: Release): ArchiveOutcome {
+  const parsed = parseMetadataHeaders(bytes, 'PKG-INFO');
+  if (!parsed.ok) return problem(path, parsed.message);
+  const mismatches = checkMetadataFields(parsed.headers, release, 'PKG-INFO');
+  if (mismatches.length > 0) return { ok: false, errors: mismatches.map((message) => ({ source: path, message })) };
+  const rp = singleField(parsed.headers, 'Requires-Python', 'PKG-INFO');
+  if (rp.error) return problem(path, rp.error);
+  return { ok: true, metadata: bytes, ...(rp.value ? { requiresPython: rp.value } : {}) };
 }

@@ -1,7 +1,10 @@
 /**
  * Wheels (PyPA "Binary distribution format"): a zip archive with exactly one top-level
  * `{name}-{version}.dist-info/` directory holding `METADATA` and `WHEEL`. Read with yauzl through
- * random access: the central directory and the METADATA member only, never the whole file.
+ * random access: the end records, the central directory, every local header and the METADATA
+ * member, never the members' data. The archive must be one unambiguous zip (zip-end.ts,
+ * zip-layout.ts) with safe, unique member paths (member-paths.ts), so that what the index
+ * validates and serves as METADATA is what pip installs.
  */
 import { crc32 } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
@@ -10,36 +13,63 @@ import type { DistributionLimits } from './limits.js';
 import { parseMetadataHeaders, singleField } from './metadata.js';
 import { describe, problem, type ArchiveOutcome } from './outcome.js';
 import { ArtifactReader } from './reader.js';
+import { MemberPathSet, pathProblem } from './member-paths.js';
 import { checkMetadataFields, clip, stemNamesRelease, type Release } from './release.js';
+import { readZipEnd } from './zip-end.js';
+import { checkZipLayout, type CentralRecord } from './zip-layout.js';
+import { entryName } from './zip-names.js';
+
+const LOCAL_HEADER_WINDOW = 64 * 1024;
 
 function openZip(reader: ArtifactReader, size: number): Promise<ZipFile> {
   return new Promise((resolve, reject) => {
-    // autoClose off: METADATA is opened after the directory has been listed.
-    yauzl.fromRandomAccessReader(reader, size, { lazyEntries: true, autoClose: false, decodeStrings: true, validateEntrySizes: true }, (err, zip) =>
+    // autoClose off: METADATA is opened after the directory has been listed. decodeStrings off:
+    // names are decoded as Python's zipfile does (zip-names.ts), not renamed by yauzl.
+    yauzl.fromRandomAccessReader(reader, size, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true }, (err, zip) =>
       err ? reject(err) : resolve(zip),
     );
   });
 }
 
 interface Listing {
+  readonly records: readonly CentralRecord[];
   readonly distInfoDirs: ReadonlySet<string>;
-  /** Entries named `<top>/<file>` for files we read, keyed by that path. */
-  readonly members: ReadonlyMap<string, Entry[]>;
+  /** Entries named `<top>/<file>` for files we read, keyed by that path (names are unique). */
+  readonly members: ReadonlyMap<string, Entry>;
 }
 
-function listEntries(zip: ZipFile): Promise<Listing> {
+/** Lists the central directory, refusing at the first name that is not a safe, unique member path. */
+function listEntries(zip: ZipFile): Promise<Listing | { readonly problem: ArchiveOutcome }> {
   return new Promise((resolve, reject) => {
+    const records: CentralRecord[] = [];
     const distInfoDirs = new Set<string>();
-    const members = new Map<string, Entry[]>();
+    const members = new Map<string, Entry>();
+    const paths = new MemberPathSet();
     zip.on('error', reject);
-    zip.on('end', () => resolve({ distInfoDirs, members }));
+    zip.on('end', () => resolve({ records, distInfoDirs, members }));
     zip.on('entry', (entry: Entry) => {
-      const slash = entry.fileName.indexOf('/');
-      const top = slash < 0 ? '' : entry.fileName.slice(0, slash);
+      const decoded = entryName(entry);
+      if (!decoded.ok) return resolve({ problem: problem(clip(decoded.shown), `the wheel entry ${JSON.stringify(clip(decoded.shown))} ${decoded.message}`) });
+      const name = decoded.name;
+      const clash = pathProblem(name) ?? paths.add(name);
+      if (clash) return resolve({ problem: problem(clip(name), `the wheel entry ${JSON.stringify(clip(name))} ${clash}`) });
+      records.push({
+        name,
+        nameRaw: entry.fileNameRaw,
+        offset: entry.relativeOffsetOfLocalHeader,
+        flags: entry.generalPurposeBitFlag,
+        method: entry.compressionMethod,
+        crc32: entry.crc32,
+        compressedSize: entry.compressedSize,
+        uncompressedSize: entry.uncompressedSize,
+        recordBytes: 46 + entry.fileNameLength + entry.extraFieldLength + entry.fileCommentLength,
+      });
+      const slash = name.indexOf('/');
+      const top = slash < 0 ? '' : name.slice(0, slash);
       if (top.endsWith('.dist-info')) {
         distInfoDirs.add(top);
-        const rest = entry.fileName.slice(slash + 1);
-        if (rest === 'METADATA' || rest === 'WHEEL') members.set(entry.fileName, [...(members.get(entry.fileName) ?? []), entry]);
+        const rest = name.slice(slash + 1);
+        if (rest === 'METADATA' || rest === 'WHEEL') members.set(name, entry);
       }
       zip.readEntry();
     });
@@ -71,6 +101,12 @@ export async function validateWheel(artifact: ArtifactUnderValidation, release: 
   const file = artifact.filename;
   const unreadable = (err: unknown) => problem(file, `the wheel is not a readable zip archive: ${describe(err)}`);
   const reader = new ArtifactReader(artifact, artifact.size);
+  // The end records first: they decide which archive this file is (zip-end.ts).
+  const end = await readZipEnd((position, length) => reader.readAt(position, length), artifact.size);
+  if (!end.ok) return problem(file, end.message);
+  if (end.end.entryCount > limits.maxEntries) {
+    return problem(file, `the wheel has ${end.end.entryCount} entries; this index accepts at most ${limits.maxEntries}`);
+  }
   let zip: ZipFile;
   try {
     zip = await openZip(reader, artifact.size);
@@ -78,15 +114,18 @@ export async function validateWheel(artifact: ArtifactUnderValidation, release: 
     return unreadable(err);
   }
   try {
-    if (zip.entryCount > limits.maxEntries) {
-      return problem(file, `the wheel has ${zip.entryCount} entries; this index accepts at most ${limits.maxEntries}`);
-    }
-    let listing: Listing;
+    let listed: Awaited<ReturnType<typeof listEntries>>;
     try {
-      listing = await listEntries(zip);
+      listed = await listEntries(zip);
     } catch (err) {
       return unreadable(err);
     }
+    if ('problem' in listed) return listed.problem;
+    const listing: Listing = listed;
+    // Local headers are spread over the whole file: a small read-ahead, so that checking them
+    // does not read the members' data.
+    const layout = await checkZipLayout(listing.records, end.end, (position, length) => reader.readAt(position, length, LOCAL_HEADER_WINDOW));
+    if (layout) return problem(layout.entry === undefined ? file : clip(layout.entry), layout.message);
     const dirs = [...listing.distInfoDirs];
     if (dirs.length === 0) return problem(file, 'the wheel has no top-level .dist-info directory');
     if (dirs.length > 1) {
@@ -101,11 +140,9 @@ export async function validateWheel(artifact: ArtifactUnderValidation, release: 
       );
     }
     const path = `${dir}/METADATA`;
-    const found = listing.members.get(path) ?? [];
-    if (found.length === 0) return problem(path, `the wheel has no ${path}`);
-    if (found.length > 1) return problem(path, `the wheel has ${found.length} entries named ${path}; it must have one`);
-    if ((listing.members.get(`${dir}/WHEEL`) ?? []).length !== 1) return problem(`${dir}/WHEEL`, `the wheel must have exactly one ${dir}/WHEEL`);
-    const entry = found[0]!;
+    const entry = listing.members.get(path);
+    if (!entry) return problem(path, `the wheel has no ${path}`);
+    if (!listing.members.has(`${dir}/WHEEL`)) return problem(`${dir}/WHEEL`, `the wheel must have exactly one ${dir}/WHEEL`);
     if (entry.uncompressedSize > limits.maxMetadataBytes) {
       return problem(path, `${path} declares ${entry.uncompressedSize} bytes; this index accepts core metadata up to ${limits.maxMetadataBytes} bytes`);
     }
