@@ -92,6 +92,11 @@ export interface FileUploadRecord {
   /** Core metadata extracted at validation (PEP 658), and the Requires-Python it declares. */
   readonly coreMetadata: Uint8Array | null;
   readonly requiresPython: string | null;
+  /**
+   * Lowercase hex sha256 of `coreMetadata` (PEP 658 `data-dist-info-metadata`, PEP 714
+   * `core-metadata`), computed by the store once, when the metadata is written; null without it.
+   */
+  readonly coreMetadataSha256: string | null;
 }
 
 export interface NewPublishingSession {
@@ -165,7 +170,11 @@ export interface FileUploadPatch {
   readonly requiresPython?: string | null;
 }
 
-/** A file as the published index serves it. */
+/**
+ * A file as the published index serves it. Its core metadata bytes are not part of it, so listing
+ * a project's files reads no metadata: the digest is here, the bytes come from
+ * `getPublishedCoreMetadata`.
+ */
 export interface PublishedFile {
   readonly project: string;
   /** The project name as spelled by the session that published it. */
@@ -178,9 +187,16 @@ export interface PublishedFile {
   readonly publishedAt: Date;
   readonly sessionId: string;
   readonly fileId: string;
-  readonly coreMetadata: Uint8Array | null;
+  /** Lowercase hex sha256 of the file's core metadata (stored with it), or null when it has none. */
+  readonly coreMetadataSha256: string | null;
   readonly requiresPython: string | null;
 }
+
+/** What an index page shows: the project list, one project's published files, or one session's stage. */
+export type IndexScope =
+  | { readonly kind: 'projects' }
+  | { readonly kind: 'project'; readonly project: string }
+  | { readonly kind: 'stage'; readonly sessionId: string };
 
 /**
  * Persistence of sessions, files and the published namespace. Every method is one atomic step;
@@ -249,6 +265,15 @@ export interface SessionStore {
   listPublishedProjects(): Promise<readonly { readonly project: string; readonly displayName: string }[]>;
   listPublishedFiles(project: string): Promise<readonly PublishedFile[]>;
   getPublishedFile(project: string, filename: string): Promise<PublishedFile | undefined>;
+  /** The core metadata bytes of a published file (PEP 658), or undefined when it has none. */
+  getPublishedCoreMetadata(project: string, filename: string): Promise<Uint8Array | undefined>;
+  /**
+   * A counter that changes whenever what the index shows for `scope` changes: the registered
+   * projects, a project's published files, or a publishing session's files (its stage). Kept by
+   * the database in the same transaction as the change, so every process sharing the database
+   * reads the same value; caches of index pages are keyed by it. 0 for a scope that does not exist.
+   */
+  indexVersion(scope: IndexScope): Promise<number>;
 
   /** Non-terminal, non-processing sessions whose `expiresAt` is at or before `now`. */
   listExpiredSessions(now: Date): Promise<readonly PublishingSessionRecord[]>;

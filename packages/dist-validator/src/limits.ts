@@ -12,10 +12,22 @@ export interface DistributionLimits {
    * PKG-INFO). Default 1 GiB.
    */
   readonly maxSdistScanBytes: number;
+  /**
+   * Longest `Name`, `Version` and `Metadata-Version` value, in characters. Default 255: a wheel's
+   * or sdist's file name holds the name and the version and is at most 255 bytes.
+   */
+  readonly maxNameVersionLength: number;
+  /**
+   * Longest `Requires-Python` value, in characters. The index copies it into every project page
+   * (`data-requires-python`, `requires-python`). Default 256: real values are under 100.
+   */
+  readonly maxRequiresPythonLength: number;
 }
 
 export const DEFAULT_LIMITS: DistributionLimits = {
   maxEntries: 100_000,
   maxMetadataBytes: 1024 * 1024,
   maxSdistScanBytes: 1024 ** 3,
+  maxNameVersionLength: 255,
+  maxRequiresPythonLength: 256,
 };

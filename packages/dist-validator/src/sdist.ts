@@ -9,9 +9,9 @@ import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import type { ArtifactUnderValidation } from '@pep694/core';
 import type { DistributionLimits } from './limits.js';
-import { parseMetadataHeaders, singleField } from './metadata.js';
+import { parseMetadataHeaders } from './metadata.js';
 import { describe, problem, type ArchiveOutcome } from './outcome.js';
-import { checkMetadataFields, clip, stemNamesRelease, type Release } from './release.js';
+import { checkMetadataFields, clip, readRequiresPython, stemNamesRelease, type Release } from './release.js';
 
 class LimitExceeded extends Error {}
 
@@ -86,10 +86,10 @@ export async function validateSdist(artifact: ArtifactUnderValidation, release: 
       if (!bytes) return problem(path, `${path} is larger than ${limits.maxMetadataBytes} bytes`);
       const parsed = parseMetadataHeaders(bytes, 'PKG-INFO');
       if (!parsed.ok) return problem(path, parsed.message);
-      const mismatches = checkMetadataFields(parsed.headers, release, 'PKG-INFO');
+      const mismatches = checkMetadataFields(parsed.headers, release, 'PKG-INFO', limits);
       if (mismatches.length > 0) return { ok: false, errors: mismatches.map((message) => ({ source: path, message })) };
-      const rp = singleField(parsed.headers, 'Requires-Python', 'PKG-INFO');
-      if (rp.error) return problem(path, rp.error);
+      const rp = readRequiresPython(parsed.headers, 'PKG-INFO', limits);
+      if (rp.error !== undefined) return problem(path, rp.error);
       return { ok: true, metadata: bytes, ...(rp.value ? { requiresPython: rp.value } : {}) };
     }
   } catch (err) {

@@ -93,6 +93,15 @@ function raw(): Database.Database {
 
 const internalDb = (s: SqliteSessionStore) => (s as unknown as { db: Database.Database }).db;
 
+/** Takes a schema-3 file back to schema 2 (before core_metadata_sha256 and the index counters). */
+const UNDO_SCHEMA_3 = `
+  DROP TRIGGER index_projects_insert; DROP TRIGGER index_projects_update; DROP TRIGGER index_projects_delete;
+  DROP TRIGGER index_published_insert; DROP TRIGGER index_published_update; DROP TRIGGER index_published_delete;
+  DROP TRIGGER index_files_insert; DROP TRIGGER index_files_update; DROP TRIGGER index_files_delete;
+  DROP TABLE index_version;
+  ALTER TABLE projects DROP COLUMN files_version; ALTER TABLE sessions DROP COLUMN files_version;
+  ALTER TABLE files DROP COLUMN core_metadata_sha256; ALTER TABLE published_files DROP COLUMN core_metadata_sha256;`;
+
 describe('setup', () => {
   it('uses WAL, synchronous FULL, foreign keys, a busy timeout and a schema version', () => {
     const db = internalDb(store);
@@ -101,7 +110,7 @@ describe('setup', () => {
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
     expect(db.pragma('busy_timeout', { simple: true })).toBe(5000);
     const other = raw();
-    expect(other.pragma('user_version', { simple: true })).toBe(2);
+    expect(other.pragma('user_version', { simple: true })).toBe(3);
     other.close();
   });
 
@@ -121,7 +130,7 @@ describe('setup', () => {
     await store.close();
     const db = raw();
     // Back to schema 1, as a file written before stage_key existed.
-    db.exec('DROP INDEX sessions_stage_key; ALTER TABLE sessions DROP COLUMN stage_key; PRAGMA user_version = 1;');
+    db.exec(`${UNDO_SCHEMA_3} DROP INDEX sessions_stage_key; ALTER TABLE sessions DROP COLUMN stage_key; PRAGMA user_version = 1;`);
     db.close();
     store = new SqliteSessionStore(dbFile);
     expect(await store.getSessionByStageToken('old-token')).toMatchObject({ id: s.id });
@@ -153,7 +162,7 @@ describe('uniqueness constraints in the schema', () => {
   const insertSession = (db: Database.Database, id: string, status: string, releaseKey = '1', token: string | null = null) =>
     db
       .prepare(
-        `INSERT INTO sessions VALUES (?, 'foo', 'Foo', '1.0', ?, ?, ?, 'alice', 0, 0, NULL, 0, '[]', NULL)`,
+        `INSERT INTO sessions VALUES (?, 'foo', 'Foo', '1.0', ?, ?, ?, 'alice', 0, 0, NULL, 0, '[]', NULL, 0)`,
       )
       .run(id, releaseKey, status, token);
 
@@ -198,7 +207,7 @@ describe('uniqueness constraints in the schema', () => {
     const db = raw();
     const publish = () =>
       db
-        .prepare(`INSERT INTO published_files VALUES ('foo', 'foo-1.0.tar.gz', 'Foo', '1.0', 1, '{}', 'b', 0, 's', 'f', NULL, NULL)`)
+        .prepare(`INSERT INTO published_files VALUES ('foo', 'foo-1.0.tar.gz', 'Foo', '1.0', 1, '{}', 'b', 0, 's', 'f', NULL, NULL, NULL)`)
         .run();
     publish();
     expect(publish).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }));
@@ -215,7 +224,7 @@ describe('uniqueness constraints in the schema', () => {
   it('one project row per normalized name', async () => {
     await created();
     const db = raw();
-    expect(() => db.prepare(`INSERT INTO projects VALUES ('foo', 'FOO', 1, NULL)`).run()).toThrow(
+    expect(() => db.prepare(`INSERT INTO projects VALUES ('foo', 'FOO', 1, NULL, 0)`).run()).toThrow(
       expect.objectContaining({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }),
     );
     db.close();
@@ -388,6 +397,7 @@ describe('createFile', () => {
         instructions: null,
         coreMetadata: null,
         requiresPython: null,
+        coreMetadataSha256: null,
       },
     });
   });
@@ -480,13 +490,15 @@ describe('updateFile and listFiles', () => {
       attestations: [{ version: 1 }],
       coreMetadata: new Uint8Array([1, 2, 3]),
       requiresPython: '>=3.8',
+      // Computed by the store when the metadata is written (PEP 658 data-dist-info-metadata).
+      coreMetadataSha256: createHash('sha256').update(new Uint8Array([1, 2, 3])).digest('hex'),
       notices: ['n'],
       expiresAt: at(90),
     });
     expect(done?.coreMetadata?.constructor).toBe(Uint8Array);
     expect(await store.updateFile(f.id, ['pending'], { status: 'error' })).toBeUndefined();
     const cleared = await store.updateFile(f.id, ['completed'], { blobKey: null, coreMetadata: null, attestations: null });
-    expect(cleared).toEqual({ ...done, blobKey: null, coreMetadata: null, attestations: null });
+    expect(cleared).toEqual({ ...done, blobKey: null, coreMetadata: null, coreMetadataSha256: null, attestations: null });
     expect(await store.updateFile(f.id, ['completed'], {})).toEqual(cleared);
     expect(await store.getFile(f.id)).toEqual(cleared);
     expect(await store.getFile('missing')).toBeUndefined();
@@ -552,10 +564,13 @@ describe('publish', () => {
         publishedAt: at(3),
         sessionId: s.id,
         fileId: f.id,
-        coreMetadata: new Uint8Array([77, 101, 116, 97]),
+        coreMetadataSha256: createHash('sha256').update('Meta').digest('hex'),
         requiresPython: '>=3.9',
       },
     ]);
+    // The bytes are read on their own, never with a listing.
+    expect(await store.getPublishedCoreMetadata('foo', 'foo-1.0.tar.gz')).toEqual(new Uint8Array([77, 101, 116, 97]));
+    expect(await store.getPublishedCoreMetadata('foo', 'nope')).toBeUndefined();
     expect(await store.isPublishedProject('foo')).toBe(true);
     expect(await store.isFilenameTaken('foo', 'foo-1.0.tar.gz')).toBe(true);
     expect(await store.listPublishedProjects()).toEqual([{ project: 'foo', displayName: 'Foo' }]);
@@ -865,5 +880,83 @@ describe('separate processes', () => {
     expect(await store.getSession(session.id)).toMatchObject({ status: 'published', endedAt: at(7) });
     expect(await store.getPublishedFile('durable', 'durable-1.0.tar.gz')).toMatchObject({ blobKey: 'blob/durable', fileId: file.id });
     expect(await store.isPublishedProject('durable')).toBe(true);
+  });
+});
+
+describe('index pages (issue #21): the metadata digest stored with the file, change counters in the database', () => {
+  const version = (scope: Parameters<SqliteSessionStore['indexVersion']>[0], s: SqliteSessionStore = store) => s.indexVersion(scope);
+
+  it('migrates a schema-2 file: stored metadata gets its digest, the counters start', async () => {
+    const s = await created();
+    const f = await addCompleted(s.id, 'foo-1.0.tar.gz');
+    await store.publish(s.id, ['open'], at(2), { defer: false });
+    await store.close();
+    const db = raw();
+    db.exec(`${UNDO_SCHEMA_3} PRAGMA user_version = 2;`);
+    db.close();
+    store = new SqliteSessionStore(dbFile);
+    const digest = createHash('sha256').update('Meta').digest('hex');
+    expect((await store.getFile(f.id))?.coreMetadataSha256).toBe(digest);
+    expect((await store.getPublishedFile('foo', 'foo-1.0.tar.gz'))?.coreMetadataSha256).toBe(digest);
+    const before = await version({ kind: 'project', project: 'foo' });
+    const next = await created({ releaseKey: '2', version: '2.0' });
+    await addCompleted(next.id, 'foo-2.0.tar.gz');
+    await store.publish(next.id, ['open'], at(3), { defer: false });
+    expect(await version({ kind: 'project', project: 'foo' })).toBeGreaterThan(before);
+  });
+
+  it('a project counter moves when its published files change, and only then; the list counter when a project registers', async () => {
+    await registered('bar');
+    const projects0 = await version({ kind: 'projects' });
+    const s = await created();
+    const f = await addCompleted(s.id, 'foo-1.0.tar.gz');
+    const foo0 = await version({ kind: 'project', project: 'foo' });
+    const bar0 = await version({ kind: 'project', project: 'bar' });
+    await store.publish(s.id, ['open'], at(2), { defer: false });
+    const foo1 = await version({ kind: 'project', project: 'foo' });
+    expect(foo1).toBeGreaterThan(foo0);
+    expect(await version({ kind: 'project', project: 'bar' })).toBe(bar0);
+    expect(await version({ kind: 'projects' })).toBeGreaterThan(projects0);
+    // Work on another session's files does not touch the published page.
+    const next = await created({ releaseKey: '2', version: '2.0' });
+    await addCompleted(next.id, 'foo-2.0.tar.gz');
+    expect(await version({ kind: 'project', project: 'foo' })).toBe(foo1);
+    expect(await version({ kind: 'project', project: 'nope' })).toBe(0);
+    expect(f.coreMetadataSha256).toBe(createHash('sha256').update('Meta').digest('hex'));
+  });
+
+  it("a session's counter moves on completion, replacement, delete and cancel, not on bookkeeping", async () => {
+    const s = await created();
+    const stage = () => version({ kind: 'stage', sessionId: s.id });
+    const v0 = await stage();
+    const f = await addFile(s.id, 'foo-1.0.tar.gz');
+    const v1 = await stage();
+    expect(v1).toBeGreaterThan(v0);
+    await store.updateFile(f.id, ['pending'], { notices: ['slow'], expiresAt: at(99) });
+    expect(await stage()).toBe(v1);
+    await store.updateFile(f.id, ['pending'], { status: 'completed', blobKey: 'k', coreMetadata: new Uint8Array([1]) });
+    const v2 = await stage();
+    expect(v2).toBeGreaterThan(v1);
+    const replaced = await store.createFile(newFile(s.id, 'foo-1.0.tar.gz'), { maxFiles: 10 });
+    expect(replaced.kind).toBe('created');
+    const v3 = await stage();
+    expect(v3).toBeGreaterThan(v2);
+    await store.cancelSession(s.id, ['open'], at(5));
+    expect(await stage()).toBeGreaterThan(v3);
+    expect(await version({ kind: 'stage', sessionId: 'nope' })).toBe(0);
+  });
+
+  it('another connection (another process on the same database) sees every change at once', async () => {
+    const other = new SqliteSessionStore(dbFile);
+    try {
+      const s = await created();
+      await addCompleted(s.id, 'foo-1.0.tar.gz');
+      const seen = await version({ kind: 'project', project: 'foo' }, other);
+      await store.publish(s.id, ['open'], at(2), { defer: false });
+      expect(await version({ kind: 'project', project: 'foo' }, other)).toBeGreaterThan(seen);
+      expect((await other.listPublishedFiles('foo')).map((p) => p.filename)).toEqual(['foo-1.0.tar.gz']);
+    } finally {
+      await other.close();
+    }
   });
 });
