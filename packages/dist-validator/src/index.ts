@@ -3,8 +3,9 @@
  * upload session completes (after size and hashes match). A wheel must be a readable zip whose
  * single `{name}-{version}.dist-info/METADATA` names the session's project and version; an sdist a
  * readable `.tar.gz` whose `{name}-{version}/PKG-INFO` does. Names compare after normalization,
- * versions by PEP 440 equality. The core metadata bytes and `Requires-Python` are returned, for
- * the index to serve as PEP 658 `.metadata` files and `requires-python`.
+ * versions by PEP 440 equality. The core metadata bytes and `Requires-Python` (a valid PEP 440
+ * specifier set, bounded in length like Name and Version) are returned, for the index to serve as
+ * PEP 658 `.metadata` files and `requires-python`.
  *
  * It never throws: any failure, including a bug, becomes `{ ok: false }` with a message, so the
  * host answers 422 and never 500 for a bad upload.
@@ -50,7 +51,10 @@ export class DistributionValidator implements FileValidator {
   }
 }
 
-/** A validator with the given limits (defaults: 100,000 entries, 1 MiB metadata, 1 GiB sdist scan). */
+/**
+ * A validator with the given limits (defaults: 100,000 entries, 1 MiB metadata, 1 GiB sdist scan,
+ * 255-character Name and Version, 256-character Requires-Python).
+ */
 export function createDistributionValidator(limits: Partial<DistributionLimits> = {}): FileValidator {
   return new DistributionValidator(limits);
 }
