@@ -99,6 +99,9 @@ export interface FileUploadRecord {
   readonly coreMetadataSha256: string | null;
 }
 
+/** A file upload session as its stage preview lists it: everything but the metadata bytes. */
+export type StagedFile = Omit<FileUploadRecord, 'coreMetadata'>;
+
 export interface NewPublishingSession {
   readonly id: string;
   readonly project: string;
@@ -250,6 +253,11 @@ export interface SessionStore {
   createFile(input: NewFileUpload, opts: { readonly maxFiles: number }): Promise<CreateFileResult>;
   getFile(id: string): Promise<FileUploadRecord | undefined>;
   listFiles(sessionId: string, opts?: { readonly includeCanceled?: boolean }): Promise<readonly FileUploadRecord[]>;
+  /**
+   * The session's `completed` files without their core metadata bytes (`coreMetadataSha256` is
+   * there): what its stage preview lists, read without touching the metadata.
+   */
+  listStagedFiles(sessionId: string): Promise<readonly StagedFile[]>;
   /** Compare-and-set on the file's status (and its session being in `sessionExpect`, if given). */
   updateFile(
     id: string,

@@ -44,8 +44,8 @@ const store: IndexStore = {
   async getSessionByStageToken(token) {
     return sessions.find((s) => s.stageToken === token);
   },
-  async listFiles(sessionId) {
-    return files.filter((f) => f.sessionId === sessionId && f.status !== 'canceled');
+  async listStagedFiles(sessionId) {
+    return files.filter((f) => f.sessionId === sessionId && f.status === 'completed');
   },
   async getPublishedCoreMetadata(project, filename) {
     return publishedMetadata.get(`${project}\0${filename}`);

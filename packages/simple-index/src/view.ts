@@ -58,7 +58,7 @@ export type IndexStore = Pick<
   | 'getPublishedFile'
   | 'getPublishedCoreMetadata'
   | 'getSessionByStageToken'
-  | 'listFiles'
+  | 'listStagedFiles'
   | 'getFile'
   | 'indexVersion'
 >;
@@ -134,7 +134,7 @@ export async function stageView(store: IndexStore, token: string, clock: Clock, 
   const cacheScope = `stage:${session.id}`;
   const version = () => store.indexVersion({ kind: 'stage', sessionId: session.id });
   const load = async (): Promise<IndexFile[]> =>
-    (await store.listFiles(session.id))
+    (await store.listStagedFiles(session.id))
       .filter((f) => f.status === 'completed' && f.blobKey)
       .map((f) => ({
         filename: f.filename,

@@ -946,6 +946,17 @@ describe('index pages (issue #21): the metadata digest stored with the file, cha
     expect(await version({ kind: 'stage', sessionId: 'nope' })).toBe(0);
   });
 
+  it("listStagedFiles: a session's completed files with the metadata digest and without the bytes", async () => {
+    const s = await created();
+    const done = await addCompleted(s.id, 'foo-1.0.tar.gz');
+    await addFile(s.id, 'foo-1.0-py3-none-any.whl'); // pending: not staged
+    const staged = await store.listStagedFiles(s.id);
+    const { coreMetadata: _bytes, ...expected } = done;
+    expect(staged).toEqual([expected]);
+    expect(staged[0]).not.toHaveProperty('coreMetadata');
+    expect(staged[0]?.coreMetadataSha256).toBe(createHash('sha256').update('Meta').digest('hex'));
+  });
+
   it('another connection (another process on the same database) sees every change at once', async () => {
     const other = new SqliteSessionStore(dbFile);
     try {

@@ -31,6 +31,7 @@ import type {
   PublishingSessionStatus,
   PublishResult,
   SessionStore,
+  StagedFile,
 } from '@pep694/core';
 
 /**
@@ -223,6 +224,10 @@ interface PublishedRow {
   requires_python: string | null;
   core_metadata_sha256: string | null;
 }
+
+/** files without core_metadata, for the stage preview. */
+const STAGED_COLUMNS = `id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices, blob_key,
+  attestations, instructions, requires_python, core_metadata_sha256`;
 
 /** published_files without core_metadata: listings and file lookups never read the bytes. */
 const PUBLISHED_COLUMNS = `project, filename, display_name, version, size, hashes, blob_key, published_at, session_id, file_id,
@@ -618,6 +623,16 @@ export class SqliteSessionStore implements SessionStore {
        ORDER BY created_at, id`,
     ).all(sessionId) as FileRow[];
     return rows.map(toFile);
+  }
+
+  async listStagedFiles(sessionId: string): Promise<readonly StagedFile[]> {
+    const rows = this.q(
+      `SELECT ${STAGED_COLUMNS} FROM files WHERE session_id = ? AND status = 'completed' ORDER BY created_at, id`,
+    ).all(sessionId) as Omit<FileRow, 'core_metadata'>[];
+    return rows.map((r) => {
+      const { coreMetadata: _bytes, ...file } = toFile({ ...r, core_metadata: null });
+      return file;
+    });
   }
 
   async updateFile(
