@@ -5,6 +5,9 @@
 //
 //   node pep694-server.mjs <dataDir> <token> [port]
 //
+// With BENCH_INDEX=<bytes> it also serves the simple index (/simple/, /stage/) with a page cache
+// of that many bytes (0: every page rendered per request).
+//
 // Prints "ROOT <url>" on stdout once it listens. SIGTERM closes it gracefully (a restart on the
 // same dataDir and port resumes tus uploads: the deferred-verification bench relies on that).
 import 'reflect-metadata';
@@ -27,6 +30,7 @@ const server = await createServer({
       // The control-plane bench creates file upload sessions in one publishing session for seconds.
       maxFilesPerSession: 1_000_000,
     },
+    ...(process.env.BENCH_INDEX === undefined ? {} : { index: { pageCacheBytes: Number(process.env.BENCH_INDEX) } }),
   },
   auth: { authenticator: auth, authorizer: auth, names: auth },
   mechanisms: [

@@ -10,7 +10,7 @@
 //   BENCH_SIZES            file sizes in MiB, comma separated (default "64,1024"; quick "8")
 //   BENCH_RUNS             repetitions of every figure (default 5; quick 1)
 //   BENCH_ONLY             sections, comma separated (default all of):
-//                          floors,http-post-bytes,tus,multipart,concurrency,control
+//                          floors,http-post-bytes,tus,multipart,concurrency,control,index
 //                          and, only when named, preload: the raw node pipeline in a bare process
 //                          next to the same pipeline in a process that imported @pep694/server and
 //                          the plugins, or that also runs our host (idle), and our host itself
@@ -33,7 +33,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -51,7 +51,7 @@ const quick = process.argv.includes('--quick');
 const env = (name, fallback) => process.env[name] ?? fallback;
 const sizes = env('BENCH_SIZES', quick ? '8' : '64,1024').split(',').map((s) => Math.round(Number(s) * MiB));
 const runs = Number(env('BENCH_RUNS', quick ? 1 : 5));
-const SECTIONS = ['floors', 'http-post-bytes', 'tus', 'multipart', 'concurrency', 'control'];
+const SECTIONS = ['floors', 'http-post-bytes', 'tus', 'multipart', 'concurrency', 'control', 'index'];
 /** Not in the default run: the raw node pipeline in a bare process vs one that loaded (or runs) our host. */
 const EXTRA_SECTIONS = ['preload'];
 const only = new Set(env('BENCH_ONLY', SECTIONS.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
@@ -206,13 +206,16 @@ async function startRaw(mode, extraEnv) {
   return { child, port: Number(port), base: `http://127.0.0.1:${port}` };
 }
 
-/** Our host (pep694-server.mjs) with its own data dir; `restart` brings it back on the same port. */
-async function startOurs(tag) {
-  const token = randomBytes(18).toString('base64url');
-  const dataDir = join(work, `ours-${tag}-${randomBytes(4).toString('hex')}`);
+/**
+ * Our host (pep694-server.mjs) with its own data dir (or `opts.dataDir`: a second process on the
+ * same database); `restart` brings it back on the same port. `opts.env` goes to the child.
+ */
+async function startOurs(tag, opts = {}) {
+  const token = opts.token ?? randomBytes(18).toString('base64url');
+  const dataDir = opts.dataDir ?? join(work, `ours-${tag}-${randomBytes(4).toString('hex')}`);
   const srv = { token, dataDir, auth: `Bearer ${token}` };
   const launch = async (port) => {
-    const { child, value: url } = await startChild(join(here, 'pep694-server.mjs'), [dataDir, token, String(port)], 'ROOT');
+    const { child, value: url } = await startChild(join(here, 'pep694-server.mjs'), [dataDir, token, String(port)], 'ROOT', opts.env);
     srv.child = child;
     srv.url = url;
     srv.port = Number(new URL(url).port);
@@ -572,10 +575,64 @@ function cannon(pid, opts, duration = controlSeconds) {
       p99: r.latency.p99,
       requests,
       failures: r.non2xx + r.errors + r.timeouts,
+      non2xx: r.non2xx,
+      errors: r.errors + r.timeouts,
       cpuPerKReq: ((m.serverCpu * 1000) / requests) * 1000, // server CPU ms per 1000 requests
       otherLoad: m.otherLoad,
     };
   });
+}
+
+/**
+ * `connections` keep-alive loops of one request for `duration` seconds, measured like `cannon`,
+ * with node:http as the client: autocannon's parser waits for the body that a HEAD response's
+ * Content-Length announces, so it cannot time HEAD, and figures compared with each other must come
+ * from one client. A response whose status is not `expect` is a failure.
+ */
+function httpLoop(pid, { url, method = 'GET', headers, expect = 200 }, duration = controlSeconds) {
+  return measure([pid], async () => {
+    const agent = new Agent({ keepAlive: true, maxSockets: connections });
+    const latencies = [];
+    let non2xx = 0;
+    let errors = 0;
+    const t0 = now();
+    const deadline = Date.now() + duration * 1000;
+    const one = () =>
+      new Promise((resolve) => {
+        const started = now();
+        const req = request(url, { method, headers, agent }, (res) => {
+          if (res.statusCode !== expect) non2xx += 1;
+          res.resume();
+          res.on('end', () => {
+            latencies.push(since(started) * 1000);
+            resolve();
+          });
+        });
+        req.on('error', () => {
+          errors += 1;
+          resolve();
+        });
+        req.end();
+      });
+    await Promise.all(Array.from({ length: connections }, async () => {
+      while (Date.now() < deadline) await one();
+    }));
+    agent.destroy();
+    const seconds = since(t0);
+    const l = stats(latencies);
+    const sorted = [...latencies].sort((a, b) => a - b);
+    return { loop: { requests: latencies.length + errors, seconds, non2xx, errors, p50: l.median, p99: sorted[Math.floor(sorted.length * 0.99)] ?? NaN } };
+  }).then((m) => ({
+    rps: m.loop.requests / m.loop.seconds,
+    p50: m.loop.p50,
+    p99: m.loop.p99,
+    requests: m.loop.requests,
+    failures: m.loop.non2xx + m.loop.errors,
+    non2xx: m.loop.non2xx,
+    errors: m.loop.errors,
+    cpuPerKReq: ((m.serverCpu * 1000) / m.loop.requests) * 1000,
+    otherLoad: m.otherLoad,
+  }));
 }
 
 async function controlSection(bigFile) {
@@ -660,6 +717,92 @@ async function controlSection(bigFile) {
   };
   await srv.stop();
   await stop(express.child);
+  return entry;
+}
+
+// ---- index pages (issue #21) ------------------------------------------------------------------
+
+/**
+ * The simple index's project pages: a project of 100 files next to one of 1 file, and HEAD and a
+ * conditional GET (304) next to the GET of the 100-file page, on our host with its page cache.
+ * For reading the figures, the same 100-file page from a second process on the same database with
+ * no page cache (`pageCacheBytes: 0`, every request lists and renders): what the cache saves.
+ */
+async function indexSection() {
+  // Two processes on one database (SQLite settles who migrates it), started side by side.
+  const token = randomBytes(18).toString('base64url');
+  const dataDir = join(work, `ours-index-${randomBytes(4).toString('hex')}`);
+  const [srv, uncached] = await Promise.all([
+    startOurs('index', { env: { BENCH_INDEX: String(32 * MiB) }, dataDir, token }),
+    startOurs('index-uncached', { env: { BENCH_INDEX: '0' }, dataDir, token }),
+  ]);
+  const tiny = await makeFile(1024, 'index-tiny');
+  const uploadSmall = async (session, filename) => {
+    const fs = await createFile(srv, session, filename, tiny.size, tiny.sha256, 'http-post-bytes');
+    await MECHANISMS['http-post-bytes'].send(fs.mechanism, tiny.path, srv.auth);
+    await complete(srv, fs);
+  };
+  const project = async (files) => {
+    const { session, release } = await createSession(srv);
+    const names = Array.from({ length: files }, (_, k) => `${release}-${k + 1}-py3-none-any.whl`);
+    for (let k = 0; k < names.length; k += 16) await Promise.all(names.slice(k, k + 16).map((n) => uploadSmall(session, n)));
+    await publish(srv, session);
+    return release.slice(0, -'-1.0'.length);
+  };
+  const t0 = now();
+  const big = await project(100);
+  const small = await project(1);
+  const populated = since(t0);
+  dropBlobs(srv.dataDir);
+  const pageOf = (s, name) => `${new URL(s.url).origin}/simple/${name}/`;
+  const accept = 'application/vnd.pypi.simple.v1+json';
+  const first = await fetch(pageOf(srv, big), { headers: { accept } });
+  const etag = first.headers.get('etag');
+  const bigBytes = (await first.arrayBuffer()).byteLength;
+  const smallBytes = (await (await fetch(pageOf(srv, small), { headers: { accept } })).arrayBuffer()).byteLength;
+  const targets = {
+    'get-100': (d) => httpLoop(srv.child.pid, { url: pageOf(srv, big), headers: { accept } }, d),
+    'get-1': (d) => httpLoop(srv.child.pid, { url: pageOf(srv, small), headers: { accept } }, d),
+    'head-100': (d) => httpLoop(srv.child.pid, { url: pageOf(srv, big), method: 'HEAD', headers: { accept } }, d),
+    'not-modified-100': (d) => httpLoop(srv.child.pid, { url: pageOf(srv, big), headers: { accept, 'if-none-match': etag }, expect: 304 }, d),
+    'uncached-get-100': (d) => httpLoop(uncached.child.pid, { url: pageOf(uncached, big), headers: { accept } }, d),
+  };
+  // Warm-up (JIT, connections, the cache), not recorded.
+  for (const t of Object.values(targets)) await t(Math.min(1, controlSeconds / 2));
+  const keys = Object.keys(targets);
+  const results = Object.fromEntries(keys.map((k) => [k, []]));
+  for (let i = 0; i < runs; i++) for (const k of rotate(keys, i)) results[k].push(await targets[k]());
+  const route = (k) => ({
+    rps: stats(results[k].map((r) => r.rps)),
+    p50: stats(results[k].map((r) => r.p50)),
+    p99: stats(results[k].map((r) => r.p99)),
+    cpuPerKReq: stats(results[k].map((r) => r.cpuPerKReq)),
+    otherLoad: stats(results[k].map((r) => r.otherLoad)),
+    failures: results[k].reduce((s, r) => s + r.failures, 0),
+  });
+  const routes = Object.fromEntries(keys.map((k) => [k, route(k)]));
+  const ratio = (a, b) => stats(results[a].map((r, i) => r.rps / results[b][i].rps));
+  // Server CPU per request: what a request costs the server, whatever else the machine runs.
+  const cpuRatio = (a, b) => stats(results[a].map((r, i) => r.cpuPerKReq / results[b][i].cpuPerKReq));
+  const entry = {
+    connections,
+    seconds: controlSeconds,
+    pageBytes: { 100: bigBytes, 1: smallBytes },
+    populateSeconds: populated,
+    routes,
+    peakRssMB: procUsage(srv.child.pid).peakRssMB,
+    ratio100to1: ratio('get-100', 'get-1'),
+    notModifiedToGet: ratio('not-modified-100', 'get-100'),
+    cachedToUncached: ratio('get-100', 'uncached-get-100'),
+    cpu100to1: cpuRatio('get-100', 'get-1'),
+    cpuHeadToGet: cpuRatio('head-100', 'get-100'),
+    cpuNotModifiedToGet: cpuRatio('not-modified-100', 'get-100'),
+    cpuUncachedToCached: cpuRatio('uncached-get-100', 'get-100'),
+    runs: results,
+  };
+  await stop(uncached.child);
+  await srv.stop();
+  rmSync(tiny.path, { force: true });
   return entry;
 }
 
@@ -879,6 +1022,25 @@ function render(report) {
     L.push('');
   }
 
+  const x = report.index;
+  if (x) {
+    L.push(`## 6. Index pages (${x.connections} keep-alive node:http loops, ${x.seconds} s per run; JSON pages of ${x.pageBytes[100]} and ${x.pageBytes[1]} bytes)`, '');
+    L.push('| request | server | req/s | p50 ms | p99 ms | server CPU ms / 1000 req | failures | others |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+    const row = (label, server, r) => L.push(`| ${label} | ${server} | ${range(r.rps)} | ${range(r.p50, 1)} | ${range(r.p99, 1)} | ${range(r.cpuPerKReq)} | ${r.failures} | ${pct(r.otherLoad)} |`);
+    row('GET project page, 100 files', '**ours**', x.routes['get-100']);
+    row('GET project page, 1 file', '**ours**', x.routes['get-1']);
+    row('HEAD project page, 100 files', '**ours**', x.routes['head-100']);
+    row('GET project page, 100 files, If-None-Match → 304', '**ours**', x.routes['not-modified-100']);
+    row('GET project page, 100 files', 'ours, no page cache (for reading)', x.routes['uncached-get-100']);
+    L.push('');
+    L.push(
+      `Server CPU per request (what a request costs, whatever else the machine runs): 100-file page ÷ 1-file page **${range(x.cpu100to1, 2)}** (target ≤ 2); ` +
+        `HEAD ÷ GET **${range(x.cpuHeadToGet, 2)}** (target ≤ 1); 304 ÷ GET **${range(x.cpuNotModifiedToGet, 2)}** (target ≤ 1); without the page cache ÷ with it ${range(x.cpuUncachedToCached, 2)} (no target). ` +
+        `Throughput (req/s, for reading): 100 files ÷ 1 file ${range(x.ratio100to1, 2)}; 304 ÷ GET ${range(x.notModifiedToGet, 2)}; cached ÷ uncached ${range(x.cachedToUncached, 2)}. Peak RSS: ${fmt(x.peakRssMB)} MB.`,
+      '',
+    );
+  }
+
   L.push('## Targets', '');
   L.push('| target | measured | verdict |', '| --- | --- | --- |');
   for (const t of report.targets) L.push(`| ${t.target} | ${t.measured} | ${verdict(t.ok)} |`);
@@ -920,6 +1082,13 @@ function targets(report) {
     T.push({ target: 'session status ≥ 0.5 of a bare express JSON route (req/s)', measured: `${fmt(c.statusRatio.median, 2)} (${fmt(c.statusRatio.min, 2)}–${fmt(c.statusRatio.max, 2)})`, ok: check(c.statusRatio.median, '>=', 0.5) });
     T.push({ target: `publishing ${c.bigMiB} MiB ≤ 2× publishing 1 KiB`, measured: fmt(c.publishRatio, 2), ok: check(c.publishRatio, '<=', 2) });
   }
+  const x = report.index;
+  if (x) {
+    const m = (s) => `${fmt(s.median, 2)} (${fmt(s.min, 2)}–${fmt(s.max, 2)})`;
+    T.push({ target: 'index: server CPU per GET of a 100-file project page ≤ 2× a 1-file page', measured: m(x.cpu100to1), ok: check(x.cpu100to1.median, '<=', 2) });
+    T.push({ target: 'index: server CPU per HEAD of the 100-file page ≤ 1× its GET', measured: m(x.cpuHeadToGet), ok: check(x.cpuHeadToGet.median, '<=', 1) });
+    T.push({ target: 'index: server CPU per If-None-Match (304) of the 100-file page ≤ 1× its GET', measured: m(x.cpuNotModifiedToGet), ok: check(x.cpuNotModifiedToGet.median, '<=', 1) });
+  }
   for (const d of report.deferred) {
     T.push({ target: `tus deferred verification of ${d.sizeMiB} MiB, next to openssl dgst -sha256 (no target)`, measured: `${fmt(d.ours.seconds.median, 2)} s vs ${fmt(d.openssl.seconds.median, 2)} s (${fmt(d.ratioToOpenssl, 2)}×)`, ok: undefined });
   }
@@ -930,7 +1099,7 @@ function targets(report) {
 
 async function main() {
   mkdirSync(outDir, { recursive: true });
-  const report = { date: new Date().toISOString(), quick, runs, sizesMiB: sizes.map((s) => s / MiB), sections: [...only], machine: machineFacts(), floors: undefined, uploads: [], deferred: [], concurrency: [], preload: [], control: undefined };
+  const report = { date: new Date().toISOString(), quick, runs, sizesMiB: sizes.map((s) => s / MiB), sections: [...only], machine: machineFacts(), floors: undefined, uploads: [], deferred: [], concurrency: [], preload: [], control: undefined, index: undefined };
   const log = (...a) => console.log(`[${since(start).toFixed(0).padStart(4)} s]`, ...a);
   log(`bench: ${cores} cores, ${runs} run(s), sizes ${sizes.map((s) => s / MiB).join(', ')} MiB, sections ${[...only].join(',')}, work dir ${work}`);
   const largest = Math.max(...sizes);
@@ -983,6 +1152,12 @@ async function main() {
     const c = await controlSection(await fileOf(largest));
     report.control = c;
     log(`control: status ${fmt(c.routes['ours-status'].rps.median)} req/s vs express ${fmt(c.routes['express-status'].rps.median)} (ratio ${fmt(c.statusRatio.median, 2)}); create file ${fmt(c.routes['ours-create-file'].rps.median)} req/s; publish 100 files ${fmt(c.publish100Ms.median)} ms, 1 KiB ${fmt(c.publishTinyMs.median, 1)} ms, ${c.bigMiB} MiB ${fmt(c.publishBigMs.median, 1)} ms`);
+  }
+  if (only.has('index')) {
+    const x = await indexSection();
+    report.index = x;
+    const cpu = (k) => fmt(x.routes[k].cpuPerKReq.median / 1000, 3);
+    log(`index: server CPU ms/request: GET 100 files ${cpu('get-100')}, 1 file ${cpu('get-1')} (ratio ${fmt(x.cpu100to1.median, 2)}), HEAD ${cpu('head-100')} (÷ GET ${fmt(x.cpuHeadToGet.median, 2)}), 304 ${cpu('not-modified-100')} (÷ GET ${fmt(x.cpuNotModifiedToGet.median, 2)}), uncached GET ${cpu('uncached-get-100')}; req/s GET 100 ${fmt(x.routes['get-100'].rps.median)}, 1 ${fmt(x.routes['get-1'].rps.median)}, 304 ${fmt(x.routes['not-modified-100'].rps.median)}, uncached ${fmt(x.routes['uncached-get-100'].rps.median)}`);
   }
   report.loadavgEnd = loadavg();
   report.seconds = since(start);

@@ -98,7 +98,15 @@ export interface FileUploadRecord {
   /** Core metadata extracted at validation (PEP 658), and the Requires-Python it declares. */
   readonly coreMetadata: Uint8Array | null;
   readonly requiresPython: string | null;
+  /**
+   * Lowercase hex sha256 of `coreMetadata` (PEP 658 `data-dist-info-metadata`, PEP 714
+   * `core-metadata`), computed by the store once, when the metadata is written; null without it.
+   */
+  readonly coreMetadataSha256: string | null;
 }
+
+/** A file upload session as its stage preview lists it: everything but the metadata bytes. */
+export type StagedFile = Omit<FileUploadRecord, 'coreMetadata'>;
 
 export interface NewPublishingSession {
   readonly id: string;
@@ -212,7 +220,11 @@ export interface FileUploadPatch {
   readonly requiresPython?: string | null;
 }
 
-/** A file as the published index serves it. */
+/**
+ * A file as the published index serves it. Its core metadata bytes are not part of it, so listing
+ * a project's files reads no metadata: the digest is here, the bytes come from
+ * `getPublishedCoreMetadata`.
+ */
 export interface PublishedFile {
   readonly project: string;
   /** The project name as spelled by the session that published it. */
@@ -225,9 +237,16 @@ export interface PublishedFile {
   readonly publishedAt: Date;
   readonly sessionId: string;
   readonly fileId: string;
-  readonly coreMetadata: Uint8Array | null;
+  /** Lowercase hex sha256 of the file's core metadata (stored with it), or null when it has none. */
+  readonly coreMetadataSha256: string | null;
   readonly requiresPython: string | null;
 }
+
+/** What an index page shows: the project list, one project's published files, or one session's stage. */
+export type IndexScope =
+  | { readonly kind: 'projects' }
+  | { readonly kind: 'project'; readonly project: string }
+  | { readonly kind: 'stage'; readonly sessionId: string };
 
 // The store is split by role, so that each consumer names only what it uses: the upload API
 // (UploadStore), the simple index and stage previews (IndexReadStore), the reaper and crash
@@ -360,8 +379,22 @@ export interface IndexReadStore {
   getPublishedFile(project: string, filename: string): Promise<PublishedFile | undefined>;
   /** The session holding this stage token (exact match only), whatever its status. */
   getSessionByStageToken(token: string): Promise<PublishingSessionRecord | undefined>;
-  /** As `UploadStore.listFiles`: the stage preview shows the completed ones. */
-  listFiles(sessionId: string, opts?: { readonly includeCanceled?: boolean }): Promise<readonly FileUploadRecord[]>;
+  /**
+   * The session's `completed` files without their core metadata bytes (`coreMetadataSha256` is
+   * there): what its stage preview lists, read without touching the metadata.
+   */
+  listStagedFiles(sessionId: string): Promise<readonly StagedFile[]>;
+  /** As `UploadStore.getFile`: a staged file's `.metadata` (PEP 658) is read through it. */
+  getFile(id: string): Promise<FileUploadRecord | undefined>;
+  /** The core metadata bytes of a published file (PEP 658), or undefined when it has none. */
+  getPublishedCoreMetadata(project: string, filename: string): Promise<Uint8Array | undefined>;
+  /**
+   * A counter that changes whenever what the index shows for `scope` changes: the registered
+   * projects, a project's published files, or a publishing session's files (its stage). Kept by
+   * the database in the same transaction as the change, so every process sharing the database
+   * reads the same value; caches of index pages are keyed by it. 0 for a scope that does not exist.
+   */
+  indexVersion(scope: IndexScope): Promise<number>;
 }
 
 /**

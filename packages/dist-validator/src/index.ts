@@ -6,8 +6,8 @@
  * versions by PEP 440 equality. Both must be unambiguous archives, read the same by this index and
  * by Python's zipfile and tarfile (which pip uses), with safe member paths and, for sdists, no
  * links out, device files or second top-level directory. The core metadata bytes and
- * `Requires-Python` are returned, for the index to serve as PEP 658 `.metadata` files and
- * `requires-python`.
+ * `Requires-Python` (a valid PEP 440 specifier set, bounded in length like Name and Version) are
+ * returned, for the index to serve as PEP 658 `.metadata` files and `requires-python`.
  *
  * It never throws: any failure, including a bug, becomes `{ ok: false }` with a message, so the
  * host answers 422 and never 500 for a bad upload.
@@ -53,7 +53,11 @@ export class DistributionValidator implements FileValidator {
   }
 }
 
-/** A validator with the given limits (defaults: 100,000 entries, 1 MiB metadata, sdists decompressed up to 100 times their size, at least 32 MiB, at most 1 GiB). */
+/**
+ * A validator with the given limits (defaults: 100,000 entries, 1 MiB metadata, sdists decompressed
+ * up to 100 times their size, at least 32 MiB, at most 1 GiB; 255-character Name and Version,
+ * 256-character Requires-Python).
+ */
 export function createDistributionValidator(limits: Partial<DistributionLimits> = {}): FileValidator {
   return new DistributionValidator(limits);
 }

@@ -17,6 +17,16 @@ export interface DistributionLimits {
    * streams; an sdist may always decompress to 32 MiB. Default 100.
    */
   readonly maxSdistRatio: number;
+  /**
+   * Longest `Name`, `Version` and `Metadata-Version` value, in characters. Default 255: a wheel's
+   * or sdist's file name holds the name and the version and is at most 255 bytes.
+   */
+  readonly maxNameVersionLength: number;
+  /**
+   * Longest `Requires-Python` value, in characters. The index copies it into every project page
+   * (`data-requires-python`, `requires-python`). Default 256: real values are under 100.
+   */
+  readonly maxRequiresPythonLength: number;
 }
 
 export const DEFAULT_LIMITS: DistributionLimits = {
@@ -24,4 +34,6 @@ export const DEFAULT_LIMITS: DistributionLimits = {
   maxMetadataBytes: 1024 * 1024,
   maxSdistScanBytes: 1024 ** 3,
   maxSdistRatio: 100,
+  maxNameVersionLength: 255,
+  maxRequiresPythonLength: 256,
 };

@@ -11,9 +11,9 @@ import tar, { type Header } from 'tar-stream';
 import type { ArtifactUnderValidation } from '@pep694/core';
 import { INFLATE_CHUNK, inflateBudget, inflateLimit, InflateLimitExceeded } from './inflate-limit.js';
 import type { DistributionLimits } from './limits.js';
-import { parseMetadataHeaders, singleField } from './metadata.js';
+import { parseMetadataHeaders } from './metadata.js';
 import { describe, problem, type ArchiveOutcome } from './outcome.js';
-import { checkMetadataFields, type Release } from './release.js';
+import { checkMetadataFields, readRequiresPython, type Release } from './release.js';
 import { SdistMembers } from './sdist-members.js';
 import { TarEndWatch } from './tar-end.js';
 
@@ -75,7 +75,7 @@ export async function validateSdist(artifact: ArtifactUnderValidation, release: 
       const bytes = await readAtMost(entry, limits.maxMetadataBytes);
       if (!bytes) return problem(path, `${path} is larger than ${limits.maxMetadataBytes} bytes`);
       // Checked now, so that a mismatch is reported without reading the rest.
-      const checked = checkPkgInfo(path, bytes, release);
+      const checked = checkPkgInfo(path, bytes, release, limits);
       if (!checked.ok) return checked;
       pkgInfo = checked;
     }
@@ -104,12 +104,12 @@ export async function validateSdist(artifact: ArtifactUnderValidation, release: 
 }
 
 /** PKG-INFO's Metadata-Version, Name and Version against the session; its bytes and Requires-Python. */
-function checkPkgInfo(path: string, bytes: Buffer, release: Release): ArchiveOutcome {
+function checkPkgInfo(path: string, bytes: Buffer, release: Release, limits: DistributionLimits): ArchiveOutcome {
   const parsed = parseMetadataHeaders(bytes, 'PKG-INFO');
   if (!parsed.ok) return problem(path, parsed.message);
-  const mismatches = checkMetadataFields(parsed.headers, release, 'PKG-INFO');
+  const mismatches = checkMetadataFields(parsed.headers, release, 'PKG-INFO', limits);
   if (mismatches.length > 0) return { ok: false, errors: mismatches.map((message) => ({ source: path, message })) };
-  const rp = singleField(parsed.headers, 'Requires-Python', 'PKG-INFO');
-  if (rp.error) return problem(path, rp.error);
+  const rp = readRequiresPython(parsed.headers, 'PKG-INFO', limits);
+  if (rp.error !== undefined) return problem(path, rp.error);
   return { ok: true, metadata: bytes, ...(rp.value ? { requiresPython: rp.value } : {}) };
 }

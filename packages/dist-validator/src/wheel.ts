@@ -10,11 +10,11 @@ import { crc32 } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import type { ArtifactUnderValidation } from '@pep694/core';
 import type { DistributionLimits } from './limits.js';
-import { parseMetadataHeaders, singleField } from './metadata.js';
+import { parseMetadataHeaders } from './metadata.js';
 import { describe, problem, type ArchiveOutcome } from './outcome.js';
 import { ArtifactReader } from './reader.js';
 import { MemberPathSet, pathProblem } from './member-paths.js';
-import { checkMetadataFields, clip, stemNamesRelease, type Release } from './release.js';
+import { checkMetadataFields, clip, readRequiresPython, stemNamesRelease, type Release } from './release.js';
 import { readZipEnd } from './zip-end.js';
 import { checkZipLayout, type CentralRecord } from './zip-layout.js';
 import { entryName } from './zip-names.js';
@@ -157,10 +157,10 @@ export async function validateWheel(artifact: ArtifactUnderValidation, release: 
 
     const parsed = parseMetadataHeaders(read.bytes, 'METADATA');
     if (!parsed.ok) return problem(path, parsed.message);
-    const mismatches = checkMetadataFields(parsed.headers, release, 'METADATA');
+    const mismatches = checkMetadataFields(parsed.headers, release, 'METADATA', limits);
     if (mismatches.length > 0) return { ok: false, errors: mismatches.map((message) => ({ source: path, message })) };
-    const rp = singleField(parsed.headers, 'Requires-Python', 'METADATA');
-    if (rp.error) return problem(path, rp.error);
+    const rp = readRequiresPython(parsed.headers, 'METADATA', limits);
+    if (rp.error !== undefined) return problem(path, rp.error);
     return { ok: true, metadata: read.bytes, ...(rp.value ? { requiresPython: rp.value } : {}) };
   } finally {
     zip.close();

@@ -36,7 +36,7 @@ import {
   type SessionStore,
   type UploadMechanism,
 } from '@pep694/core';
-import { publishedIndexRouter, stagePreviewRouter } from '@pep694/simple-index';
+import { PageCache, publishedIndexRouter, stagePreviewRouter } from '@pep694/simple-index';
 import { TokensFileAuth } from './auth/tokens-file.js';
 import { ServerConfigSchema, type ServerConfig, type ServerConfigInput } from './config.js';
 import { createProblemRenderer } from './http/problems.js';
@@ -153,7 +153,8 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
   app.use(config.rootPath, sessionApiRouter(service, config));
   if (config.index) {
     // Read-only Simple Repository API: the published index and the stage previews (no credentials).
-    const index = { store, blobs, clock };
+    // One page cache for both, so that one bound covers them (keyed by the store's change counters).
+    const index = { store, blobs, clock, pageCache: new PageCache({ maxBytes: config.index.pageCacheBytes }) };
     app.use(config.index.stagePath.slice(0, -1), stagePreviewRouter(index));
     app.use(config.index.simplePath.slice(0, -1), publishedIndexRouter(index));
   }

@@ -35,6 +35,11 @@ export const ServerConfigSchema = z.object({
       simplePath: mountPath.default('/simple/'),
       /** Mount of the stage previews: `{stagePath}{session-token}/` is one session's index. */
       stagePath: mountPath.default('/stage/'),
+      /**
+       * Bytes of rendered index pages (published and stage, HTML and JSON) kept in memory, least
+       * recently used evicted; 0 renders every request.
+       */
+      pageCacheBytes: z.number().int().nonnegative().default(32 * 1024 * 1024),
     })
     .optional(),
 

@@ -9,3 +9,4 @@ export { negotiateSimpleType, SIMPLE_TYPES, SIMPLE_V1_HTML, SIMPLE_V1_JSON, TEXT
 export { publishedView, stageView, versionsOf, type IndexFile, type IndexStore, type ProjectEntry, type RepositoryView } from './view.js';
 export { escapeHtml, projectDetailHtml, projectDetailJson, projectListHtml, projectListJson, REPOSITORY_VERSION } from './render.js';
 export { contentTypeFor, parseRange } from './download.js';
+export { DEFAULT_PAGE_CACHE_BYTES, PageCache, type PageCacheOptions } from './page-cache.js';

@@ -6,14 +6,11 @@
  * URLs are relative to the page (the spec allows it, and pip resolves them), so the same page is
  * right under any origin, proxy prefix, or stage token.
  */
-import { createHash } from 'node:crypto';
 import { HASH_NAMES_PREFERRED } from './hashes.js';
 import type { IndexFile, ProjectEntry } from './view.js';
 
 /** We serve API version 1.1: PEP 700's keys are the newest feature we emit. */
 export const REPOSITORY_VERSION = '1.1';
-
-export const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 /** HTML escaping for text and double-quoted attribute values. */
 export function escapeHtml(s: string): string {
@@ -53,8 +50,8 @@ export function projectDetailHtml(project: string, files: readonly IndexFile[]):
       const h = primaryHash(f.hashes);
       const attrs = [`href="${escapeHtml(fileHref(f.filename) + (h ? `#${h.name}=${h.hex}` : ''))}"`];
       if (f.requiresPython) attrs.push(`data-requires-python="${escapeHtml(f.requiresPython)}"`);
-      if (f.coreMetadata) {
-        const m = `sha256=${sha256Hex(f.coreMetadata)}`;
+      if (f.coreMetadataSha256) {
+        const m = `sha256=${escapeHtml(f.coreMetadataSha256)}`;
         attrs.push(`data-core-metadata="${m}"`, `data-dist-info-metadata="${m}"`);
       }
       return `    <a ${attrs.join(' ')}>${escapeHtml(f.filename)}</a><br>\n`;
@@ -75,7 +72,7 @@ export function projectDetailJson(project: string, files: readonly IndexFile[], 
       ...(f.requiresPython ? { 'requires-python': f.requiresPython } : {}),
       // PEP 714: `core-metadata` only. Debian's pip 23.0.1 crashes on a dict-valued
       // `dist-info-metadata` in JSON (pypa/pip#12042), so the deprecated alias is not sent.
-      ...(f.coreMetadata ? { 'core-metadata': { sha256: sha256Hex(f.coreMetadata) } } : {}),
+      ...(f.coreMetadataSha256 ? { 'core-metadata': { sha256: f.coreMetadataSha256 } } : {}),
       size: f.size,
       ...(f.uploadTime ? { 'upload-time': uploadTime(f.uploadTime) } : {}),
     })),

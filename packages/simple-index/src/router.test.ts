@@ -27,6 +27,9 @@ const published: PublishedFile[] = [];
 const projects: { project: string; displayName: string }[] = [];
 const sessions: PublishingSessionRecord[] = [];
 const files: FileUploadRecord[] = [];
+const publishedMetadata = new Map<string, Uint8Array>();
+/** One change counter for everything: any change here invalidates every cached page. */
+let changes = 0;
 
 const store: IndexStore = {
   async listPublishedProjects() {
@@ -41,8 +44,17 @@ const store: IndexStore = {
   async getSessionByStageToken(token) {
     return sessions.find((s) => s.stageToken === token);
   },
-  async listFiles(sessionId) {
-    return files.filter((f) => f.sessionId === sessionId && f.status !== 'canceled');
+  async listStagedFiles(sessionId) {
+    return files.filter((f) => f.sessionId === sessionId && f.status === 'completed');
+  },
+  async getPublishedCoreMetadata(project, filename) {
+    return publishedMetadata.get(`${project}\0${filename}`);
+  },
+  async getFile(id) {
+    return files.find((f) => f.id === id);
+  },
+  async indexVersion() {
+    return changes;
   },
 };
 
@@ -58,9 +70,18 @@ const WHEEL = Buffer.from('PK-not-really-a-wheel-but-bytes-'.repeat(40));
 const META = Buffer.from('Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0.0\nRequires-Python: <3.14,>=3.7\n');
 const SDIST = Buffer.from('sdist-bytes'.repeat(10));
 
-function publish(project: string, displayName: string, version: string, filename: string, bytes: Buffer, extra: Partial<PublishedFile> = {}) {
+function publish(
+  project: string,
+  displayName: string,
+  version: string,
+  filename: string,
+  bytes: Buffer,
+  { coreMetadata, ...extra }: Partial<PublishedFile> & { coreMetadata?: Uint8Array } = {},
+) {
   const key = `files/${filename}`;
   blobs.set(key, bytes);
+  changes += 1;
+  if (coreMetadata) publishedMetadata.set(`${project}\0${filename}`, coreMetadata);
   if (!projects.some((p) => p.project === project)) projects.push({ project, displayName });
   published.push({
     project,
@@ -73,7 +94,7 @@ function publish(project: string, displayName: string, version: string, filename
     publishedAt: new Date('2030-08-01T12:00:00.123Z'),
     sessionId: 's',
     fileId: filename,
-    coreMetadata: null,
+    coreMetadataSha256: coreMetadata ? sha256(coreMetadata) : null,
     requiresPython: null,
     ...extra,
   });
@@ -103,6 +124,7 @@ function session(id: string, token: string, status: PublishingSessionRecord['sta
 function stageFile(sessionId: string, filename: string, status: FileUploadRecord['status'], bytes: Buffer, coreMetadata: Uint8Array | null = null): void {
   const key = `files/${sessionId}/${filename}`;
   blobs.set(key, bytes);
+  changes += 1;
   files.push({
     id: `${sessionId}-${filename}`,
     sessionId,
@@ -119,6 +141,7 @@ function stageFile(sessionId: string, filename: string, status: FileUploadRecord
     instructions: null,
     coreMetadata,
     requiresPython: coreMetadata ? '>=3.8' : null,
+    coreMetadataSha256: coreMetadata ? sha256(coreMetadata) : null,
   });
 }
 

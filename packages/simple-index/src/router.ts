@@ -19,7 +19,8 @@ import { Router, type NextFunction, type Request, type RequestHandler, type Resp
 import { isValidProjectName, normalizeName, ProblemError, type BlobStore, type Clock } from '@pep694/core';
 import { contentTypeFor, matchesEtag, sendBody } from './download.js';
 import { negotiateSimpleType, SIMPLE_V1_JSON, type SimpleType } from './negotiate.js';
-import { primaryHash, projectDetailHtml, projectDetailJson, projectListHtml, projectListJson, sha256Hex } from './render.js';
+import { PageCache } from './page-cache.js';
+import { primaryHash, projectDetailHtml, projectDetailJson, projectListHtml, projectListJson } from './render.js';
 import { publishedView, stageView, versionsOf, type IndexStore, type RepositoryView } from './view.js';
 
 export interface SimpleIndexOptions {
@@ -27,6 +28,12 @@ export interface SimpleIndexOptions {
   readonly blobs: Pick<BlobStore, 'read'>;
   /** For stage expiry; default: the system clock. */
   readonly clock?: Clock;
+  /**
+   * Where rendered pages (and stage listings) are kept, keyed by the store's change counters.
+   * Pass one cache to both routers to bound them together; default: a cache of
+   * `DEFAULT_PAGE_CACHE_BYTES` (32 MiB) per router. `new PageCache({ maxBytes: 0 })` caches nothing.
+   */
+  readonly pageCache?: PageCache;
 }
 
 /** Cache-Control by kind: published files never change; stages are capability URLs, never stored. */
@@ -52,24 +59,59 @@ function methodNotAllowed(): RequestHandler {
     next(new ProblemError('method-not-allowed', `${req.method} is not allowed here; the index is read-only (GET or HEAD).`, { headers: { Allow: 'GET, HEAD' } }));
 }
 
-function sendPage(req: Request, res: Response, view: RepositoryView, type: SimpleType, body: string | object): void {
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  const etag = `"${createHash('sha256').update(type).update('\0').update(text).digest('base64url')}"`;
+/** A rendered page as cached: its bytes, its media type, and its strong ETag (a digest of both). */
+interface Page {
+  readonly body: Buffer;
+  readonly type: SimpleType;
+  readonly etag: string;
+}
+
+function makePage(type: SimpleType, rendered: string | object): Page {
+  const body = Buffer.from(typeof rendered === 'string' ? rendered : JSON.stringify(rendered));
+  const etag = `"${createHash('sha256').update(type).update('\0').update(body).digest('base64url')}"`;
+  return { body, type, etag };
+}
+
+/**
+ * Sends a page from the cache, rendering it only when the cache has none for the current change
+ * counter. A HEAD or a matching `If-None-Match` of a cached page costs the counter read and nothing
+ * else. `render` answers undefined for a page that does not exist (not cached: a 404 is cheap).
+ */
+async function sendPage(
+  req: Request,
+  res: Response,
+  view: RepositoryView,
+  cache: PageCache,
+  what: string,
+  version: () => Promise<number>,
+  render: (type: SimpleType) => Promise<string | object | undefined>,
+  notFound: () => ProblemError,
+): Promise<void> {
+  const type = negotiateSimpleType(req.headers.accept, req.query['format']);
+  const key = `${view.cacheScope}\0${what}\0${type}`;
+  const v = await version(); // before the data: see PageCache
+  let page = cache.get<Page>(key, v);
+  if (!page) {
+    const rendered = await render(type);
+    if (rendered === undefined) throw notFound();
+    page = makePage(type, rendered);
+    cache.set(key, v, page, page.body.length + 200);
+  }
   res.setHeader('Vary', 'Accept');
   res.setHeader('Cache-Control', CACHE[view.kind].page);
-  res.setHeader('ETag', etag);
+  res.setHeader('ETag', page.etag);
   res.setHeader('X-Content-Type-Options', 'nosniff');
-  if (matchesEtag(req.headers['if-none-match'], etag)) {
+  if (matchesEtag(req.headers['if-none-match'], page.etag)) {
     res.status(304).end();
     return;
   }
-  res.setHeader('Content-Type', type === SIMPLE_V1_JSON ? type : `${type}; charset=utf-8`);
-  res.setHeader('Content-Length', String(Buffer.byteLength(text)));
-  res.status(200).end(req.method === 'HEAD' ? undefined : text);
+  res.setHeader('Content-Type', page.type === SIMPLE_V1_JSON ? page.type : `${page.type}; charset=utf-8`);
+  res.setHeader('Content-Length', String(page.body.length));
+  res.status(200).end(req.method === 'HEAD' ? undefined : page.body);
 }
 
 /** The repository layout over whatever view `resolve` gives for the request. */
-function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>, notFound: NotFound): Router {
+function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>, notFound: NotFound, cache: PageCache): Router {
   const router = Router({ caseSensitive: true, strict: true, mergeParams: true });
   const view = async (req: Request): Promise<RepositoryView> => {
     const v = await resolve(req);
@@ -94,9 +136,10 @@ function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>,
         const v = await view(req);
         // PEP 503: pages end with "/"; redirect the bare mount path.
         if (!pathOf(req).endsWith('/')) return res.redirect(301, `${pathOf(req)}/`);
-        const type = negotiateSimpleType(req.headers.accept, req.query['format']);
-        const projects = await v.projects();
-        sendPage(req, res, v, type, type === SIMPLE_V1_JSON ? projectListJson(projects) : projectListHtml(projects));
+        await sendPage(req, res, v, cache, 'projects', () => v.projectsVersion(), async (type) => {
+          const projects = await v.projects();
+          return type === SIMPLE_V1_JSON ? projectListJson(projects) : projectListHtml(projects);
+        }, () => notFound('this repository'));
       }),
     )
     .all(methodNotAllowed());
@@ -119,10 +162,11 @@ function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>,
         const v = await view(req);
         const name = project(req, res, '');
         if (name === undefined) return;
-        const type = negotiateSimpleType(req.headers.accept, req.query['format']);
-        const files = await v.files(name);
-        if (!files) throw notFound(`project ${name}`);
-        sendPage(req, res, v, type, type === SIMPLE_V1_JSON ? projectDetailJson(name, files, versionsOf(files)) : projectDetailHtml(name, files));
+        await sendPage(req, res, v, cache, `project\0${name}`, () => v.filesVersion(name), async (type) => {
+          const files = await v.files(name);
+          if (!files) return undefined;
+          return type === SIMPLE_V1_JSON ? projectDetailJson(name, files, versionsOf(files)) : projectDetailHtml(name, files);
+        }, () => notFound(`project ${name}`));
       }),
     )
     .all(methodNotAllowed());
@@ -150,13 +194,13 @@ function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>,
         }
         if (filename.endsWith('.metadata')) {
           const dist = await v.file(name, filename.slice(0, -'.metadata'.length));
-          const meta = dist?.coreMetadata;
-          if (meta) {
+          const meta = dist?.coreMetadataSha256 ? await v.coreMetadata(name, dist) : undefined;
+          if (dist && meta) {
             const bytes = Buffer.from(meta.buffer, meta.byteOffset, meta.byteLength);
             return sendBody(req, res, {
               size: bytes.length,
               contentType: contentTypeFor(filename),
-              etag: `"sha256-${sha256Hex(bytes)}"`,
+              etag: `"sha256-${dist.coreMetadataSha256}"`,
               ...(dist.uploadTime ? { lastModified: dist.uploadTime } : {}),
               cacheControl,
               open: async (range) => Readable.from([range ? bytes.subarray(range.start, range.end + 1) : bytes]),
@@ -181,7 +225,7 @@ function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>,
  */
 export function publishedIndexRouter(opts: SimpleIndexOptions): Router {
   const view = publishedView(opts.store);
-  return repositoryRouter(async () => view, opts.blobs, (what) => new ProblemError('not-found', `This index has no ${what}.`));
+  return repositoryRouter(async () => view, opts.blobs, (what) => new ProblemError('not-found', `This index has no ${what}.`), opts.pageCache ?? new PageCache());
 }
 
 /**
@@ -203,7 +247,8 @@ export function stagePreviewRouter(opts: SimpleIndexOptions): Router {
     res.setHeader('X-Robots-Tag', 'noindex, nofollow');
     next();
   });
-  router.use('/:token', repositoryRouter((req) => stageView(opts.store, String(req.params['token']), clock), opts.blobs, notFound));
+  const cache = opts.pageCache ?? new PageCache();
+  router.use('/:token', repositoryRouter((req) => stageView(opts.store, String(req.params['token']), clock, cache), opts.blobs, notFound, cache));
   router.use(wrap(async () => {
     throw notFound('');
   }));

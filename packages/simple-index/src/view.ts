@@ -3,6 +3,7 @@
  * one publishing session's completed files under its stage token.
  */
 import { releaseKey, type Clock, type HashName, type IndexReadStore, type PublishedFile } from '@pep694/core';
+import type { PageCache } from './page-cache.js';
 
 /** One distribution file as the index serves it. */
 export interface IndexFile {
@@ -13,11 +14,16 @@ export interface IndexFile {
   /** Verified digests, lowercase hex. */
   readonly hashes: Readonly<Partial<Record<HashName, string>>>;
   readonly blobKey: string;
+  /** The file upload session the file came from. */
+  readonly fileId: string;
   /** PEP 700 `upload-time`. */
   readonly uploadTime?: Date;
   readonly requiresPython?: string | null;
-  /** PEP 658 core metadata, served as `<file>.metadata` when present (wheels only). */
-  readonly coreMetadata?: Uint8Array | null;
+  /**
+   * sha256 (hex) of the PEP 658 core metadata, served as `<file>.metadata` when present (wheels
+   * only). Stored with the file when it completed: pages never read or hash the metadata itself.
+   */
+  readonly coreMetadataSha256?: string | null;
 }
 
 export interface ProjectEntry {
@@ -28,12 +34,20 @@ export interface ProjectEntry {
 
 /** A repository: a project list and, per project, its files. */
 export interface RepositoryView {
-  /** Whether this is a stage preview (pages and files are then never cached). */
+  /** Whether this is a stage preview (pages and files are then never cached by clients). */
   readonly kind: 'published' | 'stage';
+  /** Names this repository in page cache keys: `published`, or `stage:<session id>`. */
+  readonly cacheScope: string;
+  /** The store's change counter for `projects()` (read it before the data it keys). */
+  projectsVersion(): Promise<number>;
+  /** The store's change counter for `files(project)` (read it before the data it keys). */
+  filesVersion(project: string): Promise<number>;
   projects(): Promise<readonly ProjectEntry[]>;
   /** The files of a project, or undefined when the project is not in this repository (404). */
   files(project: string): Promise<readonly IndexFile[] | undefined>;
   file(project: string, filename: string): Promise<IndexFile | undefined>;
+  /** The PEP 658 metadata bytes of a file that has `coreMetadataSha256`. */
+  coreMetadata(project: string, file: IndexFile): Promise<Uint8Array | undefined>;
 }
 
 /** What the index reads: the read role of the session store (`IndexReadStore` of `@pep694/core`). */
@@ -44,7 +58,7 @@ export type IndexStore = IndexReadStore;
  * the distribution is processed and/or installed"), while an sdist's PKG-INFO may change when a
  * wheel is built from it, and installers would then see metadata that differs from what they install.
  */
-const servedMetadata = (filename: string, metadata: Uint8Array | null): Uint8Array | null => (filename.endsWith('.whl') ? metadata : null);
+const servedMetadata = (filename: string, sha256: string | null): string | null => (filename.endsWith('.whl') ? sha256 : null);
 
 const fromPublished = (f: PublishedFile): IndexFile => ({
   filename: f.filename,
@@ -52,9 +66,10 @@ const fromPublished = (f: PublishedFile): IndexFile => ({
   size: f.size,
   hashes: f.hashes,
   blobKey: f.blobKey,
+  fileId: f.fileId,
   uploadTime: f.publishedAt,
   requiresPython: f.requiresPython,
-  coreMetadata: servedMetadata(f.filename, f.coreMetadata),
+  coreMetadataSha256: servedMetadata(f.filename, f.coreMetadataSha256),
 });
 
 /**
@@ -64,6 +79,9 @@ const fromPublished = (f: PublishedFile): IndexFile => ({
 export function publishedView(store: IndexStore): RepositoryView {
   return {
     kind: 'published',
+    cacheScope: 'published',
+    projectsVersion: () => store.indexVersion({ kind: 'projects' }),
+    filesVersion: (project) => store.indexVersion({ kind: 'project', project }),
     async projects() {
       const all = await store.listPublishedProjects();
       return all.map((p) => ({ name: p.project, displayName: p.displayName }));
@@ -76,6 +94,9 @@ export function publishedView(store: IndexStore): RepositoryView {
       const f = await store.getPublishedFile(project, filename);
       return f && fromPublished(f);
     },
+    async coreMetadata(project, file) {
+      return file.coreMetadataSha256 ? store.getPublishedCoreMetadata(project, file.filename) : undefined;
+    },
   };
 }
 
@@ -84,17 +105,26 @@ const STAGED = new Set(['open', 'processing', 'error']);
 /** What `newId()` makes (22 characters of base64url); anything far off is not looked up. */
 const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
 
+/** Rough bytes of a listing held in the page cache (strings twice over for UTF-16, plus objects). */
+const listingSize = (files: readonly IndexFile[]): number =>
+  files.reduce((n, f) => n + 400 + 2 * (f.filename.length + f.blobKey.length + f.fileId.length + (f.requiresPython?.length ?? 0) + Object.values(f.hashes).join('').length), 0);
+
 /**
  * The stage preview of the session holding `token`: only its `completed` files, only while the
  * session is open, processing or in error and not past `expires-at`. Undefined otherwise, so that
  * a published, canceled, expired or unknown stage all look the same (404).
+ *
+ * The session row is read on every request (its state and expiry decide); the file listing, which
+ * downloads look files up in, is kept in `cache` under the session's change counter.
  */
-export async function stageView(store: IndexStore, token: string, clock: Clock): Promise<RepositoryView | undefined> {
+export async function stageView(store: IndexStore, token: string, clock: Clock, cache?: PageCache): Promise<RepositoryView | undefined> {
   if (!TOKEN.test(token)) return undefined;
   const session = await store.getSessionByStageToken(token);
   if (!session || session.stageToken !== token || !STAGED.has(session.status) || session.expiresAt.getTime() <= clock.now().getTime()) return undefined;
-  const completed = async (): Promise<IndexFile[]> =>
-    (await store.listFiles(session.id))
+  const cacheScope = `stage:${session.id}`;
+  const version = () => store.indexVersion({ kind: 'stage', sessionId: session.id });
+  const load = async (): Promise<IndexFile[]> =>
+    (await store.listStagedFiles(session.id))
       .filter((f) => f.status === 'completed' && f.blobKey)
       .map((f) => ({
         filename: f.filename,
@@ -102,12 +132,26 @@ export async function stageView(store: IndexStore, token: string, clock: Clock):
         size: f.size,
         hashes: f.hashes,
         blobKey: f.blobKey!,
+        fileId: f.id,
         uploadTime: f.createdAt,
         requiresPython: f.requiresPython,
-        coreMetadata: servedMetadata(f.filename, f.coreMetadata),
+        coreMetadataSha256: servedMetadata(f.filename, f.coreMetadataSha256),
       }));
+  const completed = async (): Promise<readonly IndexFile[]> => {
+    if (!cache) return load();
+    const key = `${cacheScope}\0listing`;
+    const v = await version();
+    const hit = cache.get<readonly IndexFile[]>(key, v);
+    if (hit) return hit;
+    const files = await load();
+    cache.set(key, v, files, listingSize(files));
+    return files;
+  };
   return {
     kind: 'stage',
+    cacheScope,
+    projectsVersion: version,
+    filesVersion: version,
     async projects() {
       return [{ name: session.project, displayName: session.displayName }];
     },
@@ -117,6 +161,11 @@ export async function stageView(store: IndexStore, token: string, clock: Clock):
     async file(project, filename) {
       if (project !== session.project) return undefined;
       return (await completed()).find((f) => f.filename === filename);
+    },
+    async coreMetadata(project, file) {
+      if (project !== session.project || !file.coreMetadataSha256) return undefined;
+      const f = await store.getFile(file.fileId);
+      return f && f.sessionId === session.id && f.status === 'completed' && f.coreMetadata ? f.coreMetadata : undefined;
     },
   };
 }

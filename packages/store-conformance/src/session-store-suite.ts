@@ -14,6 +14,7 @@
  * });
  * ```
  */
+import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect } from 'vitest';
 import { releaseKey, type CreateSessionResult, type FileUploadRecord, type PublishingSessionRecord, type SessionStore } from '@pep694/core';
 import { ruleTest } from './rule-test.js';
@@ -285,6 +286,7 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
         instructions: { identifier: 'http-post-bytes', file_url: 'https://example.org/f' },
         coreMetadata: null,
         requiresPython: null,
+        coreMetadataSha256: null,
       };
       must(await store.createFile(fileInput, { maxFiles: 10 }), 'createFile must answer the file as created').toEqual({ kind: 'created', file, replaced: null });
       must(await store.getFile(file.id), 'getFile must read it back').toEqual(file);
@@ -305,6 +307,8 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
         blobKey: `files/${file.id}`,
         attestations: [{ version: 1, envelope: { statement: 'e30=', signature: 'c2ln' } }],
         coreMetadata: metadata,
+        // PEP 658: the digest the index serves with the file, computed by the store as it stores the bytes.
+        coreMetadataSha256: createHash('sha256').update(metadata).digest('hex'),
         requiresPython: '>=3.9',
         notices: ['checked'],
         expiresAt: at(90),
@@ -489,12 +493,15 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
         publishedAt: at(3),
         sessionId: session.id,
         fileId: f.id,
-        coreMetadata: f.coreMetadata,
+        coreMetadataSha256: f.coreMetadataSha256,
         requiresPython: '>=3.9',
       }));
       const byName = <T extends { filename: string }>(list: readonly T[]) => [...list].sort((x, y) => (x.filename < y.filename ? -1 : 1));
       must(byName(await store.listPublishedFiles('imm')), 'every file is published with its data').toEqual(byName(expected));
       for (const f of expected) must(await store.getPublishedFile('imm', f.filename), `getPublishedFile ${f.filename}`).toEqual(f);
+      for (const f of files) {
+        must(await store.getPublishedCoreMetadata('imm', f.filename), `getPublishedCoreMetadata ${f.filename} reads the bytes back`).toEqual(f.coreMetadata);
+      }
       must(await store.getPublishedFile('imm', 'imm-2.0.tar.gz'), 'an unpublished filename').toBeUndefined();
       must(await store.isFilenameTaken('imm', 'imm-1.0.tar.gz'), 'a published filename is taken').toBe(true);
       must(await store.isPublishedProject('imm'), 'the project is registered').toBe(true);
@@ -598,13 +605,22 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       const session = await s.created();
       const f = await s.addFile(session.id, 'foo-1.0.tar.gz');
       const done = await store.updateFile(f.id, ['pending'], { status: 'completed', blobKey: 'files/k', attestations: [{ a: 1 }], coreMetadata: new Uint8Array([1, 2]), requiresPython: '>=3.8' });
-      must(done, 'a matching status applies the patch').toEqual({ ...f, status: 'completed', blobKey: 'files/k', attestations: [{ a: 1 }], coreMetadata: new Uint8Array([1, 2]), requiresPython: '>=3.8' });
+      const digest = createHash('sha256').update(new Uint8Array([1, 2])).digest('hex');
+      must(done, 'a matching status applies the patch').toEqual({
+        ...f,
+        status: 'completed',
+        blobKey: 'files/k',
+        attestations: [{ a: 1 }],
+        coreMetadata: new Uint8Array([1, 2]),
+        coreMetadataSha256: digest,
+        requiresPython: '>=3.8',
+      });
       must(await store.updateFile(f.id, ['pending'], { status: 'error' }), 'a lost race returns undefined').toBeUndefined();
       must(await store.updateFile(f.id, [], { status: 'error' }), 'an empty expect matches nothing').toBeUndefined();
       must(await store.updateFile('missing', ['pending'], { status: 'error' }), 'an unknown file').toBeUndefined();
       must(await store.getFile(f.id), 'lost races changed nothing').toEqual(done);
       const cleared = await store.updateFile(f.id, ['completed'], { blobKey: null, coreMetadata: null, attestations: null });
-      must(cleared, 'null clears').toEqual({ ...done, blobKey: null, coreMetadata: null, attestations: null });
+      must(cleared, 'null clears (the metadata digest with the metadata)').toEqual({ ...done, blobKey: null, coreMetadata: null, coreMetadataSha256: null, attestations: null });
       must(await store.updateFile(f.id, ['completed'], {}), 'an empty patch changes nothing').toEqual(cleared);
       await store.publish(session.id, ['open'], at(1), { defer: true });
       must(await store.updateFile(f.id, ['completed'], { status: 'canceled' }, ['open', 'error']), 'the session is processing, not in [open, error]').toBeUndefined();

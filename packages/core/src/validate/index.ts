@@ -4,3 +4,4 @@ export * from './version.js';
 export * from './filename.js';
 export * from './hashes.js';
 export * from './time.js';
+export * from './specifier.js';

@@ -228,7 +228,7 @@ describe('PEP 694 Complete a File Upload Session: invalid artifacts move the fil
 
 describe('config.index', () => {
   it('defaults to /simple/ and /stage/; mounts must not overlap each other or the upload root', () => {
-    expect(ServerConfigSchema.parse({ dataDir: '/d', index: {} }).index).toEqual({ simplePath: '/simple/', stagePath: '/stage/' });
+    expect(ServerConfigSchema.parse({ dataDir: '/d', index: {} }).index).toEqual({ simplePath: '/simple/', stagePath: '/stage/', pageCacheBytes: 32 * 1024 * 1024 });
     expect(ServerConfigSchema.parse({ dataDir: '/d' }).index).toBeUndefined();
     for (const index of [{ simplePath: '/upload/simple/' }, { stagePath: '/simple/stage/' }, { simplePath: '/x/', stagePath: '/x/' }, { simplePath: '/' }]) {
       expect(ServerConfigSchema.safeParse({ dataDir: '/d', index }).success, JSON.stringify(index)).toBe(false);

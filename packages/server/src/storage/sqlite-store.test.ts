@@ -106,6 +106,14 @@ function oldSchemaFile(version: number): Database.Database {
   db.pragma(`user_version = ${version}`);
   return db;
 }
+/** Takes a file at the current schema back to the one before the index columns (before core_metadata_sha256 and the index counters). */
+const UNDO_INDEX_SCHEMA = `
+  DROP TRIGGER index_projects_insert; DROP TRIGGER index_projects_update; DROP TRIGGER index_projects_delete;
+  DROP TRIGGER index_published_insert; DROP TRIGGER index_published_update; DROP TRIGGER index_published_delete;
+  DROP TRIGGER index_files_insert; DROP TRIGGER index_files_update; DROP TRIGGER index_files_delete;
+  DROP TABLE index_version;
+  ALTER TABLE projects DROP COLUMN files_version; ALTER TABLE sessions DROP COLUMN files_version;
+  ALTER TABLE files DROP COLUMN core_metadata_sha256; ALTER TABLE published_files DROP COLUMN core_metadata_sha256;`;
 
 describe('setup', () => {
   it('uses WAL, synchronous FULL, foreign keys, a busy timeout and a schema version', () => {
@@ -166,7 +174,7 @@ describe('uniqueness constraints in the schema', () => {
   const insertSession = (db: Database.Database, id: string, status: string, releaseKey = '1', token: string | null = null) =>
     db
       .prepare(
-        `INSERT INTO sessions VALUES (?, 'foo', 'Foo', '1.0', ?, ?, ?, 'alice', 0, 0, NULL, 0, '[]', NULL)`,
+        `INSERT INTO sessions VALUES (?, 'foo', 'Foo', '1.0', ?, ?, ?, 'alice', 0, 0, NULL, 0, '[]', NULL, 0)`,
       )
       .run(id, releaseKey, status, token);
 
@@ -458,5 +466,94 @@ describe('separate processes', () => {
     expect(await store.getSession(session.id)).toMatchObject({ status: 'published', endedAt: at(7) });
     expect(await store.getPublishedFile('durable', 'durable-1.0.tar.gz')).toMatchObject({ blobKey: 'blob/durable', fileId: file.id });
     expect(await store.isPublishedProject('durable')).toBe(true);
+  });
+});
+
+describe('index pages (issue #21): the metadata digest stored with the file, change counters in the database', () => {
+  const version = (scope: Parameters<SqliteSessionStore['indexVersion']>[0], s: SqliteSessionStore = store) => s.indexVersion(scope);
+
+  it('migrates a file from before the index columns: stored metadata gets its digest, the counters start', async () => {
+    const s = await created();
+    const f = await addCompleted(s.id, 'foo-1.0.tar.gz');
+    await store.publish(s.id, ['open'], at(2), { defer: false });
+    await store.close();
+    const db = raw();
+    db.exec(`${UNDO_INDEX_SCHEMA} PRAGMA user_version = ${MIGRATIONS.length - 1};`);
+    db.close();
+    store = new SqliteSessionStore(dbFile);
+    const digest = createHash('sha256').update('Meta').digest('hex');
+    expect((await store.getFile(f.id))?.coreMetadataSha256).toBe(digest);
+    expect((await store.getPublishedFile('foo', 'foo-1.0.tar.gz'))?.coreMetadataSha256).toBe(digest);
+    const before = await version({ kind: 'project', project: 'foo' });
+    const next = await created({ releaseKey: '2', version: '2.0' });
+    await addCompleted(next.id, 'foo-2.0.tar.gz');
+    await store.publish(next.id, ['open'], at(3), { defer: false });
+    expect(await version({ kind: 'project', project: 'foo' })).toBeGreaterThan(before);
+  });
+
+  it('a project counter moves when its published files change, and only then; the list counter when a project registers', async () => {
+    await registered('bar');
+    const projects0 = await version({ kind: 'projects' });
+    const s = await created();
+    const f = await addCompleted(s.id, 'foo-1.0.tar.gz');
+    const foo0 = await version({ kind: 'project', project: 'foo' });
+    const bar0 = await version({ kind: 'project', project: 'bar' });
+    await store.publish(s.id, ['open'], at(2), { defer: false });
+    const foo1 = await version({ kind: 'project', project: 'foo' });
+    expect(foo1).toBeGreaterThan(foo0);
+    expect(await version({ kind: 'project', project: 'bar' })).toBe(bar0);
+    expect(await version({ kind: 'projects' })).toBeGreaterThan(projects0);
+    // Work on another session's files does not touch the published page.
+    const next = await created({ releaseKey: '2', version: '2.0' });
+    await addCompleted(next.id, 'foo-2.0.tar.gz');
+    expect(await version({ kind: 'project', project: 'foo' })).toBe(foo1);
+    expect(await version({ kind: 'project', project: 'nope' })).toBe(0);
+    expect(f.coreMetadataSha256).toBe(createHash('sha256').update('Meta').digest('hex'));
+  });
+
+  it("a session's counter moves on completion, replacement, delete and cancel, not on bookkeeping", async () => {
+    const s = await created();
+    const stage = () => version({ kind: 'stage', sessionId: s.id });
+    const v0 = await stage();
+    const f = await addFile(s.id, 'foo-1.0.tar.gz');
+    const v1 = await stage();
+    expect(v1).toBeGreaterThan(v0);
+    await store.updateFile(f.id, ['pending'], { notices: ['slow'], expiresAt: at(99) });
+    expect(await stage()).toBe(v1);
+    await store.updateFile(f.id, ['pending'], { status: 'completed', blobKey: 'k', coreMetadata: new Uint8Array([1]) });
+    const v2 = await stage();
+    expect(v2).toBeGreaterThan(v1);
+    const replaced = await store.createFile(newFile(s.id, 'foo-1.0.tar.gz'), { maxFiles: 10 });
+    expect(replaced.kind).toBe('created');
+    const v3 = await stage();
+    expect(v3).toBeGreaterThan(v2);
+    await store.cancelSession(s.id, ['open'], at(5));
+    expect(await stage()).toBeGreaterThan(v3);
+    expect(await version({ kind: 'stage', sessionId: 'nope' })).toBe(0);
+  });
+
+  it("listStagedFiles: a session's completed files with the metadata digest and without the bytes", async () => {
+    const s = await created();
+    const done = await addCompleted(s.id, 'foo-1.0.tar.gz');
+    await addFile(s.id, 'foo-1.0-py3-none-any.whl'); // pending: not staged
+    const staged = await store.listStagedFiles(s.id);
+    const { coreMetadata: _bytes, ...expected } = done;
+    expect(staged).toEqual([expected]);
+    expect(staged[0]).not.toHaveProperty('coreMetadata');
+    expect(staged[0]?.coreMetadataSha256).toBe(createHash('sha256').update('Meta').digest('hex'));
+  });
+
+  it('another connection (another process on the same database) sees every change at once', async () => {
+    const other = new SqliteSessionStore(dbFile);
+    try {
+      const s = await created();
+      await addCompleted(s.id, 'foo-1.0.tar.gz');
+      const seen = await version({ kind: 'project', project: 'foo' }, other);
+      await store.publish(s.id, ['open'], at(2), { defer: false });
+      expect(await version({ kind: 'project', project: 'foo' }, other)).toBeGreaterThan(seen);
+      expect((await other.listPublishedFiles('foo')).map((p) => p.filename)).toEqual(['foo-1.0.tar.gz']);
+    } finally {
+      await other.close();
+    }
   });
 });

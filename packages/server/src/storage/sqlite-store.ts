@@ -26,6 +26,7 @@ import type {
   FileUploadRecord,
   MechanismMap,
   FileUploadStatus,
+  IndexScope,
   NewFileUpload,
   NewNameLimit,
   NewPublishingSession,
@@ -34,6 +35,7 @@ import type {
   PublishingSessionStatus,
   PublishResult,
   SessionStore,
+  StagedFile,
 } from '@pep694/core';
 
 /**
@@ -169,6 +171,43 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE projects ADD COLUMN registered_at INTEGER;
   CREATE INDEX projects_registered_by ON projects (registered_by, registered_at) WHERE registered_by IS NOT NULL;
   `,
+  // Index pages (issue #21): the PEP 658 metadata digest is stored with the file, computed once
+  // when the metadata is written, so that listing a project never reads metadata bytes. Change
+  // counters, bumped by triggers in the transaction of every change whatever statement makes it,
+  // key the index's page caches; being in the database, they hold for every process sharing it.
+  `
+  ALTER TABLE files ADD COLUMN core_metadata_sha256 TEXT;
+  UPDATE files SET core_metadata_sha256 = pep694_sha256_bytes(core_metadata) WHERE core_metadata IS NOT NULL;
+  ALTER TABLE published_files ADD COLUMN core_metadata_sha256 TEXT;
+  UPDATE published_files SET core_metadata_sha256 = pep694_sha256_bytes(core_metadata) WHERE core_metadata IS NOT NULL;
+
+  CREATE TABLE index_version (id INTEGER PRIMARY KEY CHECK (id = 1), projects INTEGER NOT NULL);
+  INSERT INTO index_version (id, projects) VALUES (1, 0);
+  ALTER TABLE projects ADD COLUMN files_version INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE sessions ADD COLUMN files_version INTEGER NOT NULL DEFAULT 0;
+
+  CREATE TRIGGER index_projects_insert AFTER INSERT ON projects
+  BEGIN UPDATE index_version SET projects = projects + 1; END;
+  CREATE TRIGGER index_projects_update AFTER UPDATE OF name, display_name, registered ON projects
+  BEGIN UPDATE index_version SET projects = projects + 1; END;
+  CREATE TRIGGER index_projects_delete AFTER DELETE ON projects
+  BEGIN UPDATE index_version SET projects = projects + 1; END;
+
+  CREATE TRIGGER index_published_insert AFTER INSERT ON published_files
+  BEGIN UPDATE projects SET files_version = files_version + 1 WHERE name = NEW.project; END;
+  CREATE TRIGGER index_published_update AFTER UPDATE ON published_files
+  BEGIN UPDATE projects SET files_version = files_version + 1 WHERE name IN (OLD.project, NEW.project); END;
+  CREATE TRIGGER index_published_delete AFTER DELETE ON published_files
+  BEGIN UPDATE projects SET files_version = files_version + 1 WHERE name = OLD.project; END;
+
+  CREATE TRIGGER index_files_insert AFTER INSERT ON files
+  BEGIN UPDATE sessions SET files_version = files_version + 1 WHERE id = NEW.session_id; END;
+  CREATE TRIGGER index_files_update
+  AFTER UPDATE OF session_id, filename, size, hashes, status, created_at, blob_key, core_metadata_sha256, requires_python ON files
+  BEGIN UPDATE sessions SET files_version = files_version + 1 WHERE id IN (OLD.session_id, NEW.session_id); END;
+  CREATE TRIGGER index_files_delete AFTER DELETE ON files
+  BEGIN UPDATE sessions SET files_version = files_version + 1 WHERE id = OLD.session_id; END;
+  `,
 ];
 
 /** The lookup key of a stage token (see MIGRATIONS[1]). */
@@ -188,6 +227,8 @@ function backfillIdentity(filename: unknown, fileIdentity: ((filename: string) =
     return `unparsed ${filename}`; // every stored name was validated; should one not parse, it stays unique
   }
 }
+/** The PEP 658 digest of core metadata bytes (see MIGRATIONS[5]). */
+const metadataSha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 interface SessionRow {
   id: string;
@@ -223,6 +264,7 @@ interface FileRow {
   requires_python: string | null;
   identity: string | null;
   created_by: string | null;
+  core_metadata_sha256: string | null;
 }
 
 interface PublishedRow {
@@ -236,9 +278,17 @@ interface PublishedRow {
   published_at: number;
   session_id: string;
   file_id: string;
-  core_metadata: Buffer | null;
   requires_python: string | null;
+  core_metadata_sha256: string | null;
 }
+
+/** files without core_metadata, for the stage preview. */
+const STAGED_COLUMNS = `id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices, blob_key,
+  attestations, instructions, requires_python, core_metadata_sha256`;
+
+/** published_files without core_metadata: listings and file lookups never read the bytes. */
+const PUBLISHED_COLUMNS = `project, filename, display_name, version, size, hashes, blob_key, published_at, session_id, file_id,
+  requires_python, core_metadata_sha256`;
 
 interface ProjectRow {
   name: string;
@@ -285,6 +335,7 @@ const toFile = (r: FileRow): FileUploadRecord => ({
   instructions: r.instructions === null ? null : (JSON.parse(r.instructions) as MechanismMap),
   coreMetadata: fromBlob(r.core_metadata),
   requiresPython: r.requires_python,
+  coreMetadataSha256: r.core_metadata_sha256,
 });
 
 const toPublished = (r: PublishedRow): PublishedFile => ({
@@ -298,7 +349,7 @@ const toPublished = (r: PublishedRow): PublishedFile => ({
   publishedAt: new Date(r.published_at),
   sessionId: r.session_id,
   fileId: r.file_id,
-  coreMetadata: fromBlob(r.core_metadata),
+  coreMetadataSha256: r.core_metadata_sha256,
   requiresPython: r.requires_python,
 });
 
@@ -349,6 +400,8 @@ export class SqliteSessionStore implements SessionStore {
       // Only the migration that adds stage_key calls it; new rows get their key from stageKey().
       this.db.function('pep694_sha256', { deterministic: true }, (t: unknown) => (typeof t === 'string' ? stageKey(t) : null));
       this.db.function('pep694_file_identity', { deterministic: true }, (f: unknown) => backfillIdentity(f, opts.fileIdentity));
+      // Only the migration that adds core_metadata_sha256 calls it; new rows get it from updateFile.
+      this.db.function('pep694_sha256_bytes', { deterministic: true }, (b: unknown) => (b instanceof Uint8Array ? metadataSha256(b) : null));
       this.migrate();
     } catch (err) {
       this.db.close();
@@ -615,8 +668,8 @@ export class SqliteSessionStore implements SessionStore {
     if (newName) this.recordRegistration(session, at);
     this.q(
       `INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key,
-         published_at, session_id, file_id, core_metadata, requires_python, identity)
-       SELECT ?, f.filename, ?, ?, f.size, f.hashes, f.blob_key, ?, f.session_id, f.id, f.core_metadata, f.requires_python, f.identity
+         published_at, session_id, file_id, core_metadata, requires_python, identity, core_metadata_sha256)
+       SELECT ?, f.filename, ?, ?, f.size, f.hashes, f.blob_key, ?, f.session_id, f.id, f.core_metadata, f.requires_python, f.identity, f.core_metadata_sha256
        FROM (${filesSql}) f`,
     ).run(session.project, session.displayName, session.version, at.getTime(), session.id);
     this.q('DELETE FROM filename_claims WHERE session_id = ?').run(session.id);
@@ -753,6 +806,16 @@ export class SqliteSessionStore implements SessionStore {
     return rows.map(toFile);
   }
 
+  async listStagedFiles(sessionId: string): Promise<readonly StagedFile[]> {
+    const rows = this.q(
+      `SELECT ${STAGED_COLUMNS} FROM files WHERE session_id = ? AND status = 'completed' ORDER BY created_at, id`,
+    ).all(sessionId) as Omit<FileRow, 'core_metadata'>[];
+    return rows.map((r) => {
+      const { coreMetadata: _bytes, ...file } = toFile({ ...r, core_metadata: null });
+      return file;
+    });
+  }
+
   async updateFile(
     id: string,
     expect: readonly FileUploadStatus[],
@@ -772,7 +835,11 @@ export class SqliteSessionStore implements SessionStore {
     if (patch.instructions !== undefined) {
       columns.push(['instructions', patch.instructions === null ? null : JSON.stringify(patch.instructions)]);
     }
-    if (patch.coreMetadata !== undefined) columns.push(['core_metadata', toBlob(patch.coreMetadata)]);
+    if (patch.coreMetadata !== undefined) {
+      // The PEP 658 digest is computed here, once, and stored with the bytes (never per request).
+      columns.push(['core_metadata', toBlob(patch.coreMetadata)]);
+      columns.push(['core_metadata_sha256', patch.coreMetadata === null ? null : metadataSha256(patch.coreMetadata)]);
+    }
     if (patch.requiresPython !== undefined) columns.push(['requires_python', patch.requiresPython]);
     const set = columns.length > 0 ? columns.map(([c]) => `${c} = ?`).join(', ') : 'status = status';
     // One statement, so the session check and the file update cannot be split by another writer.
@@ -811,15 +878,33 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   async listPublishedFiles(project: string): Promise<readonly PublishedFile[]> {
-    const rows = this.q('SELECT * FROM published_files WHERE project = ? ORDER BY version, filename').all(project) as PublishedRow[];
+    const rows = this.q(`SELECT ${PUBLISHED_COLUMNS} FROM published_files WHERE project = ? ORDER BY version, filename`).all(project) as PublishedRow[];
     return rows.map(toPublished);
   }
 
   async getPublishedFile(project: string, filename: string): Promise<PublishedFile | undefined> {
-    const row = this.q('SELECT * FROM published_files WHERE project = ? AND filename = ?').get(project, filename) as
+    const row = this.q(`SELECT ${PUBLISHED_COLUMNS} FROM published_files WHERE project = ? AND filename = ?`).get(project, filename) as
       | PublishedRow
       | undefined;
     return row && toPublished(row);
+  }
+
+  async getPublishedCoreMetadata(project: string, filename: string): Promise<Uint8Array | undefined> {
+    const bytes = this.q('SELECT core_metadata FROM published_files WHERE project = ? AND filename = ?').pluck().get(project, filename) as
+      | Buffer
+      | null
+      | undefined;
+    return bytes ? new Uint8Array(bytes) : undefined;
+  }
+
+  async indexVersion(scope: IndexScope): Promise<number> {
+    const version =
+      scope.kind === 'projects'
+        ? this.q('SELECT projects FROM index_version WHERE id = 1').pluck().get()
+        : scope.kind === 'project'
+          ? this.q('SELECT files_version FROM projects WHERE name = ?').pluck().get(scope.project)
+          : this.q('SELECT files_version FROM sessions WHERE id = ?').pluck().get(scope.sessionId);
+    return typeof version === 'number' ? version : 0;
   }
 
   // ---- Housekeeping -----------------------------------------------------------------------------
