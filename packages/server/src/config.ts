@@ -69,6 +69,12 @@ export const ServerConfigSchema = z.object({
       headersTimeout: ms.default(60_000),
       /** Node's requestTimeout: the longest any request (uploads included) may take. 0 = none. */
       requestTimeout: ms.default(3_600_000),
+      /**
+       * Most hash algorithms one file upload session may declare: every declared digest is
+       * computed over every byte (the PEP: "all hashes provided MUST be valid for the file"), so
+       * each costs about as much CPU as the upload itself. More get 400 `invalid-hashes`.
+       */
+      maxHashes: z.number().int().min(1).max(14).default(3),
       /** Verify files larger than this in the background (202 + processing) when their bytes must be re-read. */
       deferVerificationAbove: z.number().int().nonnegative().default(256 * 1024 ** 2),
     })

@@ -358,7 +358,7 @@ export class UploadService {
     const links = new Links(call.origin, config.rootPath);
 
     checkFilenameMatchesRelease(body.filename, session.project, session.version);
-    const hashes = validateHashes(body.hashes);
+    const hashes = validateHashes(body.hashes, { maxAlgorithms: config.limits.maxHashes });
     const mechanism = this.mechanismById.get(body.mechanism);
     if (!mechanism) {
       throw new ProblemError('mechanism-unsupported', `The mechanism "${body.mechanism.slice(0, 100)}" is not supported here; this index offers: ${[...this.mechanismById.keys()].join(', ')}.`, {
