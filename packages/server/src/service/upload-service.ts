@@ -42,7 +42,9 @@ import {
 } from '@pep694/core';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
+import { originOf } from '../http/trusted-origin.js';
 import { Links } from './links.js';
+import { resolveInstructions, storableInstructions } from './stored-instructions.js';
 import { newId, sameSecret } from './secrets.js';
 
 /** An operator's check run before a deferred publish commits (e.g. a malware scan). */
@@ -418,7 +420,8 @@ export class UploadService {
       await drop();
       throw new Error(`instructions of ${mechanism.identifier} carry identifier ${String(map.identifier)}`);
     }
-    const result = await store.createFile({ ...input, instructions: map }, { maxFiles: config.limits.maxFilesPerSession }).catch(async (err: unknown) => {
+    // Stored origin-free: whoever reads this file upload session later gets their own trusted origin.
+    const result = await store.createFile({ ...input, instructions: storableInstructions(map, links.origin) }, { maxFiles: config.limits.maxFilesPerSession }).catch(async (err: unknown) => {
       await drop();
       throw err;
     });
@@ -680,7 +683,9 @@ export class UploadService {
       },
       status: file.status,
       'expires-at': formatExpiresAt(file.expiresAt),
-      mechanism: file.instructions ?? { identifier: file.mechanism },
+      mechanism: file.instructions
+        ? resolveInstructions(file.instructions, links.origin, `${this.deps.config.rootPath}mechanisms/${file.mechanism}`)
+        : { identifier: file.mechanism },
     };
     if (file.notices.length > 0) body.notices = [...file.notices];
     return body;
@@ -711,7 +716,7 @@ export class UploadService {
     await this.authorize(principal, session);
     publishingSessionMachine.next(session.status, 'file-changed');
     fileUploadMachine.next(found.status, 'transfer');
-    return this.context(found, session, new Links(originOf(req, this.deps.config), this.deps.config.rootPath));
+    return this.context(found, session, new Links(originOf(req), this.deps.config.rootPath));
   }
 
   // ---- reaper --------------------------------------------------------------------------------
@@ -787,10 +792,3 @@ function alreadyPublished(filename: string): ProblemError {
   });
 }
 
-/** The origin links are built on: the configured public URL, else this request's Host. */
-export function originOf(req: IncomingMessage, config: ServerConfig): string {
-  if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
-  const host = req.headers.host;
-  const safe = host && /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host) ? host : 'localhost';
-  return `http://${safe}`;
-}
