@@ -3,7 +3,8 @@
  * The reference index: what `pnpm start` runs. Upload 2.0 root at /upload/, the published simple
  * index at /simple/, stage previews at /stage/{session-token}/, data in ./data, every first-party
  * mechanism that has landed, and the distribution validator. Environment: PEP694_HOST, PEP694_PORT,
- * PEP694_DATA, PEP694_TOKENS_FILE, PEP694_PUBLIC_URL, PEP694_CONFIG (a JSON file choosing the
+ * PEP694_DATA, PEP694_TOKENS_FILE, PEP694_PUBLIC_URL, PEP694_ALLOWED_HOSTS (comma-separated Host
+ * values served; default: the address listened on), PEP694_CONFIG (a JSON file choosing the
  * mechanisms and their order), PEP694_LOG_LEVEL, PEP694_VALIDATE_ARTIFACTS (0: no archive checks),
  * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits).
  */
@@ -37,11 +38,14 @@ async function main(): Promise<void> {
   const port = Number(process.env.PEP694_PORT ?? 8694);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PEP694_PORT must be a port number, not ${process.env.PEP694_PORT}`);
   const dataDir = resolve(process.env.PEP694_DATA ?? 'data');
+  // Unset: the index answers only for the address it listens on (e.g. 127.0.0.1:8694 and localhost:8694).
+  const allowedHosts = process.env.PEP694_ALLOWED_HOSTS?.split(',').map((h) => h.trim()).filter((h) => h !== '');
 
   const server = await createServer({
     config: {
       dataDir,
       ...(process.env.PEP694_PUBLIC_URL ? { publicUrl: process.env.PEP694_PUBLIC_URL } : {}),
+      ...(allowedHosts ? { allowedHosts } : {}),
       // Stage previews at /stage/{session-token}/ and the published index at /simple/.
       index: {},
       limits: limitsFromEnv(),
@@ -58,6 +62,7 @@ async function main(): Promise<void> {
     `  Upload 2.0 root:  ${url}`,
     `  simple index:     ${new URL(server.config.index!.simplePath, url).href}  (pip install --index-url …)`,
     `  stage previews:   ${new URL(server.config.index!.stagePath, url).href}{session-token}/`,
+    `  hosts served:     ${allowedHosts?.join(', ') ?? (process.env.PEP694_PUBLIC_URL ? 'any (links use PEP694_PUBLIC_URL)' : 'the address above, and localhost on loopback (PEP694_ALLOWED_HOSTS for others)')}`,
     `  mechanisms:       ${server.mechanisms.map((m) => m.identifier).join(', ') || '(none)'}`,
     `  data:             ${dataDir}`,
   ];

@@ -12,7 +12,9 @@ import { startTestServer, TEST_TOKENS, type TestServer } from '@pep694/server/te
 const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
 let t: TestServer;
 beforeAll(async () => {
-  t = await startTestServer({ mechanisms: [{ plugin: httpPostBytes, options: {} }] });
+  // 127.0.0.1 on any port: the seeded-defect test puts a pass-through proxy (its own port, the
+  // Host it forwards) in front, and the links must lead back through it.
+  t = await startTestServer({ mechanisms: [{ plugin: httpPostBytes, options: {} }], config: { allowedHosts: ['127.0.0.1'] } });
 });
 afterAll(async () => t.close());
 

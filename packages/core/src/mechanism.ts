@@ -133,7 +133,12 @@ export interface FileUploadContext {
     readonly status: FileUploadStatus;
     readonly expiresAt: Date;
   };
-  /** Absolute URL where this mechanism's `routes()` are mounted, without a trailing slash. */
+  /**
+   * Absolute URL where this mechanism's `routes()` are mounted, without a trailing slash, on the
+   * host's trusted origin for the current request (its public URL, or a Host it serves). Build
+   * instruction URLs from it: the host stores them without that origin and puts back the origin
+   * of each response, so do not keep copies of them anywhere else.
+   */
   readonly baseUrl: string;
   /** Blob store key the mechanism writes this file's bytes to (see `BlobStore.stage`). */
   readonly stagingKey: string;
@@ -183,7 +188,11 @@ export interface UploadMechanism {
   readonly identifier: MechanismIdentifier;
   /** Whether this mechanism takes the offered file (size limits, policy). Runs before anything is stored. */
   negotiate(offer: FileOffer): Negotiation | Promise<Negotiation>;
-  /** Prepares the transfer and returns the `mechanism` map for the response. */
+  /**
+   * Prepares the transfer and returns the `mechanism` map for the response. The host stores it
+   * with the file upload session (URLs on `ctx.baseUrl`'s origin with the placeholder `{origin}`
+   * in its place; other strings must not start with `{origin}`) and sends it on every read.
+   */
   instructions(ctx: FileUploadContext): Promise<MechanismInstructions>;
   /**
    * Called on `POST links.complete`: are all bytes there? After a `received` outcome the host owns

@@ -84,6 +84,7 @@ export const PROBLEM_CODES = {
   'body-too-large': { status: 413, title: 'The request body is larger than the index accepts' },
   'unsupported-media-type': { status: 415, title: 'Unsupported Content-Type' },
   'range-not-satisfiable': { status: 416, title: 'The requested byte range cannot be served' },
+  'misdirected-request': { status: 421, title: 'This index does not serve the requested host' },
   'rate-limited': { status: 429, title: 'Too many requests of this kind in a time window' },
   'headers-too-large': { status: 431, title: 'The request headers are larger than the server accepts' },
   'mechanism-unsupported': {

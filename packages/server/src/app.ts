@@ -2,7 +2,7 @@
  * The composition root of a host: one tsyringe child container per server, the ports registered
  * first, then the mechanism plugins in the operator's order, then the express app on top.
  */
-import { createServer as createHttpServer, STATUS_CODES, type Server } from 'node:http';
+import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -41,6 +41,7 @@ import { TokensFileAuth } from './auth/tokens-file.js';
 import { ServerConfigSchema, type ServerConfig, type ServerConfigInput } from './config.js';
 import { createProblemRenderer } from './http/problems.js';
 import { sessionApiRouter } from './http/routes.js';
+import { TrustedOrigins } from './http/trusted-origin.js';
 import { UploadService, type PublishCheck } from './service/upload-service.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
 import { SqliteSessionStore } from './storage/sqlite-store.js';
@@ -145,6 +146,11 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // A request for a host this index does not serve is refused (421), and the origin of links is
+  // recorded (see trusted-origin.ts): by `listen()`'s server before express sees the request, and
+  // here for an app served another way.
+  const origins = new TrustedOrigins(config);
+  app.use(origins.guard());
   // Mechanism routes first, without any body parser: they need the raw request stream.
   for (const m of mechanisms) {
     const routes = m.routes?.();
@@ -181,6 +187,16 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
     reap,
     async listen(port = 0, hostname = '127.0.0.1') {
       const { headersTimeout, requestTimeout } = config.limits;
+      // Checked before express, so that an absolute-form target can still be rewritten to a path.
+      const handle = (req: IncomingMessage, res: ServerResponse) => {
+        try {
+          origins.check(req);
+        } catch (err) {
+          renderer.send(res, err);
+          return;
+        }
+        app(req, res);
+      };
       httpServer = createHttpServer(
         {
           headersTimeout,
@@ -190,7 +206,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
           // the shorter timeout instead (between 100 ms and 30 s).
           connectionsCheckingInterval: checkingInterval(headersTimeout, requestTimeout),
         },
-        app,
+        handle,
       );
       // Errors node raises before a request reaches express (malformed syntax, headers or a request
       // that did not arrive within headersTimeout/requestTimeout, oversized headers) get a
@@ -198,10 +214,14 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
       httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, config));
       // No automatic `100 Continue`: handlers send it once the request is authorized (see
       // json.ts and the mechanisms), so a client never streams a body that will be refused.
-      httpServer.on('checkContinue', (req, res) => app(req, res));
+      httpServer.on('checkContinue', handle);
       await new Promise<void>((resolve, reject) => {
         httpServer!.once('error', reject);
-        httpServer!.listen(port, hostname, () => resolve());
+        httpServer!.listen(port, hostname, () => {
+          // Before the first request is read: without publicUrl/allowedHosts, the bound address is served.
+          origins.bound(httpServer!.address() as AddressInfo);
+          resolve();
+        });
       });
       const address = httpServer.address() as AddressInfo;
       const h = address.family === 'IPv6' ? `[${address.address}]` : address.address;

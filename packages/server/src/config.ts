@@ -7,6 +7,8 @@ import { z } from 'zod';
 const ms = z.number().int().nonnegative();
 const seconds = z.number().int().positive();
 /** A mount path below the root: starts and ends with "/", at least one segment. */
+/** An entry of `allowedHosts`: what a `Host` header may carry (RFC 9110 §7.2), in lower or upper case. */
+export const HOST_RULE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 const mountPath = z.string().regex(/^\/(?:[A-Za-z0-9._~-]+\/)+$/, 'must start and end with "/" and have at least one segment');
 
 export const ServerConfigSchema = z.object({
@@ -14,9 +16,19 @@ export const ServerConfigSchema = z.object({
   dataDir: z.string().min(1),
   /**
    * Public origin used in links, e.g. `https://upload.example.org`. When unset, links are built
-   * from the request's Host header (fine on loopback; set it behind a proxy).
+   * on `http://` and the request's Host, once it passed `allowedHosts` (fine on loopback; set
+   * `publicUrl` behind a proxy: X-Forwarded-* headers are never read).
    */
   publicUrl: z.string().url().optional(),
+  /**
+   * The `Host` values (`name` or `name:port`; `name` alone: any port) this index answers for; a
+   * request for another authority gets 421 `misdirected-request`. Without `publicUrl`, links are
+   * built on the request's Host, so only these hosts ever appear in them. Default: without
+   * `publicUrl`, the address `listen()` binds (with `localhost` for a loopback address, every
+   * interface's address for 0.0.0.0 or ::); with `publicUrl`, any Host (a proxy may send its
+   * own), since links then never come from the request.
+   */
+  allowedHosts: z.array(z.string().regex(HOST_RULE, 'must be a host name, IPv4 address or [IPv6] literal, with an optional :port')).optional(),
   /** Path of the Upload 2.0 root endpoint. */
   rootPath: z.string().regex(/^\/(?:[A-Za-z0-9._~-]+\/)*$/, 'must start and end with "/"').default('/upload/'),
   /** Index identifier for `meta._<index>` keys in responses (PEP 694 "Optional Index-specific Metadata"). */
@@ -89,6 +101,12 @@ export const ServerConfigSchema = z.object({
       headersTimeout: ms.default(60_000),
       /** Node's requestTimeout: the longest any request (uploads included) may take. 0 = none. */
       requestTimeout: ms.default(3_600_000),
+      /**
+       * Most hash algorithms one file upload session may declare: every declared digest is
+       * computed over every byte (the PEP: "all hashes provided MUST be valid for the file"), so
+       * each costs about as much CPU as the upload itself. More get 400 `invalid-hashes`.
+       */
+      maxHashes: z.number().int().min(1).max(14).default(3),
       /** Verify files larger than this in the background (202 + processing) when their bytes must be re-read. */
       deferVerificationAbove: z.number().int().nonnegative().default(256 * 1024 ** 2),
     })

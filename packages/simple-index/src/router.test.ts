@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import express, { type ErrorRequestHandler } from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -321,6 +321,34 @@ describe('PEP 503 URLs: normalized names, trailing slashes, 404s', () => {
       const res = await get(from!);
       expect(res.status, from).toBe(301);
       expect(res.headers.get('location'), from).toBe(to);
+    }
+  });
+  it('redirects carry only the path: an absolute-form request target (RFC 9112 §3.2.2) is never echoed into Location (issue #21)', async () => {
+    const { port } = server.address() as AddressInfo;
+    const cases: [string, string][] = [
+      ['http://evil.example/simple', '/simple/'],
+      ['HTTP://evil.example/simple?x=1', '/simple/'],
+      ['http://evil.example/simple/Demo_Pkg', '/simple/demo-pkg/'],
+      [`http://evil.example/stage/${TOKEN}`, `/stage/${TOKEN}/`],
+      ['/simple?next=http://evil.example/', '/simple/'],
+    ];
+    for (const [target, location] of cases) {
+      const head = await new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1');
+        let text = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (c: string) => {
+          text += c;
+          if (text.includes('\r\n\r\n')) {
+            socket.destroy();
+            resolve(text.slice(0, text.indexOf('\r\n\r\n')));
+          }
+        });
+        socket.on('error', reject);
+        socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`);
+      });
+      expect(head, target).toMatch(/^HTTP\/1\.1 301 /);
+      expect(/\r\nLocation: ([^\r]*)/i.exec(head)?.[1], target).toBe(location);
     }
   });
   it('a project whose name is only reserved is 404 until its first publish; so are unknown projects and files', async () => {

@@ -51,8 +51,15 @@ const wrap =
     fn(req, res).catch(next);
   };
 
-/** The path the client asked for, without the query (for redirects relative to the mount). */
-const pathOf = (req: Request): string => (req.originalUrl.split('?')[0] ?? '').split('#')[0] ?? '';
+/**
+ * Whether the path the client asked for ends with "/". Only the path: an absolute-form request
+ * target (`GET http://host/simple HTTP/1.1`, RFC 9112 §3.2.2) also carries an authority, which must
+ * never reach a redirect.
+ */
+const endsWithSlash = (req: Request): boolean => {
+  const target = req.originalUrl.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, '');
+  return (target.split(/[?#]/)[0] ?? '').endsWith('/');
+};
 
 function methodNotAllowed(): RequestHandler {
   return (req, _res, next) =>
@@ -135,7 +142,8 @@ function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>,
       wrap(async (req, res) => {
         const v = await view(req);
         // PEP 503: pages end with "/"; redirect the bare mount path.
-        if (!pathOf(req).endsWith('/')) return res.redirect(301, `${pathOf(req)}/`);
+        // Built from the mount path express matched, never from the request target as sent.
+        if (!endsWithSlash(req)) return res.redirect(301, `${req.baseUrl}/`);
         await sendPage(req, res, v, cache, 'projects', () => v.projectsVersion(), async (type) => {
           const projects = await v.projects();
           return type === SIMPLE_V1_JSON ? projectListJson(projects) : projectListHtml(projects);

@@ -131,6 +131,11 @@ export class TusMechanism implements UploadMechanism {
         datastore: store,
         locker: this.locker,
         lockDrainTimeout: this.options.lockDrainTimeout ?? 3000,
+        // @tus/server builds a creation's Location from Host (and, when asked, X-Forwarded-*).
+        // Creation never reaches it (POST is refused in `serve`: `upload_url` comes from the
+        // instructions, on the host's trusted origin); should it ever, the URL is a path only.
+        relativeLocation: true,
+        respectForwardedHeaders: false,
         getFileIdFromRequest: (req) => {
           const node = nodeRequestOf(req);
           return node && this.authorizedIds.get(node);

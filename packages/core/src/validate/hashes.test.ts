@@ -84,6 +84,19 @@ describe('validateHashes', () => {
     expect(err.detail).toBe('The hashes mapping has 4 problems.');
   });
 
+  it('maxAlgorithms bounds how many digests a host must compute (issue #21), naming the limit', () => {
+    const all = Object.fromEntries(HASH_NAMES.map((n) => [n, hex(digestHexLength(n))]));
+    expect(Object.keys(validateHashes(all))).toHaveLength(14);
+    const err = problemOf(() => validateHashes(all, { maxAlgorithms: 3 }));
+    expect(err.code).toBe('invalid-hashes');
+    expect(err.status).toBe(400);
+    expect(err.detail).toMatch(/names 14 algorithms; this index verifies at most 3 per file/);
+    expect(err.errors).toEqual([{ source: '/hashes', message: err.detail }]);
+    const three = { sha256: SHA256, blake2b: hex(128), md5: hex(32) };
+    expect(validateHashes(three, { maxAlgorithms: 3 })).toEqual(three);
+    expect(problemOf(() => validateHashes(three, { maxAlgorithms: 2 })).detail).toMatch(/at most 2 per file/);
+  });
+
   it('property: any input either validates or throws invalid-hashes', () => {
     const key = fc.oneof(fc.constantFrom(...HASH_NAMES, 'shake_128', '__proto__', 'constructor'), fc.string());
     const value = fc.oneof(fc.stringMatching(/^[0-9a-fA-F]{0,130}$/), fc.string(), fc.anything());

@@ -56,11 +56,21 @@ function unknownMessage(key: string): string {
   return `${shown} is not a supported hash name; use one of ${HASH_NAMES.join(', ')}.${suggestion}`;
 }
 
+export interface HashValidationOptions {
+  /**
+   * Most algorithms a file may declare. The PEP requires every declared digest to be valid for the
+   * file, so a host computes each over every byte, and each costs about one pass of the upload's
+   * CPU: a host bounds how many it computes by refusing more here. Default: no bound beyond the
+   * supported names.
+   */
+  readonly maxAlgorithms?: number;
+}
+
 /**
  * Validates the `hashes` mapping and returns it with lowercase hex digests. Every problem is
  * reported at once as one `invalid-hashes` error.
  */
-export function validateHashes(hashes: unknown): HashDigests {
+export function validateHashes(hashes: unknown, options: HashValidationOptions = {}): HashDigests {
   const fail = (errors: ProblemFieldError[]): never => {
     const detail =
       errors.length === 1 ? (errors[0]?.message ?? '') : `The hashes mapping has ${errors.length} problems.`;
@@ -76,6 +86,12 @@ export function validateHashes(hashes: unknown): HashDigests {
   // Bounds the error list: more keys than supported names cannot all be valid.
   if (entries.length > HASH_NAMES.length) {
     const message = `hashes has ${entries.length} entries; at most ${HASH_NAMES.length} names are supported.`;
+    return fail([{ source: '/hashes', message }]);
+  }
+  const max = options.maxAlgorithms;
+  if (max !== undefined && entries.length > max) {
+    const advice = max === 1 ? 'Send sha256 alone.' : `Send sha256 and at most ${max - 1} other${max > 2 ? 's' : ''}.`;
+    const message = `hashes names ${entries.length} algorithms; this index verifies at most ${max} per file (each is computed over every byte). ${advice}`;
     return fail([{ source: '/hashes', message }]);
   }
   const errors: ProblemFieldError[] = [];

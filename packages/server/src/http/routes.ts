@@ -13,9 +13,10 @@ import {
   PublishRequestSchema,
 } from '@pep694/core';
 import type { ServerConfig } from '../config.js';
-import { originOf, type CallContext, type Reply, type UploadService } from '../service/upload-service.js';
+import type { CallContext, Reply, UploadService } from '../service/upload-service.js';
 import { readUploadJson, sendJson, type JsonLimits } from './json.js';
 import { methodNotAllowed } from './problems.js';
+import { originOf } from './trusted-origin.js';
 
 export function sessionApiRouter(service: UploadService, config: ServerConfig): Router {
   const limits: JsonLimits = { maxBytes: config.limits.maxJsonBody, timeoutMs: config.limits.jsonBodyTimeout };
@@ -29,7 +30,7 @@ export function sessionApiRouter(service: UploadService, config: ServerConfig): 
         const principal = await service.authenticate(req.headers.authorization);
         negotiateResponseType(req.headers.accept); // 406 when nothing acceptable
         if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
-        const reply = await fn({ principal, origin: originOf(req, config) }, req);
+        const reply = await fn({ principal, origin: originOf(req) }, req);
         if (reply.body === undefined) {
           for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
           res.status(reply.status).end();

@@ -46,7 +46,9 @@ import {
 } from '@pep694/core';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
+import { originOf } from '../http/trusted-origin.js';
 import { Links } from './links.js';
+import { resolveInstructions, storableInstructions } from './stored-instructions.js';
 import { newId, sameSecret } from './secrets.js';
 
 /** An operator's check run before a deferred publish commits (e.g. a malware scan). */
@@ -372,7 +374,7 @@ export class UploadService {
     checkFilenameMatchesRelease(body.filename, session.project, session.version);
     checkFilenameNormalized(body.filename);
     const identity = distributionIdentity(body.filename);
-    const hashes = validateHashes(body.hashes);
+    const hashes = validateHashes(body.hashes, { maxAlgorithms: config.limits.maxHashes });
     const mechanism = this.mechanismById.get(body.mechanism);
     if (!mechanism) {
       throw new ProblemError('mechanism-unsupported', `The mechanism "${body.mechanism.slice(0, 100)}" is not supported here; this index offers: ${[...this.mechanismById.keys()].join(', ')}.`, {
@@ -434,7 +436,8 @@ export class UploadService {
       throw new Error(`instructions of ${mechanism.identifier} carry identifier ${String(map.identifier)}`);
     }
     const limits = { maxFiles: config.limits.maxFilesPerSession, maxStagedBytes: config.limits.maxStagedBytesPerPrincipal };
-    const result = await store.createFile({ ...input, instructions: map }, limits).catch(async (err: unknown) => {
+    // Stored origin-free: whoever reads this file upload session later gets their own trusted origin.
+    const result = await store.createFile({ ...input, instructions: storableInstructions(map, links.origin) }, limits).catch(async (err: unknown) => {
       await drop();
       throw err;
     });
@@ -700,7 +703,9 @@ export class UploadService {
       },
       status: file.status,
       'expires-at': formatExpiresAt(file.expiresAt),
-      mechanism: file.instructions ?? { identifier: file.mechanism },
+      mechanism: file.instructions
+        ? resolveInstructions(file.instructions, links.origin, `${this.deps.config.rootPath}mechanisms/${file.mechanism}`)
+        : { identifier: file.mechanism },
     };
     if (file.notices.length > 0) body.notices = [...file.notices];
     return body;
@@ -731,7 +736,7 @@ export class UploadService {
     await this.authorize(principal, session);
     publishingSessionMachine.next(session.status, 'file-changed');
     fileUploadMachine.next(found.status, 'transfer');
-    return this.context(found, session, new Links(originOf(req, this.deps.config), this.deps.config.rootPath));
+    return this.context(found, session, new Links(originOf(req), this.deps.config.rootPath));
   }
 
   // ---- reaper --------------------------------------------------------------------------------
@@ -842,12 +847,4 @@ function tooManyNewNames(r: { limit: number; registered: number; reserved: numbe
     `You may register at most ${r.limit} new project names per ${windowSeconds} s; you registered ${r.registered} in that time and your live sessions reserve ${r.reserved}. Retry after ${retryAfter} s, or publish or cancel a first-release session.`,
     { headers: { 'Retry-After': String(retryAfter) }, extensions: { limit: r.limit, registered: r.registered, reserved: r.reserved } },
   );
-}
-
-/** The origin links are built on: the configured public URL, else this request's Host. */
-export function originOf(req: IncomingMessage, config: ServerConfig): string {
-  if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
-  const host = req.headers.host;
-  const safe = host && /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host) ? host : 'localhost';
-  return `http://${safe}`;
 }
