@@ -35,6 +35,40 @@ function vary(res: ServerResponse, value: string): void {
   res.setHeader('Vary', list.join(', '));
 }
 
+/**
+ * Whether `value` is an origin as browsers serialize it in `Origin` (RFC 6454 §6.1): an http(s)
+ * scheme, a host, and a port only when it is not the scheme's default, all lower case; no userinfo,
+ * path, query, fragment or trailing slash. `null` and anything else is not one.
+ */
+export function isSerializedOrigin(value: string): boolean {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    return false;
+  }
+  return (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === value;
+}
+
+/** Host header values that are a host and an optional port, nothing else (as `originOf` in the server takes them). */
+const HOST = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/**
+ * The origin the request was sent to: the connection's scheme and the `Host` header. Behind a
+ * TLS-terminating proxy the connection is plain HTTP, so only `publicUrl` (in `baseUrl`) names the
+ * https origin there.
+ */
+function requestOrigin(req: IncomingMessage): string | undefined {
+  const host = header(req, 'host');
+  if (host === undefined || !HOST.test(host)) return undefined;
+  const scheme = (req.socket as { encrypted?: boolean } | undefined)?.encrypted ? 'https' : 'http';
+  try {
+    return new URL(`${scheme}://${host}`).origin;
+  } catch {
+    return undefined; // a port over 65535
+  }
+}
+
 export class CorsPolicy {
   private readonly origins: ReadonlySet<string> | '*' | undefined;
 
@@ -46,9 +80,9 @@ export class CorsPolicy {
     return this.origins !== undefined;
   }
 
-  /** Whether `origin` is listed (an opaque `null` origin never is). */
+  /** Whether `origin` is listed (an opaque `null` origin, or anything not an origin, never is). */
   allows(origin: string): boolean {
-    if (this.origins === undefined || origin === 'null') return false;
+    if (this.origins === undefined || !isSerializedOrigin(origin)) return false;
     return this.origins === '*' || this.origins.has(origin);
   }
 
@@ -100,24 +134,18 @@ export class CorsPolicy {
 
   /**
    * The cross-site request guard, for POSTs: a request with an `Origin` header (browsers send one
-   * with every POST, forms included) must come from the index itself or from a listed origin.
-   * The index's own origin is that of `baseUrl`, or any origin whose host is the request's `Host`
-   * (so a TLS-terminating proxy without `publicUrl` still counts as same-origin). Requests without
-   * `Origin` (curl, node, twine) are not browsers' and pass.
+   * with every POST, forms included) must come from the index itself or from a listed origin, and
+   * origins are compared whole: scheme, host and port (an http page on the index's host is another
+   * origin than its https pages). The index's own origin is that of `baseUrl` (`publicUrl`, when
+   * set), or the one the request was sent to (the connection's scheme and `Host`). `null` and
+   * malformed values are refused. Requests without `Origin` (curl, node, twine) are not browsers'
+   * and pass.
    * @throws ProblemError `forbidden` (403)
    */
   checkOrigin(req: IncomingMessage, baseUrl: string): void {
     const origin = header(req, 'origin');
-    if (origin === undefined || this.allows(origin)) return;
-    if (origin !== 'null') {
-      let parsed: URL | undefined;
-      try {
-        parsed = new URL(origin);
-      } catch {
-        parsed = undefined;
-      }
-      if (parsed && (parsed.origin === new URL(baseUrl).origin || parsed.host === header(req, 'host'))) return;
-    }
+    if (origin === undefined) return;
+    if (isSerializedOrigin(origin) && (this.allows(origin) || origin === new URL(baseUrl).origin || origin === requestOrigin(req))) return;
     throw new ProblemError(
       'forbidden',
       `A page from ${origin.slice(0, 200)} may not upload here: only the index's own pages and the origins its operator allows may (cross-site request guard).`,

@@ -228,13 +228,21 @@ export class FormReceiver {
       return;
     }
     const ctx = this.ctx;
-    const meter = new ByteMeter(ctx.file.size, createHashers(Object.keys(ctx.file.hashes) as HashName[]));
-    this.meter = meter;
     this.fileDone = (async () => {
       try {
-        this.staging = await this.host.blobs.stage(ctx.stagingKey);
+        const staging = await this.host.blobs.stage(ctx.stagingKey);
+        this.staging = staging;
+        // Until pipeline() listens (and after a failure, when it never will), an error of the
+        // store's stream must not go unheard: an 'error' with no listener ends the process.
+        staging.stream.on('error', () => {});
+        // Anything may have failed the form while the staging write was opening (a later part, a
+        // disconnect, a stop): then nothing is piped and `run` aborts the write.
         if (this.failure !== undefined) throw this.failure;
-        await pipeline(stream, meter, this.staging.stream);
+        // The meter is made here, in the same tick as pipeline(): `fail` destroys it, and an
+        // 'error' emitted by a meter nothing listens to yet would crash the process.
+        const meter = new ByteMeter(ctx.file.size, createHashers(Object.keys(ctx.file.hashes) as HashName[]));
+        this.meter = meter;
+        await pipeline(stream, meter, staging.stream);
       } catch (err) {
         stream.resume(); // never leave busboy waiting on an unread file stream
         this.fail(

@@ -77,7 +77,29 @@ export class SpyBlobStore implements BlobStore {
     for (const w of this.waiting.splice(0)) w();
   }
 
+  /** stage() calls so far. */
+  stages = 0;
+  /** stage() calls waiting for `releaseStaging` (a staging write slow to open, as on a busy disk). */
+  stagesHeld = 0;
+  private stagingHeld = false;
+  private stagingWaiting: (() => void)[] = [];
+
+  /** From now on, stage() waits until `releaseStaging`. */
+  holdStaging(): void {
+    this.stagingHeld = true;
+  }
+  releaseStaging(): void {
+    this.stagingHeld = false;
+    this.stagesHeld = 0;
+    for (const w of this.stagingWaiting.splice(0)) w();
+  }
+
   async stage(key: string): Promise<StagingWrite> {
+    this.stages += 1;
+    if (this.stagingHeld) {
+      this.stagesHeld += 1;
+      await new Promise<void>((resolve) => this.stagingWaiting.push(resolve));
+    }
     const staging = await this.inner.stage(key);
     const spy = this;
     const stream = new Writable({

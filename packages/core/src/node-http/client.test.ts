@@ -1,7 +1,10 @@
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HttpAnswerError, problemOf, sendRequest } from './client.js';
 
 let server: Server | undefined;
@@ -81,5 +84,41 @@ describe('sendRequest', () => {
     });
     await expect(sendRequest({ method: 'POST', url, headers: {}, body: { source: Readable.from([Buffer.alloc(actual)]), size } })).rejects.toThrow(message);
     expect(requests).toBeLessThanOrEqual(1);
+  });
+
+  // A token read from a file with its newline is the usual way to get there.
+  describe('a request that cannot be made (a header value with a newline: ERR_INVALID_CHAR)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'send-request-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const badHeaders = { Authorization: 'Bearer token\n' };
+    const url = new URL('http://127.0.0.1:9/');
+    /** Waits (at most 1 s) for `stream` to close. */
+    const closed = (stream: NodeJS.ReadableStream & { closed: boolean }) =>
+      Promise.race([new Promise<void>((resolve) => (stream.closed ? resolve() : stream.once('close', () => resolve()))), new Promise((r) => setTimeout(r, 1000))]);
+
+    it('rejects and closes a file source (its descriptor is not left open)', async () => {
+      const path = join(dir, 'file');
+      writeFileSync(path, 'x');
+      const source = createReadStream(path);
+      await expect(sendRequest({ method: 'POST', url, headers: badHeaders, body: { source, size: 1 } })).rejects.toMatchObject({ code: 'ERR_INVALID_CHAR' });
+      await closed(source);
+      expect(source.closed).toBe(true);
+    });
+
+    it("rejects, and a file source that then fails to open emits no 'error' that nothing hears (the process lives)", async () => {
+      const uncaught: unknown[] = [];
+      const listener = (err: unknown) => uncaught.push(err);
+      // vitest reports an uncaught error after the test; listening here makes it this test's failure.
+      process.prependListener('uncaughtException', listener);
+      try {
+        const source = createReadStream(join(dir, 'missing'));
+        await expect(sendRequest({ method: 'POST', url, headers: badHeaders, body: { source, size: 1 } })).rejects.toMatchObject({ code: 'ERR_INVALID_CHAR' });
+        await closed(source);
+        await new Promise((r) => setTimeout(r, 50));
+        expect(uncaught).toEqual([]);
+      } finally {
+        process.off('uncaughtException', listener);
+      }
+    });
   });
 });

@@ -187,12 +187,26 @@ export function sendRequest(opts: SendRequestOptions): Promise<HttpAnswer> {
     const reason = (err: unknown) => (signal?.aborted ? (signal.reason ?? err) : err);
     const length = body ? (body.head?.length ?? 0) + body.size + (body.tail?.length ?? 0) : undefined;
     const lib = url.protocol === 'https:' ? https : http;
-    const req = lib.request(url, {
-      method: opts.method,
-      headers: { ...opts.headers, ...(length !== undefined ? { 'Content-Length': String(length) } : {}) },
-      ...(signal ? { signal } : {}),
-      ...(opts.agent ? { agent: opts.agent } : {}),
-    });
+    let req: http.ClientRequest;
+    try {
+      req = lib.request(url, {
+        method: opts.method,
+        headers: { ...opts.headers, ...(length !== undefined ? { 'Content-Length': String(length) } : {}) },
+        ...(signal ? { signal } : {}),
+        ...(opts.agent ? { agent: opts.agent } : {}),
+      });
+    } catch (err) {
+      // No request (a header value with a newline, say: ERR_INVALID_CHAR): the source is over too.
+      // Destroyed, or a file stream keeps its descriptor open; listened to, or a file that failed
+      // to open would end the process with an 'error' nothing hears.
+      if (body) {
+        body.source.on('error', () => {});
+        body.source.destroy();
+      }
+      settled = true;
+      reject(err);
+      return;
+    }
     req.on('error', (err) => {
       // After an early answer, the server closing while we still send shows up here: the answer counts.
       if (!responded) done(reason(err));

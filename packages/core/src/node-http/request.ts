@@ -14,12 +14,17 @@ export interface LingerBudget {
 }
 export const DEFAULT_LINGER: LingerBudget = { bytes: 1024 * 1024, ms: 2000 };
 
-/** The `Content-Length` as a number, or undefined when absent (chunked). Node has validated its syntax. */
+/**
+ * The `Content-Length` as a number, or undefined when absent (chunked). Node has validated its
+ * syntax: digits, up to 2^64 - 1. A length past 2^53 is not exact as a number, but it is larger
+ * than anything an index takes, so it counts as that (refused as too large) rather than as an
+ * unknown length: taken for one, the request would be read until its idle timeout.
+ */
 export function contentLength(req: IncomingMessage): number | undefined {
   const raw = req.headers['content-length'];
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+  return Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
 /**

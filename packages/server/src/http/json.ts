@@ -58,9 +58,15 @@ const tooLarge = (max: number) => new ProblemError('body-too-large', `JSON reque
 /**
  * Checks Content-Type, reads and parses the JSON body, checks `meta.api-version` against the
  * Content-Type, and validates it with `schema`. Every failure is a coded ProblemError.
+ *
+ * A client that sent `Expect: 100-continue` is invited to send the body here, when it is about to
+ * be read: the routes call this only once the request is authenticated and authorized (the
+ * service reads the body after its permission check), so a refused request never sends its body
+ * (RFC 9110 §10.1.1). Node answers nothing by itself (the host handles `checkContinue`).
  */
-export async function readUploadJson<T extends z.ZodType>(req: IncomingMessage, schema: T, limits: JsonLimits): Promise<z.infer<T>> {
+export async function readUploadJson<T extends z.ZodType>(req: IncomingMessage, res: ServerResponse, schema: T, limits: JsonLimits): Promise<z.infer<T>> {
   const contentType = parseUploadContentType(req.headers['content-type']);
+  if (req.headers.expect?.toLowerCase() === '100-continue' && !res.headersSent) res.writeContinue();
   const raw = await readBody(req, limits);
   let body: unknown;
   try {

@@ -22,15 +22,18 @@ export function sessionApiRouter(service: UploadService, config: ServerConfig): 
   const limits: JsonLimits = { maxBytes: config.limits.maxJsonBody, timeoutMs: config.limits.jsonBodyTimeout };
   const router = Router({ caseSensitive: true, strict: true });
 
-  /** Authenticates (401 first, before anything about the request is revealed), negotiates, calls. */
+  /**
+   * Authenticates (401 first, before anything about the request is revealed), negotiates, calls.
+   * `Expect: 100-continue` is answered by `readUploadJson`, when the body is about to be read:
+   * after the permission check, which the service makes before it reads a body.
+   */
   const handle =
-    (fn: (call: CallContext, req: Request) => Promise<Reply<unknown>>): RequestHandler =>
+    (fn: (call: CallContext, req: Request, res: Response) => Promise<Reply<unknown>>): RequestHandler =>
     async (req: Request, res: Response, next) => {
       try {
         const principal = await service.authenticate(req.headers.authorization);
         negotiateResponseType(req.headers.accept); // 406 when nothing acceptable
-        if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
-        const reply = await fn({ principal, origin: originOf(req) }, req);
+        const reply = await fn({ principal, origin: originOf(req) }, req, res);
         if (reply.body === undefined) {
           for (const [k, v] of Object.entries(reply.headers ?? {})) res.setHeader(k, v);
           res.status(reply.status).end();
@@ -43,7 +46,7 @@ export function sessionApiRouter(service: UploadService, config: ServerConfig): 
 
   router
     .route('/')
-    .post(handle(async (call, req) => service.createSession(call, await readUploadJson(req, CreatePublishingSessionRequestSchema, limits))))
+    .post(handle(async (call, req, res) => service.createSession(call, await readUploadJson(req, res, CreatePublishingSessionRequestSchema, limits))))
     .all(methodNotAllowed(['POST']));
   router
     .route('/sessions/:session')
@@ -52,15 +55,15 @@ export function sessionApiRouter(service: UploadService, config: ServerConfig): 
     .all(methodNotAllowed(['GET', 'DELETE']));
   router
     .route('/sessions/:session/files')
-    .post(handle((call, req) => service.createFile(call, param(req, 'session'), () => readUploadJson(req, CreateFileUploadRequestSchema, limits))))
+    .post(handle((call, req, res) => service.createFile(call, param(req, 'session'), () => readUploadJson(req, res, CreateFileUploadRequestSchema, limits))))
     .all(methodNotAllowed(['POST']));
   router
     .route('/sessions/:session/publish')
-    .post(handle((call, req) => service.publishSession(call, param(req, 'session'), () => readUploadJson(req, PublishRequestSchema, limits))))
+    .post(handle((call, req, res) => service.publishSession(call, param(req, 'session'), () => readUploadJson(req, res, PublishRequestSchema, limits))))
     .all(methodNotAllowed(['POST']));
   router
     .route('/sessions/:session/extend')
-    .post(handle((call, req) => service.extendSession(call, param(req, 'session'), () => readUploadJson(req, ExtendRequestSchema, limits))))
+    .post(handle((call, req, res) => service.extendSession(call, param(req, 'session'), () => readUploadJson(req, res, ExtendRequestSchema, limits))))
     .all(methodNotAllowed(['POST']));
   router
     .route('/files/:file')
@@ -75,11 +78,11 @@ export function sessionApiRouter(service: UploadService, config: ServerConfig): 
     .all(methodNotAllowed(['GET', 'DELETE']));
   router
     .route('/files/:file/complete')
-    .post(handle((call, req) => service.completeFile(call, param(req, 'file'), () => readUploadJson(req, CompleteFileUploadRequestSchema, limits))))
+    .post(handle((call, req, res) => service.completeFile(call, param(req, 'file'), () => readUploadJson(req, res, CompleteFileUploadRequestSchema, limits))))
     .all(methodNotAllowed(['POST']));
   router
     .route('/files/:file/extend')
-    .post(handle((call, req) => service.extendFile(call, param(req, 'file'), () => readUploadJson(req, ExtendRequestSchema, limits))))
+    .post(handle((call, req, res) => service.extendFile(call, param(req, 'file'), () => readUploadJson(req, res, ExtendRequestSchema, limits))))
     .all(methodNotAllowed(['POST']));
   return router;
 }
