@@ -26,6 +26,7 @@ import {
   type UploadMechanism,
   type VendorMechanismIdentifier,
 } from '@pep694/core';
+import { asHttpHandler } from '@pep694/core/node-http';
 
 export interface ChunkedOptions {
   readonly chunkSize: number;
@@ -99,7 +100,7 @@ export class ChunkedMechanism implements UploadMechanism {
       res.setHeader('Allow', 'PATCH');
       this.host.sendProblem(res, new ProblemError('method-not-allowed', 'Send chunks with PATCH.', { headers: { Allow: 'PATCH' } }));
     });
-    return router;
+    return asHttpHandler(router);
   }
 
   private async patch(req: IncomingMessage, res: ServerResponse, fileId: string): Promise<void> {

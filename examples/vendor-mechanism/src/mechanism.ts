@@ -34,6 +34,7 @@ import {
   type UploadMechanism,
   type VendorMechanismIdentifier,
 } from '@pep694/core';
+import { asHttpHandler } from '@pep694/core/node-http';
 import { GuardedFetcher, type FetchedResponse, type Resolver } from './fetcher.js';
 import { FetchPolicy, FetchRefused, type Scheme } from './policy.js';
 
@@ -150,7 +151,7 @@ export class HttpFetchMechanism implements UploadMechanism {
       res.setHeader('Allow', 'POST');
       this.host.sendProblem(res, new ProblemError('method-not-allowed', 'POST {"url": …} to fetch_url.', { headers: { Allow: 'POST' } }));
     });
-    return router;
+    return asHttpHandler(router);
   }
 
   private async post(req: IncomingMessage, res: ServerResponse, fileId: string): Promise<void> {

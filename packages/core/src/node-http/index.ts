@@ -15,5 +15,7 @@
  * types only — no express, no tsyringe, no zod, nothing of a server.
  */
 export * from './request.js';
+export * from './refusal.js';
+export * from './one-request-route.js';
 export * from './client.js';
 export * from './transfers.js';

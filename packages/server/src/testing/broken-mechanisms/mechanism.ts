@@ -26,6 +26,7 @@ import {
   type TransferStatus,
   type UploadMechanism,
 } from '@pep694/core';
+import { asHttpHandler } from '@pep694/core/node-http';
 import type { ClientHalf } from '../mechanism-suite.js';
 
 export type Defect =
@@ -101,7 +102,7 @@ class FixtureMechanism implements UploadMechanism {
     router.post('/files/:id', (req, res) => {
       this.post(req, res, String(req.params.id)).catch((err: unknown) => this.host.sendProblem(res, err));
     });
-    return router;
+    return asHttpHandler(router);
   }
 
   private async post(req: IncomingMessage, res: ServerResponse, fileId: string): Promise<void> {
