@@ -1,8 +1,12 @@
 /**
  * The client half: executes a `vnd-*-chunked-v1` mechanism map for a buffer or a stream, one
- * PATCH per chunk, in order. Rejects with the server's problem detail on any refusal.
+ * PATCH per chunk, in order. Rejects with the server's problem detail on any refusal. Sent with
+ * node's http/https through core's `sendRequest`, which stops sending when an answer comes early
+ * and takes an `agent` (the conformance suite passes one to check rule 2).
  */
+import type http from 'node:http';
 import { Readable } from 'node:stream';
+import { bufferSlices, problemOf, sendRequest } from '@pep694/core/node-http';
 
 export interface ChunkedInstructions {
   readonly chunk_url?: unknown;
@@ -26,24 +30,27 @@ export async function uploadChunked(opts: {
   authorization?: string | undefined;
   signal?: AbortSignal;
   onProgress?: (sent: number) => void;
+  /** The agent of every request (node's `agent` option). */
+  agent?: http.Agent;
 }): Promise<void> {
   const url = String(opts.instructions.chunk_url);
   const chunkSize = Number(opts.instructions.chunk_size);
   if (!url.startsWith('http') || !Number.isSafeInteger(chunkSize) || chunkSize <= 0) throw new TypeError('not a chunked mechanism map');
   let offset = 0;
-  const send = async (chunk: Uint8Array) => {
-    const res = await fetch(url, {
+  const send = async (chunk: Buffer) => {
+    const answer = await sendRequest({
       method: 'PATCH',
+      url: new URL(url),
       headers: {
         'content-type': 'application/offset+octet-stream',
         'upload-offset': String(offset),
         ...(opts.authorization ? { authorization: opts.authorization } : {}),
       },
-      body: chunk,
+      body: { source: bufferSlices(chunk), size: chunk.length },
       ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.agent ? { agent: opts.agent } : {}),
     });
-    const text = await res.text();
-    if (res.status >= 300) throw new ChunkedUploadError(res.status, text ? (JSON.parse(text) as unknown) : undefined);
+    if (answer.status >= 300) throw new ChunkedUploadError(answer.status, problemOf(answer));
     offset += chunk.length;
     opts.onProgress?.(offset);
   };

@@ -5,21 +5,17 @@
  *   // advertises vnd-acme-chunked-v1
  */
 import { instanceCachingFactory } from 'tsyringe';
-import { z } from 'zod';
 import { definePlugin, MECHANISM, MECHANISM_HOST, vendorIdentifier } from '@pep694/core';
 import { ChunkedMechanism } from './mechanism.js';
+import { ChunkedOptionsSchema, type ChunkedPluginOptions } from './options.js';
 
-export { ChunkedMechanism } from './mechanism.js';
+export { ChunkedMechanism, type ChunkedOptions } from './mechanism.js';
+export { ChunkedOptionsSchema, type ChunkedOptionsInput, type ChunkedPluginOptions } from './options.js';
 
-export default definePlugin({
+export default definePlugin<ChunkedPluginOptions>({
   name: '@example/mechanism-chunked',
   coreRange: '^0.1.0',
-  options: z.strictObject({
-    /** Names the index that serves the mechanism: `vnd-<operator>-chunked-v1`. */
-    operator: z.string().regex(/^[a-z0-9]+$/, 'the operator segment is [a-z0-9]+'),
-    /** Largest chunk a client may send. */
-    chunkSize: z.number().int().min(1024).max(64 * 1024 ** 2).default(8 * 1024 ** 2),
-  }),
+  options: ChunkedOptionsSchema,
   register(container, { operator, chunkSize }) {
     const identifier = vendorIdentifier(operator, 'chunked-v1');
     container.register(MECHANISM, {

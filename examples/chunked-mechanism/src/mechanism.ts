@@ -26,10 +26,11 @@ import {
   type UploadMechanism,
   type VendorMechanismIdentifier,
 } from '@pep694/core';
+import type { ChunkedPluginOptions } from './options.js';
+import { asHttpHandler, inviteBody, refuse } from '@pep694/core/node-http';
 
-export interface ChunkedOptions {
-  readonly chunkSize: number;
-}
+/** The options the mechanism takes, as the plugin's schema parses them (index.ts). */
+export type ChunkedOptions = Pick<ChunkedPluginOptions, 'chunkSize'>;
 
 interface Upload {
   offset: number;
@@ -92,17 +93,21 @@ export class ChunkedMechanism implements UploadMechanism {
 
   routes(): HttpHandler {
     const router = Router();
+    // Every refusal goes through core's `refuse` (rule 3 on UploadMechanism): it answers once the
+    // request body is out of the way, so the client gets the answer and the connection stays usable.
     router.patch('/files/:id', (req, res) => {
-      this.patch(req, res, String(req.params.id)).catch((err: unknown) => this.host.sendProblem(res, err));
+      let received = 0;
+      this.patch(req, res, String(req.params.id), (n) => (received = n)).catch((err: unknown) => refuse(this.host, req, res, err, { consumed: received }));
     });
-    router.all('/files/:id', (_req, res) => {
-      res.setHeader('Allow', 'PATCH');
-      this.host.sendProblem(res, new ProblemError('method-not-allowed', 'Send chunks with PATCH.', { headers: { Allow: 'PATCH' } }));
+    router.all('/files/:id', (req, res) => {
+      refuse(this.host, req, res, new ProblemError('method-not-allowed', 'Send chunks with PATCH.', { headers: { Allow: 'PATCH' } }));
     });
-    return router;
+    return asHttpHandler(router);
   }
 
-  private async patch(req: IncomingMessage, res: ServerResponse, fileId: string): Promise<void> {
+  /** `PATCH chunk_url`: one chunk. `progress` is told the bytes read, for a refusal's `consumed`. */
+  private async patch(req: IncomingMessage, res: ServerResponse, fileId: string, progress: (received: number) => void): Promise<void> {
+    // Every request, first of all: the same credentials and permission as the session API (rule 1).
     const ctx = await this.host.authorizeTransfer(req, this.identifier, fileId);
     if (!/^application\/offset\+octet-stream\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
       throw new ProblemError('unsupported-media-type', 'Chunks are sent as application/offset+octet-stream.');
@@ -126,7 +131,8 @@ export class ChunkedMechanism implements UploadMechanism {
     if (offset !== upload.offset) {
       throw new ProblemError('invalid-transition', `Expected Upload-Offset ${upload.offset}, got ${offset}.`, { extensions: { offset: upload.offset } });
     }
-    if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+    // The host sends no automatic `100 Continue`: invite the chunk now that it is authorized and checked (rule 2).
+    inviteBody(req, res);
 
     upload.busy = true;
     const current = upload;
@@ -134,9 +140,11 @@ export class ChunkedMechanism implements UploadMechanism {
     try {
       // Hash and count as the chunk arrives, writing into the staging stream that stays open for
       // the next chunk (honouring its backpressure; no pipeline, whose listeners would pile up).
-      for await (const piece of req) {
+      // destroyOnReturn: false, so that leaving the loop on an error does not destroy the request (rule 3).
+      for await (const piece of req.iterator({ destroyOnReturn: false })) {
         const chunk = piece as Buffer;
         received += chunk.length;
+        progress(received);
         if (received > length) throw new ProblemError('payload-too-large', 'The chunk is longer than its Content-Length.');
         current.hashers.update(chunk);
         if (!current.staging.stream.write(chunk)) await once(current.staging.stream, 'drain');

@@ -52,6 +52,8 @@ export async function requestFetch(opts: {
   url: string;
   authorization?: string | undefined;
   signal?: AbortSignal;
+  /** The agent of the request to the index (node's `agent` option). */
+  agent?: http.Agent;
 }): Promise<HttpFetchResult> {
   const target = String(opts.instructions.fetch_url);
   if (!/^https?:\/\//.test(target) || typeof opts.instructions.identifier !== 'string' || !opts.instructions.identifier.endsWith('-http-fetch')) {
@@ -68,6 +70,7 @@ export async function requestFetch(opts: {
         ...(opts.authorization ? { authorization: opts.authorization } : {}),
       },
       ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.agent ? { agent: opts.agent } : {}),
     });
     req.on('response', resolve);
     req.on('error', reject);
@@ -95,6 +98,8 @@ export async function serveAndRequestFetch(opts: {
   body: Uint8Array | Readable;
   authorization?: string | undefined;
   signal?: AbortSignal;
+  /** The agent of the request to the index (not of the one-off server's side). */
+  agent?: http.Agent;
 }): Promise<HttpFetchResult> {
   const path = `/artifact/${randomBytes(12).toString('hex')}`;
   let streamServed = false;
@@ -124,6 +129,7 @@ export async function serveAndRequestFetch(opts: {
       url: `http://127.0.0.1:${port}${path}`,
       authorization: opts.authorization,
       ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.agent ? { agent: opts.agent } : {}),
     });
   } finally {
     server.closeAllConnections();

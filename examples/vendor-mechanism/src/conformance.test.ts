@@ -16,7 +16,7 @@ mechanismConformance({
   },
   declines: [{ size: 1024 ** 3 + 1 }],
   config: { limits: { maxFileSize: 4 * 1024 ** 3 } },
-  client: async ({ instructions, body, authorization, signal }) => {
-    await serveAndRequestFetch({ instructions, body, authorization, ...(signal ? { signal } : {}) });
+  client: async ({ instructions, body, authorization, signal, agent }) => {
+    await serveAndRequestFetch({ instructions, body, authorization, ...(signal ? { signal } : {}), ...(agent ? { agent } : {}) });
   },
 });

@@ -34,22 +34,10 @@ import {
   type UploadMechanism,
   type VendorMechanismIdentifier,
 } from '@pep694/core';
-import { GuardedFetcher, type FetchedResponse, type Resolver } from './fetcher.js';
-import { FetchPolicy, FetchRefused, type Scheme } from './policy.js';
-
-export interface HttpFetchOptions {
-  readonly allowHosts: readonly string[];
-  readonly allowAddresses: readonly string[];
-  readonly schemes: readonly Scheme[];
-  readonly maxRedirects: number;
-  readonly connectTimeoutMs: number;
-  readonly idleTimeoutMs: number;
-  readonly totalTimeoutMs: number;
-  readonly maxFileSize?: number | undefined;
-  readonly maxConcurrentFetches: number;
-  readonly userAgent: string;
-  readonly resolver?: Resolver | undefined;
-}
+import { asHttpHandler, inviteBody, refuse } from '@pep694/core/node-http';
+import { GuardedFetcher, type FetchedResponse } from './fetcher.js';
+import { FetchPolicy, FetchRefused } from './policy.js';
+import type { HttpFetchOptions } from './options.js';
 
 /** The body of `POST fetch_url`. */
 export const FetchRequestSchema = z.strictObject({
@@ -143,23 +131,26 @@ export class HttpFetchMechanism implements UploadMechanism {
 
   routes(): HttpHandler {
     const router = Router();
+    // Every refusal goes through core's `refuse` (rule 3 on UploadMechanism): it answers once the
+    // request body is out of the way, so the client gets the answer and the connection stays usable.
     router.post('/files/:id', (req, res) => {
-      this.post(req, res, String(req.params.id)).catch((err: unknown) => this.host.sendProblem(res, toProblem(err)));
+      this.post(req, res, String(req.params.id)).catch((err: unknown) => refuse(this.host, req, res, toProblem(err), { consumed: consumedBy(err) }));
     });
-    router.all('/files/:id', (_req, res) => {
-      res.setHeader('Allow', 'POST');
-      this.host.sendProblem(res, new ProblemError('method-not-allowed', 'POST {"url": …} to fetch_url.', { headers: { Allow: 'POST' } }));
+    router.all('/files/:id', (req, res) => {
+      refuse(this.host, req, res, new ProblemError('method-not-allowed', 'POST {"url": …} to fetch_url.', { headers: { Allow: 'POST' } }));
     });
-    return router;
+    return asHttpHandler(router);
   }
 
   private async post(req: IncomingMessage, res: ServerResponse, fileId: string): Promise<void> {
-    // Every request, first of all: the same credentials and permission as the session API.
+    // Every request, first of all: the same credentials and permission as the session API (rule 1).
     const ctx = await this.host.authorizeTransfer(req, this.identifier, fileId);
     if (this.closed) throw new ProblemError('unavailable', 'The index is shutting down.', { headers: { 'Retry-After': '5' } });
     if (!/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
       throw new ProblemError('unsupported-media-type', 'POST fetch_url with Content-Type: application/json and a body {"url": "https://…"}.');
     }
+    // The host sends no automatic `100 Continue`: invite the body now that the request is authorized and checked (rule 2).
+    inviteBody(req, res);
     const { url: text } = parseBody(FetchRequestSchema, await readJson(req), 'fetch request');
     let url: URL;
     try {
@@ -254,25 +245,34 @@ export class HttpFetchMechanism implements UploadMechanism {
   }
 }
 
-/** Reads a small JSON body: 413 past MAX_REQUEST_BYTES, 400 `malformed-json` when it does not parse. */
+/**
+ * Reads a small JSON body: 413 past MAX_REQUEST_BYTES, 400 `malformed-json` when it does not parse.
+ * On a refusal the request is left as it is (not destroyed) and the error carries how much was
+ * read (`consumedBy`), so that `refuse` can read the rest and the client gets the answer.
+ */
 async function readJson(req: IncomingMessage): Promise<unknown> {
+  const tooLarge = (consumed: number) => withConsumed(new ProblemError('body-too-large', `The request body is at most ${MAX_REQUEST_BYTES} bytes.`), consumed);
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > MAX_REQUEST_BYTES) {
-    throw new ProblemError('body-too-large', `The request body is at most ${MAX_REQUEST_BYTES} bytes.`);
-  }
+  if (Number.isFinite(declared) && declared > MAX_REQUEST_BYTES) throw tooLarge(0);
   const chunks: Buffer[] = [];
   let length = 0;
-  for await (const chunk of req) {
+  // destroyOnReturn: false, so that leaving the loop early does not destroy the request (rule 3).
+  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     length += (chunk as Buffer).length;
-    if (length > MAX_REQUEST_BYTES) throw new ProblemError('body-too-large', `The request body is at most ${MAX_REQUEST_BYTES} bytes.`);
+    if (length > MAX_REQUEST_BYTES) throw tooLarge(length);
     chunks.push(chunk as Buffer);
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch {
-    throw new ProblemError('malformed-json', 'The request body is not valid JSON.');
+    throw withConsumed(new ProblemError('malformed-json', 'The request body is not valid JSON.'), length);
   }
 }
+
+const CONSUMED = new WeakMap<object, number>();
+const withConsumed = <E extends Error>(err: E, consumed: number): E => (CONSUMED.set(err, consumed), err);
+/** How many body bytes had been read when `err` was thrown (0 when unknown). */
+const consumedBy = (err: unknown): number => (typeof err === 'object' && err !== null ? (CONSUMED.get(err) ?? 0) : 0);
 
 /** The answer for each way a fetch can fail; anything else goes to the host as is. */
 export function toProblem(err: unknown): unknown {

@@ -16,6 +16,8 @@ export * from './io.js';
 export * from './attestations.js';
 export * from './stored-attestations.js';
 export * from './mechanism.js';
+export * from './mechanism-options.js';
+export * from './transfer-defaults.js';
 export * from './plugin.js';
 export * from './ports.js';
 export * from './tokens.js';

@@ -4,8 +4,10 @@
  * The host owns the protocol: sessions, auth, state, verification. A mechanism owns only the
  * transfer of bytes: whether it takes a file (`negotiate`), what the client must do
  * (`instructions`), whether all bytes arrived (`completion`), how far it got (`status`), and the
- * HTTP routes the client calls to move the bytes (`routes`).
+ * HTTP routes the client calls to move the bytes (`routes`). The rules its routes follow are on
+ * `UploadMechanism`.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { MechanismMap } from './schemas.js';
 import type { HashName } from './validate/hashes.js';
 import type { FileUploadStatus } from './state/file-upload-session.js';
@@ -177,21 +179,64 @@ export interface TransferStatus {
 }
 
 /**
- * A connect-style request handler: an express `Router` is one. Its parameters are typed loosely
- * on purpose: the host passes node's request and response (express-augmented), and typing them
- * as express types would make core depend on express.
+ * A connect-style request handler over node's own request and response: what the host mounts at
+ * `ctx.baseUrl`. Core names no framework; an express `Router` (which expects express's request
+ * type) fits through `asHttpHandler` from `@pep694/core/node-http`. The host hands the handler the
+ * request unread, with no body parser and no automatic `100 Continue` in front.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type HttpHandler = (req: any, res: any, next: (err?: unknown) => void) => void;
+export type HttpHandler = (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void;
 
+/**
+ * A file upload mechanism. The host calls the lifecycle methods below; clients call `routes()`.
+ *
+ * The rules a mechanism follows (`mechanismConformance` in `@pep694/server/testing` checks each
+ * one; its test titles cite these numbers). Rules 1 to 5 are about the mechanism's own routes:
+ *
+ * 1. **Authorize every request.** Each request to `routes()` starts with
+ *    `host.authorizeTransfer(req, identifier, fileId)` and is refused with what that throws (401,
+ *    403, 404, 409) before a byte of its body is read or anything about the file is revealed.
+ *    PEP 694 "Authentication and Authorization": each request of a multi-request mechanism
+ *    SHOULD be authorized; we require it. Only an answer about no upload in particular (tus's
+ *    capabilities OPTIONS) may skip it.
+ * 2. **Invite the body only once you will take it.** The host sends no automatic `100 Continue`.
+ *    A route that reads a body calls `inviteBody(req, res)` (node-http) once rule 1 and its own
+ *    header checks have passed, and never for a request it refuses, so that a client honouring
+ *    `Expect: 100-continue` gets its answer without sending a body for nothing, and one whose body
+ *    is wanted is not left waiting.
+ * 3. **Drain a refused body.** Answer a refusal with `refuse` (node-http), not by destroying the
+ *    request or leaving its body unread: it reads and discards what is left within a budget, and
+ *    beyond it (or when the client waits for a `100 Continue` it was not sent) answers at once
+ *    with `Connection: close`. The client gets the answer, and the connection stays usable.
+ * 4. **Write only under the staging key.** The file's bytes go to
+ *    `host.blobs.stage(ctx.stagingKey)` (or `adoptFile` to that key); nothing else of the
+ *    mechanism's goes to the blob store but core's `StoredAttestations` (`attestations/<file id>`).
+ *    The host moves, hashes, keeps and deletes that key. State a mechanism keeps elsewhere is its
+ *    own, and `sweep` removes what nobody needs.
+ * 5. **`cancel` undoes `instructions`.** The host calls `instructions(ctx)` before it stores the file
+ *    upload session, so that the row is written once with them; when it cannot store it (the
+ *    filename is in progress, the session is full, a race lost) it calls `cancel(ctx)`: whatever
+ *    `instructions` prepared (an upload resource, a file, memory) goes then. What a crash leaves
+ *    between the two, `sweep` finds.
+ *
+ * And about what the lifecycle methods report:
+ *
+ * 6. **Report what arrived.** `completion` reports the size and the digests of the bytes received
+ *    (hashed as they arrive, or left out for the host to compute), never the declared ones; a
+ *    transfer is refused past the declared size.
+ * 7. **`status` never regresses** within one transfer.
+ * 8. **`cancel` stops a running transfer** and leaves nothing; so does the host's expiry.
+ */
 export interface UploadMechanism {
   readonly identifier: MechanismIdentifier;
   /** Whether this mechanism takes the offered file (size limits, policy). Runs before anything is stored. */
   negotiate(offer: FileOffer): Negotiation | Promise<Negotiation>;
   /**
-   * Prepares the transfer and returns the `mechanism` map for the response. The host stores it
-   * with the file upload session (URLs on `ctx.baseUrl`'s origin with the placeholder `{origin}`
-   * in its place; other strings must not start with `{origin}`) and sends it on every read.
+   * Prepares the transfer and returns the `mechanism` map for the response; the map carries
+   * `identifier`, and its URLs are under `ctx.baseUrl`. The host stores it with the file upload
+   * session (URLs on `ctx.baseUrl`'s origin with the placeholder `{origin}` in its place; other
+   * strings must not start with `{origin}`) and sends it on every read, on the reader's trusted
+   * origin. Runs before the file upload session is stored: `cancel` undoes it when the host cannot
+   * store it (rule 5).
    */
   instructions(ctx: FileUploadContext): Promise<MechanismInstructions>;
   /**
@@ -202,7 +247,11 @@ export interface UploadMechanism {
   completion(ctx: FileUploadContext): Promise<CompletionOutcome>;
   /** Progress of the transfer, for the status response. */
   status(ctx: FileUploadContext): Promise<TransferStatus>;
-  /** Discards partial transfer state (cancel, delete, expiry). The host deletes the staged blob itself. */
+  /**
+   * Discards the transfer state of `ctx`'s file, stopping a transfer still running (rule 8): on
+   * cancel, delete and expiry, and for a file upload session whose row was never stored (rule 5).
+   * The host deletes the staged blob itself, after this resolves.
+   */
   cancel?(ctx: FileUploadContext): Promise<void>;
   /**
    * Optional, for mechanisms that keep transfer state of their own (files outside the blob store):
@@ -212,7 +261,7 @@ export interface UploadMechanism {
    * delete and its purge, or between preparing a transfer and storing the file upload session.
    */
   sweep?(keep: (fileId: string) => Promise<boolean>): Promise<number>;
-  /** The routes clients call to execute this mechanism; mounted by the host at `ctx.baseUrl`. */
+  /** The routes clients call to execute this mechanism (rules 1 to 4); mounted by the host at `ctx.baseUrl`. */
   routes?(): HttpHandler;
   /** Releases resources when the host closes (symmetric with registration). */
   close?(): Promise<void>;

@@ -510,18 +510,26 @@ export interface FileValidator {
 
 // ---- What the host offers mechanisms ------------------------------------------------------------
 
-/** The host's services for mechanism routes, injected as `MECHANISM_HOST`. */
+/**
+ * The host's services for mechanism routes, injected as `MECHANISM_HOST`. How a route uses them
+ * is the numbered rules on `UploadMechanism`.
+ */
 export interface MechanismHost {
   /**
-   * Authenticates and authorizes a mechanism request for file upload session `fileId` (PEP 694:
-   * each request of a multi-request mechanism SHOULD be authorized). Rejects with a ProblemError:
-   * 401 without valid credentials, 403 without upload permission, 404 for an unknown or purged
-   * file upload session or one negotiated for another mechanism than `identifier`, 409 when it no
-   * longer accepts data.
+   * Authenticates and authorizes a mechanism request for file upload session `fileId`; every
+   * request of a mechanism's routes starts with it (rule 1 on `UploadMechanism`). Rejects with a
+   * ProblemError: 401 without valid credentials, 403 without upload permission, 404 for an
+   * unknown or purged file upload session or one negotiated for another mechanism than
+   * `identifier`, 409 when it no longer accepts data.
    */
   authorizeTransfer(req: IncomingMessage, identifier: string, fileId: string): Promise<FileUploadContext>;
-  /** Sends anything thrown as problem+json; never a stack trace. */
+  /**
+   * Renders anything thrown as problem+json; never a stack trace. It answers at once: a route
+   * refusing a request whose body may still be coming uses `refuse` from `@pep694/core/node-http`
+   * (rule 3), which calls this once the body is out of the way.
+   */
   sendProblem(res: ServerResponse, err: unknown): void;
+  /** Where the file's bytes go: `stage(ctx.stagingKey)` only (rule 4). */
   readonly blobs: BlobStore;
 }
 

@@ -1,6 +1,7 @@
 /**
  * DI tokens. Symbols typed as `InjectionToken<T>`, so `container.resolve(TOKEN)` is typed.
- * `MECHANISM` and `FILE_VALIDATOR` take several registrations; collect them with `@injectAll`.
+ * `MECHANISM` and `FILE_VALIDATOR` take several registrations; a host collects them with
+ * `container.resolveAll` (for mechanisms, `collectMechanisms`, which also checks their identifiers).
  */
 import type { InjectionToken } from 'tsyringe';
 import type { UploadMechanism } from './mechanism.js';

@@ -213,7 +213,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
       // problem+json too, in place of node's bare status line.
       httpServer.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket, config));
       // No automatic `100 Continue`: handlers send it once the request is authorized (see
-      // json.ts and the mechanisms), so a client never streams a body that will be refused.
+      // json.ts, and rule 2 on `UploadMechanism`), so a client never streams a body that will be refused.
       httpServer.on('checkContinue', handle);
       await new Promise<void>((resolve, reject) => {
         httpServer!.once('error', reject);

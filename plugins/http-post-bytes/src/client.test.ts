@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HttpPostBytesError, uploadHttpPostBytes } from './client.js';
 import { HttpPostBytesMechanism } from './mechanism.js';
+import { HttpPostBytesOptionsSchema } from './options.js';
 import { attestation, GOOD_AUTH, serveMechanism, type MechanismServer } from '@pep694/server/testing';
 import { FakeHost } from './test-support.js';
 
@@ -17,7 +18,7 @@ let dir: string;
 
 beforeEach(async () => {
   host = new FakeHost();
-  mechanism = new HttpPostBytesMechanism(host, { attestations: true, attestationsMaxBytes: 1024 * 1024, linger: { bytes: 1024 * 1024, ms: 300 } });
+  mechanism = new HttpPostBytesMechanism(host, HttpPostBytesOptionsSchema.parse({ linger: { bytes: 1024 * 1024, ms: 300 } }));
   server = await serveMechanism(mechanism.routes(), host);
   dir = mkdtempSync(join(tmpdir(), 'http-post-bytes-client-'));
 });

@@ -8,6 +8,6 @@ mechanismConformance({
   options: { maxFileSize: 1024 ** 3 },
   declines: [{ size: 2 * 1024 ** 3 }],
   config: { limits: { maxFileSize: 4 * 1024 ** 3 } },
-  client: ({ instructions, body, size, authorization, signal }) =>
-    uploadHttpPostBytes({ instructions, body, size, authorization: authorization ?? '', ...(signal ? { signal } : {}) }),
+  client: ({ instructions, body, size, authorization, signal, agent }) =>
+    uploadHttpPostBytes({ instructions, body, size, authorization: authorization ?? '', ...(signal ? { signal } : {}), ...(agent ? { agent } : {}) }),
 });

@@ -1,7 +1,8 @@
 /**
  * HTTP helpers of this mechanism's routes only: its Content-Type check and the bounded JSON body
- * reader of `attestations_url`. Those shared with other mechanisms (`answerAfterBody`,
- * `contentLength`, `requireIdentityEncoding`, ...) are in `@pep694/core/node-http`.
+ * reader of `attestations_url`. Those shared with other mechanisms (`refuse`, `inviteBody`,
+ * `contentLength`, `requireIdentityEncoding`, the one-request route ...) are in
+ * `@pep694/core/node-http`.
  */
 import type { IncomingMessage } from 'node:http';
 import { parseMediaType, ProblemError } from '@pep694/core';
@@ -26,7 +27,7 @@ export function requireContentType(header: string | undefined, expected: 'applic
 /**
  * Reads a JSON body of at most `maxBytes` (413 `body-too-large` beyond, decided from
  * Content-Length before reading when it is sent). Invalid UTF-8 or JSON is 400 `malformed-json`.
- * On failure the error carries `consumed` (bytes read) for `answerAfterBody`.
+ * On failure the error carries `consumed` (bytes read) for `refuse`; the request is left as it is.
  */
 export function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
   const tooLarge = () =>

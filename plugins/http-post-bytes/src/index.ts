@@ -11,37 +11,13 @@
  */
 import { definePlugin, MECHANISM, MECHANISM_HOST } from '@pep694/core';
 import { instanceCachingFactory } from 'tsyringe';
-import { z } from 'zod';
-import { HttpPostBytesMechanism, type HttpPostBytesOptions } from './mechanism.js';
+import { HttpPostBytesMechanism } from './mechanism.js';
+import { HttpPostBytesOptionsSchema, type HttpPostBytesOptions } from './options.js';
 
-export { HttpPostBytesMechanism, type HttpPostBytesOptions } from './mechanism.js';
+export { HttpPostBytesMechanism } from './mechanism.js';
+export { HttpPostBytesOptionsSchema, type HttpPostBytesOptions, type HttpPostBytesOptionsInput } from './options.js';
 
 export const PLUGIN_NAME = '@pep694/mechanism-http-post-bytes';
-
-/** Every option, with its default. Unknown keys are refused, so a typo fails at startup. */
-export const HttpPostBytesOptionsSchema = z.strictObject({
-  /** Offer `attestations_url` and accept PEP 740 attestation objects (stored with the file, not verified). */
-  attestations: z.boolean().default(true),
-  /** Largest attestations request body, in bytes (413 `body-too-large` beyond). */
-  attestationsMaxBytes: z.number().int().positive().default(1024 * 1024),
-  /**
-   * Decline files larger than this at negotiation (422 `mechanism-declined`), e.g. to steer big
-   * files to a resumable mechanism. Unset: every size the host accepts.
-   */
-  maxFileSize: z.number().int().nonnegative().optional(),
-  /**
-   * Stop a transfer when no bytes arrive for this many milliseconds (408 `request-timeout`, nothing
-   * stored), so a stalled client does not hold the file's one transfer slot; 0 disables it.
-   */
-  idleTimeout: z.number().int().nonnegative().default(120_000),
-  /**
-   * Stop a transfer that averages fewer bytes per second than this over an `idleTimeout` window
-   * (408 `request-timeout`, nothing stored), so a client trickling bytes cannot pin a connection
-   * until the host's request timeout; 0 disables it.
-   */
-  minRate: z.number().int().nonnegative().default(1024),
-});
-export type HttpPostBytesOptionsInput = z.input<typeof HttpPostBytesOptionsSchema>;
 
 export default definePlugin<HttpPostBytesOptions>({
   name: PLUGIN_NAME,

@@ -4,9 +4,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { collectMechanisms, MECHANISM_HOST, MechanismRegistrationError, registerPlugin } from '@pep694/core';
+import {
+  collectMechanisms,
+  DEFAULT_ATTESTATIONS_MAX_BYTES,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_LINGER,
+  DEFAULT_MIN_RATE,
+  MECHANISM_HOST,
+  MechanismRegistrationError,
+  registerPlugin,
+} from '@pep694/core';
 import { container } from 'tsyringe';
-import plugin, { HttpPostBytesMechanism, type HttpPostBytesOptions } from './index.js';
+import plugin, { HttpPostBytesMechanism, HttpPostBytesOptionsSchema, type HttpPostBytesOptions } from './index.js';
 import { attestation, digest, GOOD_AUTH, rawPost, serveMechanism, sleep, until, type MechanismServer } from '@pep694/server/testing';
 import { FakeHost } from './test-support.js';
 
@@ -16,7 +25,7 @@ const JSON_HEADERS = { Authorization: GOOD_AUTH, 'Content-Type': 'application/js
 let host: FakeHost;
 let mechanism: HttpPostBytesMechanism;
 let server: MechanismServer;
-const options: HttpPostBytesOptions = { attestations: true, attestationsMaxBytes: 64 * 1024, linger: { bytes: 1024 * 1024, ms: 300 } };
+const options: HttpPostBytesOptions = HttpPostBytesOptionsSchema.parse({ attestationsMaxBytes: 64 * 1024, linger: { bytes: 1024 * 1024, ms: 300 } });
 
 async function start(opts: HttpPostBytesOptions = options) {
   host = new FakeHost();
@@ -400,7 +409,13 @@ describe('plugin', () => {
   });
 
   it('defaults: attestations on, 1 MiB attestations body, 2 min idle timeout', () => {
-    expect(plugin.options.parse({})).toEqual({ attestations: true, attestationsMaxBytes: 1024 * 1024, idleTimeout: 120_000, minRate: 1024 });
+    expect(plugin.options.parse({})).toEqual({
+      attestations: true,
+      attestationsMaxBytes: DEFAULT_ATTESTATIONS_MAX_BYTES,
+      idleTimeout: DEFAULT_IDLE_TIMEOUT,
+      minRate: DEFAULT_MIN_RATE,
+      linger: DEFAULT_LINGER,
+    });
   });
 });
 

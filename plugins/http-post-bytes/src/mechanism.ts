@@ -8,9 +8,12 @@
  * write, piped so that backpressure reaches the client; nothing is buffered whole and nothing is
  * read twice.
  *
- * Transfer state is core's `OneRequestTransfers` (in memory: the transfer running now, and the
- * last committed one's size and digests; when it is lost, `completion` falls back to the committed
- * blob and the host hashes it by reading it once).
+ * What the route does around the bytes (authorization, the file's one transfer slot, `100
+ * Continue`, the idle watch, answering refusals once the body is out of the way) is core's
+ * `OneRequestRoute`; this file supplies the header checks and the receiver. Transfer state is
+ * core's `OneRequestTransfers` (in memory: the transfer running now, and the last committed one's
+ * size and digests; when it is lost, `completion` falls back to the committed blob and the host
+ * hashes it by reading it once).
  *
  * Attestations are answered 204 only once they are durable (core's `StoredAttestations`: committed
  * to the blob store, and read back at completion), so a restart between their POST and completion
@@ -39,41 +42,21 @@ import {
   type UploadMechanism,
 } from '@pep694/core';
 import {
-  answerAfterBody,
+  asHttpHandler,
   contentLength,
-  DEFAULT_LINGER,
-  expectsContinue,
-  requireIdentityEncoding,
-  idleProblem,
-  minBytesPerWindow,
+  inviteBody,
+  OneRequestRoute,
   OneRequestTransfers,
-  type Transfer,
-  watchIdle,
-  type LingerBudget,
+  requireIdentityEncoding,
+  type OneRequestUpload,
   type ReceivedBytes,
 } from '@pep694/core/node-http';
 import { Router, type Request, type Response } from 'express';
 import { consumedBy, readJsonBody, requireContentType } from './http.js';
-
-/** Options after parsing (see `HttpPostBytesOptionsSchema` in index.ts for the documented input). */
-export interface HttpPostBytesOptions {
-  /** Offer `attestations_url` and accept PEP 740 attestations. */
-  readonly attestations: boolean;
-  /** Largest attestations body, in bytes. */
-  readonly attestationsMaxBytes: number;
-  /** Decline (at negotiation) files larger than this; the host's own limit applies regardless. */
-  readonly maxFileSize?: number | undefined;
-  /** Stop a transfer when no bytes arrive for this many ms (408); 0 = never. Default 120 000. */
-  readonly idleTimeout?: number | undefined;
-  /** Stop a transfer that averages fewer bytes per second than this over an `idleTimeout` window (408); 0 = no minimum. Default 1024. */
-  readonly minRate?: number | undefined;
-  /** How much of an unwanted request body is read before answering; see `answerAfterBody`. */
-  readonly linger?: LingerBudget;
-}
+import type { HttpPostBytesOptions } from './options.js';
 
 const param = (req: Request, name: string): string => String(req.params[name]);
-const DEFAULT_IDLE_TIMEOUT = 120_000;
-const DEFAULT_MIN_RATE = 1024;
+const clientGone = () => new ProblemError('malformed-upload', 'The client closed the connection before the whole body arrived; nothing was stored.');
 
 export class HttpPostBytesMechanism implements UploadMechanism {
   readonly identifier = HTTP_POST_BYTES;
@@ -82,16 +65,16 @@ export class HttpPostBytesMechanism implements UploadMechanism {
   private readonly attesting = new Map<string, Promise<unknown>>();
   private readonly completing = new Set<string>();
   private readonly stored: StoredAttestations;
-  private readonly linger: LingerBudget;
-  private closed = false;
+  private readonly route: OneRequestRoute;
 
+  /** `options` as `HttpPostBytesOptionsSchema` parses them. */
   constructor(
     private readonly host: MechanismHost,
     private readonly options: HttpPostBytesOptions,
   ) {
-    this.linger = options.linger ?? DEFAULT_LINGER;
     this.stored = new StoredAttestations(host.blobs);
     this.transfers = new OneRequestTransfers(host.blobs, 'POST the file', options.attestations ? this.stored : undefined);
+    this.route = new OneRequestRoute({ host, identifier: this.identifier, transfers: this.transfers, limits: options, again: 'POST the file again.' });
   }
 
   negotiate(offer: FileOffer): Negotiation {
@@ -130,18 +113,17 @@ export class HttpPostBytesMechanism implements UploadMechanism {
     return this.transfers.sweep(keep);
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.transfers.close();
+  close(): Promise<void> {
+    return this.transfers.close();
   }
 
   routes(): HttpHandler {
     const router = Router({ caseSensitive: true, strict: true });
     const notAllowed = (req: Request, res: Response) =>
-      this.refuse(req, res, new ProblemError('method-not-allowed', `${req.method} is not allowed here; use POST.`, { headers: { Allow: 'POST' } }));
+      this.route.refuse(req, res, new ProblemError('method-not-allowed', `${req.method} is not allowed here; use POST.`, { headers: { Allow: 'POST' } }));
     router
       .route('/files/:id')
-      .post((req, res) => void this.upload(req, res, param(req, 'id')))
+      .post((req, res) => void this.route.serve(req, res, param(req, 'id'), { check: (r, ctx) => this.check(r, ctx), receive: (u) => this.receive(u) }))
       .all(notAllowed);
     if (this.options.attestations) {
       router
@@ -150,91 +132,42 @@ export class HttpPostBytesMechanism implements UploadMechanism {
         .all(notAllowed);
     }
     // Express's Router needs no express app around it: it only reads `method`, `url` and sets `params`.
-    return (req, res, next) => router(req as Request, res as Response, next);
+    return asHttpHandler(router);
   }
 
   // ---- routes ----------------------------------------------------------------------------------
 
-  /** `POST file_url`: the bytes of the file, in one request. */
-  private async upload(req: IncomingMessage, res: ServerResponse, fileId: string): Promise<void> {
-    // Watch for the client going away from the start: it may happen while we await the host.
-    let gone = false;
-    let onGone: (() => void) | undefined;
-    req.on('error', () => {}); // reported through 'close' below; never crash on a reset
-    req.once('close', () => {
-      if (req.complete) return;
-      gone = true;
-      onGone?.();
-    });
-
-    let ctx: FileUploadContext;
-    try {
-      ctx = await this.host.authorizeTransfer(req, this.identifier, fileId);
-      requireContentType(req.headers['content-type'], 'application/octet-stream', 'the file');
-      requireIdentityEncoding(req.headers['content-encoding']);
-      const declared = contentLength(req);
-      if (declared !== undefined && declared > ctx.file.size) {
-        throw new ProblemError('payload-too-large', `Content-Length ${declared} is larger than the declared size of ${ctx.file.size} bytes.`, {
-          extensions: { expected: ctx.file.size, received: declared },
-        });
-      }
-      if (declared !== undefined && declared < ctx.file.size) {
-        throw new ProblemError('malformed-upload', `Content-Length ${declared} is smaller than the declared size of ${ctx.file.size} bytes; send the whole file.`, {
-          extensions: { expected: ctx.file.size, received: declared },
-        });
-      }
-      if (this.closed) throw new ProblemError('unavailable', 'The server is shutting down; try again shortly.');
-    } catch (err) {
-      this.refuse(req, res, err);
-      return;
+  /** `POST file_url`: the headers, checked once the request is authorized (see `OneRequestRoute`). */
+  private check(req: IncomingMessage, ctx: FileUploadContext): void {
+    requireContentType(req.headers['content-type'], 'application/octet-stream', 'the file');
+    requireIdentityEncoding(req.headers['content-encoding']);
+    const declared = contentLength(req);
+    if (declared !== undefined && declared > ctx.file.size) {
+      throw new ProblemError('payload-too-large', `Content-Length ${declared} is larger than the declared size of ${ctx.file.size} bytes.`, {
+        extensions: { expected: ctx.file.size, received: declared },
+      });
     }
-
-    // Claimed synchronously after the last await, so two requests cannot both pass.
-    let transfer: Transfer;
-    try {
-      transfer = this.transfers.begin(fileId);
-    } catch (err) {
-      this.refuse(req, res, err);
-      return;
-    }
-    // The host does not answer `Expect: 100-continue` by itself: invite the body only now.
-    if (expectsContinue(req)) res.writeContinue();
-    let received: ReceivedBytes | undefined;
-    try {
-      received = await this.receive(req, ctx, transfer, () => gone, (f) => (onGone = f));
-      if (!res.headersSent) {
-        res.statusCode = 204;
-        res.end();
-      }
-    } catch (err) {
-      if (!gone) this.refuse(req, res, err, transfer.bytes);
-    } finally {
-      // Remembered only once committed: a failed or stopped transfer leaves the previous one's record.
-      this.transfers.finish(fileId, transfer, received);
+    if (declared !== undefined && declared < ctx.file.size) {
+      throw new ProblemError('malformed-upload', `Content-Length ${declared} is smaller than the declared size of ${ctx.file.size} bytes; send the whole file.`, {
+        extensions: { expected: ctx.file.size, received: declared },
+      });
     }
   }
 
-  /** Streams the body into the staging write; resolves after `commit`, or aborts the write and throws. */
-  private async receive(
-    req: IncomingMessage,
-    ctx: FileUploadContext,
-    transfer: Transfer,
-    isGone: () => boolean,
-    setOnGone: (f: () => void) => void,
-  ): Promise<ReceivedBytes> {
-    const clientGone = () =>
-      new ProblemError('malformed-upload', 'The client closed the connection before the whole body arrived; nothing was stored.');
+  /** `POST file_url`: streams the body into the staging write; resolves after `commit`, or aborts the write and throws. */
+  private async receive(upload: OneRequestUpload): Promise<ReceivedBytes> {
+    const { req, ctx, transfer } = upload;
     const staging = await this.host.blobs.stage(ctx.stagingKey);
     const names = Object.keys(ctx.file.hashes) as HashName[];
     const meter = new ByteMeter(ctx.file.size, createHashers(names));
     transfer.attach(() => meter.bytes, (reason) => meter.destroy(reason));
-    setOnGone(() => meter.destroy(clientGone()));
+    upload.onGone(() => meter.destroy(clientGone()));
     // A stop that came first has destroyed the meter in attach().
     if (!transfer.stopReason) {
-      if (isGone()) meter.destroy(clientGone());
+      if (upload.gone) meter.destroy(clientGone());
       else req.pipe(meter);
     }
-    const restoreTimeout = this.watchIdle(req, transfer);
+    const stopWatching = upload.watchIdle();
     try {
       await pipeline(meter, staging.stream);
       if (meter.bytes < ctx.file.size) {
@@ -251,23 +184,11 @@ export class HttpPostBytesMechanism implements UploadMechanism {
       req.unpipe(meter);
       await staging.abort().catch(() => {});
       // A stop or a disconnect also surfaces as a premature close of the pipeline: report the cause.
-      throw transfer.stopReason ?? (isGone() ? clientGone() : err);
+      throw transfer.stopReason ?? (upload.gone ? clientGone() : err);
     } finally {
-      restoreTimeout();
+      stopWatching();
     }
     return { size: meter.bytes, digests: meter.digests() };
-  }
-
-  /**
-   * Stops `transfer` with 408 when the connection sees no bytes for `idleTimeout` ms, or fewer than
-   * `minRate` bytes/s over such a window, so a stalled or trickling client does not hold the file's
-   * one transfer slot (and its retries at 409) until the host's request timeout. Returns the
-   * function that puts the socket's own timeout back.
-   */
-  private watchIdle(req: IncomingMessage, transfer: Transfer): () => void {
-    const idle = this.options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT;
-    const minBytes = minBytesPerWindow(this.options.minRate ?? DEFAULT_MIN_RATE, idle);
-    return watchIdle(req, idle, (reason) => void transfer.stop(idleProblem(reason, idle, minBytes, 'POST the file again.')), minBytes);
   }
 
   /** `POST attestations_url`: a JSON array of PEP 740 attestation objects, kept for completion. */
@@ -276,7 +197,7 @@ export class HttpPostBytesMechanism implements UploadMechanism {
       const ctx = await this.host.authorizeTransfer(req, this.identifier, fileId);
       requireContentType(req.headers['content-type'], 'application/json', 'attestations');
       requireIdentityEncoding(req.headers['content-encoding']);
-      if (expectsContinue(req)) res.writeContinue();
+      inviteBody(req, res);
       const attestations = validateAttestations(await readJsonBody(req, this.options.attestationsMaxBytes), ctx.file);
       // Durable before the 204 (see the file comment). Each POST carries the whole list, so a
       // retry replaces rather than duplicates; the commit replaces atomically.
@@ -292,13 +213,7 @@ export class HttpPostBytesMechanism implements UploadMechanism {
       res.statusCode = 204;
       res.end();
     } catch (err) {
-      this.refuse(req, res, err, consumedBy(err));
+      this.route.refuse(req, res, err, consumedBy(err));
     }
-  }
-
-  /** Sends `err` as problem+json once the request body is out of the way (see `answerAfterBody`). */
-  private refuse(req: IncomingMessage, res: ServerResponse, err: unknown, consumed = 0): void {
-    if (res.headersSent || res.destroyed) return;
-    answerAfterBody(req, res, () => this.host.sendProblem(res, err), consumed, this.linger);
   }
 }

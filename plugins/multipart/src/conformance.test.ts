@@ -8,6 +8,6 @@ mechanismConformance({
   options: { operator: 'conformance', maxFileSize: 1024 ** 3 },
   declines: [{ size: 2 * 1024 ** 3 }],
   config: { limits: { maxFileSize: 4 * 1024 ** 3 } },
-  client: ({ instructions, body, size, authorization, signal }) =>
-    uploadMultipart({ instructions, body, size, authorization, ...(signal ? { signal } : {}) }),
+  client: ({ instructions, body, size, authorization, signal, agent }) =>
+    uploadMultipart({ instructions, body, size, authorization, ...(signal ? { signal } : {}), ...(agent ? { agent } : {}) }),
 });

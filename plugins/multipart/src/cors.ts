@@ -5,16 +5,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ProblemError } from '@pep694/core';
+import type { CorsOptions } from './options.js';
 
-/** Options after parsing (see `CorsOptionsSchema` in index.ts). */
-export interface CorsOptions {
-  /** Exact origins (`https://pypi.example.org`) allowed to call the routes from a browser, or `'*'` for any. */
-  readonly origins: readonly string[] | '*';
-  /** Send `Access-Control-Allow-Credentials: true`, for pages that use `fetch(..., { credentials: 'include' })`. */
-  readonly credentials: boolean;
-  /** `Access-Control-Max-Age` of preflight answers, in seconds. */
-  readonly maxAge: number;
-}
+export type { CorsOptions };
 
 /** Request headers a page may send (`Content-Type` multipart/form-data is safelisted; `Authorization` is not). */
 const ALLOW_HEADERS = 'Authorization, Content-Type';
@@ -126,7 +119,7 @@ export class CorsPolicy {
     res.setHeader('Access-Control-Allow-Origin', origin);
     res.setHeader('Access-Control-Allow-Methods', ALLOW_METHODS);
     res.setHeader('Access-Control-Allow-Headers', ALLOW_HEADERS);
-    res.setHeader('Access-Control-Max-Age', String(this.options?.maxAge ?? 600));
+    if (this.options) res.setHeader('Access-Control-Max-Age', String(this.options.maxAge));
     if (this.options?.credentials) res.setHeader('Access-Control-Allow-Credentials', 'true');
     res.setHeader('Content-Length', '0');
     res.end();

@@ -4,7 +4,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { container } from 'tsyringe';
-import { collectMechanisms, MECHANISM_HOST, MechanismRegistrationError, registerPlugin, type MechanismHost } from '@pep694/core';
+import {
+  collectMechanisms,
+  DEFAULT_ATTESTATIONS_MAX_BYTES,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_LINGER,
+  DEFAULT_MIN_RATE,
+  MECHANISM_HOST,
+  MechanismRegistrationError,
+  registerPlugin,
+  type MechanismHost,
+} from '@pep694/core';
 import plugin, { MultipartOptionsSchema, PLUGIN_NAME } from './index.js';
 
 const host = { authorizeTransfer: async () => ({}) as never, sendProblem: () => {}, blobs: {} as never } as unknown as MechanismHost;
@@ -37,13 +47,14 @@ describe('PEP 694 Server Specific File Upload Mechanisms: the vnd-<operator>-mul
     expect(() => register(options)).toThrow(why);
   });
 
-  it('defaults: attestations on (1 MiB), idle timeout 120 s, minimum rate 1 KiB/s, CORS off', () => {
+  it('defaults: attestations on (1 MiB), idle timeout 120 s, minimum rate 1 KiB/s, linger 1 MiB / 2 s, CORS off', () => {
     expect(MultipartOptionsSchema.parse({ operator: 'acme' })).toEqual({
       identifier: 'vnd-acme-multipart',
       attestations: true,
-      attestationsMaxBytes: 1024 * 1024,
-      idleTimeout: 120_000,
-      minRate: 1024,
+      attestationsMaxBytes: DEFAULT_ATTESTATIONS_MAX_BYTES,
+      idleTimeout: DEFAULT_IDLE_TIMEOUT,
+      minRate: DEFAULT_MIN_RATE,
+      linger: DEFAULT_LINGER,
     });
     expect(MultipartOptionsSchema.parse({ operator: 'acme', cors: { origins: ['https://pypi.example.org', 'http://localhost:8080'] } }).cors).toEqual({
       origins: ['https://pypi.example.org', 'http://localhost:8080'],

@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TusUploadError, uploadTus } from './client.js';
 import { TusMechanism } from './mechanism.js';
+import { TusOptionsSchema } from './options.js';
 import { FsBlobStore } from '@pep694/server';
 import { digest, GOOD_AUTH, serveMechanism, type MechanismServer } from '@pep694/server/testing';
 import { FakeHost, InstrumentedBlobStore } from './test-support.js';
@@ -17,7 +18,7 @@ let mechanism: TusMechanism;
 let server: MechanismServer;
 
 const mechanismFor = (h: FakeHost) =>
-  new TusMechanism(h, { operator: 'test', directory: join(dir, 'data', 'tus'), lockDrainTimeout: 200, linger: { bytes: 1024 * 1024, ms: 300 } });
+  new TusMechanism(h, TusOptionsSchema.parse({ operator: 'test', directory: join(dir, 'data', 'tus'), lockDrainTimeout: 200, linger: { bytes: 1024 * 1024, ms: 300 } }));
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tus-client-'));

@@ -15,7 +15,7 @@ mechanismConformance({
   options: { operator: 'conformance', directory: join(dir, 'tus'), maxFileSize: 1024 ** 3 },
   declines: [{ size: 2 * 1024 ** 3 }],
   config: { limits: { maxFileSize: 4 * 1024 ** 3 } },
-  client: async ({ instructions, body, size, authorization, signal }) => {
-    await uploadTus({ instructions, body, size, authorization: authorization ?? '', retryDelays: [0, 200], ...(signal ? { signal } : {}) });
+  client: async ({ instructions, body, size, authorization, signal, agent }) => {
+    await uploadTus({ instructions, body, size, authorization: authorization ?? '', retryDelays: [0, 200], ...(signal ? { signal } : {}), ...(agent ? { agent } : {}) });
   },
 });

@@ -1,7 +1,6 @@
 /**
- * Small HTTP helpers of the tus routes: tus header checks. Answering a request whose body the
- * handler does not want (`answerAfterBody`) and the checks every mechanism makes are in
- * `@pep694/core/node-http`.
+ * Small HTTP helpers of the tus routes: tus header checks. Answering (`inviteBody`, `refuse`) and
+ * the checks every mechanism makes are in `@pep694/core/node-http`.
  */
 import type { IncomingMessage } from 'node:http';
 import { parseMediaType, ProblemError } from '@pep694/core';

@@ -9,10 +9,10 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { collectMechanisms, MECHANISM_HOST, MechanismRegistrationError, registerPlugin } from '@pep694/core';
+import { collectMechanisms, DEFAULT_IDLE_TIMEOUT, DEFAULT_LINGER, DEFAULT_MIN_RATE, MECHANISM_HOST, MechanismRegistrationError, registerPlugin } from '@pep694/core';
 import { FsBlobStore } from '@pep694/server';
 import { container } from 'tsyringe';
-import plugin, { TusMechanism, type TusOptions } from './index.js';
+import plugin, { DEFAULT_LOCK_DRAIN_TIMEOUT, TusMechanism, TusOptionsSchema, type TusOptionsInput } from './index.js';
 import { digest, GOOD_AUTH, rawRequest, serveMechanism, until, type MechanismServer } from '@pep694/server/testing';
 import { FakeHost, head, InstrumentedBlobStore, patch, tusHeaders } from './test-support.js';
 
@@ -22,22 +22,26 @@ let mechanism: TusMechanism;
 let server: MechanismServer;
 let tusDir: string;
 
-async function start(opts: Partial<TusOptions> = {}, adopt = true) {
+/** Test options: short lock drain and linger, so refusals and lock hand-overs do not slow the tests. */
+const options = (opts: Partial<TusOptionsInput>) =>
+  TusOptionsSchema.parse({ operator: 'test', directory: tusDir, lockDrainTimeout: 200, linger: { bytes: 1024 * 1024, ms: 300 }, ...opts });
+
+async function start(opts: Partial<TusOptionsInput> = {}, adopt = true) {
   const data = join(dir, 'data');
   host = new FakeHost(new InstrumentedBlobStore(await FsBlobStore.open(data), { adopt }));
   tusDir = join(data, 'tus');
-  mechanism = new TusMechanism(host, { operator: 'test', directory: tusDir, lockDrainTimeout: 200, linger: { bytes: 1024 * 1024, ms: 300 }, ...opts });
+  mechanism = new TusMechanism(host, options(opts));
   server = await serveMechanism(mechanism.routes(), host);
 }
 /** A new mechanism instance on the same directory and files: what a restarted process sees. */
-async function restart(opts: Partial<TusOptions> = {}) {
+async function restart(opts: Partial<TusOptionsInput> = {}) {
   await mechanism.close();
   await server.close();
   const files = host.files;
   const blobs = host.blobs;
   host = new FakeHost(blobs);
   for (const [k, v] of files) host.files.set(k, v);
-  mechanism = new TusMechanism(host, { operator: 'test', directory: tusDir, lockDrainTimeout: 200, linger: { bytes: 1024 * 1024, ms: 300 }, ...opts });
+  mechanism = new TusMechanism(host, options(opts));
   server = await serveMechanism(mechanism.routes(), host);
   for (const f of host.files.values()) (f.ctx as { baseUrl: string }).baseUrl = host.baseUrl;
 }
@@ -501,6 +505,14 @@ describe('plugin', () => {
   });
 
   it('defaults', () => {
-    expect(plugin.options.parse({ operator: 'acme', directory: '/d' })).toEqual({ operator: 'acme', directory: '/d', lockDrainTimeout: 3000, idleTimeout: 120_000, minRate: 1024 });
+    expect(plugin.options.parse({ operator: 'acme', directory: '/d' })).toEqual({
+      operator: 'acme',
+      directory: '/d',
+      lockDrainTimeout: DEFAULT_LOCK_DRAIN_TIMEOUT,
+      idleTimeout: DEFAULT_IDLE_TIMEOUT,
+      minRate: DEFAULT_MIN_RATE,
+      linger: DEFAULT_LINGER,
+    });
+    expect(DEFAULT_LOCK_DRAIN_TIMEOUT).toBe(3000); // the documented default
   });
 });

@@ -1,18 +1,10 @@
 /**
  * The server side: helpers for a mechanism's routes, which the host hands node's own
- * `IncomingMessage`/`ServerResponse` (see `HttpHandler`). Header checks every byte-receiving
- * mechanism makes, an idle watch, and answering a request whose body the handler does not (or no
- * longer) want.
+ * `IncomingMessage`/`ServerResponse` (see `HttpHandler`): header checks every byte-receiving
+ * mechanism makes, and an idle watch. Answering (`inviteBody`, `refuse`) is in refusal.ts.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { ProblemError } from '../problem.js';
-
-/** How much of an unwanted body is read and discarded so the client sees the answer (see `answerAfterBody`). */
-export interface LingerBudget {
-  readonly bytes: number;
-  readonly ms: number;
-}
-export const DEFAULT_LINGER: LingerBudget = { bytes: 1024 * 1024, ms: 2000 };
 
 /**
  * The `Content-Length` as a number, or undefined when absent (chunked). Node has validated its
@@ -29,8 +21,8 @@ export function contentLength(req: IncomingMessage): number | undefined {
 
 /**
  * Whether the client waits for `100 Continue` before sending the body. The host does not answer
- * it by itself: a route calls `res.writeContinue()` once it has authorized and checked the
- * request, so that a refused request never sends its body.
+ * it by itself: a route calls `inviteBody` once it has authorized and checked the request, so that
+ * a refused request never sends its body (rule 2 on `UploadMechanism`).
  */
 export const expectsContinue = (req: IncomingMessage): boolean => req.headers.expect?.toLowerCase() === '100-continue';
 
@@ -94,64 +86,4 @@ export function idleProblem(reason: IdleReason, ms: number, minBytes: number, ag
       ? `No bytes arrived for ${ms / 1000} s`
       : `Fewer than ${minBytes} bytes arrived in ${ms / 1000} s (this index needs at least ${Math.round(minBytes / (ms / 1000))} bytes/s)`;
   return new ProblemError('request-timeout', `${what}; the transfer was stopped and nothing was stored. ${again}`);
-}
-
-/**
- * Answers once the request body is out of the way. A server that answers and closes while the
- * client is still sending makes the kernel reset the connection, and a client may then lose the
- * answer with the reset. So:
- * - a body that has fully arrived is discarded and the answer goes out normally;
- * - a body that will arrive within `budget` (by Content-Length, or found by reading) is read and
- *   discarded first, then answered normally (the connection stays reusable);
- * - a larger or slower one is answered at once with `Connection: close`: clients that watch for an
- *   early answer while sending (curl, node's http client, the first-party client halves) get it.
- * `consumed` is how many body bytes the handler already read.
- */
-export function answerAfterBody(
-  req: IncomingMessage,
-  res: ServerResponse,
-  answer: () => void,
-  consumed = 0,
-  budget: LingerBudget = DEFAULT_LINGER,
-): void {
-  req.unpipe();
-  if (req.readableEnded || req.destroyed) {
-    answer();
-    return;
-  }
-  let done = false;
-  let discarded = 0;
-  let timer: NodeJS.Timeout | undefined;
-  const finish = (close: boolean) => {
-    if (done) return;
-    done = true;
-    if (timer) clearTimeout(timer);
-    req.off('data', onData);
-    req.off('end', onEnd);
-    req.off('close', onClose);
-    // Keep discarding (flowing, no listener) until node closes the connection after the answer.
-    if (close && !res.headersSent) res.setHeader('Connection', 'close');
-    answer();
-  };
-  const onData = (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > budget.bytes) finish(true);
-  };
-  const onEnd = () => finish(false);
-  const onClose = () => finish(true);
-  const declared = contentLength(req);
-  const remaining = declared === undefined ? undefined : declared - consumed;
-  req.on('error', () => {}); // a reset while discarding is expected; never crash on it
-  if (req.complete || remaining === undefined || remaining <= budget.bytes) {
-    // Arrived, small, or chunked (size unknown): read within the budget and see.
-    req.on('data', onData);
-    req.once('end', onEnd);
-    req.once('close', onClose);
-    timer = setTimeout(() => finish(true), budget.ms);
-    timer.unref();
-    req.resume();
-    return;
-  }
-  req.resume();
-  finish(true);
 }

@@ -63,6 +63,7 @@ interface FileState {
 
 export class OneRequestTransfers {
   private readonly files = new Map<string, FileState>();
+  private closed = false;
 
   /** `retry` ends the messages that tell a client what to send, e.g. "POST the file". */
   constructor(
@@ -77,10 +78,12 @@ export class OneRequestTransfers {
   }
 
   /**
-   * Claims the file's one transfer slot, or throws 409 `upload-in-progress`. Call it synchronously
-   * after the request's last await, so two requests cannot both pass; end with `finish`.
+   * Claims the file's one transfer slot, or throws 409 `upload-in-progress` (503 `unavailable`
+   * once `close` has run). Call it synchronously after the request's last await, so two requests
+   * cannot both pass; end with `finish`.
    */
   begin(fileId: string): Transfer {
+    if (this.closed) throw new ProblemError('unavailable', 'The server is shutting down; try again shortly.');
     let state = this.files.get(fileId);
     if (!state) this.files.set(fileId, (state = {}));
     if (state.active) {
@@ -159,8 +162,9 @@ export class OneRequestTransfers {
     return (await this.attestations?.sweep(async (fileId) => this.files.has(fileId) || (await keep(fileId)))) ?? 0;
   }
 
-  /** Stops every running transfer (server shutdown). */
+  /** Stops every running transfer and refuses new ones (server shutdown). */
   async close(): Promise<void> {
+    this.closed = true;
     const running = [...this.files.values()].flatMap((s) => (s.active ? [s.active] : []));
     this.files.clear();
     await Promise.all(running.map((t) => t.stop(new ProblemError('unavailable', 'The server is shutting down; try again shortly.'))));

@@ -403,7 +403,8 @@ export class UploadService {
     const expiresAt = new Date(Math.min(now.getTime() + config.fileTtl * 1000, session.expiresAt.getTime()));
     const input = { id: newId(), sessionId: session.id, filename: body.filename, size: body.size, hashes, mechanism: mechanism.identifier, createdAt: now, expiresAt, identity, createdBy: principal.id };
     // The mechanism prepares the transfer first, so the file upload session is stored in one write,
-    // instructions included; if it cannot be stored, the mechanism drops what it prepared.
+    // instructions included; if it cannot be stored, `cancel` drops what it prepared (rule 5 on
+    // `UploadMechanism`).
     const ctx = this.context({ ...input, status: 'pending' }, session, links);
     // Until the row is stored, the reaper's sweep must leave what the mechanism prepared alone.
     this.creating.add(input.id);
