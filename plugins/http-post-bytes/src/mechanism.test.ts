@@ -3,6 +3,7 @@
  * and the transfer state (in flight, committed, stopped, forgotten).
  */
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   collectMechanisms,
@@ -134,6 +135,42 @@ describe('POST file_url', () => {
     expect(done.status).toBe(409);
     expect(done.json().code).toBe('file-not-pending');
     expect(host.blobs.stages).toBe(0);
+  });
+
+  it('answers Expect: 100-continue only once the POST is authorized and checked; a refused POST is answered at once and never sends its body', async () => {
+    // A long linger: a refusal that waited for a body the client will not send would take 5 s.
+    await mechanism.close();
+    await server.close();
+    await start({ ...options, linger: { bytes: 1024 * 1024, ms: 5000 } });
+    const bytes = randomBytes(100_000);
+    const ctx = host.addFile('f1', bytes);
+    const send = (auth: string) =>
+      new Promise<{ continued: boolean; status: number; connection: string | undefined; ms: number }>((resolve, reject) => {
+        const started = Date.now();
+        let continued = false;
+        const req = request(fileUrl('f1'), {
+          method: 'POST',
+          headers: { Authorization: auth, 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.length), Expect: '100-continue' },
+        });
+        req.on('continue', () => {
+          continued = true;
+          req.end(bytes);
+        });
+        req.on('response', (res) => {
+          res.resume();
+          res.on('end', () => {
+            resolve({ continued, status: res.statusCode ?? 0, connection: res.headers.connection, ms: Date.now() - started });
+            req.destroy();
+          });
+        });
+        req.on('error', reject);
+        req.flushHeaders();
+      });
+    const refused = await send('Bearer nope');
+    expect(refused).toMatchObject({ continued: false, status: 403, connection: 'close' });
+    expect(refused.ms).toBeLessThan(2500); // answered at once, not after lingering for a body that is not coming
+    expect(await send(GOOD_AUTH)).toMatchObject({ continued: true, status: 204 });
+    expect(await mechanism.completion(ctx)).toMatchObject({ kind: 'received', digests: { sha256: digest('sha256', bytes) } });
   });
 
   it('answers 413 at once when Content-Length exceeds the declared size, staging nothing', async () => {
