@@ -30,7 +30,6 @@ import {
   type BlobStore,
   type Clock,
   type FileValidator,
-  type MechanismHost,
   type MechanismPlugin,
   type NameRegistrationPolicy,
   type SessionStore,
@@ -39,10 +38,14 @@ import {
 import { PageCache, publishedIndexRouter, stagePreviewRouter } from '@pep694/simple-index';
 import { TokensFileAuth } from './auth/tokens-file.js';
 import { ServerConfigSchema, type ServerConfig, type ServerConfigInput } from './config.js';
+import { mechanismHost } from './http/mechanism-host.js';
 import { createProblemRenderer } from './http/problems.js';
 import { sessionApiRouter } from './http/routes.js';
 import { TrustedOrigins } from './http/trusted-origin.js';
-import { UploadService, type PublishCheck } from './service/upload-service.js';
+import type { AccessDeps } from './service/access.js';
+import { createServiceContext, type PublishCheck, type ServiceContext } from './service/context.js';
+import { reap as reapOnce, type ReapReport } from './service/reaper.js';
+import { recover } from './service/recovery.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
 import { SqliteSessionStore } from './storage/sqlite-store.js';
 
@@ -75,14 +78,15 @@ export interface Pep694Server {
   readonly app: Express;
   readonly config: ServerConfig;
   readonly container: DependencyContainer;
-  readonly service: UploadService;
+  /** What the steps in `service/` are given (ports, config, background tasks): the session protocol without HTTP. */
+  readonly service: ServiceContext;
   readonly mechanisms: readonly UploadMechanism[];
   /** Set when the default auth uses a development token; `created` on the start that made it. */
   readonly devToken?: { readonly token: string; readonly file: string; readonly created: boolean };
   /** Starts listening; resolves with the bound URL of the root endpoint. */
   listen(port?: number, host?: string): Promise<{ server: Server; url: string; origin: string }>;
   /** Runs one full reaper pass now, including the blob sweep. */
-  reap(): ReturnType<UploadService['reap']>;
+  reap(): Promise<ReapReport>;
   /** Stops the reaper, waits for background work, closes the HTTP server, mechanisms and store. */
   close(): Promise<void>;
 }
@@ -105,14 +109,10 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
   const clock = options.clock ?? { now: () => new Date() };
   const renderer = createProblemRenderer({ logger, typeBase: config.problemTypeBase });
 
-  // The service needs the mechanisms and the mechanisms need the host: the host delegates to
-  // the service once it exists.
-  let service: UploadService | undefined;
-  const host: MechanismHost = {
-    authorizeTransfer: (req, identifier, fileId) => service!.authorizeTransfer(req, identifier, fileId),
-    sendProblem: (res, err) => renderer.send(res, err),
-    blobs,
-  };
+  // The host mechanisms are given needs only the access part of the service (auth and the
+  // store's getters), so it exists before the mechanisms, and the service after them.
+  const access: AccessDeps = { config, store, authenticator: auth.authenticator, authorizer: auth.authorizer };
+  const host = mechanismHost(access, renderer, blobs);
   container.register(SESSION_STORE, { useValue: store });
   container.register(BLOB_STORE, { useValue: blobs });
   container.register(AUTHENTICATOR, { useValue: auth.authenticator });
@@ -126,12 +126,11 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
   const mechanisms = collectMechanisms(container);
   if (mechanisms.length === 0) logger.warn('no upload mechanism is registered; file uploads cannot proceed');
   const validators = container.isRegistered(FILE_VALIDATOR, true) ? container.resolveAll(FILE_VALIDATOR) : [];
-  service = new UploadService({
+  const service = createServiceContext({
+    ...access,
     config,
     store,
     blobs,
-    authenticator: auth.authenticator,
-    authorizer: auth.authorizer,
     names: auth.names,
     clock,
     mechanisms,
@@ -141,7 +140,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
   });
 
   // Deferred work (verification, publish) that a crash interrupted starts again now.
-  service.recover();
+  recover(service);
 
   const app = express();
   app.disable('x-powered-by');
@@ -156,7 +155,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
     const routes = m.routes?.();
     if (routes) app.use(`${config.rootPath}mechanisms/${m.identifier}`, routes);
   }
-  app.use(config.rootPath, sessionApiRouter(service, config));
+  app.use(config.rootPath, sessionApiRouter(service));
   if (config.index) {
     // Read-only Simple Repository API: the published index and the stage previews (no credentials).
     // One page cache for both, so that one bound covers them (keyed by the store's change counters).
@@ -169,10 +168,10 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
 
   let httpServer: Server | undefined;
   let timer: NodeJS.Timeout | undefined;
-  const reap = () => service!.reap({ sweepBlobs: true });
+  const reap = () => reapOnce(service, { sweepBlobs: true });
   if (config.reaperInterval > 0) {
     timer = setInterval(() => {
-      service!.reap().catch((err: unknown) => logger.error({ err }, 'reaper failed'));
+      reapOnce(service).catch((err: unknown) => logger.error({ err }, 'reaper failed'));
     }, config.reaperInterval);
     timer.unref();
   }
@@ -235,7 +234,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
         httpServer.closeIdleConnections();
         await closed;
       }
-      await service!.idle();
+      await service.background.idle();
       for (const m of mechanisms) await m.close?.();
       await store.close();
     },

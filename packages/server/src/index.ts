@@ -5,7 +5,8 @@
 export { createServer, type CreateServerOptions, type MechanismRegistration, type Pep694Server } from './app.js';
 export { ServerConfigSchema, type ServerConfig, type ServerConfigInput } from './config.js';
 export { TokensFileAuth, TokensFileSchema, globToRegExp, tokenFromAuthorization, type TokensFile } from './auth/tokens-file.js';
-export { UploadService, type PublishCheck, type CallContext, type Reply } from './service/upload-service.js';
+export type { PublishCheck, CallContext, Reply, ServiceContext, ServiceDeps } from './service/context.js';
+export type { ReapReport } from './service/reaper.js';
 export { originOf, TrustedOrigins, boundAuthorities } from './http/trusted-origin.js';
 export { Links } from './service/links.js';
 export { SqliteSessionStore } from './storage/sqlite-store.js';

@@ -11,6 +11,32 @@ export type FileUploadStatus = (typeof FILE_UPLOAD_STATES)[number];
 /** What the publishing session's `files` mapping may show: `canceled` files leave the mapping. */
 export type SessionFileStatus = Exclude<FileUploadStatus, 'canceled'>;
 
+// Sets of states that no event of the table below stands for (where an event does, take
+// `fileUploadMachine.sourcesOf(event)` / `targetOf(event)` instead).
+
+/**
+ * Every state but `canceled`: the files a publishing session's `files` mapping shows (PEP 694
+ * "File Upload Session States": "a canceled or deleted file is removed from that mapping
+ * altogether, and only its own status URL continues to report canceled"), and the file upload
+ * sessions that can still be extended.
+ */
+export const LIVE_FILE_STATES: readonly SessionFileStatus[] = ['pending', 'processing', 'completed', 'error'];
+/**
+ * A file whose upload has not resolved yet: its bytes are in transit (`pending`: "the file's bytes
+ * are in transit or not yet fully transferred") or being checked (`processing`: "a transitional
+ * state; the client polls the file upload session status, respecting the Retry-After header, until
+ * it resolves to completed or error"). Its status answers with `Retry-After`, and its staged bytes
+ * are in use.
+ */
+export const IN_FLIGHT_FILE_STATES: readonly FileUploadStatus[] = ['pending', 'processing'];
+/**
+ * The states in which a file upload session expires at its `expires-at`: "The session SHOULD
+ * remain active until at least this time unless the client cancels or completes it" (PEP 694
+ * "Create a File Upload Session", `expires-at`). Once completion is asked for, the file lives as
+ * long as its publishing session.
+ */
+export const EXPIRING_FILE_STATES: readonly FileUploadStatus[] = ['pending'];
+
 export const FILE_UPLOAD_EVENTS = [
   /** File upload session created (202). */
   'create',

@@ -2,8 +2,11 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ProblemError } from '../problem.js';
 import {
+  EXPIRING_FILE_STATES,
   FILE_UPLOAD_EVENTS,
   FILE_UPLOAD_STATES,
+  IN_FLIGHT_FILE_STATES,
+  LIVE_FILE_STATES,
   fileUploadMachine,
   type FileUploadEvent,
   type FileUploadStatus,
@@ -205,5 +208,14 @@ describe('state sets and machine queries (one source for the service and the sto
   });
   it('sourcesOf leaves out rejecting rows', () => {
     expect(publishingSessionMachine.sourcesOf('cancel')).not.toContain('processing');
+  });
+  it('the file state sets agree with the table', () => {
+    // Not canceled: every state but the one a cancel leads to.
+    expect(LIVE_FILE_STATES).toEqual(FILE_UPLOAD_STATES.filter((s) => s !== fileUploadMachine.targetOf('cancel')));
+    // Not resolved: a completion (immediate or deferred) is still to come.
+    const unresolved = new Set([...fileUploadMachine.sourcesOf('complete-immediate'), ...fileUploadMachine.sourcesOf('processing-succeeded')]);
+    expect(IN_FLIGHT_FILE_STATES).toEqual(FILE_UPLOAD_STATES.filter((s) => unresolved.has(s)));
+    // Expiring: the mechanism may still be executing.
+    expect(EXPIRING_FILE_STATES).toEqual(fileUploadMachine.sourcesOf('transfer'));
   });
 });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ID_BYTES, newId, sameSecret } from './secrets.js';
 
@@ -28,9 +28,11 @@ describe('capability IDs and tokens (PEP 694 "Publishing Session Token": cryptog
   });
   it('come from the CSPRNG: the service makes session IDs, file IDs and stage tokens with newId only', () => {
     // A source check, since randomness cannot be told from a good PRNG by sampling.
-    const service = readFileSync(new URL('./upload-service.ts', import.meta.url), 'utf8');
-    expect(service).toMatch(/id: newId\(\),[\s\S]*stageToken: newId\(\)/);
-    expect(service).not.toMatch(/Math\.random|randomUUID|Date\.now\(\)\.toString/);
+    const read = (file: string) => readFileSync(new URL(file, import.meta.url), 'utf8');
+    expect(read('./sessions.ts')).toMatch(/id: newId\(\),[\s\S]*stageToken: newId\(\)/);
+    expect(read('./files.ts')).toMatch(/\{ id: newId\(\), sessionId: session\.id,/);
+    const sources = readdirSync(new URL('.', import.meta.url)).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
+    for (const file of sources) expect(read(`./${file}`), file).not.toMatch(/Math\.random|randomUUID|Date\.now\(\)\.toString/);
     const secrets = readFileSync(new URL('./secrets.ts', import.meta.url), 'utf8');
     expect(secrets).toMatch(/randomBytes\(ID_BYTES\)/);
   });

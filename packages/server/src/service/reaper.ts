@@ -1,0 +1,89 @@
+/**
+ * The reaper: expiry (PEP 694 `expires-at`), forgetting ended sessions after `retention`, and
+ * sweeps of bytes and transfer state that no record refers to. Every change is a compare-and-set
+ * in the store, so a session or file that moved on meanwhile is left alone.
+ */
+import { EXPIRING_FILE_STATES, fileUploadMachine, IN_FLIGHT_FILE_STATES, publishingSessionMachine } from '@pep694/core';
+import type { ServiceContext } from './context.js';
+import { purgeFile } from './purge.js';
+
+export interface ReapReport {
+  /** Sessions canceled because they expired (expired file upload sessions are not counted). */
+  readonly expired: number;
+  /** Ended sessions forgotten after `retention`. */
+  readonly forgotten: number;
+  /** Blobs, mechanism transfer state and temp files deleted because nothing referred to them. */
+  readonly orphans: number;
+}
+
+/**
+ * One reaper pass: cancels expired sessions and expired pending files, forgets terminal sessions
+ * past retention, and (once per `blobSweepInterval`, or when `sweepBlobs` says so) deletes what no
+ * record refers to.
+ */
+export async function reap(ctx: ServiceContext, opts: { sweepBlobs?: boolean } = {}): Promise<ReapReport> {
+  const { store, clock, config } = ctx;
+  const now = clock.now();
+  // Walking every blob is the expensive part: it runs once per blobSweepInterval, or when asked.
+  const sweep = opts.sweepBlobs ?? now.getTime() - ctx.lastBlobSweep >= config.blobSweepInterval;
+  const expired = await expireSessions(ctx, now);
+  await expireFiles(ctx, now);
+  const forgotten = await store.forgetEndedSessions(new Date(now.getTime() - config.retention * 1000));
+  if (!sweep) return { expired, forgotten, orphans: 0 };
+  ctx.lastBlobSweep = now.getTime();
+  return { expired, forgotten, orphans: await sweepOrphans(ctx) };
+}
+
+/** An expired session is canceled (the `cancel` event), with a notice saying why. */
+async function expireSessions(ctx: ServiceContext, now: Date): Promise<number> {
+  const { store } = ctx;
+  let expired = 0;
+  for (const session of await store.listExpiredSessions(now)) {
+    const result = await store.cancelSession(session.id, publishingSessionMachine.sourcesOf('cancel'), now);
+    if (!result) continue;
+    expired += 1;
+    await store.updateSession(session.id, [publishingSessionMachine.targetOf('cancel')], { notices: [...session.notices, 'The session expired and was canceled.'] });
+    await Promise.all(result.files.map((f) => purgeFile(ctx, f, result.session)));
+  }
+  return expired;
+}
+
+/** An expired file upload session (still `pending`) is canceled, with a notice saying why. */
+async function expireFiles(ctx: ServiceContext, now: Date): Promise<void> {
+  const { store } = ctx;
+  for (const file of await store.listExpiredFiles(now)) {
+    const updated = await store.updateFile(file.id, EXPIRING_FILE_STATES, { status: fileUploadMachine.targetOf('cancel'), notices: [...file.notices, 'The file upload session expired.'] });
+    const session = updated && (await store.getSession(file.sessionId));
+    if (session) await purgeFile(ctx, file, session);
+  }
+}
+
+/** Deletes blobs, mechanism transfer state and staging temp files that no live record refers to. */
+async function sweepOrphans(ctx: ServiceContext): Promise<number> {
+  const { store, blobs, config } = ctx;
+  const inFlight = async (fileId: string) => {
+    const status = (await store.getFile(fileId))?.status;
+    return status !== undefined && IN_FLIGHT_FILE_STATES.includes(status);
+  };
+  let orphans = 0;
+  for (const prefix of ['staging/', 'files/']) {
+    for await (const key of blobs.list(prefix)) {
+      if ((await inFlight(key.slice(prefix.length))) || (await store.isBlobReferenced(key))) continue;
+      await blobs.delete(key);
+      orphans += 1;
+    }
+  }
+  // Transfer state mechanisms keep outside the blob store (e.g. tus uploads on disk).
+  const keep = async (fileId: string) => ctx.creating.has(fileId) || (await inFlight(fileId));
+  for (const m of ctx.mechanisms) {
+    try {
+      orphans += (await m.sweep?.(keep)) ?? 0;
+    } catch (err) {
+      ctx.logger.warn({ err, mechanism: m.identifier }, 'mechanism sweep failed');
+    }
+  }
+  // Temp files of stagings a crash interrupted; live ones are younger than the longest request.
+  const tempAge = Math.max(config.limits.requestTimeout, 3_600_000) * 2;
+  orphans += (await blobs.sweepTemp?.(tempAge)) ?? 0;
+  return orphans;
+}
