@@ -8,5 +8,5 @@ export { TokensFileAuth, TokensFileSchema, globToRegExp, tokenFromAuthorization,
 export { UploadService, type PublishCheck, type CallContext, type Reply } from './service/upload-service.js';
 export { originOf, TrustedOrigins, boundAuthorities } from './http/trusted-origin.js';
 export { Links } from './service/links.js';
-export { SqliteSessionStore } from './storage/sqlite-store.js';
+export { SqliteSessionStore } from './storage/sqlite/store.js';
 export { FsBlobStore } from './storage/fs-blob-store.js';

@@ -13,7 +13,8 @@ import { distributionIdentity, type FileUploadRecord, type NewFileUpload, type N
 import Database from 'better-sqlite3';
 import ts from 'typescript';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MIGRATIONS, SqliteSessionStore } from './sqlite-store.js';
+import { MIGRATIONS } from './sqlite/migrations.js';
+import { SqliteSessionStore } from './sqlite/store.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const at = (minutes: number) => new Date(T0 + minutes * 60_000);
@@ -96,7 +97,10 @@ function raw(): Database.Database {
   return db;
 }
 
-const internalDb = (s: SqliteSessionStore) => (s as unknown as { db: Database.Database }).db;
+/** The store's own connection (see ./sqlite/connection.ts). */
+const internalConnection = (s: SqliteSessionStore) =>
+  (s as unknown as { connection: { db: Database.Database; prepared(sql: string): unknown } }).connection;
+const internalDb = (s: SqliteSessionStore) => internalConnection(s).db;
 
 /** A database file at schema `version`, as an older release of the store left it (open connection). */
 function oldSchemaFile(version: number): Database.Database {
@@ -299,10 +303,10 @@ describe("state changed behind the store's back", () => {
 describe('a constraint that fires despite the checks', () => {
   /** Blinds one check, once, as if another process had committed right after it read. */
   function blindOnce(match: string, answer: unknown) {
-    const internals = store as unknown as { q(sql: string): unknown };
-    const real = internals.q.bind(store);
+    const internals = internalConnection(store);
+    const real = internals.prepared.bind(internals);
     let armed = true;
-    vi.spyOn(internals, 'q').mockImplementation((sql: string) => {
+    vi.spyOn(internals, 'prepared').mockImplementation((sql: string) => {
       if (armed && sql.includes(match)) {
         armed = false;
         return { get: () => answer, all: () => answer, pluck: () => ({ get: () => answer, all: () => answer }) };
@@ -351,18 +355,23 @@ describe('a constraint that fires despite the checks', () => {
  */
 function writeChildScript(): string {
   const require = createRequire(import.meta.url);
-  const source = fs.readFileSync(fileURLToPath(new URL('./sqlite-store.ts', import.meta.url)), 'utf8');
-  const js = ts
-    .transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } })
-    .outputText.replace(/(['"])better-sqlite3\1/, JSON.stringify(pathToFileURL(require.resolve('better-sqlite3')).href));
-  expect(js).not.toMatch(/from ['"]@pep694/); // the store must stay loadable without the workspace
-  fs.writeFileSync(path.join(dir, 'sqlite-store.mjs'), js);
+  const sources = new URL('./sqlite/', import.meta.url);
+  fs.mkdirSync(path.join(dir, 'sqlite'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}'); // so the .js files are ES modules
+  for (const name of fs.readdirSync(sources).filter((n) => n.endsWith('.ts') && !n.endsWith('.test.ts'))) {
+    const source = fs.readFileSync(fileURLToPath(new URL(name, sources)), 'utf8');
+    const js = ts
+      .transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } })
+      .outputText.replace(/(['"])better-sqlite3\1/, JSON.stringify(pathToFileURL(require.resolve('better-sqlite3')).href));
+    expect(js).not.toMatch(/from ['"]@pep694/); // the store must stay loadable without the workspace
+    fs.writeFileSync(path.join(dir, 'sqlite', name.replace(/\.ts$/, '.js')), js);
+  }
   const child = path.join(dir, 'child.mjs');
   fs.writeFileSync(
     child,
     `
 import { writeSync } from 'node:fs';
-import { SqliteSessionStore } from './sqlite-store.mjs';
+import { SqliteSessionStore } from './sqlite/store.js';
 const [dbFile, opJson] = process.argv.slice(2);
 const op = JSON.parse(opJson);
 const store = new SqliteSessionStore(dbFile);
