@@ -11,6 +11,25 @@ export type FileUploadStatus = (typeof FILE_UPLOAD_STATES)[number];
 /** What the publishing session's `files` mapping may show: `canceled` files leave the mapping. */
 export type SessionFileStatus = Exclude<FileUploadStatus, 'canceled'>;
 
+/**
+ * The states of a session's files, one file per filename: every state but the terminal one (PEP
+ * 694 "File Upload Session States": the status is reflected in the session's `files` mapping
+ * "except for `canceled`: a canceled or deleted file is removed from that mapping altogether";
+ * "Only `canceled` is terminal").
+ */
+export const SESSION_FILE_STATES: readonly SessionFileStatus[] = FILE_UPLOAD_STATES.filter(
+  (s): s is SessionFileStatus => s !== 'canceled',
+);
+
+/**
+ * States in which a file holds staged bytes (what a quota on staged bytes counts): those from which
+ * it can still be published (PEP 694 "File Upload Session States": `completed` "is the only state
+ * from which a file may be published", and `pending` and `processing` lead to it). Not `error`:
+ * "the file is **not** in a usable state" and "cannot be repaired in place" (its bytes are
+ * discarded); nor `canceled`.
+ */
+export const FILE_STATES_HOLDING_BYTES: readonly FileUploadStatus[] = ['pending', 'processing', 'completed'];
+
 export const FILE_UPLOAD_EVENTS = [
   /** File upload session created (202). */
   'create',

@@ -5,13 +5,14 @@
 import type { FileUploadRecord, HousekeepingStore, PublishingSessionRecord } from '@pep694/core';
 import type { SqliteConnection } from './connection.js';
 import { fileFromRow, sessionFromRow, type FileRow, type SessionRow } from './rows.js';
+import { EDITABLE_SESSIONS_SQL, EXPIRING_SESSIONS_SQL, TERMINAL_SESSIONS_SQL } from './state-lists.js';
 
 export class SqliteHousekeeping implements HousekeepingStore {
   constructor(private readonly connection: SqliteConnection) {}
 
   async listExpiredSessions(now: Date): Promise<readonly PublishingSessionRecord[]> {
     const rows = this.connection.prepared(
-      `SELECT * FROM sessions WHERE status IN ('open', 'error') AND expires_at <= ? ORDER BY expires_at, id`,
+      `SELECT * FROM sessions WHERE status IN ${EXPIRING_SESSIONS_SQL} AND expires_at <= ? ORDER BY expires_at, id`,
     ).all(now.getTime()) as SessionRow[];
     return rows.map(sessionFromRow);
   }
@@ -19,7 +20,7 @@ export class SqliteHousekeeping implements HousekeepingStore {
   async listExpiredFiles(now: Date): Promise<readonly FileUploadRecord[]> {
     const rows = this.connection.prepared(
       `SELECT f.* FROM files f JOIN sessions s ON s.id = f.session_id
-       WHERE f.status = 'pending' AND f.expires_at <= ? AND s.status IN ('open', 'error') ORDER BY f.expires_at, f.id`,
+       WHERE f.status = 'pending' AND f.expires_at <= ? AND s.status IN ${EDITABLE_SESSIONS_SQL} ORDER BY f.expires_at, f.id`,
     ).all(now.getTime()) as FileRow[];
     return rows.map(fileFromRow);
   }
@@ -32,7 +33,7 @@ export class SqliteHousekeeping implements HousekeepingStore {
 
   async forgetEndedSessions(before: Date): Promise<number> {
     return this.connection.inWriteTransaction(() => {
-      const ended = `SELECT id FROM sessions WHERE status IN ('published', 'canceled') AND ended_at < ?`;
+      const ended = `SELECT id FROM sessions WHERE status IN ${TERMINAL_SESSIONS_SQL} AND ended_at < ?`;
       const t = before.getTime();
       // Explicit rather than relying on ON DELETE CASCADE; published_files are kept.
       this.connection.prepared(`DELETE FROM filename_claims WHERE session_id IN (${ended})`).run(t);

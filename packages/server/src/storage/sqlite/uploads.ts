@@ -3,25 +3,26 @@
  * upload sessions, and the checks against the published namespace that both need. Publishing is
  * in ./publishing.ts.
  */
-import type {
-  CreateFileLimits,
-  CreateFileResult,
-  CreateSessionResult,
-  FileUploadPatch,
-  FileUploadRecord,
-  FileUploadStatus,
-  NewFileUpload,
-  NewNameLimit,
-  NewPublishingSession,
-  PublishingSessionRecord,
-  PublishingSessionStatus,
-  UploadStore,
+import {
+  EDITABLE_SESSION_STATES,
+  LIVE_SESSION_STATES,
+  type CreateFileLimits,
+  type CreateFileResult,
+  type CreateSessionResult,
+  type FileUploadPatch,
+  type FileUploadRecord,
+  type FileUploadStatus,
+  type NewFileUpload,
+  type NewNameLimit,
+  type NewPublishingSession,
+  type PublishingSessionRecord,
+  type PublishingSessionStatus,
+  type UploadStore,
 } from '@pep694/core';
 import type { SqliteConnection } from './connection.js';
 import { blobFromBytes, fileFromRow, metadataSha256, sessionFromRow, stageTokenKey, type FileRow, type ProjectRow, type SessionRow } from './rows.js';
 import { placeholders } from './sql.js';
-
-const LIVE_STATUSES_SQL = `('open', 'processing', 'error')`;
+import { FILES_HOLDING_BYTES_SQL, LIVE_SESSIONS_SQL } from './state-lists.js';
 
 /** A filename is taken for a project when published or claimed by another session's publish. */
 const FILENAME_TAKEN_SQL = `(
@@ -60,7 +61,7 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
   private stagedBytes(principal: string): number {
     return this.connection.prepared(
       `SELECT COALESCE(SUM(f.size), 0) FROM files f JOIN sessions s ON s.id = f.session_id
-       WHERE f.created_by = ? AND f.status IN ('pending', 'processing', 'completed') AND s.status IN ${LIVE_STATUSES_SQL}`,
+       WHERE f.created_by = ? AND f.status IN ${FILES_HOLDING_BYTES_SQL} AND s.status IN ${LIVE_SESSIONS_SQL}`,
     ).pluck().get(principal) as number;
   }
 
@@ -69,7 +70,7 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
   async createSession(input: NewPublishingSession, opts: { readonly newNames?: NewNameLimit } = {}): Promise<CreateSessionResult> {
     return this.connection.inWriteTransaction((): CreateSessionResult => {
       const live = this.connection.prepared(
-        `SELECT * FROM sessions WHERE project = ? AND release_key = ? AND status IN ${LIVE_STATUSES_SQL}`,
+        `SELECT * FROM sessions WHERE project = ? AND release_key = ? AND status IN ${LIVE_SESSIONS_SQL}`,
       ).get(input.project, input.releaseKey) as SessionRow | undefined;
       if (live) return { kind: 'exists', session: sessionFromRow(live) };
 
@@ -77,7 +78,7 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
       let reserves = !project;
       if (project && project.registered === 0) {
         const holder = project.reserved_by === null ? undefined : this.connection.readSession(project.reserved_by);
-        if (holder && ['open', 'processing', 'error'].includes(holder.status)) {
+        if (holder && LIVE_SESSION_STATES.includes(holder.status)) {
           return { kind: holder.releaseKey === input.releaseKey ? 'exists' : 'name-reserved', session: holder };
         }
         reserves = true; // a stale reservation (no live holder): take it over
@@ -114,7 +115,7 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
     ).pluck().all(principal, now.getTime() - windowMs) as number[];
     const reserved = this.connection.prepared(
       `SELECT COUNT(*) FROM projects p JOIN sessions s ON s.id = p.reserved_by
-       WHERE p.registered = 0 AND s.created_by = ? AND s.status IN ${LIVE_STATUSES_SQL}`,
+       WHERE p.registered = 0 AND s.created_by = ? AND s.status IN ${LIVE_SESSIONS_SQL}`,
     ).pluck().get(principal) as number;
     if (registeredAt.length + reserved < limit) return undefined;
     // The oldest registration leaving the window frees a place; reservations free theirs when
@@ -128,7 +129,7 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
   }
 
   async countLiveSessions(createdBy: string): Promise<number> {
-    return this.connection.prepared(`SELECT COUNT(*) FROM sessions WHERE created_by = ? AND status IN ${LIVE_STATUSES_SQL}`)
+    return this.connection.prepared(`SELECT COUNT(*) FROM sessions WHERE created_by = ? AND status IN ${LIVE_SESSIONS_SQL}`)
       .pluck()
       .get(createdBy) as number;
   }
@@ -181,7 +182,7 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
     return this.connection.inWriteTransaction((): CreateFileResult => {
       const session = this.connection.readSession(input.sessionId);
       if (!session) throw new Error(`unknown publishing session ${input.sessionId}`);
-      if (session.status !== 'open' && session.status !== 'error') return { kind: 'session-state', status: session.status };
+      if (!EDITABLE_SESSION_STATES.includes(session.status)) return { kind: 'session-state', status: session.status };
       if (this.isTakenByAnother(session.project, input.filename, session.id)) return { kind: 'published', filename: input.filename };
       const holder = this.filenameHoldingIdentity(session.project, input.identity, session.id);
       if (holder !== undefined) return { kind: 'published', filename: holder };
