@@ -557,6 +557,27 @@ describe('index pages (issue #21): the metadata digest stored with the file, cha
     expect(staged[0]?.coreMetadataSha256).toBe(createHash('sha256').update('Meta').digest('hex'));
   });
 
+  it('listFiles (the session status, cancel and publish) selects no core_metadata column: the bytes stay on disk', async () => {
+    const s = await created();
+    const done = await addCompleted(s.id, 'foo-1.0.tar.gz');
+    await addFile(s.id, 'foo-1.0-py3-none-any.whl');
+    const connection = internalConnection(store);
+    const real = connection.prepared.bind(connection);
+    const statements: Database.Statement[] = [];
+    vi.spyOn(connection, 'prepared').mockImplementation((sql: string) => {
+      const stmt = real(sql) as Database.Statement;
+      statements.push(stmt);
+      return stmt;
+    });
+    const listed = [...(await store.listFiles(s.id)), ...(await store.listFiles(s.id, { includeCanceled: true }))];
+    vi.restoreAllMocks();
+    expect(statements.length).toBeGreaterThan(0);
+    for (const stmt of statements) expect(stmt.columns().map((c) => c.name)).not.toContain('core_metadata');
+    for (const f of listed) expect(f).not.toHaveProperty('coreMetadata');
+    const { coreMetadata: _bytes, ...summary } = done;
+    expect(listed.find((f) => f.id === done.id)).toEqual(summary);
+  });
+
   it('another connection (another process on the same database) sees every change at once', async () => {
     const other = new SqliteSessionStore(dbFile);
     try {

@@ -7,12 +7,12 @@ import type { FileUploadRecord, IndexReadStore, IndexScope, PublishedFile, Publi
 import type { SqliteConnection } from './connection.js';
 import {
   FILE_COLUMNS_WITHOUT_METADATA,
-  fileFromRow,
+  fileSummaryFromRow,
   PUBLISHED_COLUMNS_WITHOUT_METADATA,
   publishedFileFromRow,
   sessionFromRow,
   stageTokenKey,
-  type FileRow,
+  type FileSummaryRow,
   type PublishedRow,
   type SessionRow,
 } from './rows.js';
@@ -69,11 +69,8 @@ export class SqliteIndexReads implements IndexReadStore {
   async listStagedFiles(sessionId: string): Promise<readonly StagedFile[]> {
     const rows = this.connection.prepared(
       `SELECT ${FILE_COLUMNS_WITHOUT_METADATA} FROM files WHERE session_id = ? AND status = 'completed' ORDER BY created_at, id`,
-    ).all(sessionId) as Omit<FileRow, 'core_metadata'>[];
-    return rows.map((r) => {
-      const { coreMetadata: _bytes, ...file } = fileFromRow({ ...r, core_metadata: null });
-      return file;
-    });
+    ).all(sessionId) as FileSummaryRow[];
+    return rows.map(fileSummaryFromRow);
   }
 
   async getFile(id: string): Promise<FileUploadRecord | undefined> {

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type {
   FileUploadRecord,
   FileUploadStatus,
+  FileUploadSummary,
   MechanismMap,
   PublishedFile,
   PublishingSessionRecord,
@@ -55,6 +56,9 @@ export interface FileRow {
   core_metadata_sha256: string | null;
 }
 
+/** A row of FILE_COLUMNS_WITHOUT_METADATA. */
+export type FileSummaryRow = Omit<FileRow, 'core_metadata' | 'identity' | 'created_by'>;
+
 export interface PublishedRow {
   project: string;
   filename: string;
@@ -70,7 +74,7 @@ export interface PublishedRow {
   core_metadata_sha256: string | null;
 }
 
-/** files without core_metadata, for the stage preview. */
+/** files without core_metadata, for the listings (FileUploadSummary): they never read the bytes. */
 export const FILE_COLUMNS_WITHOUT_METADATA = `id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices, blob_key,
   attestations, instructions, requires_python, core_metadata_sha256`;
 
@@ -105,7 +109,7 @@ export const sessionFromRow = (r: SessionRow): PublishingSessionRecord => ({
 export const bytesFromBlob = (b: Buffer | null) => (b === null ? null : new Uint8Array(b));
 export const blobFromBytes = (u: Uint8Array | null) => (u === null ? null : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
 
-export const fileFromRow = (r: FileRow): FileUploadRecord => ({
+export const fileSummaryFromRow = (r: FileSummaryRow): FileUploadSummary => ({
   id: r.id,
   sessionId: r.session_id,
   filename: r.filename,
@@ -119,10 +123,11 @@ export const fileFromRow = (r: FileRow): FileUploadRecord => ({
   blobKey: r.blob_key,
   attestations: r.attestations === null ? null : (JSON.parse(r.attestations) as unknown[]),
   instructions: r.instructions === null ? null : (JSON.parse(r.instructions) as MechanismMap),
-  coreMetadata: bytesFromBlob(r.core_metadata),
   requiresPython: r.requires_python,
   coreMetadataSha256: r.core_metadata_sha256,
 });
+
+export const fileFromRow = (r: FileRow): FileUploadRecord => ({ ...fileSummaryFromRow(r), coreMetadata: bytesFromBlob(r.core_metadata) });
 
 export const publishedFileFromRow = (r: PublishedRow): PublishedFile => ({
   project: r.project,

@@ -11,6 +11,7 @@ import {
   type CreateSessionResult,
   type FileUploadPatch,
   type FileUploadRecord,
+  type FileUploadSummary,
   type FileUploadStatus,
   type NewFileUpload,
   type NewNameLimit,
@@ -20,7 +21,19 @@ import {
   type UploadStore,
 } from '@pep694/core';
 import type { SqliteConnection } from './connection.js';
-import { blobFromBytes, fileFromRow, metadataSha256, sessionFromRow, stageTokenKey, type FileRow, type ProjectRow, type SessionRow } from './rows.js';
+import {
+  blobFromBytes,
+  FILE_COLUMNS_WITHOUT_METADATA,
+  fileFromRow,
+  fileSummaryFromRow,
+  metadataSha256,
+  sessionFromRow,
+  stageTokenKey,
+  type FileRow,
+  type FileSummaryRow,
+  type ProjectRow,
+  type SessionRow,
+} from './rows.js';
 import { placeholders } from './sql.js';
 import { FILES_HOLDING_BYTES_SQL, LIVE_SESSIONS_SQL } from './state-lists.js';
 
@@ -231,12 +244,13 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
     return this.connection.readFile(id);
   }
 
-  async listFiles(sessionId: string, opts?: { readonly includeCanceled?: boolean }): Promise<readonly FileUploadRecord[]> {
+  /** Selects the columns without core_metadata: a status request must not read the bytes. */
+  async listFiles(sessionId: string, opts?: { readonly includeCanceled?: boolean }): Promise<readonly FileUploadSummary[]> {
     const rows = this.connection.prepared(
-      `SELECT * FROM files WHERE session_id = ? ${opts?.includeCanceled ? '' : `AND status <> 'canceled'`}
+      `SELECT ${FILE_COLUMNS_WITHOUT_METADATA} FROM files WHERE session_id = ? ${opts?.includeCanceled ? '' : `AND status <> 'canceled'`}
        ORDER BY created_at, id`,
-    ).all(sessionId) as FileRow[];
-    return rows.map(fileFromRow);
+    ).all(sessionId) as FileSummaryRow[];
+    return rows.map(fileSummaryFromRow);
   }
 
   async updateFile(
