@@ -110,6 +110,8 @@ function oldSchemaFile(version: number): Database.Database {
   db.pragma(`user_version = ${version}`);
   return db;
 }
+/** The migration that adds core_metadata_sha256 and the index counters (MIGRATIONS[5]). */
+const INDEX_MIGRATION = 5;
 /** Takes a file at the current schema back to the one before the index columns (before core_metadata_sha256 and the index counters). */
 const UNDO_INDEX_SCHEMA = `
   DROP TRIGGER index_projects_insert; DROP TRIGGER index_projects_update; DROP TRIGGER index_projects_delete;
@@ -492,7 +494,7 @@ describe('index pages (issue #21): the metadata digest stored with the file, cha
     await store.publish(s.id, ['open'], at(2), { defer: false });
     await store.close();
     const db = raw();
-    db.exec(`${UNDO_INDEX_SCHEMA} PRAGMA user_version = ${MIGRATIONS.length - 1};`);
+    db.exec(`${UNDO_INDEX_SCHEMA} PRAGMA user_version = ${INDEX_MIGRATION};`);
     db.close();
     store = new SqliteSessionStore(dbFile);
     const digest = createHash('sha256').update('Meta').digest('hex');
@@ -576,6 +578,83 @@ describe('index pages (issue #21): the metadata digest stored with the file, cha
     for (const f of listed) expect(f).not.toHaveProperty('coreMetadata');
     const { coreMetadata: _bytes, ...summary } = done;
     expect(listed.find((f) => f.id === done.id)).toEqual(summary);
+  });
+
+  it('listings never read the metadata bytes: they work with every page of them destroyed, getFile does not', async () => {
+    const s = await created();
+    const f = await addFile(s.id, 'foo-1.0.tar.gz');
+    const metadata = new Uint8Array(256 * 1024).fill(0x4d); // far more than a page: stored in overflow pages
+    await store.updateFile(f.id, ['pending'], { status: 'completed', blobKey: 'k', coreMetadata: metadata, requiresPython: '>=3.9' });
+    await store.publish(s.id, ['open'], at(2), { defer: false }); // a copy in published_files too
+    await store.close(); // the last connection: the WAL is checkpointed into the file
+
+    // An overflow page is a 4-byte link to the next one, then content: point every page holding
+    // only metadata at a page that does not exist, so that whatever walks the bytes fails.
+    const bytes = fs.readFileSync(dbFile);
+    const pageSize = bytes.readUInt16BE(16) === 1 ? 65536 : bytes.readUInt16BE(16);
+    let destroyed = 0;
+    for (let page = 0; page < bytes.length; page += pageSize) {
+      if (bytes.subarray(page + 4, page + pageSize).every((b) => b === 0x4d)) {
+        bytes.fill(0xff, page, page + 4);
+        destroyed += 1;
+      }
+    }
+    expect(destroyed).toBeGreaterThan((2 * metadata.length) / pageSize - 4);
+    fs.writeFileSync(dbFile, bytes);
+
+    store = new SqliteSessionStore(dbFile);
+    const digest = createHash('sha256').update(metadata).digest('hex');
+    expect(await store.listFiles(s.id)).toEqual([expect.objectContaining({ id: f.id, coreMetadataSha256: digest, requiresPython: '>=3.9' })]);
+    expect(await store.listStagedFiles(s.id)).toEqual([expect.objectContaining({ id: f.id, coreMetadataSha256: digest })]);
+    expect(await store.listPublishedFiles('foo')).toEqual([expect.objectContaining({ filename: 'foo-1.0.tar.gz', coreMetadataSha256: digest })]);
+    expect(await store.getPublishedFile('foo', 'foo-1.0.tar.gz')).toMatchObject({ coreMetadataSha256: digest, requiresPython: '>=3.9' });
+    // The pages destroyed were the metadata's: the reads that carry the bytes fail.
+    await expect(store.getFile(f.id)).rejects.toThrow(/malformed/);
+    await expect(store.getPublishedCoreMetadata('foo', 'foo-1.0.tar.gz')).rejects.toThrow(/malformed/);
+  });
+
+  it('keeps core_metadata the last column of files and published_files (the listings stop before it)', () => {
+    const db = raw();
+    for (const table of ['files', 'published_files']) {
+      const columns = (db.prepare(`SELECT name FROM pragma_table_info(?) ORDER BY cid`).pluck().all(table) as string[]);
+      expect(columns.at(-1), `a column added to ${table} after core_metadata: move core_metadata last again (see MIGRATIONS[6])`).toBe('core_metadata');
+    }
+    db.close();
+  });
+
+  it('migrates a file from before: the metadata moves to the end of the row, bytes and digests kept', async () => {
+    await store.close();
+    fs.rmSync(dbFile);
+    const db = raw();
+    db.function('pep694_sha256', (_: unknown) => null); // the earlier steps' functions, unused on empty tables
+    db.function('pep694_file_identity', (_: unknown) => null);
+    db.function('pep694_sha256_bytes', (_: unknown) => null);
+    for (const step of MIGRATIONS.slice(0, 6)) db.exec(step);
+    db.pragma('user_version = 6');
+    const meta = Buffer.from('Metadata-Version: 2.1\nName: foo\n');
+    const digest = createHash('sha256').update(meta).digest('hex');
+    db.exec(`INSERT INTO sessions (id, project, display_name, version, release_key, status, created_by, created_at, expires_at, reserves_name, notices)
+             VALUES ('s', 'foo', 'foo', '1.0', '1', 'open', 'alice', 0, ${at(60).getTime()}, 1, '[]');
+             INSERT INTO projects (name, display_name, registered) VALUES ('foo', 'foo', 1);`);
+    db.prepare(`INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices, blob_key,
+                  core_metadata, requires_python, identity, created_by, core_metadata_sha256)
+                VALUES ('f', 's', 'foo-1.0.tar.gz', 5, '{}', 'm', 'completed', 0, ${at(60).getTime()}, '[]', 'k', ?, '>=3.9', ?, 'alice', ?)`)
+      .run(meta, distributionIdentity('foo-1.0.tar.gz'), digest);
+    db.prepare(`INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key, published_at, session_id, file_id,
+                  core_metadata, requires_python, identity, core_metadata_sha256)
+                VALUES ('foo', 'foo-0.9.tar.gz', 'foo', '0.9', 5, '{}', 'k0', 0, 'old', 'f0', ?, NULL, ?, ?)`)
+      .run(meta, distributionIdentity('foo-0.9.tar.gz'), digest);
+    db.close();
+
+    store = new SqliteSessionStore(dbFile);
+    expect(await store.getFile('f')).toMatchObject({ coreMetadata: new Uint8Array(meta), coreMetadataSha256: digest, requiresPython: '>=3.9' });
+    expect(await store.getPublishedCoreMetadata('foo', 'foo-0.9.tar.gz')).toEqual(new Uint8Array(meta));
+    expect(await store.getPublishedFile('foo', 'foo-0.9.tar.gz')).toMatchObject({ coreMetadataSha256: digest });
+    expect(await store.listFiles('s')).toEqual([expect.objectContaining({ id: 'f', coreMetadataSha256: digest })]);
+    const check = raw();
+    expect(check.prepare(`SELECT name FROM pragma_table_info('files') ORDER BY cid DESC LIMIT 1`).pluck().get()).toBe('core_metadata');
+    expect(check.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    check.close();
   });
 
   it('another connection (another process on the same database) sees every change at once', async () => {

@@ -175,6 +175,22 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER index_files_delete AFTER DELETE ON files
   BEGIN UPDATE sessions SET files_version = files_version + 1 WHERE id = OLD.session_id; END;
   `,
+  // Listings (a session's files on every status request, the index pages) select every column but
+  // core_metadata, yet SQLite reads a row's columns in order: a column stored after a large BLOB is
+  // reached by walking the BLOB's overflow pages, and requires_python and the columns added since
+  // were stored after core_metadata. Moved to the end of the row, the bytes are never read by a
+  // listing. A column added to these tables later lands after it again: see the test that keeps
+  // core_metadata last.
+  `
+  ALTER TABLE files ADD COLUMN core_metadata_moved BLOB;
+  UPDATE files SET core_metadata_moved = core_metadata WHERE core_metadata IS NOT NULL;
+  ALTER TABLE files DROP COLUMN core_metadata;
+  ALTER TABLE files RENAME COLUMN core_metadata_moved TO core_metadata;
+  ALTER TABLE published_files ADD COLUMN core_metadata_moved BLOB;
+  UPDATE published_files SET core_metadata_moved = core_metadata WHERE core_metadata IS NOT NULL;
+  ALTER TABLE published_files DROP COLUMN core_metadata;
+  ALTER TABLE published_files RENAME COLUMN core_metadata_moved TO core_metadata;
+  `,
 ];
 
 /** The identity the migration gives a row written before identities existed (see MIGRATIONS[2]). */

@@ -74,7 +74,11 @@ export interface PublishedRow {
   core_metadata_sha256: string | null;
 }
 
-/** files without core_metadata, for the listings (FileUploadSummary): they never read the bytes. */
+/**
+ * files without core_metadata, for the listings (FileUploadSummary): they never read the bytes,
+ * because core_metadata is also the last column of the row (MIGRATIONS[6]), so SQLite stops
+ * before its overflow pages. The same holds for PUBLISHED_COLUMNS_WITHOUT_METADATA.
+ */
 export const FILE_COLUMNS_WITHOUT_METADATA = `id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices, blob_key,
   attestations, instructions, requires_python, core_metadata_sha256`;
 
