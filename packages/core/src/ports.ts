@@ -105,8 +105,15 @@ export interface FileUploadRecord {
   readonly coreMetadataSha256: string | null;
 }
 
+/**
+ * A file upload session as listings return it: everything but the core metadata bytes (up to the
+ * validator's limit, 1 MiB by default, per file), `coreMetadataSha256` included. A listing runs on
+ * every session status request; `getFile` is the one way to read the bytes.
+ */
+export type FileUploadSummary = Omit<FileUploadRecord, 'coreMetadata'>;
+
 /** A file upload session as its stage preview lists it: everything but the metadata bytes. */
-export type StagedFile = Omit<FileUploadRecord, 'coreMetadata'>;
+export type StagedFile = FileUploadSummary;
 
 export interface NewPublishingSession {
   readonly id: string;
@@ -337,10 +344,18 @@ export interface UploadStore {
    * quota in `opts` is checked in the same step.
    */
   createFile(input: NewFileUpload, opts: CreateFileLimits): Promise<CreateFileResult>;
-  /** The file as stored, whatever its status, until `forgetEndedSessions` removes it. */
+  /**
+   * The file as stored, whatever its status, until `forgetEndedSessions` removes it; the one read
+   * that carries the core metadata bytes.
+   */
   getFile(id: string): Promise<FileUploadRecord | undefined>;
-  /** The session's files in creation order (`createdAt`, then `id`); canceled ones only if asked. */
-  listFiles(sessionId: string, opts?: { readonly includeCanceled?: boolean }): Promise<readonly FileUploadRecord[]>;
+  /**
+   * The session's files in creation order (`createdAt`, then `id`); canceled ones only if asked.
+   * Without their core metadata bytes (`FileUploadSummary`), read without touching them: the
+   * service lists a session's files on every status request, cancel and publish, and up to
+   * `maxFiles` files of up to 1 MiB of metadata each must not cost a poll a gigabyte.
+   */
+  listFiles(sessionId: string, opts?: { readonly includeCanceled?: boolean }): Promise<readonly FileUploadSummary[]>;
   /**
    * Compare-and-set on the file's status, and on its session's status being in `sessionExpect`
    * when given (checked in the same step, so a cancel cannot slip in between). Writes only the

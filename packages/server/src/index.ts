@@ -9,5 +9,5 @@ export type { PublishCheck, CallContext, Reply, ServiceContext, ServiceDeps } fr
 export type { ReapReport } from './service/reaper.js';
 export { originOf, TrustedOrigins, boundAuthorities } from './http/trusted-origin.js';
 export { Links } from './service/links.js';
-export { SqliteSessionStore } from './storage/sqlite-store.js';
+export { SqliteSessionStore } from './storage/sqlite/store.js';
 export { FsBlobStore } from './storage/fs-blob-store.js';

@@ -96,6 +96,10 @@ export const SESSION_STORE_RULES = {
     'a session lists its files in creation order, canceled ones only when asked',
     PEP694('Publishing Session Status'),
   ),
+  listingsWithoutMetadataBytes: rule(
+    'listings carry no core metadata bytes: listFiles and listStagedFiles answer each file as getFile does but without coreMetadata, its digest kept',
+    `index limits; ${PEP694('Publishing Session Status')}`,
+  ),
 
   // ---- Publication ---------------------------------------------------------------------------
   publishAllOrNothingUnfinished: rule(

@@ -429,6 +429,27 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must(await store.listFiles('missing'), 'an unknown session has no files').toEqual([]);
     });
 
+    ruleTest(R.listingsWithoutMetadataBytes, async (must) => {
+      const session = await s.created();
+      const done = await s.addCompleted(session.id, 'foo-1.0.tar.gz');
+      await s.addFile(session.id, 'foo-1.0-py3-none-any.whl');
+      const full = await store.getFile(done.id);
+      must(full?.coreMetadata, 'getFile reads the metadata bytes').toEqual(done.coreMetadata);
+      const { coreMetadata: _bytes, ...summary } = full!;
+      must(summary.coreMetadataSha256, 'the file has a metadata digest').toMatch(/^[0-9a-f]{64}$/);
+      const listings = {
+        listFiles: await store.listFiles(session.id),
+        'listFiles with canceled': await store.listFiles(session.id, { includeCanceled: true }),
+        listStagedFiles: await store.listStagedFiles(session.id),
+      };
+      for (const [listing, files] of Object.entries(listings)) {
+        const listed = files.find((f) => f.id === done.id);
+        must(listed, `${listing} lists the completed file without coreMetadata`).not.toHaveProperty('coreMetadata');
+        must(listed, `${listing} lists it as getFile reads it, but for the bytes`).toEqual(summary);
+      }
+      for (const f of listings.listFiles) must(f, `listFiles lists ${f.filename} without coreMetadata`).not.toHaveProperty('coreMetadata');
+    });
+
     // ---- Publication -------------------------------------------------------------------------
 
     ruleTest(R.publishAllOrNothingUnfinished, async (must) => {

@@ -36,6 +36,14 @@ export const IN_FLIGHT_FILE_STATES: readonly FileUploadStatus[] = ['pending', 'p
  * long as its publishing session.
  */
 export const EXPIRING_FILE_STATES: readonly FileUploadStatus[] = ['pending'];
+/**
+ * States in which a file holds staged bytes (what a quota on staged bytes counts): those from which
+ * it can still be published (PEP 694 "File Upload Session States": `completed` "is the only state
+ * from which a file may be published", and `pending` and `processing` lead to it). Not `error`:
+ * "the file is **not** in a usable state" and "cannot be repaired in place" (its bytes are
+ * discarded); nor `canceled`.
+ */
+export const FILE_STATES_HOLDING_BYTES: readonly FileUploadStatus[] = ['pending', 'processing', 'completed'];
 
 export const FILE_UPLOAD_EVENTS = [
   /** File upload session created (202). */

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ProblemError } from '../problem.js';
 import {
   EXPIRING_FILE_STATES,
+  FILE_STATES_HOLDING_BYTES,
   FILE_UPLOAD_EVENTS,
   FILE_UPLOAD_STATES,
   IN_FLIGHT_FILE_STATES,
@@ -205,6 +206,22 @@ describe('state sets and machine queries (one source for the service and the sto
     expect(publishingSessionMachine.targetOf('publish-deferred')).toBe('processing');
     expect(fileUploadMachine.targetOf('complete-immediate')).toBe('completed');
     expect(() => publishingSessionMachine.targetOf('file-changed')).toThrow(/no single target/);
+  });
+  it('LIVE_FILE_STATES are the states some row leaves (all but the terminal one)', () => {
+    const nonTerminal = FILE_UPLOAD_STATES.filter((s) => FILE_UPLOAD_EVENTS.some((e) => fileUploadMachine.allows(s, e)));
+    expect(LIVE_FILE_STATES).toEqual(nonTerminal);
+  });
+  it('FILE_STATES_HOLDING_BYTES are the states from which the file can still become completed', () => {
+    const leadsToCompleted = (state: FileUploadStatus, seen = new Set<FileUploadStatus>()): boolean => {
+      if (state === 'completed') return true;
+      seen.add(state);
+      return FILE_UPLOAD_EVENTS.some((e) => {
+        if (!fileUploadMachine.allows(state, e)) return false;
+        const next = fileUploadMachine.next(state, e);
+        return !seen.has(next) && leadsToCompleted(next, seen);
+      });
+    };
+    expect(FILE_STATES_HOLDING_BYTES).toEqual(FILE_UPLOAD_STATES.filter((s) => leadsToCompleted(s)));
   });
   it('sourcesOf leaves out rejecting rows', () => {
     expect(publishingSessionMachine.sourcesOf('cancel')).not.toContain('processing');

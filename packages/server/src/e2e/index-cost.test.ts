@@ -16,7 +16,7 @@ import { distributionIdentity, releaseKey, type SessionStore } from '@pep694/cor
 import { createDistributionValidator } from '@pep694/dist-validator';
 import { ProjectDetailSchema, readHtml } from '../../../simple-index/src/test-support.js';
 import { buildZip, metadata, WHEEL_FILE } from '../../../dist-validator/src/test-support.js';
-import { SqliteSessionStore } from '../storage/sqlite-store.js';
+import { SqliteSessionStore } from '../storage/sqlite/store.js';
 import { tally, type TestServer } from '../testing/index.js';
 import { api, createFile, createSession, fixture, META, postBytes, startServer, uploadFile, WHEEL } from './helpers.js';
 

@@ -6,7 +6,7 @@
 import {
   API_VERSION,
   formatExpiresAt,
-  type FileUploadRecord,
+  type FileUploadSummary,
   type FileUploadSessionResponse,
   type PublishingSessionRecord,
   type PublishingSessionResponse,
@@ -22,7 +22,7 @@ import { resolveInstructions } from './stored-instructions.js';
  */
 export function sessionBody(
   session: PublishingSessionRecord,
-  files: readonly FileUploadRecord[],
+  files: readonly FileUploadSummary[],
   links: Links,
   config: Pick<ServerConfig, 'index' | 'indexId'>,
   mechanisms: readonly string[],
@@ -67,7 +67,7 @@ export function sessionBody(
   return body;
 }
 
-export function fileBody(file: FileUploadRecord, links: Links, config: Pick<ServerConfig, 'rootPath'>): FileUploadSessionResponse {
+export function fileBody(file: FileUploadSummary, links: Links, config: Pick<ServerConfig, 'rootPath'>): FileUploadSessionResponse {
   const extendable = file.status !== 'canceled';
   const body: FileUploadSessionResponse = {
     meta: { 'api-version': API_VERSION },

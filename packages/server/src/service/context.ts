@@ -6,7 +6,7 @@
 import type {
   BlobStore,
   Clock,
-  FileUploadRecord,
+  FileUploadSummary,
   FileValidator,
   HousekeepingStore,
   NameRegistrationPolicy,
@@ -24,7 +24,7 @@ import { Links } from './links.js';
 /** An operator's check run before a deferred publish commits (e.g. a malware scan). */
 export type PublishCheck = (
   session: PublishingSessionRecord,
-  files: readonly FileUploadRecord[],
+  files: readonly FileUploadSummary[],
 ) => Promise<{ ok: true } | { ok: false; notices: readonly string[]; fileNotices?: Readonly<Record<string, readonly string[]>> }>;
 
 export interface ServiceDeps extends AccessDeps {

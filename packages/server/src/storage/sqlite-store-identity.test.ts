@@ -12,7 +12,8 @@ import path from 'node:path';
 import { distributionIdentity, type NewFileUpload, type NewPublishingSession, type PublishingSessionRecord } from '@pep694/core';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MIGRATIONS, SqliteSessionStore } from './sqlite-store.js';
+import { MIGRATIONS } from './sqlite/migrations.js';
+import { SqliteSessionStore } from './sqlite/store.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const at = (minutes: number) => new Date(T0 + minutes * 60_000);

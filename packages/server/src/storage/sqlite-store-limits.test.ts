@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { distributionIdentity, type CreateFileResult, type NewFileUpload, type NewPublishingSession, type PublishingSessionRecord } from '@pep694/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SqliteSessionStore } from './sqlite-store.js';
+import { SqliteSessionStore } from './sqlite/store.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const at = (minutes: number) => new Date(T0 + minutes * 60_000);

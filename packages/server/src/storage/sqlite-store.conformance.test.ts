@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sessionStoreConformance } from '@pep694/store-conformance';
-import { SqliteSessionStore } from './sqlite-store.js';
+import { SqliteSessionStore } from './sqlite/store.js';
 
 sessionStoreConformance({
   name: 'SqliteSessionStore',

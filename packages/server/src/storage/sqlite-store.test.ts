@@ -13,7 +13,8 @@ import { distributionIdentity, type FileUploadRecord, type NewFileUpload, type N
 import Database from 'better-sqlite3';
 import ts from 'typescript';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MIGRATIONS, SqliteSessionStore } from './sqlite-store.js';
+import { MIGRATIONS } from './sqlite/migrations.js';
+import { SqliteSessionStore } from './sqlite/store.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const at = (minutes: number) => new Date(T0 + minutes * 60_000);
@@ -96,7 +97,10 @@ function raw(): Database.Database {
   return db;
 }
 
-const internalDb = (s: SqliteSessionStore) => (s as unknown as { db: Database.Database }).db;
+/** The store's own connection (see ./sqlite/connection.ts). */
+const internalConnection = (s: SqliteSessionStore) =>
+  (s as unknown as { connection: { db: Database.Database; prepared(sql: string): unknown } }).connection;
+const internalDb = (s: SqliteSessionStore) => internalConnection(s).db;
 
 /** A database file at schema `version`, as an older release of the store left it (open connection). */
 function oldSchemaFile(version: number): Database.Database {
@@ -106,6 +110,8 @@ function oldSchemaFile(version: number): Database.Database {
   db.pragma(`user_version = ${version}`);
   return db;
 }
+/** The migration that adds core_metadata_sha256 and the index counters (MIGRATIONS[5]). */
+const INDEX_MIGRATION = 5;
 /** Takes a file at the current schema back to the one before the index columns (before core_metadata_sha256 and the index counters). */
 const UNDO_INDEX_SCHEMA = `
   DROP TRIGGER index_projects_insert; DROP TRIGGER index_projects_update; DROP TRIGGER index_projects_delete;
@@ -299,10 +305,10 @@ describe("state changed behind the store's back", () => {
 describe('a constraint that fires despite the checks', () => {
   /** Blinds one check, once, as if another process had committed right after it read. */
   function blindOnce(match: string, answer: unknown) {
-    const internals = store as unknown as { q(sql: string): unknown };
-    const real = internals.q.bind(store);
+    const internals = internalConnection(store);
+    const real = internals.prepared.bind(internals);
     let armed = true;
-    vi.spyOn(internals, 'q').mockImplementation((sql: string) => {
+    vi.spyOn(internals, 'prepared').mockImplementation((sql: string) => {
       if (armed && sql.includes(match)) {
         armed = false;
         return { get: () => answer, all: () => answer, pluck: () => ({ get: () => answer, all: () => answer }) };
@@ -347,22 +353,32 @@ describe('a constraint that fires despite the checks', () => {
 
 /**
  * Children run the current source, transpiled (types only stripped) into the temp dir, so the
- * test never runs against a stale dist; better-sqlite3 is imported by absolute path from there.
+ * test never runs against a stale dist; better-sqlite3 and @pep694/core (its built entry, as this
+ * process loads it) are imported by absolute path from there.
  */
 function writeChildScript(): string {
   const require = createRequire(import.meta.url);
-  const source = fs.readFileSync(fileURLToPath(new URL('./sqlite-store.ts', import.meta.url)), 'utf8');
-  const js = ts
-    .transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } })
-    .outputText.replace(/(['"])better-sqlite3\1/, JSON.stringify(pathToFileURL(require.resolve('better-sqlite3')).href));
-  expect(js).not.toMatch(/from ['"]@pep694/); // the store must stay loadable without the workspace
-  fs.writeFileSync(path.join(dir, 'sqlite-store.mjs'), js);
+  const corePackage = require.resolve('@pep694/core/package.json');
+  const coreMain = (JSON.parse(fs.readFileSync(corePackage, 'utf8')) as { main: string }).main;
+  const coreUrl = pathToFileURL(path.join(path.dirname(corePackage), coreMain)).href;
+  const sources = new URL('./sqlite/', import.meta.url);
+  fs.mkdirSync(path.join(dir, 'sqlite'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}'); // so the .js files are ES modules
+  for (const name of fs.readdirSync(sources).filter((n) => n.endsWith('.ts') && !n.endsWith('.test.ts'))) {
+    const source = fs.readFileSync(fileURLToPath(new URL(name, sources)), 'utf8');
+    const js = ts
+      .transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } })
+      .outputText.replace(/(['"])better-sqlite3\1/, JSON.stringify(pathToFileURL(require.resolve('better-sqlite3')).href))
+      .replace(/(['"])@pep694\/core\1/g, JSON.stringify(coreUrl));
+    expect(js).not.toMatch(/from ['"]@pep694/); // no other workspace import the child could not resolve
+    fs.writeFileSync(path.join(dir, 'sqlite', name.replace(/\.ts$/, '.js')), js);
+  }
   const child = path.join(dir, 'child.mjs');
   fs.writeFileSync(
     child,
     `
 import { writeSync } from 'node:fs';
-import { SqliteSessionStore } from './sqlite-store.mjs';
+import { SqliteSessionStore } from './sqlite/store.js';
 const [dbFile, opJson] = process.argv.slice(2);
 const op = JSON.parse(opJson);
 const store = new SqliteSessionStore(dbFile);
@@ -478,7 +494,7 @@ describe('index pages (issue #21): the metadata digest stored with the file, cha
     await store.publish(s.id, ['open'], at(2), { defer: false });
     await store.close();
     const db = raw();
-    db.exec(`${UNDO_INDEX_SCHEMA} PRAGMA user_version = ${MIGRATIONS.length - 1};`);
+    db.exec(`${UNDO_INDEX_SCHEMA} PRAGMA user_version = ${INDEX_MIGRATION};`);
     db.close();
     store = new SqliteSessionStore(dbFile);
     const digest = createHash('sha256').update('Meta').digest('hex');
@@ -541,6 +557,104 @@ describe('index pages (issue #21): the metadata digest stored with the file, cha
     expect(staged).toEqual([expected]);
     expect(staged[0]).not.toHaveProperty('coreMetadata');
     expect(staged[0]?.coreMetadataSha256).toBe(createHash('sha256').update('Meta').digest('hex'));
+  });
+
+  it('listFiles (the session status, cancel and publish) selects no core_metadata column: the bytes stay on disk', async () => {
+    const s = await created();
+    const done = await addCompleted(s.id, 'foo-1.0.tar.gz');
+    await addFile(s.id, 'foo-1.0-py3-none-any.whl');
+    const connection = internalConnection(store);
+    const real = connection.prepared.bind(connection);
+    const statements: Database.Statement[] = [];
+    vi.spyOn(connection, 'prepared').mockImplementation((sql: string) => {
+      const stmt = real(sql) as Database.Statement;
+      statements.push(stmt);
+      return stmt;
+    });
+    const listed = [...(await store.listFiles(s.id)), ...(await store.listFiles(s.id, { includeCanceled: true }))];
+    vi.restoreAllMocks();
+    expect(statements.length).toBeGreaterThan(0);
+    for (const stmt of statements) expect(stmt.columns().map((c) => c.name)).not.toContain('core_metadata');
+    for (const f of listed) expect(f).not.toHaveProperty('coreMetadata');
+    const { coreMetadata: _bytes, ...summary } = done;
+    expect(listed.find((f) => f.id === done.id)).toEqual(summary);
+  });
+
+  it('listings never read the metadata bytes: they work with every page of them destroyed, getFile does not', async () => {
+    const s = await created();
+    const f = await addFile(s.id, 'foo-1.0.tar.gz');
+    const metadata = new Uint8Array(256 * 1024).fill(0x4d); // far more than a page: stored in overflow pages
+    await store.updateFile(f.id, ['pending'], { status: 'completed', blobKey: 'k', coreMetadata: metadata, requiresPython: '>=3.9' });
+    await store.publish(s.id, ['open'], at(2), { defer: false }); // a copy in published_files too
+    await store.close(); // the last connection: the WAL is checkpointed into the file
+
+    // An overflow page is a 4-byte link to the next one, then content: point every page holding
+    // only metadata at a page that does not exist, so that whatever walks the bytes fails.
+    const bytes = fs.readFileSync(dbFile);
+    const pageSize = bytes.readUInt16BE(16) === 1 ? 65536 : bytes.readUInt16BE(16);
+    let destroyed = 0;
+    for (let page = 0; page < bytes.length; page += pageSize) {
+      if (bytes.subarray(page + 4, page + pageSize).every((b) => b === 0x4d)) {
+        bytes.fill(0xff, page, page + 4);
+        destroyed += 1;
+      }
+    }
+    expect(destroyed).toBeGreaterThan((2 * metadata.length) / pageSize - 4);
+    fs.writeFileSync(dbFile, bytes);
+
+    store = new SqliteSessionStore(dbFile);
+    const digest = createHash('sha256').update(metadata).digest('hex');
+    expect(await store.listFiles(s.id)).toEqual([expect.objectContaining({ id: f.id, coreMetadataSha256: digest, requiresPython: '>=3.9' })]);
+    expect(await store.listStagedFiles(s.id)).toEqual([expect.objectContaining({ id: f.id, coreMetadataSha256: digest })]);
+    expect(await store.listPublishedFiles('foo')).toEqual([expect.objectContaining({ filename: 'foo-1.0.tar.gz', coreMetadataSha256: digest })]);
+    expect(await store.getPublishedFile('foo', 'foo-1.0.tar.gz')).toMatchObject({ coreMetadataSha256: digest, requiresPython: '>=3.9' });
+    // The pages destroyed were the metadata's: the reads that carry the bytes fail.
+    await expect(store.getFile(f.id)).rejects.toThrow(/malformed/);
+    await expect(store.getPublishedCoreMetadata('foo', 'foo-1.0.tar.gz')).rejects.toThrow(/malformed/);
+  });
+
+  it('keeps core_metadata the last column of files and published_files (the listings stop before it)', () => {
+    const db = raw();
+    for (const table of ['files', 'published_files']) {
+      const columns = (db.prepare(`SELECT name FROM pragma_table_info(?) ORDER BY cid`).pluck().all(table) as string[]);
+      expect(columns.at(-1), `a column added to ${table} after core_metadata: move core_metadata last again (see MIGRATIONS[6])`).toBe('core_metadata');
+    }
+    db.close();
+  });
+
+  it('migrates a file from before: the metadata moves to the end of the row, bytes and digests kept', async () => {
+    await store.close();
+    fs.rmSync(dbFile);
+    const db = raw();
+    db.function('pep694_sha256', (_: unknown) => null); // the earlier steps' functions, unused on empty tables
+    db.function('pep694_file_identity', (_: unknown) => null);
+    db.function('pep694_sha256_bytes', (_: unknown) => null);
+    for (const step of MIGRATIONS.slice(0, 6)) db.exec(step);
+    db.pragma('user_version = 6');
+    const meta = Buffer.from('Metadata-Version: 2.1\nName: foo\n');
+    const digest = createHash('sha256').update(meta).digest('hex');
+    db.exec(`INSERT INTO sessions (id, project, display_name, version, release_key, status, created_by, created_at, expires_at, reserves_name, notices)
+             VALUES ('s', 'foo', 'foo', '1.0', '1', 'open', 'alice', 0, ${at(60).getTime()}, 1, '[]');
+             INSERT INTO projects (name, display_name, registered) VALUES ('foo', 'foo', 1);`);
+    db.prepare(`INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices, blob_key,
+                  core_metadata, requires_python, identity, created_by, core_metadata_sha256)
+                VALUES ('f', 's', 'foo-1.0.tar.gz', 5, '{}', 'm', 'completed', 0, ${at(60).getTime()}, '[]', 'k', ?, '>=3.9', ?, 'alice', ?)`)
+      .run(meta, distributionIdentity('foo-1.0.tar.gz'), digest);
+    db.prepare(`INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key, published_at, session_id, file_id,
+                  core_metadata, requires_python, identity, core_metadata_sha256)
+                VALUES ('foo', 'foo-0.9.tar.gz', 'foo', '0.9', 5, '{}', 'k0', 0, 'old', 'f0', ?, NULL, ?, ?)`)
+      .run(meta, distributionIdentity('foo-0.9.tar.gz'), digest);
+    db.close();
+
+    store = new SqliteSessionStore(dbFile);
+    expect(await store.getFile('f')).toMatchObject({ coreMetadata: new Uint8Array(meta), coreMetadataSha256: digest, requiresPython: '>=3.9' });
+    expect(await store.getPublishedCoreMetadata('foo', 'foo-0.9.tar.gz')).toEqual(new Uint8Array(meta));
+    expect(await store.getPublishedFile('foo', 'foo-0.9.tar.gz')).toMatchObject({ coreMetadataSha256: digest });
+    expect(await store.listFiles('s')).toEqual([expect.objectContaining({ id: 'f', coreMetadataSha256: digest })]);
+    const check = raw();
+    expect(check.prepare(`SELECT name FROM pragma_table_info('files') ORDER BY cid DESC LIMIT 1`).pluck().get()).toBe('core_metadata');
+    expect(check.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    check.close();
   });
 
   it('another connection (another process on the same database) sees every change at once', async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { BlobStore, PublishingSessionRecord, SessionStore } from '@pep694/core';
 import type { BlobStoreUnderTest, SessionStoreUnderTest } from '@pep694/store-conformance';
 import { FsBlobStore } from '../fs-blob-store.js';
-import { SqliteSessionStore } from '../sqlite-store.js';
+import { SqliteSessionStore } from '../sqlite/store.js';
 
 /** Replaces some methods of a store and passes every result through `output`. */
 function wrap<T extends object>(inner: T, overrides: Partial<T>, output: (value: unknown) => unknown = (v) => v): T {

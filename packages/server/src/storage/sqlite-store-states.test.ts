@@ -1,0 +1,239 @@
+/**
+ * One source for the PEP 694 state sets (issue #14): every state list of the SQLite store, in its
+ * schema and in its queries, equals a set named in `@pep694/core` (packages/core/src/state/), in
+ * the set's order. The schema's lists are history (shipped migrations are never edited), so this
+ * is what keeps them and core together; the order matters because SQLite uses a partial index
+ * only for a query that repeats the index's WHERE term as written.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  distributionIdentity,
+  EDITABLE_SESSION_STATES,
+  FILE_STATES_HOLDING_BYTES,
+  FILE_UPLOAD_STATES,
+  LIVE_SESSION_STATES,
+  PUBLISHING_SESSION_STATES,
+  publishingSessionMachine,
+  LIVE_FILE_STATES,
+  TERMINAL_SESSION_STATES,
+  type NewFileUpload,
+  type NewPublishingSession,
+} from '@pep694/core';
+import type Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import * as stateLists from './sqlite/state-lists.js';
+import { SqliteSessionStore } from './sqlite/store.js';
+
+const T0 = Date.UTC(2025, 0, 1);
+const at = (minutes: number) => new Date(T0 + minutes * 60_000);
+
+let dir: string;
+let store: SqliteSessionStore;
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pep694-states-'));
+  store = new SqliteSessionStore(path.join(dir, 'store.sqlite'));
+});
+afterEach(async () => {
+  await store.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const connection = () =>
+  (store as unknown as { connection: { db: Database.Database; prepared(sql: string): Database.Statement } }).connection;
+
+/** A set as core names it: the name a failure reports, and the states. */
+const named = (name: string, states: readonly string[]) => ({ name, states });
+
+/** The states a list of SQL string literals names: `('a', 'b')` -> ['a', 'b']. */
+const statesOf = (list: string) => [...list.matchAll(/'([^']*)'/g)].map((m) => m[1]!);
+
+describe('the schema (sqlite_master of a fresh database)', () => {
+  /** Every object whose SQL holds a state condition, and the set that condition must cover. */
+  const EXPECTED: Record<string, { name: string; states: readonly string[] }> = {
+    'table sessions': named('PUBLISHING_SESSION_STATES', PUBLISHING_SESSION_STATES),
+    'table files': named('FILE_UPLOAD_STATES', FILE_UPLOAD_STATES),
+    'index sessions_live_release': named('LIVE_SESSION_STATES', LIVE_SESSION_STATES),
+    'index sessions_live_creator': named('LIVE_SESSION_STATES', LIVE_SESSION_STATES),
+    'index sessions_expiry': named("publishingSessionMachine.sourcesOf('cancel')", publishingSessionMachine.sourcesOf('cancel')),
+    'index files_live_name': named('LIVE_FILE_STATES', LIVE_FILE_STATES),
+    'index files_live_identity': named('LIVE_FILE_STATES', LIVE_FILE_STATES),
+    'index files_staged_by': named('FILE_STATES_HOLDING_BYTES', FILE_STATES_HOLDING_BYTES),
+  };
+  /** All states of the table's machine, for `status <> 'x'` (every state but x). */
+  const ALL: Record<string, readonly string[]> = { sessions: PUBLISHING_SESSION_STATES, files: FILE_UPLOAD_STATES };
+
+  function stateConditions(): Record<string, string[][]> {
+    const rows = connection()
+      .db.prepare(`SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL`)
+      .all() as { type: string; name: string; tbl_name: string; sql: string }[];
+    const found: Record<string, string[][]> = {};
+    for (const row of rows) {
+      const covered: string[][] = [];
+      for (const m of row.sql.matchAll(/\bstatus\s+IN\s*(\([^)]*\))/gi)) covered.push(statesOf(m[1]!));
+      for (const m of row.sql.matchAll(/\bstatus\s*=\s*'([^']*)'/gi)) covered.push([m[1]!]);
+      for (const m of row.sql.matchAll(/\bstatus\s*(?:<>|!=)\s*'([^']*)'/gi)) {
+        const universe = ALL[row.tbl_name];
+        if (!universe) throw new Error(`${row.type} ${row.name}: a state condition on a table without states`);
+        covered.push(universe.filter((s) => s !== m[1]));
+      }
+      if (covered.length > 0) found[`${row.type} ${row.name}`] = covered;
+    }
+    return found;
+  }
+
+  it('names the core set of every CHECK constraint and partial index over a status', () => {
+    expect(Object.keys(stateConditions()).sort()).toEqual(Object.keys(EXPECTED).sort());
+  });
+
+  for (const [object, set] of Object.entries(EXPECTED)) {
+    it(`${object} covers exactly ${set.name}, in its order`, () => {
+      const conditions = stateConditions()[object] ?? [];
+      expect(conditions.length).toBeGreaterThan(0);
+      for (const states of conditions) expect(states, `${object} must equal ${set.name}`).toEqual(set.states);
+    });
+  }
+});
+
+describe('the queries', () => {
+  /** Each list of ./sqlite/state-lists.ts, and the core set it must equal. */
+  const LISTS: Record<keyof typeof stateLists, { name: string; states: readonly string[] }> = {
+    LIVE_SESSIONS_SQL: named('LIVE_SESSION_STATES', LIVE_SESSION_STATES),
+    EDITABLE_SESSIONS_SQL: named('EDITABLE_SESSION_STATES', EDITABLE_SESSION_STATES),
+    EXPIRING_SESSIONS_SQL: named("publishingSessionMachine.sourcesOf('cancel')", publishingSessionMachine.sourcesOf('cancel')),
+    TERMINAL_SESSIONS_SQL: named('TERMINAL_SESSION_STATES', TERMINAL_SESSION_STATES),
+    FILES_HOLDING_BYTES_SQL: named('FILE_STATES_HOLDING_BYTES', FILE_STATES_HOLDING_BYTES),
+  };
+
+  for (const [list, set] of Object.entries(LISTS)) {
+    it(`${list} is ${set.name}`, () => {
+      expect(statesOf(stateLists[list as keyof typeof stateLists])).toEqual(set.states);
+    });
+  }
+
+  /** Runs every method of the store once or more, and returns the SQL of every statement it prepared. */
+  async function everyStatement(): Promise<string[]> {
+    const statements = new Set<string>();
+    const conn = connection();
+    const real = conn.prepared.bind(conn);
+    vi.spyOn(conn, 'prepared').mockImplementation((sql: string) => {
+      statements.add(sql);
+      return real(sql);
+    });
+    let seq = 0;
+    const session = async (over: Partial<NewPublishingSession> = {}) => {
+      const r = await store.createSession(
+        {
+          id: `s${++seq}`, project: 'foo', displayName: 'Foo', version: `${seq}.0`, releaseKey: String(seq),
+          stageToken: `token-${seq}`, createdBy: 'alice', createdAt: at(0), expiresAt: at(60), ...over,
+        },
+        { newNames: { limit: 10, windowMs: 60_000 } },
+      );
+      if (r.kind !== 'created') throw new Error(r.kind);
+      return r.session;
+    };
+    const pendingFile = async (sessionId: string, version: string) => {
+      const filename = `foo-${version}.tar.gz`;
+      const input: NewFileUpload = {
+        id: `f${++seq}`, sessionId, filename, size: 10, hashes: { sha256: 'ab'.repeat(32) }, mechanism: 'http-post-bytes',
+        createdAt: at(seq), expiresAt: at(60), identity: distributionIdentity(filename),
+      };
+      const r = await store.createFile(input, { maxFiles: 10, maxStagedBytes: 1000 });
+      if (r.kind !== 'created') throw new Error(r.kind);
+      return r.file;
+    };
+    const completedFile = async (sessionId: string, version: string) => {
+      const f = await pendingFile(sessionId, version);
+      const done = await store.updateFile(f.id, ['pending'], { status: 'completed', blobKey: `blob/${f.id}`, coreMetadata: new Uint8Array([1]) }, ['open', 'error']);
+      return done!;
+    };
+
+    const a = await session();
+    const fa = await completedFile(a.id, a.version);
+    await completedFile(a.id, a.version); // replaces the completed file
+    await store.getSession(a.id);
+    await store.getSessionByStageToken('token-1');
+    await store.countLiveSessions('alice');
+    await store.updateSession(a.id, ['open'], { expiresAt: at(90) });
+    await store.getFile(fa.id);
+    await store.listFiles(a.id);
+    await store.listFiles(a.id, { includeCanceled: true });
+    await store.listStagedFiles(a.id);
+    await store.publish(a.id, ['open'], at(2), { defer: true });
+    await store.settlePublish(a.id, at(3), { ok: true });
+
+    const b = await session();
+    await completedFile(b.id, b.version);
+    await store.publish(b.id, ['open'], at(4), { defer: true });
+    await store.settlePublish(b.id, at(5), { ok: false, notices: ['no'], fileNotices: { [`foo-${b.version}.tar.gz`]: ['no'] } });
+    await store.listProcessing();
+    await store.publish(b.id, ['error'], at(6), { defer: false });
+
+    const c = await session();
+    await pendingFile(c.id, c.version);
+    await store.listExpiredSessions(at(100));
+    await store.listExpiredFiles(at(100));
+    await store.cancelSession(c.id, ['open'], at(9));
+
+    await store.isPublishedProject('foo');
+    await store.isFilenameTaken('foo', 'foo-1.0.tar.gz');
+    await store.findPublishedIdentity('foo', distributionIdentity('foo-1.0.tar.gz'));
+    await store.listPublishedProjects();
+    await store.listPublishedFiles('foo');
+    await store.getPublishedFile('foo', 'foo-1.0.tar.gz');
+    await store.getPublishedCoreMetadata('foo', 'foo-1.0.tar.gz');
+    await store.indexVersion({ kind: 'projects' });
+    await store.indexVersion({ kind: 'project', project: 'foo' });
+    await store.indexVersion({ kind: 'stage', sessionId: a.id });
+    await store.isBlobReferenced('blob/x');
+    await store.forgetEndedSessions(at(1000));
+    vi.restoreAllMocks();
+    return [...statements];
+  }
+
+  it('spell no list of states: every literal list in the SQL the store prepares is one of ./sqlite/state-lists.ts', async () => {
+    const allowed = new Set<string>(Object.values(stateLists));
+    const used = new Set<string>();
+    const statements = await everyStatement();
+    for (const sql of statements) {
+      for (const m of sql.matchAll(/\bIN\s*(\(\s*'[^)]*\))/gi)) {
+        expect(allowed.has(m[1]!), `a list of its own in: ${sql}`).toBe(true);
+        used.add(m[1]!);
+      }
+    }
+    expect([...used].sort(), 'every list of ./sqlite/state-lists.ts is used by some query run here').toEqual([...allowed].sort());
+  });
+
+  it('keep matching the partial indexes over a status (EXPLAIN QUERY PLAN)', async () => {
+    const db = connection().db;
+    const used = new Set<string>();
+    for (const sql of await everyStatement()) {
+      const names = [...new Set([...sql.matchAll(/:(\w+)/g)].map((m) => m[1]!))];
+      const params = names.length > 0 ? [Object.fromEntries(names.map((n) => [n, null]))] : Array.from(sql.matchAll(/\?/g), () => null);
+      const plan = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[];
+      for (const row of plan) for (const m of row.detail.matchAll(/USING (?:COVERING )?INDEX (\w+)/g)) used.add(m[1]!);
+    }
+    for (const index of ['sessions_live_release', 'sessions_live_creator', 'sessions_expiry', 'files_staged_by', 'files_live_name']) {
+      expect(used, `some query of the store uses ${index}`).toContain(index);
+    }
+  });
+
+  it('the store\'s sources spell no list of states (the shipped migrations excepted)', () => {
+    const state = `'(?:${[...new Set<string>([...PUBLISHING_SESSION_STATES, ...FILE_UPLOAD_STATES])].join('|')})'`;
+    const list = new RegExp(`${state}\\s*,\\s*${state}`);
+    const chain = new RegExp(`status\\s*[!=]==?\\s*${state}\\s*(?:&&|\\|\\|)[^;]*status\\s*[!=]==?\\s*${state}`);
+    const sources = fileURLToPath(new URL('./sqlite/', import.meta.url));
+    const files = fs.readdirSync(sources).filter((n) => n.endsWith('.ts') && !n.endsWith('.test.ts') && n !== 'migrations.ts');
+    expect(files.length).toBeGreaterThan(5);
+    for (const name of files) {
+      fs.readFileSync(path.join(sources, name), 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          expect(list.test(line) || chain.test(line), `${name}:${i + 1} spells states: ${line.trim()}`).toBe(false);
+        });
+    }
+  });
+});

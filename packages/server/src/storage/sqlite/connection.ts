@@ -1,0 +1,81 @@
+/**
+ * One connection to the store's SQLite file: opened with the pragmas the store relies on and
+ * migrated, its statements prepared once, and every write step in one transaction.
+ *
+ * The uniqueness rules of PEP 694 are constraints in the schema (./migrations.ts), so the database
+ * settles races, including between processes sharing the file. Every write step is one
+ * transaction, started with BEGIN IMMEDIATE: it takes the write lock up front, so a
+ * read-check-write sequence cannot be invalidated by another connection's commit (a deferred
+ * transaction would fail with SQLITE_BUSY_SNAPSHOT when upgrading to write instead of waiting on
+ * busy_timeout). Should a constraint still fire (a check this code missed), the whole step is
+ * retried once, and the retry sees the winner and returns the proper result kind ('exists',
+ * 'conflict', ...).
+ */
+import Database from 'better-sqlite3';
+import type { FileUploadRecord, PublishingSessionRecord } from '@pep694/core';
+import { migrate, type MigrationOptions } from './migrations.js';
+import { fileFromRow, sessionFromRow, type FileRow, type SessionRow } from './rows.js';
+
+/** Options of the store: what opening (and migrating) its file needs. */
+export type SqliteSessionStoreOptions = MigrationOptions;
+
+const isUniqueViolation = (err: unknown) =>
+  err instanceof Database.SqliteError &&
+  (err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY');
+
+export class SqliteConnection {
+  readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement<unknown[], unknown>>();
+
+  constructor(filename: string, opts: SqliteSessionStoreOptions = {}) {
+    this.db = new Database(filename);
+    try {
+      // busy_timeout first, so even switching to WAL waits for another process instead of failing.
+      this.db.pragma('busy_timeout = 5000');
+      this.db.pragma('journal_mode = WAL');
+      // In WAL mode FULL fsyncs the WAL on every commit: a resolved publish survives a crash.
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = ON');
+      migrate(this.db, opts);
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+  }
+
+  /** The statement for `sql`, prepared once per connection. */
+  prepared(sql: string): Database.Statement<unknown[], unknown> {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  /** One atomic write step (see the module comment for the lock and the retry). */
+  inWriteTransaction<T>(step: () => T): T {
+    try {
+      return this.db.transaction(step).immediate();
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err;
+      return this.db.transaction(step).immediate();
+    }
+  }
+
+  /** The session as stored; shared by the roles that answer with sessions. */
+  readSession(id: string): PublishingSessionRecord | undefined {
+    const row = this.prepared('SELECT * FROM sessions WHERE id = ?').get(id) as SessionRow | undefined;
+    return row && sessionFromRow(row);
+  }
+
+  /** The file as stored, with its metadata bytes; shared by the roles that read one file. */
+  readFile(id: string): FileUploadRecord | undefined {
+    const row = this.prepared('SELECT * FROM files WHERE id = ?').get(id) as FileRow | undefined;
+    return row && fileFromRow(row);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
