@@ -39,6 +39,15 @@ export class SqliteSessionStore implements SessionStore {
     return new SqliteSessionStore(filename, opts);
   }
 
+  /**
+   * SQLite's `PRAGMA integrity_check`: 'ok', or the problems it found, one a line. For operators'
+   * health checks and for tests that must show a failure (a full disk, a kill) left the file sound.
+   */
+  integrityCheck(): string {
+    const rows = this.connection.db.pragma('integrity_check') as { integrity_check: string }[];
+    return rows.map((r) => r.integrity_check).join('\n');
+  }
+
   // ---- UploadStore ------------------------------------------------------------------------------
 
   createSession(...args: Parameters<UploadStore['createSession']>) { return this.uploads.createSession(...args); }
