@@ -1,5 +1,8 @@
 // ESLint, run by `pnpm test` (pnpm lint): typescript-eslint's type-aware rules, chiefly the ones
 // that catch promises nobody awaits or handles, and code nothing uses. Style is prettier's job.
+// A package's imports of another package are typed from that package's dist/*.d.ts, so `pnpm lint`
+// builds first: against a stale dist the typed rules report assertions as unnecessary that tsc
+// needs (and `eslint --fix` would remove them).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
