@@ -12,7 +12,7 @@ const [which, file, n, ...flags] = process.argv.slice(2);
 const size = statSync(file).size;
 const sha256 = await new Promise((r) => { const h = createHash('sha256'); createReadStream(file, { highWaterMark: 1 << 20 }).on('data', (c) => h.update(c)).on('end', () => r(h.digest('hex'))); });
 const procCpu = (p) => { const s = readFileSync(`/proc/${p}/stat`, 'utf8'); const f = s.slice(s.lastIndexOf(')') + 2).split(' '); return (Number(f[11]) + Number(f[12])) / 100; };
-const ctx = (pid) => { let n = 0; for (const t of readdirSync(`/proc/${pid}/task`)) { try { const st = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8'); n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)[1]) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)[1]); } catch {} } return n; };
+const ctx = (pid) => { let n = 0; for (const t of readdirSync(`/proc/${pid}/task`)) { try { const st = readFileSync(`/proc/${pid}/task/${t}/status`, 'utf8'); n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(st)[1]) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(st)[1]); } catch { /* the thread ended between readdir and read */ } } return n; };
 const self = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 const work = mkdtempSync(join(tmpdir(), 'exp-ours-'));
 const token = randomBytes(18).toString('base64url');

@@ -32,7 +32,7 @@
 // disk writeback; uploaded and published files are deleted after every run.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
@@ -91,7 +91,7 @@ function procUsage(pid) {
 /** CPU seconds per thread of a process (tid → seconds): to tell a saturated thread from idle waiting. */
 function threadCpu(pid) {
   const out = new Map();
-  let tids = [];
+  let tids;
   try {
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {

@@ -10,7 +10,7 @@ export async function startReferenceIndex(dataDir: string, tokensFile: string, e
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /Upload 2\.0 root:\s+(\S+)/.exec(out);
       if (m) resolve(m[1]!);

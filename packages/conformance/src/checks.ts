@@ -11,6 +11,7 @@ import {
   wheelEscapeName,
 } from '@pep694/core';
 import { Client, type Response } from './http.js';
+import { field, isRecord } from './json.js';
 import { makeSdist } from './sdist.js';
 
 export interface ConformanceOptions {
@@ -39,7 +40,7 @@ function must(condition: unknown, message: string): asserts condition {
   if (!condition) throw new CheckFailed(message);
 }
 const brief = (r: Response) => `${r.status} ${r.text.slice(0, 300)}`;
-const isProblem = (r: Response) => typeof r.json === 'object' && r.json !== null && (r.json.status === r.status || 'title' in r.json || 'type' in r.json);
+const isProblem = (r: Response) => isRecord(r.json) && (r.json.status === r.status || 'title' in r.json || 'type' in r.json);
 
 export async function runConformance(opts: ConformanceOptions, onResult: (r: CheckResult) => void = () => {}): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
@@ -84,7 +85,8 @@ export async function runConformance(opts: ConformanceOptions, onResult: (r: Che
     must(r.status === 400, `expected 400 for an invalid name, got ${brief(r)}`);
     must(isProblem(r), 'not a problem document');
     must(r.headers.get('content-type')?.startsWith('application/problem+json'), `Content-Type is ${r.headers.get('content-type')} (SHOULD be application/problem+json)`);
-    must(r.json.meta?.['api-version']?.startsWith('2.'), 'no meta.api-version extension member');
+    const apiVersion = field(r.json, 'meta', 'api-version');
+    must(typeof apiVersion === 'string' && apiVersion.startsWith('2.'), 'no meta.api-version extension member');
   });
   await check('Content Types', 'a request without the v2 content type is refused', async () => {
     const r = await client.request('POST', root, { json: { meta, name, version }, contentType: 'application/json' });
@@ -133,14 +135,16 @@ export async function runConformance(opts: ConformanceOptions, onResult: (r: Che
   await check('Publishing Session Status', 'GET links.session returns the session', async () => {
     const r = await client.request('GET', session!.links.session);
     must(r.status === 200, `expected 200, got ${brief(r)}`);
-    must(PublishingSessionResponseSchema.safeParse(r.json).success, 'body does not match the PEP');
-    must(r.json.links.session === session!.links.session, 'links changed');
+    const parsed = PublishingSessionResponseSchema.safeParse(r.json);
+    must(parsed.success, 'body does not match the PEP');
+    must(parsed.data.links.session === session!.links.session, 'links changed');
   }, [session]);
   if (session?.links.extend) {
     await check('Publishing Session Extension', 'extend answers 200 and never moves expires-at earlier', async () => {
       const r = await client.request('POST', session.links.extend!, { json: { meta, 'extend-for': 60 } });
       must(r.status === 200, `expected 200, got ${brief(r)}`);
-      must(Date.parse(r.json['expires-at']) >= Date.parse(session['expires-at']), `expires-at moved from ${session['expires-at']} to ${r.json['expires-at']}`);
+      const expiresAt = field(r.json, 'expires-at');
+      must(typeof expiresAt === 'string' && Date.parse(expiresAt) >= Date.parse(session['expires-at']), `expires-at moved from ${session['expires-at']} to ${String(expiresAt)}`);
     });
   } else if (session) skip('Publishing Session Extension', 'extend', 'the server offers no links.extend');
 
@@ -167,15 +171,17 @@ export async function runConformance(opts: ConformanceOptions, onResult: (r: Che
   }, [session]);
   await check('Publishing Session Files', 'the file appears in the session files mapping', async () => {
     const r = await client.request('GET', session!.links.session);
-    const entry = r.json?.files?.[sdist.filename];
+    const entry = field(r.json, 'files', sdist.filename);
     must(entry, `files has no ${sdist.filename}`);
-    must(['pending', 'processing'].includes(entry.status), `status is ${entry.status}`);
+    const status = field(entry, 'status');
+    must(status === 'pending' || status === 'processing', `status is ${String(status)}`);
   }, [file]);
   await check('Complete a Publishing Session', 'publish with a file not completed is refused with 409', async () => {
     const r = await client.request('POST', session!.links.publish, { json: { meta } });
     must(r.status === 409, `expected 409, got ${brief(r)}`);
     const again = await client.request('GET', session!.links.session);
-    must(again.json?.status === 'open', `the session is ${again.json?.status} after a refused publish`);
+    const status = field(again.json, 'status');
+    must(status === 'open', `the session is ${String(status)} after a refused publish`);
   }, [file]);
   const sent = await check('Required File Upload Mechanisms', 'http-post-bytes: POST file_url with the bytes', async () => {
     const r = await client.request('POST', String(file!.mechanism.file_url), { body: sdist.bytes, contentType: 'application/octet-stream' });
@@ -186,25 +192,31 @@ export async function runConformance(opts: ConformanceOptions, onResult: (r: Che
     const r = await client.request('POST', file!.links.complete, { json: { meta } });
     must(r.status === 201 || r.status === 202, `expected 201 or 202, got ${brief(r)}`);
     if (r.status === 202) {
-      const polled = await client.poll(file!.links['file-upload-session'], (b) => b?.status !== 'processing');
-      must(polled.json?.status === 'completed', `ended as ${polled.json?.status ?? polled.status}`);
-    } else must(r.json?.status === 'completed', `status is ${r.json?.status}`);
+      const polled = await client.poll(file!.links['file-upload-session'], (b) => field(b, 'status') !== 'processing');
+      const status = field(polled.json, 'status');
+      must(status === 'completed', `ended as ${String(status ?? polled.status)}`);
+    } else {
+      const status = field(r.json, 'status');
+      must(status === 'completed', `status is ${String(status)}`);
+    }
     return true;
   }, [sent]);
   await check('File Upload Session Status', 'GET links.file-upload-session reports completed', async () => {
     const r = await client.request('GET', file!.links['file-upload-session']);
-    must(r.status === 200 && r.json?.status === 'completed', `got ${brief(r)}`);
+    must(r.status === 200 && field(r.json, 'status') === 'completed', `got ${brief(r)}`);
   }, [completed]);
   await check('Cancellation and Deletion', 'DELETE a pending file answers 204 and removes it from files', async () => {
     const wheel = `${wheelEscapeName(name)}-${version}-py3-none-any.whl`;
     const created = await client.request('POST', session!.links.upload, { json: { ...fileRequest, filename: wheel } });
     must(created.status === 202, `creating a second file session: ${brief(created)}`);
-    const del = await client.request('DELETE', created.json.links['file-upload-session']);
+    const fileSession = field(created.json, 'links', 'file-upload-session');
+    must(typeof fileSession === 'string', `no links.file-upload-session: ${brief(created)}`);
+    const del = await client.request('DELETE', fileSession);
     must(del.status === 204, `expected 204, got ${brief(del)}`);
-    const status = await client.request('GET', created.json.links['file-upload-session']);
-    must(status.status === 404 || status.json?.status === 'canceled', `its status URL reports ${brief(status)}`);
+    const status = await client.request('GET', fileSession);
+    must(status.status === 404 || field(status.json, 'status') === 'canceled', `its status URL reports ${brief(status)}`);
     const s = await client.request('GET', session!.links.session);
-    must(!(wheel in (s.json?.files ?? {})), 'the deleted file is still in files');
+    must(field(s.json, 'files', wheel) === undefined, 'the deleted file is still in files');
   }, [session]);
 
   // ---- publish ------------------------------------------------------------------------------------
@@ -212,8 +224,9 @@ export async function runConformance(opts: ConformanceOptions, onResult: (r: Che
     const r = await client.request('POST', session!.links.publish, { json: { meta } });
     must(r.status === 201 || r.status === 202, `expected 201 or 202, got ${brief(r)}`);
     must(r.headers.get('location') === session!.links.session, `Location is ${r.headers.get('location')}`);
-    const final = r.status === 202 ? (await client.poll(session!.links.session, (b) => b?.status !== 'processing')).json : r.json;
-    must(final?.status === 'published', `ended as ${final?.status}`);
+    const final = r.status === 202 ? (await client.poll(session!.links.session, (b) => field(b, 'status') !== 'processing')).json : r.json;
+    const status = field(final, 'status');
+    must(status === 'published', `ended as ${String(status)}`);
     return true;
   }, [completed]);
   if (opts.simple && published) {
@@ -227,19 +240,21 @@ export async function runConformance(opts: ConformanceOptions, onResult: (r: Che
   const second = await check('Multiple Session Creation Requests', 'after publish a new session is created with new links', async () => {
     const r = await client.request('POST', root, { json: { meta, name, version } });
     must(r.status === 201, `expected 201, got ${brief(r)}`);
-    must(r.json.links.session !== session!.links.session, 'the new session has the same status URL');
-    return r.json as { links: Record<string, string> };
+    const links = field(r.json, 'links');
+    must(isRecord(links) && typeof links.session === 'string' && typeof links.upload === 'string', `no links.session and links.upload: ${brief(r)}`);
+    must(links.session !== session!.links.session, 'the new session has the same status URL');
+    return { links: { session: links.session, upload: links.upload } };
   }, [published]);
   await check('Create a File Upload Session', 'a file name already published in the release gets 409', async () => {
-    const r = await client.request('POST', second!.links.upload!, { json: fileRequest });
+    const r = await client.request('POST', second!.links.upload, { json: fileRequest });
     must(r.status === 409, `expected 409, got ${brief(r)}`);
   }, [second]);
   await check('Publishing Session Cancellation', 'DELETE cancels; the status URL reports canceled or is gone (404)', async () => {
-    const r = await client.request('DELETE', second!.links.session!);
+    const r = await client.request('DELETE', second!.links.session);
     must(r.status >= 200 && r.status < 300, `expected 2xx, got ${brief(r)}`);
-    const s = await client.request('GET', second!.links.session!);
+    const s = await client.request('GET', second!.links.session);
     // PEP "Session Status Retention": a 404 on a terminal session is not an error.
-    must(s.status === 404 || s.json?.status === 'canceled', `status reports ${brief(s)}`);
+    must(s.status === 404 || field(s.json, 'status') === 'canceled', `status reports ${brief(s)}`);
   }, [second]);
   return results;
 }

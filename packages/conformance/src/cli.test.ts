@@ -2,7 +2,7 @@
  * The checker against the reference server, over real HTTP: the CLI runs as its own process, as
  * CI and operators run it, and must pass every check.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,15 +18,14 @@ beforeAll(async () => {
 });
 afterAll(async () => t.close());
 
-const run = (args: string[]) => new Promise<{ status: number | null; stdout: string }>((resolve) => {
+const run = (args: string[]) => new Promise<{ status: number | null; stdout: string }>((resolve, reject) => {
   // spawnSync would block the event loop that serves the test server; run it asynchronously.
-  import('node:child_process').then(({ spawn }) => {
-    const child = spawn(process.execPath, [CLI, ...args]);
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.on('close', (status) => resolve({ status, stdout }));
-  });
+  const child = spawn(process.execPath, [CLI, ...args]);
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.once('error', reject);
+  child.on('close', (status) => resolve({ status, stdout }));
 });
 
 describe('pep694-conformance CLI', () => {

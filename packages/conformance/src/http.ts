@@ -9,8 +9,8 @@ export interface Response {
   readonly status: number;
   readonly headers: Headers;
   readonly text: string;
-  /** The parsed body when it is JSON, else undefined. */
-  readonly json: any;
+  /** The parsed body when it is JSON, else undefined; read it with `field` (json.ts). */
+  readonly json: unknown;
 }
 
 export class Client {
@@ -49,7 +49,7 @@ export class Client {
    * Polls `url` until `done(body)` holds, sleeping as `Retry-After` says (bounded). A 404 is
    * returned to the caller, who decides whether it means "gone".
    */
-  async poll(url: string, done: (body: any) => boolean, maxWaitMs = 60_000): Promise<Response> {
+  async poll(url: string, done: (body: unknown) => boolean, maxWaitMs = 60_000): Promise<Response> {
     const deadline = Date.now() + maxWaitMs;
     for (;;) {
       const res = await this.request('GET', url);

@@ -77,7 +77,7 @@ export function checkMechanismIdentifier(identifier: string): IdentifierCheck {
 
 /** Builds `vnd-<operator>-<implementation>`, refusing a malformed result. */
 export function vendorIdentifier(operator: string, implementation: string): VendorMechanismIdentifier {
-  const id = `vnd-${operator}-${implementation}` as VendorMechanismIdentifier;
+  const id: VendorMechanismIdentifier = `vnd-${operator}-${implementation}`;
   const check = checkMechanismIdentifier(id);
   if (!check.ok) throw new MechanismRegistrationError(check.reason);
   return id;

@@ -14,6 +14,7 @@ import { clip } from './release.js';
 /** Why `path` cannot be a member path, as a phrase ("is an absolute path"), or undefined. */
 export function pathProblem(path: string): string | undefined {
   if (path === '') return 'is an empty name';
+  // eslint-disable-next-line no-control-regex -- finding a control character is the point of this check
   const control = /[\u0000-\u001f\u007f]/.exec(path);
   if (control) return `contains the control character U+${control[0].charCodeAt(0).toString(16).padStart(4, '0').toUpperCase()}`;
   if (path.includes('\\')) return 'contains a backslash, which is a path separator on Windows';
@@ -27,7 +28,7 @@ export function pathProblem(path: string): string | undefined {
 }
 
 /** The key under which two paths name the same file on a case-insensitive, normalizing file system. */
-const folded = (path: string) => (/^[\x00-\x7f]*$/.test(path) ? path.toLowerCase() : path.normalize('NFC').toUpperCase().toLowerCase());
+const folded = (path: string) => (/^\p{ASCII}*$/u.test(path) ? path.toLowerCase() : path.normalize('NFC').toUpperCase().toLowerCase());
 
 /** Member paths seen so far, to refuse a second member for the same file. */
 export class MemberPathSet {

@@ -87,6 +87,7 @@ export class SdistMembers {
         return refuse(`the sdist member ${shown} is a symlink to the absolute path ${JSON.stringify(clip(target))}, outside the sdist`);
       }
       // `..` may appear (resolved below); what would make platforms read the target differently may not.
+      // eslint-disable-next-line no-control-regex -- finding a control character is the point of this check
       if (/[\u0000-\u001f\u007f\\]/.test(target)) {
         return refuse(`the sdist member ${shown} is a symlink whose target ${JSON.stringify(clip(target))} contains a backslash or a control character`);
       }

@@ -51,7 +51,7 @@ export async function validateSdist(artifact: ArtifactUnderValidation, release: 
     extract.destroy(err instanceof Error ? err : new Error(String(err)));
   };
   for (const stream of [source, gunzip, limit, end]) stream.on('error', fail);
-  source.pipe(gunzip).pipe(limit).pipe(end).pipe(extract as unknown as NodeJS.WritableStream);
+  source.pipe(gunzip).pipe(limit).pipe(end).pipe(extract);
 
   const members = new SdistMembers(release);
   let count = 0;

@@ -40,7 +40,7 @@ describe('Requires-Python must be a PEP 440 specifier set of bounded length', ()
 
   it.each([
     ['a value that is not a specifier', 'python3', /"python3" does not start with a comparison operator/],
-    ['a legacy wildcard with >= (packaging 22+ refuses it)', '>=3.6.*', /"\>=3\.6\.\*" uses a \.\* prefix match, which only == and != allow/],
+    ['a legacy wildcard with >= (packaging 22+ refuses it)', '>=3.6.*', /">=3\.6\.\*" uses a \.\* prefix match, which only == and != allow/],
     ['~= with one segment', '~=3', /single release segment/],
     ['a short run of "<"', '<<<<', /"<<<<" has "<<<", which is not a PEP 440 version/],
     ['an environment marker', '>=3.8; python_version < "4"', /not a PEP 440 version/],

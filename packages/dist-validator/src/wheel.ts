@@ -16,7 +16,7 @@ import { ArtifactReader } from './reader.js';
 import { MemberPathSet, pathProblem } from './member-paths.js';
 import { checkMetadataFields, clip, readRequiresPython, stemNamesRelease, type Release } from './release.js';
 import { readZipEnd } from './zip-end.js';
-import { checkZipLayout, type CentralRecord } from './zip-layout.js';
+import { CD_RECORD_SIZE, checkZipLayout, type CentralRecord } from './zip-layout.js';
 import { entryName } from './zip-names.js';
 
 const LOCAL_HEADER_WINDOW = 64 * 1024;
@@ -62,7 +62,7 @@ function listEntries(zip: ZipFile): Promise<Listing | { readonly problem: Archiv
         crc32: entry.crc32,
         compressedSize: entry.compressedSize,
         uncompressedSize: entry.uncompressedSize,
-        recordBytes: 46 + entry.fileNameLength + entry.extraFieldLength + entry.fileCommentLength,
+        recordBytes: CD_RECORD_SIZE + entry.fileNameLength + entry.extraFieldLength + entry.fileCommentLength,
       });
       const slash = name.indexOf('/');
       const top = slash < 0 ? '' : name.slice(0, slash);

@@ -21,7 +21,8 @@ import { decodeName } from './zip-names.js';
 
 const LOCAL_SIG = 0x04034b50;
 const LOCAL_SIZE = 30;
-const CD_RECORD_SIZE = 46;
+/** A central directory record's fixed part (APPNOTE 4.3.12), before the name, extra field and comment. */
+export const CD_RECORD_SIZE = 46;
 const DESCRIPTOR_SIG = 0x08074b50;
 const DATA_DESCRIPTOR_FLAG = 0x08;
 const ZIP64_EXTRA = 0x0001;
@@ -43,7 +44,7 @@ export interface CentralRecord {
   readonly crc32: number;
   readonly compressedSize: number;
   readonly uncompressedSize: number;
-  /** Bytes the record takes in the central directory (46 + name + extra + comment). */
+  /** Bytes the record takes in the central directory (CD_RECORD_SIZE + name + extra + comment). */
   readonly recordBytes: number;
 }
 

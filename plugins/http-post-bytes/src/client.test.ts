@@ -108,9 +108,8 @@ describe('uploadHttpPostBytes', () => {
   it('aborts with the signal', async () => {
     const bytes = randomBytes(1000);
     const ctx = host.addFile('f1', bytes);
-    let push!: (chunk: Buffer | null) => void;
     const body = new Readable({ read() {} });
-    push = (c) => body.push(c);
+    const push = (c: Buffer | null) => body.push(c);
     const controller = new AbortController();
     const upload = uploadHttpPostBytes({ instructions: await mechanism.instructions(ctx), body, size: bytes.length, authorization: GOOD_AUTH, signal: controller.signal });
     push(bytes.subarray(0, 100));

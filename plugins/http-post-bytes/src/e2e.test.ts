@@ -97,7 +97,7 @@ function postBytes(file: FileSession, bytes: Uint8Array, opts: { token?: string 
   if (opts.token !== null) headers['Authorization'] = `Bearer ${opts.token ?? ALICE}`;
   return fetch(file.mechanism.file_url, { method: 'POST', headers, body: bytes }).then(async (res) => {
     const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined } as Reply;
+    return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
   });
 }
 

@@ -40,7 +40,6 @@ afterEach(async () => {
 });
 
 const fileUrl = (id: string) => `${server.base}/files/${id}`;
-const ctxOf = (id: string) => host.files.get(id)!.ctx;
 
 describe('instructions', () => {
   it('gives file_url and attestations_url under baseUrl', async () => {

@@ -51,7 +51,7 @@ async function serve(handler?: (req: IncomingMessage, res: ServerResponse) => vo
       }),
   );
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server!.address() as AddressInfo).port}/files/abc`, seen };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/files/abc`, seen };
 }
 
 const map = (url: string, extra: Record<string, unknown> = {}) => ({ identifier: 'vnd-acme-multipart', file_url: url, file_field: 'content', attestations_field: 'attestations', ...extra });

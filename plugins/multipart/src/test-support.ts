@@ -101,17 +101,17 @@ export class SpyBlobStore implements BlobStore {
       await new Promise<void>((resolve) => this.stagingWaiting.push(resolve));
     }
     const staging = await this.inner.stage(key);
-    const spy = this;
     const stream = new Writable({
-      write(chunk: Buffer, _enc, cb) {
+      // An arrow function, so `this` is the spy (Writable calls write with the stream as `this`).
+      write: (chunk: Buffer, _enc, cb) => {
         const go = () => {
-          spy.written += chunk.length;
-          spy.writes += 1;
+          this.written += chunk.length;
+          this.writes += 1;
           if (staging.stream.write(chunk)) cb();
           else staging.stream.once('drain', () => cb());
         };
-        if (spy.gateOpen) go();
-        else spy.waiting.push(go);
+        if (this.gateOpen) go();
+        else this.waiting.push(go);
       },
       final(cb) {
         staging.stream.end(cb);

@@ -123,7 +123,7 @@ class StreamSource implements Source {
       if (buf.length === 0) {
         const next = await this.iterator.next();
         if (next.done) throw new RangeError(`the stream ended after ${this.consumed} bytes; size says ${this.total}`);
-        buf = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value as Uint8Array);
+        buf = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
         this.consumed += buf.length;
       }
       if (skip > 0) {

@@ -115,7 +115,7 @@ export class TusGateway {
       req.method === 'PATCH' ? watchIdle(req, idle, () => req.destroy(new Error('the PATCH stalled')), minBytesPerWindow(this.options.minRate, idle)) : () => {};
     let answer: Response;
     try {
-      answer = await tus.server.handleWeb(new NodeRequest({ req, res }) as unknown as globalThis.Request);
+      answer = await tus.server.handleWeb(new NodeRequest({ req, res }));
     } catch (err) {
       return this.refuse(req, res, err);
     } finally {

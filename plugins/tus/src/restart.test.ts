@@ -58,8 +58,8 @@ function startServer(dir: string, port: number): Promise<Child> {
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
-    proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-    proc.stdout!.on('data', (c: Buffer) => {
+    proc.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    proc.stdout.on('data', (c: Buffer) => {
       out += c.toString();
       const m = /READY (\S+)/.exec(out);
       if (m) resolve({ proc, url: m[1]!, port: Number(new URL(m[1]!).port), output: () => out });

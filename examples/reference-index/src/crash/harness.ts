@@ -51,11 +51,9 @@ export const int = (random: () => number, lo: number, hi: number): number => lo 
 /** `n` bytes drawn from `random` (the content of a generated file, reproducible from the seed). */
 export function bytesFrom(random: () => number, n: number): Buffer {
   const buf = Buffer.alloc(n);
-  let seed = Math.floor(random() * 2 ** 32);
-  const r = rng(seed);
+  const r = rng(Math.floor(random() * 2 ** 32));
   for (let i = 0; i + 4 <= n; i += 4) buf.writeUInt32LE(Math.floor(r() * 2 ** 32), i);
   for (let i = n - (n % 4); i < n; i++) buf[i] = Math.floor(r() * 256);
-  seed = 0;
   return buf;
 }
 
@@ -117,11 +115,12 @@ function spawnWarm(): ChildProcess {
 /** Kills every server process this file started that is still running (afterAll, or a failed test). */
 export async function killAll(): Promise<void> {
   spare = undefined;
+  const running = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
   await Promise.all(
-    [...children].map((c) => {
-      if (c.exitCode !== null || c.signalCode !== null) return undefined;
+    running.map((c) => {
+      const exited = new Promise((r) => c.once('exit', r));
       c.kill('SIGKILL');
-      return new Promise((r) => c.once('exit', r));
+      return exited;
     }),
   );
 }
@@ -237,7 +236,7 @@ export function reachable<S extends string, E extends string>(machine: StateMach
     const s = queue.shift()!;
     for (const row of machine.table) {
       if (!row.from?.includes(s) || typeof row.to !== 'string') continue;
-      const to = (row.to === 'unchanged' ? s : row.to) as S;
+      const to = row.to === 'unchanged' ? s : row.to;
       if (!seen.has(to)) {
         seen.add(to);
         queue.push(to);

@@ -19,7 +19,7 @@ export interface DoorContext {
   readonly seed: number;
   readonly random: () => number;
   /** A session API call as `auth`; throws unless it answers `status`. */
-  api(method: string, url: string, body: unknown, status: number): Promise<any>;
+  api(method: string, url: string, body: unknown, status: number): Promise<unknown>;
   /** A new publishing session of `project` (one only this generator uses), version 1.0. */
   session(project: string): Promise<{ links: Record<string, string> }>;
   /** A file upload session in `session` for `size` bytes of sha256 `sha256`, with `mechanism`. */

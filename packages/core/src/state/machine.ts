@@ -64,7 +64,7 @@ export function defineMachine<S extends string, E extends string>(
   if (!initialRow || typeof initialRow.to !== 'string' || initialRow.to === 'unchanged') {
     throw new Error(`${spec.name}: the table needs one "(none)" row that names a state`);
   }
-  const initial = initialRow.to as S;
+  const initial = initialRow.to;
 
   const rowFor = (state: S | null, event: E) =>
     spec.table.find(
@@ -98,7 +98,7 @@ export function defineMachine<S extends string, E extends string>(
     if (targets.size !== 1 || typeof only !== 'string' || only === 'unchanged') {
       throw new Error(`${spec.name}: "${event}" has no single target state`);
     }
-    return only as S;
+    return only;
   };
 
   return {

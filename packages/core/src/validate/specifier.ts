@@ -28,7 +28,7 @@ function clauseProblem(clause: string): string | undefined {
   }
   const op = g['operator']!;
   if (g['legacy'] !== undefined) return op === '===' ? undefined : `has ${JSON.stringify(g['legacy'].slice(0, 50))}, which is not a PEP 440 version (only === takes an arbitrary string)`;
-  const version = explain(g['version']!);
+  const version = explain(g['version']);
   if (!version) return 'is not an operator followed by a PEP 440 version';
   const equality = op === '==' || op === '!=' || op === '===';
   if (g['prefix'] !== undefined) {

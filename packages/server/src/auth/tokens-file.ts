@@ -116,7 +116,7 @@ export class TokensFileAuth implements Authenticator, Authorizer, NameRegistrati
         this.loadedStamp = 'missing';
         return;
       }
-      throw new Error(`cannot read the tokens file ${this.source.path}: ${(err as Error).message}`);
+      throw new Error(`cannot read the tokens file ${this.source.path}: ${(err as Error).message}`, { cause: err });
     }
     if (stamp === this.loadedStamp && !this.racy) return;
     let parsed: TokensFile;
@@ -130,7 +130,7 @@ export class TokensFileAuth implements Authenticator, Authorizer, NameRegistrati
         this.racy = racyNow;
         return;
       }
-      throw new Error(`the tokens file ${this.source.path} is invalid: ${(err as Error).message}`);
+      throw new Error(`the tokens file ${this.source.path} is invalid: ${(err as Error).message}`, { cause: err });
     }
     this.index(parsed);
     this.loadedStamp = stamp;

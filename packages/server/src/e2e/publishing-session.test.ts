@@ -315,7 +315,7 @@ describe('PEP 694 File Upload Session', () => {
     ['files_two-1.0.tar.gz', { sha256: 'xyz' }, 'invalid-hashes', 400],
   ])('refuses %s with %j: %s', async (filename, hashes, code, status) => {
     const s = await createSession(t.url, 'files-two', `1.0`).catch(async () => (await api('GET', (await api('POST', t.url, { body: { meta: META, name: 'files-two', version: '1.0' } })).headers.get('location')!)).body);
-    const res = await api('POST', s.links.upload!, { body: { meta: META, filename, size: 10, hashes, mechanism: 'http-post-bytes' } });
+    const res = await api('POST', s.links.upload, { body: { meta: META, filename, size: 10, hashes, mechanism: 'http-post-bytes' } });
     expect(res.status).toBe(status);
     expect(res.body.code).toBe(code);
   });

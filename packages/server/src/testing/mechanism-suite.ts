@@ -33,7 +33,7 @@ export { RecordingBlobStore } from './conformance/recording-blob-store.js';
 
 export function mechanismConformance<O>(suite: MechanismConformanceOptions<O>): void {
   describe(`mechanism conformance: ${suite.plugin.name}`, () => {
-    const c = new SuiteContext(suite as MechanismConformanceOptions<unknown>);
+    const c = new SuiteContext(suite);
     let blobDir: string | undefined;
     beforeAll(async () => {
       const clock = { offset: 0, now: () => new Date(Date.now() + clock.offset) };
