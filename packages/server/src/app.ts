@@ -58,7 +58,7 @@ export interface MechanismRegistration<O = unknown> {
 export interface CreateServerOptions {
   readonly config: ServerConfigInput;
   /** Mechanism plugins, in the order the server advertises them (its preference). */
-  readonly mechanisms?: readonly MechanismRegistration<any>[];
+  readonly mechanisms?: readonly MechanismRegistration<unknown>[];
   /** Auth ports; default: tokens from `PEP694_TOKENS_FILE`, else a dev token in `<dataDir>/dev-token`. */
   readonly auth?: { readonly authenticator: Authenticator; readonly authorizer: Authorizer; readonly names: NameRegistrationPolicy };
   /** Storage ports; default: SQLite at `<dataDir>/pep694.sqlite` and blobs under `<dataDir>`. */

@@ -26,7 +26,7 @@ describe('the hosts an index serves by default: what listen() bound', () => {
     expect(boundAuthorities({ address: '192.0.2.7', family: 'IPv4', port: 80 })).toEqual(['192.0.2.7:80']);
   });
   it('a wildcard address: every interface address (IPv4 only for 0.0.0.0) and localhost', () => {
-    const v4 = Object.values(networkInterfaces()).flat().filter((i) => i?.family === 'IPv4').map((i) => `${i!.address}:1`);
+    const v4 = Object.values(networkInterfaces()).flat().filter((i) => i?.family === 'IPv4').map((i) => `${i.address}:1`);
     const any = boundAuthorities({ address: '0.0.0.0', family: 'IPv4', port: 1 });
     expect(any).toEqual(expect.arrayContaining([...v4, '127.0.0.1:1', 'localhost:1']));
     expect(any.some((a) => a.startsWith('['))).toBe(false);

@@ -174,7 +174,7 @@ describe('FsBlobStore', () => {
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (d: Buffer) => d.toString().includes('WROTE') && resolve());
+      child.stdout.on('data', (d: Buffer) => d.toString().includes('WROTE') && resolve());
       child.once('exit', (code) => reject(new Error(`child exited ${code} (is ${module} built?)`)));
     });
     const [crashed] = await tmpFiles();
