@@ -37,7 +37,9 @@ let n = 0;
 if (process.env.BENCH_PRELOAD) {
   await import('reflect-metadata');
   const { createServer: createHost, TokensFileAuth } = await import('@pep694/server');
-  const plugins = await Promise.all(['@pep694/mechanism-http-post-bytes', '@pep694/mechanism-multipart', '@pep694/mechanism-tus'].map((m) => import(m)));
+  const plugins = await Promise.all(
+    ['@pep694/mechanism-http-post-bytes', '@pep694/mechanism-multipart', '@pep694/mechanism-tus'].map((m) => import(m)),
+  );
   if (process.env.BENCH_PRELOAD === 'server') {
     const { pino } = await import('pino');
     const auth = new TokensFileAuth({ tokens: [{ token: 'preload-token-0123456789', principal: 'bench', projects: ['*'] }] });
@@ -55,7 +57,13 @@ if (process.env.BENCH_PRELOAD) {
   }
 }
 
-const hashTap = (hash) => new Transform({ transform(chunk, _e, cb) { hash.update(chunk); cb(null, chunk); } });
+const hashTap = (hash) =>
+  new Transform({
+    transform(chunk, _e, cb) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
 /** fsync, off the event loop (as our host does), so that one upload's fsync never stalls the others. */
 async function fsyncPath(path) {
   const fh = await open(path, 'r');
@@ -108,11 +116,14 @@ if (mode === 'discard') {
     bb.on('error', (err) => fail(res, err));
     bb.on('close', () => {
       if (!written) return fail(res, 'no file part');
-      written.then((sha256) => {
-        res.setHeader('x-sha256', sha256);
-        res.statusCode = 204;
-        res.end();
-      }, (err) => fail(res, err));
+      written.then(
+        (sha256) => {
+          res.setHeader('x-sha256', sha256);
+          res.statusCode = 204;
+          res.end();
+        },
+        (err) => fail(res, err),
+      );
     });
     req.pipe(bb);
   };
@@ -125,9 +136,19 @@ if (mode === 'discard') {
       let state = states.get(id);
       if (!state) states.set(id, (state = { hash: createHash('sha256'), offset: 0 }));
       if (state.offset !== offset) throw new Error(`out-of-order PATCH at ${offset}, hashed up to ${state.offset}`);
-      const tap = new Transform({ transform(chunk, _e, cb) { state.hash.update(chunk); state.offset += chunk.length; cb(null, chunk); } });
+      const tap = new Transform({
+        transform(chunk, _e, cb) {
+          state.hash.update(chunk);
+          state.offset += chunk.length;
+          cb(null, chunk);
+        },
+      });
       // pipeline (not pipe) so that an aborted PATCH body also ends the write with an error.
-      return super.write(pipeStreams(readable, tap, () => {}), id, offset);
+      return super.write(
+        pipeStreams(readable, tap, () => {}),
+        id,
+        offset,
+      );
     }
   }
   const datastore = mode === 'tus-stream' ? new StreamHashingFileStore({ directory: dir }) : new FileStore({ directory: dir });
@@ -158,7 +179,9 @@ if (mode === 'discard') {
   // About the size and shape of a session status document with one file.
   const doc = {
     meta: { 'api-version': '2.0' },
-    links: Object.fromEntries(['session', 'upload', 'publish', 'extend'].map((k) => [k, `http://127.0.0.1/upload/sessions/gaC1li9EjKhyLEBxbMFt2A/${k}`])),
+    links: Object.fromEntries(
+      ['session', 'upload', 'publish', 'extend'].map((k) => [k, `http://127.0.0.1/upload/sessions/gaC1li9EjKhyLEBxbMFt2A/${k}`]),
+    ),
     mechanisms: ['http-post-bytes', 'vnd-bench-multipart', 'vnd-bench-tus'],
     'expires-at': '2026-12-02T14:09:19Z',
     status: 'open',

@@ -32,7 +32,20 @@
 // disk writeback; uploaded and published files are deleted after every run.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
@@ -49,13 +62,22 @@ const root = join(here, '..', '..');
 const MiB = 1024 ** 2;
 const quick = process.argv.includes('--quick');
 const env = (name, fallback) => process.env[name] ?? fallback;
-const sizes = env('BENCH_SIZES', quick ? '8' : '64,1024').split(',').map((s) => Math.round(Number(s) * MiB));
+const sizes = env('BENCH_SIZES', quick ? '8' : '64,1024')
+  .split(',')
+  .map((s) => Math.round(Number(s) * MiB));
 const runs = Number(env('BENCH_RUNS', quick ? 1 : 5));
 const SECTIONS = ['floors', 'http-post-bytes', 'tus', 'multipart', 'concurrency', 'control', 'index'];
 /** Not in the default run: the raw node pipeline in a bare process vs one that loaded (or runs) our host. */
 const EXTRA_SECTIONS = ['preload'];
-const only = new Set(env('BENCH_ONLY', SECTIONS.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
-for (const s of only) if (![...SECTIONS, ...EXTRA_SECTIONS].includes(s)) throw new Error(`BENCH_ONLY: unknown section ${s} (known: ${[...SECTIONS, ...EXTRA_SECTIONS].join(', ')})`);
+const only = new Set(
+  env('BENCH_ONLY', SECTIONS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+for (const s of only)
+  if (![...SECTIONS, ...EXTRA_SECTIONS].includes(s))
+    throw new Error(`BENCH_ONLY: unknown section ${s} (known: ${[...SECTIONS, ...EXTRA_SECTIONS].join(', ')})`);
 const concurrency = Number(env('BENCH_CONCURRENCY', 16));
 const concBytes = Math.round(Number(env('BENCH_CONC_MIB', quick ? 8 : 64)) * MiB);
 const controlSeconds = Number(env('BENCH_CONTROL_SECONDS', quick ? 1 : 5));
@@ -174,7 +196,11 @@ const children = new Set();
 const SERVER_NODE_FLAGS = ['--max-semi-space-size=8'];
 function startChild(script, args, marker, extraEnv = {}) {
   const flags = [...SERVER_NODE_FLAGS, ...env('BENCH_CHILD_ARGS', '').split(' ').filter(Boolean)];
-  const child = spawn(process.execPath, [...flags, script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...extraEnv } });
+  const child = spawn(process.execPath, [...flags, script, ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...extraEnv },
+  });
   children.add(child);
   child.once('exit', () => children.delete(child));
   return new Promise((resolve, reject) => {
@@ -187,7 +213,10 @@ function startChild(script, args, marker, extraEnv = {}) {
       // Past the marker the output is diagnosis only (BENCH_CHILD_ARGS): never held in memory.
       child.stdout.off('data', onData);
       const log = process.env.BENCH_CHILD_LOG;
-      if (log) child.stdout.pipe(createWriteStream(join(log, `${child.pid}-${basename(script, '.mjs')}${script.includes('raw') ? `-${args[0]}` : ''}.log`)));
+      if (log)
+        child.stdout.pipe(
+          createWriteStream(join(log, `${child.pid}-${basename(script, '.mjs')}${script.includes('raw') ? `-${args[0]}` : ''}.log`)),
+        );
       else child.stdout.resume();
     };
     child.stdout.on('data', onData);
@@ -202,7 +231,12 @@ const stop = (child) =>
   });
 
 async function startRaw(mode, extraEnv) {
-  const { child, value: port } = await startChild(join(here, 'raw-server.mjs'), [mode, join(work, `raw-${mode}-${randomBytes(4).toString('hex')}`)], 'PORT', extraEnv);
+  const { child, value: port } = await startChild(
+    join(here, 'raw-server.mjs'),
+    [mode, join(work, `raw-${mode}-${randomBytes(4).toString('hex')}`)],
+    'PORT',
+    extraEnv,
+  );
   return { child, port: Number(port), base: `http://127.0.0.1:${port}` };
 }
 
@@ -351,7 +385,14 @@ async function oursOnce(srv, mech, file, bytes) {
   });
   const publishMs = await publish(srv, session);
   dropBlobs(srv.dataDir);
-  return { ...m, mbps: mbps(bytes, m.seconds), cpuPerGB: m.serverCpu / (bytes / GB), clientCpuPerGB: m.clientCpu / (bytes / GB), completeMs, publishMs };
+  return {
+    ...m,
+    mbps: mbps(bytes, m.seconds),
+    cpuPerGB: m.serverCpu / (bytes / GB),
+    clientCpuPerGB: m.clientCpu / (bytes / GB),
+    completeMs,
+    publishMs,
+  };
 }
 
 async function rawOnce(raw, mech, file, bytes, auth) {
@@ -397,7 +438,13 @@ async function uploadSection(name, file, bytes) {
     mechanism: mech.identifier,
     section: name,
     sizeMiB: bytes / MiB,
-    ours: { ...summarize(results.ours), peakRssMB: procUsage(srv.child.pid).peakRssMB, completeMs: stats(results.ours.map((r) => r.completeMs)), publishMs: stats(results.ours.map((r) => r.publishMs)), runs: results.ours },
+    ours: {
+      ...summarize(results.ours),
+      peakRssMB: procUsage(srv.child.pid).peakRssMB,
+      completeMs: stats(results.ours.map((r) => r.completeMs)),
+      publishMs: stats(results.ours.map((r) => r.publishMs)),
+      runs: results.ours,
+    },
     raws: raws.map((r) => ({
       key: r.key,
       label: r.label,
@@ -429,7 +476,16 @@ async function deferredSection(file, bytes) {
   const nodeRead = async (highWaterMark, into) => {
     const h = createHash('sha256');
     const t0 = now();
-    await pipeline(createReadStream(file.path, { highWaterMark }), new Writable({ highWaterMark, write(c, _e, cb) { h.update(c); cb(); } }));
+    await pipeline(
+      createReadStream(file.path, { highWaterMark }),
+      new Writable({
+        highWaterMark,
+        write(c, _e, cb) {
+          h.update(c);
+          cb();
+        },
+      }),
+    );
     const s = since(t0);
     if (h.digest('hex') !== file.sha256) throw new Error('node re-read: wrong sha256');
     into.push({ seconds: s, mbps: mbps(bytes, s) });
@@ -462,7 +518,12 @@ async function deferredSection(file, bytes) {
   await srv.stop();
   return {
     sizeMiB: bytes / MiB,
-    ours: { seconds: stats(results.ours.map((r) => r.seconds)), cpuPerGB: stats(results.ours.map((r) => r.cpuPerGB)), otherLoad: stats(results.ours.map((r) => r.otherLoad)), peakRssMB },
+    ours: {
+      seconds: stats(results.ours.map((r) => r.seconds)),
+      cpuPerGB: stats(results.ours.map((r) => r.cpuPerGB)),
+      otherLoad: stats(results.ours.map((r) => r.otherLoad)),
+      peakRssMB,
+    },
     openssl: { seconds: stats(results.openssl.map((r) => r.seconds)) },
     node: { seconds: stats(results.node.map((r) => r.seconds)) },
     node1m: { seconds: stats(results.node1m.map((r) => r.seconds)) },
@@ -476,13 +537,23 @@ async function deferredSection(file, bytes) {
 /** A raw tus PATCH of bytes [start, end) of a file. */
 function patchRange(url, path, start, end, auth) {
   return new Promise((resolve, reject) => {
-    const req = request(url, {
-      method: 'PATCH',
-      headers: { authorization: auth, 'tus-resumable': '1.0.0', 'upload-offset': String(start), 'content-type': 'application/offset+octet-stream', 'content-length': String(end - start) },
-    }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`PATCH ${url}: ${res.statusCode}`))));
-    });
+    const req = request(
+      url,
+      {
+        method: 'PATCH',
+        headers: {
+          authorization: auth,
+          'tus-resumable': '1.0.0',
+          'upload-offset': String(start),
+          'content-type': 'application/offset+octet-stream',
+          'content-length': String(end - start),
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 204 ? resolve() : reject(new Error(`PATCH ${url}: ${res.statusCode}`))));
+      },
+    );
     req.on('error', reject);
     pipeline(createReadStream(path, { start, end: end - 1 }), req).catch(reject);
   });
@@ -501,10 +572,12 @@ async function concurrencySection(name, file, bytes) {
     const prepared = [];
     for (let k = 0; k < concurrency; k++) prepared.push(await prepareOne(srv, mech.identifier, bytes, file.sha256));
     const m = await measure([srv.child.pid], () =>
-      Promise.all(prepared.map(async ({ file: fs }) => {
-        await mech.send(fs.mechanism, file.path, srv.auth);
-        await complete(srv, fs);
-      })),
+      Promise.all(
+        prepared.map(async ({ file: fs }) => {
+          await mech.send(fs.mechanism, file.path, srv.auth);
+          await complete(srv, fs);
+        }),
+      ),
     );
     for (const { session } of prepared) await publish(srv, session);
     dropBlobs(srv.dataDir);
@@ -524,8 +597,18 @@ async function concurrencySection(name, file, bytes) {
     rawLabel: raw.label,
     uploads: concurrency,
     sizeMiB: bytes / MiB,
-    ours: { mbps: stats(results.ours.map((r) => r.mbps)), cpuPerGB: stats(results.ours.map((r) => r.cpuPerGB)), otherLoad: stats(results.ours.map((r) => r.otherLoad)), peakRssMB: procUsage(srv.child.pid).peakRssMB },
-    raw: { mbps: stats(results.raw.map((r) => r.mbps)), cpuPerGB: stats(results.raw.map((r) => r.cpuPerGB)), otherLoad: stats(results.raw.map((r) => r.otherLoad)), peakRssMB: procUsage(raw.child.pid).peakRssMB },
+    ours: {
+      mbps: stats(results.ours.map((r) => r.mbps)),
+      cpuPerGB: stats(results.ours.map((r) => r.cpuPerGB)),
+      otherLoad: stats(results.ours.map((r) => r.otherLoad)),
+      peakRssMB: procUsage(srv.child.pid).peakRssMB,
+    },
+    raw: {
+      mbps: stats(results.raw.map((r) => r.mbps)),
+      cpuPerGB: stats(results.raw.map((r) => r.cpuPerGB)),
+      otherLoad: stats(results.raw.map((r) => r.otherLoad)),
+      peakRssMB: procUsage(raw.child.pid).peakRssMB,
+    },
     ratio: paired(results.ours, results.raw, 'mbps'),
     runs: results,
   };
@@ -553,8 +636,18 @@ async function preloadSection(file, bytes) {
       results[p].push(raw ? await rawOnce(raw, mech, file, bytes, srv.auth) : await oursOnce(srv, mech, file, bytes));
     }
   }
-  const row = (key, label, pid) => ({ key, label, ...summarize(results[key]), peakRssMB: procUsage(pid).peakRssMB, ratioToBare: paired(results[key], results.bare, 'mbps'), cpuRatioToBare: paired(results[key], results.bare, 'cpuPerGB') });
-  const entry = { sizeMiB: bytes / MiB, rows: [...raws.map((r) => row(r.key, r.label, r.child.pid)), row('ours', 'ours: http-post-bytes, full flow', srv.child.pid)] };
+  const row = (key, label, pid) => ({
+    key,
+    label,
+    ...summarize(results[key]),
+    peakRssMB: procUsage(pid).peakRssMB,
+    ratioToBare: paired(results[key], results.bare, 'mbps'),
+    cpuRatioToBare: paired(results[key], results.bare, 'cpuPerGB'),
+  });
+  const entry = {
+    sizeMiB: bytes / MiB,
+    rows: [...raws.map((r) => row(r.key, r.label, r.child.pid)), row('ours', 'ours: http-post-bytes, full flow', srv.child.pid)],
+  };
   await srv.stop();
   await Promise.all(raws.map((r) => stop(r.child)));
   return entry;
@@ -614,14 +707,25 @@ function httpLoop(pid, { url, method = 'GET', headers, expect = 200 }, duration 
         });
         req.end();
       });
-    await Promise.all(Array.from({ length: connections }, async () => {
-      while (Date.now() < deadline) await one();
-    }));
+    await Promise.all(
+      Array.from({ length: connections }, async () => {
+        while (Date.now() < deadline) await one();
+      }),
+    );
     agent.destroy();
     const seconds = since(t0);
     const l = stats(latencies);
     const sorted = [...latencies].sort((a, b) => a - b);
-    return { loop: { requests: latencies.length + errors, seconds, non2xx, errors, p50: l.median, p99: sorted[Math.floor(sorted.length * 0.99)] ?? NaN } };
+    return {
+      loop: {
+        requests: latencies.length + errors,
+        seconds,
+        non2xx,
+        errors,
+        p50: l.median,
+        p99: sorted[Math.floor(sorted.length * 0.99)] ?? NaN,
+      },
+    };
   }).then((m) => ({
     rps: m.loop.requests / m.loop.seconds,
     p50: m.loop.p50,
@@ -644,7 +748,14 @@ async function controlSection(bigFile) {
   await createFile(srv, statusSession, `${statusRelease}.tar.gz`, tiny.size, tiny.sha256, 'http-post-bytes');
   const jsonHeaders = { authorization: srv.auth, 'content-type': 'application/vnd.pypi.upload.v2+json' };
   let seq = 0;
-  const createBody = (release) => () => JSON.stringify({ meta: META, filename: `${release}-${++seq}-py3-none-any.whl`, size: 1024, hashes: { sha256: tiny.sha256 }, mechanism: 'http-post-bytes' });
+  const createBody = (release) => () =>
+    JSON.stringify({
+      meta: META,
+      filename: `${release}-${++seq}-py3-none-any.whl`,
+      size: 1024,
+      hashes: { sha256: tiny.sha256 },
+      mechanism: 'http-post-bytes',
+    });
   const targets = {
     'ours-status': (d) => cannon(srv.child.pid, { url: statusSession.links.session, headers: { authorization: srv.auth } }, d),
     'express-status': (d) => cannon(express.child.pid, { url: `${express.base}/status` }, d),
@@ -652,18 +763,39 @@ async function controlSection(bigFile) {
       // A fresh publishing session per run: file upload sessions pile up in it for the run's duration.
       const { session, release } = await createSession(srv);
       const body = createBody(release);
-      return cannon(srv.child.pid, { url: session.links.upload, method: 'POST', headers: jsonHeaders, requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: body() }) }] }, d);
+      return cannon(
+        srv.child.pid,
+        {
+          url: session.links.upload,
+          method: 'POST',
+          headers: jsonHeaders,
+          requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: body() }) }],
+        },
+        d,
+      );
     },
     'express-post-json': (d) => {
       const body = createBody('benchpkg-1.0');
-      return cannon(express.child.pid, { url: `${express.base}/files`, method: 'POST', headers: jsonHeaders, requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: body() }) }] }, d);
+      return cannon(
+        express.child.pid,
+        {
+          url: `${express.base}/files`,
+          method: 'POST',
+          headers: jsonHeaders,
+          requests: [{ method: 'POST', setupRequest: (req) => ({ ...req, body: body() }) }],
+        },
+        d,
+      );
     },
   };
   // Warm-up (JIT, connections), not recorded.
   for (const t of Object.values(targets)) await t(Math.min(1, controlSeconds));
   const results = Object.fromEntries(Object.keys(targets).map((k) => [k, []]));
   for (let i = 0; i < runs; i++) {
-    const pairs = [['ours-status', 'express-status'], ['ours-create-file', 'express-post-json']];
+    const pairs = [
+      ['ours-status', 'express-status'],
+      ['ours-create-file', 'express-post-json'],
+    ];
     for (const pair of pairs) for (const k of i % 2 === 0 ? pair : [...pair].reverse()) results[k].push(await targets[k]());
   }
   const route = (k) => ({
@@ -698,7 +830,15 @@ async function controlSection(bigFile) {
       dropBlobs(srv.dataDir);
     };
     // Three 1 KiB publishes per big one (they are cheap), the big one at a rotating place.
-    const order = rotate([[bigFile, publishBig], [tiny, publishTiny], [tiny, publishTiny], [tiny, publishTiny]], i);
+    const order = rotate(
+      [
+        [bigFile, publishBig],
+        [tiny, publishTiny],
+        [tiny, publishTiny],
+        [tiny, publishTiny],
+      ],
+      i,
+    );
     for (const [f, into] of order) await one(f, into);
   }
   const entry = {
@@ -764,7 +904,8 @@ async function indexSection() {
     'get-100': (d) => httpLoop(srv.child.pid, { url: pageOf(srv, big), headers: { accept } }, d),
     'get-1': (d) => httpLoop(srv.child.pid, { url: pageOf(srv, small), headers: { accept } }, d),
     'head-100': (d) => httpLoop(srv.child.pid, { url: pageOf(srv, big), method: 'HEAD', headers: { accept } }, d),
-    'not-modified-100': (d) => httpLoop(srv.child.pid, { url: pageOf(srv, big), headers: { accept, 'if-none-match': etag }, expect: 304 }, d),
+    'not-modified-100': (d) =>
+      httpLoop(srv.child.pid, { url: pageOf(srv, big), headers: { accept, 'if-none-match': etag }, expect: 304 }, d),
     'uncached-get-100': (d) => httpLoop(uncached.child.pid, { url: pageOf(uncached, big), headers: { accept } }, d),
   };
   // Warm-up (JIT, connections, the cache), not recorded.
@@ -830,7 +971,14 @@ async function diskFloor(bytes, highWaterMark) {
   const c0 = selfCpu();
   const t0 = now();
   let left = bytes / buf.length;
-  await pipeline(Readable.from((function* () { while (left-- > 0) yield buf; })()), createWriteStream(path, highWaterMark ? { highWaterMark } : {}));
+  await pipeline(
+    Readable.from(
+      (function* () {
+        while (left-- > 0) yield buf;
+      })(),
+    ),
+    createWriteStream(path, highWaterMark ? { highWaterMark } : {}),
+  );
   const fd = openSync(path, 'r');
   fsyncSync(fd);
   closeSync(fd);
@@ -843,17 +991,38 @@ async function diskFloor(bytes, highWaterMark) {
 function curlFloor(discard, file) {
   const s0 = procUsage(discard.child.pid).cpu;
   const t0 = now();
-  const r = spawnSync('bash', ['-c', 'TIMEFORMAT="%3U %3S"; time curl -sS -o /dev/null -X POST -H "content-type: application/octet-stream" -T "$1" "$2"', 'curl-floor', file.path, `${discard.base}/`], { encoding: 'utf8' });
+  const r = spawnSync(
+    'bash',
+    [
+      '-c',
+      'TIMEFORMAT="%3U %3S"; time curl -sS -o /dev/null -X POST -H "content-type: application/octet-stream" -T "$1" "$2"',
+      'curl-floor',
+      file.path,
+      `${discard.base}/`,
+    ],
+    { encoding: 'utf8' },
+  );
   const s = since(t0);
   const times = /([\d.]+) ([\d.]+)\s*$/.exec(r.stderr ?? '');
   if (r.status !== 0 || !times) return undefined;
-  return { mbps: mbps(file.size, s), clientCpuPerGB: (Number(times[1]) + Number(times[2])) / (file.size / GB), serverCpuPerGB: (procUsage(discard.child.pid).cpu - s0) / (file.size / GB) };
+  return {
+    mbps: mbps(file.size, s),
+    clientCpuPerGB: (Number(times[1]) + Number(times[2])) / (file.size / GB),
+    serverCpuPerGB: (procUsage(discard.child.pid).cpu - s0) / (file.size / GB),
+  };
 }
 
 /** Our http-post-bytes client half POSTing to a server that discards the body. */
 async function loopbackFloor(discard, file) {
-  const m = await measure([discard.child.pid], () => MECHANISMS['http-post-bytes'].rawMap(discard).then((map) => MECHANISMS['http-post-bytes'].send(map, file.path, 'Bearer floor')));
-  return { mbps: mbps(file.size, m.seconds), serverCpuPerGB: m.serverCpu / (file.size / GB), clientCpuPerGB: m.clientCpu / (file.size / GB), otherLoad: m.otherLoad };
+  const m = await measure([discard.child.pid], () =>
+    MECHANISMS['http-post-bytes'].rawMap(discard).then((map) => MECHANISMS['http-post-bytes'].send(map, file.path, 'Bearer floor')),
+  );
+  return {
+    mbps: mbps(file.size, m.seconds),
+    serverCpuPerGB: m.serverCpu / (file.size / GB),
+    clientCpuPerGB: m.clientCpu / (file.size / GB),
+    otherLoad: m.otherLoad,
+  };
 }
 
 async function floorsSection(file) {
@@ -876,8 +1045,16 @@ async function floorsSection(file) {
     blake2b: { mbps: s(rs.blake2b, 'mbps'), cpuPerGB: s(rs.blake2b, 'cpuPerGB') },
     disk: { mbps: s(rs.disk, 'mbps'), cpuPerGB: s(rs.disk, 'cpuPerGB') },
     diskBatched: { mbps: s(rs.diskBatched, 'mbps'), cpuPerGB: s(rs.diskBatched, 'cpuPerGB') },
-    curl: rs.curl.length ? { mbps: s(rs.curl, 'mbps'), clientCpuPerGB: s(rs.curl, 'clientCpuPerGB'), serverCpuPerGB: s(rs.curl, 'serverCpuPerGB') } : undefined,
-    loopback: { mbps: s(rs.loopback, 'mbps'), clientCpuPerGB: s(rs.loopback, 'clientCpuPerGB'), serverCpuPerGB: s(rs.loopback, 'serverCpuPerGB'), otherLoad: s(rs.loopback, 'otherLoad'), sizeMiB: file.size / MiB },
+    curl: rs.curl.length
+      ? { mbps: s(rs.curl, 'mbps'), clientCpuPerGB: s(rs.curl, 'clientCpuPerGB'), serverCpuPerGB: s(rs.curl, 'serverCpuPerGB') }
+      : undefined,
+    loopback: {
+      mbps: s(rs.loopback, 'mbps'),
+      clientCpuPerGB: s(rs.loopback, 'clientCpuPerGB'),
+      serverCpuPerGB: s(rs.loopback, 'serverCpuPerGB'),
+      otherLoad: s(rs.loopback, 'otherLoad'),
+      sizeMiB: file.size / MiB,
+    },
     runs: rs,
   };
   // CPU seconds per GB of one verified upload: client send (our client half) + server receive +
@@ -887,7 +1064,9 @@ async function floorsSection(file) {
   const cpuPerGB = f.loopback.clientCpuPerGB.median + f.loopback.serverCpuPerGB.median + f.sha256.cpuPerGB.median + f.writeCpuPerGB;
   f.cpuLimit = { cpuPerGB, mbps: (cores / cpuPerGB) * 1000 };
   // The same stages with no overlap at all (each waits for the previous): 1 / Σ 1/rate.
-  f.serialLimit = { mbps: 1 / (1 / f.loopback.mbps.median + 1 / f.sha256.mbps.median + 1 / Math.max(f.disk.mbps.median, f.diskBatched.mbps.median)) };
+  f.serialLimit = {
+    mbps: 1 / (1 / f.loopback.mbps.median + 1 / f.sha256.mbps.median + 1 / Math.max(f.disk.mbps.median, f.diskBatched.mbps.median)),
+  };
   return f;
 }
 
@@ -911,23 +1090,38 @@ async function makeFile(bytes, tag = String(bytes)) {
 // ---- report -----------------------------------------------------------------------------------
 
 const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-const range = (st, d = 0) => (st && Number.isFinite(st.median) ? (st.n > 1 ? `${fmt(st.median, d)} (${fmt(st.min, d)}–${fmt(st.max, d)})` : fmt(st.median, d)) : 'n/a');
+const range = (st, d = 0) =>
+  st && Number.isFinite(st.median) ? (st.n > 1 ? `${fmt(st.median, d)} (${fmt(st.min, d)}–${fmt(st.max, d)})` : fmt(st.median, d)) : 'n/a';
 const pct = (st) => (st && Number.isFinite(st.median) ? `${fmt(st.median * 100)}%` : 'n/a');
 /** Busy shares: server main thread / server's busiest other thread (fs writes) / client main thread. */
-const busy = (r) => (r?.serverMain ? `${fmt(r.serverMain.median * 100)} / ${fmt(r.serverThread.median * 100)} / ${fmt(r.clientMain.median * 100)}` : 'n/a');
+const busy = (r) =>
+  r?.serverMain ? `${fmt(r.serverMain.median * 100)} / ${fmt(r.serverThread.median * 100)} / ${fmt(r.clientMain.median * 100)}` : 'n/a';
 const verdict = (ok) => (ok === undefined ? '–' : ok ? '✅ met' : '❌ missed');
-const check = (value, op, target) => (Number.isFinite(value) ? (op === '>=' ? value >= target : op === '<=' ? value <= target : value < target) : undefined);
+const check = (value, op, target) =>
+  Number.isFinite(value) ? (op === '>=' ? value >= target : op === '<=' ? value <= target : value < target) : undefined;
 
 function machineFacts() {
   let fsType = '?';
   try {
-    const mounts = readFileSync('/proc/mounts', 'utf8').trim().split('\n').map((l) => l.split(' '));
+    const mounts = readFileSync('/proc/mounts', 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '));
     const best = mounts.filter((m) => work.startsWith(m[1])).sort((a, b) => b[1].length - a[1].length)[0];
     if (best) fsType = `${best[2]} on ${best[0]} (${best[1]})`;
   } catch {
     // not Linux
   }
-  return { cpu: cpus()[0]?.model ?? '?', cores, memGiB: Math.round(totalmem() / 1024 ** 3), node: process.version, serverFlags: [...SERVER_NODE_FLAGS, ...env('BENCH_CHILD_ARGS', '').split(' ').filter(Boolean)], workDir: work, fs: fsType, loadavgStart: loadavg() };
+  return {
+    cpu: cpus()[0]?.model ?? '?',
+    cores,
+    memGiB: Math.round(totalmem() / 1024 ** 3),
+    node: process.version,
+    serverFlags: [...SERVER_NODE_FLAGS, ...env('BENCH_CHILD_ARGS', '').split(' ').filter(Boolean)],
+    workDir: work,
+    fs: fsType,
+    loadavgStart: loadavg(),
+  };
 }
 
 function render(report) {
@@ -936,10 +1130,16 @@ function render(report) {
   const f = report.floors;
   const limit = f?.cpuLimit?.mbps;
   L.push('# pnpm bench', '');
-  L.push(`${report.date} · ${m.cpu} · ${m.cores} cores · ${m.memGiB} GiB · node ${m.node} · data on ${m.fs} · every server process (ours and raw) runs with \`${(m.serverFlags ?? []).join(' ')}\``);
-  L.push(`${report.runs} run(s) per figure, shown as median (min–max). Load average at start ${m.loadavgStart.map((x) => x.toFixed(2)).join(' ')}, at end ${report.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}. ${report.quick ? '**Quick mode** (small files, one run): checks that the bench runs; its figures mean little.' : ''}`);
+  L.push(
+    `${report.date} · ${m.cpu} · ${m.cores} cores · ${m.memGiB} GiB · node ${m.node} · data on ${m.fs} · every server process (ours and raw) runs with \`${(m.serverFlags ?? []).join(' ')}\``,
+  );
+  L.push(
+    `${report.runs} run(s) per figure, shown as median (min–max). Load average at start ${m.loadavgStart.map((x) => x.toFixed(2)).join(' ')}, at end ${report.loadavgEnd.map((x) => x.toFixed(2)).join(' ')}. ${report.quick ? '**Quick mode** (small files, one run): checks that the bench runs; its figures mean little.' : ''}`,
+  );
   L.push('');
-  L.push('Client and servers share the cores, so an upload is bound by CPU. CPU is user+system seconds of the server process (or of the client, this process) per GB moved. "Ratio" is the median of the per-run ratios of paired runs (run i against run i; peers take turns going first). "Others" is the share of the machine that other processes (other sessions on this shared machine) took during the runs: figures taken while it is high are noisy.');
+  L.push(
+    'Client and servers share the cores, so an upload is bound by CPU. CPU is user+system seconds of the server process (or of the client, this process) per GB moved. "Ratio" is the median of the per-run ratios of paired runs (run i against run i; peers take turns going first). "Others" is the share of the machine that other processes (other sessions on this shared machine) took during the runs: figures taken while it is high are noisy.',
+  );
   L.push('');
 
   if (f) {
@@ -947,26 +1147,52 @@ function render(report) {
     L.push('| what | MB/s | CPU s/GB |', '| --- | --- | --- |');
     L.push(`| sha256 (node crypto, one core) | ${range(f.sha256.mbps)} | ${range(f.sha256.cpuPerGB, 2)} |`);
     L.push(`| blake2b512 (node crypto, one core) | ${range(f.blake2b.mbps)} | ${range(f.blake2b.cpuPerGB, 2)} |`);
-    L.push(`| sequential write + fsync (data dir's disk, 64 KiB chunks, one write each: node's default 16 KiB buffer) | ${range(f.disk.mbps)} | ${range(f.disk.cpuPerGB, 2)} |`);
-    if (f.diskBatched) L.push(`| sequential write + fsync (64 KiB chunks through a 1 MiB buffer, one writev per batch: our staging writes) | ${range(f.diskBatched.mbps)} | ${range(f.diskBatched.cpuPerGB, 2)} |`);
-    L.push(`| loopback POST of ${f.loopback.sizeMiB} MiB to a discarding server (our http-post-bytes client half) | ${range(f.loopback.mbps)} | client ${range(f.loopback.clientCpuPerGB, 2)}, server ${range(f.loopback.serverCpuPerGB, 2)} |`);
-    if (f.curl) L.push(`| the same POST by curl -T (a native client, for reference; not in the limit) | ${range(f.curl.mbps)} | client ${range(f.curl.clientCpuPerGB, 2)}, server ${range(f.curl.serverCpuPerGB, 2)} |`);
-    L.push(`| **CPU limit of a verified upload**: ${m.cores} cores / (client + receive + sha256 + the cheaper write) | **${fmt(f.cpuLimit.mbps)}** | ${fmt(f.cpuLimit.cpuPerGB, 2)} |`);
-    L.push(`| no-overlap limit: loopback, sha256 and write one after the other (1 / Σ 1/MB/s; for reading the figures, no target) | ${fmt(f.serialLimit.mbps)} | |`);
+    L.push(
+      `| sequential write + fsync (data dir's disk, 64 KiB chunks, one write each: node's default 16 KiB buffer) | ${range(f.disk.mbps)} | ${range(f.disk.cpuPerGB, 2)} |`,
+    );
+    if (f.diskBatched)
+      L.push(
+        `| sequential write + fsync (64 KiB chunks through a 1 MiB buffer, one writev per batch: our staging writes) | ${range(f.diskBatched.mbps)} | ${range(f.diskBatched.cpuPerGB, 2)} |`,
+      );
+    L.push(
+      `| loopback POST of ${f.loopback.sizeMiB} MiB to a discarding server (our http-post-bytes client half) | ${range(f.loopback.mbps)} | client ${range(f.loopback.clientCpuPerGB, 2)}, server ${range(f.loopback.serverCpuPerGB, 2)} |`,
+    );
+    if (f.curl)
+      L.push(
+        `| the same POST by curl -T (a native client, for reference; not in the limit) | ${range(f.curl.mbps)} | client ${range(f.curl.clientCpuPerGB, 2)}, server ${range(f.curl.serverCpuPerGB, 2)} |`,
+      );
+    L.push(
+      `| **CPU limit of a verified upload**: ${m.cores} cores / (client + receive + sha256 + the cheaper write) | **${fmt(f.cpuLimit.mbps)}** | ${fmt(f.cpuLimit.cpuPerGB, 2)} |`,
+    );
+    L.push(
+      `| no-overlap limit: loopback, sha256 and write one after the other (1 / Σ 1/MB/s; for reading the figures, no target) | ${fmt(f.serialLimit.mbps)} | |`,
+    );
     L.push('');
   }
 
   if (report.uploads.length) {
     L.push('## 2–3. Each mechanism through the full PEP 694 flow, next to its raw peers', '');
-    L.push('Ours: create session → file session → execute (the mechanism\'s client half) → complete (every hash verified) → publish, timed from the first byte sent to the verified completion; publish timed apart. Raw peers (scripts/bench/raw-server.mjs) get the same client and the same file; each hashes sha256 and fsyncs before answering.', '');
-    L.push('"Busy %" is the share of the wall time each thread ran: server main thread / the server\'s busiest other thread (libuv pool: file writes) / client main thread; none near 100 means no thread is saturated and the stages wait on each other.', '');
-    L.push('| mechanism | size | server | MB/s | ratio ours/raw (target) | ÷ CPU limit | server CPU s/GB | CPU ours/raw | client CPU s/GB | busy % | peak RSS MB | others |');
+    L.push(
+      "Ours: create session → file session → execute (the mechanism's client half) → complete (every hash verified) → publish, timed from the first byte sent to the verified completion; publish timed apart. Raw peers (scripts/bench/raw-server.mjs) get the same client and the same file; each hashes sha256 and fsyncs before answering.",
+      '',
+    );
+    L.push(
+      '"Busy %" is the share of the wall time each thread ran: server main thread / the server\'s busiest other thread (libuv pool: file writes) / client main thread; none near 100 means no thread is saturated and the stages wait on each other.',
+      '',
+    );
+    L.push(
+      '| mechanism | size | server | MB/s | ratio ours/raw (target) | ÷ CPU limit | server CPU s/GB | CPU ours/raw | client CPU s/GB | busy % | peak RSS MB | others |',
+    );
     L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const u of report.uploads) {
-      L.push(`| ${u.mechanism} | ${u.sizeMiB} MiB | **ours** (complete ${range(u.ours.completeMs)} ms, publish ${range(u.ours.publishMs, 1)} ms) | ${range(u.ours.mbps)} | | ${fmt(u.ours.mbps.median / limit, 2)}${u.mechanism === 'http-post-bytes' ? ' (≥ 0.8)' : ''} | ${range(u.ours.cpuPerGB, 2)} | | ${range(u.ours.clientCpuPerGB, 2)} | ${busy(u.ours)} | ${fmt(u.ours.peakRssMB)} (< 150) | ${pct(u.ours.otherLoad)} |`);
+      L.push(
+        `| ${u.mechanism} | ${u.sizeMiB} MiB | **ours** (complete ${range(u.ours.completeMs)} ms, publish ${range(u.ours.publishMs, 1)} ms) | ${range(u.ours.mbps)} | | ${fmt(u.ours.mbps.median / limit, 2)}${u.mechanism === 'http-post-bytes' ? ' (≥ 0.8)' : ''} | ${range(u.ours.cpuPerGB, 2)} | | ${range(u.ours.clientCpuPerGB, 2)} | ${busy(u.ours)} | ${fmt(u.ours.peakRssMB)} (< 150) | ${pct(u.ours.otherLoad)} |`,
+      );
       for (const r of u.raws) {
         const target = r.key === 'raw-tus-reread' ? '≥ 1.3' : '≥ 0.9';
-        L.push(`| | | ${r.label} | ${range(r.mbps)} | **${range(r.ratio, 2)}** (${target}) | ${fmt(r.mbps.median / limit, 2)} | ${range(r.cpuPerGB, 2)} | ${range(r.cpuRatio, 2)}${u.mechanism === 'http-post-bytes' ? ' (≤ 1.1)' : ''} | ${range(r.clientCpuPerGB, 2)} | ${busy(r)} | ${fmt(r.peakRssMB)} | ${pct(r.otherLoad)} |`);
+        L.push(
+          `| | | ${r.label} | ${range(r.mbps)} | **${range(r.ratio, 2)}** (${target}) | ${fmt(r.mbps.median / limit, 2)} | ${range(r.cpuPerGB, 2)} | ${range(r.cpuRatio, 2)}${u.mechanism === 'http-post-bytes' ? ' (≤ 1.1)' : ''} | ${range(r.clientCpuPerGB, 2)} | ${busy(r)} | ${fmt(r.peakRssMB)} | ${pct(r.otherLoad)} |`,
+        );
       }
     }
     L.push('');
@@ -974,31 +1200,51 @@ function render(report) {
 
   if (report.preload.length) {
     L.push('## Diagnosis: the raw pipeline in a heavier process', '');
-    L.push('| size | server | MB/s | ÷ bare | server CPU s/GB | CPU ÷ bare | busy % | peak RSS MB | others |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    L.push(
+      '| size | server | MB/s | ÷ bare | server CPU s/GB | CPU ÷ bare | busy % | peak RSS MB | others |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    );
     for (const p of report.preload) {
-      for (const r of p.rows) L.push(`| ${p.sizeMiB} MiB | ${r.label} | ${range(r.mbps)} | ${range(r.ratioToBare, 2)} | ${range(r.cpuPerGB, 2)} | ${range(r.cpuRatioToBare, 2)} | ${busy(r)} | ${fmt(r.peakRssMB)} | ${pct(r.otherLoad)} |`);
+      for (const r of p.rows)
+        L.push(
+          `| ${p.sizeMiB} MiB | ${r.label} | ${range(r.mbps)} | ${range(r.ratioToBare, 2)} | ${range(r.cpuPerGB, 2)} | ${range(r.cpuRatioToBare, 2)} | ${busy(r)} | ${fmt(r.peakRssMB)} | ${pct(r.otherLoad)} |`,
+        );
     }
     L.push('');
   }
 
   if (report.deferred.length) {
     L.push('## 3b. tus: deferred hash verification (hash state lost)', '');
-    L.push('Half the file PATCHed, the server restarted (SIGTERM, same data dir and port), the rest PATCHed by the client half (resume), then completion: 202 + `processing` while the host re-reads the adopted file to hash it, polled every 10 ms until `completed`. Next to `openssl dgst -sha256` and a bare node `createReadStream` → sha256 of the same bytes with node\'s default 64 KiB reads and with 1 MiB reads (what our blob store reads with), page cache warm for all.', '');
-    L.push('| size | ours: complete → completed s | server CPU s/GB | openssl dgst -sha256 s | node re-read, 64 KiB reads s | node re-read, 1 MiB reads s | ours ÷ openssl | ours ÷ node 1 MiB | peak RSS MB (after restart) | others |');
+    L.push(
+      "Half the file PATCHed, the server restarted (SIGTERM, same data dir and port), the rest PATCHed by the client half (resume), then completion: 202 + `processing` while the host re-reads the adopted file to hash it, polled every 10 ms until `completed`. Next to `openssl dgst -sha256` and a bare node `createReadStream` → sha256 of the same bytes with node's default 64 KiB reads and with 1 MiB reads (what our blob store reads with), page cache warm for all.",
+      '',
+    );
+    L.push(
+      '| size | ours: complete → completed s | server CPU s/GB | openssl dgst -sha256 s | node re-read, 64 KiB reads s | node re-read, 1 MiB reads s | ours ÷ openssl | ours ÷ node 1 MiB | peak RSS MB (after restart) | others |',
+    );
     L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const d of report.deferred) {
-      L.push(`| ${d.sizeMiB} MiB | ${range(d.ours.seconds, 2)} | ${range(d.ours.cpuPerGB, 2)} | ${range(d.openssl.seconds, 2)} | ${range(d.node.seconds, 2)} | ${range(d.node1m?.seconds, 2)} | ${fmt(d.ratioToOpenssl, 2)} | ${fmt(d.ratioToNode1m, 2)} | ${fmt(d.ours.peakRssMB)} | ${pct(d.ours.otherLoad)} |`);
+      L.push(
+        `| ${d.sizeMiB} MiB | ${range(d.ours.seconds, 2)} | ${range(d.ours.cpuPerGB, 2)} | ${range(d.openssl.seconds, 2)} | ${range(d.node.seconds, 2)} | ${range(d.node1m?.seconds, 2)} | ${fmt(d.ratioToOpenssl, 2)} | ${fmt(d.ratioToNode1m, 2)} | ${fmt(d.ours.peakRssMB)} | ${pct(d.ours.otherLoad)} |`,
+      );
     }
     L.push('');
   }
 
   if (report.concurrency.length) {
     L.push(`## 4. Concurrency: ${concurrency} simultaneous uploads`, '');
-    L.push('Ours: each in its own publishing session, timed from the first byte of all to the last verified completion. Raw: the in-stream raw peer, same client.', '');
-    L.push('| mechanism | each | ours MB/s (aggregate) | raw MB/s | ratio (≥ 0.8) | ours CPU s/GB | raw CPU s/GB | ours peak RSS MB | raw peak RSS MB | others |');
+    L.push(
+      'Ours: each in its own publishing session, timed from the first byte of all to the last verified completion. Raw: the in-stream raw peer, same client.',
+      '',
+    );
+    L.push(
+      '| mechanism | each | ours MB/s (aggregate) | raw MB/s | ratio (≥ 0.8) | ours CPU s/GB | raw CPU s/GB | ours peak RSS MB | raw peak RSS MB | others |',
+    );
     L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const c of report.concurrency) {
-      L.push(`| ${c.mechanism} | ${c.sizeMiB} MiB | ${range(c.ours.mbps)} | ${range(c.raw.mbps)} | **${range(c.ratio, 2)}** | ${range(c.ours.cpuPerGB, 2)} | ${range(c.raw.cpuPerGB, 2)} | ${fmt(c.ours.peakRssMB)} | ${fmt(c.raw.peakRssMB)} | ${pct(c.ours.otherLoad)} |`);
+      L.push(
+        `| ${c.mechanism} | ${c.sizeMiB} MiB | ${range(c.ours.mbps)} | ${range(c.raw.mbps)} | **${range(c.ratio, 2)}** | ${range(c.ours.cpuPerGB, 2)} | ${range(c.raw.cpuPerGB, 2)} | ${fmt(c.ours.peakRssMB)} | ${fmt(c.raw.peakRssMB)} | ${pct(c.ours.otherLoad)} |`,
+      );
     }
     L.push('');
   }
@@ -1006,14 +1252,23 @@ function render(report) {
   const c = report.control;
   if (c) {
     L.push(`## 5. Control plane (${c.connections} connections, ${c.seconds} s per run, autocannon in the client process)`, '');
-    L.push('| route | server | req/s | p50 ms | p99 ms | server CPU ms / 1000 req | failures | others |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
-    const row = (label, server, r) => L.push(`| ${label} | ${server} | ${range(r.rps)} | ${range(r.p50, 1)} | ${range(r.p99, 1)} | ${range(r.cpuPerKReq)} | ${r.failures} | ${pct(r.otherLoad)} |`);
+    L.push(
+      '| route | server | req/s | p50 ms | p99 ms | server CPU ms / 1000 req | failures | others |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    );
+    const row = (label, server, r) =>
+      L.push(
+        `| ${label} | ${server} | ${range(r.rps)} | ${range(r.p50, 1)} | ${range(r.p99, 1)} | ${range(r.cpuPerKReq)} | ${r.failures} | ${pct(r.otherLoad)} |`,
+      );
     row('GET session status (1 file)', '**ours**', c.routes['ours-status']);
     row('GET a JSON document', 'bare express', c.routes['express-status']);
     row('POST create file upload session (http-post-bytes)', '**ours**', c.routes['ours-create-file']);
     row('POST a JSON body, answer JSON', 'bare express', c.routes['express-post-json']);
     L.push('');
-    L.push(`Session status ÷ bare express: **${range(c.statusRatio, 2)}** (target ≥ 0.5). Create file session ÷ bare express POST: ${range(c.createRatio, 2)} (no target). Peak RSS of our server through this section: ${fmt(c.peakRssMB)} MB.`, '');
+    L.push(
+      `Session status ÷ bare express: **${range(c.statusRatio, 2)}** (target ≥ 0.5). Create file session ÷ bare express POST: ${range(c.createRatio, 2)} (no target). Peak RSS of our server through this section: ${fmt(c.peakRssMB)} MB.`,
+      '',
+    );
     L.push('| publish | ms |', '| --- | --- |');
     L.push(`| a session of 100 files (1 KiB each) | ${range(c.publish100Ms, 1)} |`);
     L.push(`| a session of one 1 KiB file | ${range(c.publishTinyMs, 1)} |`);
@@ -1024,9 +1279,18 @@ function render(report) {
 
   const x = report.index;
   if (x) {
-    L.push(`## 6. Index pages (${x.connections} keep-alive node:http loops, ${x.seconds} s per run; JSON pages of ${x.pageBytes[100]} and ${x.pageBytes[1]} bytes)`, '');
-    L.push('| request | server | req/s | p50 ms | p99 ms | server CPU ms / 1000 req | failures | others |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
-    const row = (label, server, r) => L.push(`| ${label} | ${server} | ${range(r.rps)} | ${range(r.p50, 1)} | ${range(r.p99, 1)} | ${range(r.cpuPerKReq)} | ${r.failures} | ${pct(r.otherLoad)} |`);
+    L.push(
+      `## 6. Index pages (${x.connections} keep-alive node:http loops, ${x.seconds} s per run; JSON pages of ${x.pageBytes[100]} and ${x.pageBytes[1]} bytes)`,
+      '',
+    );
+    L.push(
+      '| request | server | req/s | p50 ms | p99 ms | server CPU ms / 1000 req | failures | others |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    );
+    const row = (label, server, r) =>
+      L.push(
+        `| ${label} | ${server} | ${range(r.rps)} | ${range(r.p50, 1)} | ${range(r.p99, 1)} | ${range(r.cpuPerKReq)} | ${r.failures} | ${pct(r.otherLoad)} |`,
+      );
     row('GET project page, 100 files', '**ours**', x.routes['get-100']);
     row('GET project page, 1 file', '**ours**', x.routes['get-1']);
     row('HEAD project page, 100 files', '**ours**', x.routes['head-100']);
@@ -1054,13 +1318,25 @@ function targets(report) {
   for (const u of report.uploads) {
     for (const r of u.raws) {
       const t = r.key === 'raw-tus-reread' ? 1.3 : 0.9;
-      T.push({ target: `${u.mechanism} ${u.sizeMiB} MiB ≥ ${t}× ${r.label}`, measured: `${fmt(r.ratio.median, 2)} (${fmt(r.ratio.min, 2)}–${fmt(r.ratio.max, 2)})`, ok: check(r.ratio.median, '>=', t) });
+      T.push({
+        target: `${u.mechanism} ${u.sizeMiB} MiB ≥ ${t}× ${r.label}`,
+        measured: `${fmt(r.ratio.median, 2)} (${fmt(r.ratio.min, 2)}–${fmt(r.ratio.max, 2)})`,
+        ok: check(r.ratio.median, '>=', t),
+      });
       if (u.mechanism === 'http-post-bytes') {
-        T.push({ target: `http-post-bytes ${u.sizeMiB} MiB server CPU ≤ 1.1× raw`, measured: fmt(r.cpuRatio.median, 2), ok: check(r.cpuRatio.median, '<=', 1.1) });
+        T.push({
+          target: `http-post-bytes ${u.sizeMiB} MiB server CPU ≤ 1.1× raw`,
+          measured: fmt(r.cpuRatio.median, 2),
+          ok: check(r.cpuRatio.median, '<=', 1.1),
+        });
       }
     }
     if (u.mechanism === 'http-post-bytes') {
-      T.push({ target: `http-post-bytes ${u.sizeMiB} MiB ≥ 0.8 of the CPU limit (${fmt(limit)} MB/s)`, measured: fmt(u.ours.mbps.median / limit, 2), ok: check(u.ours.mbps.median / limit, '>=', 0.8) });
+      T.push({
+        target: `http-post-bytes ${u.sizeMiB} MiB ≥ 0.8 of the CPU limit (${fmt(limit)} MB/s)`,
+        measured: fmt(u.ours.mbps.median / limit, 2),
+        ok: check(u.ours.mbps.median / limit, '>=', 0.8),
+      });
     }
   }
   const bySection = new Map();
@@ -1068,29 +1344,65 @@ function targets(report) {
   for (const [mech, us] of bySection) {
     const big = us.reduce((a, b) => (b.sizeMiB > a.sizeMiB ? b : a));
     const small = us.reduce((a, b) => (b.sizeMiB < a.sizeMiB ? b : a));
-    T.push({ target: `${mech} peak RSS < 150 MB for one ${big.sizeMiB} MiB upload`, measured: `${fmt(big.ours.peakRssMB)} MB`, ok: check(big.ours.peakRssMB, '<', 150) });
+    T.push({
+      target: `${mech} peak RSS < 150 MB for one ${big.sizeMiB} MiB upload`,
+      measured: `${fmt(big.ours.peakRssMB)} MB`,
+      ok: check(big.ours.peakRssMB, '<', 150),
+    });
     if (big !== small) {
       const growth = big.ours.peakRssMB - small.ours.peakRssMB;
-      T.push({ target: `${mech} peak RSS grows < 20 MB from ${small.sizeMiB} MiB to ${big.sizeMiB} MiB`, measured: `${fmt(growth, 1)} MB`, ok: check(growth, '<', 20) });
+      T.push({
+        target: `${mech} peak RSS grows < 20 MB from ${small.sizeMiB} MiB to ${big.sizeMiB} MiB`,
+        measured: `${fmt(growth, 1)} MB`,
+        ok: check(growth, '<', 20),
+      });
     }
   }
   for (const c of report.concurrency) {
-    T.push({ target: `${c.mechanism} ${c.uploads}× ${c.sizeMiB} MiB at once ≥ 0.8 of ${c.rawLabel}`, measured: `${fmt(c.ratio.median, 2)} (${fmt(c.ratio.min, 2)}–${fmt(c.ratio.max, 2)})`, ok: check(c.ratio.median, '>=', 0.8) });
+    T.push({
+      target: `${c.mechanism} ${c.uploads}× ${c.sizeMiB} MiB at once ≥ 0.8 of ${c.rawLabel}`,
+      measured: `${fmt(c.ratio.median, 2)} (${fmt(c.ratio.min, 2)}–${fmt(c.ratio.max, 2)})`,
+      ok: check(c.ratio.median, '>=', 0.8),
+    });
   }
   const c = report.control;
   if (c) {
-    T.push({ target: 'session status ≥ 0.5 of a bare express JSON route (req/s)', measured: `${fmt(c.statusRatio.median, 2)} (${fmt(c.statusRatio.min, 2)}–${fmt(c.statusRatio.max, 2)})`, ok: check(c.statusRatio.median, '>=', 0.5) });
-    T.push({ target: `publishing ${c.bigMiB} MiB ≤ 2× publishing 1 KiB`, measured: fmt(c.publishRatio, 2), ok: check(c.publishRatio, '<=', 2) });
+    T.push({
+      target: 'session status ≥ 0.5 of a bare express JSON route (req/s)',
+      measured: `${fmt(c.statusRatio.median, 2)} (${fmt(c.statusRatio.min, 2)}–${fmt(c.statusRatio.max, 2)})`,
+      ok: check(c.statusRatio.median, '>=', 0.5),
+    });
+    T.push({
+      target: `publishing ${c.bigMiB} MiB ≤ 2× publishing 1 KiB`,
+      measured: fmt(c.publishRatio, 2),
+      ok: check(c.publishRatio, '<=', 2),
+    });
   }
   const x = report.index;
   if (x) {
     const m = (s) => `${fmt(s.median, 2)} (${fmt(s.min, 2)}–${fmt(s.max, 2)})`;
-    T.push({ target: 'index: server CPU per GET of a 100-file project page ≤ 2× a 1-file page', measured: m(x.cpu100to1), ok: check(x.cpu100to1.median, '<=', 2) });
-    T.push({ target: 'index: server CPU per HEAD of the 100-file page ≤ 1× its GET', measured: m(x.cpuHeadToGet), ok: check(x.cpuHeadToGet.median, '<=', 1) });
-    T.push({ target: 'index: server CPU per If-None-Match (304) of the 100-file page ≤ 1× its GET', measured: m(x.cpuNotModifiedToGet), ok: check(x.cpuNotModifiedToGet.median, '<=', 1) });
+    T.push({
+      target: 'index: server CPU per GET of a 100-file project page ≤ 2× a 1-file page',
+      measured: m(x.cpu100to1),
+      ok: check(x.cpu100to1.median, '<=', 2),
+    });
+    T.push({
+      target: 'index: server CPU per HEAD of the 100-file page ≤ 1× its GET',
+      measured: m(x.cpuHeadToGet),
+      ok: check(x.cpuHeadToGet.median, '<=', 1),
+    });
+    T.push({
+      target: 'index: server CPU per If-None-Match (304) of the 100-file page ≤ 1× its GET',
+      measured: m(x.cpuNotModifiedToGet),
+      ok: check(x.cpuNotModifiedToGet.median, '<=', 1),
+    });
   }
   for (const d of report.deferred) {
-    T.push({ target: `tus deferred verification of ${d.sizeMiB} MiB, next to openssl dgst -sha256 (no target)`, measured: `${fmt(d.ours.seconds.median, 2)} s vs ${fmt(d.openssl.seconds.median, 2)} s (${fmt(d.ratioToOpenssl, 2)}×)`, ok: undefined });
+    T.push({
+      target: `tus deferred verification of ${d.sizeMiB} MiB, next to openssl dgst -sha256 (no target)`,
+      measured: `${fmt(d.ours.seconds.median, 2)} s vs ${fmt(d.openssl.seconds.median, 2)} s (${fmt(d.ratioToOpenssl, 2)}×)`,
+      ok: undefined,
+    });
   }
   return T;
 }
@@ -1099,9 +1411,25 @@ function targets(report) {
 
 async function main() {
   mkdirSync(outDir, { recursive: true });
-  const report = { date: new Date().toISOString(), quick, runs, sizesMiB: sizes.map((s) => s / MiB), sections: [...only], machine: machineFacts(), floors: undefined, uploads: [], deferred: [], concurrency: [], preload: [], control: undefined, index: undefined };
+  const report = {
+    date: new Date().toISOString(),
+    quick,
+    runs,
+    sizesMiB: sizes.map((s) => s / MiB),
+    sections: [...only],
+    machine: machineFacts(),
+    floors: undefined,
+    uploads: [],
+    deferred: [],
+    concurrency: [],
+    preload: [],
+    control: undefined,
+    index: undefined,
+  };
   const log = (...a) => console.log(`[${since(start).toFixed(0).padStart(4)} s]`, ...a);
-  log(`bench: ${cores} cores, ${runs} run(s), sizes ${sizes.map((s) => s / MiB).join(', ')} MiB, sections ${[...only].join(',')}, work dir ${work}`);
+  log(
+    `bench: ${cores} cores, ${runs} run(s), sizes ${sizes.map((s) => s / MiB).join(', ')} MiB, sections ${[...only].join(',')}, work dir ${work}`,
+  );
   const largest = Math.max(...sizes);
   const files = new Map();
   const fileOf = async (bytes) => {
@@ -1117,14 +1445,18 @@ async function main() {
   if (only.has('floors')) {
     report.floors = await floorsSection(await fileOf(largest));
     const f = report.floors;
-    log(`floors: sha256 ${fmt(f.sha256.mbps.median)} MB/s, blake2b ${fmt(f.blake2b.mbps.median)} MB/s, disk ${fmt(f.disk.mbps.median)} MB/s, loopback ${fmt(f.loopback.mbps.median)} MB/s, CPU limit ${fmt(f.cpuLimit.mbps)} MB/s (${fmt(f.cpuLimit.cpuPerGB, 2)} CPU s/GB)`);
+    log(
+      `floors: sha256 ${fmt(f.sha256.mbps.median)} MB/s, blake2b ${fmt(f.blake2b.mbps.median)} MB/s, disk ${fmt(f.disk.mbps.median)} MB/s, loopback ${fmt(f.loopback.mbps.median)} MB/s, CPU limit ${fmt(f.cpuLimit.mbps)} MB/s (${fmt(f.cpuLimit.cpuPerGB, 2)} CPU s/GB)`,
+    );
   }
   for (const bytes of [...sizes].sort((a, b) => a - b)) {
     for (const name of ['http-post-bytes', 'tus', 'multipart']) {
       if (!only.has(name)) continue;
       const u = await uploadSection(name, await fileOf(bytes), bytes);
       report.uploads.push(u);
-      log(`${u.mechanism} ${u.sizeMiB} MiB: ours ${fmt(u.ours.mbps.median)} MB/s ${fmt(u.ours.cpuPerGB.median, 2)} CPU s/GB, RSS ${fmt(u.ours.peakRssMB)} MB; ${u.raws.map((r) => `${r.key} ${fmt(r.mbps.median)} MB/s ${fmt(r.cpuPerGB.median, 2)} CPU s/GB (ratio ${fmt(r.ratio.median, 2)})`).join('; ')}`);
+      log(
+        `${u.mechanism} ${u.sizeMiB} MiB: ours ${fmt(u.ours.mbps.median)} MB/s ${fmt(u.ours.cpuPerGB.median, 2)} CPU s/GB, RSS ${fmt(u.ours.peakRssMB)} MB; ${u.raws.map((r) => `${r.key} ${fmt(r.mbps.median)} MB/s ${fmt(r.cpuPerGB.median, 2)} CPU s/GB (ratio ${fmt(r.ratio.median, 2)})`).join('; ')}`,
+      );
     }
     if (bytes !== largest && bytes !== concBytes) release(bytes);
   }
@@ -1132,32 +1464,42 @@ async function main() {
     for (const bytes of sizes) {
       const p = await preloadSection(await fileOf(bytes), bytes);
       report.preload.push(p);
-      log(`preload ${p.sizeMiB} MiB: ${p.rows.map((r) => `${r.key} ${fmt(r.mbps.median)} MB/s ${fmt(r.cpuPerGB.median, 2)} CPU s/GB`).join('; ')}`);
+      log(
+        `preload ${p.sizeMiB} MiB: ${p.rows.map((r) => `${r.key} ${fmt(r.mbps.median)} MB/s ${fmt(r.cpuPerGB.median, 2)} CPU s/GB`).join('; ')}`,
+      );
     }
   }
   if (only.has('tus')) {
     const d = await deferredSection(await fileOf(largest), largest);
     report.deferred.push(d);
-    log(`tus deferred verification ${d.sizeMiB} MiB: ${fmt(d.ours.seconds.median, 2)} s, openssl ${fmt(d.openssl.seconds.median, 2)} s, node ${fmt(d.node.seconds.median, 2)} s (64 KiB reads), ${fmt(d.node1m.seconds.median, 2)} s (1 MiB reads)`);
+    log(
+      `tus deferred verification ${d.sizeMiB} MiB: ${fmt(d.ours.seconds.median, 2)} s, openssl ${fmt(d.openssl.seconds.median, 2)} s, node ${fmt(d.node.seconds.median, 2)} s (64 KiB reads), ${fmt(d.node1m.seconds.median, 2)} s (1 MiB reads)`,
+    );
   }
   if (only.has('concurrency')) {
     for (const name of ['http-post-bytes', 'tus', 'multipart']) {
       const c = await concurrencySection(name, await fileOf(concBytes), concBytes);
       report.concurrency.push(c);
-      log(`concurrency ${c.mechanism} ${c.uploads}× ${c.sizeMiB} MiB: ours ${fmt(c.ours.mbps.median)} MB/s, raw ${fmt(c.raw.mbps.median)} MB/s (ratio ${fmt(c.ratio.median, 2)}), RSS ${fmt(c.ours.peakRssMB)} vs ${fmt(c.raw.peakRssMB)} MB`);
+      log(
+        `concurrency ${c.mechanism} ${c.uploads}× ${c.sizeMiB} MiB: ours ${fmt(c.ours.mbps.median)} MB/s, raw ${fmt(c.raw.mbps.median)} MB/s (ratio ${fmt(c.ratio.median, 2)}), RSS ${fmt(c.ours.peakRssMB)} vs ${fmt(c.raw.peakRssMB)} MB`,
+      );
     }
   }
   if (concBytes !== largest) release(concBytes);
   if (only.has('control')) {
     const c = await controlSection(await fileOf(largest));
     report.control = c;
-    log(`control: status ${fmt(c.routes['ours-status'].rps.median)} req/s vs express ${fmt(c.routes['express-status'].rps.median)} (ratio ${fmt(c.statusRatio.median, 2)}); create file ${fmt(c.routes['ours-create-file'].rps.median)} req/s; publish 100 files ${fmt(c.publish100Ms.median)} ms, 1 KiB ${fmt(c.publishTinyMs.median, 1)} ms, ${c.bigMiB} MiB ${fmt(c.publishBigMs.median, 1)} ms`);
+    log(
+      `control: status ${fmt(c.routes['ours-status'].rps.median)} req/s vs express ${fmt(c.routes['express-status'].rps.median)} (ratio ${fmt(c.statusRatio.median, 2)}); create file ${fmt(c.routes['ours-create-file'].rps.median)} req/s; publish 100 files ${fmt(c.publish100Ms.median)} ms, 1 KiB ${fmt(c.publishTinyMs.median, 1)} ms, ${c.bigMiB} MiB ${fmt(c.publishBigMs.median, 1)} ms`,
+    );
   }
   if (only.has('index')) {
     const x = await indexSection();
     report.index = x;
     const cpu = (k) => fmt(x.routes[k].cpuPerKReq.median / 1000, 3);
-    log(`index: server CPU ms/request: GET 100 files ${cpu('get-100')}, 1 file ${cpu('get-1')} (ratio ${fmt(x.cpu100to1.median, 2)}), HEAD ${cpu('head-100')} (÷ GET ${fmt(x.cpuHeadToGet.median, 2)}), 304 ${cpu('not-modified-100')} (÷ GET ${fmt(x.cpuNotModifiedToGet.median, 2)}), uncached GET ${cpu('uncached-get-100')}; req/s GET 100 ${fmt(x.routes['get-100'].rps.median)}, 1 ${fmt(x.routes['get-1'].rps.median)}, 304 ${fmt(x.routes['not-modified-100'].rps.median)}, uncached ${fmt(x.routes['uncached-get-100'].rps.median)}`);
+    log(
+      `index: server CPU ms/request: GET 100 files ${cpu('get-100')}, 1 file ${cpu('get-1')} (ratio ${fmt(x.cpu100to1.median, 2)}), HEAD ${cpu('head-100')} (÷ GET ${fmt(x.cpuHeadToGet.median, 2)}), 304 ${cpu('not-modified-100')} (÷ GET ${fmt(x.cpuNotModifiedToGet.median, 2)}), uncached GET ${cpu('uncached-get-100')}; req/s GET 100 ${fmt(x.routes['get-100'].rps.median)}, 1 ${fmt(x.routes['get-1'].rps.median)}, 304 ${fmt(x.routes['not-modified-100'].rps.median)}, uncached ${fmt(x.routes['uncached-get-100'].rps.median)}`,
+    );
   }
   report.loadavgEnd = loadavg();
   report.seconds = since(start);

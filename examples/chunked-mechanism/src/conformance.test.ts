@@ -8,5 +8,6 @@ mechanismConformance({
   options: { operator: 'example', chunkSize: 256 * 1024 },
   declines: [{ size: 256 * 1024 * 100_001 }],
   config: { limits: { maxFileSize: 64 * 1024 ** 3 } },
-  client: ({ instructions, body, authorization, signal, agent }) => uploadChunked({ instructions, body, authorization, ...(signal ? { signal } : {}), ...(agent ? { agent } : {}) }),
+  client: ({ instructions, body, authorization, signal, agent }) =>
+    uploadChunked({ instructions, body, authorization, ...(signal ? { signal } : {}), ...(agent ? { agent } : {}) }),
 });

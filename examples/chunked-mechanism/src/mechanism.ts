@@ -97,7 +97,9 @@ export class ChunkedMechanism implements UploadMechanism {
     // request body is out of the way, so the client gets the answer and the connection stays usable.
     router.patch('/files/:id', (req, res) => {
       let received = 0;
-      this.patch(req, res, String(req.params.id), (n) => (received = n)).catch((err: unknown) => refuse(this.host, req, res, err, { consumed: received }));
+      this.patch(req, res, String(req.params.id), (n) => (received = n)).catch((err: unknown) =>
+        refuse(this.host, req, res, err, { consumed: received }),
+      );
     });
     router.all('/files/:id', (req, res) => {
       refuse(this.host, req, res, new ProblemError('method-not-allowed', 'Send chunks with PATCH.', { headers: { Allow: 'PATCH' } }));
@@ -118,18 +120,28 @@ export class ChunkedMechanism implements UploadMechanism {
       throw new ProblemError('invalid-parameter', 'Each chunk needs numeric Upload-Offset and Content-Length headers.');
     }
     if (length > this.options.chunkSize) throw new ProblemError('payload-too-large', `Chunks are at most ${this.options.chunkSize} bytes.`);
-    if (offset + length > ctx.file.size) throw new ProblemError('payload-too-large', `The chunk ends at ${offset + length}, past the declared size ${ctx.file.size}.`);
+    if (offset + length > ctx.file.size)
+      throw new ProblemError('payload-too-large', `The chunk ends at ${offset + length}, past the declared size ${ctx.file.size}.`);
 
     let upload = this.uploads.get(fileId);
     if (!upload) {
-      if (offset !== 0) throw new ProblemError('invalid-transition', `Expected Upload-Offset 0, got ${offset}.`, { extensions: { offset: 0 } });
-      upload = { offset: 0, staging: await this.host.blobs.stage(ctx.stagingKey), hashers: createHashers(Object.keys(ctx.file.hashes) as HashName[]), busy: false, committed: false };
+      if (offset !== 0)
+        throw new ProblemError('invalid-transition', `Expected Upload-Offset 0, got ${offset}.`, { extensions: { offset: 0 } });
+      upload = {
+        offset: 0,
+        staging: await this.host.blobs.stage(ctx.stagingKey),
+        hashers: createHashers(Object.keys(ctx.file.hashes) as HashName[]),
+        busy: false,
+        committed: false,
+      };
       this.uploads.set(fileId, upload);
     }
     if (upload.busy) throw new ProblemError('upload-in-progress', 'Another chunk for this file is being received.');
     if (upload.committed) throw new ProblemError('file-not-pending', 'Every byte has arrived already.');
     if (offset !== upload.offset) {
-      throw new ProblemError('invalid-transition', `Expected Upload-Offset ${upload.offset}, got ${offset}.`, { extensions: { offset: upload.offset } });
+      throw new ProblemError('invalid-transition', `Expected Upload-Offset ${upload.offset}, got ${offset}.`, {
+        extensions: { offset: upload.offset },
+      });
     }
     // The host sends no automatic `100 Continue`: invite the chunk now that it is authorized and checked (rule 2).
     inviteBody(req, res);
@@ -154,7 +166,9 @@ export class ChunkedMechanism implements UploadMechanism {
       // A broken chunk leaves the hash state unusable: drop the upload; the client starts over.
       this.uploads.delete(fileId);
       await current.staging.abort();
-      throw err instanceof ProblemError ? err : new ProblemError('malformed-upload', 'The chunk was cut off; start the upload again from offset 0.');
+      throw err instanceof ProblemError
+        ? err
+        : new ProblemError('malformed-upload', 'The chunk was cut off; start the upload again from offset 0.');
     } finally {
       current.busy = false;
     }

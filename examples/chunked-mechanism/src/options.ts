@@ -9,7 +9,12 @@ export const ChunkedOptionsSchema = z.strictObject({
   /** Names the index that serves the mechanism: `vnd-<operator>-chunked-v1`. */
   operator: z.string().regex(OPERATOR_SEGMENT, 'the operator segment is [a-z0-9]+'),
   /** Largest chunk a client may send. */
-  chunkSize: z.number().int().min(1024).max(64 * 1024 ** 2).default(8 * 1024 ** 2),
+  chunkSize: z
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 ** 2)
+    .default(8 * 1024 ** 2),
 });
 
 /** What an operator passes (`operator` required). */

@@ -95,10 +95,18 @@ afterAll(async () => {
 async function send(req: Req, authorization?: string): Promise<RawResponse> {
   const headers: Record<string, string> = { ...req.headers };
   if (authorization !== undefined) headers['authorization'] = authorization;
-  return rawRequest(req.method, req.url, { headers, ...(req.body ? { chunks: [req.body] } : { contentLength: req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS' ? undefined : 0 }) }).response;
+  return rawRequest(req.method, req.url, {
+    headers,
+    ...(req.body
+      ? { chunks: [req.body] }
+      : { contentLength: req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS' ? undefined : 0 }),
+  }).response;
 }
 
-const json = (value: unknown, type = 'application/vnd.pypi.upload.v2+json') => ({ headers: { 'content-type': type }, body: Buffer.from(JSON.stringify(value)) });
+const json = (value: unknown, type = 'application/vnd.pypi.upload.v2+json') => ({
+  headers: { 'content-type': type },
+  body: Buffer.from(JSON.stringify(value)),
+});
 
 type Session = { links: Record<string, string>; files: Record<string, { link: string }>; 'session-token': string; status: string };
 type FileSession = { links: Record<string, string>; mechanism: Record<string, any>; status: string };
@@ -133,7 +141,9 @@ function bytesRequest(f: { bytes: Buffer; file: FileSession }): Req {
 function multipartRequest(f: { bytes: Buffer; filename: string; file: FileSession }): Req {
   const boundary = 'auth-matrix-boundary-7d1c';
   const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="content"; filename="${f.filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="content"; filename="${f.filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    ),
     f.bytes,
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
@@ -356,11 +366,23 @@ const ROWS: Row[] = [
     key: 'POST /files/:file/complete',
     pep: 'Complete a File Upload Session',
     ok: 201,
-    build: async (owner) => ({ method: 'POST', url: (await transferredFile(await newSession(owner), owner)).file.links.complete!, ...json({ meta: META }) }),
-    conflict: async (owner) => ({ method: 'POST', url: (await completedFile(await newSession(owner), owner)).file.links.complete!, ...json({ meta: META }) }),
+    build: async (owner) => ({
+      method: 'POST',
+      url: (await transferredFile(await newSession(owner), owner)).file.links.complete!,
+      ...json({ meta: META }),
+    }),
+    conflict: async (owner) => ({
+      method: 'POST',
+      url: (await completedFile(await newSession(owner), owner)).file.links.complete!,
+      ...json({ meta: META }),
+    }),
     unknown: async (owner) => {
       const f = await transferredFile(await newSession(owner), owner);
-      return { method: 'POST', url: withId(f.file.links.complete!, lastSegment(f.file.links['file-upload-session']!)), ...json({ meta: META }) };
+      return {
+        method: 'POST',
+        url: withId(f.file.links.complete!, lastSegment(f.file.links['file-upload-session']!)),
+        ...json({ meta: META }),
+      };
     },
   },
   {
@@ -392,11 +414,19 @@ const ROWS: Row[] = [
     ok: 204,
     build: async (owner) => {
       const f = await newFile(await newSession(owner), owner);
-      return { method: 'POST', url: f.file.mechanism.attestations_url, ...json([attestation(f.filename, sha256(f.bytes))], 'application/json') };
+      return {
+        method: 'POST',
+        url: f.file.mechanism.attestations_url,
+        ...json([attestation(f.filename, sha256(f.bytes))], 'application/json'),
+      };
     },
     conflict: async (owner) => {
       const f = await completedFile(await newSession(owner), owner);
-      return { method: 'POST', url: f.file.mechanism.attestations_url, ...json([attestation(f.filename, sha256(f.bytes))], 'application/json') };
+      return {
+        method: 'POST',
+        url: f.file.mechanism.attestations_url,
+        ...json([attestation(f.filename, sha256(f.bytes))], 'application/json'),
+      };
     },
     unknown: async (owner) => {
       const f = await newFile(await newSession(owner), owner);
@@ -419,11 +449,19 @@ const ROWS: Row[] = [
     key: `${TUS} HEAD upload_url`,
     pep: 'vnd-pep694-tus',
     ok: 200,
-    build: async (owner) => ({ method: 'HEAD', url: (await newFile(await newSession(owner), owner, TUS)).file.mechanism.upload_url, headers: tusHeaders }),
+    build: async (owner) => ({
+      method: 'HEAD',
+      url: (await newFile(await newSession(owner), owner, TUS)).file.mechanism.upload_url,
+      headers: tusHeaders,
+    }),
     conflict: async (owner) => ({ method: 'HEAD', url: (await erroredFile(owner, TUS)).file.mechanism.upload_url, headers: tusHeaders }),
     unknown: async (owner) => {
       const f = await newFile(await newSession(owner), owner, TUS);
-      return { method: 'HEAD', url: withId(f.file.mechanism.upload_url, lastSegment(f.file.links['file-upload-session']!)), headers: tusHeaders };
+      return {
+        method: 'HEAD',
+        url: withId(f.file.mechanism.upload_url, lastSegment(f.file.links['file-upload-session']!)),
+        headers: tusHeaders,
+      };
     },
   },
   {
@@ -441,11 +479,19 @@ const ROWS: Row[] = [
     key: `${TUS} DELETE upload_url`,
     pep: 'vnd-pep694-tus',
     ok: 204,
-    build: async (owner) => ({ method: 'DELETE', url: (await newFile(await newSession(owner), owner, TUS)).file.mechanism.upload_url, headers: tusHeaders }),
+    build: async (owner) => ({
+      method: 'DELETE',
+      url: (await newFile(await newSession(owner), owner, TUS)).file.mechanism.upload_url,
+      headers: tusHeaders,
+    }),
     conflict: async (owner) => ({ method: 'DELETE', url: (await erroredFile(owner, TUS)).file.mechanism.upload_url, headers: tusHeaders }),
     unknown: async (owner) => {
       const f = await newFile(await newSession(owner), owner, TUS);
-      return { method: 'DELETE', url: withId(f.file.mechanism.upload_url, lastSegment(f.file.links['file-upload-session']!)), headers: tusHeaders };
+      return {
+        method: 'DELETE',
+        url: withId(f.file.mechanism.upload_url, lastSegment(f.file.links['file-upload-session']!)),
+        headers: tusHeaders,
+      };
     },
   },
 ];
@@ -503,12 +549,15 @@ describe('PEP 694 Authentication and Authorization: the auth matrix', () => {
     const routed = new Set<string>();
     for (const layer of apiRouter.handle.stack) {
       if (!layer.route) continue;
-      for (const method of Object.keys(layer.route.methods).filter((m) => m !== '_all')) routed.add(`${method.toUpperCase()} ${norm(layer.route.path)}`);
+      for (const method of Object.keys(layer.route.methods).filter((m) => m !== '_all'))
+        routed.add(`${method.toUpperCase()} ${norm(layer.route.path)}`);
     }
-    const rows = new Set(ROWS.filter((r) => r.key.startsWith('GET ') || r.key.startsWith('POST ') || r.key.startsWith('DELETE ')).map((r) => {
-      const [m, p] = r.key.split(' ');
-      return `${m} ${norm(p!)}`;
-    }));
+    const rows = new Set(
+      ROWS.filter((r) => r.key.startsWith('GET ') || r.key.startsWith('POST ') || r.key.startsWith('DELETE ')).map((r) => {
+        const [m, p] = r.key.split(' ');
+        return `${m} ${norm(p!)}`;
+      }),
+    );
     expect([...routed].sort()).toEqual([...rows].sort());
 
     // The README's endpoint table: every `{root}` row, with its methods.
@@ -546,7 +595,10 @@ describe('PEP 694 Authentication and Authorization: the auth matrix', () => {
         const res = await send({ method: 'PUT', url: value, headers: { 'content-type': 'application/octet-stream' } });
         expect(res.status, `${m.identifier} ${key}`).toBe(405);
         problem(res, 405, 'method-not-allowed');
-        for (const method of String(res.headers['allow']).split(',').map((s) => s.trim())) wanted.add(`${m.identifier} ${method} ${key}`);
+        for (const method of String(res.headers['allow'])
+          .split(',')
+          .map((s) => s.trim()))
+          wanted.add(`${m.identifier} ${method} ${key}`);
       }
     }
     const covered = new Set([...ROWS.map((r) => r.key), ...Object.keys(EXEMPT)]);
@@ -564,7 +616,12 @@ describe('PEP 694 Authentication and Authorization: the auth matrix', () => {
         cells++;
 
         // No credentials, bad Bearer, bad Basic, a valid token sent as the wrong Basic user: 401.
-        for (const authorization of [undefined, bearer('not-a-token-0123456789abcdef'), basic('__token__', 'not-a-token-0123456789abcdef'), basic('bob', bob)]) {
+        for (const authorization of [
+          undefined,
+          bearer('not-a-token-0123456789abcdef'),
+          basic('__token__', 'not-a-token-0123456789abcdef'),
+          basic('bob', bob),
+        ]) {
           const req = await row.build(bob);
           unauthenticatedOrHead(req, await send(req, authorization));
           cells++;
@@ -696,7 +753,8 @@ describe('PEP 694 Authentication and Authorization: permission is evaluated on e
     // the file keeps its inode and size, and the rewrites come faster than the file system's
     // timestamp granularity, so mtime, size and inode alone cannot tell the versions apart.
     const path = join(t.dataDir, 'tokens.json');
-    const grant = (pattern: string) => JSON.stringify({ tokens: BASE.map((g) => (g.principal === 'carol' ? { ...g, projects: [pattern] } : g)) });
+    const grant = (pattern: string) =>
+      JSON.stringify({ tokens: BASE.map((g) => (g.principal === 'carol' ? { ...g, projects: [pattern] } : g)) });
     const yes = grant(PROJECT);
     const no = grant('zzz-zzzz');
     expect(yes.length).toBe(no.length);
@@ -783,7 +841,10 @@ describe('malformed Authorization headers: 401 (never 500)', () => {
     ['Basic !!!', 'Basic !!!'],
     ['Basic, no colon', `Basic ${Buffer.from('__token__').toString('base64')}`],
     ['Basic, empty password', basic('__token__', '')],
-    ['Basic, invalid UTF-8', `Basic ${Buffer.from([0x5f, 0x5f, 0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x5f, 0x5f, 0x3a, 0xff, 0xfe]).toString('base64')}`],
+    [
+      'Basic, invalid UTF-8',
+      `Basic ${Buffer.from([0x5f, 0x5f, 0x74, 0x6f, 0x6b, 0x65, 0x6e, 0x5f, 0x5f, 0x3a, 0xff, 0xfe]).toString('base64')}`,
+    ],
     ['Bearer, two words', `Bearer ${alice} extra`],
     ['unknown scheme with a valid token', `Token ${alice}`],
     ['Digest', 'Digest username="__token__", realm="x", nonce="1", uri="/", response="0"'],
@@ -844,7 +905,13 @@ describe('PEP 694 Staged Previews and /simple/: no credentials, and one 404 for 
     const f = await completedFile(s, bob);
     const stage = s.links.stage!;
     expect(stage).toBe(`${t.origin}/stage/${s['session-token']}/`);
-    const urls = [stage, `${stage}${PROJECT}/`, `${stage}${PROJECT}/${f.filename}`, `${t.origin}/simple/`, `${t.origin}/simple/${PROJECT}/`];
+    const urls = [
+      stage,
+      `${stage}${PROJECT}/`,
+      `${stage}${PROJECT}/${f.filename}`,
+      `${t.origin}/simple/`,
+      `${t.origin}/simple/${PROJECT}/`,
+    ];
     let cells = 0;
     for (const url of urls) {
       for (const authorization of [undefined, bearer('not-a-token-0123456789abcdef'), 'Basic !!!', '', bearer(carol), bearer(alice)]) {
@@ -860,7 +927,11 @@ describe('PEP 694 Staged Previews and /simple/: no credentials, and one 404 for 
       const file = await newFile(await newSession(alice), alice, mechanism);
       const url = file.file.mechanism.file_url ?? file.file.mechanism.upload_url;
       const known = await send({ method: 'OPTIONS', url, headers: tusHeaders });
-      const unknown = await send({ method: 'OPTIONS', url: withId(url, lastSegment(file.file.links['file-upload-session']!)), headers: tusHeaders });
+      const unknown = await send({
+        method: 'OPTIONS',
+        url: withId(url, lastSegment(file.file.links['file-upload-session']!)),
+        headers: tusHeaders,
+      });
       for (const res of [known, unknown]) {
         expect(res.status).toBeLessThan(300);
         expect(res.headers['www-authenticate']).toBeUndefined();

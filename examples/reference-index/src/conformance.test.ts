@@ -9,10 +9,15 @@ import { startReferenceIndex } from './test-support.js';
 const CLI = new URL('../../../packages/conformance/dist/cli.js', import.meta.url).pathname;
 const dataDir = mkdtempSync(join(tmpdir(), 'pep694-ref-conformance-'));
 const tokensFile = join(dataDir, 'tokens.json');
-writeFileSync(tokensFile, JSON.stringify({ tokens: [
-  { token: 'conformance-token-0123456789', principal: 'ci', projects: ['*'] },
-  { token: 'noperm-token-0123456789', principal: 'stranger', projects: ['nothing-here'] },
-] }));
+writeFileSync(
+  tokensFile,
+  JSON.stringify({
+    tokens: [
+      { token: 'conformance-token-0123456789', principal: 'ci', projects: ['*'] },
+      { token: 'noperm-token-0123456789', principal: 'stranger', projects: ['nothing-here'] },
+    ],
+  }),
+);
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 describe('pep694-conformance against the reference index', () => {
@@ -20,7 +25,15 @@ describe('pep694-conformance against the reference index', () => {
     const { child, url } = await startReferenceIndex(dataDir, tokensFile);
     try {
       const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
-        const cli = spawn(process.execPath, [CLI, '--root', url, '--token', 'conformance-token-0123456789', '--token-noperm', 'noperm-token-0123456789']);
+        const cli = spawn(process.execPath, [
+          CLI,
+          '--root',
+          url,
+          '--token',
+          'conformance-token-0123456789',
+          '--token-noperm',
+          'noperm-token-0123456789',
+        ]);
         let text = '';
         cli.stdout.on('data', (d: Buffer) => (text += d.toString()));
         cli.stderr.on('data', (d: Buffer) => (text += d.toString()));

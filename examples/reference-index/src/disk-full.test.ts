@@ -58,7 +58,14 @@ async function answer(res: Response) {
 const MECHANISMS: { id: string; send: Send }[] = [
   {
     id: 'http-post-bytes',
-    send: async (f, bytes) => answer(await fetch(f.mechanism.file_url, { method: 'POST', headers: { ...ALICE, 'content-type': 'application/octet-stream' }, body: bytes })),
+    send: async (f, bytes) =>
+      answer(
+        await fetch(f.mechanism.file_url, {
+          method: 'POST',
+          headers: { ...ALICE, 'content-type': 'application/octet-stream' },
+          body: bytes,
+        }),
+      ),
   },
   {
     id: 'vnd-test-multipart',
@@ -114,7 +121,9 @@ async function createSession(name: string, version: string) {
   return res.body;
 }
 async function createFile(session: any, filename: string, bytes: Buffer, mechanism: string) {
-  const res = await api('POST', session.links.upload, { body: { meta: META, filename, size: bytes.length, hashes: { sha256: sha256(bytes) }, mechanism } });
+  const res = await api('POST', session.links.upload, {
+    body: { meta: META, filename, size: bytes.length, hashes: { sha256: sha256(bytes) }, mechanism },
+  });
   expect(res.status, JSON.stringify(res.body)).toBe(202);
   return res.body;
 }
@@ -175,41 +184,60 @@ describe.skipIf(skipReason !== undefined)('disk full on the data directory (tmpf
     expect((t.server.container.resolve(SESSION_STORE) as SqliteSessionStore).integrityCheck()).toBe('ok');
   }
 
-  it.each(MECHANISMS)('$id: a file larger than the free space gets 507 problem+json, nothing partial is kept, and the file stays pending', async ({ id, send }) => {
-    const s = await createSession(`disk-full-big-${id}`, '1.0');
-    const bytes = randomBytes(10 * MiB); // more than the whole tmpfs
-    const f = await createFile(s, `disk_full_big_${id.replace(/-/g, '_')}-1.0.tar.gz`, bytes, id);
-    expectInsufficientStorage(await send(f, bytes), id);
-    const status = await api('GET', f.links['file-upload-session']);
-    expect(status.status).toBe(200);
-    expect(status.body.status).toBe('pending');
-    if (id !== 'vnd-test-tus') expect(status.body.meta?._pep694?.['bytes-received'] ?? 0).toBe(0);
-    // Completing now does not take a partial file: it is reported incomplete (or short).
-    const done = await api('POST', f.links.complete, { body: { meta: META } });
-    expect([422], JSON.stringify(done.body)).toContain(done.status);
-    expect(leftovers()).toEqual([]);
-    await publishedIntact();
-    expect((await api('DELETE', s.links.session)).status).toBe(204);
-    tally('exhaustion cases');
-  });
+  it.each(MECHANISMS)(
+    '$id: a file larger than the free space gets 507 problem+json, nothing partial is kept, and the file stays pending',
+    async ({ id, send }) => {
+      const s = await createSession(`disk-full-big-${id}`, '1.0');
+      const bytes = randomBytes(10 * MiB); // more than the whole tmpfs
+      const f = await createFile(s, `disk_full_big_${id.replace(/-/g, '_')}-1.0.tar.gz`, bytes, id);
+      expectInsufficientStorage(await send(f, bytes), id);
+      const status = await api('GET', f.links['file-upload-session']);
+      expect(status.status).toBe(200);
+      expect(status.body.status).toBe('pending');
+      if (id !== 'vnd-test-tus') expect(status.body.meta?._pep694?.['bytes-received'] ?? 0).toBe(0);
+      // Completing now does not take a partial file: it is reported incomplete (or short).
+      const done = await api('POST', f.links.complete, { body: { meta: META } });
+      expect([422], JSON.stringify(done.body)).toContain(done.status);
+      expect(leftovers()).toEqual([]);
+      await publishedIntact();
+      expect((await api('DELETE', s.links.session)).status).toBe(204);
+      tally('exhaustion cases');
+    },
+  );
 
   it('with the disk full to the last byte: uploads get 507, SQLite answers without a 5xx other than 507 and is not corrupted; after freeing space the same uploads succeed', async () => {
     // Sessions and files created while there is room, to upload into once the disk is full.
     const s = await createSession('disk-full-later', '1.0');
-    const small = MECHANISMS.map(({ id }, i) => ({ id, bytes: randomBytes(512 * 1024 + i), filename: `disk_full_later-1.0-py3-none-linux_${i}.whl` }));
+    const small = MECHANISMS.map(({ id }, i) => ({
+      id,
+      bytes: randomBytes(512 * 1024 + i),
+      filename: `disk_full_later-1.0-py3-none-linux_${i}.whl`,
+    }));
     const files = [];
     for (const m of small) files.push(await createFile(s, m.filename, m.bytes, m.id));
     const filler = fillDisk();
     try {
-      for (const [i, m] of MECHANISMS.entries()) expectInsufficientStorage(await m.send(files[i], small[i]!.bytes), `${m.id} on a full disk`);
+      for (const [i, m] of MECHANISMS.entries())
+        expectInsufficientStorage(await m.send(files[i], small[i]!.bytes), `${m.id} on a full disk`);
       expect(leftovers()).toEqual([]);
       // The database on the full disk: writes may fail (507), but never with another 5xx.
       const writes = [
         await api('POST', t.url, { body: { meta: META, name: 'disk-full-db', version: '1.0' } }),
         await api('POST', s.links.extend, { body: { meta: META, 'extend-for': 3600 } }),
-        await api('POST', s.links.upload, { body: { meta: META, filename: 'disk_full_later-1.0.tar.gz', size: 3, hashes: { sha256: sha256(Buffer.from('abc')) }, mechanism: 'http-post-bytes' } }),
+        await api('POST', s.links.upload, {
+          body: {
+            meta: META,
+            filename: 'disk_full_later-1.0.tar.gz',
+            size: 3,
+            hashes: { sha256: sha256(Buffer.from('abc')) },
+            mechanism: 'http-post-bytes',
+          },
+        }),
       ];
-      console.log('database writes on the full disk answered:', writes.map((w) => `${w.status}${w.status >= 400 ? ` ${w.body.code}` : ''}`).join(', '));
+      console.log(
+        'database writes on the full disk answered:',
+        writes.map((w) => `${w.status}${w.status >= 400 ? ` ${w.body.code}` : ''}`).join(', '),
+      );
       for (const w of writes) {
         if (w.status >= 500) {
           expect(w.status, JSON.stringify(w.body)).toBe(507);
@@ -230,7 +258,8 @@ describe.skipIf(skipReason !== undefined)('disk full on the data directory (tmpf
       expect(done.status, `${m.id}: ${JSON.stringify(done.body)}`).toBe(201);
     }
     const now = await api('GET', s.links.session);
-    for (const name of Object.keys(now.body.files)) if (!small.some((m) => m.filename === name)) await api('DELETE', now.body.files[name].link);
+    for (const name of Object.keys(now.body.files))
+      if (!small.some((m) => m.filename === name)) await api('DELETE', now.body.files[name].link);
     const pub = await api('POST', s.links.publish, { body: { meta: META } });
     expect(pub.status, JSON.stringify(pub.body)).toBe(201);
     const store = t.server.container.resolve(SESSION_STORE);

@@ -64,7 +64,15 @@ let stderr = '';
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pep694-hostile-'));
   const tokens = join(dir, 'tokens.json');
-  writeFileSync(tokens, JSON.stringify({ tokens: [{ token: ALICE, principal: 'alice', projects: ['*'] }, { token: CAROL, principal: 'carol', projects: [] }] }));
+  writeFileSync(
+    tokens,
+    JSON.stringify({
+      tokens: [
+        { token: ALICE, principal: 'alice', projects: ['*'] },
+        { token: CAROL, principal: 'carol', projects: [] },
+      ],
+    }),
+  );
   child = spawn(process.execPath, [MAIN], {
     env: { ...process.env, PEP694_PORT: '0', PEP694_DATA: join(dir, 'data'), PEP694_TOKENS_FILE: tokens, PEP694_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -127,116 +135,133 @@ const errorLogs = () =>
     });
 
 describe('issue #21: one process survives every malformed request of every front door', () => {
-  it(`answers each as it must (seed ${SEED}), then, still the same process, takes an upload with every mechanism and publishes`, { timeout: 180_000 }, async () => {
-    const pid = child.pid!;
-    const started = Date.now();
+  it(
+    `answers each as it must (seed ${SEED}), then, still the same process, takes an upload with every mechanism and publishes`,
+    { timeout: 180_000 },
+    async () => {
+      const pid = child.pid!;
+      const started = Date.now();
 
-    // Every generator's requests, made (with valid requests for their own targets: a session, a
-    // file) and shuffled by the seed. Generators share no target, so they run in parallel; the
-    // requests of one generator go one after another.
-    const runs = await Promise.all(
-      FRONT_DOORS.flatMap((door) =>
-        door.generators.map(async (generate, i) => {
-          const name = `${door.name}#${i}`;
-          return { door, name, requests: shuffle([...(await generate(context(name)))], seeded(`order:${name}`)) };
-        }),
-      ),
-    );
+      // Every generator's requests, made (with valid requests for their own targets: a session, a
+      // file) and shuffled by the seed. Generators share no target, so they run in parallel; the
+      // requests of one generator go one after another.
+      const runs = await Promise.all(
+        FRONT_DOORS.flatMap((door) =>
+          door.generators.map(async (generate, i) => {
+            const name = `${door.name}#${i}`;
+            return { door, name, requests: shuffle([...(await generate(context(name)))], seeded(`order:${name}`)) };
+          }),
+        ),
+      );
 
-    const failures: string[] = [];
-    const perDoor: Record<string, number> = {};
-    let passed = 0;
-    let retries = 0;
-    const run = async (door: FrontDoor, r: HostileRequest) => {
-      let outcome = await exchange(r);
-      // A transfer the previous request started may still be winding down when its client has its
-      // answer (or its close) and moves on: the file's one slot is busy for a moment, as a client
-      // that retries at once sees. Retry, as such a client would; a slot never freed fails.
-      for (let i = 0; i < 40 && outcome.status === 409 && /upload-in-progress/.test(outcome.body) && !r.expect?.status.includes(409); i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        retries += 1;
-        outcome = await exchange(r);
-      }
-      const wrong = judge(r, outcome);
-      if (wrong) failures.push(`${door.name} / ${r.name}: ${wrong}`);
-      else passed += 1;
-    };
-    await Promise.all(
-      runs.map(async ({ door, requests }) => {
-        // Requests that wait for a 100 Continue they should not get send no body and change
-        // nothing: they go all at once (the mechanisms read a refused request's body for up to the
-        // linger time, 2 s, before answering, whether or not the client was invited to send it).
-        const waiting = requests.filter((r) => r.client?.kind === 'expect-continue');
-        await Promise.all([
-          ...waiting.map((r) => run(door, r)),
-          (async () => {
-            for (const r of requests.filter((q) => !waiting.includes(q))) {
-              await run(door, r);
-              if (child.exitCode !== null || child.signalCode !== null) {
-                failures.push(`${door.name} / ${r.name}: the server process ended (${child.exitCode ?? child.signalCode}): ${stderr.slice(0, 2000)}`);
-                return;
+      const failures: string[] = [];
+      const perDoor: Record<string, number> = {};
+      let passed = 0;
+      let retries = 0;
+      const run = async (door: FrontDoor, r: HostileRequest) => {
+        let outcome = await exchange(r);
+        // A transfer the previous request started may still be winding down when its client has its
+        // answer (or its close) and moves on: the file's one slot is busy for a moment, as a client
+        // that retries at once sees. Retry, as such a client would; a slot never freed fails.
+        for (
+          let i = 0;
+          i < 40 && outcome.status === 409 && /upload-in-progress/.test(outcome.body) && !r.expect?.status.includes(409);
+          i++
+        ) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          retries += 1;
+          outcome = await exchange(r);
+        }
+        const wrong = judge(r, outcome);
+        if (wrong) failures.push(`${door.name} / ${r.name}: ${wrong}`);
+        else passed += 1;
+      };
+      await Promise.all(
+        runs.map(async ({ door, requests }) => {
+          // Requests that wait for a 100 Continue they should not get send no body and change
+          // nothing: they go all at once (the mechanisms read a refused request's body for up to the
+          // linger time, 2 s, before answering, whether or not the client was invited to send it).
+          const waiting = requests.filter((r) => r.client?.kind === 'expect-continue');
+          await Promise.all([
+            ...waiting.map((r) => run(door, r)),
+            (async () => {
+              for (const r of requests.filter((q) => !waiting.includes(q))) {
+                await run(door, r);
+                if (child.exitCode !== null || child.signalCode !== null) {
+                  failures.push(
+                    `${door.name} / ${r.name}: the server process ended (${child.exitCode ?? child.signalCode}): ${stderr.slice(0, 2000)}`,
+                  );
+                  return;
+                }
               }
-            }
-          })(),
-        ]);
-        perDoor[door.name] = (perDoor[door.name] ?? 0) + requests.length;
-      }),
-    );
-    const hostileMs = Date.now() - started;
-    expect(failures, `seed ${SEED}`).toEqual([]);
-    const total = runs.reduce((n, d) => n + d.requests.length, 0);
-    expect(passed).toBe(total);
+            })(),
+          ]);
+          perDoor[door.name] = (perDoor[door.name] ?? 0) + requests.length;
+        }),
+      );
+      const hostileMs = Date.now() - started;
+      expect(failures, `seed ${SEED}`).toEqual([]);
+      const total = runs.reduce((n, d) => n + d.requests.length, 0);
+      expect(passed).toBe(total);
 
-    // The same process, never restarted.
-    expect(child.exitCode).toBeNull();
-    expect(child.signalCode).toBeNull();
-    expect(() => process.kill(pid, 0)).not.toThrow();
+      // The same process, never restarted.
+      expect(child.exitCode).toBeNull();
+      expect(child.signalCode).toBeNull();
+      expect(() => process.kill(pid, 0)).not.toThrow();
 
-    // A full upload with every mechanism (real wheels and an sdist, so the validator runs), and publish.
-    const fixture = (name: string) => readFileSync(new URL(name, FIXTURES));
-    const ctx = context('final');
-    const upload = async (session: { links: Record<string, string> }, filename: string, mechanism: string) => {
-      const bytes = fixture(filename);
-      const f = await ctx.file(session, filename, bytes, mechanism);
-      if (mechanism === 'http-post-bytes') await uploadHttpPostBytes({ instructions: f.mechanism, body: bytes, authorization: AUTH });
-      else if (mechanism.endsWith('-multipart')) await uploadMultipart({ instructions: f.mechanism, body: bytes, authorization: AUTH });
-      else await uploadTus({ instructions: f.mechanism, body: bytes, authorization: AUTH });
-      await api('POST', f.links['complete']!, { meta: META }, 201);
-    };
-    const publish = async (session: { links: Record<string, string> }) => {
-      const res = await fetch(session.links['publish']!, { method: 'POST', headers: { Authorization: AUTH, 'Content-Type': UPLOAD_V2_JSON }, body: JSON.stringify({ meta: META }) });
-      expect([201, 202], await res.clone().text()).toContain(res.status);
-      for (let i = 0; i < 200; i++) {
-        const s = await api('GET', session.links['session']!, undefined, 200);
-        if (s.status === 'published') return;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error('the session did not publish');
-    };
-    const first = await api('POST', url, { meta: META, name: 'demo-pkg', version: '1.0.0' }, 201);
-    await upload(first, 'demo_pkg-1.0.0-py3-none-any.whl', 'vnd-pep694-multipart');
-    await upload(first, 'demo_pkg-1.0.0.tar.gz', 'vnd-pep694-tus');
-    await publish(first);
-    const second = await api('POST', url, { meta: META, name: 'demo-pkg', version: '1.0.1' }, 201);
-    await upload(second, 'demo_pkg-1.0.1-py3-none-any.whl', 'http-post-bytes');
-    await publish(second);
-    const simple = await fetch(new URL('../simple/demo-pkg/', url));
-    expect(simple.status).toBe(200);
-    const page = await simple.text();
-    for (const f of ['demo_pkg-1.0.0-py3-none-any.whl', 'demo_pkg-1.0.0.tar.gz', 'demo_pkg-1.0.1-py3-none-any.whl']) expect(page).toContain(f);
+      // A full upload with every mechanism (real wheels and an sdist, so the validator runs), and publish.
+      const fixture = (name: string) => readFileSync(new URL(name, FIXTURES));
+      const ctx = context('final');
+      const upload = async (session: { links: Record<string, string> }, filename: string, mechanism: string) => {
+        const bytes = fixture(filename);
+        const f = await ctx.file(session, filename, bytes, mechanism);
+        if (mechanism === 'http-post-bytes') await uploadHttpPostBytes({ instructions: f.mechanism, body: bytes, authorization: AUTH });
+        else if (mechanism.endsWith('-multipart')) await uploadMultipart({ instructions: f.mechanism, body: bytes, authorization: AUTH });
+        else await uploadTus({ instructions: f.mechanism, body: bytes, authorization: AUTH });
+        await api('POST', f.links['complete']!, { meta: META }, 201);
+      };
+      const publish = async (session: { links: Record<string, string> }) => {
+        const res = await fetch(session.links['publish']!, {
+          method: 'POST',
+          headers: { Authorization: AUTH, 'Content-Type': UPLOAD_V2_JSON },
+          body: JSON.stringify({ meta: META }),
+        });
+        expect([201, 202], await res.clone().text()).toContain(res.status);
+        for (let i = 0; i < 200; i++) {
+          const s = await api('GET', session.links['session']!, undefined, 200);
+          if (s.status === 'published') return;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw new Error('the session did not publish');
+      };
+      const first = await api('POST', url, { meta: META, name: 'demo-pkg', version: '1.0.0' }, 201);
+      await upload(first, 'demo_pkg-1.0.0-py3-none-any.whl', 'vnd-pep694-multipart');
+      await upload(first, 'demo_pkg-1.0.0.tar.gz', 'vnd-pep694-tus');
+      await publish(first);
+      const second = await api('POST', url, { meta: META, name: 'demo-pkg', version: '1.0.1' }, 201);
+      await upload(second, 'demo_pkg-1.0.1-py3-none-any.whl', 'http-post-bytes');
+      await publish(second);
+      const simple = await fetch(new URL('../simple/demo-pkg/', url));
+      expect(simple.status).toBe(200);
+      const page = await simple.text();
+      for (const f of ['demo_pkg-1.0.0-py3-none-any.whl', 'demo_pkg-1.0.0.tar.gz', 'demo_pkg-1.0.1-py3-none-any.whl'])
+        expect(page).toContain(f);
 
-    // Still the same process; nothing uncaught printed, no error logged.
-    expect(child.pid).toBe(pid);
-    expect(child.exitCode).toBeNull();
-    expect(stderr).not.toMatch(/Uncaught|uncaught|Unhandled|unhandled|Error:|\n\s+at /);
-    expect(errorLogs()).toEqual([]);
+      // Still the same process; nothing uncaught printed, no error logged.
+      expect(child.pid).toBe(pid);
+      expect(child.exitCode).toBeNull();
+      expect(stderr).not.toMatch(/Uncaught|uncaught|Unhandled|unhandled|Error:|\n\s+at /);
+      expect(errorLogs()).toEqual([]);
 
-    // Every refused or cut-off transfer aborted its staging write: no partial write is left.
-    const tmp = join(dir, 'data', 'tmp');
-    for (let i = 0; i < 100 && readdirSync(tmp).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(readdirSync(tmp)).toEqual([]);
+      // Every refused or cut-off transfer aborted its staging write: no partial write is left.
+      const tmp = join(dir, 'data', 'tmp');
+      for (let i = 0; i < 100 && readdirSync(tmp).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(readdirSync(tmp)).toEqual([]);
 
-    tally('hostile cases', passed);
-    console.log(`hostile-process: ${passed} hostile requests in ${hostileMs} ms (seed ${SEED}; per front door ${JSON.stringify(perDoor)}; ${retries} retries after 409 upload-in-progress); pid ${pid} survived and published`);
-  });
+      tally('hostile cases', passed);
+      console.log(
+        `hostile-process: ${passed} hostile requests in ${hostileMs} ms (seed ${SEED}; per front door ${JSON.stringify(perDoor)}; ${retries} retries after 409 upload-in-progress); pid ${pid} survived and published`,
+      );
+    },
+  );
 });

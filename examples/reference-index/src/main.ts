@@ -19,7 +19,8 @@ function positiveIntEnv(name: string): number | undefined {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, not ${JSON.stringify(raw)}`);
+  if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n) || n < 1)
+    throw new Error(`${name} must be a positive integer, not ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -36,10 +37,13 @@ function limitsFromEnv() {
 async function main(): Promise<void> {
   const host = process.env.PEP694_HOST ?? '127.0.0.1';
   const port = Number(process.env.PEP694_PORT ?? 8694);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PEP694_PORT must be a port number, not ${process.env.PEP694_PORT}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`PEP694_PORT must be a port number, not ${process.env.PEP694_PORT}`);
   const dataDir = resolve(process.env.PEP694_DATA ?? 'data');
   // Unset: the index answers only for the address it listens on (e.g. 127.0.0.1:8694 and localhost:8694).
-  const allowedHosts = process.env.PEP694_ALLOWED_HOSTS?.split(',').map((h) => h.trim()).filter((h) => h !== '');
+  const allowedHosts = process.env.PEP694_ALLOWED_HOSTS?.split(',')
+    .map((h) => h.trim())
+    .filter((h) => h !== '');
 
   const server = await createServer({
     config: {

@@ -39,7 +39,8 @@ export async function loadMechanisms(configPath: string | undefined): Promise<Me
   for (const entry of parsed.data.mechanisms) {
     const specifier = entry.plugin.startsWith('.') ? pathToFileURL(resolve(entry.plugin)).href : entry.plugin;
     const mod = (await import(specifier)) as { default?: MechanismPlugin<unknown> };
-    if (!mod.default || typeof mod.default.register !== 'function') throw new Error(`${entry.plugin} has no default-exported mechanism plugin`);
+    if (!mod.default || typeof mod.default.register !== 'function')
+      throw new Error(`${entry.plugin} has no default-exported mechanism plugin`);
     registrations.push({ plugin: mod.default, options: entry.options });
   }
   return registrations;

@@ -30,7 +30,11 @@ function viaHost(method: string, url: string, host: string, token: string, body?
   return new Promise((resolve, reject) => {
     const req = request(url, {
       method,
-      headers: { host, authorization: `Bearer ${token}`, ...(text === undefined ? {} : { 'content-type': UPLOAD_V2_JSON, 'content-length': String(Buffer.byteLength(text)) }) },
+      headers: {
+        host,
+        authorization: `Bearer ${token}`,
+        ...(text === undefined ? {} : { 'content-type': UPLOAD_V2_JSON, 'content-length': String(Buffer.byteLength(text)) }),
+      },
     });
     req.on('error', reject);
     req.on('response', (res) => {
@@ -44,9 +48,21 @@ function viaHost(method: string, url: string, host: string, token: string, body?
 }
 
 const strings = (v: unknown): string[] =>
-  typeof v === 'string' ? [v] : Array.isArray(v) ? v.flatMap(strings) : typeof v === 'object' && v !== null ? Object.values(v).flatMap(strings) : [];
+  typeof v === 'string'
+    ? [v]
+    : Array.isArray(v)
+      ? v.flatMap(strings)
+      : typeof v === 'object' && v !== null
+        ? Object.values(v).flatMap(strings)
+        : [];
 
-function send(mechanism: Mechanism, instructions: Record<string, unknown>, body: Buffer, filename: string, token: string): Promise<unknown> {
+function send(
+  mechanism: Mechanism,
+  instructions: Record<string, unknown>,
+  body: Buffer,
+  filename: string,
+  token: string,
+): Promise<unknown> {
   const authorization = `Bearer ${token}`;
   if (mechanism === 'http-post-bytes') return uploadHttpPostBytes({ instructions, body, authorization });
   if (mechanism === 'vnd-pep694-multipart') return uploadMultipart({ instructions, body, filename, authorization });
@@ -67,77 +83,103 @@ afterAll(async () => {
 });
 
 describe('PEP 694 mechanism instructions on a trusted origin (issue #21 finding 5)', () => {
-  it.each(MECHANISMS.map((m, i) => [m, i] as const))('%s: forged Host refused; stored origin-free; each reader gets their own trusted origin', async (mechanism, i) => {
-    const project = `bob-origin-${i}`;
-    const filename = `bob_origin_${i}-1.0.0.tar.gz`;
-    const bytes = Buffer.from(`bytes for ${mechanism}`);
-    const session = await api('POST', t.url, { token: bob, body: { meta: META, name: project, version: '1.0.0' } });
-    expect(session.status).toBe(201);
-    const create = { meta: META, filename, size: bytes.length, hashes: { sha256: sha256(bytes) }, mechanism };
+  it.each(MECHANISMS.map((m, i) => [m, i] as const))(
+    '%s: forged Host refused; stored origin-free; each reader gets their own trusted origin',
+    async (mechanism, i) => {
+      const project = `bob-origin-${i}`;
+      const filename = `bob_origin_${i}-1.0.0.tar.gz`;
+      const bytes = Buffer.from(`bytes for ${mechanism}`);
+      const session = await api('POST', t.url, { token: bob, body: { meta: META, name: project, version: '1.0.0' } });
+      expect(session.status).toBe(201);
+      const create = { meta: META, filename, size: bytes.length, hashes: { sha256: sha256(bytes) }, mechanism };
 
-    // alice (a co-publisher) with a forged Host: refused, nothing prepared.
-    const forged = await viaHost('POST', session.body.links.upload, ATTACKER, alice, create);
-    expect(forged.status).toBe(421);
-    expect(forged.body.code).toBe('misdirected-request');
+      // alice (a co-publisher) with a forged Host: refused, nothing prepared.
+      const forged = await viaHost('POST', session.body.links.upload, ATTACKER, alice, create);
+      expect(forged.status).toBe(421);
+      expect(forged.body.code).toBe('misdirected-request');
 
-    // alice through localhost: her instructions are on localhost.
-    const created = await viaHost('POST', session.body.links.upload, `localhost:${port}`, alice, create);
-    expect(created.status, JSON.stringify(created.body)).toBe(202);
-    const urls = strings(created.body.mechanism).filter((s) => /^https?:/.test(s));
-    expect(urls.length).toBeGreaterThan(0);
-    for (const url of urls) expect(url.startsWith(`http://localhost:${port}/upload/mechanisms/${mechanism}/`), url).toBe(true);
+      // alice through localhost: her instructions are on localhost.
+      const created = await viaHost('POST', session.body.links.upload, `localhost:${port}`, alice, create);
+      expect(created.status, JSON.stringify(created.body)).toBe(202);
+      const urls = strings(created.body.mechanism).filter((s) => /^https?:/.test(s));
+      expect(urls.length).toBeGreaterThan(0);
+      for (const url of urls) expect(url.startsWith(`http://localhost:${port}/upload/mechanisms/${mechanism}/`), url).toBe(true);
 
-    // The row keeps no origin.
-    const db = new Database(join(t.dataDir, 'pep694.sqlite'), { readonly: true });
-    const row = db.prepare('SELECT instructions FROM files WHERE filename = ?').get(filename) as { instructions: string };
-    db.close();
-    expect(row.instructions).not.toMatch(/https?:|localhost|127\.0\.0\.1|attacker/);
+      // The row keeps no origin.
+      const db = new Database(join(t.dataDir, 'pep694.sqlite'), { readonly: true });
+      const row = db.prepare('SELECT instructions FROM files WHERE filename = ?').get(filename) as { instructions: string };
+      db.close();
+      expect(row.instructions).not.toMatch(/https?:|localhost|127\.0\.0\.1|attacker/);
 
-    // bob reads it on 127.0.0.1 (the address the index is bound to) and gets URLs there only.
-    const fileUrl = created.body.links['file-upload-session'].replace(`localhost:${port}`, `127.0.0.1:${port}`);
-    const read = await api('GET', fileUrl, { token: bob });
-    expect(read.status).toBe(200);
-    const mine = strings(read.body.mechanism).filter((s) => /^https?:/.test(s));
-    expect(mine).toEqual(urls.map((u) => u.replace(`localhost:${port}`, `127.0.0.1:${port}`)));
-    expect(JSON.stringify(read.body)).not.toMatch(/localhost|attacker/);
+      // bob reads it on 127.0.0.1 (the address the index is bound to) and gets URLs there only.
+      const fileUrl = created.body.links['file-upload-session'].replace(`localhost:${port}`, `127.0.0.1:${port}`);
+      const read = await api('GET', fileUrl, { token: bob });
+      expect(read.status).toBe(200);
+      const mine = strings(read.body.mechanism).filter((s) => /^https?:/.test(s));
+      expect(mine).toEqual(urls.map((u) => u.replace(`localhost:${port}`, `127.0.0.1:${port}`)));
+      expect(JSON.stringify(read.body)).not.toMatch(/localhost|attacker/);
 
-    // Executing the mechanism from what bob read, with his token, uploads the file.
-    await send(mechanism, read.body.mechanism, bytes, filename, bob);
-    const done = await api('POST', read.body.links.complete, { token: bob, body: { meta: META } });
-    expect(done.status, JSON.stringify(done.body)).toBe(201);
-    tally('hostile cases', 1);
-  });
+      // Executing the mechanism from what bob read, with his token, uploads the file.
+      await send(mechanism, read.body.mechanism, bytes, filename, bob);
+      const done = await api('POST', read.body.links.complete, { token: bob, body: { meta: META } });
+      expect(done.status, JSON.stringify(done.body)).toBe(201);
+      tally('hostile cases', 1);
+    },
+  );
 
-  it('the mechanisms\' routes refuse a Host the index does not serve (421)', async () => {
+  it("the mechanisms' routes refuse a Host the index does not serve (421)", async () => {
     const session = await api('POST', t.url, { token: alice, body: { meta: META, name: 'routes-host', version: '1.0.0' } });
     const bytes = Buffer.from('routes');
     for (const mechanism of MECHANISMS) {
       const file = await api('POST', session.body.links.upload, {
-        body: { meta: META, filename: `routes_host-1.0.0-py3-none-${mechanism.replaceAll('-', '_')}.whl`, size: bytes.length, hashes: { sha256: sha256(bytes) }, mechanism },
+        body: {
+          meta: META,
+          filename: `routes_host-1.0.0-py3-none-${mechanism.replaceAll('-', '_')}.whl`,
+          size: bytes.length,
+          hashes: { sha256: sha256(bytes) },
+          mechanism,
+        },
       });
       expect(file.status, JSON.stringify(file.body)).toBe(202);
       const url = String(file.body.mechanism.file_url ?? file.body.mechanism.upload_url);
       for (const method of ['POST', 'HEAD', 'PATCH']) {
-        const res = await rawRequest(method, url, { headers: { host: ATTACKER, authorization: `Bearer ${alice}`, 'tus-resumable': '1.0.0' } }).response;
+        const res = await rawRequest(method, url, {
+          headers: { host: ATTACKER, authorization: `Bearer ${alice}`, 'tus-resumable': '1.0.0' },
+        }).response;
         expect(res.status, `${mechanism} ${method}`).toBe(421);
       }
     }
     tally('hostile cases', MECHANISMS.length * 3);
   });
 
-  it('tus never answers with a URL built from Host or X-Forwarded-* (its creation is the index\'s)', async () => {
+  it("tus never answers with a URL built from Host or X-Forwarded-* (its creation is the index's)", async () => {
     const session = await api('POST', t.url, { token: alice, body: { meta: META, name: 'tus-forwarded', version: '1.0.0' } });
     const bytes = Buffer.from('tus forwarded');
     const file = await api('POST', session.body.links.upload, {
-      body: { meta: META, filename: 'tus_forwarded-1.0.0.tar.gz', size: bytes.length, hashes: { sha256: sha256(bytes) }, mechanism: 'vnd-pep694-tus' },
+      body: {
+        meta: META,
+        filename: 'tus_forwarded-1.0.0.tar.gz',
+        size: bytes.length,
+        hashes: { sha256: sha256(bytes) },
+        mechanism: 'vnd-pep694-tus',
+      },
     });
     const uploadUrl = String(file.body.mechanism.upload_url);
     expect(uploadUrl.startsWith(`${t.origin}/upload/mechanisms/vnd-pep694-tus/files/`)).toBe(true);
-    const forwarded = { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', forwarded: 'host=evil.example;proto=https', 'tus-resumable': '1.0.0', authorization: `Bearer ${alice}` };
+    const forwarded = {
+      'x-forwarded-host': 'evil.example',
+      'x-forwarded-proto': 'https',
+      forwarded: 'host=evil.example;proto=https',
+      'tus-resumable': '1.0.0',
+      authorization: `Bearer ${alice}`,
+    };
     const base = uploadUrl.slice(0, uploadUrl.lastIndexOf('/'));
     const answers = [
       await rawRequest('HEAD', uploadUrl, { headers: forwarded }).response,
-      await rawRequest('PATCH', uploadUrl, { headers: { ...forwarded, 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' }, chunks: [bytes] }).response,
+      await rawRequest('PATCH', uploadUrl, {
+        headers: { ...forwarded, 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' },
+        chunks: [bytes],
+      }).response,
       await rawRequest('OPTIONS', base, { headers: forwarded }).response,
       await rawRequest('POST', base, { headers: { ...forwarded, 'upload-length': '5' } }).response,
     ];

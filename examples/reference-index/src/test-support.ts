@@ -3,7 +3,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 
 const MAIN = new URL('../dist/main.js', import.meta.url).pathname;
 
-export async function startReferenceIndex(dataDir: string, tokensFile: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
+export async function startReferenceIndex(
+  dataDir: string,
+  tokensFile: string,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, [MAIN], {
     env: { ...process.env, PEP694_PORT: '0', PEP694_DATA: dataDir, PEP694_TOKENS_FILE: tokensFile, PEP694_LOG_LEVEL: 'silent', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

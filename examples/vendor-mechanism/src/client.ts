@@ -56,7 +56,11 @@ export async function requestFetch(opts: {
   agent?: http.Agent;
 }): Promise<HttpFetchResult> {
   const target = String(opts.instructions.fetch_url);
-  if (!/^https?:\/\//.test(target) || typeof opts.instructions.identifier !== 'string' || !opts.instructions.identifier.endsWith('-http-fetch')) {
+  if (
+    !/^https?:\/\//.test(target) ||
+    typeof opts.instructions.identifier !== 'string' ||
+    !opts.instructions.identifier.endsWith('-http-fetch')
+  ) {
     throw new TypeError('not an http-fetch mechanism map');
   }
   const payload = Buffer.from(JSON.stringify({ url: opts.url }));

@@ -83,7 +83,9 @@ export class GuardedFetcher {
       const hop = await this.hop(current, signal);
       if (hop.kind === 'response') return { ...hop.response, hops };
       if (hops.length > this.options.maxRedirects) {
-        throw new FetchRefused('policy', `more than ${this.options.maxRedirects} redirects (last to ${hop.location.href})`, { hops: hops.map(String) });
+        throw new FetchRefused('policy', `more than ${this.options.maxRedirects} redirects (last to ${hop.location.href})`, {
+          hops: hops.map(String),
+        });
       }
       if (current.protocol === 'https:' && hop.location.protocol === 'http:') {
         throw new FetchRefused('policy', `a redirect from https to http (${hop.location.href}) is refused`);
@@ -130,9 +132,12 @@ export class GuardedFetcher {
       const literal = isIP(hostname);
       const addresses: readonly ResolvedAddress[] = literal
         ? [{ address: hostname, family: literal === 6 ? 6 : 4 }]
-        : await abortable(this.resolve(hostname).catch((err: NodeJS.ErrnoException) => {
-            throw new FetchRefused('remote', `could not resolve ${hostname} (${err.code ?? err.message})`);
-          }), controller.signal);
+        : await abortable(
+            this.resolve(hostname).catch((err: NodeJS.ErrnoException) => {
+              throw new FetchRefused('remote', `could not resolve ${hostname} (${err.code ?? err.message})`);
+            }),
+            controller.signal,
+          );
       if (addresses.length === 0) throw new FetchRefused('remote', `${hostname} has no address`);
       for (const a of addresses) policy.checkAddress(a.address, hostname);
       const target = addresses[0]!;
@@ -190,12 +195,17 @@ export class GuardedFetcher {
       }
       if (status !== 200) {
         close();
-        throw new FetchRefused('remote', `${url.href} answered ${status}${response.statusMessage ? ` ${response.statusMessage}` : ''}`, { 'remote-status': status });
+        throw new FetchRefused('remote', `${url.href} answered ${status}${response.statusMessage ? ` ${response.statusMessage}` : ''}`, {
+          'remote-status': status,
+        });
       }
       const encoding = response.headers['content-encoding'];
       if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
         close();
-        throw new FetchRefused('remote', `${url.host} sent the file with Content-Encoding ${encoding}; the index stores bytes exactly as served and asked for identity`);
+        throw new FetchRefused(
+          'remote',
+          `${url.host} sent the file with Content-Encoding ${encoding}; the index stores bytes exactly as served and asked for identity`,
+        );
       }
       const lengthHeader = response.headers['content-length'];
       const contentLength = lengthHeader !== undefined && /^\d+$/.test(lengthHeader) ? Number(lengthHeader) : undefined;
@@ -213,7 +223,8 @@ export class GuardedFetcher {
 /** A `lookup` for `http.request` that answers with the address already checked, never asking DNS again. */
 function pinnedLookup(target: ResolvedAddress): LookupFunction {
   return (_hostname, options, callback) => {
-    if (options.all) (callback as unknown as (err: null, addresses: LookupAddress[]) => void)(null, [{ address: target.address, family: target.family }]);
+    if (options.all)
+      (callback as unknown as (err: null, addresses: LookupAddress[]) => void)(null, [{ address: target.address, family: target.family }]);
     else callback(null, target.address, target.family);
   };
 }

@@ -28,7 +28,9 @@ const staged = (i: Index, file: any) => i.t.server.container.resolve(BLOB_STORE)
 
 /** `meta._<index>.bytes-received` of the file upload session status. */
 const bytesReceived = async (i: Index, file: any): Promise<number | undefined> =>
-  (Object.values((await i.status(file)).meta ?? {}).find((v: any) => v && typeof v === 'object' && 'bytes-received' in v) as any)?.['bytes-received'];
+  (Object.values((await i.status(file)).meta ?? {}).find((v: any) => v && typeof v === 'object' && 'bytes-received' in v) as any)?.[
+    'bytes-received'
+  ];
 
 describe('the happy path', () => {
   it('fetches, hashes in the stream, and completes; the answer names what was fetched', async () => {
@@ -36,7 +38,12 @@ describe('the happy path', () => {
     const remote = await artifacts(serveBytes(bytes));
     const i = await index(LOOPBACK);
     const { session, file } = await i.file(bytes);
-    expect(file.mechanism).toEqual({ identifier: 'vnd-test-http-fetch', fetch_url: expect.stringMatching(/\/mechanisms\/vnd-test-http-fetch\/files\//), method: 'POST', content_type: 'application/json' });
+    expect(file.mechanism).toEqual({
+      identifier: 'vnd-test-http-fetch',
+      fetch_url: expect.stringMatching(/\/mechanisms\/vnd-test-http-fetch\/files\//),
+      method: 'POST',
+      content_type: 'application/json',
+    });
     const r = await i.fetchFrom(file, remote.url());
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body).toEqual({ 'bytes-received': bytes.length, url: remote.url(), redirects: 0, hashes: { sha256: sha256(bytes) } });
@@ -145,7 +152,10 @@ describe('the host allow-list', () => {
       [{ schemes: ['ftp'] }, /schemes/],
       [{ allowHost: ['x'] }, /allowHost/],
     ] as const) {
-      await expect(startTestServer({ mechanisms: [{ plugin, options: { operator: 'test', ...options } }] }), JSON.stringify(options)).rejects.toThrow(message);
+      await expect(
+        startTestServer({ mechanisms: [{ plugin, options: { operator: 'test', ...options } }] }),
+        JSON.stringify(options),
+      ).rejects.toThrow(message);
     }
   });
 });
@@ -475,7 +485,11 @@ describe('hashes and completion', () => {
     const i = await index(LOOPBACK);
     const { file } = await i.file(Buffer.from('x'));
     const post = (body: string, type = 'application/json') =>
-      fetch(String(file.mechanism.fetch_url), { method: 'POST', headers: { 'content-type': type, authorization: `Bearer ${TEST_TOKENS.alice}` }, body });
+      fetch(String(file.mechanism.fetch_url), {
+        method: 'POST',
+        headers: { 'content-type': type, authorization: `Bearer ${TEST_TOKENS.alice}` },
+        body,
+      });
     expect((await post('{"url": "http://127.0.0.1/"}', 'text/plain')).status).toBe(415);
     expect((await post('{nope')).status).toBe(400);
     expect(((await (await post('{"url": 5}')).json()) as any).code).toBe('invalid-body');

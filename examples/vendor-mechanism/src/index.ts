@@ -11,8 +11,23 @@ import { HttpFetchOptionsSchema, type HttpFetchPluginOptions } from './options.j
 
 export { HttpFetchMechanism, FetchRequestSchema } from './mechanism.js';
 export { HttpFetchOptionsSchema, type HttpFetchOptions, type HttpFetchOptionsInput, type HttpFetchPluginOptions } from './options.js';
-export { GuardedFetcher, systemResolver, type FetchedResponse, type FetcherOptions, type ResolvedAddress, type Resolver } from './fetcher.js';
-export { FetchPolicy, FetchRefused, parseAddressRule, parseHostRule, type FetchPolicyOptions, type RefusalKind, type Scheme } from './policy.js';
+export {
+  GuardedFetcher,
+  systemResolver,
+  type FetchedResponse,
+  type FetcherOptions,
+  type ResolvedAddress,
+  type Resolver,
+} from './fetcher.js';
+export {
+  FetchPolicy,
+  FetchRefused,
+  parseAddressRule,
+  parseHostRule,
+  type FetchPolicyOptions,
+  type RefusalKind,
+  type Scheme,
+} from './policy.js';
 
 export const PLUGIN_NAME = '@example/mechanism-http-fetch';
 

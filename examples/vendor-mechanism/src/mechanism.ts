@@ -100,9 +100,13 @@ export class HttpFetchMechanism implements UploadMechanism {
     if (!t) return { kind: 'incomplete', received: 0, detail: 'Nothing was fetched: POST {"url": …} to fetch_url first.' };
     if (t.state === 'fetching') {
       // Not a failure of the file: the client completed too early. It stays pending.
-      throw new ProblemError('upload-in-progress', `The index is still fetching (${t.received} of ${ctx.file.size} bytes); complete once POST fetch_url has answered.`);
+      throw new ProblemError(
+        'upload-in-progress',
+        `The index is still fetching (${t.received} of ${ctx.file.size} bytes); complete once POST fetch_url has answered.`,
+      );
     }
-    if (t.state === 'failed') return { kind: 'incomplete', received: t.received, detail: `The fetch failed: ${t.failure ?? 'unknown reason'}` };
+    if (t.state === 'failed')
+      return { kind: 'incomplete', received: t.received, detail: `The fetch failed: ${t.failure ?? 'unknown reason'}` };
     this.transfers.delete(ctx.file.id);
     // The digests of the bytes actually fetched, computed in the stream: the host compares them with the declared ones.
     return { kind: 'received', size: t.received, digests: t.digests ?? {} };
@@ -134,7 +138,9 @@ export class HttpFetchMechanism implements UploadMechanism {
     // Every refusal goes through core's `refuse` (rule 3 on UploadMechanism): it answers once the
     // request body is out of the way, so the client gets the answer and the connection stays usable.
     router.post('/files/:id', (req, res) => {
-      this.post(req, res, String(req.params.id)).catch((err: unknown) => refuse(this.host, req, res, toProblem(err), { consumed: consumedBy(err) }));
+      this.post(req, res, String(req.params.id)).catch((err: unknown) =>
+        refuse(this.host, req, res, toProblem(err), { consumed: consumedBy(err) }),
+      );
     });
     router.all('/files/:id', (req, res) => {
       refuse(this.host, req, res, new ProblemError('method-not-allowed', 'POST {"url": …} to fetch_url.', { headers: { Allow: 'POST' } }));
@@ -147,7 +153,10 @@ export class HttpFetchMechanism implements UploadMechanism {
     const ctx = await this.host.authorizeTransfer(req, this.identifier, fileId);
     if (this.closed) throw new ProblemError('unavailable', 'The index is shutting down.', { headers: { 'Retry-After': '5' } });
     if (!/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
-      throw new ProblemError('unsupported-media-type', 'POST fetch_url with Content-Type: application/json and a body {"url": "https://…"}.');
+      throw new ProblemError(
+        'unsupported-media-type',
+        'POST fetch_url with Content-Type: application/json and a body {"url": "https://…"}.',
+      );
     }
     // The host sends no automatic `100 Continue`: invite the body now that the request is authorized and checked (rule 2).
     inviteBody(req, res);
@@ -156,7 +165,9 @@ export class HttpFetchMechanism implements UploadMechanism {
     try {
       url = new URL(text);
     } catch {
-      throw new ProblemError('invalid-parameter', `"${text.slice(0, 200)}" is not an absolute URL.`, { errors: [{ source: '/url', message: 'not an absolute URL' }] });
+      throw new ProblemError('invalid-parameter', `"${text.slice(0, 200)}" is not an absolute URL.`, {
+        errors: [{ source: '/url', message: 'not an absolute URL' }],
+      });
     }
     // The policy is checked again on every hop; checking here answers before anything is staged.
     this.policy.checkUrl(url);
@@ -165,7 +176,9 @@ export class HttpFetchMechanism implements UploadMechanism {
     if (previous?.state === 'fetching') throw new ProblemError('upload-in-progress', 'The index is already fetching this file.');
     const running = [...this.transfers.values()].filter((t) => t.state === 'fetching').length;
     if (running >= this.options.maxConcurrentFetches) {
-      throw new ProblemError('unavailable', `The index is running ${running} fetches, its limit; try again shortly.`, { headers: { 'Retry-After': '5' } });
+      throw new ProblemError('unavailable', `The index is running ${running} fetches, its limit; try again shortly.`, {
+        headers: { 'Retry-After': '5' },
+      });
     }
 
     const t: Transfer = { state: 'fetching', received: 0, controller: new AbortController(), done: Promise.resolve() };
@@ -203,10 +216,18 @@ export class HttpFetchMechanism implements UploadMechanism {
       fetched = await this.fetcher.open(url, t.controller.signal);
       const announced = fetched.contentLength;
       if (announced !== undefined && announced > size) {
-        throw new FetchRefused('too-large', `${fetched.url.host} announced ${announced} bytes (Content-Length); the declared size is ${size}`, { expected: size, received: announced });
+        throw new FetchRefused(
+          'too-large',
+          `${fetched.url.host} announced ${announced} bytes (Content-Length); the declared size is ${size}`,
+          { expected: size, received: announced },
+        );
       }
       if (announced !== undefined && announced < size) {
-        throw new FetchRefused('too-short', `${fetched.url.host} announced ${announced} bytes (Content-Length); the declared size is ${size}`, { expected: size, received: announced });
+        throw new FetchRefused(
+          'too-short',
+          `${fetched.url.host} announced ${announced} bytes (Content-Length); the declared size is ${size}`,
+          { expected: size, received: announced },
+        );
       }
       staging = await this.host.blobs.stage(ctx.stagingKey);
       const hashers = createHashers(Object.keys(ctx.file.hashes) as HashName[]);
@@ -216,7 +237,13 @@ export class HttpFetchMechanism implements UploadMechanism {
         new Transform({
           transform(chunk: Buffer, _enc, cb) {
             if (t.received + chunk.length > size) {
-              return cb(new FetchRefused('too-large', `the server sent more than the declared ${size} bytes; the fetch was stopped at ${size + 1}`, { expected: size }));
+              return cb(
+                new FetchRefused(
+                  'too-large',
+                  `the server sent more than the declared ${size} bytes; the fetch was stopped at ${size + 1}`,
+                  { expected: size },
+                ),
+              );
             }
             t.received += chunk.length;
             hashers.update(chunk);
@@ -226,7 +253,10 @@ export class HttpFetchMechanism implements UploadMechanism {
         staging.stream,
       );
       if (t.received < size) {
-        throw new FetchRefused('too-short', `the server sent ${t.received} bytes; the declared size is ${size}`, { expected: size, received: t.received });
+        throw new FetchRefused('too-short', `the server sent ${t.received} bytes; the declared size is ${size}`, {
+          expected: size,
+          received: t.received,
+        });
       }
       await staging.commit();
       t.digests = hashers.digest();
@@ -251,7 +281,8 @@ export class HttpFetchMechanism implements UploadMechanism {
  * read (`consumedBy`), so that `refuse` can read the rest and the client gets the answer.
  */
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  const tooLarge = (consumed: number) => withConsumed(new ProblemError('body-too-large', `The request body is at most ${MAX_REQUEST_BYTES} bytes.`), consumed);
+  const tooLarge = (consumed: number) =>
+    withConsumed(new ProblemError('body-too-large', `The request body is at most ${MAX_REQUEST_BYTES} bytes.`), consumed);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > MAX_REQUEST_BYTES) throw tooLarge(0);
   const chunks: Buffer[] = [];
@@ -280,9 +311,15 @@ export function toProblem(err: unknown): unknown {
   const extensions = { ...err.extensions };
   switch (err.kind) {
     case 'policy':
-      return new ProblemError('invalid-parameter', `The URL is refused: ${err.message}.`, { errors: [{ source: '/url', message: err.message }], extensions });
+      return new ProblemError('invalid-parameter', `The URL is refused: ${err.message}.`, {
+        errors: [{ source: '/url', message: err.message }],
+        extensions,
+      });
     case 'remote':
-      return new ProblemError('invalid-parameter', `The fetch failed: ${err.message}.`, { errors: [{ source: '/url', message: err.message }], extensions });
+      return new ProblemError('invalid-parameter', `The fetch failed: ${err.message}.`, {
+        errors: [{ source: '/url', message: err.message }],
+        extensions,
+      });
     case 'timeout':
       return new ProblemError('request-timeout', `The fetch failed: ${err.message}.`, { extensions });
     case 'too-large':

@@ -33,7 +33,10 @@ export const HttpFetchOptionsSchema = z.strictObject({
    */
   allowAddresses: z.array(parsedBy(parseAddressRule)).default([]),
   /** URL schemes the index fetches; `http` must be listed explicitly. */
-  schemes: z.array(z.enum(['http', 'https'])).min(1).default(['https']),
+  schemes: z
+    .array(z.enum(['http', 'https']))
+    .min(1)
+    .default(['https']),
   /** Redirects followed per fetch, each checked like the first URL. */
   maxRedirects: z.number().int().min(0).max(20).default(5),
   /** Name resolution + TCP connect + TLS handshake, per hop, in ms. */
@@ -41,7 +44,11 @@ export const HttpFetchOptionsSchema = z.strictObject({
   /** Longest silence from the remote server once connected, in ms. */
   idleTimeoutMs: z.number().int().positive().default(30_000),
   /** Longest whole fetch, redirects included, in ms. */
-  totalTimeoutMs: z.number().int().positive().default(30 * 60_000),
+  totalTimeoutMs: z
+    .number()
+    .int()
+    .positive()
+    .default(30 * 60_000),
   /** Decline larger files at negotiation (422 `mechanism-declined`). The host's own limit applies regardless. */
   maxFileSize: z.number().int().nonnegative().optional(),
   /** Fetches running at once across all files; more are refused with 503 and `Retry-After`. */
@@ -60,4 +67,3 @@ export type HttpFetchOptionsInput = z.input<typeof HttpFetchOptionsSchema>;
 export type HttpFetchPluginOptions = z.output<typeof HttpFetchOptionsSchema>;
 /** What the mechanism takes: the parsed options but the operator (which is in its identifier). */
 export type HttpFetchOptions = Omit<HttpFetchPluginOptions, 'operator'>;
-

@@ -17,12 +17,36 @@ const refusal = (fn: () => void) => {
 describe('host rules', () => {
   it('matches exact hosts, wildcard subdomains (not the apex) and ports', () => {
     const p = policy(['files.example.org', '*.cdn.example.net', 'mirror.example.com:8443', 'any.example.com:*', '[2001:db8::1]:*']);
-    const ok = ['https://files.example.org/a.whl', 'http://files.example.org/a', 'https://FILES.example.org./x', 'https://a.cdn.example.net/x', 'https://a.b.cdn.example.net/x',
-      'https://mirror.example.com:8443/x', 'https://any.example.com:1234/x', 'http://[2001:db8::1]:81/x', 'https://files.example.org:443/x'];
-    for (const url of ok) expect(refusal(() => p.checkUrl(new URL(url))), url).toBeUndefined();
-    const refused = ['https://cdn.example.net/x', 'https://files.example.org:8443/x', 'https://mirror.example.com/x', 'https://evil.org/?files.example.org',
-      'https://files.example.org.evil.org/x', 'https://xcdn.example.net/x', 'https://[2001:db8::2]/x'];
-    for (const url of refused) expect(refusal(() => p.checkUrl(new URL(url))), url).toMatch(/not on this index's allow-list/);
+    const ok = [
+      'https://files.example.org/a.whl',
+      'http://files.example.org/a',
+      'https://FILES.example.org./x',
+      'https://a.cdn.example.net/x',
+      'https://a.b.cdn.example.net/x',
+      'https://mirror.example.com:8443/x',
+      'https://any.example.com:1234/x',
+      'http://[2001:db8::1]:81/x',
+      'https://files.example.org:443/x',
+    ];
+    for (const url of ok)
+      expect(
+        refusal(() => p.checkUrl(new URL(url))),
+        url,
+      ).toBeUndefined();
+    const refused = [
+      'https://cdn.example.net/x',
+      'https://files.example.org:8443/x',
+      'https://mirror.example.com/x',
+      'https://evil.org/?files.example.org',
+      'https://files.example.org.evil.org/x',
+      'https://xcdn.example.net/x',
+      'https://[2001:db8::2]/x',
+    ];
+    for (const url of refused)
+      expect(
+        refusal(() => p.checkUrl(new URL(url))),
+        url,
+      ).toMatch(/not on this index's allow-list/);
   });
 
   it('refuses everything with an empty list, other schemes, and credentials', () => {
@@ -36,7 +60,11 @@ describe('host rules', () => {
 
   it('canonicalizes numeric and odd spellings of hosts the way the URL parser does', () => {
     const p = policy(['127.0.0.1:*']);
-    for (const url of ['http://2130706433:80/', 'http://0x7f.1:80/', 'http://127.1:80/']) expect(refusal(() => p.checkUrl(new URL(url))), url).toBeUndefined();
+    for (const url of ['http://2130706433:80/', 'http://0x7f.1:80/', 'http://127.1:80/'])
+      expect(
+        refusal(() => p.checkUrl(new URL(url))),
+        url,
+      ).toBeUndefined();
     expect(parseHostRule('Files.Example.ORG').host).toBe('files.example.org');
   });
 
@@ -55,7 +83,11 @@ describe('host rules', () => {
 describe('addresses', () => {
   const p = policy(['x']);
   it('allows public unicast only', () => {
-    for (const a of ['93.184.216.34', '8.8.8.8', '2606:4700::1111']) expect(refusal(() => p.checkAddress(a, 'h')), a).toBeUndefined();
+    for (const a of ['93.184.216.34', '8.8.8.8', '2606:4700::1111'])
+      expect(
+        refusal(() => p.checkAddress(a, 'h')),
+        a,
+      ).toBeUndefined();
   });
   it.each([
     ['127.0.0.1', 'loopback'],
@@ -83,8 +115,16 @@ describe('addresses', () => {
   });
   it('allows special ranges the operator lists, and only those', () => {
     const q = policy(['x'], ['127.0.0.1', '10.20.0.0/16', '::1/128']);
-    for (const a of ['127.0.0.1', '::ffff:127.0.0.1', '10.20.3.4', '::1']) expect(refusal(() => q.checkAddress(a, 'h')), a).toBeUndefined();
-    for (const a of ['127.0.0.2', '10.21.0.1', '192.168.0.1']) expect(refusal(() => q.checkAddress(a, 'h')), a).toMatch(/address/);
+    for (const a of ['127.0.0.1', '::ffff:127.0.0.1', '10.20.3.4', '::1'])
+      expect(
+        refusal(() => q.checkAddress(a, 'h')),
+        a,
+      ).toBeUndefined();
+    for (const a of ['127.0.0.2', '10.21.0.1', '192.168.0.1'])
+      expect(
+        refusal(() => q.checkAddress(a, 'h')),
+        a,
+      ).toMatch(/address/);
     expect(parseAddressRule('::ffff:127.0.0.0/104')[1]).toBe(8);
     expect(() => parseAddressRule('10.0.0.0/33')).toThrow(/not an address or a CIDR/);
   });

@@ -88,7 +88,9 @@ export function parseHostRule(entry: string): HostRule {
   const wildcard = host.startsWith('*.');
   const bare = wildcard ? host.slice(2) : host;
   if (bare === '' || bare.includes('*') || /[/?#@\s]/.test(bare)) {
-    throw new Error(`"${entry}" is not a host: use "files.example.org", "*.example.org", optionally with ":port" or ":*" (a bare "*" is not allowed)`);
+    throw new Error(
+      `"${entry}" is not a host: use "files.example.org", "*.example.org", optionally with ":port" or ":*" (a bare "*" is not allowed)`,
+    );
   }
   let canonical: string;
   try {
@@ -96,7 +98,8 @@ export function parseHostRule(entry: string): HostRule {
   } catch {
     throw new Error(`"${entry}" is not a valid host name`);
   }
-  if (wildcard && (canonical.startsWith('[') || isIP(canonical) !== 0)) throw new Error(`"${entry}": a wildcard needs a domain name, not an address`);
+  if (wildcard && (canonical.startsWith('[') || isIP(canonical) !== 0))
+    throw new Error(`"${entry}": a wildcard needs a domain name, not an address`);
   return { entry, host: wildcard ? `.${canonical}` : canonical, wildcard, port };
 }
 
@@ -139,7 +142,10 @@ export class FetchPolicy {
       throw new FetchRefused('policy', `the scheme "${url.protocol.slice(0, -1)}" is not fetched: only http and https URLs are`);
     }
     if (!this.schemes.has(url.protocol)) {
-      throw new FetchRefused('policy', `this index does not fetch ${url.protocol.slice(0, -1)} URLs (it fetches ${[...this.schemes].map((s) => s.slice(0, -1)).join(', ')})`);
+      throw new FetchRefused(
+        'policy',
+        `this index does not fetch ${url.protocol.slice(0, -1)} URLs (it fetches ${[...this.schemes].map((s) => s.slice(0, -1)).join(', ')})`,
+      );
     }
     if (url.username !== '' || url.password !== '') {
       throw new FetchRefused('policy', 'URLs with a user name or password are refused: the index forwards no credentials');
@@ -175,10 +181,14 @@ export class FetchPolicy {
     if (this.addresses.some(([net, bits]) => net.kind() === parsed.kind() && parsed.match(net, bits))) return;
     const range = parsed.range();
     if (range !== 'unicast') {
-      throw new FetchRefused('policy', `${host} resolves to ${parsed.toString()}, a ${rangeName(range)} address; the index only fetches from public addresses`, {
-        address: parsed.toString(),
-        range,
-      });
+      throw new FetchRefused(
+        'policy',
+        `${host} resolves to ${parsed.toString()}, a ${rangeName(range)} address; the index only fetches from public addresses`,
+        {
+          address: parsed.toString(),
+          range,
+        },
+      );
     }
   }
 }

@@ -39,7 +39,13 @@ export async function startIndex(options: Omit<HttpFetchOptionsInput, 'operator'
       const s = await api('POST', t.url, { body: { meta: META, name: `fetch-${i}`, version: '1.0' } });
       if (s.status !== 201) throw new Error(JSON.stringify(s.body));
       const f = await api('POST', s.body.links.upload, {
-        body: { meta: META, filename: `fetch_${i}-1.0.tar.gz`, size: opts.size ?? bytes.length, hashes: { sha256: opts.sha256 ?? sha256(bytes) }, mechanism: 'vnd-test-http-fetch' },
+        body: {
+          meta: META,
+          filename: `fetch_${i}-1.0.tar.gz`,
+          size: opts.size ?? bytes.length,
+          hashes: { sha256: opts.sha256 ?? sha256(bytes) },
+          mechanism: 'vnd-test-http-fetch',
+        },
       });
       if (f.status !== 202) throw new Error(JSON.stringify(f.body));
       return { session: s.body, file: f.body };
@@ -71,7 +77,10 @@ export interface ArtifactServer {
 }
 
 /** An HTTP server on 127.0.0.1 that records each request and answers with `handler`. */
-export async function artifactServer(handler: (req: IncomingMessage, res: ServerResponse) => void, host = '127.0.0.1'): Promise<ArtifactServer> {
+export async function artifactServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  host = '127.0.0.1',
+): Promise<ArtifactServer> {
   const requests: ArtifactServer['requests'] = [];
   const server = http.createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers });

@@ -18,15 +18,16 @@ beforeAll(async () => {
 });
 afterAll(async () => t.close());
 
-const run = (args: string[]) => new Promise<{ status: number | null; stdout: string }>((resolve, reject) => {
-  // spawnSync would block the event loop that serves the test server; run it asynchronously.
-  const child = spawn(process.execPath, [CLI, ...args]);
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.once('error', reject);
-  child.on('close', (status) => resolve({ status, stdout }));
-});
+const run = (args: string[]) =>
+  new Promise<{ status: number | null; stdout: string }>((resolve, reject) => {
+    // spawnSync would block the event loop that serves the test server; run it asynchronously.
+    const child = spawn(process.execPath, [CLI, ...args]);
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.once('error', reject);
+    child.on('close', (status) => resolve({ status, stdout }));
+  });
 
 describe('pep694-conformance CLI', () => {
   it('passes every check against the reference server', async () => {
@@ -45,11 +46,14 @@ describe('pep694-conformance CLI', () => {
     // A test double: a proxy in front of the real server that answers create with 200.
     const target = new URL(t.url);
     const proxy = createServer((req, res) => {
-      const upstream = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (up) => {
-        const seeded = req.method === 'POST' && req.url === target.pathname && up.statusCode === 201;
-        res.writeHead(seeded ? 200 : up.statusCode!, up.headers);
-        up.pipe(res);
-      });
+      const upstream = request(
+        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+        (up) => {
+          const seeded = req.method === 'POST' && req.url === target.pathname && up.statusCode === 201;
+          res.writeHead(seeded ? 200 : up.statusCode!, up.headers);
+          up.pipe(res);
+        },
+      );
       req.pipe(upstream);
     });
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
@@ -57,7 +61,9 @@ describe('pep694-conformance CLI', () => {
       const root = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}${target.pathname}`;
       const { status, stdout } = await run(['--root', root, '--token', TEST_TOKENS.alice]);
       expect(status).toBe(1);
-      expect(stdout).toMatch(/^FAIL {2}\[PEP 694 "Create a Publishing Session"\] 201 with Location = links\.session and a valid body: expected 201, got 200/m);
+      expect(stdout).toMatch(
+        /^FAIL {2}\[PEP 694 "Create a Publishing Session"\] 201 with Location = links\.session and a valid body: expected 201, got 200/m,
+      );
       expect(stdout).toMatch(/^\d+ passed, [1-9]\d* failed, \d+ skipped$/m);
     } finally {
       proxy.close();

@@ -23,7 +23,11 @@ export class Client {
     return new Client(token, this.timeoutMs);
   }
 
-  async request(method: string, url: string, opts: { json?: unknown; body?: Uint8Array; contentType?: string; headers?: Record<string, string> } = {}): Promise<Response> {
+  async request(
+    method: string,
+    url: string,
+    opts: { json?: unknown; body?: Uint8Array; contentType?: string; headers?: Record<string, string> } = {},
+  ): Promise<Response> {
     const headers: Record<string, string> = { accept: `${UPLOAD_V2_JSON}, application/problem+json;q=0.9`, ...opts.headers };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let body: string | Uint8Array | undefined;

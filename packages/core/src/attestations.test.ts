@@ -17,7 +17,10 @@ const statement = (over: Record<string, unknown> = {}) => ({
 /** An attestation object whose envelope carries `s` (a statement, or raw text). */
 const withStatement = (s: unknown): Record<string, any> => ({
   version: 1,
-  verification_material: { certificate: base64(randomBytes(64)), transparency_entries: [{ log_index: 1, log_id: 'x', entry_kind: 'dsse' }] },
+  verification_material: {
+    certificate: base64(randomBytes(64)),
+    transparency_entries: [{ log_index: 1, log_id: 'x', entry_kind: 'dsse' }],
+  },
   envelope: { statement: base64(typeof s === 'string' ? s : JSON.stringify(s)), signature: base64(randomBytes(70)) },
 });
 const PUBLISH = { predicateType: 'https://docs.pypi.org/attestations/publish/v1' };
@@ -64,8 +67,16 @@ describe('PEP 740 Attestation objects', () => {
     ['a non-string certificate', (a: any) => (a.verification_material.certificate = 5), '/0/verification_material/certificate'],
     ['a non-base64 certificate', (a: any) => (a.verification_material.certificate = 'a b'), '/0/verification_material/certificate'],
     ['an empty certificate', (a: any) => (a.verification_material.certificate = ''), '/0/verification_material/certificate'],
-    ['transparency_entries not an array', (a: any) => (a.verification_material.transparency_entries = {}), '/0/verification_material/transparency_entries'],
-    ['a transparency entry not an object', (a: any) => (a.verification_material.transparency_entries = ['x']), '/0/verification_material/transparency_entries/0'],
+    [
+      'transparency_entries not an array',
+      (a: any) => (a.verification_material.transparency_entries = {}),
+      '/0/verification_material/transparency_entries',
+    ],
+    [
+      'a transparency entry not an object',
+      (a: any) => (a.verification_material.transparency_entries = ['x']),
+      '/0/verification_material/transparency_entries/0',
+    ],
     ['missing envelope', (a: any) => delete a.envelope, '/0/envelope'],
     ['unpadded base64 signature', (a: any) => (a.envelope.signature = 'YWJjZA'), '/0/envelope/signature'],
     ['url-safe base64 signature', (a: any) => (a.envelope.signature = 'ab-_'), '/0/envelope/signature'],
@@ -80,10 +91,18 @@ describe('PEP 740 Attestation objects', () => {
     ['a JSON array', [], 'JSON object'],
     ['another _type', statement({ _type: 'https://in-toto.io/Statement/v0.1' }), '_type'],
     ['an unsupported predicateType', statement({ predicateType: 'https://example.com/x' }), 'predicateType'],
-    ['two subjects', statement({ subject: [{ name: FILE.filename, digest: { sha256: FILE.hashes.sha256 } }, { name: 'b' }] }), 'exactly one subject'],
-    ['another file', statement({ subject: [{ name: 'demo_pkg-1.0.0.tar.gz', digest: { sha256: FILE.hashes.sha256 } }] }), 'not the file name'],
+    [
+      'two subjects',
+      statement({ subject: [{ name: FILE.filename, digest: { sha256: FILE.hashes.sha256 } }, { name: 'b' }] }),
+      'exactly one subject',
+    ],
+    [
+      'another file',
+      statement({ subject: [{ name: 'demo_pkg-1.0.0.tar.gz', digest: { sha256: FILE.hashes.sha256 } }] }),
+      'not the file name',
+    ],
     ['no sha256', statement({ subject: [{ name: FILE.filename, digest: { sha512: 'ab' } }] }), 'hex sha256'],
-    ['another digest', statement({ subject: [{ name: FILE.filename, digest: { sha256: 'cd'.repeat(32) } }] }), "declared sha256"],
+    ['another digest', statement({ subject: [{ name: FILE.filename, digest: { sha256: 'cd'.repeat(32) } }] }), 'declared sha256'],
   ])('refuses a statement that is %s', (_what, s, message) => {
     const [first] = problems([good(), withStatement(s)]);
     expect(first).toMatchObject({ source: '/1/envelope/statement', message: expect.stringContaining(message) });
@@ -93,7 +112,11 @@ describe('PEP 740 Attestation objects', () => {
     const a = good() as any;
     a.version = 3;
     a.envelope.signature = '!';
-    expect(problems([a]).map((e) => e.source).sort()).toEqual(['/0/envelope/signature', '/0/version']);
+    expect(
+      problems([a])
+        .map((e) => e.source)
+        .sort(),
+    ).toEqual(['/0/envelope/signature', '/0/version']);
     try {
       validateAttestations([{ ...good(), version: 0 }], FILE);
     } catch (err) {

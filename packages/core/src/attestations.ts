@@ -36,10 +36,7 @@ export const AttestationSchema = z.looseObject({
     },
     { error: 'verification_material must be an object' },
   ),
-  envelope: z.looseObject(
-    { statement: base64('statement'), signature: base64('signature') },
-    { error: 'envelope must be an object' },
-  ),
+  envelope: z.looseObject({ statement: base64('statement'), signature: base64('signature') }, { error: 'envelope must be an object' }),
 });
 export type Attestation = z.infer<typeof AttestationSchema>;
 
@@ -98,7 +95,10 @@ function checkStatement(statementB64: string, file: AttestedFile, at: string): P
   if (typeof digest !== 'string' || !/^[0-9a-fA-F]{64}$/.test(digest)) {
     errors.push({ source, message: "the statement subject's digest must hold a hex sha256" });
   } else if (file.hashes.sha256 !== undefined && digest.toLowerCase() !== file.hashes.sha256.toLowerCase()) {
-    errors.push({ source, message: `the statement subject's sha256 ${digest.toLowerCase()} is not the file's declared sha256 ${file.hashes.sha256.toLowerCase()}` });
+    errors.push({
+      source,
+      message: `the statement subject's sha256 ${digest.toLowerCase()} is not the file's declared sha256 ${file.hashes.sha256.toLowerCase()}`,
+    });
   }
   return errors;
 }

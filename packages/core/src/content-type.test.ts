@@ -200,7 +200,10 @@ describe('negotiateResponseType', () => {
   });
 
   it.each([
-    ['application/vnd.pypi.upload.v3+json', [/asked for application\/vnd\.pypi\.upload\.v3\+json/, /API version v3 is not supported, only v2/]],
+    [
+      'application/vnd.pypi.upload.v3+json',
+      [/asked for application\/vnd\.pypi\.upload\.v3\+json/, /API version v3 is not supported, only v2/],
+    ],
     ['application/vnd.pypi.upload.v2+xml', [/format \+xml is not supported, only \+json/]],
     ['application/vnd.pypi.upload.latest+json', [/"latest" alias of PEP 691 is not defined by PEP 694/]],
     ['text/html', [/asked for text\/html\./]],
@@ -210,7 +213,10 @@ describe('negotiateResponseType', () => {
     ['application/json;q=0, */*', [/rules out application\/json with q=0/]],
     ['application/vnd.pypi.upload.v3+json, */*;q=0', [/v3 is not supported/, /only v2; it rules out \*\/\* with q=0/]],
     ['text/html;q=0', [/accepts nothing \(every range has q=0\)/]],
-    ['application/vnd.pypi.upload.v1+json;q=0.2, application/vnd.pypi.upload.v3+json;q=0.9', [/v1 is not supported/, /v3 is not supported/]],
+    [
+      'application/vnd.pypi.upload.v1+json;q=0.2, application/vnd.pypi.upload.v3+json;q=0.9',
+      [/v1 is not supported/, /v3 is not supported/],
+    ],
   ])('PEP 694 Content Types: %j is not acceptable (406 naming what was asked and offered)', (accept, details) => {
     const err = problemOf(() => negotiateResponseType(accept));
     expect(err.code).toBe('not-acceptable');
@@ -231,7 +237,9 @@ describe('robustness', () => {
     fc.string(),
     fc.string({ unit: 'binary' }),
     fc
-      .array(fc.constantFrom('application', 'vnd.pypi.upload.v2+json', '*', '/', ';', ',', '=', '"', '\\', ' ', '\t', 'q', '0.5', 'x'), { maxLength: 30 })
+      .array(fc.constantFrom('application', 'vnd.pypi.upload.v2+json', '*', '/', ';', ',', '=', '"', '\\', ' ', '\t', 'q', '0.5', 'x'), {
+        maxLength: 30,
+      })
       .map((parts) => parts.join('')),
   );
 

@@ -51,10 +51,7 @@ export function parseMediaType(header: string): MediaType | null {
     pos = PARAM_RE.lastIndex; // always advances: a match consumes at least the `;`
     const [, name, value] = p;
     if (name === undefined || value === undefined) continue;
-    params.push([
-      name.toLowerCase(),
-      value.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value,
-    ]);
+    params.push([name.toLowerCase(), value.startsWith('"') ? value.slice(1, -1).replace(/\\(.)/g, '$1') : value]);
   }
   if (!OWS_END.test(header.slice(pos))) return null;
   const [type = '', subtype = ''] = t.slice(1, 3).map((s) => s.toLowerCase()); // both always match
@@ -90,11 +87,7 @@ const clip = (s: string): string => (s.length > 120 ? `${s.slice(0, 120)}…` : 
  * @throws ProblemError `unsupported-media-type` (415), with a detail naming the required type.
  */
 export function parseUploadContentType(header: string | undefined): UploadContentType {
-  const fail = (why: string) =>
-    new ProblemError(
-      'unsupported-media-type',
-      `${why}; PEP 694 requests must be sent as ${UPLOAD_V2_JSON}.`,
-    );
+  const fail = (why: string) => new ProblemError('unsupported-media-type', `${why}; PEP 694 requests must be sent as ${UPLOAD_V2_JSON}.`);
   if (header === undefined || OWS_END.test(header)) {
     throw fail('The Content-Type header is missing');
   }
@@ -152,8 +145,7 @@ export function checkApiVersion(body: unknown, contentMajor: number): void {
   }
 }
 
-const isRecord = (x: unknown): x is Record<string, unknown> =>
-  typeof x === 'object' && x !== null && !Array.isArray(x);
+const isRecord = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /** Splits a comma-separated header list, keeping commas inside quoted strings. */
 function splitList(s: string): string[] {
@@ -240,9 +232,7 @@ export function negotiateResponseType(accept: string | undefined): typeof UPLOAD
   }
   if (best) said.push(`rules out ${best.m.type}/${best.m.subtype} with q=0`);
   if (said.length === 0) said.push('accepts nothing (every range has q=0)');
-  throw new ProblemError(
-    'not-acceptable',
-    `Only ${UPLOAD_V2_JSON} is available; the Accept header ${said.join('; it ')}.`,
-    { extensions: { available: [UPLOAD_V2_JSON] } },
-  );
+  throw new ProblemError('not-acceptable', `Only ${UPLOAD_V2_JSON} is available; the Accept header ${said.join('; it ')}.`, {
+    extensions: { available: [UPLOAD_V2_JSON] },
+  });
 }

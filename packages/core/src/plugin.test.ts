@@ -98,7 +98,11 @@ describe('plugin manifest and registration', () => {
   });
   it('refuses a malformed identifier at registration, saying why', () => {
     const c = rootContainer.createChildContainer();
-    const bad = definePlugin({ ...plugin, options: z.object({}), register: (cc) => cc.register(MECHANISM, { useValue: fakeMechanism('tus') }) });
+    const bad = definePlugin({
+      ...plugin,
+      options: z.object({}),
+      register: (cc) => cc.register(MECHANISM, { useValue: fakeMechanism('tus') }),
+    });
     expect(() => registerPlugin(c, bad, {})).toThrowError(/@example\/mechanism-test: mechanism identifier refused: .*vnd/);
   });
   it('refuses invalid options with the option path', () => {
@@ -108,7 +112,9 @@ describe('plugin manifest and registration', () => {
   });
   it('refuses a plugin built for another core range', () => {
     const c = rootContainer.createChildContainer();
-    expect(() => registerPlugin(c, { ...plugin, coreRange: '^9.0.0' }, { operator: 'acme' })).toThrowError(/supports @pep694\/core \^9\.0\.0/);
+    expect(() => registerPlugin(c, { ...plugin, coreRange: '^9.0.0' }, { operator: 'acme' })).toThrowError(
+      /supports @pep694\/core \^9\.0\.0/,
+    );
     expect(() => registerPlugin(c, { ...plugin, coreRange: 'not a range' }, { operator: 'acme' })).toThrowError(/not a semver range/);
   });
   it('collects nothing from an empty container', () => {

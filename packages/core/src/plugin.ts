@@ -50,9 +50,7 @@ export function registerPlugin<O>(container: DependencyContainer, plugin: Mechan
     throw new MechanismRegistrationError(`${plugin.name}: coreRange "${plugin.coreRange}" is not a semver range`);
   }
   if (!semver.satisfies(CORE_VERSION, plugin.coreRange, { includePrerelease: true })) {
-    throw new MechanismRegistrationError(
-      `${plugin.name} supports @pep694/core ${plugin.coreRange}, but this host runs ${CORE_VERSION}`,
-    );
+    throw new MechanismRegistrationError(`${plugin.name} supports @pep694/core ${plugin.coreRange}, but this host runs ${CORE_VERSION}`);
   }
   const parsed = plugin.options.safeParse(rawOptions ?? {});
   if (!parsed.success) {

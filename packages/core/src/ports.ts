@@ -306,9 +306,11 @@ export interface UploadStore {
    * cancel (status `canceled`, `blobKey` kept, in creation order), so the caller can purge their
    * bytes; or undefined if the status did not match.
    */
-  cancelSession(id: string, expect: readonly PublishingSessionStatus[], at: Date): Promise<
-    { readonly session: PublishingSessionRecord; readonly files: readonly FileUploadRecord[] } | undefined
-  >;
+  cancelSession(
+    id: string,
+    expect: readonly PublishingSessionStatus[],
+    at: Date,
+  ): Promise<{ readonly session: PublishingSessionRecord; readonly files: readonly FileUploadRecord[] } | undefined>;
   /**
    * Publishes all of the session's non-canceled files or none, in one step: `session-state`
    * unless the status is in `expect`; `unfinished` (naming every file not completed, by filename)
@@ -330,7 +332,9 @@ export interface UploadStore {
   settlePublish(
     id: string,
     at: Date,
-    outcome: { readonly ok: true } | { readonly ok: false; readonly notices: readonly string[]; readonly fileNotices?: Readonly<Record<string, readonly string[]>> },
+    outcome:
+      | { readonly ok: true }
+      | { readonly ok: false; readonly notices: readonly string[]; readonly fileNotices?: Readonly<Record<string, readonly string[]>> },
   ): Promise<PublishingSessionRecord | undefined>;
 
   /**

@@ -25,7 +25,9 @@ describe('problem details (PEP 694 Errors, RFC 9457)', () => {
     expect(doc.type).toBe('https://docs.example.org/errors#forbidden');
   });
   it('omits errors when there are none, and keeps extensions', () => {
-    const doc = toProblemDocument(new ProblemError('files-not-completed', 'x', { extensions: { files: [{ filename: 'a', status: 'pending' }] } }));
+    const doc = toProblemDocument(
+      new ProblemError('files-not-completed', 'x', { extensions: { files: [{ filename: 'a', status: 'pending' }] } }),
+    );
     expect(doc.errors).toBeUndefined();
     expect(doc.files).toEqual([{ filename: 'a', status: 'pending' }]);
   });

@@ -219,7 +219,11 @@ export function isOutOfSpace(err: unknown): boolean {
  * can succeed once the operator frees space, so clients may retry later.
  */
 export function outOfSpace(cause?: unknown): ProblemError {
-  return new ProblemError('insufficient-storage', 'The index has run out of storage space and could not store this request; nothing partial was kept. Try again later.', {
-    ...(cause === undefined ? {} : { cause }),
-  });
+  return new ProblemError(
+    'insufficient-storage',
+    'The index has run out of storage space and could not store this request; nothing partial was kept. Try again later.',
+    {
+      ...(cause === undefined ? {} : { cause }),
+    },
+  );
 }

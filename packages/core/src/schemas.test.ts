@@ -34,7 +34,10 @@ function pepJsonExamples(): unknown[] {
     const text = body
       .join('\n')
       .replace(/,(\s*[}\]])/g, '$1')
-      .replace(/"(session|upload|publish|extend|stage|file-upload-session|complete|file_url|attestations_url)": "\.\.\."/g, (_m, k: string) => `"${k}": "https://upload.example.com/${k}/${++n}"`);
+      .replace(
+        /"(session|upload|publish|extend|stage|file-upload-session|complete|file_url|attestations_url)": "\.\.\."/g,
+        (_m, k: string) => `"${k}": "https://upload.example.com/${k}/${++n}"`,
+      );
     return JSON.parse(text) as unknown;
   });
 }
@@ -103,7 +106,9 @@ describe('request schemas', () => {
       files: { 'a-1.0.tar.gz': file },
     };
     expect(PublishingSessionResponseSchema.safeParse(body).success).toBe(false);
-    expect(PublishingSessionResponseSchema.safeParse({ ...body, files: { 'a-1.0.tar.gz': { ...file, status: 'completed' } } }).success).toBe(true);
+    expect(
+      PublishingSessionResponseSchema.safeParse({ ...body, files: { 'a-1.0.tar.gz': { ...file, status: 'completed' } } }).success,
+    ).toBe(true);
     expect(PublishingSessionResponseSchema.safeParse({ ...body, mechanisms: [] }).success).toBe(false);
     expect(PublishingSessionResponseSchema.safeParse({ ...body, 'expires-at': '2030-08-01T12:00:00.5Z' }).success).toBe(false);
   });
@@ -151,17 +156,39 @@ describe('parseBody: malformed input gives a coded error, never another exceptio
     );
   });
   it('property: objects shaped like requests with wrong types never escape as other errors', () => {
-    const anyValue = fc.oneof(fc.string(), fc.integer(), fc.double(), fc.constant(null), fc.array(fc.string()), fc.dictionary(fc.string(), fc.string()));
+    const anyValue = fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.double(),
+      fc.constant(null),
+      fc.array(fc.string()),
+      fc.dictionary(fc.string(), fc.string()),
+    );
     fc.assert(
-      fc.property(fc.record({ meta: fc.oneof(anyValue, fc.record({ 'api-version': anyValue })), name: anyValue, version: anyValue, filename: anyValue, size: anyValue, hashes: anyValue, mechanism: anyValue, 'extend-for': anyValue }, { requiredKeys: [] }), (body) => {
-        for (const schema of schemas) {
-          try {
-            parseBody(schema, body);
-          } catch (err) {
-            expect(err).toBeInstanceOf(ProblemError);
+      fc.property(
+        fc.record(
+          {
+            meta: fc.oneof(anyValue, fc.record({ 'api-version': anyValue })),
+            name: anyValue,
+            version: anyValue,
+            filename: anyValue,
+            size: anyValue,
+            hashes: anyValue,
+            mechanism: anyValue,
+            'extend-for': anyValue,
+          },
+          { requiredKeys: [] },
+        ),
+        (body) => {
+          for (const schema of schemas) {
+            try {
+              parseBody(schema, body);
+            } catch (err) {
+              expect(err).toBeInstanceOf(ProblemError);
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 300 },
     );
   });

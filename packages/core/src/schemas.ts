@@ -75,12 +75,7 @@ export const PublishingSessionLinksSchema = z.object({
 
 /** PEP 694 "Publishing Session Files": `canceled` never appears here. */
 export const SessionFileSchema = z.object({
-  status: z.enum(FILE_UPLOAD_STATES.filter((s) => s !== 'canceled') as [
-    'pending',
-    'processing',
-    'completed',
-    'error',
-  ]),
+  status: z.enum(FILE_UPLOAD_STATES.filter((s) => s !== 'canceled') as ['pending', 'processing', 'completed', 'error']),
   link: url,
   notices: notices.optional(),
 });

@@ -38,7 +38,8 @@ const SDIST = 'demo_pkg-1.0.0.tar.gz';
 const TOP = 'demo_pkg-1.0.0';
 
 /** Runs a Python script with `bytes` on stdin; returns what it prints. */
-const python = (script: string, bytes: Buffer) => execFileSync(PYTHON, ['-c', script], { input: bytes, env: { PATH: '/usr/bin:/bin' } }).toString();
+const python = (script: string, bytes: Buffer) =>
+  execFileSync(PYTHON, ['-c', script], { input: bytes, env: { PATH: '/usr/bin:/bin' } }).toString();
 
 async function expectRefused(c: HostileCase) {
   const result = await validator.validate(artifact(await c.build(), c.filename));
@@ -104,7 +105,12 @@ describe('the attacks are real: the readers differ on these archives', () => {
   });
   it.skipIf(!HAVE_PYTHON)("a concatenated wheel: Python's zipfile (pip) reads the second zip, other code and other dependencies", () => {
     const out = python(
-      ['import io, sys, zipfile', 'z = zipfile.ZipFile(io.BytesIO(sys.stdin.buffer.read()))', `print(z.read('${DIST_INFO}/METADATA').decode())`, "print(z.read('demo_pkg/__init__.py').decode())"].join('\n'),
+      [
+        'import io, sys, zipfile',
+        'z = zipfile.ZipFile(io.BytesIO(sys.stdin.buffer.read()))',
+        `print(z.read('${DIST_INFO}/METADATA').decode())`,
+        "print(z.read('demo_pkg/__init__.py').decode())",
+      ].join('\n'),
       concatenatedWheel(),
     );
     expect(out).toContain('Requires-Dist: evillib');
@@ -120,16 +126,24 @@ describe('the attacks are real: the readers differ on these archives', () => {
   });
   it.skipIf(!HAVE_PYTHON)("a NUL in a name: Python's zipfile cuts the name there", async () => {
     const bytes = await HOSTILE_WHEELS.find((h) => h.name.startsWith('a NUL'))!.build();
-    expect(python('import io, sys, zipfile\nprint(zipfile.ZipFile(io.BytesIO(sys.stdin.buffer.read())).namelist())', bytes)).toContain("'demo_pkg/a.py'");
+    expect(python('import io, sys, zipfile\nprint(zipfile.ZipFile(io.BytesIO(sys.stdin.buffer.read())).namelist())', bytes)).toContain(
+      "'demo_pkg/a.py'",
+    );
   });
   it.skipIf(!HAVE_PYTHON)("two PKG-INFO: Python's tarfile reads the last one", async () => {
     const bytes = await HOSTILE_SDISTS.find((h) => h.name.startsWith('two PKG-INFO'))!.build();
-    const out = python(`import io, sys, tarfile\nt = tarfile.open(fileobj=io.BytesIO(sys.stdin.buffer.read()), mode='r:gz')\nprint(t.extractfile('${TOP}/PKG-INFO').read().decode())`, bytes);
+    const out = python(
+      `import io, sys, tarfile\nt = tarfile.open(fileobj=io.BytesIO(sys.stdin.buffer.read()), mode='r:gz')\nprint(t.extractfile('${TOP}/PKG-INFO').read().decode())`,
+      bytes,
+    );
     expect(out).toContain('Requires-Dist: evillib');
   });
   it.skipIf(!HAVE_PYTHON)("concatenated tars: Python's tarfile stops at the first end-of-archive blocks, tar-stream reads on", async () => {
     const bytes = await HOSTILE_SDISTS.find((h) => h.name.startsWith('a second tar'))!.build();
-    const names = python("import io, sys, tarfile\nprint(tarfile.open(fileobj=io.BytesIO(sys.stdin.buffer.read()), mode='r:gz').getnames())", bytes);
+    const names = python(
+      "import io, sys, tarfile\nprint(tarfile.open(fileobj=io.BytesIO(sys.stdin.buffer.read()), mode='r:gz').getnames())",
+      bytes,
+    );
     expect(names.trim()).toBe(`['${TOP}/PKG-INFO']`);
     const seen: string[] = [];
     const extract = tar.extract();

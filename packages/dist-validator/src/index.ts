@@ -37,12 +37,20 @@ export class DistributionValidator implements FileValidator {
     try {
       if (kind === 'wheel') outcome = await validateWheel(artifact, release, this.limits);
       else if (kind === 'sdist') outcome = await validateSdist(artifact, release, this.limits);
-      else outcome = { ok: false, errors: [{ source: artifact.filename, message: 'only wheels (.whl) and sdists (.tar.gz) can be validated' }] };
+      else
+        outcome = {
+          ok: false,
+          errors: [{ source: artifact.filename, message: 'only wheels (.whl) and sdists (.tar.gz) can be validated' }],
+        };
     } catch (err) {
       outcome = { ok: false, errors: [{ source: artifact.filename, message: `the archive could not be read: ${describe(err)}` }] };
     }
     if (outcome.ok) {
-      return { ok: true, coreMetadata: new Uint8Array(outcome.metadata), ...(outcome.requiresPython ? { requiresPython: outcome.requiresPython } : {}) };
+      return {
+        ok: true,
+        coreMetadata: new Uint8Array(outcome.metadata),
+        ...(outcome.requiresPython ? { requiresPython: outcome.requiresPython } : {}),
+      };
     }
     const what = kind ?? 'distribution';
     return {

@@ -75,7 +75,13 @@ export class ArtifactReader extends yauzl.RandomAccessReader {
     return this.fetch(position, Math.min(length, this.size - position), windowSize);
   }
 
-  override read(buffer: Buffer, offset: number, length: number, position: number, callback: (err: Error | null, bytesRead?: number) => void): void {
+  override read(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+    callback: (err: Error | null, bytesRead?: number) => void,
+  ): void {
     this.fetch(position, length).then(
       (data) => {
         data.copy(buffer, offset);

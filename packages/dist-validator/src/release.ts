@@ -38,7 +38,9 @@ export function stemNamesRelease(stem: string, release: Release): boolean {
 
 /** A field that is longer than `max` characters, as a message, or undefined. */
 const tooLong = (what: string, field: string, value: string | undefined, max: number): string | undefined =>
-  value !== undefined && value.length > max ? `${what}'s ${field} is ${value.length} characters long; this index accepts at most ${max}` : undefined;
+  value !== undefined && value.length > max
+    ? `${what}'s ${field} is ${value.length} characters long; this index accepts at most ${max}`
+    : undefined;
 
 /**
  * Checks the Metadata-Version, Name and Version fields; returns what differs, or [] when all match.
@@ -55,7 +57,8 @@ export function checkMetadataFields(headers: MetadataHeaders, release: Release, 
   const mv = singleField(headers, 'Metadata-Version', what);
   if (mv.error) problems.push(mv.error);
   else if (mv.value === undefined) problems.push(`${what} has no Metadata-Version field`);
-  else if (!/^\d+\.\d+$/.test(mv.value)) problems.push(`${what} says Metadata-Version ${JSON.stringify(mv.value)}, which is not a MAJOR.MINOR version`);
+  else if (!/^\d+\.\d+$/.test(mv.value))
+    problems.push(`${what} says Metadata-Version ${JSON.stringify(mv.value)}, which is not a MAJOR.MINOR version`);
 
   const name = singleField(headers, 'Name', what);
   if (name.error) problems.push(name.error);

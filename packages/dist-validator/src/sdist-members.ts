@@ -24,7 +24,11 @@ export type MemberVerdict =
   | { readonly ok: false; readonly source: string; readonly message: string };
 
 const REGULAR = new Set(['file', 'contiguous-file']);
-const SPECIAL: Record<string, string> = { 'character-device': 'a character device', 'block-device': 'a block device', fifo: 'a FIFO (named pipe)' };
+const SPECIAL: Record<string, string> = {
+  'character-device': 'a character device',
+  'block-device': 'a block device',
+  fifo: 'a FIFO (named pipe)',
+};
 
 /** The member path: legacy `./` prefixes dropped (`tar -C dir .` writes them). */
 export const memberPath = (name: string) => name.replace(/^(?:\.\/)+/, '');
@@ -49,18 +53,25 @@ export class SdistMembers {
     const unsafe = pathProblem(path);
     if (unsafe) return refuse(`the sdist member ${shown} ${unsafe}`);
     if (type === null || !(REGULAR.has(type) || type === 'directory' || type === 'symlink' || type === 'link')) {
-      const what = type === null ? 'of a tar entry type Python\'s tarfile reads differently (or not at all)' : SPECIAL[type] ?? `a ${type}`;
-      return refuse(`the sdist member ${shown} is ${what}; an sdist may hold only files, directories and links (device files and pipes are invalid in sdists)`);
+      const what =
+        type === null ? "of a tar entry type Python's tarfile reads differently (or not at all)" : (SPECIAL[type] ?? `a ${type}`);
+      return refuse(
+        `the sdist member ${shown} is ${what}; an sdist may hold only files, directories and links (device files and pipes are invalid in sdists)`,
+      );
     }
     const size = header.size ?? 0;
     if (!REGULAR.has(type) && size > 0) {
-      return refuse(`the sdist member ${shown} is a ${type} with ${size} bytes of data; only regular files carry data (tar readers differ on whether to skip it)`);
+      return refuse(
+        `the sdist member ${shown} is a ${type} with ${size} bytes of data; only regular files carry data (tar readers differ on whether to skip it)`,
+      );
     }
 
     const parts = (path.endsWith('/') ? path.slice(0, -1) : path).split('/');
     const top = parts[0]!;
     if (parts.length === 1 && type !== 'directory') {
-      return refuse(`the sdist member ${shown} is a ${type} at the top level; everything must be inside the single {name}-{version}/ directory`);
+      return refuse(
+        `the sdist member ${shown} is a ${type} at the top level; everything must be inside the single {name}-{version}/ directory`,
+      );
     }
     if (this.top === undefined) {
       if (!stemNamesRelease(top, this.release)) {
@@ -70,7 +81,9 @@ export class SdistMembers {
       }
       this.top = top;
     } else if (top !== this.top) {
-      return refuse(`the sdist has more than one top-level entry (${JSON.stringify(clip(this.top))} and ${JSON.stringify(clip(top))}); it must hold a single {name}-{version}/ directory`);
+      return refuse(
+        `the sdist has more than one top-level entry (${JSON.stringify(clip(this.top))} and ${JSON.stringify(clip(top))}); it must hold a single {name}-{version}/ directory`,
+      );
     }
 
     const key = parts.join('/');
@@ -89,7 +102,9 @@ export class SdistMembers {
       // `..` may appear (resolved below); what would make platforms read the target differently may not.
       // eslint-disable-next-line no-control-regex -- finding a control character is the point of this check
       if (/[\u0000-\u001f\u007f\\]/.test(target)) {
-        return refuse(`the sdist member ${shown} is a symlink whose target ${JSON.stringify(clip(target))} contains a backslash or a control character`);
+        return refuse(
+          `the sdist member ${shown} is a symlink whose target ${JSON.stringify(clip(target))} contains a backslash or a control character`,
+        );
       }
       this.symlinks.set(key, target);
     } else if (type === 'link') {
@@ -97,7 +112,9 @@ export class SdistMembers {
       const bad = pathProblem(target);
       if (bad) return refuse(`the sdist member ${shown} is a hard link to ${JSON.stringify(clip(target))}, which ${bad}`);
       if (!this.files.has(target)) {
-        return refuse(`the sdist member ${shown} is a hard link to ${JSON.stringify(clip(target))}, which is not an earlier regular file of the sdist`);
+        return refuse(
+          `the sdist member ${shown} is a hard link to ${JSON.stringify(clip(target))}, which is not an earlier regular file of the sdist`,
+        );
       }
     } else if (REGULAR.has(type)) {
       this.files.add(key);
@@ -125,7 +142,10 @@ export class SdistMembers {
       const r = resolveSymlink(path, target, this.symlinks, this.top!);
       if (r.inside) continue;
       const why = r.why === 'loop' ? 'is part of a symlink loop' : `resolves outside the sdist's ${this.top}/ directory`;
-      return { source: clip(path), message: `the sdist member ${JSON.stringify(clip(path))} is a symlink to ${JSON.stringify(clip(target))}, which ${why}` };
+      return {
+        source: clip(path),
+        message: `the sdist member ${JSON.stringify(clip(path))} is a symlink to ${JSON.stringify(clip(target))}, which ${why}`,
+      };
     }
     return undefined;
   }

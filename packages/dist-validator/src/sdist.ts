@@ -38,7 +38,11 @@ function dataEnd(headerAt: number, header: Header): number {
   return headerAt + BLOCK + data;
 }
 
-export async function validateSdist(artifact: ArtifactUnderValidation, release: Release, limits: DistributionLimits): Promise<ArchiveOutcome> {
+export async function validateSdist(
+  artifact: ArtifactUnderValidation,
+  release: Release,
+  limits: DistributionLimits,
+): Promise<ArchiveOutcome> {
   const file = artifact.filename;
   const source = await artifact.read();
   const gunzip = createGunzip({ chunkSize: INFLATE_CHUNK });
@@ -59,7 +63,8 @@ export async function validateSdist(artifact: ArtifactUnderValidation, release: 
   try {
     for await (const entry of extract) {
       count += 1;
-      if (count > limits.maxEntries) return problem(file, `the sdist has more than ${limits.maxEntries} members; this index reads at most ${limits.maxEntries}`);
+      if (count > limits.maxEntries)
+        return problem(file, `the sdist has more than ${limits.maxEntries} members; this index reads at most ${limits.maxEntries}`);
       const hidden = end.member(entry.offset, dataEnd(entry.offset, entry.header), entry.header.name);
       if (hidden) return problem(file, hidden);
       const verdict = members.add(entry.header);
@@ -70,7 +75,10 @@ export async function validateSdist(artifact: ArtifactUnderValidation, release: 
       }
       const path = verdict.path;
       if ((entry.header.size ?? 0) > limits.maxMetadataBytes) {
-        return problem(path, `${path} is ${entry.header.size} bytes; this index accepts core metadata up to ${limits.maxMetadataBytes} bytes`);
+        return problem(
+          path,
+          `${path} is ${entry.header.size} bytes; this index accepts core metadata up to ${limits.maxMetadataBytes} bytes`,
+        );
       }
       const bytes = await readAtMost(entry, limits.maxMetadataBytes);
       if (!bytes) return problem(path, `${path} is larger than ${limits.maxMetadataBytes} bytes`);

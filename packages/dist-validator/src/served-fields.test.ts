@@ -13,7 +13,11 @@ const WHEEL_NAME = 'demo_pkg-1.0.0-py3-none-any.whl';
 const DIST_INFO = 'demo_pkg-1.0.0.dist-info';
 
 const wheelWith = (meta: string) =>
-  buildZip([{ name: 'demo_pkg/__init__.py', data: 'x = 1\n' }, { name: `${DIST_INFO}/METADATA`, data: meta }, { name: `${DIST_INFO}/WHEEL`, data: WHEEL_FILE }]);
+  buildZip([
+    { name: 'demo_pkg/__init__.py', data: 'x = 1\n' },
+    { name: `${DIST_INFO}/METADATA`, data: meta },
+    { name: `${DIST_INFO}/WHEEL`, data: WHEEL_FILE },
+  ]);
 const sdistWith = (meta: string) => buildTarGz([{ name: 'demo_pkg-1.0.0/PKG-INFO', data: meta }]);
 
 async function refusal(bytes: Buffer, filename = WHEEL_NAME, v = validator) {
@@ -34,13 +38,20 @@ describe('Requires-Python must be a PEP 440 specifier set of bounded length', ()
   });
 
   it('the same in an sdist PKG-INFO', async () => {
-    const r = await refusal(await sdistWith(metadata('demo-pkg', '1.0.0', `Requires-Python: >=3.8,${'<'.repeat(300)}\n`)), 'demo_pkg-1.0.0.tar.gz');
+    const r = await refusal(
+      await sdistWith(metadata('demo-pkg', '1.0.0', `Requires-Python: >=3.8,${'<'.repeat(300)}\n`)),
+      'demo_pkg-1.0.0.tar.gz',
+    );
     expect(r.detail).toContain("PKG-INFO's Requires-Python is 306 characters long");
   });
 
   it.each([
     ['a value that is not a specifier', 'python3', /"python3" does not start with a comparison operator/],
-    ['a legacy wildcard with >= (packaging 22+ refuses it)', '>=3.6.*', /">=3\.6\.\*" uses a \.\* prefix match, which only == and != allow/],
+    [
+      'a legacy wildcard with >= (packaging 22+ refuses it)',
+      '>=3.6.*',
+      /">=3\.6\.\*" uses a \.\* prefix match, which only == and != allow/,
+    ],
     ['~= with one segment', '~=3', /single release segment/],
     ['a short run of "<"', '<<<<', /"<<<<" has "<<<", which is not a PEP 440 version/],
     ['an environment marker', '>=3.8; python_version < "4"', /not a PEP 440 version/],
@@ -52,7 +63,9 @@ describe('Requires-Python must be a PEP 440 specifier set of bounded length', ()
 
   it('valid values are kept as written; an empty one is no field', async () => {
     for (const value of ['>=3.7', '>=2.7, !=3.0.*, !=3.1.*, !=3.2.*, !=3.3.*, !=3.4.*', '<3.14,>=3.7', '~=3.10', '>=3.8,']) {
-      const result = await validator.validate(artifact(await wheelWith(metadata('demo-pkg', '1.0.0', `Requires-Python: ${value}\n`)), WHEEL_NAME));
+      const result = await validator.validate(
+        artifact(await wheelWith(metadata('demo-pkg', '1.0.0', `Requires-Python: ${value}\n`)), WHEEL_NAME),
+      );
       expect(result.ok, `${value}: ${JSON.stringify(result)}`).toBe(true);
       if (result.ok) expect(result.requiresPython).toBe(value);
     }

@@ -105,7 +105,13 @@ export interface RawZipEntry {
   /** Extra field bytes, in the local header and the central directory record. */
   readonly extra?: Buffer;
   /** Values for the local header instead of the true ones. */
-  readonly local?: { readonly name?: string | Buffer; readonly flags?: number; readonly method?: number; readonly crc?: number; readonly size?: number };
+  readonly local?: {
+    readonly name?: string | Buffer;
+    readonly flags?: number;
+    readonly method?: number;
+    readonly crc?: number;
+    readonly size?: number;
+  };
   /** A data descriptor after the data (flag bit 3; zeros in the local header): these bytes, or a correct signed one. */
   readonly descriptor?: true | Buffer;
   /** Written as a local entry only, not listed in the central directory. */
@@ -287,30 +293,108 @@ const WHEEL_NAME = 'demo_pkg-1.0.0-py3-none-any.whl';
 const SDIST_NAME = 'demo_pkg-1.0.0.tar.gz';
 const TOP = 'demo_pkg-1.0.0';
 const sdist = (...members: TarMember[]) => buildTarGz([{ name: `${TOP}/PKG-INFO`, data: metadata('demo-pkg', '1.0.0') }, ...members]);
-const wheelCase = (name: string, build: () => Buffer | Promise<Buffer>, message: string): HostileCase => ({ name, filename: WHEEL_NAME, build: async () => build(), message });
-const sdistCase = (name: string, build: () => Promise<Buffer>, message: string): HostileCase => ({ name, filename: SDIST_NAME, build, message });
+const wheelCase = (name: string, build: () => Buffer | Promise<Buffer>, message: string): HostileCase => ({
+  name,
+  filename: WHEEL_NAME,
+  build: async () => build(),
+  message,
+});
+const sdistCase = (name: string, build: () => Promise<Buffer>, message: string): HostileCase => ({
+  name,
+  filename: SDIST_NAME,
+  build,
+  message,
+});
 const renamed = (name: string | Buffer, extra: Partial<RawZipEntry> = {}) => rawZip([...wheelEntries(), { name, data: 'x', ...extra }]);
 
 /** Wheels an index must refuse, each with the check that refuses it (demo-pkg 1.0.0). */
 export const HOSTILE_WHEELS: readonly HostileCase[] = [
   wheelCase('one zip concatenated with a second one (pip reads the second)', concatenatedWheel, 'one zip concatenated with another'),
-  wheelCase('junk prepended, offsets left as they were', () => Buffer.concat([Buffer.alloc(100, 0x41), rawZip(wheelEntries())]), 'data prepended to the zip'),
-  wheelCase('junk prepended, offsets moved past it (a self-extractor)', () => rawZip(wheelEntries(), { leading: Buffer.alloc(100, 0x41) }), 'the wheel has 100 bytes before its first entry (leading data)'),
-  wheelCase('junk appended after the end record', () => Buffer.concat([rawZip(wheelEntries()), Buffer.from('trailing junk')]), 'the wheel has 13 bytes after its end of central directory record (trailing data)'),
-  wheelCase('a local header that names another file than the central directory', () => renamed('demo_pkg/a.py', { local: { name: 'demo_pkg/b.py' } }), 'entry "demo_pkg/a.py" is named "demo_pkg/b.py" in its local header'),
-  wheelCase('a local header with another size', () => renamed('demo_pkg/a.py', { local: { size: 7 } }), 'entry "demo_pkg/a.py" has compressed size 7 in its local header and 1 in the central directory'),
-  wheelCase('a local header with another CRC-32', () => renamed('demo_pkg/a.py', { local: { crc: 1234 } }), 'entry "demo_pkg/a.py" has CRC-32 1234 in its local header'),
-  wheelCase('a local header with other flags', () => renamed('demo_pkg/a.py', { local: { flags: 0 } }), 'entry "demo_pkg/a.py" has flags 0x0 in its local header and 0x800 in the central directory'),
-  wheelCase('a local header with another compression method', () => renamed('demo_pkg/a.py', { local: { method: 8 } }), 'entry "demo_pkg/a.py" has compression method 8 in its local header and 0 in the central directory'),
-  wheelCase('a data descriptor that disagrees with the central directory', () => renamed('demo_pkg/a.py', { descriptor: Buffer.from('504b0708000000000100000001000000', 'hex') }), 'entry "demo_pkg/a.py" has no data descriptor that matches its central directory record'),
-  wheelCase('a second METADATA', () => rawZip([...wheelEntries(), { name: `${DIST_INFO}/METADATA`, data: metadata('demo-pkg', '1.0.0', 'Requires-Dist: evillib\n') }]), `the wheel entry "${DIST_INFO}/METADATA" appears twice`),
-  wheelCase('a second METADATA in other case', () => renamed(`${DIST_INFO}/metadata`), `the wheel entry "${DIST_INFO}/metadata" names the same file as "${DIST_INFO}/METADATA" on case-insensitive file systems`),
-  wheelCase('two central directory records for one local header (overlapping entries)', () => rawZip([...wheelEntries(), { name: 'demo_pkg/a.py', data: 'x = 1\n', pointsAt: 0 }]), 'entries overlap'),
-  wheelCase('a central directory record that points outside the archive', () => renamed('demo_pkg/a.py', { pointsAt: 'outside' }), `entry "demo_pkg/a.py" points at offset ${0x10000000}, outside the archive's entries`),
-  wheelCase('an entry hidden between two listed ones (streaming readers see it)', () => rawZip([{ name: 'demo_pkg/hidden.py', data: 'evil()', unlisted: true }, ...wheelEntries()]), 'the wheel has 54 bytes before its first entry (leading data)'),
-  wheelCase('an entry hidden after the last listed one', () => rawZip([...wheelEntries(), { name: 'demo_pkg/hidden.py', data: 'evil()', unlisted: true }]), `bytes that no entry accounts for between its last entry "${DIST_INFO}/WHEEL" and the central directory`),
-  wheelCase('an end record that counts fewer entries than the directory holds', () => rawZip([...wheelEntries(), { name: 'demo_pkg/a.py', data: 'x' }], { count: 3 }), 'the wheel\'s central directory records take'),
-  wheelCase('a ZIP64 locator that points away from the ZIP64 end record', () => rawZip(wheelEntries(), { zip64: { locatorDelta: -8 } }), 'the wheel\'s ZIP64 end of central directory locator points at offset'),
+  wheelCase(
+    'junk prepended, offsets left as they were',
+    () => Buffer.concat([Buffer.alloc(100, 0x41), rawZip(wheelEntries())]),
+    'data prepended to the zip',
+  ),
+  wheelCase(
+    'junk prepended, offsets moved past it (a self-extractor)',
+    () => rawZip(wheelEntries(), { leading: Buffer.alloc(100, 0x41) }),
+    'the wheel has 100 bytes before its first entry (leading data)',
+  ),
+  wheelCase(
+    'junk appended after the end record',
+    () => Buffer.concat([rawZip(wheelEntries()), Buffer.from('trailing junk')]),
+    'the wheel has 13 bytes after its end of central directory record (trailing data)',
+  ),
+  wheelCase(
+    'a local header that names another file than the central directory',
+    () => renamed('demo_pkg/a.py', { local: { name: 'demo_pkg/b.py' } }),
+    'entry "demo_pkg/a.py" is named "demo_pkg/b.py" in its local header',
+  ),
+  wheelCase(
+    'a local header with another size',
+    () => renamed('demo_pkg/a.py', { local: { size: 7 } }),
+    'entry "demo_pkg/a.py" has compressed size 7 in its local header and 1 in the central directory',
+  ),
+  wheelCase(
+    'a local header with another CRC-32',
+    () => renamed('demo_pkg/a.py', { local: { crc: 1234 } }),
+    'entry "demo_pkg/a.py" has CRC-32 1234 in its local header',
+  ),
+  wheelCase(
+    'a local header with other flags',
+    () => renamed('demo_pkg/a.py', { local: { flags: 0 } }),
+    'entry "demo_pkg/a.py" has flags 0x0 in its local header and 0x800 in the central directory',
+  ),
+  wheelCase(
+    'a local header with another compression method',
+    () => renamed('demo_pkg/a.py', { local: { method: 8 } }),
+    'entry "demo_pkg/a.py" has compression method 8 in its local header and 0 in the central directory',
+  ),
+  wheelCase(
+    'a data descriptor that disagrees with the central directory',
+    () => renamed('demo_pkg/a.py', { descriptor: Buffer.from('504b0708000000000100000001000000', 'hex') }),
+    'entry "demo_pkg/a.py" has no data descriptor that matches its central directory record',
+  ),
+  wheelCase(
+    'a second METADATA',
+    () => rawZip([...wheelEntries(), { name: `${DIST_INFO}/METADATA`, data: metadata('demo-pkg', '1.0.0', 'Requires-Dist: evillib\n') }]),
+    `the wheel entry "${DIST_INFO}/METADATA" appears twice`,
+  ),
+  wheelCase(
+    'a second METADATA in other case',
+    () => renamed(`${DIST_INFO}/metadata`),
+    `the wheel entry "${DIST_INFO}/metadata" names the same file as "${DIST_INFO}/METADATA" on case-insensitive file systems`,
+  ),
+  wheelCase(
+    'two central directory records for one local header (overlapping entries)',
+    () => rawZip([...wheelEntries(), { name: 'demo_pkg/a.py', data: 'x = 1\n', pointsAt: 0 }]),
+    'entries overlap',
+  ),
+  wheelCase(
+    'a central directory record that points outside the archive',
+    () => renamed('demo_pkg/a.py', { pointsAt: 'outside' }),
+    `entry "demo_pkg/a.py" points at offset ${0x10000000}, outside the archive's entries`,
+  ),
+  wheelCase(
+    'an entry hidden between two listed ones (streaming readers see it)',
+    () => rawZip([{ name: 'demo_pkg/hidden.py', data: 'evil()', unlisted: true }, ...wheelEntries()]),
+    'the wheel has 54 bytes before its first entry (leading data)',
+  ),
+  wheelCase(
+    'an entry hidden after the last listed one',
+    () => rawZip([...wheelEntries(), { name: 'demo_pkg/hidden.py', data: 'evil()', unlisted: true }]),
+    `bytes that no entry accounts for between its last entry "${DIST_INFO}/WHEEL" and the central directory`,
+  ),
+  wheelCase(
+    'an end record that counts fewer entries than the directory holds',
+    () => rawZip([...wheelEntries(), { name: 'demo_pkg/a.py', data: 'x' }], { count: 3 }),
+    "the wheel's central directory records take",
+  ),
+  wheelCase(
+    'a ZIP64 locator that points away from the ZIP64 end record',
+    () => rawZip(wheelEntries(), { zip64: { locatorDelta: -8 } }),
+    "the wheel's ZIP64 end of central directory locator points at offset",
+  ),
   wheelCase('a path with ".."', () => renamed('../evil.py'), 'the wheel entry "../evil.py" has a ".." component'),
   wheelCase('an absolute path', () => renamed('/etc/evil.py'), 'the wheel entry "/etc/evil.py" is an absolute path'),
   wheelCase('a drive letter', () => renamed('C:/evil.py'), 'the wheel entry "C:/evil.py" starts with a drive letter'),
@@ -318,7 +402,11 @@ export const HOSTILE_WHEELS: readonly HostileCase[] = [
   wheelCase('a NUL in a name (zipfile cuts the name there)', () => renamed('demo_pkg/a.py\0.txt'), 'contains the control character U+0000'),
   wheelCase('a "." component (written over the real METADATA)', () => renamed(`${DIST_INFO}/./METADATA`), 'has a "." component'),
   wheelCase('an empty component', () => renamed('demo_pkg//a.py'), 'has an empty path component'),
-  wheelCase('a name flagged UTF-8 that is not', () => renamed(Buffer.from([0x64, 0xff, 0xfe, 0x2e, 0x70, 0x79])), 'is flagged as UTF-8 but is not valid UTF-8'),
+  wheelCase(
+    'a name flagged UTF-8 that is not',
+    () => renamed(Buffer.from([0x64, 0xff, 0xfe, 0x2e, 0x70, 0x79])),
+    'is flagged as UTF-8 but is not valid UTF-8',
+  ),
   wheelCase(
     'an Info-ZIP Unicode Path field that renames the entry (Python 3.12+ and yauzl use it, older zipfile does not)',
     () => {
@@ -338,13 +426,29 @@ export const HOSTILE_WHEELS: readonly HostileCase[] = [
 
 /** Sdists an index must refuse, each with the check that refuses it (demo-pkg 1.0.0). */
 export const HOSTILE_SDISTS: readonly HostileCase[] = [
-  sdistCase('a path with ".."', () => sdist({ name: `${TOP}/../../evil.py`, data: 'x' }), `the sdist member "${TOP}/../../evil.py" has a ".." component`),
+  sdistCase(
+    'a path with ".."',
+    () => sdist({ name: `${TOP}/../../evil.py`, data: 'x' }),
+    `the sdist member "${TOP}/../../evil.py" has a ".." component`,
+  ),
   sdistCase('an absolute path', () => sdist({ name: '/etc/evil.py', data: 'x' }), 'the sdist member "/etc/evil.py" is an absolute path'),
   sdistCase('a backslash', () => sdist({ name: `${TOP}\\..\\evil.py`, data: 'x' }), 'contains a backslash'),
   sdistCase('a control character', () => sdist({ name: `${TOP}/evil\n.py`, data: 'x' }), 'contains the control character U+000A'),
-  sdistCase('a symlink to a system file', () => sdist({ name: `${TOP}/passwd`, type: 'symlink', linkname: '/etc/passwd' }), `the sdist member "${TOP}/passwd" is a symlink to the absolute path "/etc/passwd"`),
-  sdistCase('a symlink out through ".."', () => sdist({ name: `${TOP}/docs/passwd`, type: 'symlink', linkname: '../../../etc/passwd' }), 'resolves outside the sdist\'s demo_pkg-1.0.0/ directory'),
-  sdistCase('a symlink to the directory above the top-level one', () => sdist({ name: `${TOP}/up`, type: 'symlink', linkname: '..' }), `the sdist member "${TOP}/up" is a symlink to "..", which resolves outside`),
+  sdistCase(
+    'a symlink to a system file',
+    () => sdist({ name: `${TOP}/passwd`, type: 'symlink', linkname: '/etc/passwd' }),
+    `the sdist member "${TOP}/passwd" is a symlink to the absolute path "/etc/passwd"`,
+  ),
+  sdistCase(
+    'a symlink out through ".."',
+    () => sdist({ name: `${TOP}/docs/passwd`, type: 'symlink', linkname: '../../../etc/passwd' }),
+    "resolves outside the sdist's demo_pkg-1.0.0/ directory",
+  ),
+  sdistCase(
+    'a symlink to the directory above the top-level one',
+    () => sdist({ name: `${TOP}/up`, type: 'symlink', linkname: '..' }),
+    `the sdist member "${TOP}/up" is a symlink to "..", which resolves outside`,
+  ),
   sdistCase(
     'a symlink that leaves only through another symlink (its target, read as text, stays inside)',
     () => sdist({ name: `${TOP}/t`, type: 'symlink', linkname: 'a/s/../..' }, { name: `${TOP}/a/s`, type: 'symlink', linkname: '..' }),
@@ -352,33 +456,94 @@ export const HOSTILE_SDISTS: readonly HostileCase[] = [
   ),
   sdistCase(
     'a member under a symlinked directory (d -> . and d/PKG-INFO: extraction replaces PKG-INFO)',
-    () => sdist({ name: `${TOP}/d`, type: 'symlink', linkname: '.' }, { name: `${TOP}/d/PKG-INFO`, data: metadata('demo-pkg', '1.0.0', 'Requires-Dist: evillib\n') }),
+    () =>
+      sdist(
+        { name: `${TOP}/d`, type: 'symlink', linkname: '.' },
+        { name: `${TOP}/d/PKG-INFO`, data: metadata('demo-pkg', '1.0.0', 'Requires-Dist: evillib\n') },
+      ),
     `the sdist member "${TOP}/d/PKG-INFO" lies under the symlink "${TOP}/d"`,
   ),
-  sdistCase('a symlink loop', () => sdist({ name: `${TOP}/a`, type: 'symlink', linkname: 'b' }, { name: `${TOP}/b`, type: 'symlink', linkname: 'a' }), 'is part of a symlink loop'),
-  sdistCase('a hard link to a system file', () => sdist({ name: `${TOP}/passwd`, type: 'link', linkname: '/etc/passwd' }), `the sdist member "${TOP}/passwd" is a hard link to "/etc/passwd", which is an absolute path`),
-  sdistCase('a hard link to a file not in the archive', () => sdist({ name: `${TOP}/x`, type: 'link', linkname: `${TOP}/missing` }), 'which is not an earlier regular file of the sdist'),
-  sdistCase('a character device', () => sdist({ name: `${TOP}/tty`, type: 'character-device' }), `the sdist member "${TOP}/tty" is a character device`),
+  sdistCase(
+    'a symlink loop',
+    () => sdist({ name: `${TOP}/a`, type: 'symlink', linkname: 'b' }, { name: `${TOP}/b`, type: 'symlink', linkname: 'a' }),
+    'is part of a symlink loop',
+  ),
+  sdistCase(
+    'a hard link to a system file',
+    () => sdist({ name: `${TOP}/passwd`, type: 'link', linkname: '/etc/passwd' }),
+    `the sdist member "${TOP}/passwd" is a hard link to "/etc/passwd", which is an absolute path`,
+  ),
+  sdistCase(
+    'a hard link to a file not in the archive',
+    () => sdist({ name: `${TOP}/x`, type: 'link', linkname: `${TOP}/missing` }),
+    'which is not an earlier regular file of the sdist',
+  ),
+  sdistCase(
+    'a character device',
+    () => sdist({ name: `${TOP}/tty`, type: 'character-device' }),
+    `the sdist member "${TOP}/tty" is a character device`,
+  ),
   sdistCase('a block device', () => sdist({ name: `${TOP}/sda`, type: 'block-device' }), 'is a block device'),
   sdistCase('a FIFO', () => sdist({ name: `${TOP}/pipe`, type: 'fifo' }), 'is a FIFO (named pipe)'),
-  sdistCase('a symlink with data (tar-stream skips it, tarfile reads it as headers)', async () => {
-    const raw = patchTarHeader(await buildTar([{ name: `${TOP}/PKG-INFO`, data: metadata('demo-pkg', '1.0.0') }, { name: `${TOP}/l`, type: 'symlink', linkname: 'PKG-INFO' }]), `${TOP}/l`, (h) =>
-      h.write('00000001000\0', 124, 'latin1'),
-    );
-    return gzipSync(raw);
-  }, `the sdist member "${TOP}/l" is a symlink with 512 bytes of data`),
-  sdistCase('two top-level directories', () => sdist({ name: 'other-1.0/evil.py', data: 'x' }), 'the sdist has more than one top-level entry ("demo_pkg-1.0.0" and "other-1.0")'),
-  sdistCase('a file at the top level', () => buildTarGz([{ name: 'setup.py', data: 'x' }, { name: `${TOP}/PKG-INFO`, data: metadata('demo-pkg', '1.0.0') }]), 'the sdist member "setup.py" is a file at the top level'),
-  sdistCase('two PKG-INFO (the index read the first, tarfile reads the last)', () => sdist({ name: `${TOP}/PKG-INFO`, data: metadata('demo-pkg', '1.0.0', 'Requires-Dist: evillib\n') }), `the sdist member "${TOP}/PKG-INFO" appears twice`),
-  sdistCase('a second PKG-INFO in other case', () => sdist({ name: `${TOP}/pkg-info`, data: 'x' }), `names the same file as "${TOP}/PKG-INFO" on case-insensitive file systems`),
-  sdistCase('a second tar after the end-of-archive blocks (tarfile stops at them)', async () => {
-    const first = await buildTar([{ name: `${TOP}/PKG-INFO`, data: metadata('demo-pkg', '1.0.0') }]);
-    const second = await buildTar([{ name: `${TOP}/evil.py`, data: 'evil()' }]);
-    return gzipSync(Buffer.concat([first, second]));
-  }, 'Python\'s tarfile stops reading at that block, so pip would not see them (concatenated tar archives)'),
-  sdistCase('a gzip bomb: 64 MiB of zeros in 64 KiB', () => sdist({ name: `${TOP}/zeros`, data: Buffer.alloc(64 * 1024 * 1024) }), 'the sdist decompresses to more than 33554432 bytes'),
-  sdistCase('a header after the last member that no member follows', async () => {
-    const tarBytes = await buildTar([{ name: `${TOP}/PKG-INFO`, data: metadata('demo-pkg', '1.0.0') }]);
-    return gzipSync(Buffer.concat([tarBytes.subarray(0, tarBytes.length - 1024), orphanPaxHeader(), Buffer.alloc(1024)]));
-  }, 'the sdist has 1536 bytes after its last member'),
+  sdistCase(
+    'a symlink with data (tar-stream skips it, tarfile reads it as headers)',
+    async () => {
+      const raw = patchTarHeader(
+        await buildTar([
+          { name: `${TOP}/PKG-INFO`, data: metadata('demo-pkg', '1.0.0') },
+          { name: `${TOP}/l`, type: 'symlink', linkname: 'PKG-INFO' },
+        ]),
+        `${TOP}/l`,
+        (h) => h.write('00000001000\0', 124, 'latin1'),
+      );
+      return gzipSync(raw);
+    },
+    `the sdist member "${TOP}/l" is a symlink with 512 bytes of data`,
+  ),
+  sdistCase(
+    'two top-level directories',
+    () => sdist({ name: 'other-1.0/evil.py', data: 'x' }),
+    'the sdist has more than one top-level entry ("demo_pkg-1.0.0" and "other-1.0")',
+  ),
+  sdistCase(
+    'a file at the top level',
+    () =>
+      buildTarGz([
+        { name: 'setup.py', data: 'x' },
+        { name: `${TOP}/PKG-INFO`, data: metadata('demo-pkg', '1.0.0') },
+      ]),
+    'the sdist member "setup.py" is a file at the top level',
+  ),
+  sdistCase(
+    'two PKG-INFO (the index read the first, tarfile reads the last)',
+    () => sdist({ name: `${TOP}/PKG-INFO`, data: metadata('demo-pkg', '1.0.0', 'Requires-Dist: evillib\n') }),
+    `the sdist member "${TOP}/PKG-INFO" appears twice`,
+  ),
+  sdistCase(
+    'a second PKG-INFO in other case',
+    () => sdist({ name: `${TOP}/pkg-info`, data: 'x' }),
+    `names the same file as "${TOP}/PKG-INFO" on case-insensitive file systems`,
+  ),
+  sdistCase(
+    'a second tar after the end-of-archive blocks (tarfile stops at them)',
+    async () => {
+      const first = await buildTar([{ name: `${TOP}/PKG-INFO`, data: metadata('demo-pkg', '1.0.0') }]);
+      const second = await buildTar([{ name: `${TOP}/evil.py`, data: 'evil()' }]);
+      return gzipSync(Buffer.concat([first, second]));
+    },
+    "Python's tarfile stops reading at that block, so pip would not see them (concatenated tar archives)",
+  ),
+  sdistCase(
+    'a gzip bomb: 64 MiB of zeros in 64 KiB',
+    () => sdist({ name: `${TOP}/zeros`, data: Buffer.alloc(64 * 1024 * 1024) }),
+    'the sdist decompresses to more than 33554432 bytes',
+  ),
+  sdistCase(
+    'a header after the last member that no member follows',
+    async () => {
+      const tarBytes = await buildTar([{ name: `${TOP}/PKG-INFO`, data: metadata('demo-pkg', '1.0.0') }]);
+      return gzipSync(Buffer.concat([tarBytes.subarray(0, tarBytes.length - 1024), orphanPaxHeader(), Buffer.alloc(1024)]));
+    },
+    'the sdist has 1536 bytes after its last member',
+  ),
 ];

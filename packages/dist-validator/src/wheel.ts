@@ -25,8 +25,11 @@ function openZip(reader: ArtifactReader, size: number): Promise<ZipFile> {
   return new Promise((resolve, reject) => {
     // autoClose off: METADATA is opened after the directory has been listed. decodeStrings off:
     // names are decoded as Python's zipfile does (zip-names.ts), not renamed by yauzl.
-    yauzl.fromRandomAccessReader(reader, size, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true }, (err, zip) =>
-      err ? reject(err) : resolve(zip),
+    yauzl.fromRandomAccessReader(
+      reader,
+      size,
+      { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: true },
+      (err, zip) => (err ? reject(err) : resolve(zip)),
     );
   });
 }
@@ -49,7 +52,10 @@ function listEntries(zip: ZipFile): Promise<Listing | { readonly problem: Archiv
     zip.on('end', () => resolve({ records, distInfoDirs, members }));
     zip.on('entry', (entry: Entry) => {
       const decoded = entryName(entry);
-      if (!decoded.ok) return resolve({ problem: problem(clip(decoded.shown), `the wheel entry ${JSON.stringify(clip(decoded.shown))} ${decoded.message}`) });
+      if (!decoded.ok)
+        return resolve({
+          problem: problem(clip(decoded.shown), `the wheel entry ${JSON.stringify(clip(decoded.shown))} ${decoded.message}`),
+        });
       const name = decoded.name;
       const clash = pathProblem(name) ?? paths.add(name);
       if (clash) return resolve({ problem: problem(clip(name), `the wheel entry ${JSON.stringify(clip(name))} ${clash}`) });
@@ -97,7 +103,11 @@ function readMember(zip: ZipFile, entry: Entry, max: number): Promise<{ bytes: B
   });
 }
 
-export async function validateWheel(artifact: ArtifactUnderValidation, release: Release, limits: DistributionLimits): Promise<ArchiveOutcome> {
+export async function validateWheel(
+  artifact: ArtifactUnderValidation,
+  release: Release,
+  limits: DistributionLimits,
+): Promise<ArchiveOutcome> {
   const file = artifact.filename;
   const unreadable = (err: unknown) => problem(file, `the wheel is not a readable zip archive: ${describe(err)}`);
   const reader = new ArtifactReader(artifact, artifact.size);
@@ -124,12 +134,17 @@ export async function validateWheel(artifact: ArtifactUnderValidation, release: 
     const listing: Listing = listed;
     // Local headers are spread over the whole file: a small read-ahead, so that checking them
     // does not read the members' data.
-    const layout = await checkZipLayout(listing.records, end.end, (position, length) => reader.readAt(position, length, LOCAL_HEADER_WINDOW));
+    const layout = await checkZipLayout(listing.records, end.end, (position, length) =>
+      reader.readAt(position, length, LOCAL_HEADER_WINDOW),
+    );
     if (layout) return problem(layout.entry === undefined ? file : clip(layout.entry), layout.message);
     const dirs = [...listing.distInfoDirs];
     if (dirs.length === 0) return problem(file, 'the wheel has no top-level .dist-info directory');
     if (dirs.length > 1) {
-      const names = dirs.slice(0, 5).map((d) => JSON.stringify(clip(d))).join(', ');
+      const names = dirs
+        .slice(0, 5)
+        .map((d) => JSON.stringify(clip(d)))
+        .join(', ');
       return problem(file, `the wheel has ${dirs.length} top-level .dist-info directories (${names}); a wheel has exactly one`);
     }
     const dir = dirs[0]!;
@@ -144,7 +159,10 @@ export async function validateWheel(artifact: ArtifactUnderValidation, release: 
     if (!entry) return problem(path, `the wheel has no ${path}`);
     if (!listing.members.has(`${dir}/WHEEL`)) return problem(`${dir}/WHEEL`, `the wheel must have exactly one ${dir}/WHEEL`);
     if (entry.uncompressedSize > limits.maxMetadataBytes) {
-      return problem(path, `${path} declares ${entry.uncompressedSize} bytes; this index accepts core metadata up to ${limits.maxMetadataBytes} bytes`);
+      return problem(
+        path,
+        `${path} declares ${entry.uncompressedSize} bytes; this index accepts core metadata up to ${limits.maxMetadataBytes} bytes`,
+      );
     }
     let read: Awaited<ReturnType<typeof readMember>>;
     try {

@@ -48,27 +48,34 @@ export async function readZipEnd(readAt: ReadAt, size: number): Promise<ZipEndRe
     }
   }
   if (at < 0) {
-    return refuse('the wheel is not a readable zip archive: it has no end of central directory record (not a zip file, or a truncated one)');
+    return refuse(
+      'the wheel is not a readable zip archive: it has no end of central directory record (not a zip file, or a truncated one)',
+    );
   }
   const eocdOffset = tailStart + at;
   const eocd = tail.subarray(at);
   const commentLength = eocd.readUInt16LE(20);
   const after = eocd.length - EOCD_SIZE;
   if (commentLength > after) {
-    return refuse(`the wheel is not a readable zip archive: its end of central directory record declares a ${commentLength}-byte comment but only ${after} bytes follow (truncated)`);
+    return refuse(
+      `the wheel is not a readable zip archive: its end of central directory record declares a ${commentLength}-byte comment but only ${after} bytes follow (truncated)`,
+    );
   }
   if (commentLength < after) {
     return refuse(
       `the wheel has ${after - commentLength} bytes after its end of central directory record (trailing data); a wheel must end there, since zip readers differ on what such a file holds`,
     );
   }
-  if (eocd.readUInt16LE(4) !== 0 || eocd.readUInt16LE(6) !== 0) return refuse('the wheel is not a readable zip archive: it spans several disks');
+  if (eocd.readUInt16LE(4) !== 0 || eocd.readUInt16LE(6) !== 0)
+    return refuse('the wheel is not a readable zip archive: it spans several disks');
   const onDisk = eocd.readUInt16LE(8);
   let entryCount = eocd.readUInt16LE(10);
   let cdSize = eocd.readUInt32LE(12);
   let cdOffset = eocd.readUInt32LE(16);
   if (onDisk !== entryCount) {
-    return refuse(`the wheel's end of central directory record counts ${onDisk} entries on this disk but ${entryCount} in all; a wheel is a single-disk zip`);
+    return refuse(
+      `the wheel's end of central directory record counts ${onDisk} entries on this disk but ${entryCount} in all; a wheel is a single-disk zip`,
+    );
   }
 
   // ZIP64: a locator right before the EOCD (where both readers look).
@@ -78,7 +85,8 @@ export async function readZipEnd(readAt: ReadAt, size: number): Promise<ZipEndRe
     const locator = await readAt(locatorOffset, LOCATOR_SIZE);
     const recordOffset = locatorOffset - ZIP64_EOCD_SIZE;
     const pointsAt = u64(locator, 8);
-    if (locator.readUInt32LE(4) !== 0 || locator.readUInt32LE(16) > 1) return refuse('the wheel is not a readable zip archive: it spans several disks');
+    if (locator.readUInt32LE(4) !== 0 || locator.readUInt32LE(16) > 1)
+      return refuse('the wheel is not a readable zip archive: it spans several disks');
     if (recordOffset < 0 || pointsAt !== recordOffset) {
       return refuse(
         `the wheel's ZIP64 end of central directory locator points at offset ${pointsAt}, but the ZIP64 end record must be the ${ZIP64_EOCD_SIZE} bytes right before the locator (offset ${recordOffset}); zip readers differ on which one they read`,
@@ -86,18 +94,25 @@ export async function readZipEnd(readAt: ReadAt, size: number): Promise<ZipEndRe
     }
     const record = await readAt(recordOffset, ZIP64_EOCD_SIZE);
     if (record.length < ZIP64_EOCD_SIZE || record.readUInt32LE(0) !== ZIP64_EOCD_SIG) {
-      return refuse(`the wheel is not a readable zip archive: no ZIP64 end of central directory record at offset ${recordOffset}, where its locator points`);
+      return refuse(
+        `the wheel is not a readable zip archive: no ZIP64 end of central directory record at offset ${recordOffset}, where its locator points`,
+      );
     }
     if (u64(record, 4) !== ZIP64_EOCD_SIZE - 12) {
-      return refuse('the wheel\'s ZIP64 end of central directory record has extensible data; a wheel\'s must be the plain 56-byte record, which every zip reader finds in the same place');
+      return refuse(
+        "the wheel's ZIP64 end of central directory record has extensible data; a wheel's must be the plain 56-byte record, which every zip reader finds in the same place",
+      );
     }
-    if (record.readUInt32LE(16) !== 0 || record.readUInt32LE(20) !== 0) return refuse('the wheel is not a readable zip archive: it spans several disks');
+    if (record.readUInt32LE(16) !== 0 || record.readUInt32LE(20) !== 0)
+      return refuse('the wheel is not a readable zip archive: it spans several disks');
     const onDisk64 = u64(record, 24);
     const count64 = u64(record, 32);
     const size64 = u64(record, 40);
     const offset64 = u64(record, 48);
     if (onDisk64 !== count64) {
-      return refuse(`the wheel's ZIP64 end of central directory record counts ${onDisk64} entries on this disk but ${count64} in all; a wheel is a single-disk zip`);
+      return refuse(
+        `the wheel's ZIP64 end of central directory record counts ${onDisk64} entries on this disk but ${count64} in all; a wheel is a single-disk zip`,
+      );
     }
     // The 32-bit fields must say the same or hold the "see ZIP64" sentinel: readers that ignore
     // ZIP64 where they think they can would otherwise see another directory.
@@ -107,7 +122,9 @@ export async function readZipEnd(readAt: ReadAt, size: number): Promise<ZipEndRe
       ['central directory offset', cdOffset, offset64, 0xffffffff],
     ] as const) {
       if (value !== value64 && value !== sentinel) {
-        return refuse(`the wheel's end of central directory record gives the ${what} as ${value} and its ZIP64 end record as ${value64}; they must agree`);
+        return refuse(
+          `the wheel's end of central directory record gives the ${what} as ${value} and its ZIP64 end record as ${value64}; they must agree`,
+        );
       }
     }
     entryCount = count64;
@@ -122,7 +139,9 @@ export async function readZipEnd(readAt: ReadAt, size: number): Promise<ZipEndRe
         `the wheel's central directory (offset ${cdOffset}, ${cdSize} bytes) ends at ${cdOffset + cdSize}, but the end records start at ${cdEnd}: ${cdEnd - cdOffset - cdSize} bytes are unaccounted for (data prepended to the zip, or one zip concatenated with another); zip readers differ on which entries such a file holds`,
       );
     }
-    return refuse(`the wheel's central directory (offset ${cdOffset}, ${cdSize} bytes) runs past the end records at ${cdEnd}: it points outside the archive`);
+    return refuse(
+      `the wheel's central directory (offset ${cdOffset}, ${cdSize} bytes) runs past the end records at ${cdEnd}: it points outside the archive`,
+    );
   }
   return { ok: true, end: { cdOffset, cdSize, entryCount } };
 }

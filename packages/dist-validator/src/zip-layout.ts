@@ -62,7 +62,10 @@ function localSizes(header: Buffer, extra: Buffer): { crc: number; compressed: n
     return 'has a malformed extra field in its local header';
   }
   const zip64 = fields.filter((f) => f.id === ZIP64_EXTRA);
-  if (zip64.length !== 1) return zip64.length ? 'has two ZIP64 extra fields in its local header' : 'has 0xFFFFFFFF sizes in its local header but no ZIP64 extra field';
+  if (zip64.length !== 1)
+    return zip64.length
+      ? 'has two ZIP64 extra fields in its local header'
+      : 'has 0xFFFFFFFF sizes in its local header but no ZIP64 extra field';
   const data = zip64[0]!.data;
   let at = 0;
   if (uncompressed === 0xffffffff) {
@@ -92,7 +95,8 @@ function descriptorLength(bytes: Buffer, entry: CentralRecord, endsAt: (length: 
       if (signed && bytes.readUInt32LE(0) !== DESCRIPTOR_SIG) continue;
       const compressed = wide ? Number(bytes.readBigUInt64LE(base + 4)) : bytes.readUInt32LE(base + 4);
       const uncompressed = wide ? Number(bytes.readBigUInt64LE(base + 12)) : bytes.readUInt32LE(base + 8);
-      if (bytes.readUInt32LE(base) !== entry.crc32 || compressed !== entry.compressedSize || uncompressed !== entry.uncompressedSize) continue;
+      if (bytes.readUInt32LE(base) !== entry.crc32 || compressed !== entry.compressedSize || uncompressed !== entry.uncompressedSize)
+        continue;
       if (endsAt(length)) return length;
       fallback ??= length;
     }
@@ -114,13 +118,19 @@ export async function checkZipLayout(records: readonly CentralRecord[], end: Zip
     const entry = sorted[i]!;
     const { name, offset: at } = entry;
     const problem = (message: string): LayoutProblem => ({ entry: name, message: `entry ${show(name)} ${message}` });
-    if (at + LOCAL_SIZE > end.cdOffset) return problem(`points at offset ${at}, outside the archive's entries (the central directory starts at ${end.cdOffset})`);
+    if (at + LOCAL_SIZE > end.cdOffset)
+      return problem(`points at offset ${at}, outside the archive's entries (the central directory starts at ${end.cdOffset})`);
     if (at < pos) {
-      return problem(`starts at offset ${at}, inside ${previous ? `entry ${show(previous.name)}` : 'the previous entry'} (which ends at ${pos}): entries overlap`);
+      return problem(
+        `starts at offset ${at}, inside ${previous ? `entry ${show(previous.name)}` : 'the previous entry'} (which ends at ${pos}): entries overlap`,
+      );
     }
     if (at > pos) {
       return previous
-        ? { entry: name, message: `the wheel has ${at - pos} bytes that no entry accounts for between entries ${show(previous.name)} and ${show(name)} (offsets ${pos} to ${at})` }
+        ? {
+            entry: name,
+            message: `the wheel has ${at - pos} bytes that no entry accounts for between entries ${show(previous.name)} and ${show(name)} (offsets ${pos} to ${at})`,
+          }
         : { message: `the wheel has ${at} bytes before its first entry (leading data); its first entry must start at offset 0` };
     }
     const header = await readAt(at, LOCAL_SIZE);
@@ -133,10 +143,14 @@ export async function checkZipLayout(records: readonly CentralRecord[], end: Zip
     const localName = variable.subarray(0, nameLength);
     const flags = header.readUInt16LE(6);
     if (!localName.equals(entry.nameRaw)) {
-      return problem(`is named ${show(decodeName(localName, flags) ?? '')} in its local header; the central directory and the local header must name the same file`);
+      return problem(
+        `is named ${show(decodeName(localName, flags) ?? '')} in its local header; the central directory and the local header must name the same file`,
+      );
     }
     if (flags !== entry.flags) {
-      return problem(`has flags 0x${flags.toString(16)} in its local header and 0x${entry.flags.toString(16)} in the central directory; they must agree`);
+      return problem(
+        `has flags 0x${flags.toString(16)} in its local header and 0x${entry.flags.toString(16)} in the central directory; they must agree`,
+      );
     }
     const method = header.readUInt16LE(8);
     if (method !== entry.method) {
@@ -156,7 +170,8 @@ export async function checkZipLayout(records: readonly CentralRecord[], end: Zip
       }
     }
     const dataEnd = dataStart + entry.compressedSize;
-    if (dataEnd > end.cdOffset) return problem(`has data (offsets ${dataStart} to ${dataEnd}) that runs into the central directory at ${end.cdOffset}`);
+    if (dataEnd > end.cdOffset)
+      return problem(`has data (offsets ${dataStart} to ${dataEnd}) that runs into the central directory at ${end.cdOffset}`);
     const next = i + 1 < sorted.length ? sorted[i + 1]!.offset : end.cdOffset;
     pos = dataEnd;
     if (withDescriptor) {
@@ -169,7 +184,9 @@ export async function checkZipLayout(records: readonly CentralRecord[], end: Zip
   }
   if (pos < end.cdOffset) {
     return previous
-      ? { message: `the wheel has ${end.cdOffset - pos} bytes that no entry accounts for between its last entry ${show(previous.name)} and the central directory (offsets ${pos} to ${end.cdOffset})` }
+      ? {
+          message: `the wheel has ${end.cdOffset - pos} bytes that no entry accounts for between its last entry ${show(previous.name)} and the central directory (offsets ${pos} to ${end.cdOffset})`,
+        }
       : { message: `the wheel has ${end.cdOffset} bytes before its central directory and no entries (leading data)` };
   }
   return undefined;

@@ -11,7 +11,8 @@ const UTF8_FLAG = 0x800;
 const ZIP64_EXTRA = 0x0001;
 const UNICODE_PATH_EXTRA = 0x7075;
 
-export type DecodedName = { readonly ok: true; readonly name: string } | { readonly ok: false; readonly shown: string; readonly message: string };
+export type DecodedName =
+  { readonly ok: true; readonly name: string } | { readonly ok: false; readonly shown: string; readonly message: string };
 
 /** Decodes `raw` as a name stored with these flags; lossy (for messages) unless `strict`. */
 export function decodeName(raw: Buffer, flags: number, strict = false): string | undefined {
@@ -35,14 +36,22 @@ export function entryName(entry: Entry): DecodedName {
   if (name === undefined) return { ok: false, shown, message: 'is flagged as UTF-8 but is not valid UTF-8' };
   for (const id of [ZIP64_EXTRA, UNICODE_PATH_EXTRA]) {
     if (entry.extraFields.filter((f) => f.id === id).length > 1) {
-      return { ok: false, shown, message: `has two extra fields of type 0x${id.toString(16).padStart(4, '0')}; zip readers differ on which one they use` };
+      return {
+        ok: false,
+        shown,
+        message: `has two extra fields of type 0x${id.toString(16).padStart(4, '0')}; zip readers differ on which one they use`,
+      };
     }
   }
   // The Info-ZIP Unicode Path field (when its CRC matches the name) renames the entry for yauzl
   // and for zipfile from Python 3.12 on, but not for older zipfile: it must say the same.
   const unicodePath = yauzl.getFileNameLowLevel(flags, entry.fileNameRaw, entry.extraFields, true);
   if (unicodePath !== name) {
-    return { ok: false, shown, message: `has an Info-ZIP Unicode Path extra field naming it ${JSON.stringify(unicodePath)}; zip readers differ on which name they use` };
+    return {
+      ok: false,
+      shown,
+      message: `has an Info-ZIP Unicode Path extra field naming it ${JSON.stringify(unicodePath)}; zip readers differ on which name they use`,
+    };
   }
   return { ok: true, name };
 }

@@ -262,7 +262,10 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, config: S
   refused.add(socket);
   const problem =
     err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? new ProblemError('request-timeout', `The request did not arrive within the time this index allows (headers ${config.limits.headersTimeout} ms, whole request ${config.limits.requestTimeout} ms).`)
+      ? new ProblemError(
+          'request-timeout',
+          `The request did not arrive within the time this index allows (headers ${config.limits.headersTimeout} ms, whole request ${config.limits.requestTimeout} ms).`,
+        )
       : err.code === 'HPE_HEADER_OVERFLOW'
         ? new ProblemError('headers-too-large', 'The request headers are larger than this index accepts.')
         : err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'

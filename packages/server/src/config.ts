@@ -11,119 +11,150 @@ const seconds = z.number().int().positive();
 export const HOST_RULE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 const mountPath = z.string().regex(/^\/(?:[A-Za-z0-9._~-]+\/)+$/, 'must start and end with "/" and have at least one segment');
 
-export const ServerConfigSchema = z.object({
-  /** Directory for the SQLite file, blobs and the dev token. */
-  dataDir: z.string().min(1),
-  /**
-   * Public origin used in links, e.g. `https://upload.example.org`. When unset, links are built
-   * on `http://` and the request's Host, once it passed `allowedHosts` (fine on loopback; set
-   * `publicUrl` behind a proxy: X-Forwarded-* headers are never read).
-   */
-  publicUrl: z.string().url().optional(),
-  /**
-   * The `Host` values (`name` or `name:port`; `name` alone: any port) this index answers for; a
-   * request for another authority gets 421 `misdirected-request`. Without `publicUrl`, links are
-   * built on the request's Host, so only these hosts ever appear in them. Default: without
-   * `publicUrl`, the address `listen()` binds (with `localhost` for a loopback address, every
-   * interface's address for 0.0.0.0 or ::); with `publicUrl`, any Host (a proxy may send its
-   * own), since links then never come from the request.
-   */
-  allowedHosts: z.array(z.string().regex(HOST_RULE, 'must be a host name, IPv4 address or [IPv6] literal, with an optional :port')).optional(),
-  /** Path of the Upload 2.0 root endpoint. */
-  rootPath: z.string().regex(/^\/(?:[A-Za-z0-9._~-]+\/)*$/, 'must start and end with "/"').default('/upload/'),
-  /** Index identifier for `meta._<index>` keys in responses (PEP 694 "Optional Index-specific Metadata"). */
-  indexId: z.string().regex(/^[a-z0-9.-]+$/).default('pep694'),
-  /** Base of problem `type` URIs (the code is appended after `#`); a URN when unset. */
-  problemTypeBase: z.string().url().optional(),
-  /**
-   * Serve stage previews and the published simple index (PEP 694 "Staged Previews", PEP 503/691).
-   * When set (`index: {}` for the defaults), session responses carry `session-token` and
-   * `links.stage`, and `files[].link` uses the token. When unset, neither index is served and
-   * both keys are omitted, as the PEP requires of indexes without previews.
-   */
-  index: z
-    .object({
-      /** Mount of the published index (the `--index-url` for pip). */
-      simplePath: mountPath.default('/simple/'),
-      /** Mount of the stage previews: `{stagePath}{session-token}/` is one session's index. */
-      stagePath: mountPath.default('/stage/'),
-      /**
-       * Bytes of rendered index pages (published and stage, HTML and JSON) kept in memory, least
-       * recently used evicted; 0 renders every request.
-       */
-      pageCacheBytes: z.number().int().nonnegative().default(32 * 1024 * 1024),
-    })
-    .optional(),
+export const ServerConfigSchema = z
+  .object({
+    /** Directory for the SQLite file, blobs and the dev token. */
+    dataDir: z.string().min(1),
+    /**
+     * Public origin used in links, e.g. `https://upload.example.org`. When unset, links are built
+     * on `http://` and the request's Host, once it passed `allowedHosts` (fine on loopback; set
+     * `publicUrl` behind a proxy: X-Forwarded-* headers are never read).
+     */
+    publicUrl: z.string().url().optional(),
+    /**
+     * The `Host` values (`name` or `name:port`; `name` alone: any port) this index answers for; a
+     * request for another authority gets 421 `misdirected-request`. Without `publicUrl`, links are
+     * built on the request's Host, so only these hosts ever appear in them. Default: without
+     * `publicUrl`, the address `listen()` binds (with `localhost` for a loopback address, every
+     * interface's address for 0.0.0.0 or ::); with `publicUrl`, any Host (a proxy may send its
+     * own), since links then never come from the request.
+     */
+    allowedHosts: z
+      .array(z.string().regex(HOST_RULE, 'must be a host name, IPv4 address or [IPv6] literal, with an optional :port'))
+      .optional(),
+    /** Path of the Upload 2.0 root endpoint. */
+    rootPath: z
+      .string()
+      .regex(/^\/(?:[A-Za-z0-9._~-]+\/)*$/, 'must start and end with "/"')
+      .default('/upload/'),
+    /** Index identifier for `meta._<index>` keys in responses (PEP 694 "Optional Index-specific Metadata"). */
+    indexId: z
+      .string()
+      .regex(/^[a-z0-9.-]+$/)
+      .default('pep694'),
+    /** Base of problem `type` URIs (the code is appended after `#`); a URN when unset. */
+    problemTypeBase: z.string().url().optional(),
+    /**
+     * Serve stage previews and the published simple index (PEP 694 "Staged Previews", PEP 503/691).
+     * When set (`index: {}` for the defaults), session responses carry `session-token` and
+     * `links.stage`, and `files[].link` uses the token. When unset, neither index is served and
+     * both keys are omitted, as the PEP requires of indexes without previews.
+     */
+    index: z
+      .object({
+        /** Mount of the published index (the `--index-url` for pip). */
+        simplePath: mountPath.default('/simple/'),
+        /** Mount of the stage previews: `{stagePath}{session-token}/` is one session's index. */
+        stagePath: mountPath.default('/stage/'),
+        /**
+         * Bytes of rendered index pages (published and stage, HTML and JSON) kept in memory, least
+         * recently used evicted; 0 renders every request.
+         */
+        pageCacheBytes: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(32 * 1024 * 1024),
+      })
+      .optional(),
 
-  /** Lifetime of a new publishing session. The PEP recommends not expunging before a week. */
-  sessionTtl: seconds.default(7 * 24 * 3600),
-  /** Longest total lifetime an extension may reach, counted from creation. */
-  sessionMaxLifetime: seconds.default(30 * 24 * 3600),
-  /** Lifetime of a file upload session (capped by its publishing session's). */
-  fileTtl: seconds.default(24 * 3600),
-  /** How long a published or canceled session keeps answering its status URL (PEP "Session Status Retention"). */
-  retention: seconds.default(7 * 24 * 3600),
-  /** How often the reaper runs (expiry, retention, orphaned blobs). 0 disables the timer. */
-  reaperInterval: ms.default(60_000),
-  /** How often the reaper also walks the blob store for orphaned bytes and crashed stagings (ms). */
-  blobSweepInterval: ms.default(3_600_000),
-  /** `Retry-After` (seconds) while a file upload is pending or processing. */
-  retryAfter: seconds.default(1),
+    /** Lifetime of a new publishing session. The PEP recommends not expunging before a week. */
+    sessionTtl: seconds.default(7 * 24 * 3600),
+    /** Longest total lifetime an extension may reach, counted from creation. */
+    sessionMaxLifetime: seconds.default(30 * 24 * 3600),
+    /** Lifetime of a file upload session (capped by its publishing session's). */
+    fileTtl: seconds.default(24 * 3600),
+    /** How long a published or canceled session keeps answering its status URL (PEP "Session Status Retention"). */
+    retention: seconds.default(7 * 24 * 3600),
+    /** How often the reaper runs (expiry, retention, orphaned blobs). 0 disables the timer. */
+    reaperInterval: ms.default(60_000),
+    /** How often the reaper also walks the blob store for orphaned bytes and crashed stagings (ms). */
+    blobSweepInterval: ms.default(3_600_000),
+    /** `Retry-After` (seconds) while a file upload is pending or processing. */
+    retryAfter: seconds.default(1),
 
-  limits: z
-    .object({
-      /** Largest file a client may declare, in bytes. */
-      maxFileSize: z.number().int().positive().default(2 * 1024 ** 3),
-      /** Largest JSON request body, in bytes. */
-      maxJsonBody: z.number().int().positive().default(64 * 1024),
-      /** Most files (not canceled) in one publishing session. */
-      maxFilesPerSession: z.number().int().positive().default(1000),
-      /** Most live (open, processing, error) sessions one principal may have created. */
-      maxLiveSessionsPerPrincipal: z.number().int().positive().default(100),
-      /**
-       * Most bytes one principal may hold in file upload sessions not yet published (declared
-       * sizes of its pending, processing and completed files in open, processing or error
-       * sessions). Released when files are deleted, replaced, canceled, expire or are published.
-       * Default 10 GiB, PyPI's default total size of a project.
-       */
-      maxStagedBytesPerPrincipal: z.number().int().positive().default(10 * 1024 ** 3),
-      /**
-       * Most new project names one principal may register per `newProjectsWindow`: names it
-       * registered in the window plus names its live first-release sessions reserve. Default 20
-       * per hour, as PyPI's `PROJECT_CREATE_USER_RATELIMIT_STRING`.
-       */
-      maxNewProjectsPerWindow: z.number().int().positive().default(20),
-      /** The window of `maxNewProjectsPerWindow`, in seconds. */
-      newProjectsWindow: z.number().int().positive().default(3600),
-      /** A JSON body must arrive within this time. */
-      jsonBodyTimeout: ms.default(30_000),
-      /** Node's headersTimeout. */
-      headersTimeout: ms.default(60_000),
-      /** Node's requestTimeout: the longest any request (uploads included) may take. 0 = none. */
-      requestTimeout: ms.default(3_600_000),
-      /**
-       * Most hash algorithms one file upload session may declare: every declared digest is
-       * computed over every byte (the PEP: "all hashes provided MUST be valid for the file"), so
-       * each costs about as much CPU as the upload itself. More get 400 `invalid-hashes`.
-       */
-      maxHashes: z.number().int().min(1).max(14).default(3),
-      /** Verify files larger than this in the background (202 + processing) when their bytes must be re-read. */
-      deferVerificationAbove: z.number().int().nonnegative().default(256 * 1024 ** 2),
-    })
-    .prefault({}),
-}).superRefine((config, ctx) => {
-  if (!config.index) return;
-  const mounts = [
-    ['rootPath', config.rootPath],
-    ['index.simplePath', config.index.simplePath],
-    ['index.stagePath', config.index.stagePath],
-  ] as const;
-  for (const [a, pa] of mounts) {
-    for (const [b, pb] of mounts) {
-      if (a !== b && pb.startsWith(pa)) ctx.addIssue({ code: 'custom', path: b.split('.'), message: `${b} (${pb}) must not be inside ${a} (${pa})` });
+    limits: z
+      .object({
+        /** Largest file a client may declare, in bytes. */
+        maxFileSize: z
+          .number()
+          .int()
+          .positive()
+          .default(2 * 1024 ** 3),
+        /** Largest JSON request body, in bytes. */
+        maxJsonBody: z
+          .number()
+          .int()
+          .positive()
+          .default(64 * 1024),
+        /** Most files (not canceled) in one publishing session. */
+        maxFilesPerSession: z.number().int().positive().default(1000),
+        /** Most live (open, processing, error) sessions one principal may have created. */
+        maxLiveSessionsPerPrincipal: z.number().int().positive().default(100),
+        /**
+         * Most bytes one principal may hold in file upload sessions not yet published (declared
+         * sizes of its pending, processing and completed files in open, processing or error
+         * sessions). Released when files are deleted, replaced, canceled, expire or are published.
+         * Default 10 GiB, PyPI's default total size of a project.
+         */
+        maxStagedBytesPerPrincipal: z
+          .number()
+          .int()
+          .positive()
+          .default(10 * 1024 ** 3),
+        /**
+         * Most new project names one principal may register per `newProjectsWindow`: names it
+         * registered in the window plus names its live first-release sessions reserve. Default 20
+         * per hour, as PyPI's `PROJECT_CREATE_USER_RATELIMIT_STRING`.
+         */
+        maxNewProjectsPerWindow: z.number().int().positive().default(20),
+        /** The window of `maxNewProjectsPerWindow`, in seconds. */
+        newProjectsWindow: z.number().int().positive().default(3600),
+        /** A JSON body must arrive within this time. */
+        jsonBodyTimeout: ms.default(30_000),
+        /** Node's headersTimeout. */
+        headersTimeout: ms.default(60_000),
+        /** Node's requestTimeout: the longest any request (uploads included) may take. 0 = none. */
+        requestTimeout: ms.default(3_600_000),
+        /**
+         * Most hash algorithms one file upload session may declare: every declared digest is
+         * computed over every byte (the PEP: "all hashes provided MUST be valid for the file"), so
+         * each costs about as much CPU as the upload itself. More get 400 `invalid-hashes`.
+         */
+        maxHashes: z.number().int().min(1).max(14).default(3),
+        /** Verify files larger than this in the background (202 + processing) when their bytes must be re-read. */
+        deferVerificationAbove: z
+          .number()
+          .int()
+          .nonnegative()
+          .default(256 * 1024 ** 2),
+      })
+      .prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    if (!config.index) return;
+    const mounts = [
+      ['rootPath', config.rootPath],
+      ['index.simplePath', config.index.simplePath],
+      ['index.stagePath', config.index.stagePath],
+    ] as const;
+    for (const [a, pa] of mounts) {
+      for (const [b, pb] of mounts) {
+        if (a !== b && pb.startsWith(pa))
+          ctx.addIssue({ code: 'custom', path: b.split('.'), message: `${b} (${pb}) must not be inside ${a} (${pa})` });
+      }
     }
-  }
-});
+  });
 
 export type ServerConfigInput = z.input<typeof ServerConfigSchema>;
 export type ServerConfig = z.output<typeof ServerConfigSchema>;

@@ -76,14 +76,20 @@ export async function sendBody(req: Request, res: Response, body: Body): Promise
   }
   // If-Range: only a matching strong validator keeps the Range (RFC 9110 §13.1.5).
   const ifRange = req.get('if-range');
-  const range = ifRange !== undefined && ifRange.trim() !== body.etag ? ({ kind: 'none' } as const) : parseRange(req.headers.range, body.size);
+  const range =
+    ifRange !== undefined && ifRange.trim() !== body.etag ? ({ kind: 'none' } as const) : parseRange(req.headers.range, body.size);
   if (range.kind === 'unsatisfiable') {
-    throw new ProblemError('range-not-satisfiable', `The requested range ${JSON.stringify(String(req.headers.range).slice(0, 100))} is outside the ${body.size} bytes of this file.`, {
-      headers: { 'Content-Range': `bytes */${body.size}`, 'Accept-Ranges': 'bytes' },
-    });
+    throw new ProblemError(
+      'range-not-satisfiable',
+      `The requested range ${JSON.stringify(String(req.headers.range).slice(0, 100))} is outside the ${body.size} bytes of this file.`,
+      {
+        headers: { 'Content-Range': `bytes */${body.size}`, 'Accept-Ranges': 'bytes' },
+      },
+    );
   }
   // Open the bytes before any header is set: a failed read is then a clean problem response.
-  const wanted = req.method === 'HEAD' ? undefined : range.kind === 'range' ? { start: range.start, end: range.end } : body.size > 0 ? 'all' : undefined;
+  const wanted =
+    req.method === 'HEAD' ? undefined : range.kind === 'range' ? { start: range.start, end: range.end } : body.size > 0 ? 'all' : undefined;
   const stream = wanted === undefined ? undefined : await body.open(wanted === 'all' ? undefined : wanted);
   common();
   res.setHeader('Content-Type', body.contentType);

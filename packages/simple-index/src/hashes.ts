@@ -5,4 +5,15 @@ import type { HashName } from '@pep694/core';
  * recommend and every installer checks), then the other secure hashlib-guaranteed algorithms.
  * A file always has one of these: PEP 694 requires at least one secure algorithm.
  */
-export const HASH_NAMES_PREFERRED: readonly HashName[] = ['sha256', 'sha384', 'sha512', 'sha224', 'blake2b', 'blake2s', 'sha3_256', 'sha3_384', 'sha3_512', 'sha3_224'];
+export const HASH_NAMES_PREFERRED: readonly HashName[] = [
+  'sha256',
+  'sha384',
+  'sha512',
+  'sha224',
+  'blake2b',
+  'blake2s',
+  'sha3_256',
+  'sha3_384',
+  'sha3_512',
+  'sha3_224',
+];

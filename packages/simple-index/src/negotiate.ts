@@ -49,7 +49,11 @@ export function negotiateSimpleType(accept: string | undefined, format?: unknown
     if (better) best = { type, q: match.q, rank: match.rank };
   }
   if (best) return best.type;
-  throw new ProblemError('not-acceptable', `The Simple Repository API is served as ${SIMPLE_TYPES.join(', ')}; the Accept header allows none of them.`, {
-    extensions: { available: [...SIMPLE_TYPES] },
-  });
+  throw new ProblemError(
+    'not-acceptable',
+    `The Simple Repository API is served as ${SIMPLE_TYPES.join(', ')}; the Accept header allows none of them.`,
+    {
+      extensions: { available: [...SIMPLE_TYPES] },
+    },
+  );
 }

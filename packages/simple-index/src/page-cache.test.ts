@@ -135,7 +135,11 @@ const cache = new PageCache({ maxBytes: 4 * 1024 * 1024 });
 beforeAll(async () => {
   const app = express();
   app.set('etag', false);
-  const blobs = { read: async () => { throw new Error('pages never read blobs'); } };
+  const blobs = {
+    read: async () => {
+      throw new Error('pages never read blobs');
+    },
+  };
   app.use('/simple', publishedIndexRouter({ store, blobs, pageCache: cache }));
   app.use('/stage', stagePreviewRouter({ store, blobs, pageCache: cache }));
   await new Promise<void>((resolve) => {
@@ -247,7 +251,10 @@ describe('stage previews are cached per stage, and completion and delete invalid
     const completed = ProjectDetailSchema.parse(await (await request(page, { accept: JSON_TYPE })).json());
     expect(completed.files.map((f) => f.filename).sort()).toEqual([sdist.filename, wheel.filename].sort());
     // Delete: the wheel goes at once, and the old ETag no longer matches.
-    setStatus(files.find((f) => f.id === wheel.id)!, 'canceled');
+    setStatus(
+      files.find((f) => f.id === wheel.id)!,
+      'canceled',
+    );
     const deleted = await request(page, { accept: JSON_TYPE, 'if-none-match': etag });
     expect(deleted.status).toBe(200);
     expect(ProjectDetailSchema.parse(await deleted.json()).files.map((f) => f.filename)).toEqual([sdist.filename]);
@@ -288,7 +295,18 @@ describe('the cache is bounded by bytes', () => {
 
   it('a router with a cache too small for a page still serves it, rendering each time', async () => {
     const app = express();
-    app.use('/simple', publishedIndexRouter({ store, blobs: { read: async () => { throw new Error('no'); } }, pageCache: new PageCache({ maxBytes: 1024 }) }));
+    app.use(
+      '/simple',
+      publishedIndexRouter({
+        store,
+        blobs: {
+          read: async () => {
+            throw new Error('no');
+          },
+        },
+        pageCache: new PageCache({ maxBytes: 1024 }),
+      }),
+    );
     const s = await new Promise<Server>((resolve) => {
       const srv = app.listen(0, '127.0.0.1', () => resolve(srv));
     });

@@ -33,7 +33,8 @@ export class PageCache {
 
   constructor(opts: PageCacheOptions = {}) {
     this.maxBytes = opts.maxBytes ?? DEFAULT_PAGE_CACHE_BYTES;
-    if (!Number.isSafeInteger(this.maxBytes) || this.maxBytes < 0) throw new RangeError(`maxBytes must be a non-negative integer, not ${this.maxBytes}`);
+    if (!Number.isSafeInteger(this.maxBytes) || this.maxBytes < 0)
+      throw new RangeError(`maxBytes must be a non-negative integer, not ${this.maxBytes}`);
     this.lru = new LRUCache<string, Entry>({
       // lru-cache needs a positive bound; 0 caches nothing (every set is refused as too large).
       maxSize: Math.max(1, this.maxBytes),

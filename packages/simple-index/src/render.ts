@@ -36,7 +36,9 @@ const page = (title: string, body: string): string =>
   `<!DOCTYPE html>\n<html>\n  <head>\n    <meta charset="utf-8">\n    <meta name="pypi:repository-version" content="${REPOSITORY_VERSION}">\n    <title>${escapeHtml(title)}</title>\n  </head>\n  <body>\n    <h1>${escapeHtml(title)}</h1>\n${body}  </body>\n</html>\n`;
 
 export function projectListHtml(projects: readonly ProjectEntry[]): string {
-  const links = projects.map((p) => `    <a href="${escapeHtml(encodeURIComponent(p.name))}/">${escapeHtml(p.displayName)}</a><br>\n`).join('');
+  const links = projects
+    .map((p) => `    <a href="${escapeHtml(encodeURIComponent(p.name))}/">${escapeHtml(p.displayName)}</a><br>\n`)
+    .join('');
   return page('Simple index', links);
 }
 

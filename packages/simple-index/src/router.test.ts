@@ -121,7 +121,13 @@ function session(id: string, token: string, status: PublishingSessionRecord['sta
   return s;
 }
 
-function stageFile(sessionId: string, filename: string, status: FileUploadRecord['status'], bytes: Buffer, coreMetadata: Uint8Array | null = null): void {
+function stageFile(
+  sessionId: string,
+  filename: string,
+  status: FileUploadRecord['status'],
+  bytes: Buffer,
+  coreMetadata: Uint8Array | null = null,
+): void {
   const key = `files/${sessionId}/${filename}`;
   blobs.set(key, bytes);
   changes += 1;
@@ -150,10 +156,15 @@ const PUBLISHED_TOKEN = 'pub_0123456789abcdefABCD';
 const CANCELED_TOKEN = 'can_0123456789abcdefABCD';
 const EXPIRED_TOKEN = 'exp_0123456789abcdefABCD';
 
-publish('demo-pkg', 'Demo_Pkg', '1.0.0', 'demo_pkg-1.0.0-py3-none-any.whl', WHEEL, { coreMetadata: new Uint8Array(META), requiresPython: '<3.14,>=3.7' });
+publish('demo-pkg', 'Demo_Pkg', '1.0.0', 'demo_pkg-1.0.0-py3-none-any.whl', WHEEL, {
+  coreMetadata: new Uint8Array(META),
+  requiresPython: '<3.14,>=3.7',
+});
 // The validator returns PKG-INFO for sdists too; it is not served (PEP 658 metadata is for wheels).
 publish('demo-pkg', 'Demo_Pkg', '1.0.0', 'demo_pkg-1.0.0.tar.gz', SDIST, { coreMetadata: new Uint8Array(META) });
-publish('demo-pkg', 'Demo_Pkg', '1.0+local.1', 'demo_pkg-1.0+local.1.tar.gz', SDIST, { hashes: { sha512: createHash('sha512').update(SDIST).digest('hex') } });
+publish('demo-pkg', 'Demo_Pkg', '1.0+local.1', 'demo_pkg-1.0+local.1.tar.gz', SDIST, {
+  hashes: { sha512: createHash('sha512').update(SDIST).digest('hex') },
+});
 // A published file whose bytes are gone (a storage fault).
 publish('lost-pkg', 'lost-pkg', '1.0', 'lost_pkg-1.0.tar.gz', SDIST);
 blobs.delete('files/lost_pkg-1.0.tar.gz');
@@ -180,7 +191,10 @@ beforeAll(async () => {
   const problems: ErrorRequestHandler = (err, _req, res, _next) => {
     const p = err instanceof ProblemError ? err : new ProblemError('internal-error', 'boom');
     for (const [k, v] of Object.entries(p.headers)) res.setHeader(k, v);
-    res.status(p.status).type('application/problem+json').send(JSON.stringify(toProblemDocument(p)));
+    res
+      .status(p.status)
+      .type('application/problem+json')
+      .send(JSON.stringify(toProblemDocument(p)));
   };
   app.use(problems);
   await new Promise<void>((resolve) => {
@@ -190,7 +204,8 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => fetch(`${origin}${path}`, { method, headers, redirect: 'manual' });
+const get = (path: string, headers: Record<string, string> = {}, method = 'GET') =>
+  fetch(`${origin}${path}`, { method, headers, redirect: 'manual' });
 async function expectProblem(res: Response, status: number) {
   expect(res.status).toBe(status);
   expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
@@ -291,7 +306,10 @@ describe('PEP 691 Version + Format Selection', () => {
     });
   }
   it('406 problem+json when nothing acceptable is offered', async () => {
-    const body = await expectProblem(await get('/simple/demo-pkg/', { accept: 'application/xml, application/vnd.pypi.simple.v2+json' }), 406);
+    const body = await expectProblem(
+      await get('/simple/demo-pkg/', { accept: 'application/xml, application/vnd.pypi.simple.v2+json' }),
+      406,
+    );
     expect(body.code).toBe('not-acceptable');
   });
   it('the ?format= URL parameter takes precedence over Accept', async () => {
@@ -352,7 +370,14 @@ describe('PEP 503 URLs: normalized names, trailing slashes, 404s', () => {
     }
   });
   it('a project whose name is only reserved is 404 until its first publish; so are unknown projects and files', async () => {
-    for (const path of [`/simple/${reserved}/`, '/simple/nope/', '/simple/demo-pkg/nope-1.0.tar.gz', '/simple/demo-pkg/demo_pkg-1.0.0.tar.gz.metadata', '/simple/-bad-/', '/simple/demo-pkg/a/b']) {
+    for (const path of [
+      `/simple/${reserved}/`,
+      '/simple/nope/',
+      '/simple/demo-pkg/nope-1.0.tar.gz',
+      '/simple/demo-pkg/demo_pkg-1.0.0.tar.gz.metadata',
+      '/simple/-bad-/',
+      '/simple/demo-pkg/a/b',
+    ]) {
       const body = await expectProblem(await get(path), 404);
       expect(body.code, path).toBe('not-found');
     }
@@ -419,7 +444,13 @@ describe('downloads: Content-Type, Content-Length, ETag, ranges (RFC 9110), HEAD
     }
   });
   it('ignored ranges: several ranges, other units, malformed, or an If-Range that does not match send the whole file', async () => {
-    const ignored: Record<string, string>[] = [{ range: 'bytes=0-1,5-6' }, { range: 'items=0-1' }, { range: 'bytes=x-y' }, { range: 'bytes=9-1' }, { range: 'bytes=0-1', 'if-range': '"other"' }];
+    const ignored: Record<string, string>[] = [
+      { range: 'bytes=0-1,5-6' },
+      { range: 'items=0-1' },
+      { range: 'bytes=x-y' },
+      { range: 'bytes=9-1' },
+      { range: 'bytes=0-1', 'if-range': '"other"' },
+    ];
     for (const headers of ignored) {
       const res = await get(path, headers);
       expect(res.status, JSON.stringify(headers)).toBe(200);
@@ -496,6 +527,8 @@ describe('PEP 694 Staged Previews: /stage/{session-token}/', () => {
       const body = await expectProblem(res, 404);
       details.add(body.detail);
     }
-    expect([...details]).toEqual(['Nothing is staged at this URL: the stage may have been published, canceled or expired, or the URL is wrong.']);
+    expect([...details]).toEqual([
+      'Nothing is staged at this URL: the stage may have been published, canceled or expired, or the URL is wrong.',
+    ]);
   });
 });

@@ -63,7 +63,11 @@ const endsWithSlash = (req: Request): boolean => {
 
 function methodNotAllowed(): RequestHandler {
   return (req, _res, next) =>
-    next(new ProblemError('method-not-allowed', `${req.method} is not allowed here; the index is read-only (GET or HEAD).`, { headers: { Allow: 'GET, HEAD' } }));
+    next(
+      new ProblemError('method-not-allowed', `${req.method} is not allowed here; the index is read-only (GET or HEAD).`, {
+        headers: { Allow: 'GET, HEAD' },
+      }),
+    );
 }
 
 /** A rendered page as cached: its bytes, its media type, and its strong ETag (a digest of both). */
@@ -144,10 +148,19 @@ function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>,
         // PEP 503: pages end with "/"; redirect the bare mount path.
         // Built from the mount path express matched, never from the request target as sent.
         if (!endsWithSlash(req)) return res.redirect(301, `${req.baseUrl}/`);
-        await sendPage(req, res, v, cache, 'projects', () => v.projectsVersion(), async (type) => {
-          const projects = await v.projects();
-          return type === SIMPLE_V1_JSON ? projectListJson(projects) : projectListHtml(projects);
-        }, () => notFound('this repository'));
+        await sendPage(
+          req,
+          res,
+          v,
+          cache,
+          'projects',
+          () => v.projectsVersion(),
+          async (type) => {
+            const projects = await v.projects();
+            return type === SIMPLE_V1_JSON ? projectListJson(projects) : projectListHtml(projects);
+          },
+          () => notFound('this repository'),
+        );
       }),
     )
     .all(methodNotAllowed());
@@ -170,11 +183,20 @@ function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>,
         const v = await view(req);
         const name = project(req, res, '');
         if (name === undefined) return;
-        await sendPage(req, res, v, cache, `project\0${name}`, () => v.filesVersion(name), async (type) => {
-          const files = await v.files(name);
-          if (!files) return undefined;
-          return type === SIMPLE_V1_JSON ? projectDetailJson(name, files, versionsOf(files)) : projectDetailHtml(name, files);
-        }, () => notFound(`project ${name}`));
+        await sendPage(
+          req,
+          res,
+          v,
+          cache,
+          `project\0${name}`,
+          () => v.filesVersion(name),
+          async (type) => {
+            const files = await v.files(name);
+            if (!files) return undefined;
+            return type === SIMPLE_V1_JSON ? projectDetailJson(name, files, versionsOf(files)) : projectDetailHtml(name, files);
+          },
+          () => notFound(`project ${name}`),
+        );
       }),
     )
     .all(methodNotAllowed());
@@ -221,9 +243,11 @@ function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>,
     .all(methodNotAllowed());
 
   // Deeper paths: nothing is served there.
-  router.use(wrap(async (req) => {
-    throw notFound(`path ${JSON.stringify(req.path.slice(0, 200))}`);
-  }));
+  router.use(
+    wrap(async (req) => {
+      throw notFound(`path ${JSON.stringify(req.path.slice(0, 200))}`);
+    }),
+  );
   return router;
 }
 
@@ -233,7 +257,12 @@ function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>,
  */
 export function publishedIndexRouter(opts: SimpleIndexOptions): Router {
   const view = publishedView(opts.store);
-  return repositoryRouter(async () => view, opts.blobs, (what) => new ProblemError('not-found', `This index has no ${what}.`), opts.pageCache ?? new PageCache());
+  return repositoryRouter(
+    async () => view,
+    opts.blobs,
+    (what) => new ProblemError('not-found', `This index has no ${what}.`),
+    opts.pageCache ?? new PageCache(),
+  );
 }
 
 /**
@@ -246,7 +275,10 @@ export function publishedIndexRouter(opts: SimpleIndexOptions): Router {
 export function stagePreviewRouter(opts: SimpleIndexOptions): Router {
   const clock = opts.clock ?? { now: () => new Date() };
   const notFound: NotFound = () =>
-    new ProblemError('not-found', 'Nothing is staged at this URL: the stage may have been published, canceled or expired, or the URL is wrong.');
+    new ProblemError(
+      'not-found',
+      'Nothing is staged at this URL: the stage may have been published, canceled or expired, or the URL is wrong.',
+    );
   const router = Router({ caseSensitive: true, strict: true });
   // Capability URLs: never cached, never sent on as a Referer, never indexed.
   router.use((_req, res, next) => {
@@ -256,9 +288,14 @@ export function stagePreviewRouter(opts: SimpleIndexOptions): Router {
     next();
   });
   const cache = opts.pageCache ?? new PageCache();
-  router.use('/:token', repositoryRouter((req) => stageView(opts.store, String(req.params['token']), clock, cache), opts.blobs, notFound, cache));
-  router.use(wrap(async () => {
-    throw notFound('');
-  }));
+  router.use(
+    '/:token',
+    repositoryRouter((req) => stageView(opts.store, String(req.params['token']), clock, cache), opts.blobs, notFound, cache),
+  );
+  router.use(
+    wrap(async () => {
+      throw notFound('');
+    }),
+  );
   return router;
 }

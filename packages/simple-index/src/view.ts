@@ -107,7 +107,18 @@ const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
 
 /** Rough bytes of a listing held in the page cache (strings twice over for UTF-16, plus objects). */
 const listingSize = (files: readonly IndexFile[]): number =>
-  files.reduce((n, f) => n + 400 + 2 * (f.filename.length + f.blobKey.length + f.fileId.length + (f.requiresPython?.length ?? 0) + Object.values(f.hashes).join('').length), 0);
+  files.reduce(
+    (n, f) =>
+      n +
+      400 +
+      2 *
+        (f.filename.length +
+          f.blobKey.length +
+          f.fileId.length +
+          (f.requiresPython?.length ?? 0) +
+          Object.values(f.hashes).join('').length),
+    0,
+  );
 
 /**
  * The stage preview of the session holding `token`: only its `completed` files, only while the
@@ -120,7 +131,8 @@ const listingSize = (files: readonly IndexFile[]): number =>
 export async function stageView(store: IndexStore, token: string, clock: Clock, cache?: PageCache): Promise<RepositoryView | undefined> {
   if (!TOKEN.test(token)) return undefined;
   const session = await store.getSessionByStageToken(token);
-  if (!session || session.stageToken !== token || !STAGED.has(session.status) || session.expiresAt.getTime() <= clock.now().getTime()) return undefined;
+  if (!session || session.stageToken !== token || !STAGED.has(session.status) || session.expiresAt.getTime() <= clock.now().getTime())
+    return undefined;
   const cacheScope = `stage:${session.id}`;
   const version = () => store.indexVersion({ kind: 'stage', sessionId: session.id });
   const load = async (): Promise<IndexFile[]> =>

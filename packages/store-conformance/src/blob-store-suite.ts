@@ -212,7 +212,11 @@ export function blobStoreConformance(options: BlobStoreConformanceOptions): void
       for (const key of keys) await put(key, Buffer.from(key));
       must(await list('staging/'), "under 'staging/'").toEqual(['staging/a', 'staging/b']);
       must(await list('files/'), "under 'files/', nested keys included").toEqual(['files/deep/y', 'files/x']);
-      must(await list('files'), "a plain string prefix: 'files' also matches 'filesystem/z'").toEqual(['files/deep/y', 'files/x', 'filesystem/z']);
+      must(await list('files'), "a plain string prefix: 'files' also matches 'filesystem/z'").toEqual([
+        'files/deep/y',
+        'files/x',
+        'filesystem/z',
+      ]);
       must(await list(''), 'the empty prefix lists every key').toEqual([...keys].sort());
       must(await list('nothing/'), 'a prefix with no keys').toEqual([]);
       const pending = await blobs.stage('staging/c');

@@ -62,10 +62,7 @@ export const SESSION_STORE_RULES = {
     'records read back as created and as updated, dates and bytes included',
     `${PEP694('Publishing Session Status')}, ${PEP694('File Upload Session Status')}`,
   ),
-  stageTokenExactMatch: rule(
-    'a session is found by its exact stage token only, whatever its status',
-    PEP694('Publishing Session Token'),
-  ),
+  stageTokenExactMatch: rule('a session is found by its exact stage token only, whatever its status', PEP694('Publishing Session Token')),
 
   // ---- File upload sessions ------------------------------------------------------------------
   liveFileUnique: rule(
@@ -201,10 +198,7 @@ export const BLOB_STORE_RULES = {
     'move puts the blob under the new key only, replacing one there; moving a missing key rejects',
     PEP694('Complete a File Upload Session'),
   ),
-  deleteIdempotent: rule(
-    'delete removes the blob; a missing key is not an error',
-    PEP694('Publishing Session Cancellation'),
-  ),
+  deleteIdempotent: rule('delete removes the blob; a missing key is not an error', PEP694('Publishing Session Cancellation')),
   listByPrefix: rule(
     'list yields every committed key starting with the prefix (a plain string prefix), and no other',
     PEP694('Publishing Session Cancellation'),

@@ -3,7 +3,15 @@
  * within a test, and the few multi-step setups many rules need (a completed file, a registered
  * project). They assert only what they need to go on; the rules assert the rest.
  */
-import { distributionIdentity, releaseKey, type FileUploadRecord, type NewFileUpload, type NewPublishingSession, type PublishingSessionRecord, type SessionStore } from '@pep694/core';
+import {
+  distributionIdentity,
+  releaseKey,
+  type FileUploadRecord,
+  type NewFileUpload,
+  type NewPublishingSession,
+  type PublishingSessionRecord,
+  type SessionStore,
+} from '@pep694/core';
 
 /** A fixed epoch, so dates compare exactly; `at(m)` is m minutes after it. */
 export const T0 = Date.UTC(2030, 0, 1);
@@ -62,7 +70,12 @@ export class Scenario {
     return r.session;
   }
 
-  async addFile(sessionId: string, filename: string, over: Partial<NewFileUpload> = {}, store: SessionStore = this.store): Promise<FileUploadRecord> {
+  async addFile(
+    sessionId: string,
+    filename: string,
+    over: Partial<NewFileUpload> = {},
+    store: SessionStore = this.store,
+  ): Promise<FileUploadRecord> {
     const r = await store.createFile(this.newFile(sessionId, filename, over), { maxFiles: 100 });
     if (r.kind !== 'created') throw new Error(`setup: createFile of ${filename} answered '${r.kind}', not 'created'`);
     return r.file;
@@ -89,7 +102,10 @@ export class Scenario {
   }
 
   /** A session moved to processing by a deferred publish of one completed file. */
-  async processing(over: Partial<NewPublishingSession>, filename: string): Promise<{ session: PublishingSessionRecord; file: FileUploadRecord }> {
+  async processing(
+    over: Partial<NewPublishingSession>,
+    filename: string,
+  ): Promise<{ session: PublishingSessionRecord; file: FileUploadRecord }> {
     const session = await this.created(over);
     const file = await this.addCompleted(session.id, filename);
     const r = await this.store.publish(session.id, ['open'], at(1), { defer: true });

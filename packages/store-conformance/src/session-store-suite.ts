@@ -113,7 +113,10 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       const live = await s.created({ version: '1.0' });
       for (const version of ['1.0.0', '1', 'v1.0', '1.0.0.0']) {
         const r = await store.createSession(s.newSession({ version }));
-        must(r.kind, `createSession for foo ${version} (release key ${releaseKey(version)}) answered '${r.kind}' while foo 1.0 was open`).toBe('exists');
+        must(
+          r.kind,
+          `createSession for foo ${version} (release key ${releaseKey(version)}) answered '${r.kind}' while foo 1.0 was open`,
+        ).toBe('exists');
         must(sessionIn(r).id, `foo ${version} must be answered with the live foo 1.0 session`).toBe(live.id);
       }
       const other = await store.createSession(s.newSession({ version: '1.0.1' }));
@@ -139,8 +142,13 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
         const winners = results.filter((r) => r.kind === 'created');
         must(winners.length, `${n} concurrent creates of ${project} 2.0 made ${winners.length} sessions`).toBe(1);
         const losers = results.filter((r) => r.kind !== 'created');
-        must(losers.map((r) => r.kind), `every loser of ${project} 2.0 must answer 'exists'`).toEqual(losers.map(() => 'exists'));
-        must(new Set(losers.map((r) => sessionIn(r).id)), `every loser of ${project} 2.0 must carry the winner`).toEqual(new Set([sessionIn(winners[0]!).id]));
+        must(
+          losers.map((r) => r.kind),
+          `every loser of ${project} 2.0 must answer 'exists'`,
+        ).toEqual(losers.map(() => 'exists'));
+        must(new Set(losers.map((r) => sessionIn(r).id)), `every loser of ${project} 2.0 must carry the winner`).toEqual(
+          new Set([sessionIn(winners[0]!).id]),
+        );
       }
     });
 
@@ -173,7 +181,10 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must(winners.length, `${n} concurrent first-release creates made ${winners.length} sessions`).toBe(1);
       must(winners[0]!.session.reservesName, 'the winner must hold the reservation').toBe(true);
       const losers = results.filter((r) => r.kind !== 'created');
-      must(losers.map((r) => r.kind), "every loser must answer 'name-reserved'").toEqual(losers.map(() => 'name-reserved'));
+      must(
+        losers.map((r) => r.kind),
+        "every loser must answer 'name-reserved'",
+      ).toEqual(losers.map(() => 'name-reserved'));
       must(new Set(losers.map((r) => sessionIn(r).id)), 'every loser must carry the winner').toEqual(new Set([sessionIn(winners[0]!).id]));
     });
 
@@ -200,14 +211,21 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       await s.addCompleted(first.id, 'fresh-1.0.tar.gz');
       expect((await store.publish(first.id, ['open'], at(1), { defer: false })).kind).toBe('published');
       must(await store.isPublishedProject('fresh'), 'the published first release must register the project').toBe(true);
-      must(await store.listPublishedProjects(), 'the registered project must be listed with its display name').toEqual([{ project: 'fresh', displayName: 'Fresh' }]);
+      must(await store.listPublishedProjects(), 'the registered project must be listed with its display name').toEqual([
+        { project: 'fresh', displayName: 'Fresh' },
+      ]);
       const b = await store.createSession(s.newSession({ project: 'fresh', version: '2.0', displayName: 'FRESH' }));
       const c = await store.createSession(s.newSession({ project: 'fresh', version: '3.0' }));
       must([b.kind, c.kind], 'two other versions of a registered project must both be created').toEqual(['created', 'created']);
-      must([sessionIn(b).reservesName, sessionIn(c).reservesName], 'sessions of a registered project reserve nothing').toEqual([false, false]);
+      must([sessionIn(b).reservesName, sessionIn(c).reservesName], 'sessions of a registered project reserve nothing').toEqual([
+        false,
+        false,
+      ]);
       await store.cancelSession(sessionIn(b).id, ['open'], at(2));
       must(await store.isPublishedProject('fresh'), 'canceling a later session must not unregister the project').toBe(true);
-      must(await store.listPublishedProjects(), 'the first publisher keeps the display name').toEqual([{ project: 'fresh', displayName: 'Fresh' }]);
+      must(await store.listPublishedProjects(), 'the first publisher keeps the display name').toEqual([
+        { project: 'fresh', displayName: 'Fresh' },
+      ]);
       // The same through a deferred publish: registered when it settles, not before.
       const deferred = await s.processing({ project: 'later' }, 'later-1.0.tar.gz');
       must(await store.isPublishedProject('later'), 'a publish still processing registers nothing yet').toBe(false);
@@ -288,7 +306,11 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
         requiresPython: null,
         coreMetadataSha256: null,
       };
-      must(await store.createFile(fileInput, { maxFiles: 10 }), 'createFile must answer the file as created').toEqual({ kind: 'created', file, replaced: null });
+      must(await store.createFile(fileInput, { maxFiles: 10 }), 'createFile must answer the file as created').toEqual({
+        kind: 'created',
+        file,
+        replaced: null,
+      });
       must(await store.getFile(file.id), 'getFile must read it back').toEqual(file);
 
       const metadata = new Uint8Array([77, 101, 116, 97, 0, 255]);
@@ -329,7 +351,9 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
         must(await store.getSessionByStageToken(wrong), `${JSON.stringify(wrong)} is not the token`).toBeUndefined();
       }
       await store.cancelSession(withToken.id, ['open'], at(1));
-      must((await store.getSessionByStageToken(token))?.status, 'a canceled session is still found (the caller decides what to show)').toBe('canceled');
+      must((await store.getSessionByStageToken(token))?.status, 'a canceled session is still found (the caller decides what to show)').toBe(
+        'canceled',
+      );
     });
 
     // ---- File upload sessions ----------------------------------------------------------------
@@ -340,7 +364,10 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       for (const status of ['pending', 'processing', 'error'] as const) {
         const now = await store.updateFile(f.id, ['pending', 'processing', 'error'], { status });
         const r = await store.createFile(s.newFile(session.id, 'foo-1.0.tar.gz'), { maxFiles: 10 });
-        must(r, `a second createFile of foo-1.0.tar.gz answered '${r.kind}' while the first was ${status}`).toEqual({ kind: 'exists', file: now });
+        must(r, `a second createFile of foo-1.0.tar.gz answered '${r.kind}' while the first was ${status}`).toEqual({
+          kind: 'exists',
+          file: now,
+        });
       }
       must((await store.listFiles(session.id)).length, 'the session holds one file of the name').toBe(1);
     });
@@ -354,7 +381,9 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must(r.replaced, 'the answer must carry the replaced file, now canceled').toEqual({ ...old, status: 'canceled' });
       must(await store.getFile(old.id), 'the replaced file must be canceled').toEqual({ ...old, status: 'canceled' });
       must(ids(await store.listFiles(session.id)), 'only the new file is live').toEqual([r.file.id]);
-      must(ids(await store.listFiles(session.id, { includeCanceled: true })), 'the replaced file stays as history').toEqual(ids([old, r.file]));
+      must(ids(await store.listFiles(session.id, { includeCanceled: true })), 'the replaced file stays as history').toEqual(
+        ids([old, r.file]),
+      );
       // A canceled (deleted) file is no obstacle and is not "replaced".
       const gone = await s.addFile(session.id, 'foo-1.0-py3-none-any.whl');
       await store.updateFile(gone.id, ['pending'], { status: 'canceled' });
@@ -371,21 +400,39 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       const first = winners[0];
       const winner = first?.kind === 'created' ? first.file.id : '';
       const losers = results.filter((r) => r.kind !== 'created');
-      must(losers.map((r) => (r.kind === 'exists' ? r.file.id : r.kind)), "every loser must answer 'exists' with the winner").toEqual(losers.map(() => winner));
+      must(
+        losers.map((r) => (r.kind === 'exists' ? r.file.id : r.kind)),
+        "every loser must answer 'exists' with the winner",
+      ).toEqual(losers.map(() => winner));
       must((await store.listFiles(session.id)).length, 'the session holds one file').toBe(1);
     });
 
     ruleTest(R.onlyEditableSessionsTakeFiles, async (must) => {
       const { session } = await s.processing({}, 'foo-1.0.tar.gz');
-      must(await store.createFile(s.newFile(session.id, 'foo-1.0-py3-none-any.whl'), { maxFiles: 10 }), 'a processing session').toEqual({ kind: 'session-state', status: 'processing' });
+      must(await store.createFile(s.newFile(session.id, 'foo-1.0-py3-none-any.whl'), { maxFiles: 10 }), 'a processing session').toEqual({
+        kind: 'session-state',
+        status: 'processing',
+      });
       await store.settlePublish(session.id, at(2), { ok: false, notices: ['failed'] });
-      must((await store.createFile(s.newFile(session.id, 'foo-1.0-py3-none-any.whl'), { maxFiles: 10 })).kind, 'an error session takes files').toBe('created');
+      must(
+        (await store.createFile(s.newFile(session.id, 'foo-1.0-py3-none-any.whl'), { maxFiles: 10 })).kind,
+        'an error session takes files',
+      ).toBe('created');
       await store.cancelSession(session.id, ['error'], at(3));
-      must(await store.createFile(s.newFile(session.id, 'foo-1.0-py2-none-any.whl'), { maxFiles: 10 }), 'a canceled session').toEqual({ kind: 'session-state', status: 'canceled' });
+      must(await store.createFile(s.newFile(session.id, 'foo-1.0-py2-none-any.whl'), { maxFiles: 10 }), 'a canceled session').toEqual({
+        kind: 'session-state',
+        status: 'canceled',
+      });
       const published = await s.created({ project: 'bar' });
       await store.publish(published.id, ['open'], at(4), { defer: false });
-      must(await store.createFile(s.newFile(published.id, 'bar-1.0.tar.gz'), { maxFiles: 10 }), 'a published session').toEqual({ kind: 'session-state', status: 'published' });
-      await must(store.createFile(s.newFile('missing', 'foo-1.0.tar.gz'), { maxFiles: 10 }), 'an unknown session must reject').rejects.toThrow();
+      must(await store.createFile(s.newFile(published.id, 'bar-1.0.tar.gz'), { maxFiles: 10 }), 'a published session').toEqual({
+        kind: 'session-state',
+        status: 'published',
+      });
+      await must(
+        store.createFile(s.newFile('missing', 'foo-1.0.tar.gz'), { maxFiles: 10 }),
+        'an unknown session must reject',
+      ).rejects.toThrow();
     });
 
     ruleTest(R.takenFilenameRefused, async (must) => {
@@ -394,16 +441,27 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       await s.addCompleted(a.id, 'foo-1.0.tar.gz');
       await store.publish(a.id, ['open'], at(1), { defer: false });
       const b = await s.created({ version: '1.0' }); // the release is published; a new session may add files
-      must(await store.createFile(s.newFile(b.id, 'foo-1.0.tar.gz'), { maxFiles: 10 }), 'a published filename').toEqual({ kind: 'published', filename: 'foo-1.0.tar.gz' });
+      must(await store.createFile(s.newFile(b.id, 'foo-1.0.tar.gz'), { maxFiles: 10 }), 'a published filename').toEqual({
+        kind: 'published',
+        filename: 'foo-1.0.tar.gz',
+      });
       must(await store.isFilenameTaken('foo', 'foo-1.0.tar.gz'), 'a published filename is taken').toBe(true);
       await s.processing({ version: '2.0' }, 'foo-2.0.tar.gz');
-      must(await store.createFile(s.newFile(b.id, 'foo-2.0.tar.gz'), { maxFiles: 10 }), 'a filename reserved by a deferred publish').toEqual({ kind: 'published', filename: 'foo-2.0.tar.gz' });
+      must(
+        await store.createFile(s.newFile(b.id, 'foo-2.0.tar.gz'), { maxFiles: 10 }),
+        'a filename reserved by a deferred publish',
+      ).toEqual({ kind: 'published', filename: 'foo-2.0.tar.gz' });
       must(await store.isFilenameTaken('foo', 'foo-2.0.tar.gz'), 'a reserved filename is taken').toBe(true);
       must(await store.isFilenameTaken('foo', 'foo-3.0.tar.gz'), 'an unused filename is free').toBe(false);
-      must((await store.createFile(s.newFile(b.id, 'foo-1.0-py3-none-any.whl'), { maxFiles: 10 })).kind, 'an unused filename').toBe('created');
+      must((await store.createFile(s.newFile(b.id, 'foo-1.0-py3-none-any.whl'), { maxFiles: 10 })).kind, 'an unused filename').toBe(
+        'created',
+      );
       await s.registered('bar');
       const c = await s.created({ project: 'bar' });
-      must((await store.createFile(s.newFile(c.id, 'foo-1.0.tar.gz'), { maxFiles: 10 })).kind, "another project's namespace is separate").toBe('created');
+      must(
+        (await store.createFile(s.newFile(c.id, 'foo-1.0.tar.gz'), { maxFiles: 10 })).kind,
+        "another project's namespace is separate",
+      ).toBe('created');
       must(await store.isFilenameTaken('bar', 'foo-1.0.tar.gz'), "another project's namespace is separate").toBe(false);
     });
 
@@ -411,21 +469,37 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       const session = await s.created();
       const a = await s.addCompleted(session.id, 'a-1.0.tar.gz');
       const b = await s.addFile(session.id, 'b-1.0.tar.gz');
-      must(await store.createFile(s.newFile(session.id, 'c-1.0.tar.gz'), { maxFiles: 2 }), 'a third file with maxFiles 2').toEqual({ kind: 'too-many-files', limit: 2 });
+      must(await store.createFile(s.newFile(session.id, 'c-1.0.tar.gz'), { maxFiles: 2 }), 'a third file with maxFiles 2').toEqual({
+        kind: 'too-many-files',
+        limit: 2,
+      });
       const replaced = await store.createFile(s.newFile(session.id, a.filename), { maxFiles: 2 });
       must(replaced.kind, 'replacing a completed file at the limit does not add one').toBe('created');
       await store.updateFile(b.id, ['pending'], { status: 'canceled' });
-      must((await store.createFile(s.newFile(session.id, 'c-1.0.tar.gz'), { maxFiles: 2 })).kind, 'a canceled file does not count').toBe('created');
+      must((await store.createFile(s.newFile(session.id, 'c-1.0.tar.gz'), { maxFiles: 2 })).kind, 'a canceled file does not count').toBe(
+        'created',
+      );
     });
 
     ruleTest(R.filesInCreationOrder, async (must) => {
       const session = await s.created();
-      for (const [id, minute] of [['file-b', 1], ['file-a', 1], ['file-c', 0], ['file-d', 2]] as const) {
+      for (const [id, minute] of [
+        ['file-b', 1],
+        ['file-a', 1],
+        ['file-c', 0],
+        ['file-d', 2],
+      ] as const) {
         await store.createFile(s.newFile(session.id, `${id}-1.0.tar.gz`, { id, createdAt: at(minute) }), { maxFiles: 10 });
       }
       await store.updateFile('file-d', ['pending'], { status: 'canceled' });
-      must((await store.listFiles(session.id)).map((f) => f.id), 'by createdAt, then id; canceled left out').toEqual(['file-c', 'file-a', 'file-b']);
-      must((await store.listFiles(session.id, { includeCanceled: true })).map((f) => f.id), 'with canceled when asked').toEqual(['file-c', 'file-a', 'file-b', 'file-d']);
+      must(
+        (await store.listFiles(session.id)).map((f) => f.id),
+        'by createdAt, then id; canceled left out',
+      ).toEqual(['file-c', 'file-a', 'file-b']);
+      must(
+        (await store.listFiles(session.id, { includeCanceled: true })).map((f) => f.id),
+        'with canceled when asked',
+      ).toEqual(['file-c', 'file-a', 'file-b', 'file-d']);
       must(await store.listFiles('missing'), 'an unknown session has no files').toEqual([]);
     });
 
@@ -474,7 +548,11 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
         must(await store.isFilenameTaken('fresh', 'fresh-1.0.tar.gz'), 'the completed file may not be published or reserved').toBe(false);
         must(await store.isPublishedProject('fresh'), 'the project may not be registered').toBe(false);
         must(await store.getSession(session.id), 'the session stays as it was').toEqual(session);
-        must((await store.listFiles(session.id)).map((f) => f.status).sort(), 'the files stay as they were').toEqual(['completed', 'error', 'pending']);
+        must((await store.listFiles(session.id)).map((f) => f.status).sort(), 'the files stay as they were').toEqual([
+          'completed',
+          'error',
+          'pending',
+        ]);
       }
     });
 
@@ -490,9 +568,15 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       await store.publish(b.id, ['open'], at(1), { defer: true });
       for (const defer of [false, true]) {
         const r = await store.publish(c.id, ['open'], at(2), { defer });
-        must(r, `publish (defer: ${defer}) with one published and one reserved filename answered '${r.kind}'`).toMatchObject({ kind: 'conflict', filenames: ['x-1.tar.gz', 'y-1.tar.gz'] });
+        must(r, `publish (defer: ${defer}) with one published and one reserved filename answered '${r.kind}'`).toMatchObject({
+          kind: 'conflict',
+          filenames: ['x-1.tar.gz', 'y-1.tar.gz'],
+        });
         must(await store.isFilenameTaken('foo', 'z-1.tar.gz'), 'the free file may not be published or reserved').toBe(false);
-        must((await store.listPublishedFiles('foo')).map((f) => f.sessionId), 'only the first session published').toEqual([a.id]);
+        must(
+          (await store.listPublishedFiles('foo')).map((f) => f.sessionId),
+          'only the first session published',
+        ).toEqual([a.id]);
         must(await store.getSession(c.id), 'the session stays as it was').toEqual(c);
       }
     });
@@ -500,9 +584,15 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
     ruleTest(R.immediatePublish, async (must) => {
       const session = await s.created({ project: 'imm' });
       const files = [await s.addCompleted(session.id, 'imm-1.0.tar.gz'), await s.addCompleted(session.id, 'imm-1.0-py3-none-any.whl')];
-      must(await store.publish(session.id, ['error'], at(3), { defer: false }), 'an open session is not in [error]').toEqual({ kind: 'session-state', status: 'open' });
+      must(await store.publish(session.id, ['error'], at(3), { defer: false }), 'an open session is not in [error]').toEqual({
+        kind: 'session-state',
+        status: 'open',
+      });
       const r = await store.publish(session.id, ['open', 'error'], at(3), { defer: false });
-      must(r, 'the answer carries the ended session').toEqual({ kind: 'published', session: { ...session, status: 'published', endedAt: at(3) } });
+      must(r, 'the answer carries the ended session').toEqual({
+        kind: 'published',
+        session: { ...session, status: 'published', endedAt: at(3) },
+      });
       const expected = files.map((f) => ({
         project: 'imm',
         displayName: 'Imm',
@@ -521,13 +611,19 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must(byName(await store.listPublishedFiles('imm')), 'every file is published with its data').toEqual(byName(expected));
       for (const f of expected) must(await store.getPublishedFile('imm', f.filename), `getPublishedFile ${f.filename}`).toEqual(f);
       for (const f of files) {
-        must(await store.getPublishedCoreMetadata('imm', f.filename), `getPublishedCoreMetadata ${f.filename} reads the bytes back`).toEqual(f.coreMetadata);
+        must(
+          await store.getPublishedCoreMetadata('imm', f.filename),
+          `getPublishedCoreMetadata ${f.filename} reads the bytes back`,
+        ).toEqual(f.coreMetadata);
       }
       must(await store.getPublishedFile('imm', 'imm-2.0.tar.gz'), 'an unpublished filename').toBeUndefined();
       must(await store.isFilenameTaken('imm', 'imm-1.0.tar.gz'), 'a published filename is taken').toBe(true);
       must(await store.isPublishedProject('imm'), 'the project is registered').toBe(true);
       must(await store.listPublishedProjects(), 'and listed').toEqual([{ project: 'imm', displayName: 'Imm' }]);
-      must(await store.publish(session.id, ['open', 'error'], at(4), { defer: false }), 'a published session publishes no more').toEqual({ kind: 'session-state', status: 'published' });
+      must(await store.publish(session.id, ['open', 'error'], at(4), { defer: false }), 'a published session publishes no more').toEqual({
+        kind: 'session-state',
+        status: 'published',
+      });
       await must(store.publish('missing', ['open'], at(1), { defer: false }), 'an unknown session must reject').rejects.toThrow();
     });
 
@@ -539,13 +635,19 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       await s.addCompleted(b.id, 'foo-1.0.tar.gz');
       await s.addCompleted(b.id, 'foo-2.0.tar.gz');
       const r = await store.publish(a.id, ['open'], at(1), { defer: true });
-      must(r, 'a deferred publish moves the session to processing').toEqual({ kind: 'processing', session: { ...a, status: 'processing' } });
+      must(r, 'a deferred publish moves the session to processing').toEqual({
+        kind: 'processing',
+        session: { ...a, status: 'processing' },
+      });
       must(await store.isFilenameTaken('foo', 'foo-1.0.tar.gz'), 'the filename is reserved').toBe(true);
       must(await store.getPublishedFile('foo', 'foo-1.0.tar.gz'), 'a reserved file is not published').toBeUndefined();
       must(await store.listPublishedFiles('foo'), 'nothing is visible before the publish settles').toEqual([]);
       for (const defer of [false, true]) {
         const other = await store.publish(b.id, ['open'], at(2), { defer });
-        must(other, `another session's publish (defer: ${defer}) of the reserved filename answered '${other.kind}'`).toMatchObject({ kind: 'conflict', filenames: ['foo-1.0.tar.gz'] });
+        must(other, `another session's publish (defer: ${defer}) of the reserved filename answered '${other.kind}'`).toMatchObject({
+          kind: 'conflict',
+          filenames: ['foo-1.0.tar.gz'],
+        });
       }
       must(await store.isFilenameTaken('foo', 'foo-2.0.tar.gz'), "the other session's free file stays free").toBe(false);
     });
@@ -557,7 +659,12 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       const { session, file } = await s.processing({ project: 'fresh' }, 'fresh-1.0.tar.gz');
       const done = await store.settlePublish(session.id, at(4), { ok: true });
       must(done, 'the settled session is published').toEqual({ ...session, status: 'published', endedAt: at(4) });
-      must(await store.getPublishedFile('fresh', 'fresh-1.0.tar.gz'), 'the reserved file is published').toMatchObject({ fileId: file.id, blobKey: file.blobKey, publishedAt: at(4), sessionId: session.id });
+      must(await store.getPublishedFile('fresh', 'fresh-1.0.tar.gz'), 'the reserved file is published').toMatchObject({
+        fileId: file.id,
+        blobKey: file.blobKey,
+        publishedAt: at(4),
+        sessionId: session.id,
+      });
       must(await store.isFilenameTaken('fresh', 'fresh-1.0.tar.gz'), 'and taken').toBe(true);
       must(await store.isPublishedProject('fresh'), 'the project is registered').toBe(true);
       must(await store.settlePublish(session.id, at(5), { ok: true }), 'a published session does not settle again').toBeUndefined();
@@ -570,23 +677,36 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       const b = await s.addCompleted(session.id, 'foo-1.0-py3-none-any.whl');
       await store.publish(session.id, ['open'], at(1), { defer: true });
       const other = await s.created({ version: '2.0' });
-      must(await store.createFile(s.newFile(other.id, 'foo-1.0.tar.gz'), { maxFiles: 10 }), 'while reserved, the filename is refused').toEqual({ kind: 'published', filename: 'foo-1.0.tar.gz' });
+      must(
+        await store.createFile(s.newFile(other.id, 'foo-1.0.tar.gz'), { maxFiles: 10 }),
+        'while reserved, the filename is refused',
+      ).toEqual({ kind: 'published', filename: 'foo-1.0.tar.gz' });
       const failed = await store.settlePublish(session.id, at(2), {
         ok: false,
         notices: ['foo-1.0.tar.gz: metadata mismatch'],
         fileNotices: { 'foo-1.0.tar.gz': ['metadata mismatch'] },
       });
-      must(failed, 'the session moves to error with the notices').toEqual({ ...session, status: 'error', notices: ['foo-1.0.tar.gz: metadata mismatch'] });
+      must(failed, 'the session moves to error with the notices').toEqual({
+        ...session,
+        status: 'error',
+        notices: ['foo-1.0.tar.gz: metadata mismatch'],
+      });
       must(await store.getFile(a.id), 'the file named in fileNotices carries them').toEqual({ ...a, notices: ['metadata mismatch'] });
       must(await store.getFile(b.id), 'the other file is unchanged').toEqual(b);
       must(await store.isFilenameTaken('foo', 'foo-1.0.tar.gz'), 'the reservation is released').toBe(false);
       must(await store.listPublishedFiles('foo'), 'nothing was published').toEqual([]);
-      must((await store.createFile(s.newFile(other.id, 'foo-1.0.tar.gz'), { maxFiles: 10 })).kind, 'the released filename can be uploaded elsewhere').toBe('created');
+      must(
+        (await store.createFile(s.newFile(other.id, 'foo-1.0.tar.gz'), { maxFiles: 10 })).kind,
+        'the released filename can be uploaded elsewhere',
+      ).toBe('created');
       must(await store.settlePublish(session.id, at(3), { ok: false, notices: [] }), 'an error session does not settle').toBeUndefined();
       // From error the session publishes again; another session's unpublished file of the name is no obstacle.
       const again = await store.publish(session.id, ['open', 'error'], at(4), { defer: false });
       must(again.kind, 'the session can publish again from error').toBe('published');
-      must((await store.listPublishedFiles('foo')).map((f) => f.filename).sort(), 'both files').toEqual(['foo-1.0-py3-none-any.whl', 'foo-1.0.tar.gz']);
+      must((await store.listPublishedFiles('foo')).map((f) => f.filename).sort(), 'both files').toEqual([
+        'foo-1.0-py3-none-any.whl',
+        'foo-1.0.tar.gz',
+      ]);
     });
 
     ruleTest(R.concurrentPublishesOneWinner, async (must) => {
@@ -601,7 +721,9 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       const winners = results.filter((r) => r.kind === 'published' || r.kind === 'processing');
       must(winners.length, `${n} concurrent publishes of foo-1.0.tar.gz had ${winners.length} winners`).toBe(1);
       const losers = results.filter((r) => r.kind !== 'published' && r.kind !== 'processing');
-      must(losers, "every loser must answer 'conflict'").toMatchObject(losers.map(() => ({ kind: 'conflict', filenames: ['foo-1.0.tar.gz'] })));
+      must(losers, "every loser must answer 'conflict'").toMatchObject(
+        losers.map(() => ({ kind: 'conflict', filenames: ['foo-1.0.tar.gz'] })),
+      );
       must((await store.listPublishedFiles('foo')).length, 'at most one file of the name is published').toBeLessThanOrEqual(1);
     });
 
@@ -613,20 +735,34 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must(extended, 'a matching status applies the patch').toEqual({ ...session, expiresAt: at(120) });
       const noticed = await store.updateSession(session.id, ['open'], { notices: ['hello'] });
       must(noticed, 'only the given keys change').toEqual({ ...session, expiresAt: at(120), notices: ['hello'] });
-      must(await store.updateSession(session.id, ['processing', 'error'], { expiresAt: at(1) }), 'a lost race returns undefined').toBeUndefined();
+      must(
+        await store.updateSession(session.id, ['processing', 'error'], { expiresAt: at(1) }),
+        'a lost race returns undefined',
+      ).toBeUndefined();
       must(await store.updateSession(session.id, [], { expiresAt: at(1) }), 'an empty expect matches nothing').toBeUndefined();
       must(await store.updateSession('missing', ['open'], { expiresAt: at(1) }), 'an unknown session').toBeUndefined();
       must(await store.getSession(session.id), 'lost races changed nothing').toEqual(noticed);
       await store.cancelSession(session.id, ['open'], at(2));
-      must((await store.updateSession(session.id, ['canceled'], { notices: ['expired'] }))?.notices, 'a canceled session can take notices').toEqual(['expired']);
+      must(
+        (await store.updateSession(session.id, ['canceled'], { notices: ['expired'] }))?.notices,
+        'a canceled session can take notices',
+      ).toEqual(['expired']);
     });
 
     ruleTest(R.fileCompareAndSet, async (must) => {
       await s.registered('foo');
       const session = await s.created();
       const f = await s.addFile(session.id, 'foo-1.0.tar.gz');
-      const done = await store.updateFile(f.id, ['pending'], { status: 'completed', blobKey: 'files/k', attestations: [{ a: 1 }], coreMetadata: new Uint8Array([1, 2]), requiresPython: '>=3.8' });
-      const digest = createHash('sha256').update(new Uint8Array([1, 2])).digest('hex');
+      const done = await store.updateFile(f.id, ['pending'], {
+        status: 'completed',
+        blobKey: 'files/k',
+        attestations: [{ a: 1 }],
+        coreMetadata: new Uint8Array([1, 2]),
+        requiresPython: '>=3.8',
+      });
+      const digest = createHash('sha256')
+        .update(new Uint8Array([1, 2]))
+        .digest('hex');
       must(done, 'a matching status applies the patch').toEqual({
         ...f,
         status: 'completed',
@@ -641,12 +777,24 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must(await store.updateFile('missing', ['pending'], { status: 'error' }), 'an unknown file').toBeUndefined();
       must(await store.getFile(f.id), 'lost races changed nothing').toEqual(done);
       const cleared = await store.updateFile(f.id, ['completed'], { blobKey: null, coreMetadata: null, attestations: null });
-      must(cleared, 'null clears (the metadata digest with the metadata)').toEqual({ ...done, blobKey: null, coreMetadata: null, coreMetadataSha256: null, attestations: null });
+      must(cleared, 'null clears (the metadata digest with the metadata)').toEqual({
+        ...done,
+        blobKey: null,
+        coreMetadata: null,
+        coreMetadataSha256: null,
+        attestations: null,
+      });
       must(await store.updateFile(f.id, ['completed'], {}), 'an empty patch changes nothing').toEqual(cleared);
       await store.publish(session.id, ['open'], at(1), { defer: true });
-      must(await store.updateFile(f.id, ['completed'], { status: 'canceled' }, ['open', 'error']), 'the session is processing, not in [open, error]').toBeUndefined();
+      must(
+        await store.updateFile(f.id, ['completed'], { status: 'canceled' }, ['open', 'error']),
+        'the session is processing, not in [open, error]',
+      ).toBeUndefined();
       must(await store.updateFile(f.id, ['completed'], { notices: ['x'] }, []), 'an empty session expect matches nothing').toBeUndefined();
-      must((await store.updateFile(f.id, ['completed'], { notices: ['x'] }, ['processing']))?.notices, 'a matching session status applies').toEqual(['x']);
+      must(
+        (await store.updateFile(f.id, ['completed'], { notices: ['x'] }, ['processing']))?.notices,
+        'a matching session status applies',
+      ).toEqual(['x']);
       must((await store.getFile(f.id))?.status, 'the file stayed completed').toBe('completed');
     });
 
@@ -706,7 +854,9 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       await store.publish(published.id, ['open'], at(3), { defer: false });
       must(await store.listExpiredSessions(at(9)), 'nothing has expired at minute 9').toEqual([]);
       must(ids(await store.listExpiredSessions(at(20))), 'open and error sessions at or past expiry').toEqual(ids([open, errored]));
-      must(ids(await store.listExpiredSessions(at(10_000))), 'never processing, canceled or published ones').toEqual(ids([open, errored, later]));
+      must(ids(await store.listExpiredSessions(at(10_000))), 'never processing, canceled or published ones').toEqual(
+        ids([open, errored, later]),
+      );
     });
 
     ruleTest(R.expiredFilesListed, async (must) => {
@@ -732,7 +882,9 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       await store.updateFile(claimed.id, ['completed'], { status: 'pending', expiresAt: at(10) });
       must((await store.getSession(publishing.id))?.status, 'setup: the session is processing').toBe('processing');
       must(await store.listExpiredFiles(at(9)), 'nothing has expired at minute 9').toEqual([]);
-      must(ids(await store.listExpiredFiles(at(10))), 'pending files at or past expiry, in open and error sessions').toEqual(ids([early, inError]));
+      must(ids(await store.listExpiredFiles(at(10))), 'pending files at or past expiry, in open and error sessions').toEqual(
+        ids([early, inError]),
+      );
       must(ids(await store.listExpiredFiles(at(30))), 'and later ones once their time comes').toEqual(ids([early, inError, late]));
     });
 
@@ -758,7 +910,11 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must((await store.getSession(live.id))?.status, 'an open session stays').toBe('open');
       must((await store.getSession(errored.id))?.status, 'an error session stays').toBe('error');
       must((await store.listFiles(live.id)).length, 'its files stay').toBe(1);
-      must(await store.getPublishedFile('foo', 'foo-1.0.tar.gz'), 'the published file stays').toMatchObject({ fileId: publishedFile.id, sessionId: published.id, blobKey: publishedFile.blobKey });
+      must(await store.getPublishedFile('foo', 'foo-1.0.tar.gz'), 'the published file stays').toMatchObject({
+        fileId: publishedFile.id,
+        sessionId: published.id,
+        blobKey: publishedFile.blobKey,
+      });
       must(await store.isPublishedProject('foo'), 'the registration stays').toBe(true);
       must(await store.isFilenameTaken('foo', 'foo-1.0.tar.gz'), 'the published filename stays taken').toBe(true);
       must(await store.forgetEndedSessions(at(10_000)), 'live sessions are never forgotten').toBe(0);

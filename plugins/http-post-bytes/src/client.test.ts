@@ -58,13 +58,22 @@ describe('uploadHttpPostBytes', () => {
   it('uploads a stream of a given size', async () => {
     const bytes = randomBytes(100_000);
     const ctx = host.addFile('f1', bytes);
-    await uploadHttpPostBytes({ instructions: await mechanism.instructions(ctx), body: Readable.from([bytes.subarray(0, 5), bytes.subarray(5)]), size: bytes.length, authorization: GOOD_AUTH });
+    await uploadHttpPostBytes({
+      instructions: await mechanism.instructions(ctx),
+      body: Readable.from([bytes.subarray(0, 5), bytes.subarray(5)]),
+      size: bytes.length,
+      authorization: GOOD_AUTH,
+    });
     expect(host.blobs.blobs.get('staging/f1')?.equals(bytes)).toBe(true);
   });
 
   it('rejects with the problem document on a non-2xx answer', async () => {
     const ctx = host.addFile('f1', Buffer.from('abc'));
-    const err = await uploadHttpPostBytes({ instructions: await mechanism.instructions(ctx), body: Buffer.from('abc'), authorization: 'Bearer wrong' }).catch((e: unknown) => e);
+    const err = await uploadHttpPostBytes({
+      instructions: await mechanism.instructions(ctx),
+      body: Buffer.from('abc'),
+      authorization: 'Bearer wrong',
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HttpPostBytesError);
     expect(err).toMatchObject({ status: 403, code: 'forbidden', problem: { status: 403, code: 'forbidden' } });
     expect((err as Error).message).toContain('403');
@@ -82,7 +91,12 @@ describe('uploadHttpPostBytes', () => {
         this.push(produced <= total ? zeros : null);
       },
     });
-    const err = await uploadHttpPostBytes({ instructions: await mechanism.instructions(ctx), body, size: total, authorization: GOOD_AUTH }).catch((e: unknown) => e);
+    const err = await uploadHttpPostBytes({
+      instructions: await mechanism.instructions(ctx),
+      body,
+      size: total,
+      authorization: GOOD_AUTH,
+    }).catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 413, code: 'payload-too-large' });
     expect(produced).toBeLessThan(total / 4);
     expect(body.destroyed).toBe(true);
@@ -91,17 +105,39 @@ describe('uploadHttpPostBytes', () => {
   it('reports an attestation refusal', async () => {
     const bytes = Buffer.from('abc');
     const ctx = host.addFile('f1', bytes);
-    const err = await uploadHttpPostBytes({ instructions: await mechanism.instructions(ctx), body: bytes, authorization: GOOD_AUTH, attestations: [{ version: 1 }] }).catch((e: unknown) => e);
+    const err = await uploadHttpPostBytes({
+      instructions: await mechanism.instructions(ctx),
+      body: bytes,
+      authorization: GOOD_AUTH,
+      attestations: [{ version: 1 }],
+    }).catch((e: unknown) => e);
     expect(err).toMatchObject({ status: 400, code: 'invalid-attestations' });
   });
 
   it('checks its inputs before sending anything', async () => {
     const ctx = host.addFile('f1', Buffer.from('abc'));
     const instructions = await mechanism.instructions(ctx);
-    await expect(uploadHttpPostBytes({ instructions: { identifier: 'vnd-x-y', file_url: 'http://x/' }, body: Buffer.from('abc'), authorization: GOOD_AUTH })).rejects.toThrow(/vnd-x-y/);
-    await expect(uploadHttpPostBytes({ instructions, body: Buffer.from('abc'), size: 4, authorization: GOOD_AUTH })).rejects.toThrow(RangeError);
-    await expect(uploadHttpPostBytes({ instructions, body: Readable.from([]), authorization: GOOD_AUTH })).rejects.toThrow(/size is required/);
-    await expect(uploadHttpPostBytes({ instructions: { identifier: 'http-post-bytes', file_url: instructions['file_url'] }, body: Buffer.from('abc'), authorization: GOOD_AUTH, attestations: [] })).rejects.toThrow(/does not accept them/);
+    await expect(
+      uploadHttpPostBytes({
+        instructions: { identifier: 'vnd-x-y', file_url: 'http://x/' },
+        body: Buffer.from('abc'),
+        authorization: GOOD_AUTH,
+      }),
+    ).rejects.toThrow(/vnd-x-y/);
+    await expect(uploadHttpPostBytes({ instructions, body: Buffer.from('abc'), size: 4, authorization: GOOD_AUTH })).rejects.toThrow(
+      RangeError,
+    );
+    await expect(uploadHttpPostBytes({ instructions, body: Readable.from([]), authorization: GOOD_AUTH })).rejects.toThrow(
+      /size is required/,
+    );
+    await expect(
+      uploadHttpPostBytes({
+        instructions: { identifier: 'http-post-bytes', file_url: instructions['file_url'] },
+        body: Buffer.from('abc'),
+        authorization: GOOD_AUTH,
+        attestations: [],
+      }),
+    ).rejects.toThrow(/does not accept them/);
     expect(host.blobs.stages).toBe(0);
   });
 
@@ -111,7 +147,13 @@ describe('uploadHttpPostBytes', () => {
     const body = new Readable({ read() {} });
     const push = (c: Buffer | null) => body.push(c);
     const controller = new AbortController();
-    const upload = uploadHttpPostBytes({ instructions: await mechanism.instructions(ctx), body, size: bytes.length, authorization: GOOD_AUTH, signal: controller.signal });
+    const upload = uploadHttpPostBytes({
+      instructions: await mechanism.instructions(ctx),
+      body,
+      size: bytes.length,
+      authorization: GOOD_AUTH,
+      signal: controller.signal,
+    });
     push(bytes.subarray(0, 100));
     await new Promise((r) => setTimeout(r, 50));
     controller.abort(new Error('user canceled'));

@@ -15,7 +15,14 @@
  * ```
  */
 import { Readable } from 'node:stream';
-import { HttpAnswerError, openUploadBody, problemOf, sendRequest, type RequestBody, type UploadClientOptions } from '@pep694/core/node-http';
+import {
+  HttpAnswerError,
+  openUploadBody,
+  problemOf,
+  sendRequest,
+  type RequestBody,
+  type UploadClientOptions,
+} from '@pep694/core/node-http';
 
 /** The `mechanism` map of an `http-post-bytes` file upload session (PEP 694). */
 export interface HttpPostBytesInstructions {

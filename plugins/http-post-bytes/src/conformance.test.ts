@@ -9,5 +9,12 @@ mechanismConformance({
   declines: [{ size: 2 * 1024 ** 3 }],
   config: { limits: { maxFileSize: 4 * 1024 ** 3 } },
   client: ({ instructions, body, size, authorization, signal, agent }) =>
-    uploadHttpPostBytes({ instructions, body, size, authorization: authorization ?? '', ...(signal ? { signal } : {}), ...(agent ? { agent } : {}) }),
+    uploadHttpPostBytes({
+      instructions,
+      body,
+      size,
+      authorization: authorization ?? '',
+      ...(signal ? { signal } : {}),
+      ...(agent ? { agent } : {}),
+    }),
 });

@@ -83,7 +83,12 @@ interface FileSession {
   links: Record<string, string>;
   mechanism: { identifier: string; file_url: string; attestations_url?: string };
 }
-async function createFile(session: { links: Record<string, string> }, filename: string, bytes: Uint8Array, hashes = { sha256: sha256(bytes) }): Promise<FileSession> {
+async function createFile(
+  session: { links: Record<string, string> },
+  filename: string,
+  bytes: Uint8Array,
+  hashes = { sha256: sha256(bytes) },
+): Promise<FileSession> {
   const res = await api('POST', session.links['upload']!, {
     body: { meta: META, filename, size: bytes.length, hashes, mechanism: 'http-post-bytes' },
   });
@@ -135,10 +140,17 @@ describe('PEP 694 Required File Upload Mechanisms: http-post-bytes, end to end',
     const session = await createSession();
     const file = await createFile(session, SDIST, bytes);
     const { stdout } = await run('curl', [
-      '-sS', '-o', '/dev/null', '-w', '%{http_code}',
-      '--data-binary', `@${join(DIST, SDIST)}`,
-      '-H', 'Content-Type: application/octet-stream',
-      '-H', `Authorization: Bearer ${ALICE}`,
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--data-binary',
+      `@${join(DIST, SDIST)}`,
+      '-H',
+      'Content-Type: application/octet-stream',
+      '-H',
+      `Authorization: Bearer ${ALICE}`,
       file.mechanism.file_url,
     ]);
     expect(stdout).toBe('204');
@@ -152,10 +164,15 @@ describe('PEP 694 Required File Upload Mechanisms: http-post-bytes, end to end',
     const session = await createSession();
     const file = await createFile(session, WHEEL, big.subarray(0, 1000));
     const { stdout } = await run('curl', [
-      '-sS', '-w', '\n%{http_code}',
-      '--data-binary', `@${path}`,
-      '-H', 'Content-Type: application/octet-stream',
-      '-H', `Authorization: Bearer ${ALICE}`,
+      '-sS',
+      '-w',
+      '\n%{http_code}',
+      '--data-binary',
+      `@${path}`,
+      '-H',
+      'Content-Type: application/octet-stream',
+      '-H',
+      `Authorization: Bearer ${ALICE}`,
       file.mechanism.file_url,
     ]).catch((err: { stdout: string; stderr: string }) => err);
     const lines = stdout.trim().split('\n');

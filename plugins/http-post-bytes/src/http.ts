@@ -12,7 +12,11 @@ import { contentLength } from '@pep694/core/node-http';
  * Requires `Content-Type` to be `expected` (parameters allowed, e.g. `; charset=utf-8` for JSON).
  * @throws ProblemError `unsupported-media-type` (415)
  */
-export function requireContentType(header: string | undefined, expected: 'application/octet-stream' | 'application/json', what: string): void {
+export function requireContentType(
+  header: string | undefined,
+  expected: 'application/octet-stream' | 'application/json',
+  what: string,
+): void {
   const m = header === undefined ? null : parseMediaType(header);
   const fail = (why: string) => new ProblemError('unsupported-media-type', `${why}; ${what} must be sent as Content-Type: ${expected}.`);
   if (header === undefined || header.trim() === '') throw fail('The Content-Type header is missing');

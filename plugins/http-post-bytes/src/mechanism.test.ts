@@ -26,7 +26,10 @@ const JSON_HEADERS = { Authorization: GOOD_AUTH, 'Content-Type': 'application/js
 let host: FakeHost;
 let mechanism: HttpPostBytesMechanism;
 let server: MechanismServer;
-const options: HttpPostBytesOptions = HttpPostBytesOptionsSchema.parse({ attestationsMaxBytes: 64 * 1024, linger: { bytes: 1024 * 1024, ms: 300 } });
+const options: HttpPostBytesOptions = HttpPostBytesOptionsSchema.parse({
+  attestationsMaxBytes: 64 * 1024,
+  linger: { bytes: 1024 * 1024, ms: 300 },
+});
 
 async function start(opts: HttpPostBytesOptions = options) {
   host = new FakeHost();
@@ -94,7 +97,11 @@ describe('POST file_url', () => {
     const ctx = host.addFile('f1', Buffer.alloc(0));
     const r = await rawPost(fileUrl('f1'), { headers: OCTET }).response;
     expect(r.status).toBe(204);
-    expect(await mechanism.completion(ctx)).toMatchObject({ kind: 'received', size: 0, digests: { sha256: digest('sha256', Buffer.alloc(0)) } });
+    expect(await mechanism.completion(ctx)).toMatchObject({
+      kind: 'received',
+      size: 0,
+      digests: { sha256: digest('sha256', Buffer.alloc(0)) },
+    });
   });
 
   it.each([
@@ -125,7 +132,8 @@ describe('POST file_url', () => {
     const none = await rawPost(fileUrl('f1'), { headers: { 'Content-Type': 'text/plain' }, chunks: [Buffer.from('abc')] }).response;
     expect(none.status).toBe(401);
     expect(none.headers['www-authenticate']).toBe('Bearer');
-    const bad = await rawPost(fileUrl('f1'), { headers: { ...OCTET, Authorization: 'Bearer nope' }, chunks: [Buffer.from('abc')] }).response;
+    const bad = await rawPost(fileUrl('f1'), { headers: { ...OCTET, Authorization: 'Bearer nope' }, chunks: [Buffer.from('abc')] })
+      .response;
     expect(bad.status).toBe(403);
     const unknown = await rawPost(fileUrl('nope'), { headers: OCTET, chunks: [Buffer.from('abc')] }).response;
     expect(unknown.status).toBe(404);
@@ -149,7 +157,12 @@ describe('POST file_url', () => {
         let continued = false;
         const req = request(fileUrl('f1'), {
           method: 'POST',
-          headers: { Authorization: auth, 'Content-Type': 'application/octet-stream', 'Content-Length': String(bytes.length), Expect: '100-continue' },
+          headers: {
+            Authorization: auth,
+            'Content-Type': 'application/octet-stream',
+            'Content-Length': String(bytes.length),
+            Expect: '100-continue',
+          },
         });
         req.on('continue', () => {
           continued = true;
@@ -244,7 +257,11 @@ describe('POST file_url', () => {
     expect(await mechanism.status(ctx)).toEqual({ bytesReceived: 0, active: false });
     const again = await rawPost(fileUrl('f1'), { headers: OCTET, chunks: [bytes] }).response;
     expect(again.status).toBe(204);
-    expect(await mechanism.completion(ctx)).toMatchObject({ kind: 'received', size: bytes.length, digests: { sha256: digest('sha256', bytes) } });
+    expect(await mechanism.completion(ctx)).toMatchObject({
+      kind: 'received',
+      size: bytes.length,
+      digests: { sha256: digest('sha256', bytes) },
+    });
   });
 
   it('replaces a committed transfer only when a new one commits', async () => {
@@ -253,7 +270,9 @@ describe('POST file_url', () => {
     const ctx = host.addFile('f1', good);
     expect((await rawPost(fileUrl('f1'), { headers: OCTET, chunks: [bad] }).response).status).toBe(204);
     // A failed retry leaves the committed one in place...
-    expect((await rawPost(fileUrl('f1'), { headers: OCTET, chunks: [good.subarray(0, 10)], contentLength: null }).response).status).toBe(400);
+    expect((await rawPost(fileUrl('f1'), { headers: OCTET, chunks: [good.subarray(0, 10)], contentLength: null }).response).status).toBe(
+      400,
+    );
     expect(host.blobs.blobs.get('staging/f1')?.equals(bad)).toBe(true);
     expect(await mechanism.status(ctx)).toEqual({ bytesReceived: 1000, active: false });
     // ...and a successful one replaces it.
@@ -328,7 +347,11 @@ describe('cancel, completion and close during a transfer', () => {
 describe('completion', () => {
   it('is incomplete with nothing received', async () => {
     const ctx = host.addFile('f1', Buffer.from('abc'));
-    expect(await mechanism.completion(ctx)).toEqual({ kind: 'incomplete', received: 0, detail: expect.stringContaining('No bytes were received') });
+    expect(await mechanism.completion(ctx)).toEqual({
+      kind: 'incomplete',
+      received: 0,
+      detail: expect.stringContaining('No bytes were received'),
+    });
   });
 
   it('after a restart, reports a committed blob with no digests (the host hashes it)', async () => {
@@ -354,7 +377,8 @@ describe('completion', () => {
 describe('POST attestations_url', () => {
   const bytes = Buffer.from('wheel bytes');
   const post = (id: string, body: unknown, headers: Record<string, string> = JSON_HEADERS) =>
-    rawPost(`${fileUrl(id)}/attestations`, { headers, chunks: [Buffer.from(typeof body === 'string' ? body : JSON.stringify(body))] }).response;
+    rawPost(`${fileUrl(id)}/attestations`, { headers, chunks: [Buffer.from(typeof body === 'string' ? body : JSON.stringify(body))] })
+      .response;
 
   it('stores valid attestations (unknown keys kept) and hands them to completion', async () => {
     const ctx = host.addFile('f1', bytes);

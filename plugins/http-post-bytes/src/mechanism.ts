@@ -56,7 +56,8 @@ import { consumedBy, readJsonBody, requireContentType } from './http.js';
 import type { HttpPostBytesOptions } from './options.js';
 
 const param = (req: Request, name: string): string => String(req.params[name]);
-const clientGone = () => new ProblemError('malformed-upload', 'The client closed the connection before the whole body arrived; nothing was stored.');
+const clientGone = () =>
+  new ProblemError('malformed-upload', 'The client closed the connection before the whole body arrived; nothing was stored.');
 
 export class HttpPostBytesMechanism implements UploadMechanism {
   readonly identifier = HTTP_POST_BYTES;
@@ -74,7 +75,13 @@ export class HttpPostBytesMechanism implements UploadMechanism {
   ) {
     this.stored = new StoredAttestations(host.blobs);
     this.transfers = new OneRequestTransfers(host.blobs, 'POST the file', options.attestations ? this.stored : undefined);
-    this.route = new OneRequestRoute({ host, identifier: this.identifier, transfers: this.transfers, limits: options, again: 'POST the file again.' });
+    this.route = new OneRequestRoute({
+      host,
+      identifier: this.identifier,
+      transfers: this.transfers,
+      limits: options,
+      again: 'POST the file again.',
+    });
   }
 
   negotiate(offer: FileOffer): Negotiation {
@@ -120,10 +127,17 @@ export class HttpPostBytesMechanism implements UploadMechanism {
   routes(): HttpHandler {
     const router = Router({ caseSensitive: true, strict: true });
     const notAllowed = (req: Request, res: Response) =>
-      this.route.refuse(req, res, new ProblemError('method-not-allowed', `${req.method} is not allowed here; use POST.`, { headers: { Allow: 'POST' } }));
+      this.route.refuse(
+        req,
+        res,
+        new ProblemError('method-not-allowed', `${req.method} is not allowed here; use POST.`, { headers: { Allow: 'POST' } }),
+      );
     router
       .route('/files/:id')
-      .post((req, res) => void this.route.serve(req, res, param(req, 'id'), { check: (r, ctx) => this.check(r, ctx), receive: (u) => this.receive(u) }))
+      .post(
+        (req, res) =>
+          void this.route.serve(req, res, param(req, 'id'), { check: (r, ctx) => this.check(r, ctx), receive: (u) => this.receive(u) }),
+      )
       .all(notAllowed);
     if (this.options.attestations) {
       router
@@ -143,14 +157,22 @@ export class HttpPostBytesMechanism implements UploadMechanism {
     requireIdentityEncoding(req.headers['content-encoding']);
     const declared = contentLength(req);
     if (declared !== undefined && declared > ctx.file.size) {
-      throw new ProblemError('payload-too-large', `Content-Length ${declared} is larger than the declared size of ${ctx.file.size} bytes.`, {
-        extensions: { expected: ctx.file.size, received: declared },
-      });
+      throw new ProblemError(
+        'payload-too-large',
+        `Content-Length ${declared} is larger than the declared size of ${ctx.file.size} bytes.`,
+        {
+          extensions: { expected: ctx.file.size, received: declared },
+        },
+      );
     }
     if (declared !== undefined && declared < ctx.file.size) {
-      throw new ProblemError('malformed-upload', `Content-Length ${declared} is smaller than the declared size of ${ctx.file.size} bytes; send the whole file.`, {
-        extensions: { expected: ctx.file.size, received: declared },
-      });
+      throw new ProblemError(
+        'malformed-upload',
+        `Content-Length ${declared} is smaller than the declared size of ${ctx.file.size} bytes; send the whole file.`,
+        {
+          extensions: { expected: ctx.file.size, received: declared },
+        },
+      );
     }
   }
 
@@ -160,7 +182,10 @@ export class HttpPostBytesMechanism implements UploadMechanism {
     const staging = await this.host.blobs.stage(ctx.stagingKey);
     const names = Object.keys(ctx.file.hashes) as HashName[];
     const meter = new ByteMeter(ctx.file.size, createHashers(names));
-    transfer.attach(() => meter.bytes, (reason) => meter.destroy(reason));
+    transfer.attach(
+      () => meter.bytes,
+      (reason) => meter.destroy(reason),
+    );
     upload.onGone(() => meter.destroy(clientGone()));
     // A stop that came first has destroyed the meter in attach().
     if (!transfer.stopReason) {
@@ -171,9 +196,13 @@ export class HttpPostBytesMechanism implements UploadMechanism {
     try {
       await pipeline(meter, staging.stream);
       if (meter.bytes < ctx.file.size) {
-        throw new ProblemError('malformed-upload', `The body had ${meter.bytes} bytes but the declared size is ${ctx.file.size}; nothing was stored. Send the whole file.`, {
-          extensions: { expected: ctx.file.size, received: meter.bytes },
-        });
+        throw new ProblemError(
+          'malformed-upload',
+          `The body had ${meter.bytes} bytes but the declared size is ${ctx.file.size}; nothing was stored. Send the whole file.`,
+          {
+            extensions: { expected: ctx.file.size, received: meter.bytes },
+          },
+        );
       }
       // A stop that arrives now (all bytes in) still wins until the commit starts.
       if (transfer.stopReason) throw transfer.stopReason;
@@ -201,10 +230,18 @@ export class HttpPostBytesMechanism implements UploadMechanism {
       const attestations = validateAttestations(await readJsonBody(req, this.options.attestationsMaxBytes), ctx.file);
       // Durable before the 204 (see the file comment). Each POST carries the whole list, so a
       // retry replaces rather than duplicates; the commit replaces atomically.
-      if (this.completing.has(fileId)) throw new ProblemError('file-not-pending', 'This file upload session is being completed: attestations must arrive before completion.');
-      if (this.attesting.has(fileId)) throw new ProblemError('upload-in-progress', 'Another request is storing attestations for this file; retry once it has answered.');
+      if (this.completing.has(fileId))
+        throw new ProblemError(
+          'file-not-pending',
+          'This file upload session is being completed: attestations must arrive before completion.',
+        );
+      if (this.attesting.has(fileId))
+        throw new ProblemError('upload-in-progress', 'Another request is storing attestations for this file; retry once it has answered.');
       const write = this.stored.save(fileId, attestations);
-      this.attesting.set(fileId, write.catch(() => undefined));
+      this.attesting.set(
+        fileId,
+        write.catch(() => undefined),
+      );
       try {
         await write;
       } finally {

@@ -34,7 +34,16 @@ import {
 } from './test-support.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
 
@@ -164,7 +173,7 @@ describe.skipIf(!existsSync(CHROMIUM))('vnd-<operator>-multipart from a web page
     expect(await strayBytes(t, file)).toEqual({ staged: undefined, temp: [] });
   });
 
-  it('a plain <form> authenticates with the browser\'s HTTP Basic credentials (401 challenge, then resent): 204 keeps the page, completion is 201', async () => {
+  it("a plain <form> authenticates with the browser's HTTP Basic credentials (401 challenge, then resent): 204 keeps the page, completion is 201", async () => {
     // Over 1 MiB: the first, unauthenticated POST is answered with 401 before its body has arrived.
     const bytes = randomBytes(3 * 1024 * 1024);
     const path = join(tmp, WHEEL);

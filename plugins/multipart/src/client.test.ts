@@ -54,14 +54,27 @@ async function serve(handler?: (req: IncomingMessage, res: ServerResponse) => vo
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/files/abc`, seen };
 }
 
-const map = (url: string, extra: Record<string, unknown> = {}) => ({ identifier: 'vnd-acme-multipart', file_url: url, file_field: 'content', attestations_field: 'attestations', ...extra });
+const map = (url: string, extra: Record<string, unknown> = {}) => ({
+  identifier: 'vnd-acme-multipart',
+  file_url: url,
+  file_field: 'content',
+  attestations_field: 'attestations',
+  ...extra,
+});
 
 describe('@pep694/mechanism-multipart/client', () => {
   it('sends the attestations field first, then the file part, with an exact Content-Length', async () => {
     const { url, seen } = await serve();
     const bytes = randomBytes(700 * 1024);
     const attestations = [{ version: 1, note: 'shape not checked by the client' }];
-    await uploadMultipart({ instructions: map(url), body: bytes, filename: 'demo-1.0.tar.gz', authorization: 'Bearer t0k', attestations, headers: { 'User-Agent': 'test' } });
+    await uploadMultipart({
+      instructions: map(url),
+      body: bytes,
+      filename: 'demo-1.0.tar.gz',
+      authorization: 'Bearer t0k',
+      attestations,
+      headers: { 'User-Agent': 'test' },
+    });
     const [s] = seen;
     expect(s?.headers['authorization']).toBe('Bearer t0k');
     expect(s?.headers['user-agent']).toBe('test');
@@ -108,12 +121,18 @@ describe('@pep694/mechanism-multipart/client', () => {
   it('refuses bad input before sending anything', async () => {
     const { url, seen } = await serve();
     const base = { body: Buffer.from('abc'), authorization: 'Bearer x' };
-    await expect(uploadMultipart({ ...base, instructions: { identifier: 'http-post-bytes', file_url: url } })).rejects.toThrow(/not a vnd-<operator>-multipart/);
+    await expect(uploadMultipart({ ...base, instructions: { identifier: 'http-post-bytes', file_url: url } })).rejects.toThrow(
+      /not a vnd-<operator>-multipart/,
+    );
     await expect(uploadMultipart({ ...base, instructions: { identifier: 'vnd-acme-multipart' } })).rejects.toThrow(/no file_url/);
     await expect(uploadMultipart({ ...base, instructions: map('ftp://x/y') })).rejects.toThrow(/http\(s\) URL/);
-    await expect(uploadMultipart({ ...base, instructions: map(url, { attestations_field: undefined }), attestations: [] })).rejects.toThrow(/does not accept them/);
+    await expect(uploadMultipart({ ...base, instructions: map(url, { attestations_field: undefined }), attestations: [] })).rejects.toThrow(
+      /does not accept them/,
+    );
     await expect(uploadMultipart({ ...base, instructions: map(url), size: 4 })).rejects.toThrow(RangeError);
-    await expect(uploadMultipart({ ...base, instructions: map(url), body: Readable.from([Buffer.from('abc')]) })).rejects.toThrow(/size is required/);
+    await expect(uploadMultipart({ ...base, instructions: map(url), body: Readable.from([Buffer.from('abc')]) })).rejects.toThrow(
+      /size is required/,
+    );
     expect(seen).toEqual([]);
   });
 
@@ -135,7 +154,9 @@ describe('@pep694/mechanism-multipart/client', () => {
       res.writeHead(413, { 'Content-Type': 'application/problem+json', Connection: 'close' });
       res.end(body);
     });
-    const err = await uploadMultipart({ instructions: map(url), body: Buffer.alloc(64 * 1024 * 1024), authorization: 'Bearer x' }).catch((e: unknown) => e);
+    const err = await uploadMultipart({ instructions: map(url), body: Buffer.alloc(64 * 1024 * 1024), authorization: 'Bearer x' }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(MultipartUploadError);
     expect(err).toMatchObject({ status: 413, code: 'payload-too-large', problem: { detail: 'nope' } });
     expect(read).toBeLessThan(64 * 1024 * 1024);
@@ -144,13 +165,23 @@ describe('@pep694/mechanism-multipart/client', () => {
   it('aborts with the signal', async () => {
     const { url } = await serve((req) => req.pause());
     const controller = new AbortController();
-    const sending = uploadMultipart({ instructions: map(url), body: Buffer.alloc(32 * 1024 * 1024), authorization: 'Bearer x', signal: controller.signal });
+    const sending = uploadMultipart({
+      instructions: map(url),
+      body: Buffer.alloc(32 * 1024 * 1024),
+      authorization: 'Bearer x',
+      signal: controller.signal,
+    });
     setTimeout(() => controller.abort(new Error('stop')), 50);
     await expect(sending).rejects.toThrow('stop');
   });
 
   it('multipartFraming: head + file + tail is a form busboy parses', async () => {
-    const f = multipartFraming({ fileField: 'content', filename: 'x.whl', fields: [{ name: 'attestations', value: '[]' }], boundary: 'B0' });
+    const f = multipartFraming({
+      fileField: 'content',
+      filename: 'x.whl',
+      fields: [{ name: 'attestations', value: '[]' }],
+      boundary: 'B0',
+    });
     expect(f.contentType).toBe('multipart/form-data; boundary=B0');
     expect(f.head.toString()).toBe(
       '--B0\r\nContent-Disposition: form-data; name="attestations"\r\n\r\n[]\r\n' +

@@ -133,11 +133,14 @@ export async function uploadMultipart(opts: UploadMultipartOptions): Promise<voi
   const answer = await sendRequest({
     method: 'POST',
     url,
-    headers: { ...opts.headers, ...(opts.authorization !== undefined ? { Authorization: opts.authorization } : {}), 'Content-Type': framing.contentType },
+    headers: {
+      ...opts.headers,
+      ...(opts.authorization !== undefined ? { Authorization: opts.authorization } : {}),
+      'Content-Type': framing.contentType,
+    },
     body: { source, size: total, head: framing.head, tail: framing.tail, onProgress: opts.onProgress },
     signal: opts.signal,
     agent: opts.agent,
   });
   if (answer.status < 200 || answer.status >= 300) throw new MultipartUploadError(url.href, answer.status, problemOf(answer), answer.text);
 }
-

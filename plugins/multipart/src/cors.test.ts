@@ -122,7 +122,12 @@ describe('vnd-<operator>-multipart cross-site request guard', () => {
       const res = await post(file.mechanism.file_url, { Authorization: ALICE, ...(origin ? { Origin: origin } : {}) });
       expect(res.status, `${origin}: ${res.body}`).toBe(204);
       expect((await complete(file)).status).toBe(201);
-      expect((await rawPost(file.links['file-upload-session']!, { method: 'DELETE', headers: { Authorization: ALICE }, contentLength: null }).response).status).toBe(204);
+      expect(
+        (
+          await rawPost(file.links['file-upload-session']!, { method: 'DELETE', headers: { Authorization: ALICE }, contentLength: null })
+            .response
+        ).status,
+      ).toBe(204);
     }
   });
 
@@ -185,7 +190,14 @@ describe('vnd-<operator>-multipart CORS origins are compared whole too', () => {
     const LISTED = 'https://app.example.org';
     t = await startServer({ cors: { origins: [LISTED] } });
     const file = await createFile(await createSession(t), WHEEL, bytes);
-    for (const origin of ['http://app.example.org', 'https://app.example.org:8443', 'https://app.example.org:443', 'https://app.example.org/', 'https://user@app.example.org', 'HTTPS://APP.EXAMPLE.ORG']) {
+    for (const origin of [
+      'http://app.example.org',
+      'https://app.example.org:8443',
+      'https://app.example.org:443',
+      'https://app.example.org/',
+      'https://user@app.example.org',
+      'HTTPS://APP.EXAMPLE.ORG',
+    ]) {
       const pre = await preflight(file.mechanism.file_url, origin);
       expect(pre.status, origin).toBe(403);
       expect(pre.headers['access-control-allow-origin']).toBeUndefined();

@@ -23,7 +23,13 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
 /** Adds `value` to the response's `Vary` header. */
 function vary(res: ServerResponse, value: string): void {
   const existing = res.getHeader('Vary');
-  const list = existing === undefined ? [] : String(existing).split(',').map((s) => s.trim()).filter(Boolean);
+  const list =
+    existing === undefined
+      ? []
+      : String(existing)
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
   for (const v of value.split(',').map((s) => s.trim())) if (!list.includes(v)) list.push(v);
   res.setHeader('Vary', list.join(', '));
 }
@@ -111,7 +117,10 @@ export class CorsPolicy {
     if (this.enabled) vary(res, 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers');
     if (!this.allows(origin)) {
       sendProblem(
-        new ProblemError('forbidden', `Cross-origin requests from ${origin.slice(0, 200)} are not allowed here; the index operator lists the allowed origins.`),
+        new ProblemError(
+          'forbidden',
+          `Cross-origin requests from ${origin.slice(0, 200)} are not allowed here; the index operator lists the allowed origins.`,
+        ),
       );
       return;
     }

@@ -58,8 +58,16 @@ afterEach(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-const content = (bytes: Uint8Array | string, filename = WHEEL): Part => ({ name: 'content', filename, type: 'application/octet-stream', body: bytes });
-const attestationsField = (value: unknown): Part => ({ name: 'attestations', body: typeof value === 'string' ? value : JSON.stringify(value) });
+const content = (bytes: Uint8Array | string, filename = WHEEL): Part => ({
+  name: 'content',
+  filename,
+  type: 'application/octet-stream',
+  body: bytes,
+});
+const attestationsField = (value: unknown): Part => ({
+  name: 'attestations',
+  body: typeof value === 'string' ? value : JSON.stringify(value),
+});
 
 async function expectNothingKept(file: FileSession) {
   expect(await strayBytes(t, file)).toEqual({ staged: undefined, temp: [] });
@@ -88,48 +96,77 @@ describe('PEP 694 Server Specific File Upload Mechanisms: vnd-<operator>-multipa
     expect(await bytesReceived(file)).toBe(0);
   });
 
-  it.skipIf(!HAVE_CURL)('curl -F content=@file -F attestations=<json uploads the wheel with its attestations; completes (201) and publishes', async () => {
-    const bytes = fixture(WHEEL);
-    const session = await createSession(t);
-    const file = await createFile(session, WHEEL, bytes);
-    const a = attestation(WHEEL, sha256(bytes));
-    const attestationsPath = join(tmp, 'attestations.json');
-    writeFileSync(attestationsPath, JSON.stringify([a]));
-    const { stdout } = await run('curl', [
-      '-sS', '-w', '%{http_code}',
-      '-F', `content=@${join(DIST, WHEEL)}`,
-      '-F', `attestations=<${attestationsPath}`,
-      '-H', `Authorization: ${ALICE}`,
-      file.mechanism.file_url,
-    ]);
-    expect(stdout).toBe('204');
-    expect(await bytesReceived(file)).toBe(bytes.length);
-    const done = await complete(file);
-    expect(done.status, JSON.stringify(done.body)).toBe(201);
-    expect((await t.server.container.resolve(SESSION_STORE).getFile(file.id))?.attestations).toEqual([a]);
-    const published = await api('POST', session.links['publish']!, { body: { meta: META } });
-    expect(published.status, JSON.stringify(published.body)).toBe(201);
-  });
+  it.skipIf(!HAVE_CURL)(
+    'curl -F content=@file -F attestations=<json uploads the wheel with its attestations; completes (201) and publishes',
+    async () => {
+      const bytes = fixture(WHEEL);
+      const session = await createSession(t);
+      const file = await createFile(session, WHEEL, bytes);
+      const a = attestation(WHEEL, sha256(bytes));
+      const attestationsPath = join(tmp, 'attestations.json');
+      writeFileSync(attestationsPath, JSON.stringify([a]));
+      const { stdout } = await run('curl', [
+        '-sS',
+        '-w',
+        '%{http_code}',
+        '-F',
+        `content=@${join(DIST, WHEEL)}`,
+        '-F',
+        `attestations=<${attestationsPath}`,
+        '-H',
+        `Authorization: ${ALICE}`,
+        file.mechanism.file_url,
+      ]);
+      expect(stdout).toBe('204');
+      expect(await bytesReceived(file)).toBe(bytes.length);
+      const done = await complete(file);
+      expect(done.status, JSON.stringify(done.body)).toBe(201);
+      expect((await t.server.container.resolve(SESSION_STORE).getFile(file.id))?.attestations).toEqual([a]);
+      const published = await api('POST', session.links['publish']!, { body: { meta: META } });
+      expect(published.status, JSON.stringify(published.body)).toBe(201);
+    },
+  );
 
   it.skipIf(!HAVE_CURL)('curl -F uploads the sdist with HTTP Basic (__token__), as twine authenticates', async () => {
     const bytes = fixture(SDIST);
     const file = await createFile(await createSession(t), SDIST, bytes);
-    const { stdout } = await run('curl', ['-sS', '-w', '%{http_code}', '-u', `__token__:${TEST_TOKENS.alice}`, '-F', `content=@${join(DIST, SDIST)}`, file.mechanism.file_url]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '-w',
+      '%{http_code}',
+      '-u',
+      `__token__:${TEST_TOKENS.alice}`,
+      '-F',
+      `content=@${join(DIST, SDIST)}`,
+      file.mechanism.file_url,
+    ]);
     expect(stdout).toBe('204');
     expect((await complete(file)).status).toBe(201);
   });
 
-  it.skipIf(!HAVE_CURL)('curl -F sees the 413 of a file far larger than declared, answered from Content-Length before the body is read', async () => {
-    const big = randomBytes(8 * 1024 * 1024);
-    const path = join(tmp, WHEEL);
-    writeFileSync(path, big);
-    const file = await createFile(await createSession(t), WHEEL, big.subarray(0, 1000));
-    const { stdout } = await run('curl', ['-sS', '-w', '\n%{http_code}', '-F', `content=@${path}`, '-H', `Authorization: ${ALICE}`, file.mechanism.file_url]);
-    const lines = stdout.trim().split('\n');
-    expect(lines.at(-1)).toBe('413');
-    expect(JSON.parse(lines.slice(0, -1).join('\n'))).toMatchObject({ code: 'payload-too-large', expected: 1000 });
-    await expectNothingKept(file);
-  });
+  it.skipIf(!HAVE_CURL)(
+    'curl -F sees the 413 of a file far larger than declared, answered from Content-Length before the body is read',
+    async () => {
+      const big = randomBytes(8 * 1024 * 1024);
+      const path = join(tmp, WHEEL);
+      writeFileSync(path, big);
+      const file = await createFile(await createSession(t), WHEEL, big.subarray(0, 1000));
+      const { stdout } = await run('curl', [
+        '-sS',
+        '-w',
+        '\n%{http_code}',
+        '-F',
+        `content=@${path}`,
+        '-H',
+        `Authorization: ${ALICE}`,
+        file.mechanism.file_url,
+      ]);
+      const lines = stdout.trim().split('\n');
+      expect(lines.at(-1)).toBe('413');
+      expect(JSON.parse(lines.slice(0, -1).join('\n'))).toMatchObject({ code: 'payload-too-large', expected: 1000 });
+      await expectNothingKept(file);
+    },
+  );
 
   it("node's fetch with a FormData body (a Blob from fs.openAsBlob) uploads the wheel", async () => {
     const bytes = fixture(WHEEL);
@@ -192,7 +229,9 @@ describe('PEP 694 Server Specific File Upload Mechanisms: vnd-<operator>-multipa
 
   it('hashes every declared algorithm in the same pass: a wrong hash fails completion with 422 hash-mismatch', async () => {
     const bytes = fixture(WHEEL);
-    const file = await createFile(await createSession(t), WHEEL, bytes, { hashes: { sha256: sha256(Buffer.from('else')), blake2b: '0'.repeat(128) } });
+    const file = await createFile(await createSession(t), WHEEL, bytes, {
+      hashes: { sha256: sha256(Buffer.from('else')), blake2b: '0'.repeat(128) },
+    });
     expect((await postForm(file, formBody([content(bytes)]))).status).toBe(204);
     const done = await complete(file);
     expect(done.status).toBe(422);
@@ -203,7 +242,10 @@ describe('PEP 694 Server Specific File Upload Mechanisms: vnd-<operator>-multipa
   it('tolerates a preamble and an epilogue, and the attestations field after the file', async () => {
     const bytes = fixture(WHEEL);
     const file = await createFile(await createSession(t), WHEEL, bytes);
-    const body = formBody([content(bytes), attestationsField([attestation(WHEEL, sha256(bytes))])], { preamble: 'This is a preamble.', epilogue: 'and an epilogue' });
+    const body = formBody([content(bytes), attestationsField([attestation(WHEEL, sha256(bytes))])], {
+      preamble: 'This is a preamble.',
+      epilogue: 'and an epilogue',
+    });
     expect((await postForm(file, body)).status).toBe(204);
     expect((await complete(file)).status).toBe(201);
   });
@@ -395,19 +437,111 @@ describe('vnd-<operator>-multipart refuses bad forms with a clear problem, keeps
     readonly errors?: unknown;
   }
   const cases: Case[] = [
-    { name: 'a missing content part', body: () => formBody([attestationsField([a()])]), chunked: true, status: 400, code: 'malformed-upload', detail: /no "content" file part/ },
-    { name: 'an empty form', body: () => formBody([]), chunked: true, status: 400, code: 'malformed-upload', detail: /no "content" file part/ },
-    { name: 'two content file parts', body: () => formBody([content(bytes), content(bytes)]), status: 400, code: 'malformed-upload', detail: /more than one file part/ },
-    { name: 'a second file part of another name', body: () => formBody([content(bytes), { name: 'other', filename: 'x', body: 'x' }]), status: 400, code: 'malformed-upload', detail: /more than one file part/ },
-    { name: 'an unknown field', body: () => formBody([{ name: ':action', body: 'file_upload' }, content(bytes)]), status: 400, code: 'invalid-parameter', errors: [{ source: ':action', message: 'unknown field' }] },
-    { name: 'an unknown file part', body: () => formBody([{ name: 'file', filename: WHEEL, body: bytes }]), status: 400, code: 'invalid-parameter', detail: /unknown field "file"/ },
-    { name: 'content sent as a plain field', body: () => formBody([{ name: 'content', body: 'hello' }]), chunked: true, status: 400, code: 'malformed-upload', detail: /as a plain field/ },
-    { name: 'attestations sent as a file part', body: () => formBody([{ name: 'attestations', filename: 'a.json', body: JSON.stringify([a()]) }, content(bytes)]), status: 400, code: 'malformed-upload', detail: /as a file part/ },
-    { name: 'two attestations fields (busboy fieldsLimit)', body: () => formBody([attestationsField([a()]), attestationsField([a()]), content(bytes)]), status: 400, code: 'malformed-upload', detail: /too many fields/ },
-    { name: 'too many parts (busboy partsLimit)', body: () => formBody([content(bytes), attestationsField([a()]), { disposition: null, type: 'text/plain', body: 'x' }, { disposition: null, type: 'text/plain', body: 'y' }]), status: 400, code: 'malformed-upload', detail: /too many parts/ },
-    { name: 'parts that are not form-data (skipped by busboy, still counted)', body: () => formBody([{ disposition: 'Content-Disposition: attachment', body: 'x' }, { disposition: null, type: 'text/plain', body: 'y' }, { disposition: null, type: 'text/plain', body: 'z' }, content(bytes)]), status: 400, code: 'malformed-upload', detail: /too many parts/ },
-    { name: 'an attestations field over attestationsMaxBytes (busboy fieldSize)', body: () => formBody([attestationsField(`[${' '.repeat(1024 * 1024)}]`), content(bytes)]), status: 413, code: 'body-too-large' },
-    { name: 'attestations that are not JSON', body: () => formBody([attestationsField('[{'), content(bytes)]), status: 400, code: 'invalid-attestations', errors: [{ source: 'attestations', message: 'not valid JSON' }] },
+    {
+      name: 'a missing content part',
+      body: () => formBody([attestationsField([a()])]),
+      chunked: true,
+      status: 400,
+      code: 'malformed-upload',
+      detail: /no "content" file part/,
+    },
+    {
+      name: 'an empty form',
+      body: () => formBody([]),
+      chunked: true,
+      status: 400,
+      code: 'malformed-upload',
+      detail: /no "content" file part/,
+    },
+    {
+      name: 'two content file parts',
+      body: () => formBody([content(bytes), content(bytes)]),
+      status: 400,
+      code: 'malformed-upload',
+      detail: /more than one file part/,
+    },
+    {
+      name: 'a second file part of another name',
+      body: () => formBody([content(bytes), { name: 'other', filename: 'x', body: 'x' }]),
+      status: 400,
+      code: 'malformed-upload',
+      detail: /more than one file part/,
+    },
+    {
+      name: 'an unknown field',
+      body: () => formBody([{ name: ':action', body: 'file_upload' }, content(bytes)]),
+      status: 400,
+      code: 'invalid-parameter',
+      errors: [{ source: ':action', message: 'unknown field' }],
+    },
+    {
+      name: 'an unknown file part',
+      body: () => formBody([{ name: 'file', filename: WHEEL, body: bytes }]),
+      status: 400,
+      code: 'invalid-parameter',
+      detail: /unknown field "file"/,
+    },
+    {
+      name: 'content sent as a plain field',
+      body: () => formBody([{ name: 'content', body: 'hello' }]),
+      chunked: true,
+      status: 400,
+      code: 'malformed-upload',
+      detail: /as a plain field/,
+    },
+    {
+      name: 'attestations sent as a file part',
+      body: () => formBody([{ name: 'attestations', filename: 'a.json', body: JSON.stringify([a()]) }, content(bytes)]),
+      status: 400,
+      code: 'malformed-upload',
+      detail: /as a file part/,
+    },
+    {
+      name: 'two attestations fields (busboy fieldsLimit)',
+      body: () => formBody([attestationsField([a()]), attestationsField([a()]), content(bytes)]),
+      status: 400,
+      code: 'malformed-upload',
+      detail: /too many fields/,
+    },
+    {
+      name: 'too many parts (busboy partsLimit)',
+      body: () =>
+        formBody([
+          content(bytes),
+          attestationsField([a()]),
+          { disposition: null, type: 'text/plain', body: 'x' },
+          { disposition: null, type: 'text/plain', body: 'y' },
+        ]),
+      status: 400,
+      code: 'malformed-upload',
+      detail: /too many parts/,
+    },
+    {
+      name: 'parts that are not form-data (skipped by busboy, still counted)',
+      body: () =>
+        formBody([
+          { disposition: 'Content-Disposition: attachment', body: 'x' },
+          { disposition: null, type: 'text/plain', body: 'y' },
+          { disposition: null, type: 'text/plain', body: 'z' },
+          content(bytes),
+        ]),
+      status: 400,
+      code: 'malformed-upload',
+      detail: /too many parts/,
+    },
+    {
+      name: 'an attestations field over attestationsMaxBytes (busboy fieldSize)',
+      body: () => formBody([attestationsField(`[${' '.repeat(1024 * 1024)}]`), content(bytes)]),
+      status: 413,
+      code: 'body-too-large',
+    },
+    {
+      name: 'attestations that are not JSON',
+      body: () => formBody([attestationsField('[{'), content(bytes)]),
+      status: 400,
+      code: 'invalid-attestations',
+      errors: [{ source: 'attestations', message: 'not valid JSON' }],
+    },
     {
       name: 'attestations about another file',
       body: () => formBody([attestationsField([attestation('other-1.0-py3-none-any.whl', sha256(bytes))]), content(bytes)]),
@@ -415,24 +549,119 @@ describe('vnd-<operator>-multipart refuses bad forms with a clear problem, keeps
       code: 'invalid-attestations',
       errors: [{ source: 'attestations/0/envelope/statement', message: expect.stringMatching(/not the file name/) }],
     },
-    { name: 'invalid attestation objects', body: () => formBody([attestationsField([{ ...a(), version: 2 }]), content(bytes)]), status: 400, code: 'invalid-attestations', errors: [{ source: 'attestations/0/version', message: expect.any(String) }] },
-    { name: 'a truncated body (no closing delimiter)', body: () => formBody([content(bytes)], { end: false }), status: 400, code: 'malformed-upload', detail: /Unexpected end of form/ },
-    { name: 'a body cut inside the file part', body: () => formBody([content(bytes)]).subarray(0, 40_000), status: 400, code: 'malformed-upload' },
-    { name: 'a body framed with another boundary', body: () => formBody([content(bytes)], { boundary: 'other-boundary' }), status: 400, code: 'malformed-upload' },
-    { name: 'a malformed part header', body: () => Buffer.from(`--${BOUNDARY}\r\nContent-Disposition form-data name=content\r\n\r\nx\r\n--${BOUNDARY}--\r\n`), status: 400, code: 'malformed-upload' },
+    {
+      name: 'invalid attestation objects',
+      body: () => formBody([attestationsField([{ ...a(), version: 2 }]), content(bytes)]),
+      status: 400,
+      code: 'invalid-attestations',
+      errors: [{ source: 'attestations/0/version', message: expect.any(String) }],
+    },
+    {
+      name: 'a truncated body (no closing delimiter)',
+      body: () => formBody([content(bytes)], { end: false }),
+      status: 400,
+      code: 'malformed-upload',
+      detail: /Unexpected end of form/,
+    },
+    {
+      name: 'a body cut inside the file part',
+      body: () => formBody([content(bytes)]).subarray(0, 40_000),
+      status: 400,
+      code: 'malformed-upload',
+    },
+    {
+      name: 'a body framed with another boundary',
+      body: () => formBody([content(bytes)], { boundary: 'other-boundary' }),
+      status: 400,
+      code: 'malformed-upload',
+    },
+    {
+      name: 'a malformed part header',
+      body: () => Buffer.from(`--${BOUNDARY}\r\nContent-Disposition form-data name=content\r\n\r\nx\r\n--${BOUNDARY}--\r\n`),
+      status: 400,
+      code: 'malformed-upload',
+    },
     { name: 'garbage instead of a form', body: () => randomBytes(70_000), status: 400, code: 'malformed-upload' },
-    { name: 'a Content-Type without boundary', body: () => formBody([content(bytes)]), type: 'multipart/form-data', status: 400, code: 'malformed-upload', detail: /no boundary/ },
-    { name: 'a boundary longer than 70 characters', body: () => formBody([content(bytes)], { boundary: longBoundary }), type: formType(longBoundary), status: 400, code: 'malformed-upload', detail: /boundary is invalid/ },
-    { name: 'application/octet-stream (415)', body: () => Buffer.from(bytes), type: 'application/octet-stream', status: 415, code: 'unsupported-media-type' },
-    { name: 'application/x-www-form-urlencoded (415)', body: () => Buffer.from('content=abc'), type: 'application/x-www-form-urlencoded', status: 415, code: 'unsupported-media-type' },
-    { name: 'multipart/mixed (415)', body: () => formBody([content(bytes)]), type: `multipart/mixed; boundary=${BOUNDARY}`, status: 415, code: 'unsupported-media-type' },
+    {
+      name: 'a Content-Type without boundary',
+      body: () => formBody([content(bytes)]),
+      type: 'multipart/form-data',
+      status: 400,
+      code: 'malformed-upload',
+      detail: /no boundary/,
+    },
+    {
+      name: 'a boundary longer than 70 characters',
+      body: () => formBody([content(bytes)], { boundary: longBoundary }),
+      type: formType(longBoundary),
+      status: 400,
+      code: 'malformed-upload',
+      detail: /boundary is invalid/,
+    },
+    {
+      name: 'application/octet-stream (415)',
+      body: () => Buffer.from(bytes),
+      type: 'application/octet-stream',
+      status: 415,
+      code: 'unsupported-media-type',
+    },
+    {
+      name: 'application/x-www-form-urlencoded (415)',
+      body: () => Buffer.from('content=abc'),
+      type: 'application/x-www-form-urlencoded',
+      status: 415,
+      code: 'unsupported-media-type',
+    },
+    {
+      name: 'multipart/mixed (415)',
+      body: () => formBody([content(bytes)]),
+      type: `multipart/mixed; boundary=${BOUNDARY}`,
+      status: 415,
+      code: 'unsupported-media-type',
+    },
     { name: 'no Content-Type (415)', body: () => formBody([content(bytes)]), type: null, status: 415, code: 'unsupported-media-type' },
-    { name: 'Content-Encoding: gzip (415)', body: () => formBody([content(bytes)]), headers: { 'Content-Encoding': 'gzip' }, status: 415, code: 'unsupported-media-type' },
-    { name: 'a base64 Content-Transfer-Encoding (415)', body: () => formBody([{ ...content(Buffer.from(bytes).toString('base64')), headers: ['Content-Transfer-Encoding: base64'] }]), status: 415, code: 'unsupported-media-type' },
-    { name: 'a file part one byte longer than declared (413, cut at size+1)', body: () => formBody([content(Buffer.concat([bytes, Buffer.from('!')]))]), status: 413, code: 'payload-too-large', detail: /"content" part is longer/ },
-    { name: 'a chunked body whose file part is longer than declared', body: () => formBody([content(Buffer.concat([bytes, bytes]))]), chunked: true, status: 413, code: 'payload-too-large' },
-    { name: 'a file part shorter than declared', body: () => formBody([content(bytes.subarray(0, 1000))]), chunked: true, status: 400, code: 'malformed-upload', detail: /had 1000 bytes/ },
-    { name: 'a Content-Length smaller than the declared size', body: () => formBody([content(bytes.subarray(0, 1000))]), status: 400, code: 'malformed-upload', detail: /smaller than the declared size/ },
+    {
+      name: 'Content-Encoding: gzip (415)',
+      body: () => formBody([content(bytes)]),
+      headers: { 'Content-Encoding': 'gzip' },
+      status: 415,
+      code: 'unsupported-media-type',
+    },
+    {
+      name: 'a base64 Content-Transfer-Encoding (415)',
+      body: () => formBody([{ ...content(Buffer.from(bytes).toString('base64')), headers: ['Content-Transfer-Encoding: base64'] }]),
+      status: 415,
+      code: 'unsupported-media-type',
+    },
+    {
+      name: 'a file part one byte longer than declared (413, cut at size+1)',
+      body: () => formBody([content(Buffer.concat([bytes, Buffer.from('!')]))]),
+      status: 413,
+      code: 'payload-too-large',
+      detail: /"content" part is longer/,
+    },
+    {
+      name: 'a chunked body whose file part is longer than declared',
+      body: () => formBody([content(Buffer.concat([bytes, bytes]))]),
+      chunked: true,
+      status: 413,
+      code: 'payload-too-large',
+    },
+    {
+      name: 'a file part shorter than declared',
+      body: () => formBody([content(bytes.subarray(0, 1000))]),
+      chunked: true,
+      status: 400,
+      code: 'malformed-upload',
+      detail: /had 1000 bytes/,
+    },
+    {
+      name: 'a Content-Length smaller than the declared size',
+      body: () => formBody([content(bytes.subarray(0, 1000))]),
+      status: 400,
+      code: 'malformed-upload',
+      detail: /smaller than the declared size/,
+    },
     {
       name: 'a chunked body with an endless preamble (over size + attestationsMaxBytes + 64 KiB)',
       body: () => Buffer.concat([Buffer.alloc(1024 * 1024 + 200 * 1024, 'p'), formBody([content(bytes)])]),

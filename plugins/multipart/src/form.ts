@@ -66,10 +66,16 @@ export interface ReceivedForm {
  * otherwise) with a boundary of 1 to 70 characters (RFC 2046 §5.1.1; 400 otherwise).
  */
 export function requireMultipart(header: string | undefined): void {
-  const how = 'send the form as Content-Type: multipart/form-data (an HTML form with enctype="multipart/form-data", fetch with a FormData body, or curl -F)';
-  if (header === undefined || header.trim() === '') throw new ProblemError('unsupported-media-type', `The Content-Type header is missing; ${how}.`);
+  const how =
+    'send the form as Content-Type: multipart/form-data (an HTML form with enctype="multipart/form-data", fetch with a FormData body, or curl -F)';
+  if (header === undefined || header.trim() === '')
+    throw new ProblemError('unsupported-media-type', `The Content-Type header is missing; ${how}.`);
   const m = parseMediaType(header);
-  if (!m) throw new ProblemError('unsupported-media-type', `Content-Type ${JSON.stringify(header.slice(0, 100))} is not a valid media type; ${how}.`);
+  if (!m)
+    throw new ProblemError(
+      'unsupported-media-type',
+      `Content-Type ${JSON.stringify(header.slice(0, 100))} is not a valid media type; ${how}.`,
+    );
   if (m.type !== 'multipart' || m.subtype !== 'form-data') {
     throw new ProblemError('unsupported-media-type', `Content-Type ${`${m.type}/${m.subtype}`.slice(0, 100)} is not accepted; ${how}.`);
   }
@@ -80,9 +86,13 @@ export function requireMultipart(header: string | undefined): void {
     });
   }
   if (boundary.length > 70 || !/^[0-9A-Za-z'()+_,\-./:=? ]*[0-9A-Za-z'()+_,\-./:=?]$/.test(boundary)) {
-    throw new ProblemError('malformed-upload', 'The multipart boundary is invalid: 1 to 70 characters from RFC 2046 §5.1.1, not ending in a space.', {
-      errors: [{ source: 'Content-Type', message: 'boundary is invalid' }],
-    });
+    throw new ProblemError(
+      'malformed-upload',
+      'The multipart boundary is invalid: 1 to 70 characters from RFC 2046 §5.1.1, not ending in a space.',
+      {
+        errors: [{ source: 'Content-Type', message: 'boundary is invalid' }],
+      },
+    );
   }
 }
 
@@ -137,12 +147,22 @@ export class FormReceiver {
     const maxBody = ctx.file.size + (this.options.attestations ? this.options.attestationsMaxBytes : 0) + FORM_OVERHEAD;
     parser.on('file', (name, stream, info) => this.onFile(name, stream, info));
     parser.on('field', (name, value, info) => this.onField(name, value, info));
-    parser.on('partsLimit', () => this.fail(malformed(`The form has too many parts: it takes at most two, "${FILE_FIELD}" and "${ATTESTATIONS_FIELD}".`)));
+    parser.on('partsLimit', () =>
+      this.fail(malformed(`The form has too many parts: it takes at most two, "${FILE_FIELD}" and "${ATTESTATIONS_FIELD}".`)),
+    );
     parser.on('filesLimit', () =>
-      this.fail(malformed(`The form has more than one file part: only "${FILE_FIELD}" is a file (send ${ATTESTATIONS_FIELD} as a plain field, e.g. curl -F '${ATTESTATIONS_FIELD}=<file.json').`)),
+      this.fail(
+        malformed(
+          `The form has more than one file part: only "${FILE_FIELD}" is a file (send ${ATTESTATIONS_FIELD} as a plain field, e.g. curl -F '${ATTESTATIONS_FIELD}=<file.json').`,
+        ),
+      ),
     );
     parser.on('fieldsLimit', () =>
-      this.fail(malformed(`The form has too many fields: it takes one, "${ATTESTATIONS_FIELD}", at most once, besides the file part "${FILE_FIELD}".`)),
+      this.fail(
+        malformed(
+          `The form has too many fields: it takes one, "${ATTESTATIONS_FIELD}", at most once, besides the file part "${FILE_FIELD}".`,
+        ),
+      ),
     );
     parser.on('error', (err: unknown) => this.fail(malformed(`The multipart body is malformed: ${describe(err)}; nothing was stored.`)));
     parser.once('close', () => this.parsed());
@@ -171,13 +191,18 @@ export class FormReceiver {
       if (this.failure !== undefined) throw this.failure;
       const meter = this.meter;
       if (!meter || !this.staging) {
-        throw malformed(`The form has no "${FILE_FIELD}" file part; nothing was stored. Send the file as a part named "${FILE_FIELD}" with a filename (curl -F '${FILE_FIELD}=@file').`);
+        throw malformed(
+          `The form has no "${FILE_FIELD}" file part; nothing was stored. Send the file as a part named "${FILE_FIELD}" with a filename (curl -F '${FILE_FIELD}=@file').`,
+        );
       }
       if (meter.bytes < ctx.file.size) {
-        throw malformed(`The "${FILE_FIELD}" part had ${meter.bytes} bytes but the declared size is ${ctx.file.size}; nothing was stored. Send the whole file.`, {
-          expected: ctx.file.size,
-          received: meter.bytes,
-        });
+        throw malformed(
+          `The "${FILE_FIELD}" part had ${meter.bytes} bytes but the declared size is ${ctx.file.size}; nothing was stored. Send the whole file.`,
+          {
+            expected: ctx.file.size,
+            received: meter.bytes,
+          },
+        );
       }
       await this.staging.commit();
       // A stop that came while committing: the host deletes the staged blob after cancel/completion return.
@@ -214,7 +239,9 @@ export class FormReceiver {
       stream.resume();
       this.fail(
         name === ATTESTATIONS_FIELD && this.options.attestations
-          ? malformed(`"${ATTESTATIONS_FIELD}" was sent as a file part; send it as a plain field holding the JSON array (curl -F '${ATTESTATIONS_FIELD}=<file.json', FormData.append('${ATTESTATIONS_FIELD}', json)).`)
+          ? malformed(
+              `"${ATTESTATIONS_FIELD}" was sent as a file part; send it as a plain field holding the JSON array (curl -F '${ATTESTATIONS_FIELD}=<file.json', FormData.append('${ATTESTATIONS_FIELD}', json)).`,
+            )
           : unknownField(name, this.options.attestations),
       );
       return;
@@ -223,7 +250,10 @@ export class FormReceiver {
     if (!IDENTITY_TRANSFER_ENCODINGS.has(encoding)) {
       stream.resume();
       this.fail(
-        new ProblemError('unsupported-media-type', `The "${FILE_FIELD}" part uses Content-Transfer-Encoding ${encoding.slice(0, 40)}; send the bytes of the file as they are.`),
+        new ProblemError(
+          'unsupported-media-type',
+          `The "${FILE_FIELD}" part uses Content-Transfer-Encoding ${encoding.slice(0, 40)}; send the bytes of the file as they are.`,
+        ),
       );
       return;
     }
@@ -247,9 +277,13 @@ export class FormReceiver {
         stream.resume(); // never leave busboy waiting on an unread file stream
         this.fail(
           err instanceof ProblemError && err.code === 'payload-too-large'
-            ? new ProblemError('payload-too-large', `The "${FILE_FIELD}" part is longer than the declared size of ${ctx.file.size} bytes; nothing was stored.`, {
-                extensions: { expected: ctx.file.size },
-              })
+            ? new ProblemError(
+                'payload-too-large',
+                `The "${FILE_FIELD}" part is longer than the declared size of ${ctx.file.size} bytes; nothing was stored.`,
+                {
+                  extensions: { expected: ctx.file.size },
+                },
+              )
             : err,
         );
       }
@@ -260,7 +294,9 @@ export class FormReceiver {
     if (this.failure !== undefined) return;
     if (name === FILE_FIELD) {
       this.fail(
-        malformed(`"${FILE_FIELD}" was sent as a plain field; send it as a file part, with a filename or Content-Type: application/octet-stream (curl -F '${FILE_FIELD}=@file', FormData.append('${FILE_FIELD}', blob, filename)).`),
+        malformed(
+          `"${FILE_FIELD}" was sent as a plain field; send it as a file part, with a filename or Content-Type: application/octet-stream (curl -F '${FILE_FIELD}=@file', FormData.append('${FILE_FIELD}', blob, filename)).`,
+        ),
       );
       return;
     }
@@ -272,7 +308,10 @@ export class FormReceiver {
     if (value.trim() === '' && !info.valueTruncated) return;
     if (info.valueTruncated) {
       this.fail(
-        new ProblemError('body-too-large', `The "${ATTESTATIONS_FIELD}" field is larger than ${this.options.attestationsMaxBytes} bytes, the most this index accepts; nothing was stored.`),
+        new ProblemError(
+          'body-too-large',
+          `The "${ATTESTATIONS_FIELD}" field is larger than ${this.options.attestationsMaxBytes} bytes, the most this index accepts; nothing was stored.`,
+        ),
       );
       return;
     }
@@ -281,18 +320,31 @@ export class FormReceiver {
       try {
         parsed = JSON.parse(value);
       } catch {
-        throw new ProblemError('invalid-attestations', `The "${ATTESTATIONS_FIELD}" field is not JSON; it must hold a JSON array of PEP 740 attestation objects.`, {
-          errors: [{ source: ATTESTATIONS_FIELD, message: 'not valid JSON' }],
-        });
+        throw new ProblemError(
+          'invalid-attestations',
+          `The "${ATTESTATIONS_FIELD}" field is not JSON; it must hold a JSON array of PEP 740 attestation objects.`,
+          {
+            errors: [{ source: ATTESTATIONS_FIELD, message: 'not valid JSON' }],
+          },
+        );
       }
       this.attestations = validateAttestations(parsed, this.ctx.file);
     } catch (err) {
       // validateAttestations names places as JSON pointers into the array: prefix them with the field.
       this.fail(
         err instanceof ProblemError && err.code === 'invalid-attestations'
-          ? new ProblemError('invalid-attestations', err.detail.replace('The attestations are invalid at /', `The "${ATTESTATIONS_FIELD}" field is invalid at ${ATTESTATIONS_FIELD}/`), {
-              errors: err.errors.map((e) => (e.source.startsWith('/') ? { source: `${ATTESTATIONS_FIELD}${e.source}`, message: e.message } : e)),
-            })
+          ? new ProblemError(
+              'invalid-attestations',
+              err.detail.replace(
+                'The attestations are invalid at /',
+                `The "${ATTESTATIONS_FIELD}" field is invalid at ${ATTESTATIONS_FIELD}/`,
+              ),
+              {
+                errors: err.errors.map((e) =>
+                  e.source.startsWith('/') ? { source: `${ATTESTATIONS_FIELD}${e.source}`, message: e.message } : e,
+                ),
+              },
+            )
           : err,
       );
     }

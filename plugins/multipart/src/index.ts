@@ -19,7 +19,14 @@ import { MultipartOptionsSchema, type MultipartOptions } from './options.js';
 export { MultipartMechanism, type MultipartInstructions } from './mechanism.js';
 export { CorsPolicy } from './cors.js';
 export { ATTESTATIONS_FIELD, FILE_FIELD, FORM_LIMITS, FORM_OVERHEAD } from './form.js';
-export { CorsOptionsSchema, IMPLEMENTATION, MultipartOptionsSchema, type CorsOptions, type MultipartOptions, type MultipartOptionsInput } from './options.js';
+export {
+  CorsOptionsSchema,
+  IMPLEMENTATION,
+  MultipartOptionsSchema,
+  type CorsOptions,
+  type MultipartOptions,
+  type MultipartOptionsInput,
+} from './options.js';
 
 export const PLUGIN_NAME = '@pep694/mechanism-multipart';
 

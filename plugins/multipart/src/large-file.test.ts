@@ -24,7 +24,12 @@ describe('vnd-<operator>-multipart with a 1 GiB file', () => {
       });
       expect(fs.status, JSON.stringify(fs.body)).toBe(202);
       let last = 0;
-      await uploadMultipart({ instructions: fs.body.mechanism, body: file, authorization: host.authorization, onProgress: (sent) => (last = sent) });
+      await uploadMultipart({
+        instructions: fs.body.mechanism,
+        body: file,
+        authorization: host.authorization,
+        onProgress: (sent) => (last = sent),
+      });
       expect(last).toBe(SIZE);
       const done = await api('POST', fs.body.links.complete, { token, body: { meta: META } });
       // The bytes were hashed in the stream, so completion needs no re-read and answers at once.

@@ -57,7 +57,8 @@ export interface MultipartInstructions extends MechanismInstructions {
 }
 
 const param = (req: Request, name: string): string => String(req.params[name]);
-const clientGone = () => new ProblemError('malformed-upload', 'The client closed the connection before the whole form arrived; nothing was stored.');
+const clientGone = () =>
+  new ProblemError('malformed-upload', 'The client closed the connection before the whole form arrived; nothing was stored.');
 
 export class MultipartMechanism implements UploadMechanism {
   readonly identifier: VendorMechanismIdentifier;
@@ -75,7 +76,13 @@ export class MultipartMechanism implements UploadMechanism {
     this.cors = new CorsPolicy(options.cors);
     this.stored = new StoredAttestations(host.blobs);
     this.transfers = new OneRequestTransfers(host.blobs, 'POST the form with the file', options.attestations ? this.stored : undefined);
-    this.route = new OneRequestRoute({ host, identifier: this.identifier, transfers: this.transfers, limits: options, again: 'POST the form again.' });
+    this.route = new OneRequestRoute({
+      host,
+      identifier: this.identifier,
+      transfers: this.transfers,
+      limits: options,
+      again: 'POST the form again.',
+    });
   }
 
   negotiate(offer: FileOffer): Negotiation {
@@ -122,7 +129,11 @@ export class MultipartMechanism implements UploadMechanism {
       .options((req, res) => this.cors.preflight(req, res, (err) => this.host.sendProblem(res, err)))
       .all((req, res) => {
         this.cors.decorate(req, res);
-        this.route.refuse(req, res, new ProblemError('method-not-allowed', `${req.method} is not allowed here; use POST.`, { headers: { Allow: 'POST, OPTIONS' } }));
+        this.route.refuse(
+          req,
+          res,
+          new ProblemError('method-not-allowed', `${req.method} is not allowed here; use POST.`, { headers: { Allow: 'POST, OPTIONS' } }),
+        );
       });
     // Express's Router needs no express app around it: it only reads `method`, `url` and sets `params`.
     return asHttpHandler(router);
@@ -145,9 +156,13 @@ export class MultipartMechanism implements UploadMechanism {
       );
     }
     if (declared !== undefined && declared < ctx.file.size) {
-      throw new ProblemError('malformed-upload', `Content-Length ${declared} is smaller than the declared size of ${ctx.file.size} bytes; the form cannot hold the whole file.`, {
-        extensions: { expected: ctx.file.size, received: declared },
-      });
+      throw new ProblemError(
+        'malformed-upload',
+        `Content-Length ${declared} is smaller than the declared size of ${ctx.file.size} bytes; the form cannot hold the whole file.`,
+        {
+          extensions: { expected: ctx.file.size, received: declared },
+        },
+      );
     }
   }
 
@@ -156,7 +171,10 @@ export class MultipartMechanism implements UploadMechanism {
     const { req, ctx, transfer } = upload;
     const form = new FormReceiver(req, ctx, this.host, this.options);
     upload.countBodyBytes(() => form.bodyBytes);
-    transfer.attach(() => form.fileBytes, (reason) => form.fail(reason));
+    transfer.attach(
+      () => form.fileBytes,
+      (reason) => form.fail(reason),
+    );
     upload.onGone(() => form.fail(clientGone()));
     // A stop that came first has failed the form in attach().
     if (!transfer.stopReason && upload.gone) form.fail(clientGone());

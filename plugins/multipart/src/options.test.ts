@@ -56,7 +56,9 @@ describe('PEP 694 Server Specific File Upload Mechanisms: the vnd-<operator>-mul
       minRate: DEFAULT_MIN_RATE,
       linger: DEFAULT_LINGER,
     });
-    expect(MultipartOptionsSchema.parse({ operator: 'acme', cors: { origins: ['https://pypi.example.org', 'http://localhost:8080'] } }).cors).toEqual({
+    expect(
+      MultipartOptionsSchema.parse({ operator: 'acme', cors: { origins: ['https://pypi.example.org', 'http://localhost:8080'] } }).cors,
+    ).toEqual({
       origins: ['https://pypi.example.org', 'http://localhost:8080'],
       credentials: false,
       maxAge: 600,

@@ -3,7 +3,14 @@
  * mechanism and its CORS policy take are what it parses to. Unknown keys are refused, so a typo
  * fails at startup.
  */
-import { DEFAULT_ATTESTATIONS_MAX_BYTES, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_RATE, LingerBudgetSchema, OPERATOR_SEGMENT, vendorIdentifier } from '@pep694/core';
+import {
+  DEFAULT_ATTESTATIONS_MAX_BYTES,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_MIN_RATE,
+  LingerBudgetSchema,
+  OPERATOR_SEGMENT,
+  vendorIdentifier,
+} from '@pep694/core';
 import { z } from 'zod';
 
 /** The implementation segment of the identifier: `vnd-<operator>-multipart`. */
@@ -46,9 +53,11 @@ export const MultipartOptionsSchema = z
      * The operator segment of the identifier, `[a-z0-9]+` (PEP 694: it "SHOULD clearly identify the
      * server operator"). Required: `{ operator: 'acme' }` serves `vnd-acme-multipart`.
      */
-    operator: z.string({ error: 'operator is required: the index operator segment of vnd-<operator>-multipart, [a-z0-9]+' }).regex(OPERATOR_SEGMENT, {
-      error: 'operator must contain only [a-z0-9] (PEP 694 "Server Specific File Upload Mechanisms")',
-    }),
+    operator: z
+      .string({ error: 'operator is required: the index operator segment of vnd-<operator>-multipart, [a-z0-9]+' })
+      .regex(OPERATOR_SEGMENT, {
+        error: 'operator must contain only [a-z0-9] (PEP 694 "Server Specific File Upload Mechanisms")',
+      }),
     /** Accept a PEP 740 `attestations` field (stored with the file, not verified). */
     attestations: z.boolean().default(true),
     /** Largest `attestations` field value, in bytes (413 `body-too-large` beyond). */

@@ -84,25 +84,98 @@ function split(c: Case): { first: Buffer; rest: Buffer } {
 const parts = (ps: Part[], opts: { end?: boolean; epilogue?: string } = {}) => formBody(ps, opts);
 
 const cases: Case[] = [
-  { name: 'a second content file part', after: () => parts([content()]), status: 400, code: 'malformed-upload', detail: /more than one file part/ },
-  { name: 'a file part of another name', after: () => parts([{ name: 'other', filename: 'x.bin', body: 'x' }]), status: 400, code: 'malformed-upload', detail: /more than one file part/ },
-  { name: 'attestations sent as a file part', after: () => parts([{ name: 'attestations', filename: 'a.json', type: 'application/json', body: JSON.stringify([a()]) }]), status: 400, code: 'malformed-upload', detail: /more than one file part/ },
-  { name: 'an unknown field', after: () => parts([field(':action', 'file_upload')]), status: 400, code: 'invalid-parameter', detail: /unknown field ":action"/ },
-  { name: 'content again, as a plain field', after: () => parts([field('content', 'hello')]), status: 400, code: 'malformed-upload', detail: /as a plain field/ },
-  { name: 'attestations that are not JSON', after: () => parts([field('attestations', '[{')]), status: 400, code: 'invalid-attestations', detail: /not JSON/ },
-  { name: 'invalid attestation objects', after: () => parts([field('attestations', JSON.stringify([{ ...a(), version: 2 }]))]), status: 400, code: 'invalid-attestations' },
-  { name: 'attestations about another file', after: () => parts([field('attestations', JSON.stringify([attestation('other-1.0-py3-none-any.whl', sha256(bytes))]))]), status: 400, code: 'invalid-attestations' },
-  { name: 'two attestations fields (busboy fieldsLimit)', after: () => parts([field('attestations', JSON.stringify([a()])), field('attestations', JSON.stringify([a()]))]), status: 400, code: 'malformed-upload', detail: /too many fields/ },
+  {
+    name: 'a second content file part',
+    after: () => parts([content()]),
+    status: 400,
+    code: 'malformed-upload',
+    detail: /more than one file part/,
+  },
+  {
+    name: 'a file part of another name',
+    after: () => parts([{ name: 'other', filename: 'x.bin', body: 'x' }]),
+    status: 400,
+    code: 'malformed-upload',
+    detail: /more than one file part/,
+  },
+  {
+    name: 'attestations sent as a file part',
+    after: () => parts([{ name: 'attestations', filename: 'a.json', type: 'application/json', body: JSON.stringify([a()]) }]),
+    status: 400,
+    code: 'malformed-upload',
+    detail: /more than one file part/,
+  },
+  {
+    name: 'an unknown field',
+    after: () => parts([field(':action', 'file_upload')]),
+    status: 400,
+    code: 'invalid-parameter',
+    detail: /unknown field ":action"/,
+  },
+  {
+    name: 'content again, as a plain field',
+    after: () => parts([field('content', 'hello')]),
+    status: 400,
+    code: 'malformed-upload',
+    detail: /as a plain field/,
+  },
+  {
+    name: 'attestations that are not JSON',
+    after: () => parts([field('attestations', '[{')]),
+    status: 400,
+    code: 'invalid-attestations',
+    detail: /not JSON/,
+  },
+  {
+    name: 'invalid attestation objects',
+    after: () => parts([field('attestations', JSON.stringify([{ ...a(), version: 2 }]))]),
+    status: 400,
+    code: 'invalid-attestations',
+  },
+  {
+    name: 'attestations about another file',
+    after: () => parts([field('attestations', JSON.stringify([attestation('other-1.0-py3-none-any.whl', sha256(bytes))]))]),
+    status: 400,
+    code: 'invalid-attestations',
+  },
+  {
+    name: 'two attestations fields (busboy fieldsLimit)',
+    after: () => parts([field('attestations', JSON.stringify([a()])), field('attestations', JSON.stringify([a()]))]),
+    status: 400,
+    code: 'malformed-upload',
+    detail: /too many fields/,
+  },
   {
     name: 'too many parts (busboy partsLimit)',
-    after: () => parts([field('attestations', JSON.stringify([a()])), { disposition: null, type: 'text/plain', body: 'x' }, { disposition: null, type: 'text/plain', body: 'y' }]),
+    after: () =>
+      parts([
+        field('attestations', JSON.stringify([a()])),
+        { disposition: null, type: 'text/plain', body: 'x' },
+        { disposition: null, type: 'text/plain', body: 'y' },
+      ]),
     status: 400,
     code: 'malformed-upload',
     detail: /too many parts/,
   },
-  { name: 'a malformed part header', after: () => Buffer.from(`--${BOUNDARY}\r\nContent-Disposition form-data name=x\r\n\r\nx\r\n--${BOUNDARY}--\r\n`), status: 400, code: 'malformed-upload' },
-  { name: 'the end of the body, without the closing delimiter', after: () => Buffer.alloc(0), status: 400, code: 'malformed-upload', detail: /Unexpected end of form/ },
-  { name: 'an attestations field over attestationsMaxBytes (busboy fieldSize)', after: () => parts([field('attestations', `[${' '.repeat(1024 * 1024)}]`)]), status: 413, code: 'body-too-large' },
+  {
+    name: 'a malformed part header',
+    after: () => Buffer.from(`--${BOUNDARY}\r\nContent-Disposition form-data name=x\r\n\r\nx\r\n--${BOUNDARY}--\r\n`),
+    status: 400,
+    code: 'malformed-upload',
+  },
+  {
+    name: 'the end of the body, without the closing delimiter',
+    after: () => Buffer.alloc(0),
+    status: 400,
+    code: 'malformed-upload',
+    detail: /Unexpected end of form/,
+  },
+  {
+    name: 'an attestations field over attestationsMaxBytes (busboy fieldSize)',
+    after: () => parts([field('attestations', `[${' '.repeat(1024 * 1024)}]`)]),
+    status: 413,
+    code: 'body-too-large',
+  },
   {
     name: 'an endless epilogue, chunked (over size + attestationsMaxBytes + 64 KiB)',
     after: () => parts([], { epilogue: 'e'.repeat(1024 * 1024 + 100 * 1024) }),
@@ -111,8 +184,22 @@ const cases: Case[] = [
     code: 'payload-too-large',
     detail: /plus the form around it/,
   },
-  { name: 'nothing more, but a content part one byte longer than declared', content: Buffer.concat([bytes, Buffer.from('!')]), after: () => parts([]), status: 413, code: 'payload-too-large' },
-  { name: 'nothing more, but a content part shorter than declared', content: bytes.subarray(0, 8), after: () => parts([]), chunked: true, status: 400, code: 'malformed-upload', detail: /had 8 bytes/ },
+  {
+    name: 'nothing more, but a content part one byte longer than declared',
+    content: Buffer.concat([bytes, Buffer.from('!')]),
+    after: () => parts([]),
+    status: 413,
+    code: 'payload-too-large',
+  },
+  {
+    name: 'nothing more, but a content part shorter than declared',
+    content: bytes.subarray(0, 8),
+    after: () => parts([]),
+    chunked: true,
+    status: 400,
+    code: 'malformed-upload',
+    detail: /had 8 bytes/,
+  },
 ];
 
 async function expectProblem(res: { status: number; headers: Record<string, unknown>; body: string; json(): any }, c: Case) {
@@ -151,7 +238,12 @@ describe('vnd-<operator>-multipart: a part that fails the form before the stagin
     const file = await createFile(await createSession(t), WHEEL, bytes);
     const { first, rest } = split(c);
     spy.holdStaging();
-    const post = rawPost(file.mechanism.file_url, { headers, chunks: [first], contentLength: c.chunked ? null : first.length + rest.length, hold: true });
+    const post = rawPost(file.mechanism.file_url, {
+      headers,
+      chunks: [first],
+      contentLength: c.chunked ? null : first.length + rest.length,
+      hold: true,
+    });
     await post.written;
     await until(() => spy.stagesHeld === 1); // the content part's 'file' has arrived; its staging write is opening
     post.req.end(rest);

@@ -118,7 +118,7 @@ describe('vnd-<operator>-multipart streams the file part into the staging write,
       still = accepted === last ? still + 1 : 0;
       last = accepted;
     }
-    expect(accepted).toBeLessThan(blocks * MiB / 2);
+    expect(accepted).toBeLessThan((blocks * MiB) / 2);
     expect(spy.written).toBe(0);
     const held = (await bytesReceived(file)) ?? 0;
     expect(held).toBeLessThan(4 * MiB);

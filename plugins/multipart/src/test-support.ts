@@ -30,7 +30,10 @@ export interface Part {
 export const BOUNDARY = 'pep694-test-boundary-7c1e';
 
 /** A multipart/form-data body of `parts`, framed with `boundary`; `end: false` leaves out the closing delimiter. */
-export function formBody(parts: readonly Part[], opts: { boundary?: string; end?: boolean; preamble?: string; epilogue?: string } = {}): Buffer {
+export function formBody(
+  parts: readonly Part[],
+  opts: { boundary?: string; end?: boolean; preamble?: string; epilogue?: string } = {},
+): Buffer {
   const b = opts.boundary ?? BOUNDARY;
   const out: Buffer[] = [];
   if (opts.preamble) out.push(Buffer.from(`${opts.preamble}\r\n`));
@@ -52,7 +55,8 @@ export function formBody(parts: readonly Part[], opts: { boundary?: string; end?
 export const formType = (boundary = BOUNDARY) => `multipart/form-data; boundary=${boundary}`;
 
 /** The framing of a form with only the `content` part, framed with BOUNDARY: head + file + tail. */
-export const multipartHead = (filename = 'demo_pkg-1.0.0-py3-none-any.whl') => multipartFraming({ fileField: 'content', filename, boundary: BOUNDARY });
+export const multipartHead = (filename = 'demo_pkg-1.0.0-py3-none-any.whl') =>
+  multipartFraming({ fileField: 'content', filename, boundary: BOUNDARY });
 
 /**
  * Wraps a BlobStore so a test sees what reaches staging writes: `written` counts the bytes handed
@@ -181,7 +185,9 @@ export async function createFile(
 ): Promise<FileSession> {
   const size = bytes instanceof Uint8Array ? bytes.length : bytes.size;
   const hashes = opts.hashes ?? { sha256: bytes instanceof Uint8Array ? sha256(bytes) : bytes.sha256 };
-  const res = await api('POST', session.links['upload']!, { body: { meta: META, filename, size, hashes, mechanism: opts.mechanism ?? MECHANISM } });
+  const res = await api('POST', session.links['upload']!, {
+    body: { meta: META, filename, size, hashes, mechanism: opts.mechanism ?? MECHANISM },
+  });
   if (res.status !== 202) throw new Error(`create file: ${res.status} ${JSON.stringify(res.body)}`);
   const links = res.body.links as Record<string, string>;
   return { id: links['file-upload-session']!.split('/').pop()!, links, mechanism: res.body.mechanism };
@@ -189,7 +195,8 @@ export async function createFile(
 
 export const complete = (file: FileSession) => api('POST', file.links['complete']!, { body: { meta: META } });
 export const fileStatus = (file: FileSession) => api('GET', file.links['file-upload-session']!);
-export const bytesReceived = async (file: FileSession) => (await fileStatus(file)).body.meta?._pep694?.['bytes-received'] as number | undefined;
+export const bytesReceived = async (file: FileSession) =>
+  (await fileStatus(file)).body.meta?._pep694?.['bytes-received'] as number | undefined;
 
 /** Nothing of `file` under its staging key, and no partial write left in the blob store's temp dir. */
 export async function strayBytes(t: TestServer, file: FileSession): Promise<{ staged: number | undefined; temp: string[] }> {

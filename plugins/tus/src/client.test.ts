@@ -18,7 +18,15 @@ let mechanism: TusMechanism;
 let server: MechanismServer;
 
 const mechanismFor = (h: FakeHost) =>
-  new TusMechanism(h, TusOptionsSchema.parse({ operator: 'test', directory: join(dir, 'data', 'tus'), lockDrainTimeout: 200, linger: { bytes: 1024 * 1024, ms: 300 } }));
+  new TusMechanism(
+    h,
+    TusOptionsSchema.parse({
+      operator: 'test',
+      directory: join(dir, 'data', 'tus'),
+      lockDrainTimeout: 200,
+      linger: { bytes: 1024 * 1024, ms: 300 },
+    }),
+  );
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tus-client-'));
@@ -72,7 +80,13 @@ describe('uploadTus', () => {
     const bytes = randomBytes(700_000);
     const { ctx, instructions } = await upload('f1', bytes);
     const pieces = [bytes.subarray(0, 5), bytes.subarray(5, 400_000), bytes.subarray(400_000)];
-    const result = await uploadTus({ instructions, body: Readable.from(pieces), size: bytes.length, chunkSize: 256 * 1024, authorization: GOOD_AUTH });
+    const result = await uploadTus({
+      instructions,
+      body: Readable.from(pieces),
+      size: bytes.length,
+      chunkSize: 256 * 1024,
+      authorization: GOOD_AUTH,
+    });
     expect(result.patches).toBe(3);
     expect(await mechanism.completion(ctx)).toMatchObject({ digests: { sha256: digest('sha256', bytes) } });
     expect((await host.blobs.bytes('staging/f1')).equals(bytes)).toBe(true);
@@ -144,16 +158,27 @@ describe('uploadTus', () => {
       if (req.method === 'PATCH') host.files.get(id)!.status = 'completed';
     };
     const late = await uploadTus({ instructions, body: bytes, authorization: GOOD_AUTH }).catch((e: unknown) => e);
-    expect(late).toMatchObject({ status: 409, method: 'PATCH', code: 'file-not-pending', problem: { status: 409, code: 'file-not-pending' } });
+    expect(late).toMatchObject({
+      status: 409,
+      method: 'PATCH',
+      code: 'file-not-pending',
+      problem: { status: 409, code: 'file-not-pending' },
+    });
     expect(host.authorizations).toBe(3);
   });
 
   it('checks its inputs before sending anything', async () => {
     const bytes = Buffer.from('abc');
     const { instructions } = await upload('f1', bytes);
-    await expect(uploadTus({ instructions: { ...instructions, identifier: 'http-post-bytes' }, body: bytes, authorization: GOOD_AUTH })).rejects.toThrow(TypeError);
-    await expect(uploadTus({ instructions: { ...instructions, tus_version: '2.0.0' }, body: bytes, authorization: GOOD_AUTH })).rejects.toThrow(/tus 2.0.0/);
-    await expect(uploadTus({ instructions: { identifier: 'vnd-test-tus' }, body: bytes, authorization: GOOD_AUTH })).rejects.toThrow(/upload_url/);
+    await expect(
+      uploadTus({ instructions: { ...instructions, identifier: 'http-post-bytes' }, body: bytes, authorization: GOOD_AUTH }),
+    ).rejects.toThrow(TypeError);
+    await expect(
+      uploadTus({ instructions: { ...instructions, tus_version: '2.0.0' }, body: bytes, authorization: GOOD_AUTH }),
+    ).rejects.toThrow(/tus 2.0.0/);
+    await expect(uploadTus({ instructions: { identifier: 'vnd-test-tus' }, body: bytes, authorization: GOOD_AUTH })).rejects.toThrow(
+      /upload_url/,
+    );
     await expect(uploadTus({ instructions, body: Buffer.from('abcd'), authorization: GOOD_AUTH })).rejects.toThrow(/created for 3 bytes/);
     await expect(uploadTus({ instructions, body: bytes, size: 4, authorization: GOOD_AUTH })).rejects.toThrow(RangeError);
     await expect(uploadTus({ instructions, body: Readable.from([]), authorization: GOOD_AUTH })).rejects.toThrow(/size is required/);
@@ -164,6 +189,11 @@ describe('uploadTus', () => {
     const bytes = randomBytes(1000);
     const { instructions } = await upload('f1', bytes);
     await uploadTus({ instructions, body: bytes, authorization: GOOD_AUTH });
-    expect(await uploadTus({ instructions, body: bytes, authorization: GOOD_AUTH })).toEqual({ size: 1000, resumedFrom: 1000, patches: 0, retries: 0 });
+    expect(await uploadTus({ instructions, body: bytes, authorization: GOOD_AUTH })).toEqual({
+      size: 1000,
+      resumedFrom: 1000,
+      patches: 0,
+      retries: 0,
+    });
   });
 });

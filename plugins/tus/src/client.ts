@@ -18,7 +18,18 @@
  */
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { bufferSlices, FILE_IO_CHUNK, HttpAnswerError, measureUploadBody, problemOf, sendRequest, type HttpAnswer, type RequestBody, type UploadBody, type UploadClientOptions } from '@pep694/core/node-http';
+import {
+  bufferSlices,
+  FILE_IO_CHUNK,
+  HttpAnswerError,
+  measureUploadBody,
+  problemOf,
+  sendRequest,
+  type HttpAnswer,
+  type RequestBody,
+  type UploadBody,
+  type UploadClientOptions,
+} from '@pep694/core/node-http';
 
 /** The `mechanism` map of a `vnd-<operator>-tus` file upload session. */
 export interface TusInstructionsMap {
@@ -104,7 +115,9 @@ class StreamSource implements Source {
     // Invariant: `pending` holds the stream's bytes right after the current chunk.
     const chunkEnd = this.chunkStart + this.chunk.length;
     if (start < this.chunkStart) {
-      throw new RangeError(`the server asks for bytes from offset ${start}, but this stream has already moved past them (to ${this.chunkStart}); streams cannot be rewound: upload from a file or buffer to resume from anywhere`);
+      throw new RangeError(
+        `the server asks for bytes from offset ${start}, but this stream has already moved past them (to ${this.chunkStart}); streams cannot be rewound: upload from a file or buffer to resume from anywhere`,
+      );
     }
     if (end <= chunkEnd) return bufferSlices(this.chunk.subarray(start - this.chunkStart, end - this.chunkStart));
     const parts: Buffer[] = [];
@@ -154,7 +167,8 @@ async function openSource(body: UploadBody, size: number | undefined): Promise<S
       return {
         total,
         seekable: true,
-        range: async (start, end) => (end > start ? createReadStream(measured.path, { start, end: end - 1, highWaterMark: FILE_IO_CHUNK }) : Readable.from([])),
+        range: async (start, end) =>
+          end > start ? createReadStream(measured.path, { start, end: end - 1, highWaterMark: FILE_IO_CHUNK }) : Readable.from([]),
         close() {},
       };
     case 'buffer':
@@ -170,15 +184,28 @@ async function openSource(body: UploadBody, size: number | undefined): Promise<S
  */
 const retryable = (err: unknown) =>
   err instanceof TusUploadError
-    ? (err.status === 409 && err.method === 'PATCH' && err.code !== 'file-not-pending') || err.status === 423 || (err.status >= 500 && err.status !== 501)
+    ? (err.status === 409 && err.method === 'PATCH' && err.code !== 'file-not-pending') ||
+      err.status === 423 ||
+      (err.status >= 500 && err.status !== 501)
     : !(err instanceof TypeError || err instanceof RangeError);
 
 /** One request (HEAD, or PATCH with `body`), with the credentials and `Tus-Resumable`. Resolves with any answer. */
-function send(url: URL, method: 'HEAD' | 'PATCH', headers: Record<string, string>, opts: UploadTusOptions, body?: RequestBody): Promise<HttpAnswer> {
+function send(
+  url: URL,
+  method: 'HEAD' | 'PATCH',
+  headers: Record<string, string>,
+  opts: UploadTusOptions,
+  body?: RequestBody,
+): Promise<HttpAnswer> {
   return sendRequest({
     method,
     url,
-    headers: { ...opts.headers, ...headers, ...(opts.authorization ? { Authorization: opts.authorization } : {}), 'Tus-Resumable': TUS_VERSION },
+    headers: {
+      ...opts.headers,
+      ...headers,
+      ...(opts.authorization ? { Authorization: opts.authorization } : {}),
+      'Tus-Resumable': TUS_VERSION,
+    },
     body,
     signal: opts.signal,
     agent: opts.agent,
@@ -202,7 +229,8 @@ const sleep = (ms: number, signal: AbortSignal | undefined) =>
 function offsetFrom(answer: HttpAnswer, method: string, url: URL): number {
   const raw = answer.headers['upload-offset'];
   const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n)) throw new TusUploadError(method, url.href, answer.status, undefined, `the answer has no valid Upload-Offset (${String(raw)})`);
+  if (!Number.isSafeInteger(n))
+    throw new TusUploadError(method, url.href, answer.status, undefined, `the answer has no valid Upload-Offset (${String(raw)})`);
   return n;
 }
 
@@ -253,7 +281,8 @@ export async function uploadTus(opts: UploadTusOptions): Promise<TusUploadResult
       size: end - offset,
       ...(onProgress ? { onProgress: (n: number) => onProgress(offset + n, total) } : {}),
     });
-    if (answer.status !== 204 && answer.status !== 200) throw new TusUploadError('PATCH', url.href, answer.status, problemOf(answer), answer.text);
+    if (answer.status !== 204 && answer.status !== 200)
+      throw new TusUploadError('PATCH', url.href, answer.status, problemOf(answer), answer.text);
     return offsetFrom(answer, 'PATCH', url);
   };
 

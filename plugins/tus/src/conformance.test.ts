@@ -16,6 +16,14 @@ mechanismConformance({
   declines: [{ size: 2 * 1024 ** 3 }],
   config: { limits: { maxFileSize: 4 * 1024 ** 3 } },
   client: async ({ instructions, body, size, authorization, signal, agent }) => {
-    await uploadTus({ instructions, body, size, authorization: authorization ?? '', retryDelays: [0, 200], ...(signal ? { signal } : {}), ...(agent ? { agent } : {}) });
+    await uploadTus({
+      instructions,
+      body,
+      size,
+      authorization: authorization ?? '',
+      retryDelays: [0, 200],
+      ...(signal ? { signal } : {}),
+      ...(agent ? { agent } : {}),
+    });
   },
 });

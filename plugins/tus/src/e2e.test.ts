@@ -87,7 +87,14 @@ afterEach(async () => {
 interface FileSession {
   id: string;
   links: Record<string, string>;
-  mechanism: { identifier: string; upload_url: string; tus_version: string; tus_extensions: string[]; upload_length: number; max_chunk_size?: number };
+  mechanism: {
+    identifier: string;
+    upload_url: string;
+    tus_version: string;
+    tus_extensions: string[];
+    upload_length: number;
+    max_chunk_size?: number;
+  };
 }
 
 async function createSession(name = 'demo-pkg') {
@@ -96,7 +103,12 @@ async function createSession(name = 'demo-pkg') {
   expect(res.body.mechanisms).toEqual([ID, 'vnd-other-tus']);
   return res.body as { links: Record<string, string> };
 }
-async function createFile(session: { links: Record<string, string> }, filename: string, bytes: Uint8Array, opts: { hashes?: Record<string, string>; mechanism?: string } = {}): Promise<FileSession> {
+async function createFile(
+  session: { links: Record<string, string> },
+  filename: string,
+  bytes: Uint8Array,
+  opts: { hashes?: Record<string, string>; mechanism?: string } = {},
+): Promise<FileSession> {
   const res = await api('POST', session.links['upload']!, {
     body: { meta: META, filename, size: bytes.length, hashes: opts.hashes ?? { sha256: sha256(bytes) }, mechanism: opts.mechanism ?? ID },
   });
@@ -217,7 +229,12 @@ describe('vnd-<operator>-tus through the whole PEP 694 flow', () => {
     const bytes = randomBytes(5 * 1024 * 1024);
     const file = await createFile(await createSession(), WHEEL, bytes);
     let last = 0;
-    const result = await uploadTus({ instructions: file.mechanism, body: bytes, authorization: ALICE, onProgress: (sent) => (last = sent) });
+    const result = await uploadTus({
+      instructions: file.mechanism,
+      body: bytes,
+      authorization: ALICE,
+      onProgress: (sent) => (last = sent),
+    });
     expect(result).toMatchObject({ size: bytes.length, resumedFrom: 0 });
     expect(last).toBe(bytes.length);
     expect((await complete(file)).status).toBe(201);
@@ -321,7 +338,13 @@ describe('refusals on the tus routes (PEP 694: each request of a multi-request m
     }
     // tus-js-client pointed at the endpoint (creation) fails with that answer.
     const created = new Promise<unknown>((resolve) => {
-      new Upload(fixture(WHEEL), { endpoint: base, headers: { Authorization: ALICE }, retryDelays: [], onError: resolve, onSuccess: () => resolve(null) }).start();
+      new Upload(fixture(WHEEL), {
+        endpoint: base,
+        headers: { Authorization: ALICE },
+        retryDelays: [],
+        onError: resolve,
+        onSuccess: () => resolve(null),
+      }).start();
     });
     expect(String(await created)).toMatch(/405/);
     expect(tusFiles().length).toBe(2);

@@ -69,21 +69,28 @@ export class TusGateway {
       return this.refuse(
         req,
         res,
-        new ProblemError('method-not-allowed', `Clients do not create tus uploads here: the index creates one per file upload session. Use the upload_url of the file upload session's mechanism map (HEAD, then PATCH).`, {
-          headers: { Allow: id === undefined ? 'OPTIONS' : ALLOW },
-        }),
+        new ProblemError(
+          'method-not-allowed',
+          `Clients do not create tus uploads here: the index creates one per file upload session. Use the upload_url of the file upload session's mechanism map (HEAD, then PATCH).`,
+          {
+            headers: { Allow: id === undefined ? 'OPTIONS' : ALLOW },
+          },
+        ),
       );
     }
     if (id === undefined || !['HEAD', 'PATCH', 'DELETE'].includes(method)) {
       return this.refuse(
         req,
         res,
-        new ProblemError('method-not-allowed', `${method.slice(0, 20)} is not allowed here; a tus upload_url takes ${ALLOW}.`, { headers: { Allow: id === undefined ? 'OPTIONS' : ALLOW } }),
+        new ProblemError('method-not-allowed', `${method.slice(0, 20)} is not allowed here; a tus upload_url takes ${ALLOW}.`, {
+          headers: { Allow: id === undefined ? 'OPTIONS' : ALLOW },
+        }),
       );
     }
     let ctx: FileUploadContext;
     try {
-      if (this.closed) throw new ProblemError('unavailable', 'The server is shutting down; resume shortly (HEAD upload_url for the offset).');
+      if (this.closed)
+        throw new ProblemError('unavailable', 'The server is shutting down; resume shortly (HEAD upload_url for the offset).');
       ctx = await this.host.authorizeTransfer(req, this.identifier, id);
       if (method === 'PATCH') {
         checkPatchHeaders(req, ctx.file.size, this.options.maxChunkSize);
@@ -112,7 +119,9 @@ export class TusGateway {
     // resumes from HEAD's offset as after any network failure.
     const idle = this.options.idleTimeout;
     const unwatch =
-      req.method === 'PATCH' ? watchIdle(req, idle, () => req.destroy(new Error('the PATCH stalled')), minBytesPerWindow(this.options.minRate, idle)) : () => {};
+      req.method === 'PATCH'
+        ? watchIdle(req, idle, () => req.destroy(new Error('the PATCH stalled')), minBytesPerWindow(this.options.minRate, idle))
+        : () => {};
     let answer: Response;
     try {
       answer = await tus.server.handleWeb(new NodeRequest({ req, res }));

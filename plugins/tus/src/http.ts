@@ -60,7 +60,10 @@ export function checkPatchHeaders(req: IncomingMessage, size: number, maxChunkSi
       length === size
         ? `The upload's length is fixed at ${size} bytes (the declared size) when the index creates it; do not send Upload-Length.`
         : `Upload-Length ${length} differs from the declared size of ${size} bytes; the upload's length is fixed at creation.`,
-      { errors: [{ source: 'Upload-Length', message: `must not be sent (the upload is ${size} bytes)` }], extensions: { expected: size, received: length } },
+      {
+        errors: [{ source: 'Upload-Length', message: `must not be sent (the upload is ${size} bytes)` }],
+        extensions: { expected: size, received: length },
+      },
     );
   }
   const contentLength = integerHeader(req, 'Content-Length');
@@ -72,8 +75,12 @@ export function checkPatchHeaders(req: IncomingMessage, size: number, maxChunkSi
     );
   }
   if (contentLength !== undefined && maxChunkSize !== undefined && contentLength > maxChunkSize) {
-    throw new ProblemError('body-too-large', `A PATCH may carry at most ${maxChunkSize} bytes (max_chunk_size); this one has ${contentLength}. Nothing was written.`, {
-      extensions: { limit: maxChunkSize },
-    });
+    throw new ProblemError(
+      'body-too-large',
+      `A PATCH may carry at most ${maxChunkSize} bytes (max_chunk_size); this one has ${contentLength}. Nothing was written.`,
+      {
+        extensions: { limit: maxChunkSize },
+      },
+    );
   }
 }

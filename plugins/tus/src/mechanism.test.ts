@@ -9,7 +9,15 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { collectMechanisms, DEFAULT_IDLE_TIMEOUT, DEFAULT_LINGER, DEFAULT_MIN_RATE, MECHANISM_HOST, MechanismRegistrationError, registerPlugin } from '@pep694/core';
+import {
+  collectMechanisms,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_LINGER,
+  DEFAULT_MIN_RATE,
+  MECHANISM_HOST,
+  MechanismRegistrationError,
+  registerPlugin,
+} from '@pep694/core';
 import { FsBlobStore } from '@pep694/server';
 import { container } from 'tsyringe';
 import plugin, { DEFAULT_LOCK_DRAIN_TIMEOUT, TusMechanism, TusOptionsSchema, type TusOptionsInput } from './index.js';
@@ -125,7 +133,11 @@ describe('PATCH: bytes in order are hashed in the stream', () => {
       expect(Number(r.headers['upload-offset'])).toBe(at + chunk.length);
       expect((await mechanism.status(ctx)).bytesReceived).toBe(at + chunk.length);
     }
-    expect(await mechanism.completion(ctx)).toMatchObject({ kind: 'received', size: bytes.length, digests: { sha256: digest('sha256', bytes) } });
+    expect(await mechanism.completion(ctx)).toMatchObject({
+      kind: 'received',
+      size: bytes.length,
+      digests: { sha256: digest('sha256', bytes) },
+    });
   });
 
   it('without adoptFile in the blob store, copies the file into staging once, reporting the digests from the stream', async () => {
@@ -276,9 +288,16 @@ describe('refusals: problem+json with Tus-Resumable, before anything is written'
   it('refuses a wrong Content-Type or a content coding (415) and a missing or bad Upload-Offset (400)', async () => {
     const bytes = randomBytes(10);
     const { url } = await newUpload('f1', bytes);
-    expectProblem(await patch(url, 0, [bytes], { headers: { 'Content-Type': 'application/octet-stream' } }).response, 415, 'unsupported-media-type');
+    expectProblem(
+      await patch(url, 0, [bytes], { headers: { 'Content-Type': 'application/octet-stream' } }).response,
+      415,
+      'unsupported-media-type',
+    );
     expectProblem(await patch(url, 0, [bytes], { headers: { 'Content-Encoding': 'gzip' } }).response, 415, 'unsupported-media-type');
-    const noOffset = await rawRequest('PATCH', url, { headers: tusHeaders({ 'Content-Type': 'application/offset+octet-stream' }), chunks: [bytes] }).response;
+    const noOffset = await rawRequest('PATCH', url, {
+      headers: tusHeaders({ 'Content-Type': 'application/offset+octet-stream' }),
+      chunks: [bytes],
+    }).response;
     expectProblem(noOffset, 400, 'invalid-parameter');
     expectProblem(await patch(url, 0, [bytes], { headers: { 'Upload-Offset': '-1' } }).response, 400, 'invalid-parameter');
   });
@@ -308,7 +327,15 @@ describe('refusals: problem+json with Tus-Resumable, before anything is written'
         let continued = false;
         const req = request(url, {
           method: 'PATCH',
-          headers: tusHeaders({ 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': '0', 'Content-Length': String(bytes.length), Expect: '100-continue' }, auth),
+          headers: tusHeaders(
+            {
+              'Content-Type': 'application/offset+octet-stream',
+              'Upload-Offset': '0',
+              'Content-Length': String(bytes.length),
+              Expect: '100-continue',
+            },
+            auth,
+          ),
         });
         req.on('continue', () => {
           continued = true;
@@ -406,7 +433,11 @@ describe('completion, termination, cancel, close', () => {
     const bytes = randomBytes(1000);
     const { ctx, url } = await newUpload('f1', bytes);
     expect((await patch(url, 0, [bytes.subarray(0, 400)]).response).status).toBe(204);
-    expect(await mechanism.completion(ctx)).toEqual({ kind: 'incomplete', received: 400, detail: expect.stringContaining('received 400 of 1000 bytes') });
+    expect(await mechanism.completion(ctx)).toEqual({
+      kind: 'incomplete',
+      received: 400,
+      detail: expect.stringContaining('received 400 of 1000 bytes'),
+    });
     expect(tusFiles()).toEqual([]);
     expect(await host.blobs.size('staging/f1')).toBeUndefined();
   });

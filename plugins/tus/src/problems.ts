@@ -28,7 +28,10 @@ export async function problemForTusAnswer(a: TusErrorAnswer): Promise<ProblemErr
   switch (a.status) {
     case 404:
     case 410:
-      return new ProblemError('not-found', `There is no tus upload at this URL any more (it was terminated with DELETE, or purged); delete the file upload session and start a new one.`);
+      return new ProblemError(
+        'not-found',
+        `There is no tus upload at this URL any more (it was terminated with DELETE, or purged); delete the file upload session and start a new one.`,
+      );
     case 409: {
       const current = await a.currentOffset();
       const sent = safeInteger(() => integerHeader(a.req, 'Upload-Offset'));
@@ -39,9 +42,13 @@ export async function problemForTusAnswer(a: TusErrorAnswer): Promise<ProblemErr
       );
     }
     case 413:
-      return new ProblemError('payload-too-large', `The PATCH went past the upload's declared size${a.size !== undefined ? ` of ${a.size} bytes` : ''}; the bytes up to the size were kept. HEAD upload_url for the offset.`, {
-        ...(a.size !== undefined ? { extensions: { expected: a.size } } : {}),
-      });
+      return new ProblemError(
+        'payload-too-large',
+        `The PATCH went past the upload's declared size${a.size !== undefined ? ` of ${a.size} bytes` : ''}; the bytes up to the size were kept. HEAD upload_url for the offset.`,
+        {
+          ...(a.size !== undefined ? { extensions: { expected: a.size } } : {}),
+        },
+      );
     case 415:
       return new ProblemError('unsupported-media-type', `tus: ${said}`);
     case 400:
@@ -49,7 +56,11 @@ export async function problemForTusAnswer(a: TusErrorAnswer): Promise<ProblemErr
     case 501:
       return new ProblemError('invalid-parameter', `The tus request is malformed: ${said}`);
     default:
-      if (/lock/i.test(said)) return new ProblemError('unavailable', 'The upload is busy with another request; try again shortly (HEAD upload_url for the offset).');
+      if (/lock/i.test(said))
+        return new ProblemError(
+          'unavailable',
+          'The upload is busy with another request; try again shortly (HEAD upload_url for the offset).',
+        );
       return new ProblemError('internal-error', `tus answered ${a.status}: ${said}`);
   }
 }

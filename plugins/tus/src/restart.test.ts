@@ -77,7 +77,10 @@ afterEach(() => {
 describe('SIGKILL mid-transfer', () => {
   it('tus-js-client resumes on the restarted server and completes with the correct sha256; the host hashes once', async () => {
     const dir = (dataDir = mkdtempSync(join(tmpdir(), 'tus-sigkill-')));
-    writeFileSync(join(dir, 'tokens.json'), JSON.stringify({ tokens: [{ token: TEST_TOKENS.alice, principal: 'alice', projects: ['*'] }] }));
+    writeFileSync(
+      join(dir, 'tokens.json'),
+      JSON.stringify({ tokens: [{ token: TEST_TOKENS.alice, principal: 'alice', projects: ['*'] }] }),
+    );
     let server = await startServer(dir, 0);
     const session = await api('POST', server.url, { body: { meta: META, name: 'demo-pkg', version: '1.0.0' } });
     expect(session.status).toBe(201);

@@ -61,7 +61,13 @@ class HashTap extends Transform {
     if (this.overflow) return callback();
     if (this.bytes + chunk.length > this.limit) {
       this.overflow = this.onOverflow(
-        new TusHttpError(new ProblemError('body-too-large', `A PATCH may carry at most ${this.limit} bytes (max_chunk_size); the bytes up to the limit were kept. HEAD upload_url for the offset and continue from there.`, { extensions: { limit: this.limit } })),
+        new TusHttpError(
+          new ProblemError(
+            'body-too-large',
+            `A PATCH may carry at most ${this.limit} bytes (max_chunk_size); the bytes up to the limit were kept. HEAD upload_url for the offset and continue from there.`,
+            { extensions: { limit: this.limit } },
+          ),
+        ),
       );
       return callback();
     }
@@ -209,8 +215,14 @@ export class HashingFileStore extends FileStore {
       if (state) state.hashers = undefined;
       throw new TusHttpError(
         isOutOfSpace(err)
-          ? new ProblemError('insufficient-storage', 'The index has run out of storage space; the bytes that fit were kept. Resume later (HEAD upload_url for the offset).', { cause: err })
-          : new ProblemError('unavailable', 'The server could not store the bytes; try again shortly (HEAD upload_url for the offset).', { cause: err }),
+          ? new ProblemError(
+              'insufficient-storage',
+              'The index has run out of storage space; the bytes that fit were kept. Resume later (HEAD upload_url for the offset).',
+              { cause: err },
+            )
+          : new ProblemError('unavailable', 'The server could not store the bytes; try again shortly (HEAD upload_url for the offset).', {
+              cause: err,
+            }),
       );
     }
     readable.off('error', endTap).off('close', endTap);

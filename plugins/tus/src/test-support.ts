@@ -75,9 +75,17 @@ export function tusHeaders(extra: Record<string, string> = {}, auth: string | nu
 }
 
 /** A tus PATCH of `chunks` at `offset`. */
-export function patch(url: string, offset: number, chunks: Buffer[], opts: { auth?: string | null; headers?: Record<string, string> } & Pick<RawRequestOptions, 'contentLength' | 'hold'> = {}) {
+export function patch(
+  url: string,
+  offset: number,
+  chunks: Buffer[],
+  opts: { auth?: string | null; headers?: Record<string, string> } & Pick<RawRequestOptions, 'contentLength' | 'hold'> = {},
+) {
   return rawRequest('PATCH', url, {
-    headers: tusHeaders({ 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(offset), ...opts.headers }, opts.auth === undefined ? GOOD_AUTH : opts.auth),
+    headers: tusHeaders(
+      { 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(offset), ...opts.headers },
+      opts.auth === undefined ? GOOD_AUTH : opts.auth,
+    ),
     chunks,
     ...(opts.contentLength !== undefined ? { contentLength: opts.contentLength } : {}),
     ...(opts.hold ? { hold: true } : {}),

@@ -111,7 +111,9 @@ describe('crash consistency: SIGKILL during completion (PEP 694 "Complete a File
         const db = new Database(join(dir, 'pep694.sqlite'), { readonly: true });
         try {
           const stored = db.prepare('SELECT attestations FROM files WHERE id = ?').pluck().get(fileId) as string | null;
-          expect(stored === null ? null : JSON.parse(stored), `${where}: the attestations answered 204 are kept with the file`).toEqual(attested);
+          expect(stored === null ? null : JSON.parse(stored), `${where}: the attestations answered 204 are kept with the file`).toEqual(
+            attested,
+          );
         } finally {
           db.close();
         }

@@ -38,7 +38,9 @@ import { defaultMechanisms } from '../../dist/mechanisms.js';
 
 if (process.env.PEP694_CRASH_WARM === '1') {
   const lines = createInterface({ input: process.stdin });
-  const [line] = await lines[Symbol.asyncIterator]().next().then((r) => (r.done ? [] : [r.value]));
+  const [line] = await lines[Symbol.asyncIterator]()
+    .next()
+    .then((r) => (r.done ? [] : [r.value]));
   lines.close();
   if (!line) process.exit(0); // the test ended without needing this spare
   Object.assign(process.env, JSON.parse(line));
@@ -158,7 +160,8 @@ const server = await createServer({
         publishChecks: [
           async (_session, files) => {
             for (const f of files) {
-              if (f.hashes.sha256 && (await sha256Of(f.blobKey)) !== f.hashes.sha256) return { ok: false, notices: [`${f.filename} changed on disk`] };
+              if (f.hashes.sha256 && (await sha256Of(f.blobKey)) !== f.hashes.sha256)
+                return { ok: false, notices: [`${f.filename} changed on disk`] };
             }
             return { ok: true };
           },

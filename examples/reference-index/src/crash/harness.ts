@@ -210,7 +210,12 @@ export interface Answer {
 }
 
 /** One request to the session API (rejects when the server is gone). */
-export async function call(method: string, url: string, body?: unknown, contentType = 'application/vnd.pypi.upload.v2+json'): Promise<Answer> {
+export async function call(
+  method: string,
+  url: string,
+  body?: unknown,
+  contentType = 'application/vnd.pypi.upload.v2+json',
+): Promise<Answer> {
   const res = await fetch(url, {
     method,
     headers: { authorization: AUTH, ...(body !== undefined ? { 'content-type': contentType } : {}) },
@@ -303,7 +308,12 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
   const db = new Database(join(dir, 'pep694.sqlite'), { readonly: true });
   try {
     for (let i = 0; ; i++) {
-      const busy = db.prepare(`SELECT (SELECT COUNT(*) FROM sessions WHERE status = 'processing') + (SELECT COUNT(*) FROM files WHERE status = 'processing')`).pluck().get() as number;
+      const busy = db
+        .prepare(
+          `SELECT (SELECT COUNT(*) FROM sessions WHERE status = 'processing') + (SELECT COUNT(*) FROM files WHERE status = 'processing')`,
+        )
+        .pluck()
+        .get() as number;
       if (busy === 0) break;
       expect(i, `${where}: a session or file stays processing after the restart`).toBeLessThan(100);
       await new Promise((r) => setTimeout(r, 100));
@@ -329,7 +339,10 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
 
     // 2. No partial release in the store: a session's files are all published, or none is.
     for (const s of sessions) {
-      const mine = published.filter((p) => p.session_id === s.id).map((p) => p.filename).sort();
+      const mine = published
+        .filter((p) => p.session_id === s.id)
+        .map((p) => p.filename)
+        .sort();
       const live = files.filter((f) => f.session_id === s.id && f.status !== 'canceled');
       if (s.status === 'published') {
         expect(mine, `${where}: published session ${s.id} has all its files published`).toEqual(live.map((f) => f.filename).sort());
@@ -344,7 +357,10 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
       expect(res.status, `${where}: /simple/${project}/`).toBe(200);
       const page = (await res.json()) as { files: { filename: string; url: string; hashes: { sha256: string } }[] };
       expect(page.files.map((f) => f.filename).sort(), `${where}: /simple/${project}/ lists the published files`).toEqual(
-        published.filter((p) => p.project === project).map((p) => p.filename).sort(),
+        published
+          .filter((p) => p.project === project)
+          .map((p) => p.filename)
+          .sort(),
       );
       for (const f of page.files) {
         const got = await fetch(new URL(f.url, `${server.origin}/simple/${project}/`));
@@ -365,7 +381,10 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
     for (const key of blobs) {
       if (key.startsWith('staging/')) {
         const f = fileById.get(key.slice('staging/'.length));
-        expect(f && ['pending', 'processing'].includes(f.status), `${where}: staged ${key} belongs to a file in flight (${f?.status ?? 'no row'})`).toBe(true);
+        expect(
+          f && ['pending', 'processing'].includes(f.status),
+          `${where}: staged ${key} belongs to a file in flight (${f?.status ?? 'no row'})`,
+        ).toBe(true);
       } else if (key.startsWith('attestations/')) {
         // Attestations a mechanism holds until completion (StoredAttestations). The sweep removes
         // them only once the file has left pending/processing; a file whose deferred verification
@@ -374,7 +393,10 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
         const f = fileById.get(key.slice('attestations/'.length));
         const inFlight = f !== undefined && ['pending', 'processing'].includes(f.status);
         const recorded = f !== undefined && f.status === 'completed' && f.attestations !== null;
-        expect(inFlight || recorded, `${where}: ${key} belongs to a file in flight, or to a completed one that records them (${f?.status ?? 'no row'})`).toBe(true);
+        expect(
+          inFlight || recorded,
+          `${where}: ${key} belongs to a file in flight, or to a completed one that records them (${f?.status ?? 'no row'})`,
+        ).toBe(true);
       } else {
         // A completion killed between its move and its record leaves the bytes of a file still in
         // flight under the permanent key; the retried completion takes them back (the flows check).
@@ -392,7 +414,10 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
     for (const f of files) {
       const session = sessionById.get(f.session_id)!;
       if (f.status === 'completed' && session.status !== 'canceled') {
-        expect(f.blob_key && existsSync(join(dir, 'blobs', ...f.blob_key.split('/'))), `${where}: completed ${f.filename} has its bytes`).toBeTruthy();
+        expect(
+          f.blob_key && existsSync(join(dir, 'blobs', ...f.blob_key.split('/'))),
+          `${where}: completed ${f.filename} has its bytes`,
+        ).toBeTruthy();
       }
     }
 
@@ -401,22 +426,36 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
     for (const s of sessions) {
       expect(publishingSessionMachine.states, where).toContain(s.status);
       const before = seen.sessions.get(s.id);
-      if (before) expect([...reachable(publishingSessionMachine, before)], `${where}: session ${s.id} was ${before}, is ${s.status}`).toContain(s.status);
-      if (['open', 'error'].includes(s.status)) expect(s.expires_at, `${where}: expired session ${s.id} was reaped`).toBeGreaterThan(now - 60_000);
+      if (before)
+        expect([...reachable(publishingSessionMachine, before)], `${where}: session ${s.id} was ${before}, is ${s.status}`).toContain(
+          s.status,
+        );
+      if (['open', 'error'].includes(s.status))
+        expect(s.expires_at, `${where}: expired session ${s.id} was reaped`).toBeGreaterThan(now - 60_000);
       const mine = files.filter((f) => f.session_id === s.id);
-      if (s.status === 'canceled') expect(mine.every((f) => f.status === 'canceled'), `${where}: canceled session ${s.id} has only canceled files`).toBe(true);
-      if (s.status === 'published') expect(mine.every((f) => ['completed', 'canceled'].includes(f.status)), `${where}: published session ${s.id} has only completed files`).toBe(true);
+      if (s.status === 'canceled')
+        expect(
+          mine.every((f) => f.status === 'canceled'),
+          `${where}: canceled session ${s.id} has only canceled files`,
+        ).toBe(true);
+      if (s.status === 'published')
+        expect(
+          mine.every((f) => ['completed', 'canceled'].includes(f.status)),
+          `${where}: published session ${s.id} has only completed files`,
+        ).toBe(true);
     }
     for (const f of files) {
       expect(fileUploadMachine.states, where).toContain(f.status);
       const before = seen.files.get(f.id);
-      if (before) expect([...reachable(fileUploadMachine, before)], `${where}: file ${f.filename} was ${before}, is ${f.status}`).toContain(f.status);
+      if (before)
+        expect([...reachable(fileUploadMachine, before)], `${where}: file ${f.filename} was ${before}, is ${f.status}`).toContain(f.status);
       const session = sessionById.get(f.session_id)!;
       if (f.status === 'pending' && ['open', 'error'].includes(session.status)) {
         expect(f.expires_at, `${where}: expired file ${f.filename} was reaped`).toBeGreaterThan(now - 60_000);
       }
     }
-    for (const c of claims) expect(sessionById.get(c.session_id)?.status, `${where}: filename claims only for a publish in flight`).toBe('processing');
+    for (const c of claims)
+      expect(sessionById.get(c.session_id)?.status, `${where}: filename claims only for a publish in flight`).toBe('processing');
     // Every status URL answers (no 500 after the restart).
     for (const s of sessions) {
       const res = await call('GET', `${server.url}sessions/${s.id}`);
@@ -463,7 +502,13 @@ export async function openSession(server: CrashServer, seen: Observed, name: str
 
 /** Creates a file upload session and sends the bytes (recorded as seen pending). */
 export async function upload(session: any, seen: Observed, filename: string, bytes: Buffer, mechanism: string, send = true): Promise<any> {
-  const res = await call('POST', session.links.upload, { meta: META, filename, size: bytes.length, hashes: { sha256: sha256(bytes) }, mechanism });
+  const res = await call('POST', session.links.upload, {
+    meta: META,
+    filename,
+    size: bytes.length,
+    hashes: { sha256: sha256(bytes) },
+    mechanism,
+  });
   expect(res.status, JSON.stringify(res.body)).toBe(202);
   seen.files.set(idOf(res.body.links['file-upload-session']), 'pending');
   seen.contents.set(filename, sha256(bytes));

@@ -87,17 +87,22 @@ describe('crash consistency: SIGKILL during cancel, delete and expiry purge', ()
       const where = `purge kill point ${i} (${action}, ${fault ?? 'external'})`;
       // Expiry: short lifetimes and a fast reaper, so the reaper purges (and dies) during the test.
       const config =
-        action === 'file-expiry' ? { sessionTtl: 4, fileTtl: 2, reaperInterval: 100 }
-        : action === 'session-expiry' ? { sessionTtl: 2, reaperInterval: 100 }
-        : undefined;
+        action === 'file-expiry'
+          ? { sessionTtl: 4, fileTtl: 2, reaperInterval: 100 }
+          : action === 'session-expiry'
+            ? { sessionTtl: 2, reaperInterval: 100 }
+            : undefined;
       let server = await startServer(dir, { port, ...(fault ? { fault } : {}), ...(config ? { config } : {}) });
       port = server.port;
       const { session, a, c } = await setUp(server, seen, `3.0.${i}`, random);
       const target =
-        action === 'cancel' ? session.links.session
-        : action === 'delete-completed' ? a.links['file-upload-session']
-        : action === 'delete-tus' ? c.links['file-upload-session']
-        : undefined;
+        action === 'cancel'
+          ? session.links.session
+          : action === 'delete-completed'
+            ? a.links['file-upload-session']
+            : action === 'delete-tus'
+              ? c.links['file-upload-session']
+              : undefined;
       const deleting = target ? call('DELETE', target).catch((err: unknown) => err) : undefined;
       if (fault) await injectedKill(server, where);
       else {
@@ -123,7 +128,8 @@ describe('crash consistency: SIGKILL during cancel, delete and expiry purge', ()
       // Free the version's files for good: cancel what is left.
       if (status.body.status === 'open') expect((await call('DELETE', session.links.session)).status, where).toBe(204);
       seen.sessions.set(idOf(session.links.session), 'canceled');
-      for (const [id, s] of seen.files) if (s !== 'canceled') seen.files.set(id, (await call('GET', `${server.url}files/${id}`)).body.status);
+      for (const [id, s] of seen.files)
+        if (s !== 'canceled') seen.files.set(id, (await call('GET', `${server.url}files/${id}`)).body.status);
       await stopServer(server);
       tally('kill points survived');
     }

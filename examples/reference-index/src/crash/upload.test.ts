@@ -44,13 +44,26 @@ async function begin(server: CrashServer, version: string, bytes: Buffer, mechan
   const session = await call('POST', server.url, { meta: META, name: 'demo-pkg', version });
   expect(session.status, JSON.stringify(session.body)).toBe(201);
   const filename = `demo_pkg-${version}-py3-none-any.whl`;
-  const file = await call('POST', session.body.links.upload, { meta: META, filename, size: bytes.length, hashes: { sha256: sha256(bytes) }, mechanism });
+  const file = await call('POST', session.body.links.upload, {
+    meta: META,
+    filename,
+    size: bytes.length,
+    hashes: { sha256: sha256(bytes) },
+    mechanism,
+  });
   expect(file.status, JSON.stringify(file.body)).toBe(202);
   return { session: session.body, file: file.body, filename, fileId: String(file.body.links['file-upload-session']).split('/').pop()! };
 }
 
 /** After the restart: complete (re-sending the bytes unless the server has them all), publish, check. */
-async function finish(server: CrashServer, dir: string, links: Awaited<ReturnType<typeof begin>>, send: () => Promise<unknown>, bytes: Buffer, where: string) {
+async function finish(
+  server: CrashServer,
+  dir: string,
+  links: Awaited<ReturnType<typeof begin>>,
+  send: () => Promise<unknown>,
+  bytes: Buffer,
+  where: string,
+) {
   const status = await call('GET', links.file.links['file-upload-session']);
   expect(status.body.status, where).toBe('pending');
   if (status.body.meta?._pep694?.['bytes-received'] !== bytes.length) await send();
@@ -71,13 +84,20 @@ describe('crash consistency: SIGKILL mid-upload (PEP 694 "File Upload Mechanisms
       const points = 6;
       for (let i = 0; i < points; i++) {
         const bytes = bytesFrom(random, int(random, 128 * 1024, 1024 * 1024));
-        const kind = i === 0 ? 'staged-bytes' : pick(random, ['staged-bytes', 'staged-bytes', 'commit-before', 'commit-after', 'stage-after', 'external'] as const);
+        const kind =
+          i === 0
+            ? 'staged-bytes'
+            : pick(random, ['staged-bytes', 'staged-bytes', 'commit-before', 'commit-after', 'stage-after', 'external'] as const);
         const fault =
-          kind === 'staged-bytes' ? `staged-bytes:${int(random, 1, bytes.length - 1)}`
-          : kind === 'commit-before' ? 'commit:1:before'
-          : kind === 'commit-after' ? 'commit:1:after'
-          : kind === 'stage-after' ? 'blob:stage:1:after'
-          : undefined;
+          kind === 'staged-bytes'
+            ? `staged-bytes:${int(random, 1, bytes.length - 1)}`
+            : kind === 'commit-before'
+              ? 'commit:1:before'
+              : kind === 'commit-after'
+                ? 'commit:1:after'
+                : kind === 'stage-after'
+                  ? 'blob:stage:1:after'
+                  : undefined;
         const where = `${mechanism} kill point ${i} (${fault ?? 'external'})`;
         let server = await startServer(dir, { port, ...(fault ? { fault } : {}) });
         port = server.port;
@@ -89,7 +109,10 @@ describe('crash consistency: SIGKILL mid-upload (PEP 694 "File Upload Mechanisms
           mechanism === 'http-post-bytes'
             ? uploadHttpPostBytes({ instructions: links.file.mechanism, body: bytes, authorization: AUTH })
             : uploadMultipart({ instructions: links.file.mechanism, body: bytes, filename: links.filename, authorization: AUTH });
-        const upload = send().then(() => 'sent', (err: unknown) => err);
+        const upload = send().then(
+          () => 'sent',
+          (err: unknown) => err,
+        );
         if (fault) await injectedKill(server, where);
         else {
           await sleep(int(random, 0, 20));
@@ -168,9 +191,16 @@ describe('crash consistency: SIGKILL mid-upload (PEP 694 "File Upload Mechanisms
         expect(offsets.at(-1), `${where}: resumed from the server's offset, not from 0`).toBeGreaterThan(0);
       }
       await checkInvariants(dir, server, seen, where);
-      await finish(server, dir, links, async () => {
-        throw new Error(`${where}: the server lacks bytes after tus-js-client succeeded`);
-      }, bytes, where);
+      await finish(
+        server,
+        dir,
+        links,
+        async () => {
+          throw new Error(`${where}: the server lacks bytes after tus-js-client succeeded`);
+        },
+        bytes,
+        where,
+      );
       seen.sessions.set(links.session.links.session.split('/').pop(), 'published');
       seen.files.set(links.fileId, 'completed');
       await stopServer(server);

@@ -130,7 +130,17 @@ export function exchange(r: HostileRequest, timeoutMs = 10_000): Promise<Outcome
       clearTimeout(timer);
       socket.destroy();
       const parsed = parse(data, true, isHead);
-      resolve(parsed && !ended ? parsed : { interim: parsed?.interim ?? [], headers: {}, body: data.toString('latin1').slice(0, 500), ...(parsed ? { status: parsed.status } : {}), ended: ended ?? 'closed' });
+      resolve(
+        parsed && !ended
+          ? parsed
+          : {
+              interim: parsed?.interim ?? [],
+              headers: {},
+              body: data.toString('latin1').slice(0, 500),
+              ...(parsed ? { status: parsed.status } : {}),
+              ended: ended ?? 'closed',
+            },
+      );
     };
     const timer = setTimeout(() => finish('timeout'), timeoutMs);
     // A client that cuts its request off expects no answer: the server closing first is as good.
@@ -179,12 +189,14 @@ export function judge(r: HostileRequest, o: Outcome): string | undefined {
   const expect = r.expect;
   if (o.status === undefined) return expect?.noAnswerOk ? undefined : `the connection closed without an answer (${o.body.slice(0, 100)})`;
   if (o.status === -1) return `not an HTTP answer: ${o.body.slice(0, 200)}`;
-  if (r.client?.kind === 'expect-continue' && o.status >= 400 && o.interim.includes(100)) return `100 Continue before the ${o.status} (RFC 9110 §10.1.1)`;
+  if (r.client?.kind === 'expect-continue' && o.status >= 400 && o.interim.includes(100))
+    return `100 Continue before the ${o.status} (RFC 9110 §10.1.1)`;
   const ok = expect ? expect.status.includes(o.status) : o.status >= 400 && o.status < 500;
   if (!ok) return `status ${o.status}, expected ${expect ? expect.status.join(' or ') : 'a 4xx'}: ${o.body.slice(0, 300)}`;
   if (o.status >= 400 && o.status !== 412) {
     // Every refusal is an RFC 9457 problem (tus's own 412 for a missing Tus-Resumable excepted).
-    if (o.headers['content-type'] !== 'application/problem+json') return `a ${o.status} that is not problem+json (${o.headers['content-type']}): ${o.body.slice(0, 200)}`;
+    if (o.headers['content-type'] !== 'application/problem+json')
+      return `a ${o.status} that is not problem+json (${o.headers['content-type']}): ${o.body.slice(0, 200)}`;
     if (r.method === 'HEAD') return undefined; // no body to look into
     let doc: { status?: unknown; code?: unknown };
     try {
@@ -193,7 +205,8 @@ export function judge(r: HostileRequest, o: Outcome): string | undefined {
       return `a problem document that is not JSON: ${o.body.slice(0, 200)}`;
     }
     if (doc.status !== o.status) return `the problem says status ${String(doc.status)}, the answer ${o.status}`;
-    if (expect?.code && !expect.code.includes(String(doc.code))) return `problem code ${String(doc.code)}, expected ${expect.code.join(' or ')}`;
+    if (expect?.code && !expect.code.includes(String(doc.code)))
+      return `problem code ${String(doc.code)}, expected ${expect.code.join(' or ')}`;
   }
   return undefined;
 }

@@ -17,7 +17,13 @@ function head(method: string, url: string, lines: readonly (readonly [string, st
 }
 
 /** A request with `headers` (and `Connection: close`) whose chunked `body` breaks half-way, in the ways node's parser catches. */
-export function brokenChunks(name: string, url: string, headers: readonly (readonly [string, string])[], body: Uint8Array, method = 'POST'): HostileRequest[] {
+export function brokenChunks(
+  name: string,
+  url: string,
+  headers: readonly (readonly [string, string])[],
+  body: Uint8Array,
+  method = 'POST',
+): HostileRequest[] {
   const h = `${head(method, url, headers)}Transfer-Encoding: chunked${CRLF}Connection: close${CRLF}${CRLF}`;
   const half = Buffer.from(body.subarray(0, Math.max(1, Math.floor(body.length / 2))));
   const first = Buffer.concat([Buffer.from(`${half.length.toString(16)}${CRLF}`), half, Buffer.from(CRLF)]);
@@ -43,10 +49,20 @@ const beforeRoutes: HostileGenerator = async (ctx) => {
   const url = ctx.url;
   const u = new URL(url);
   const auth = ctx.auth;
-  const raw = (name: string, text: string, expect: HostileRequest['expect'] = REFUSED_OR_CLOSED): HostileRequest => ({ name, method: 'POST', url, raw: Buffer.from(text, 'latin1'), expect });
-  const post = (lines: string[], body = '{}') => `POST ${u.pathname} HTTP/1.1${CRLF}Host: ${u.host}${CRLF}Authorization: ${auth}${CRLF}${lines.map((l) => `${l}${CRLF}`).join('')}Connection: close${CRLF}${CRLF}${body}`;
+  const raw = (name: string, text: string, expect: HostileRequest['expect'] = REFUSED_OR_CLOSED): HostileRequest => ({
+    name,
+    method: 'POST',
+    url,
+    raw: Buffer.from(text, 'latin1'),
+    expect,
+  });
+  const post = (lines: string[], body = '{}') =>
+    `POST ${u.pathname} HTTP/1.1${CRLF}Host: ${u.host}${CRLF}Authorization: ${auth}${CRLF}${lines.map((l) => `${l}${CRLF}`).join('')}Connection: close${CRLF}${CRLF}${body}`;
   return [
-    raw('Content-Length and Transfer-Encoding both', post(['Content-Length: 2', 'Transfer-Encoding: chunked'], `2${CRLF}{}${CRLF}0${CRLF}${CRLF}`)),
+    raw(
+      'Content-Length and Transfer-Encoding both',
+      post(['Content-Length: 2', 'Transfer-Encoding: chunked'], `2${CRLF}{}${CRLF}0${CRLF}${CRLF}`),
+    ),
     raw('two different Content-Lengths', post(['Content-Length: 2', 'Content-Length: 3'])),
     raw('a negative Content-Length', post(['Content-Length: -1'])),
     raw('a Content-Length that is not a number', post(['Content-Length: 2e0'])),
@@ -71,8 +87,20 @@ const beforeRoutes: HostileGenerator = async (ctx) => {
       'a second request smuggled after a Content-Length: 0 body',
       `POST ${u.pathname} HTTP/1.1${CRLF}Host: ${u.host}${CRLF}Content-Length: 0${CRLF}${CRLF}POST ${u.pathname} HTTP/1.1${CRLF}Host: ${u.host}${CRLF}Transfer-Encoding: chunked${CRLF}Content-Length: 5${CRLF}${CRLF}0${CRLF}${CRLF}`,
     ),
-    { name: 'headers cut half-way', method: 'POST', url, raw: Buffer.from(post(['Content-Length: 2']), 'latin1'), client: { kind: 'cut', bytes: 40 } },
-    { name: 'headers reset half-way', method: 'POST', url, raw: Buffer.from(post(['Content-Length: 2']), 'latin1'), client: { kind: 'cut', bytes: 40, reset: true } },
+    {
+      name: 'headers cut half-way',
+      method: 'POST',
+      url,
+      raw: Buffer.from(post(['Content-Length: 2']), 'latin1'),
+      client: { kind: 'cut', bytes: 40 },
+    },
+    {
+      name: 'headers reset half-way',
+      method: 'POST',
+      url,
+      raw: Buffer.from(post(['Content-Length: 2']), 'latin1'),
+      client: { kind: 'cut', bytes: 40, reset: true },
+    },
   ];
 };
 

@@ -17,7 +17,17 @@ async function endpoints(ctx: Parameters<HostileGenerator>[0], project: string) 
     file: f,
     posts: [
       { name: 'create session', url: ctx.url, body: { ...JSON_META, name: `${project}-x`, version: '1.0' } },
-      { name: 'create file', url: s.links['upload']!, body: { ...JSON_META, filename: `${project.replace(/-/g, '_')}-1.0-py3-none-any.whl`, size: 1, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' } },
+      {
+        name: 'create file',
+        url: s.links['upload']!,
+        body: {
+          ...JSON_META,
+          filename: `${project.replace(/-/g, '_')}-1.0-py3-none-any.whl`,
+          size: 1,
+          hashes: { sha256: '0'.repeat(64) },
+          mechanism: 'http-post-bytes',
+        },
+      },
       { name: 'extend session', url: s.links['extend']!, body: { ...JSON_META, 'extend-for': 60 } },
       { name: 'complete file', url: f.links['complete']!, body: JSON_META },
       { name: 'extend file', url: f.links['extend']!, body: { ...JSON_META, 'extend-for': 60 } },
@@ -26,7 +36,8 @@ async function endpoints(ctx: Parameters<HostileGenerator>[0], project: string) 
   };
 }
 
-const json = (auth: string | undefined, extra: Record<string, string | undefined> = {}) => headers({ Authorization: auth, 'Content-Type': UPLOAD_V2_JSON, ...extra });
+const json = (auth: string | undefined, extra: Record<string, string | undefined> = {}) =>
+  headers({ Authorization: auth, 'Content-Type': UPLOAD_V2_JSON, ...extra });
 
 // The arbitraries of packages/server/src/e2e/fuzz.test.ts.
 const anyValue = fc.oneof(
@@ -47,9 +58,24 @@ const shaped = fc.record(
     meta: fc.oneof(anyValue, fc.record({ 'api-version': fc.oneof(anyValue, fc.constant('2.0')) }, { requiredKeys: [] })),
     name: anyValue,
     version: anyValue,
-    filename: fc.oneof(anyValue, fc.constantFrom('../../etc/passwd', '%2e%2e/x-1.0.tar.gz', 'a\u0000b-1.0.tar.gz', 'fuzz_target-1.0.tar.gz', 'ｆuzz_target-1.0.tar.gz')),
+    filename: fc.oneof(
+      anyValue,
+      fc.constantFrom(
+        '../../etc/passwd',
+        '%2e%2e/x-1.0.tar.gz',
+        'a\u0000b-1.0.tar.gz',
+        'fuzz_target-1.0.tar.gz',
+        'ｆuzz_target-1.0.tar.gz',
+      ),
+    ),
     size: anyValue,
-    hashes: fc.oneof(anyValue, fc.dictionary(fc.constantFrom('sha256', 'md5', 'shake_128', '__proto__', 'constructor'), fc.oneof(fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), maxLength: 70 }), anyValue))),
+    hashes: fc.oneof(
+      anyValue,
+      fc.dictionary(
+        fc.constantFrom('sha256', 'md5', 'shake_128', '__proto__', 'constructor'),
+        fc.oneof(fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), maxLength: 70 }), anyValue),
+      ),
+    ),
     mechanism: fc.oneof(anyValue, fc.constant('http-post-bytes')),
     'extend-for': anyValue,
   },
@@ -79,7 +105,14 @@ const fuzzed: HostileGenerator = async (ctx) => {
   ];
   return bodies.map((body, i) => {
     const target = posts[int(ctx.random, 0, posts.length - 1)]!;
-    return { name: `fuzzed body #${i} to ${target.name}`, method: 'POST', url: target.url, headers: json(ctx.auth), body: Buffer.from(body), expect: status(...HANDLED) };
+    return {
+      name: `fuzzed body #${i} to ${target.name}`,
+      method: 'POST',
+      url: target.url,
+      headers: json(ctx.auth),
+      body: Buffer.from(body),
+      expect: status(...HANDLED),
+    };
   });
 };
 
@@ -89,48 +122,96 @@ const refused: HostileGenerator = async (ctx) => {
   const out: HostileRequest[] = [];
   for (const p of posts) {
     const body = Buffer.from(JSON.stringify(p.body));
-    const req = (name: string, h: [string, string][], more: Partial<HostileRequest> = {}): HostileRequest => ({ name: `${p.name}: ${name}`, method: 'POST', url: p.url, headers: h, body, ...more });
+    const req = (name: string, h: [string, string][], more: Partial<HostileRequest> = {}): HostileRequest => ({
+      name: `${p.name}: ${name}`,
+      method: 'POST',
+      url: p.url,
+      headers: h,
+      body,
+      ...more,
+    });
     out.push(
       req('no credentials', json(undefined), { expect: problem(401, 'unauthenticated') }),
       req('an empty Bearer token', json('Bearer '), { expect: problem(401, 'unauthenticated') }),
       req('an unknown token', json('Bearer not-a-token'), { expect: problem(401, 'unauthenticated') }),
       req('a 10 000-character token', json(`Bearer ${'t'.repeat(10_000)}`), { expect: problem(401, 'unauthenticated') }),
       req('Basic that is not base64', json('Basic !!!***'), { expect: problem(401, 'unauthenticated') }),
-      req('Basic without a colon', json(`Basic ${Buffer.from('__token__').toString('base64')}`), { expect: problem(401, 'unauthenticated') }),
+      req('Basic without a colon', json(`Basic ${Buffer.from('__token__').toString('base64')}`), {
+        expect: problem(401, 'unauthenticated'),
+      }),
       req('an unknown scheme', json('Digest username="x"'), { expect: problem(401, 'unauthenticated') }),
       req('no permission on the project', json(ctx.noPermission), { expect: problem(403, 'forbidden') }),
-      req('no credentials, waiting for 100 Continue', json(undefined), { client: { kind: 'expect-continue' }, expect: problem(401, 'unauthenticated') }),
+      req('no credentials, waiting for 100 Continue', json(undefined), {
+        client: { kind: 'expect-continue' },
+        expect: problem(401, 'unauthenticated'),
+      }),
       req('a text/plain body', json(ctx.auth, { 'Content-Type': 'text/plain' }), { expect: status(415) }),
-      req('an API version the server does not speak', json(ctx.auth, { 'Content-Type': 'application/vnd.pypi.upload.v3+json' }), { expect: status(400, 415) }),
+      req('an API version the server does not speak', json(ctx.auth, { 'Content-Type': 'application/vnd.pypi.upload.v3+json' }), {
+        expect: status(400, 415),
+      }),
       req('no Content-Type', headers({ Authorization: ctx.auth }), { expect: status(400, 415) }),
       req('a gzip content coding', json(ctx.auth, { 'Content-Encoding': 'gzip' }), { expect: status(...HANDLED) }),
       req('an Accept it cannot meet', json(ctx.auth, { Accept: 'text/html' }), { expect: status(406) }),
       req('a Content-Length of 1 GB over a short body', json(ctx.auth), { contentLength: 1e9, expect: problem(413, 'body-too-large') }),
-      req('a chunked body over maxJsonBody', json(ctx.auth), { body: Buffer.from(JSON.stringify({ ...p.body, pad: 'x'.repeat(100 * 1024) })), chunked: true, expect: problem(413, 'body-too-large') }),
+      req('a chunked body over maxJsonBody', json(ctx.auth), {
+        body: Buffer.from(JSON.stringify({ ...p.body, pad: 'x'.repeat(100 * 1024) })),
+        chunked: true,
+        expect: problem(413, 'body-too-large'),
+      }),
       req('a body cut off half-way', json(ctx.auth), { client: { kind: 'cut', bytes: 0 } }),
       req('a body reset half-way', json(ctx.auth), { client: { kind: 'cut', bytes: 0, reset: true } }),
     );
     if (p.name !== 'create session') {
       // The project of a new session is in its body: only other requests are refused before it is read.
-      out.push(req('no permission, waiting for 100 Continue', json(ctx.noPermission), { client: { kind: 'expect-continue' }, expect: problem(403, 'forbidden') }));
+      out.push(
+        req('no permission, waiting for 100 Continue', json(ctx.noPermission), {
+          client: { kind: 'expect-continue' },
+          expect: problem(403, 'forbidden'),
+        }),
+      );
     }
   }
   // The cuts land inside the body: after the head, before its end.
-  return out.map((r) => (r.client?.kind === 'cut' ? { ...r, client: { ...r.client, bytes: headBytes(r) + Math.floor((r.body?.length ?? 0) / 2) } } : r));
+  return out.map((r) =>
+    r.client?.kind === 'cut' ? { ...r, client: { ...r.client, bytes: headBytes(r) + Math.floor((r.body?.length ?? 0) / 2) } } : r,
+  );
 };
 
 /** Traversal and odd characters in path segments (404), and methods no endpoint takes (405). */
 const paths: HostileGenerator = async (ctx) => {
   const out: HostileRequest[] = [];
-  for (const segment of ['..', '%2e%2e', '%2e%2e%2f%2e%2e', '%00', 'a%00b', '%E2%80%AE', '%EF%BC%8E%EF%BC%8E', '%C0%AE%C0%AE', 'x'.repeat(5000)]) {
+  for (const segment of [
+    '..',
+    '%2e%2e',
+    '%2e%2e%2f%2e%2e',
+    '%00',
+    'a%00b',
+    '%E2%80%AE',
+    '%EF%BC%8E%EF%BC%8E',
+    '%C0%AE%C0%AE',
+    'x'.repeat(5000),
+  ]) {
     for (const path of [`sessions/${segment}`, `files/${segment}`, `sessions/${segment}/publish`, `files/${segment}/complete`]) {
-      out.push({ name: `GET ${path.slice(0, 60)}`, method: 'GET', url: `${ctx.url}${path}`, headers: headers({ Authorization: ctx.auth }), expect: status(400, 404, 405) });
+      out.push({
+        name: `GET ${path.slice(0, 60)}`,
+        method: 'GET',
+        url: `${ctx.url}${path}`,
+        headers: headers({ Authorization: ctx.auth }),
+        expect: status(400, 404, 405),
+      });
     }
   }
   const { session, file } = await endpoints(ctx, 'hostile-paths');
   for (const url of [ctx.url, session.links['session']!, file.links['file-upload-session']!, session.links['publish']!]) {
     for (const method of ['PUT', 'PATCH', 'TRACE', 'OPTIONS']) {
-      out.push({ name: `${method} ${new URL(url).pathname}`, method, url, headers: json(ctx.auth), body: Buffer.from('{}'), expect: status(404, 405) });
+      out.push({
+        name: `${method} ${new URL(url).pathname}`,
+        method,
+        url,
+        headers: json(ctx.auth),
+        body: Buffer.from('{}'),
+        expect: status(404, 405),
+      });
     }
   }
   return out;

@@ -42,7 +42,9 @@ describe('sendRequest', () => {
       req.on('data', (c: Buffer) => parts.push(c));
       req.on('end', () => {
         received = { length: req.headers['content-length'], body: Buffer.concat(parts).toString() };
-        res.writeHead(418, { 'Content-Type': 'application/problem+json' }).end(JSON.stringify({ code: 'teapot', detail: 'short and stout' }));
+        res
+          .writeHead(418, { 'Content-Type': 'application/problem+json' })
+          .end(JSON.stringify({ code: 'teapot', detail: 'short and stout' }));
       });
     });
     const progress: number[] = [];
@@ -50,7 +52,13 @@ describe('sendRequest', () => {
       method: 'PUT',
       url,
       headers: {},
-      body: { source: Readable.from([Buffer.from('abc'), Buffer.from('de')]), size: 5, head: Buffer.from('<'), tail: Buffer.from('>'), onProgress: (sent) => progress.push(sent) },
+      body: {
+        source: Readable.from([Buffer.from('abc'), Buffer.from('de')]),
+        size: 5,
+        head: Buffer.from('<'),
+        tail: Buffer.from('>'),
+        onProgress: (sent) => progress.push(sent),
+      },
     });
     expect(received).toEqual({ length: '7', body: '<abcde>' });
     expect(progress).toEqual([3, 5]);
@@ -58,7 +66,12 @@ describe('sendRequest', () => {
     const problem = problemOf(answer);
     expect(problem).toEqual({ code: 'teapot', detail: 'short and stout' });
     const err = new HttpAnswerError('PUT', url.href, answer.status, problem, answer.text);
-    expect(err).toMatchObject({ status: 418, method: 'PUT', code: 'teapot', message: `PUT ${url.href} failed with 418 I'm a Teapot: short and stout` });
+    expect(err).toMatchObject({
+      status: 418,
+      method: 'PUT',
+      code: 'teapot',
+      message: `PUT ${url.href} failed with 418 I'm a Teapot: short and stout`,
+    });
   });
 
   it('stops sending and reading at an early answer, with a progress listener too', async () => {
@@ -82,7 +95,9 @@ describe('sendRequest', () => {
       requests++;
       req.resume(); // never answers: the client must give up by itself
     });
-    await expect(sendRequest({ method: 'POST', url, headers: {}, body: { source: Readable.from([Buffer.alloc(actual)]), size } })).rejects.toThrow(message);
+    await expect(
+      sendRequest({ method: 'POST', url, headers: {}, body: { source: Readable.from([Buffer.alloc(actual)]), size } }),
+    ).rejects.toThrow(message);
     expect(requests).toBeLessThanOrEqual(1);
   });
 
@@ -94,13 +109,18 @@ describe('sendRequest', () => {
     const url = new URL('http://127.0.0.1:9/');
     /** Waits (at most 1 s) for `stream` to close. */
     const closed = (stream: NodeJS.ReadableStream & { closed: boolean }) =>
-      Promise.race([new Promise<void>((resolve) => (stream.closed ? resolve() : stream.once('close', () => resolve()))), new Promise((r) => setTimeout(r, 1000))]);
+      Promise.race([
+        new Promise<void>((resolve) => (stream.closed ? resolve() : stream.once('close', () => resolve()))),
+        new Promise((r) => setTimeout(r, 1000)),
+      ]);
 
     it('rejects and closes a file source (its descriptor is not left open)', async () => {
       const path = join(dir, 'file');
       writeFileSync(path, 'x');
       const source = createReadStream(path);
-      await expect(sendRequest({ method: 'POST', url, headers: badHeaders, body: { source, size: 1 } })).rejects.toMatchObject({ code: 'ERR_INVALID_CHAR' });
+      await expect(sendRequest({ method: 'POST', url, headers: badHeaders, body: { source, size: 1 } })).rejects.toMatchObject({
+        code: 'ERR_INVALID_CHAR',
+      });
       await closed(source);
       expect(source.closed).toBe(true);
     });
@@ -112,7 +132,9 @@ describe('sendRequest', () => {
       process.prependListener('uncaughtException', listener);
       try {
         const source = createReadStream(join(dir, 'missing'));
-        await expect(sendRequest({ method: 'POST', url, headers: badHeaders, body: { source, size: 1 } })).rejects.toMatchObject({ code: 'ERR_INVALID_CHAR' });
+        await expect(sendRequest({ method: 'POST', url, headers: badHeaders, body: { source, size: 1 } })).rejects.toMatchObject({
+          code: 'ERR_INVALID_CHAR',
+        });
         await closed(source);
         await new Promise((r) => setTimeout(r, 50));
         expect(uncaught).toEqual([]);

@@ -92,7 +92,11 @@ export async function openUploadBody(body: UploadBody, size: number | undefined)
   switch (measured.kind) {
     case 'path':
       // Large reads: each one is a thread-pool round trip (see FILE_IO_CHUNK).
-      return { source: createReadStream(measured.path, { highWaterMark: FILE_IO_CHUNK }), total: measured.total, name: basename(measured.path) };
+      return {
+        source: createReadStream(measured.path, { highWaterMark: FILE_IO_CHUNK }),
+        total: measured.total,
+        name: basename(measured.path),
+      };
     case 'buffer':
       return { source: bufferSlices(measured.buffer), total: measured.total };
     case 'stream':
@@ -229,7 +233,9 @@ export function sendRequest(opts: SendRequestOptions): Promise<HttpAnswer> {
       res.on('close', () => {
         if (!res.complete) done(reason(new Error(`${opts.method} ${url.href}: the connection closed before the answer was complete`)));
       });
-      res.on('end', () => done(undefined, { status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        done(undefined, { status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+      );
     });
     if (!body) {
       req.end();

@@ -27,7 +27,10 @@ interface Events {
 }
 
 /** A receiver that collects the body (up to `size` bytes), can be stopped, and reports `{ size }`. */
-function collect(events: Events, opts: { check?: (req: IncomingMessage) => void; holdUntil?: Promise<void> } = {}): OneRequestSteps<ReceivedBytes> {
+function collect(
+  events: Events,
+  opts: { check?: (req: IncomingMessage) => void; holdUntil?: Promise<void> } = {},
+): OneRequestSteps<ReceivedBytes> {
   return {
     check(req) {
       events.checked++;

@@ -23,7 +23,11 @@ export interface TransferLimits {
   readonly linger: LingerBudget;
 }
 
-export const DEFAULT_TRANSFER_LIMITS: TransferLimits = { idleTimeout: DEFAULT_IDLE_TIMEOUT, minRate: DEFAULT_MIN_RATE, linger: DEFAULT_LINGER };
+export const DEFAULT_TRANSFER_LIMITS: TransferLimits = {
+  idleTimeout: DEFAULT_IDLE_TIMEOUT,
+  minRate: DEFAULT_MIN_RATE,
+  linger: DEFAULT_LINGER,
+};
 
 /**
  * Stops `transfer` with 408 when the connection sees no bytes for `idleTimeout` ms, or fewer than
@@ -31,7 +35,12 @@ export const DEFAULT_TRANSFER_LIMITS: TransferLimits = { idleTimeout: DEFAULT_ID
  * one transfer slot (and its retries at 409) until the host's request timeout. `again` ends the
  * problem's detail ("POST the file again."). Returns the function that stops watching.
  */
-export function watchTransfer(req: IncomingMessage, transfer: Transfer, limits: Pick<TransferLimits, 'idleTimeout' | 'minRate'>, again: string): () => void {
+export function watchTransfer(
+  req: IncomingMessage,
+  transfer: Transfer,
+  limits: Pick<TransferLimits, 'idleTimeout' | 'minRate'>,
+  again: string,
+): () => void {
   const idle = limits.idleTimeout;
   const minBytes = minBytesPerWindow(limits.minRate, idle);
   return watchIdle(req, idle, (reason) => void transfer.stop(idleProblem(reason, idle, minBytes, again)), minBytes);
@@ -82,7 +91,12 @@ export class OneRequestRoute {
   constructor(private readonly options: OneRequestRouteOptions) {}
 
   /** Serves one upload request for `fileId`; answers it in every case, and never rejects. */
-  async serve<R extends ReceivedBytes>(req: IncomingMessage, res: ServerResponse, fileId: string, steps: OneRequestSteps<R>): Promise<void> {
+  async serve<R extends ReceivedBytes>(
+    req: IncomingMessage,
+    res: ServerResponse,
+    fileId: string,
+    steps: OneRequestSteps<R>,
+  ): Promise<void> {
     const { host, identifier, transfers, limits, again } = this.options;
     // Watch for the client going away from the start: it may happen while we await the host.
     let gone = false;

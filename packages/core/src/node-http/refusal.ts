@@ -53,7 +53,13 @@ export interface RefuseOptions {
  * for a `100 Continue` it was not sent (its body is not coming, so there is nothing to wait for).
  * Does nothing when an answer has started or the connection is gone.
  */
-export function refuse(host: Pick<MechanismHost, 'sendProblem'>, req: IncomingMessage, res: ServerResponse, err: unknown, opts: RefuseOptions = {}): void {
+export function refuse(
+  host: Pick<MechanismHost, 'sendProblem'>,
+  req: IncomingMessage,
+  res: ServerResponse,
+  err: unknown,
+  opts: RefuseOptions = {},
+): void {
   if (res.headersSent || res.destroyed) return;
   const answer = () => host.sendProblem(res, err);
   if (awaitsInvitation(req)) {

@@ -28,7 +28,9 @@ function lengthOf(header: string | undefined): Promise<number | undefined> {
     seen = resolve;
     const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
     socket.on('error', () => {});
-    socket.write(`POST / HTTP/1.1\r\nHost: x\r\n${header === undefined ? 'Transfer-Encoding: chunked\r\n' : `Content-Length: ${header}\r\n`}\r\n`);
+    socket.write(
+      `POST / HTTP/1.1\r\nHost: x\r\n${header === undefined ? 'Transfer-Encoding: chunked\r\n' : `Content-Length: ${header}\r\n`}\r\n`,
+    );
     socket.on('close', () => socket.destroy());
     setTimeout(() => socket.destroy(), 1000);
   });
@@ -42,9 +44,12 @@ describe('contentLength', () => {
     expect(await lengthOf(undefined)).toBeUndefined();
   });
 
-  it.each(['9007199254740992', '18446744073709551615'])('is a length larger than any size for %s (past 2^53, which node accepts), not an unknown one', async (header) => {
-    const n = await lengthOf(header);
-    expect(n).toBeDefined();
-    expect(n!).toBeGreaterThan(Number.MAX_SAFE_INTEGER);
-  });
+  it.each(['9007199254740992', '18446744073709551615'])(
+    'is a length larger than any size for %s (past 2^53, which node accepts), not an unknown one',
+    async (header) => {
+      const n = await lengthOf(header);
+      expect(n).toBeDefined();
+      expect(n!).toBeGreaterThan(Number.MAX_SAFE_INTEGER);
+    },
+  );
 });

@@ -33,11 +33,18 @@ export const expectsContinue = (req: IncomingMessage): boolean => req.headers.ex
  */
 export function requireIdentityEncoding(header: string | undefined): void {
   if (header === undefined) return;
-  const codings = header.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '' && c !== 'identity');
+  const codings = header
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
   if (codings.length > 0) {
-    throw new ProblemError('unsupported-media-type', `Content-Encoding ${codings.join(', ').slice(0, 100)} is not accepted; send the bytes of the file as they are.`, {
-      headers: { 'Accept-Encoding': 'identity' },
-    });
+    throw new ProblemError(
+      'unsupported-media-type',
+      `Content-Encoding ${codings.join(', ').slice(0, 100)} is not accepted; send the bytes of the file as they are.`,
+      {
+        headers: { 'Accept-Encoding': 'identity' },
+      },
+    );
   }
 }
 

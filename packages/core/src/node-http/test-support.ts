@@ -101,7 +101,14 @@ export function send(
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), continued, reused: req.reusedSocket, ms: Date.now() - started });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+          continued,
+          reused: req.reusedSocket,
+          ms: Date.now() - started,
+        });
         if (!req.writableFinished) req.destroy();
       });
     });

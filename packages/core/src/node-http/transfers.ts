@@ -87,7 +87,10 @@ export class OneRequestTransfers {
     let state = this.files.get(fileId);
     if (!state) this.files.set(fileId, (state = {}));
     if (state.active) {
-      throw new ProblemError('upload-in-progress', `Another POST to this file_url is still running; wait for it to finish (or fail) before you ${this.retry} again.`);
+      throw new ProblemError(
+        'upload-in-progress',
+        `Another POST to this file_url is still running; wait for it to finish (or fail) before you ${this.retry} again.`,
+      );
     }
     const transfer = new Transfer();
     state.active = transfer;
@@ -120,7 +123,10 @@ export class OneRequestTransfers {
       const received = state.active.bytes;
       // The file is leaving `pending`: stop the transfer so that nothing is committed after the host looked.
       await state.active.stop(
-        new ProblemError('file-not-pending', 'The file upload session was completed while this transfer was running; its bytes were discarded.'),
+        new ProblemError(
+          'file-not-pending',
+          'The file upload session was completed while this transfer was running; its bytes were discarded.',
+        ),
       );
       return {
         kind: 'incomplete',
@@ -132,7 +138,11 @@ export class OneRequestTransfers {
     // the POST). A committed blob is complete by construction; the host computes every digest.
     const { size, digests } = state?.received ?? { size: await this.blobs.size(ctx.stagingKey), digests: {} };
     if (size === undefined) {
-      return { kind: 'incomplete', received: 0, detail: `No bytes were received: ${this.retry} (${expected} bytes) to file_url before completing.` };
+      return {
+        kind: 'incomplete',
+        received: 0,
+        detail: `No bytes were received: ${this.retry} (${expected} bytes) to file_url before completing.`,
+      };
     }
     if (size < expected) return { kind: 'incomplete', received: size, detail: `received ${size} of ${expected} bytes` };
     return { kind: 'received', size, digests };
@@ -153,7 +163,9 @@ export class OneRequestTransfers {
   async cancel(fileId: string): Promise<void> {
     const state = this.files.get(fileId);
     this.files.delete(fileId);
-    await state?.active?.stop(new ProblemError('file-not-pending', 'The file upload session was canceled during this transfer; its bytes were discarded.'));
+    await state?.active?.stop(
+      new ProblemError('file-not-pending', 'The file upload session was canceled during this transfer; its bytes were discarded.'),
+    );
     await this.attestations?.delete(fileId);
   }
 

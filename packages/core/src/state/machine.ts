@@ -57,9 +57,7 @@ export interface MachineSpec<S extends string, E extends string> {
   readonly describe: (event: E) => string;
 }
 
-export function defineMachine<S extends string, E extends string>(
-  spec: MachineSpec<S, E>,
-): StateMachine<S, E> {
+export function defineMachine<S extends string, E extends string>(spec: MachineSpec<S, E>): StateMachine<S, E> {
   const initialRow = spec.table.find((r) => r.from === null);
   if (!initialRow || typeof initialRow.to !== 'string' || initialRow.to === 'unchanged') {
     throw new Error(`${spec.name}: the table needs one "(none)" row that names a state`);
@@ -67,20 +65,16 @@ export function defineMachine<S extends string, E extends string>(
   const initial = initialRow.to;
 
   const rowFor = (state: S | null, event: E) =>
-    spec.table.find(
-      (r) => r.event === event && (state === null ? r.from === null : r.from?.includes(state)),
-    );
+    spec.table.find((r) => r.event === event && (state === null ? r.from === null : r.from?.includes(state)));
 
   const next = (state: S, event: E): S => {
     const row = rowFor(state, event);
     if (!row) throw spec.illegal(state, event);
     if (row.to === 'unchanged') return state;
     if (typeof row.to === 'object') {
-      throw new ProblemError(
-        row.to.reject,
-        `Cannot ${spec.describe(event)} while the ${spec.name} is ${state}.`,
-        { extensions: { state } },
-      );
+      throw new ProblemError(row.to.reject, `Cannot ${spec.describe(event)} while the ${spec.name} is ${state}.`, {
+        extensions: { state },
+      });
     }
     return row.to;
   };

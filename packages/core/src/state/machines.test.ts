@@ -27,7 +27,12 @@ import {
 function pepTables(): { from: string; event: string; to: string }[][] {
   const rst = readFileSync(new URL('../../../../../shared/spec/pep-0694.rst', import.meta.url), 'utf8');
   const tables: { from: string; event: string; to: string }[][] = [];
-  const clean = (s: string) => s.replace(/``/g, '').replace(/\*/g, '').replace(/:ref:`([^<`]*?)\s*<[^>]+>`/g, '$1').trim();
+  const clean = (s: string) =>
+    s
+      .replace(/``/g, '')
+      .replace(/\*/g, '')
+      .replace(/:ref:`([^<`]*?)\s*<[^>]+>`/g, '$1')
+      .trim();
   for (const block of rst.split('.. list-table::').slice(1)) {
     const body = block.split(/\n\S/)[0] ?? '';
     const cells = [...body.matchAll(/^\s+(\*|\s) - (.*)$/gm)].map((m) => clean(m[2] ?? ''));
@@ -60,9 +65,7 @@ function rowTests<S extends string, E extends string>(
     for (const row of rows) {
       const name = `PEP 694 ${title} row: ${row.from} | ${row.event} -> ${strip(row.to)}`;
       it(name, () => {
-        const entries = machine.table.filter(
-          (e) => e.pep.from === row.from && e.pep.event === row.event,
-        );
+        const entries = machine.table.filter((e) => e.pep.from === row.from && e.pep.event === row.event);
         expect(entries.length, 'our table has this row').toBeGreaterThan(0);
         for (const entry of entries) {
           if (entry.from === null) {
@@ -165,17 +168,9 @@ describe('PEP 694 state rules beyond the tables', () => {
     for (const event of PUBLISHING_SESSION_EVENTS) {
       if (event === 'create') continue;
       // "fully editable again": the same set of client-driven operations is allowed.
-      const clientEvents: PublishingSessionEvent[] = [
-        'file-changed',
-        'publish-immediate',
-        'publish-deferred',
-        'publish-failed',
-        'cancel',
-      ];
+      const clientEvents: PublishingSessionEvent[] = ['file-changed', 'publish-immediate', 'publish-deferred', 'publish-failed', 'cancel'];
       if (clientEvents.includes(event)) {
-        expect(publishingSessionMachine.allows('error', event)).toBe(
-          publishingSessionMachine.allows('open', event),
-        );
+        expect(publishingSessionMachine.allows('error', event)).toBe(publishingSessionMachine.allows('open', event));
       }
     }
   });
@@ -230,7 +225,10 @@ describe('state sets and machine queries (one source for the service and the sto
     // Not canceled: every state but the one a cancel leads to.
     expect(LIVE_FILE_STATES).toEqual(FILE_UPLOAD_STATES.filter((s) => s !== fileUploadMachine.targetOf('cancel')));
     // Not resolved: a completion (immediate or deferred) is still to come.
-    const unresolved = new Set([...fileUploadMachine.sourcesOf('complete-immediate'), ...fileUploadMachine.sourcesOf('processing-succeeded')]);
+    const unresolved = new Set([
+      ...fileUploadMachine.sourcesOf('complete-immediate'),
+      ...fileUploadMachine.sourcesOf('processing-succeeded'),
+    ]);
     expect(IN_FLIGHT_FILE_STATES).toEqual(FILE_UPLOAD_STATES.filter((s) => unresolved.has(s)));
     // Expiring: the mechanism may still be executing.
     expect(EXPIRING_FILE_STATES).toEqual(fileUploadMachine.sourcesOf('transfer'));

@@ -5,13 +5,7 @@
 import { ProblemError } from '../problem.js';
 import { defineMachine, type TransitionRow } from './machine.js';
 
-export const PUBLISHING_SESSION_STATES = [
-  'open',
-  'processing',
-  'published',
-  'error',
-  'canceled',
-] as const;
+export const PUBLISHING_SESSION_STATES = ['open', 'processing', 'published', 'error', 'canceled'] as const;
 export type PublishingSessionStatus = (typeof PUBLISHING_SESSION_STATES)[number];
 
 /**

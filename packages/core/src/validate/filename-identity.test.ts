@@ -100,7 +100,7 @@ describe('distributionIdentity', () => {
     differ('foo-1.0.tar.gz', 'foo-1.0-py3-none-any.whl');
   });
 
-  it('property: every spelling of a wheel has its normalized spelling\'s identity', () => {
+  it("property: every spelling of a wheel has its normalized spelling's identity", () => {
     const caseOf = fc.boolean();
     const sep = fc.constantFrom('_', '.', '__', '._'); // a wheel's name part has no dash
     fc.assert(

@@ -56,9 +56,7 @@ describe('fixture file names', () => {
 
 describe('parseDistributionFilename', () => {
   it('parses build tags and compressed tag sets', () => {
-    expect(
-      parseDistributionFilename('numpy-2.1.0-1a-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl'),
-    ).toEqual({
+    expect(parseDistributionFilename('numpy-2.1.0-1a-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl')).toEqual({
       kind: 'wheel',
       name: 'numpy',
       version: '2.1.0',
@@ -223,7 +221,12 @@ describe('file name properties', () => {
   });
 
   it('any string either parses or throws invalid-filename / a checkFilenameMatchesRelease code', () => {
-    const str = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string().map((s) => `${s}.whl`), fc.string().map((s) => `${s}-1.0.tar.gz`));
+    const str = fc.oneof(
+      fc.string(),
+      fc.string({ unit: 'binary' }),
+      fc.string().map((s) => `${s}.whl`),
+      fc.string().map((s) => `${s}-1.0.tar.gz`),
+    );
     fc.assert(
       fc.property(str, fc.oneof(fc.string(), nameArb), fc.oneof(fc.string(), versionArb), (f, name, version) => {
         for (const [fn, codes] of [

@@ -23,7 +23,10 @@ const INVISIBLE = /[\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g
 /** Quotes a client value for a message: strings JSON-quoted and cut at 100 characters, else the type. */
 const show = (v: unknown): string =>
   typeof v === 'string'
-    ? JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}…` : v).replace(INVISIBLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    ? JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}…` : v).replace(
+        INVISIBLE,
+        (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+      )
     : `(a value of type ${typeof v})`;
 
 export interface WheelFilename {
@@ -103,8 +106,7 @@ export function parseDistributionFilename(filename: unknown): DistributionFilena
     if (parts.length !== 5 && parts.length !== 6) {
       fail(
         filename,
-        `has ${parts.length} dash-separated parts; a wheel has 5 or 6: ` +
-          '{name}-{version}[-{build}]-{python}-{abi}-{platform}.whl',
+        `has ${parts.length} dash-separated parts; a wheel has 5 or 6: ` + '{name}-{version}[-{build}]-{python}-{abi}-{platform}.whl',
       );
     }
     const [rawName = '', rawVersion = ''] = parts;
@@ -149,11 +151,7 @@ export function parseDistributionFilename(filename: unknown): DistributionFilena
  * PEP 440-equal version (`demo_pkg-1.0.0…` matches `Demo.Pkg` `1.0`). Throws `invalid-filename`,
  * `invalid-name`/`invalid-version` for a bad session value, or `filename-mismatch`.
  */
-export function checkFilenameMatchesRelease(
-  filename: unknown,
-  sessionName: string,
-  sessionVersion: string,
-): DistributionFilename {
+export function checkFilenameMatchesRelease(filename: unknown, sessionName: string, sessionVersion: string): DistributionFilename {
   const parsed = parseDistributionFilename(filename);
   const name = parseProjectName(sessionName);
   const version = parseVersion(sessionVersion);

@@ -115,9 +115,7 @@ describe('validateHashes', () => {
 });
 
 describe('createHashers', () => {
-  const files = ['dist', 'dist-legacy'].flatMap((d) =>
-    readdirSync(new URL(`${d}/`, FIXTURES)).map((f) => `${d}/${f}`),
-  );
+  const files = ['dist', 'dist-legacy'].flatMap((d) => readdirSync(new URL(`${d}/`, FIXTURES)).map((f) => `${d}/${f}`));
 
   it.each(files)('matches node crypto and SHA256SUMS on %s, fed in chunks', (rel) => {
     const bytes = readFileSync(new URL(rel, FIXTURES));

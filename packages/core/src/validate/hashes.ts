@@ -72,8 +72,7 @@ export interface HashValidationOptions {
  */
 export function validateHashes(hashes: unknown, options: HashValidationOptions = {}): HashDigests {
   const fail = (errors: ProblemFieldError[]): never => {
-    const detail =
-      errors.length === 1 ? (errors[0]?.message ?? '') : `The hashes mapping has ${errors.length} problems.`;
+    const detail = errors.length === 1 ? (errors[0]?.message ?? '') : `The hashes mapping has ${errors.length} problems.`;
     throw new ProblemError('invalid-hashes', detail, { errors });
   };
   if (typeof hashes !== 'object' || hashes === null || Array.isArray(hashes)) {

@@ -14,8 +14,7 @@ import { explain, RANGE_PATTERN } from '@renovatebot/pep440';
 const CLAUSE = new RegExp(`^${RANGE_PATTERN}$`, 'i');
 
 export type SpecifierSetCheck =
-  | { readonly ok: true; readonly clauses: readonly string[] }
-  | { readonly ok: false; readonly clause: string; readonly reason: string };
+  { readonly ok: true; readonly clauses: readonly string[] } | { readonly ok: false; readonly clause: string; readonly reason: string };
 
 /** Why one stripped, non-empty clause is not a PEP 440 version specifier, or undefined if it is one. */
 function clauseProblem(clause: string): string | undefined {
@@ -27,7 +26,10 @@ function clauseProblem(clause: string): string | undefined {
       : 'does not start with a comparison operator (~=, ==, !=, <=, >=, <, >, ===)';
   }
   const op = g['operator']!;
-  if (g['legacy'] !== undefined) return op === '===' ? undefined : `has ${JSON.stringify(g['legacy'].slice(0, 50))}, which is not a PEP 440 version (only === takes an arbitrary string)`;
+  if (g['legacy'] !== undefined)
+    return op === '==='
+      ? undefined
+      : `has ${JSON.stringify(g['legacy'].slice(0, 50))}, which is not a PEP 440 version (only === takes an arbitrary string)`;
   const version = explain(g['version']);
   if (!version) return 'is not an operator followed by a PEP 440 version';
   const equality = op === '==' || op === '!=' || op === '===';

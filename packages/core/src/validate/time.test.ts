@@ -16,11 +16,14 @@ describe('formatExpiresAt', () => {
 
   it('property: every formatted date is valid and parses back to the truncated time', () => {
     fc.assert(
-      fc.property(fc.date({ min: new Date('0000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }), (d) => {
-        const s = formatExpiresAt(d);
-        expect(isValidExpiresAt(s)).toBe(true);
-        expect(new Date(s).getTime()).toBe(Math.floor(d.getTime() / 1000) * 1000);
-      }),
+      fc.property(
+        fc.date({ min: new Date('0000-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }),
+        (d) => {
+          const s = formatExpiresAt(d);
+          expect(isValidExpiresAt(s)).toBe(true);
+          expect(new Date(s).getTime()).toBe(Math.floor(d.getTime() / 1000) * 1000);
+        },
+      ),
     );
   });
 });

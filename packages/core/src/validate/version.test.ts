@@ -157,7 +157,15 @@ describe('version properties', () => {
 
 describe('releaseKey', () => {
   it('is equal exactly for PEP 440-equal versions', () => {
-    const groups = [['1.0', '1.0.0', '1', 'v1.0.0.0'], ['1.0.1'], ['1.0a1', '1.0.0-alpha1', '1.0.0a1'], ['1!1.0', '1!1'], ['1.0+local.1', '1.0.0+LOCAL-1'], ['1.10'], ['0.0.0a0', '0a0']];
+    const groups = [
+      ['1.0', '1.0.0', '1', 'v1.0.0.0'],
+      ['1.0.1'],
+      ['1.0a1', '1.0.0-alpha1', '1.0.0a1'],
+      ['1!1.0', '1!1'],
+      ['1.0+local.1', '1.0.0+LOCAL-1'],
+      ['1.10'],
+      ['0.0.0a0', '0a0'],
+    ];
     for (const g of groups) for (const v of g) expect(releaseKey(v)).toBe(releaseKey(g[0]!));
     const keys = groups.map((g) => releaseKey(g[0]!));
     expect(new Set(keys).size).toBe(groups.length);

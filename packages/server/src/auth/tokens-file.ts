@@ -37,7 +37,10 @@ const digest = (token: string) => createHash('sha256').update(token).digest('hex
 
 /** `bob-*` → /^bob-.*$/; every other character is literal. */
 export function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`);
 }
 
@@ -78,7 +81,10 @@ export class TokensFileAuth implements Authenticator, Authorizer, NameRegistrati
    * Reads the tokens file named by `PEP694_TOKENS_FILE`, or else a development token kept in
    * `<dataDir>/dev-token` (created on first start, with access to every project).
    */
-  static fromEnvironment(dataDir: string, env: NodeJS.ProcessEnv = process.env): { auth: TokensFileAuth; devToken?: { token: string; file: string; created: boolean } } {
+  static fromEnvironment(
+    dataDir: string,
+    env: NodeJS.ProcessEnv = process.env,
+  ): { auth: TokensFileAuth; devToken?: { token: string; file: string; created: boolean } } {
     const file = env.PEP694_TOKENS_FILE;
     if (file) return { auth: new TokensFileAuth({ path: file }) };
     mkdirSync(dataDir, { recursive: true });
@@ -89,7 +95,10 @@ export class TokensFileAuth implements Authenticator, Authorizer, NameRegistrati
       created = true;
     }
     const devToken = readFileSync(path, 'utf8').trim();
-    return { auth: new TokensFileAuth({ tokens: [{ token: devToken, principal: 'dev', projects: ['*'] }] }), devToken: { token: devToken, file: path, created } };
+    return {
+      auth: new TokensFileAuth({ tokens: [{ token: devToken, principal: 'dev', projects: ['*'] }] }),
+      devToken: { token: devToken, file: path, created },
+    };
   }
 
   private index(file: TokensFile): void {

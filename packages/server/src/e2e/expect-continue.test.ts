@@ -97,7 +97,17 @@ describe('RFC 9110 §10.1.1 Expect: 100-continue is answered only once the reque
   /** Every route that takes a body, with a body it would accept. */
   const routes = () => [
     { name: 'create a session', url: t.url, body: JSON.stringify({ meta: META, name: 'demo-pkg', version: '9.9' }) },
-    { name: 'create a file', url: session.links['upload']!, body: JSON.stringify({ meta: META, filename: 'demo_pkg-1.0.0.tar.gz', size: 3, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' }) },
+    {
+      name: 'create a file',
+      url: session.links['upload']!,
+      body: JSON.stringify({
+        meta: META,
+        filename: 'demo_pkg-1.0.0.tar.gz',
+        size: 3,
+        hashes: { sha256: '0'.repeat(64) },
+        mechanism: 'http-post-bytes',
+      }),
+    },
     { name: 'publish', url: session.links['publish']!, body: complete },
     { name: 'extend the session', url: session.links['extend']!, body: JSON.stringify({ meta: META, 'extend-for': 60 }) },
     { name: 'complete a file', url: file.links['complete']!, body: complete },
@@ -105,7 +115,15 @@ describe('RFC 9110 §10.1.1 Expect: 100-continue is answered only once the reque
   ];
 
   it('without credentials: 401, and no 100 before it (session API and the http-post-bytes file_url)', async () => {
-    const cases = [...routes().map((r) => ({ ...r, headers: json(undefined) })), { name: 'http-post-bytes file_url', url: file.mechanism.file_url, body: 'some bytes', headers: { 'Content-Type': 'application/octet-stream' } }];
+    const cases = [
+      ...routes().map((r) => ({ ...r, headers: json(undefined) })),
+      {
+        name: 'http-post-bytes file_url',
+        url: file.mechanism.file_url,
+        body: 'some bytes',
+        headers: { 'Content-Type': 'application/octet-stream' },
+      },
+    ];
     for (const c of cases) {
       const res = await exchange(c.url, 'POST', c.headers, c.body);
       expect(res, c.name).toMatchObject({ statusLines: [expect.stringMatching(/^HTTP\/1\.1 401 /)], status: 401 });
@@ -116,8 +134,15 @@ describe('RFC 9110 §10.1.1 Expect: 100-continue is answered only once the reque
   it('with credentials that may not upload to the project: 403, and no 100 before it', async () => {
     // Creating a session is authorized on the project named in its body: that body must be read first.
     const cases = [
-      ...routes().slice(1).map((r) => ({ ...r, headers: json(TEST_TOKENS.carol) })),
-      { name: 'http-post-bytes file_url', url: file.mechanism.file_url, body: 'some bytes', headers: { 'Content-Type': 'application/octet-stream', Authorization: `Bearer ${TEST_TOKENS.carol}` } },
+      ...routes()
+        .slice(1)
+        .map((r) => ({ ...r, headers: json(TEST_TOKENS.carol) })),
+      {
+        name: 'http-post-bytes file_url',
+        url: file.mechanism.file_url,
+        body: 'some bytes',
+        headers: { 'Content-Type': 'application/octet-stream', Authorization: `Bearer ${TEST_TOKENS.carol}` },
+      },
     ];
     for (const c of cases) {
       const res = await exchange(c.url, 'POST', c.headers, c.body);

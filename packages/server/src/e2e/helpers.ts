@@ -23,13 +23,24 @@ export async function createSession(url: string, name = 'demo-pkg', version = '1
   return res.body as { links: Record<string, string>; [k: string]: any };
 }
 
-export async function createFile(session: { links: Record<string, string> }, filename: string, bytes: Uint8Array, token: string = TEST_TOKENS.alice, hashes?: Record<string, string>) {
+export async function createFile(
+  session: { links: Record<string, string> },
+  filename: string,
+  bytes: Uint8Array,
+  token: string = TEST_TOKENS.alice,
+  hashes?: Record<string, string>,
+) {
   const res = await api('POST', session.links.upload!, {
     token,
     body: { meta: META, filename, size: bytes.length, hashes: hashes ?? { sha256: sha256(bytes) }, mechanism: 'http-post-bytes' },
   });
   expect(res.status, JSON.stringify(res.body)).toBe(202);
-  return res.body as { links: Record<string, string>; mechanism: { file_url: string; [k: string]: unknown }; status: string; [k: string]: any };
+  return res.body as {
+    links: Record<string, string>;
+    mechanism: { file_url: string; [k: string]: unknown };
+    status: string;
+    [k: string]: any;
+  };
 }
 
 export async function postBytes(fileSession: { mechanism: { file_url: string } }, bytes: Uint8Array, token: string = TEST_TOKENS.alice) {
@@ -43,7 +54,12 @@ export async function postBytes(fileSession: { mechanism: { file_url: string } }
 }
 
 /** Create, transfer and complete one file; returns the file upload session body after completion. */
-export async function uploadFile(session: { links: Record<string, string> }, filename: string, bytes: Uint8Array, token: string = TEST_TOKENS.alice) {
+export async function uploadFile(
+  session: { links: Record<string, string> },
+  filename: string,
+  bytes: Uint8Array,
+  token: string = TEST_TOKENS.alice,
+) {
   const file = await createFile(session, filename, bytes, token);
   expect(await postBytes(file, bytes, token)).toBeLessThan(300);
   const done = await api('POST', file.links.complete!, { token, body: { meta: META } });

@@ -84,13 +84,26 @@ function walk(dir: string): string[] {
 }
 
 /** A raw request: unlike fetch, the path goes out as written (no dot-segment removal). */
-function raw(method: string, path: string, token: string | null = TEST_TOKENS.alice, body?: string): Promise<{ status: number; type: string | undefined; body: any; text: string }> {
+function raw(
+  method: string,
+  path: string,
+  token: string | null = TEST_TOKENS.alice,
+  body?: string,
+): Promise<{ status: number; type: string | undefined; body: any; text: string }> {
   const { hostname, port } = new URL(t.origin);
   return new Promise((resolveP, reject) => {
-    const req = request({ host: hostname, port, method, path, headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body !== undefined ? { 'content-type': 'application/vnd.pypi.upload.v2+json', 'content-length': String(Buffer.byteLength(body)) } : {}),
-    } });
+    const req = request({
+      host: hostname,
+      port,
+      method,
+      path,
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body !== undefined
+          ? { 'content-type': 'application/vnd.pypi.upload.v2+json', 'content-length': String(Buffer.byteLength(body)) }
+          : {}),
+      },
+    });
     req.on('error', reject);
     req.on('response', (res) => {
       let text = '';
@@ -135,12 +148,17 @@ describe('hostile file names (PEP 694 "Create a File Upload Session": filename M
     }
     // The blob store holds exactly what it held: nothing new, nothing outside its root.
     const after = walk(t.dataDir);
-    expect(after.filter((p) => p.startsWith('blobs/') || p.startsWith('tmp/')).sort()).toEqual(before.filter((p) => p.startsWith('blobs/') || p.startsWith('tmp/')).sort());
+    expect(after.filter((p) => p.startsWith('blobs/') || p.startsWith('tmp/')).sort()).toEqual(
+      before.filter((p) => p.startsWith('blobs/') || p.startsWith('tmp/')).sort(),
+    );
     for (const p of after) {
       expect(p).toMatch(/^(pep694\.sqlite(-wal|-shm)?|tokens\.json|blobs\/(staging|files)\/[A-Za-z0-9_-]{22}|tmp\/[0-9a-f]{32}\.tmp)$/);
     }
     for (const dir of [tmpdir(), resolve(t.dataDir, '..'), t.dataDir]) {
-      expect(readdirSync(dir).filter((n) => n.includes(MARK)), dir).toEqual([]);
+      expect(
+        readdirSync(dir).filter((n) => n.includes(MARK)),
+        dir,
+      ).toEqual([]);
     }
     for (const name of HOSTILE_FILENAMES.filter((n) => n.includes(MARK) && !n.includes('\u0000'))) {
       for (const base of ['blobs/staging', 'blobs/files', 'blobs', 'tmp']) expect(existsSync(resolve(t.dataDir, base, name))).toBe(false);
@@ -184,7 +202,13 @@ describe('hostile IDs and tokens in URLs get 404 problem+json, and a 404 does no
   const otherToken = () => other['session-token'] as string;
   const fileUrlPath = (id: string) => new URL(file.mechanism.file_url).pathname.replace(fileId(), id);
 
-  const createBody = JSON.stringify({ meta: META, filename: 'hostile_target-1.0-py2-none-any.whl', size: 1, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' });
+  const createBody = JSON.stringify({
+    meta: META,
+    filename: 'hostile_target-1.0-py2-none-any.whl',
+    size: 1,
+    hashes: { sha256: '0'.repeat(64) },
+    mechanism: 'http-post-bytes',
+  });
   const metaBody = JSON.stringify({ meta: META });
   const extendBody = JSON.stringify({ meta: META, 'extend-for': 60 });
   type Route = { name: string; method: string; path: (id: string) => string; body?: string; real: () => string };
@@ -224,8 +248,15 @@ describe('hostile IDs and tokens in URLs get 404 problem+json, and a 404 does no
       // Whether the value was a path trick, a near miss or a plausible ID, the answer is one and the same.
       expect([...bodies], route.name).toHaveLength(1);
       // And the real value is served (so these 404s are about the values).
-      const ok = await raw(route.method === 'GET' ? 'GET' : 'GET', route.path(route.real()).replace(/\/(publish|extend|complete)$/, '').replace(/\/files$/, ''));
-      if (route.name !== 'http-post-bytes file_url') expect(ok.status, `${route.name} with the real value: ${ok.text.slice(0, 200)}`).toBe(200);
+      const ok = await raw(
+        route.method === 'GET' ? 'GET' : 'GET',
+        route
+          .path(route.real())
+          .replace(/\/(publish|extend|complete)$/, '')
+          .replace(/\/files$/, ''),
+      );
+      if (route.name !== 'http-post-bytes file_url')
+        expect(ok.status, `${route.name} with the real value: ${ok.text.slice(0, 200)}`).toBe(200);
     }
     tally('fuzz cases', cases);
   });

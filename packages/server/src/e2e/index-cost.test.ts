@@ -86,7 +86,12 @@ async function publishDirectly(store: SessionStore, count: number, version = '0.
       { maxFiles: 1000 },
     );
     if (r.kind !== 'created') throw new Error(r.kind);
-    await store.updateFile(r.file.id, ['pending'], { status: 'completed', blobKey: `blob/${r.file.id}`, coreMetadata: new TextEncoder().encode(`Metadata-Version: 2.1\n${i}`), requiresPython: '>=3.8' });
+    await store.updateFile(r.file.id, ['pending'], {
+      status: 'completed',
+      blobKey: `blob/${r.file.id}`,
+      coreMetadata: new TextEncoder().encode(`Metadata-Version: 2.1\n${i}`),
+      requiresPython: '>=3.8',
+    });
   }
   expect((await store.publish(sessionId, ['open'], now, { defer: false })).kind).toBe('published');
 }

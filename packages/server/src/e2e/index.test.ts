@@ -10,7 +10,20 @@ import { ProjectDetailSchema, ProjectListSchema, readHtml } from '../../../simpl
 import { buildTarGz, buildZip, metadata, WHEEL_FILE } from '../../../dist-validator/src/test-support.js';
 import { ServerConfigSchema } from '../config.js';
 import type { TestServer } from '../testing/index.js';
-import { api, createFile, createSession, fixture, META, postBytes, sha256, SDIST, startServer, TEST_TOKENS, uploadFile, WHEEL } from './helpers.js';
+import {
+  api,
+  createFile,
+  createSession,
+  fixture,
+  META,
+  postBytes,
+  sha256,
+  SDIST,
+  startServer,
+  TEST_TOKENS,
+  uploadFile,
+  WHEEL,
+} from './helpers.js';
 
 const PIP_ACCEPT = 'application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01';
 
@@ -193,13 +206,38 @@ describe('PEP 694 Complete a File Upload Session: invalid artifacts move the fil
       { name: `${dir}/WHEEL`, data: WHEEL_FILE },
     ]);
   const cases: [string, string, () => Promise<Buffer>, string][] = [
-    ['a renamed wheel (1.0.0 bytes as 1.0.1)', 'demo_pkg-1.0.1-py3-none-any.whl', async () => fixture(WHEEL), `the wheel's .dist-info directory is "demo_pkg-1.0.0.dist-info"`],
-    ['a wheel whose METADATA names another project', WHEEL, () => wheelWith('demo_pkg-1.0.0.dist-info', metadata('other', '1.0.0')), 'METADATA says Name "other", the session is for "demo-pkg"'],
+    [
+      'a renamed wheel (1.0.0 bytes as 1.0.1)',
+      'demo_pkg-1.0.1-py3-none-any.whl',
+      async () => fixture(WHEEL),
+      `the wheel's .dist-info directory is "demo_pkg-1.0.0.dist-info"`,
+    ],
+    [
+      'a wheel whose METADATA names another project',
+      WHEEL,
+      () => wheelWith('demo_pkg-1.0.0.dist-info', metadata('other', '1.0.0')),
+      'METADATA says Name "other", the session is for "demo-pkg"',
+    ],
     ['a truncated zip', WHEEL, async () => fixture(WHEEL).subarray(0, 600), 'the wheel is not a readable zip archive'],
-    ['an sdist without PKG-INFO', SDIST, () => buildTarGz([{ name: 'demo_pkg-1.0.0/pyproject.toml', data: '' }]), 'the sdist has no PKG-INFO'],
+    [
+      'an sdist without PKG-INFO',
+      SDIST,
+      () => buildTarGz([{ name: 'demo_pkg-1.0.0/pyproject.toml', data: '' }]),
+      'the sdist has no PKG-INFO',
+    ],
     ['a truncated sdist', SDIST, async () => fixture(SDIST).subarray(0, 300), 'the sdist is not a readable .tar.gz archive'],
-    ['a zip bomb (METADATA inflating to 100 MiB)', WHEEL, () => wheelWith('demo_pkg-1.0.0.dist-info', Buffer.alloc(100 * 1024 * 1024)), 'declares 104857600 bytes'],
-    ['a gzip that is not a tar', SDIST, async () => gzipSync(gunzipSync(fixture(SDIST)).subarray(0, 100)), 'the sdist is not a readable .tar.gz archive'],
+    [
+      'a zip bomb (METADATA inflating to 100 MiB)',
+      WHEEL,
+      () => wheelWith('demo_pkg-1.0.0.dist-info', Buffer.alloc(100 * 1024 * 1024)),
+      'declares 104857600 bytes',
+    ],
+    [
+      'a gzip that is not a tar',
+      SDIST,
+      async () => gzipSync(gunzipSync(fixture(SDIST)).subarray(0, 100)),
+      'the sdist is not a readable .tar.gz archive',
+    ],
   ];
   for (const [name, filename, make, message] of cases) {
     it(name, async () => {
@@ -225,12 +263,20 @@ describe('PEP 694 Complete a File Upload Session: invalid artifacts move the fil
   }
 });
 
-
 describe('config.index', () => {
   it('defaults to /simple/ and /stage/; mounts must not overlap each other or the upload root', () => {
-    expect(ServerConfigSchema.parse({ dataDir: '/d', index: {} }).index).toEqual({ simplePath: '/simple/', stagePath: '/stage/', pageCacheBytes: 32 * 1024 * 1024 });
+    expect(ServerConfigSchema.parse({ dataDir: '/d', index: {} }).index).toEqual({
+      simplePath: '/simple/',
+      stagePath: '/stage/',
+      pageCacheBytes: 32 * 1024 * 1024,
+    });
     expect(ServerConfigSchema.parse({ dataDir: '/d' }).index).toBeUndefined();
-    for (const index of [{ simplePath: '/upload/simple/' }, { stagePath: '/simple/stage/' }, { simplePath: '/x/', stagePath: '/x/' }, { simplePath: '/' }]) {
+    for (const index of [
+      { simplePath: '/upload/simple/' },
+      { stagePath: '/simple/stage/' },
+      { simplePath: '/x/', stagePath: '/x/' },
+      { simplePath: '/' },
+    ]) {
       expect(ServerConfigSchema.safeParse({ dataDir: '/d', index }).success, JSON.stringify(index)).toBe(false);
     }
   });

@@ -51,7 +51,16 @@ describe('PEP 694 Complete a Publishing Session: deferred (202) publishing', () 
   it('a deferred failure moves the session to error with notices; it stays editable and can publish again', async () => {
     let fail = true;
     t = await startServer({
-      publishChecks: [async (_s, files) => (fail ? { ok: false, notices: ['Publishing failed: the scanner flagged a file.'], fileNotices: { [files[0]!.filename]: ['flagged by the scanner'] } } : { ok: true })],
+      publishChecks: [
+        async (_s, files) =>
+          fail
+            ? {
+                ok: false,
+                notices: ['Publishing failed: the scanner flagged a file.'],
+                fileNotices: { [files[0]!.filename]: ['flagged by the scanner'] },
+              }
+            : { ok: true },
+      ],
     });
     const s = await createSession(t.url);
     await uploadFile(s, WHEEL, fixture(WHEEL));

@@ -15,7 +15,15 @@ describe('limits give a clear problem+json', () => {
     const s = await createSession(t.url, 'many-files', '1.0');
     await createFile(s, 'many_files-1.0.tar.gz', Buffer.from('a'));
     await createFile(s, 'many_files-1.0-py3-none-any.whl', Buffer.from('b'));
-    const third = await api('POST', s.links.upload!, { body: { meta: META, filename: 'many_files-1.0-py2-none-any.whl', size: 1, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' } });
+    const third = await api('POST', s.links.upload!, {
+      body: {
+        meta: META,
+        filename: 'many_files-1.0-py2-none-any.whl',
+        size: 1,
+        hashes: { sha256: '0'.repeat(64) },
+        mechanism: 'http-post-bytes',
+      },
+    });
     expect(third.status).toBe(409);
     expect(third.headers.get('content-type')).toBe('application/problem+json');
     expect(third.body.code).toBe('limit-exceeded');

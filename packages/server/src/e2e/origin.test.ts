@@ -89,7 +89,13 @@ function rawExchange(port: number, head: string): Promise<{ status: number; head
 
 /** Every string in a JSON value. */
 const strings = (v: unknown): string[] =>
-  typeof v === 'string' ? [v] : Array.isArray(v) ? v.flatMap(strings) : typeof v === 'object' && v !== null ? Object.values(v).flatMap(strings) : [];
+  typeof v === 'string'
+    ? [v]
+    : Array.isArray(v)
+      ? v.flatMap(strings)
+      : typeof v === 'object' && v !== null
+        ? Object.values(v).flatMap(strings)
+        : [];
 
 const fileBody = (filename: string, bytes: Buffer, extra: Record<string, unknown> = {}) => ({
   meta: META,
@@ -115,7 +121,10 @@ describe('PEP 694 links on a trusted origin (issue #21 finding 5)', () => {
     // bob's project; alice may upload to every project, so she is bob's co-publisher.
     const session = await createSession(t.url, 'bob-forged', '1.0.0', bob);
     const bytes = Buffer.from('forged host');
-    const forged = await viaHost('POST', session.links.upload!, ATTACKER, { token: alice, body: fileBody('bob_forged-1.0.0.tar.gz', bytes) });
+    const forged = await viaHost('POST', session.links.upload!, ATTACKER, {
+      token: alice,
+      body: fileBody('bob_forged-1.0.0.tar.gz', bytes),
+    });
     expect(forged.status).toBe(421);
     expect(forged.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(forged.body.code).toBe('misdirected-request');
@@ -136,19 +145,26 @@ describe('PEP 694 links on a trusted origin (issue #21 finding 5)', () => {
     // localhost:<port> and 127.0.0.1:<port> are both this index (the bound loopback address).
     const session = await createSession(t.url, 'bob-two-hosts', '1.0.0', bob);
     const bytes = Buffer.from('two hosts');
-    const created = await viaHost('POST', session.links.upload!, `localhost:${port}`, { token: alice, body: fileBody('bob_two_hosts-1.0.0.tar.gz', bytes) });
+    const created = await viaHost('POST', session.links.upload!, `localhost:${port}`, {
+      token: alice,
+      body: fileBody('bob_two_hosts-1.0.0.tar.gz', bytes),
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(202);
     expect(created.body.mechanism.file_url).toMatch(new RegExp(`^http://localhost:${port}/upload/mechanisms/http-post-bytes/files/`));
     expect(created.headers.location).toMatch(new RegExp(`^http://localhost:${port}/`));
 
     // The row holds no origin at all.
     const db = new Database(join(t.dataDir, 'pep694.sqlite'), { readonly: true });
-    const row = db.prepare('SELECT instructions FROM files WHERE filename = ?').get('bob_two_hosts-1.0.0.tar.gz') as { instructions: string };
+    const row = db.prepare('SELECT instructions FROM files WHERE filename = ?').get('bob_two_hosts-1.0.0.tar.gz') as {
+      instructions: string;
+    };
     db.close();
     expect(row.instructions).not.toMatch(/https?:|localhost|127\.0\.0\.1/);
 
     // bob reads it on 127.0.0.1 and gets URLs there, which work with his own token.
-    const read = await api('GET', created.body.links['file-upload-session'].replace(`localhost:${port}`, `127.0.0.1:${port}`), { token: bob });
+    const read = await api('GET', created.body.links['file-upload-session'].replace(`localhost:${port}`, `127.0.0.1:${port}`), {
+      token: bob,
+    });
     expect(read.status).toBe(200);
     expect(read.body.mechanism.file_url).toBe(created.body.mechanism.file_url.replace(`localhost:${port}`, `127.0.0.1:${port}`));
     expect(read.body.links['file-upload-session'].startsWith(`${trusted}/`)).toBe(true);
@@ -198,7 +214,10 @@ describe('PEP 694 links on a trusted origin (issue #21 finding 5)', () => {
     const path = new URL(session.links.session!).pathname;
     for (const [headers, what, status] of cases) {
       for (const target of [path, '/simple/', '/upload/mechanisms/http-post-bytes/files/x', `/stage/${session['session-token']}/`]) {
-        const res = await rawExchange(port, `GET ${target} HTTP/1.1\r\n${headers}Authorization: Bearer ${alice}\r\nConnection: close\r\n\r\n`);
+        const res = await rawExchange(
+          port,
+          `GET ${target} HTTP/1.1\r\n${headers}Authorization: Bearer ${alice}\r\nConnection: close\r\n\r\n`,
+        );
         expect(res.status, `${what} ${target}`).toBe(status);
         expect(JSON.parse(res.text).code, `${what} ${target}`).toBe(status === 421 ? 'misdirected-request' : 'malformed-request');
         expect(res.text).not.toContain(session.links.session);
@@ -210,7 +229,10 @@ describe('PEP 694 links on a trusted origin (issue #21 finding 5)', () => {
     expect(JSON.parse(noHost.text).code).toBe('malformed-request');
     // Served names, in either case, with or without the port they are bound to.
     for (const host of [`127.0.0.1:${port}`, `LOCALHOST:${port}`, `localhost:${port}`]) {
-      const ok = await rawExchange(port, `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${alice}\r\nConnection: close\r\n\r\n`);
+      const ok = await rawExchange(
+        port,
+        `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${alice}\r\nConnection: close\r\n\r\n`,
+      );
       expect(ok.status, host).toBe(200);
       expect(JSON.parse(ok.text).links.session).toBe(`http://${host.toLowerCase()}${path}`);
     }
@@ -228,10 +250,18 @@ describe('RFC 9112 §3.2.2 absolute-form request targets (issue #21 low finding 
   afterAll(() => t.close());
 
   it('an absolute-form target on a host not served is refused, never echoed into Location', async () => {
-    const cases = ['GET http://evil.example/simple HTTP/1.1', 'GET http://evil.example/stage/x HTTP/1.1', 'POST http://evil.example/upload/ HTTP/1.1', 'GET HTTP://EVIL.EXAMPLE HTTP/1.1'];
+    const cases = [
+      'GET http://evil.example/simple HTTP/1.1',
+      'GET http://evil.example/stage/x HTTP/1.1',
+      'POST http://evil.example/upload/ HTTP/1.1',
+      'GET HTTP://EVIL.EXAMPLE HTTP/1.1',
+    ];
     for (const line of cases) {
       // The Host header names the index: the target's authority replaces it, and is refused.
-      const res = await rawExchange(port, `${line}\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${alice}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`);
+      const res = await rawExchange(
+        port,
+        `${line}\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${alice}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+      );
       expect(res.status, line).toBe(421);
       expect(res.headers['location'], line).toBeUndefined();
       expect(JSON.parse(res.text).code).toBe('misdirected-request');
@@ -242,10 +272,16 @@ describe('RFC 9112 §3.2.2 absolute-form request targets (issue #21 low finding 
   it('an absolute-form target on a served host is answered as its path: redirects and links carry no authority from the request line', async () => {
     // The trailing-slash redirect of the index (PEP 503), with a Host header that is not served:
     // the target's authority replaces it (and is allowed).
-    const redirect = await rawExchange(port, `GET http://127.0.0.1:${port}/simple HTTP/1.1\r\nHost: ${ATTACKER}\r\nConnection: close\r\n\r\n`);
+    const redirect = await rawExchange(
+      port,
+      `GET http://127.0.0.1:${port}/simple HTTP/1.1\r\nHost: ${ATTACKER}\r\nConnection: close\r\n\r\n`,
+    );
     expect(redirect.status).toBe(301);
     expect(redirect.headers['location']).toBe('/simple/');
-    const project = await rawExchange(port, `GET http://localhost:${port}/simple/Demo_Pkg HTTP/1.1\r\nHost: localhost:${port}\r\nConnection: close\r\n\r\n`);
+    const project = await rawExchange(
+      port,
+      `GET http://localhost:${port}/simple/Demo_Pkg HTTP/1.1\r\nHost: localhost:${port}\r\nConnection: close\r\n\r\n`,
+    );
     expect(project.status).toBe(301);
     expect(project.headers['location']).toBe('/simple/demo-pkg/');
 
@@ -282,7 +318,9 @@ describe('configured origins', () => {
     const created = await viaHost('POST', t.url, ATTACKER, { body: { meta: META, name: 'public-url', version: '1.0.0' } });
     expect(created.status).toBe(201);
     expect(created.headers.location).toMatch(/^https:\/\/upload\.example\.org\/pypi\/upload\/sessions\//);
-    const file = await viaHost('POST', created.body.links.upload.replace('https://upload.example.org/pypi', t.origin), ATTACKER, { body: fileBody('public_url-1.0.0.tar.gz', Buffer.from('x')) });
+    const file = await viaHost('POST', created.body.links.upload.replace('https://upload.example.org/pypi', t.origin), ATTACKER, {
+      body: fileBody('public_url-1.0.0.tar.gz', Buffer.from('x')),
+    });
     expect(file.status).toBe(202);
     expect(file.body.mechanism.file_url).toMatch(/^https:\/\/upload\.example\.org\/pypi\/upload\/mechanisms\/http-post-bytes\/files\//);
     expect(JSON.stringify([created, file])).not.toContain('attacker');
@@ -291,10 +329,14 @@ describe('configured origins', () => {
   it('allowedHosts: only those (a name alone: any port), also with publicUrl', async () => {
     t = await startServer({ config: { allowedHosts: ['upload.internal', `LocalHost:1`] } });
     const port = Number(new URL(t.origin).port);
-    const served = await viaHost('POST', t.url, `upload.internal:${port}`, { body: { meta: META, name: 'allowed-hosts', version: '1.0.0' } });
+    const served = await viaHost('POST', t.url, `upload.internal:${port}`, {
+      body: { meta: META, name: 'allowed-hosts', version: '1.0.0' },
+    });
     expect(served.status).toBe(201);
     expect(served.body.links.session).toMatch(new RegExp(`^http://upload\\.internal:${port}/upload/sessions/`));
-    expect((await viaHost('GET', served.body.links.session.replace(`upload.internal:${port}`, `127.0.0.1:${port}`), `upload.internal`)).status).toBe(200);
+    expect(
+      (await viaHost('GET', served.body.links.session.replace(`upload.internal:${port}`, `127.0.0.1:${port}`), `upload.internal`)).status,
+    ).toBe(200);
     // The bound address itself is not served once the operator lists what is.
     expect((await viaHost('GET', t.url, `127.0.0.1:${port}`)).status).toBe(421);
     expect((await viaHost('GET', t.url, `localhost:${port}`)).status).toBe(421);
@@ -306,11 +348,15 @@ describe('configured origins', () => {
     expect(ok.body.links.session).toMatch(/^https:\/\/upload\.example\.org\/upload\/sessions\//);
   });
 
-  it('an app served by another HTTP server than listen()\'s gets the same guard', async () => {
+  it("an app served by another HTTP server than listen()'s gets the same guard", async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'pep694-origin-'));
     const auth = new TokensFileAuth({ tokens: [{ token: alice, principal: 'alice', projects: ['*'] }] });
     const serve = async (config: Partial<ServerConfigInput>) => {
-      const pep694 = await createServer({ config: { dataDir, reaperInterval: 0, index: {}, ...config }, auth: { authenticator: auth, authorizer: auth, names: auth }, logger: pino({ level: 'silent' }) });
+      const pep694 = await createServer({
+        config: { dataDir, reaperInterval: 0, index: {}, ...config },
+        auth: { authenticator: auth, authorizer: auth, names: auth },
+        logger: pino({ level: 'silent' }),
+      });
       const http = createHttpServer(pep694.app);
       await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
       const port = (http.address() as AddressInfo).port;
@@ -319,16 +365,25 @@ describe('configured origins', () => {
     try {
       // Nothing configured and listen() never called: nothing is served, and the answer says why.
       let s = await serve({});
-      const refused = await rawExchange(s.port, `GET /upload/sessions/x HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nConnection: close\r\n\r\n`);
+      const refused = await rawExchange(
+        s.port,
+        `GET /upload/sessions/x HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nConnection: close\r\n\r\n`,
+      );
       expect(refused.status).toBe(421);
       expect(JSON.parse(refused.text).detail).toMatch(/its operator must set publicUrl or allowedHosts/);
       await s.close();
       // Express handles the absolute-form target itself; its authority is still checked, and the
       // redirect still carries only the path.
       s = await serve({ allowedHosts: ['127.0.0.1'] });
-      const evil = await rawExchange(s.port, `GET http://evil.example/simple HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nConnection: close\r\n\r\n`);
+      const evil = await rawExchange(
+        s.port,
+        `GET http://evil.example/simple HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nConnection: close\r\n\r\n`,
+      );
       expect(evil.status).toBe(421);
-      const ok = await rawExchange(s.port, `GET http://127.0.0.1:${s.port}/simple HTTP/1.1\r\nHost: ${ATTACKER}\r\nConnection: close\r\n\r\n`);
+      const ok = await rawExchange(
+        s.port,
+        `GET http://127.0.0.1:${s.port}/simple HTTP/1.1\r\nHost: ${ATTACKER}\r\nConnection: close\r\n\r\n`,
+      );
       expect(ok.status).toBe(301);
       expect(ok.headers['location']).toBe('/simple/');
       await s.close();

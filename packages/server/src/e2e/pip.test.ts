@@ -30,7 +30,9 @@ function pythonEnv(): NodeJS.ProcessEnv {
 
 function pipAvailable(): string | undefined {
   try {
-    return execFileSync(PYTHON, ['-m', 'pip', '--version'], { env: pythonEnv(), stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim();
+    return execFileSync(PYTHON, ['-m', 'pip', '--version'], { env: pythonEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+      .toString()
+      .trim();
   } catch {
     return undefined;
   }
@@ -44,7 +46,8 @@ const hatchling = (() => {
     return false;
   }
 })();
-if (!pipVersion) console.warn(`pip tests skipped: "${PYTHON} -m pip --version" failed; install python3-pip and python3-venv (see .ci/apt-packages).`);
+if (!pipVersion)
+  console.warn(`pip tests skipped: "${PYTHON} -m pip --version" failed; install python3-pip and python3-venv (see .ci/apt-packages).`);
 
 const work = mkdtempSync(join(tmpdir(), 'pep694-pip-'));
 let t: TestServer | undefined;
@@ -62,7 +65,22 @@ async function venv(name: string, opts: { systemSitePackages?: boolean } = {}): 
 
 /** `pip install` into a venv; returns pip's output, printed so the run shows what pip did. */
 async function pipInstall(python: string, indexUrl: string, ...args: string[]): Promise<string> {
-  const argv = ['-m', 'pip', 'install', '--isolated', '--no-cache-dir', '--disable-pip-version-check', '--no-input', '--progress-bar', 'off', '--timeout', '30', '--index-url', indexUrl, ...args];
+  const argv = [
+    '-m',
+    'pip',
+    'install',
+    '--isolated',
+    '--no-cache-dir',
+    '--disable-pip-version-check',
+    '--no-input',
+    '--progress-bar',
+    'off',
+    '--timeout',
+    '30',
+    '--index-url',
+    indexUrl,
+    ...args,
+  ];
   try {
     const { stdout, stderr } = await run(python, argv, { env: pythonEnv(), timeout: 120_000 });
     const out = `${stdout}${stderr}`;
@@ -109,12 +127,16 @@ describe.skipIf(!pipVersion)(`PEP 694 Staged Previews with the real pip (${pipVe
     expect(await hello(published)).toBe('hello from demo-pkg 1.0.0');
   }, 240_000);
 
-  it.skipIf(!hatchling)('pip builds and installs the staged sdist (offline: --no-build-isolation with the system hatchling)', async () => {
-    const { stage } = await stagedRelease();
-    const python = await venv('stage-sdist', { systemSitePackages: true });
-    const out = await pipInstall(python, stage, '--no-binary', 'demo-pkg', '--no-build-isolation', 'demo-pkg');
-    expect(out).toContain(SDIST);
-    expect(out).toContain('Successfully installed demo-pkg-1.0.0');
-    expect(await hello(python)).toBe('hello from demo-pkg 1.0.0');
-  }, 240_000);
+  it.skipIf(!hatchling)(
+    'pip builds and installs the staged sdist (offline: --no-build-isolation with the system hatchling)',
+    async () => {
+      const { stage } = await stagedRelease();
+      const python = await venv('stage-sdist', { systemSitePackages: true });
+      const out = await pipInstall(python, stage, '--no-binary', 'demo-pkg', '--no-build-isolation', 'demo-pkg');
+      expect(out).toContain(SDIST);
+      expect(out).toContain('Successfully installed demo-pkg-1.0.0');
+      expect(await hello(python)).toBe('hello from demo-pkg 1.0.0');
+    },
+    240_000,
+  );
 });

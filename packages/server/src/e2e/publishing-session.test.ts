@@ -62,10 +62,16 @@ describe('PEP 694 Content Types', () => {
     expect(res.body.code).toBe('api-version-mismatch');
   });
   it('negotiates Accept: an unsupported version gets 406, wildcards and q-values work', async () => {
-    const bad = await api('POST', t.url, { accept: 'application/vnd.pypi.upload.v3+json', body: { meta: META, name: 'acc', version: '1' } });
+    const bad = await api('POST', t.url, {
+      accept: 'application/vnd.pypi.upload.v3+json',
+      body: { meta: META, name: 'acc', version: '1' },
+    });
     expect(bad.status).toBe(406);
     expect(bad.body.code).toBe('not-acceptable');
-    const ok = await api('POST', t.url, { accept: 'application/vnd.pypi.upload.v3+json, */*;q=0.1', body: { meta: META, name: 'acc', version: '1' } });
+    const ok = await api('POST', t.url, {
+      accept: 'application/vnd.pypi.upload.v3+json, */*;q=0.1',
+      body: { meta: META, name: 'acc', version: '1' },
+    });
     expect(ok.status).toBe(201);
   });
   it('malformed JSON and non-UTF-8 bodies get 400 problem+json', async () => {
@@ -106,7 +112,11 @@ describe('PEP 694 Authentication and Authorization', () => {
   });
   it('accepts Basic with user __token__ (what twine sends)', async () => {
     const basic = Buffer.from(`__token__:${TEST_TOKENS.alice}`).toString('base64');
-    const res = await api('POST', t.url, { token: null, headers: { authorization: `Basic ${basic}` }, body: { meta: META, name: 'basic-auth', version: '1' } });
+    const res = await api('POST', t.url, {
+      token: null,
+      headers: { authorization: `Basic ${basic}` },
+      body: { meta: META, name: 'basic-auth', version: '1' },
+    });
     expect(res.status).toBe(201);
   });
   it('403 for a principal without permission', async () => {
@@ -163,7 +173,9 @@ describe('PEP 694 Multiple Session Creation Requests', () => {
     expect(second.headers.get('location')).toBe(first.links.session);
   });
   it('20 simultaneous creates give exactly one 201 and 19 409s pointing at the winner', async () => {
-    const results = await Promise.all(Array.from({ length: 20 }, () => api('POST', t.url, { body: { meta: META, name: 'racy', version: '1.0' } })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => api('POST', t.url, { body: { meta: META, name: 'racy', version: '1.0' } })),
+    );
     const created = results.filter((r) => r.status === 201);
     const conflicts = results.filter((r) => r.status === 409);
     expect(created).toHaveLength(1);
@@ -196,7 +208,9 @@ describe('PEP 694 Create a Publishing Session: first-release name reservation', 
     expect(await store.isPublishedProject('fresh-name')).toBe(true);
   });
   it('the name-registration policy decides who may register a new name', async () => {
-    expect((await api('POST', t.url, { token: TEST_TOKENS.bob, body: { meta: META, name: 'bob-new-thing', version: '1' } })).status).toBe(201);
+    expect((await api('POST', t.url, { token: TEST_TOKENS.bob, body: { meta: META, name: 'bob-new-thing', version: '1' } })).status).toBe(
+      201,
+    );
     const res = await api('POST', t.url, { token: TEST_TOKENS.bob, body: { meta: META, name: 'alices-new-thing', version: '1' } });
     expect(res.status).toBe(403);
     expect(res.body.detail).toMatch(/register/);
@@ -254,7 +268,9 @@ describe('PEP 694 Complete a Publishing Session', () => {
   it('a published session cannot change any more', async () => {
     const s = await createSession(t.url, 'frozen', '1.0');
     await api('POST', s.links.publish!, { body: { meta: META } });
-    const upload = await api('POST', s.links.upload!, { body: { meta: META, filename: 'frozen-1.0.tar.gz', size: 1, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' } });
+    const upload = await api('POST', s.links.upload!, {
+      body: { meta: META, filename: 'frozen-1.0.tar.gz', size: 1, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' },
+    });
     expect(upload.status).toBe(409);
     expect(upload.body.code).toBe('session-not-editable');
     expect((await api('DELETE', s.links.session!)).status).toBe(409);
@@ -293,7 +309,15 @@ describe('PEP 694 File Upload Session', () => {
   it('create: 202 with Retry-After, Location, the mechanism map, and the file in the session', async () => {
     const s = await createSession(t.url, 'files-one', '1.0');
     const bytes = Buffer.from('abc');
-    const res = await api('POST', s.links.upload!, { body: { meta: META, filename: 'files_one-1.0.tar.gz', size: 3, hashes: { sha256: (await import('./helpers.js')).sha256(bytes) }, mechanism: 'http-post-bytes' } });
+    const res = await api('POST', s.links.upload!, {
+      body: {
+        meta: META,
+        filename: 'files_one-1.0.tar.gz',
+        size: 3,
+        hashes: { sha256: (await import('./helpers.js')).sha256(bytes) },
+        mechanism: 'http-post-bytes',
+      },
+    });
     expect(res.status).toBe(202);
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
     const body = FileUploadSessionResponseSchema.parse(res.body);
@@ -314,20 +338,40 @@ describe('PEP 694 File Upload Session', () => {
     ['files_two-1.0.tar.gz', { md5: '0'.repeat(32) }, 'invalid-hashes', 400],
     ['files_two-1.0.tar.gz', { sha256: 'xyz' }, 'invalid-hashes', 400],
   ])('refuses %s with %j: %s', async (filename, hashes, code, status) => {
-    const s = await createSession(t.url, 'files-two', `1.0`).catch(async () => (await api('GET', (await api('POST', t.url, { body: { meta: META, name: 'files-two', version: '1.0' } })).headers.get('location')!)).body);
+    const s = await createSession(t.url, 'files-two', `1.0`).catch(
+      async () =>
+        (await api('GET', (await api('POST', t.url, { body: { meta: META, name: 'files-two', version: '1.0' } })).headers.get('location')!))
+          .body,
+    );
     const res = await api('POST', s.links.upload, { body: { meta: META, filename, size: 10, hashes, mechanism: 'http-post-bytes' } });
     expect(res.status).toBe(status);
     expect(res.body.code).toBe(code);
   });
   it('PEP 694: an unsupported mechanism MUST get 422', async () => {
     const s = await createSession(t.url, 'files-three', '1.0');
-    const res = await api('POST', s.links.upload!, { body: { meta: META, filename: 'files_three-1.0.tar.gz', size: 10, hashes: { sha256: '0'.repeat(64) }, mechanism: 'vnd-nobody-nothing' } });
+    const res = await api('POST', s.links.upload!, {
+      body: {
+        meta: META,
+        filename: 'files_three-1.0.tar.gz',
+        size: 10,
+        hashes: { sha256: '0'.repeat(64) },
+        mechanism: 'vnd-nobody-nothing',
+      },
+    });
     expect(res.status).toBe(422);
     expect(res.body.code).toBe('mechanism-unsupported');
   });
   it('a file larger than the limit cannot proceed: 409', async () => {
     const s = await createSession(t.url, 'files-four', '1.0');
-    const res = await api('POST', s.links.upload!, { body: { meta: META, filename: 'files_four-1.0.tar.gz', size: 10 * 1024 ** 4, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' } });
+    const res = await api('POST', s.links.upload!, {
+      body: {
+        meta: META,
+        filename: 'files_four-1.0.tar.gz',
+        size: 10 * 1024 ** 4,
+        hashes: { sha256: '0'.repeat(64) },
+        mechanism: 'http-post-bytes',
+      },
+    });
     expect(res.status).toBe(409);
     expect(res.body.code).toBe('limit-exceeded');
   });
@@ -335,7 +379,9 @@ describe('PEP 694 File Upload Session', () => {
     const s = await createSession(t.url, 'replace-me', '1.0');
     const name = 'replace_me-1.0.tar.gz';
     const first = await createFile(s, name, Buffer.from('one'));
-    const again = await api('POST', s.links.upload!, { body: { meta: META, filename: name, size: 3, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' } });
+    const again = await api('POST', s.links.upload!, {
+      body: { meta: META, filename: name, size: 3, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' },
+    });
     expect(again.status).toBe(409);
     expect(again.body.code).toBe('file-exists');
     expect(again.headers.get('location')).toBe(first.links['file-upload-session']);
@@ -352,7 +398,9 @@ describe('PEP 694 File Upload Session', () => {
     await uploadFile(s, 'pub_once-1.0.tar.gz', Buffer.from('v1'));
     expect((await api('POST', s.links.publish!, { body: { meta: META } })).status).toBe(201);
     const s2 = await createSession(t.url, 'pub-once', '1.0');
-    const res = await api('POST', s2.links.upload!, { body: { meta: META, filename: 'pub_once-1.0.tar.gz', size: 2, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' } });
+    const res = await api('POST', s2.links.upload!, {
+      body: { meta: META, filename: 'pub_once-1.0.tar.gz', size: 2, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' },
+    });
     expect(res.status).toBe(409);
     expect(res.body.code).toBe('file-already-published');
   });

@@ -14,7 +14,10 @@ afterEach(async () => {
 
 const GiB = 1024 ** 3;
 const declare = (session: { links: Record<string, string> }, filename: string, size: number, token: string = TEST_TOKENS.alice) =>
-  api('POST', session.links.upload!, { token, body: { meta: META, filename, size, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' } });
+  api('POST', session.links.upload!, {
+    token,
+    body: { meta: META, filename, size, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' },
+  });
 
 describe('quota on staged bytes (PEP 694 "Create a File Upload Session": quota checks, 409 when the upload cannot proceed)', () => {
   it('the finding: file sessions declaring 2 GiB each stop at the default 10 GiB quota', async () => {
@@ -77,7 +80,9 @@ describe('new project names per principal (PEP 694 "Name squatting potential": r
     const retryAfter = Number(third.headers.get('retry-after'));
     expect(Number.isInteger(retryAfter) && retryAfter > 590 && retryAfter <= 600).toBe(true);
     expect(third.body).toMatchObject({ code: 'rate-limited', limit: 2, registered: 1, reserved: 1 });
-    expect(third.body.detail).toMatch(/at most 2 new project names per 600 s; you registered 1 in that time and your live sessions reserve 1/);
+    expect(third.body.detail).toMatch(
+      /at most 2 new project names per 600 s; you registered 1 in that time and your live sessions reserve 1/,
+    );
 
     // A new release of a registered name is no new name; another principal has its own allowance.
     await createSession(t.url, 'squat-1', '1.0');

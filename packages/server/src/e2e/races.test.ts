@@ -70,7 +70,10 @@ describe('races (PEP 694 state tables hold under concurrency)', () => {
       const bytes = Buffer.from(`bytes of round ${i}`);
       const f = await createFile(s, name, bytes);
       expect(await postBytes(f, bytes)).toBe(204);
-      const [done, del] = await Promise.all([api('POST', f.links.complete!, { body: { meta: META } }), api('DELETE', f.links['file-upload-session']!)]);
+      const [done, del] = await Promise.all([
+        api('POST', f.links.complete!, { body: { meta: META } }),
+        api('DELETE', f.links['file-upload-session']!),
+      ]);
       expect(done.status, JSON.stringify(done.body)).toBeLessThan(500);
       expect(del.status, JSON.stringify(del.body)).toBe(204);
       const status = (await api('GET', f.links['file-upload-session']!)).body.status;
@@ -85,7 +88,10 @@ describe('races (PEP 694 state tables hold under concurrency)', () => {
     for (let i = 0; i < ROUNDS; i++) {
       const s = await createSession(t.url, 'race-publish-delete', `2.${i}`);
       const f = await uploadFile(s, `race_publish_delete-2.${i}.tar.gz`, Buffer.from(`round ${i}`));
-      const [pub, del] = await Promise.all([api('POST', s.links.publish!, { body: { meta: META } }), api('DELETE', f.links['file-upload-session']!)]);
+      const [pub, del] = await Promise.all([
+        api('POST', s.links.publish!, { body: { meta: META } }),
+        api('DELETE', f.links['file-upload-session']!),
+      ]);
       expect(pub.status, JSON.stringify(pub.body)).toBe(201);
       expect(del.status, JSON.stringify(del.body)).toBeLessThan(500);
       const published = (await store.listPublishedFiles('race-publish-delete')).some((p) => p.version === `2.${i}`);
@@ -97,7 +103,13 @@ describe('races (PEP 694 state tables hold under concurrency)', () => {
   });
   it('N concurrent file sessions for one filename: exactly one is created', async () => {
     const s = await createSession(t.url, 'race-same-file', '1.0');
-    const body = { meta: META, filename: 'race_same_file-1.0.tar.gz', size: 3, hashes: { sha256: '0'.repeat(64) }, mechanism: 'http-post-bytes' };
+    const body = {
+      meta: META,
+      filename: 'race_same_file-1.0.tar.gz',
+      size: 3,
+      hashes: { sha256: '0'.repeat(64) },
+      mechanism: 'http-post-bytes',
+    };
     const results = await Promise.all(Array.from({ length: 12 }, () => api('POST', s.links.upload!, { body })));
     expect(results.filter((r) => r.status === 202)).toHaveLength(1);
     for (const r of results.filter((x) => x.status !== 202)) {
@@ -107,7 +119,9 @@ describe('races (PEP 694 state tables hold under concurrency)', () => {
     tally('races run');
   });
   it('PEP 694 "Multiple Session Creation Requests": 24 simultaneous creates of one release give one 201 and 409s pointing at it', async () => {
-    const results = await Promise.all(Array.from({ length: 24 }, () => api('POST', t.url, { body: { meta: META, name: 'race-create', version: '1.0' } })));
+    const results = await Promise.all(
+      Array.from({ length: 24 }, () => api('POST', t.url, { body: { meta: META, name: 'race-create', version: '1.0' } })),
+    );
     for (const r of results) expect(r.status, JSON.stringify(r.body)).toBeLessThan(500);
     const created = results.filter((r) => r.status === 201);
     expect(created).toHaveLength(1);
@@ -186,7 +200,9 @@ describe('races (PEP 694 state tables hold under concurrency)', () => {
         if (joined.status !== 409) return { joined };
         const session = joined.headers.get('location')!;
         const upload = session.replace(/\/?$/, '/files');
-        const created = await api('POST', upload, { body: { meta: META, filename: x, size: bBytes.length, hashes: { sha256: sha256(bBytes) }, mechanism: 'http-post-bytes' } });
+        const created = await api('POST', upload, {
+          body: { meta: META, filename: x, size: bBytes.length, hashes: { sha256: sha256(bBytes) }, mechanism: 'http-post-bytes' },
+        });
         if (created.status !== 202) return { joined, created };
         const sent = await postBytes(created.body, bBytes);
         const done = await api('POST', created.body.links.complete, { body: { meta: META } });

@@ -23,7 +23,10 @@ let t: TestServer;
 beforeAll(async () => {
   const httpPostBytes = (await import('@pep694/mechanism-http-post-bytes')).default;
   // minRate 0: the upload cases here test the host's requestTimeout; the minimum rate has its own case.
-  t = await startServer({ config: { limits: LIMITS }, mechanisms: [{ plugin: httpPostBytes, options: { idleTimeout: IDLE, minRate: 0 } }] });
+  t = await startServer({
+    config: { limits: LIMITS },
+    mechanisms: [{ plugin: httpPostBytes, options: { idleTimeout: IDLE, minRate: 0 } }],
+  });
 });
 afterAll(async () => t.close());
 
@@ -93,7 +96,10 @@ const auth = `Authorization: Bearer ${TEST_TOKENS.alice}\r\n`;
 
 describe('slow clients are cut off at the configured limits, and do not starve others', () => {
   it('slowloris headers (one byte every 150 ms): 408 once headersTimeout passes, socket closed', async () => {
-    const { result } = slowClient(`GET /upload/ HTTP/1.1\r\nHost: ${host()}\r\n`, 'X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n');
+    const { result } = slowClient(
+      `GET /upload/ HTTP/1.1\r\nHost: ${host()}\r\n`,
+      'X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n',
+    );
     const r = await result;
     expect(r.closedByServer, 'the server never closed a connection whose headers never ended').toBe(true);
     expect(r.received).toMatch(/^HTTP\/1\.1 408 /);
@@ -151,16 +157,23 @@ describe('slow clients are cut off at the configured limits, and do not starve o
     await until(async () => (await api('GET', f.links['file-upload-session']!)).body.meta?._pep694?.['bytes-received'] === 0, HANG);
     const status = await api('GET', f.links['file-upload-session']!);
     expect(status.body.status).toBe('pending');
-    const res = await fetch(f.mechanism.file_url, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKENS.alice}`, 'content-type': 'application/octet-stream' }, body: bytes });
+    const res = await fetch(f.mechanism.file_url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_TOKENS.alice}`, 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
     expect(res.status).toBeLessThan(300);
     expect((await api('POST', f.links.complete!, { body: { meta: META } })).status).toBe(201);
     tally('exhaustion cases');
   });
 
-  it('a trickled upload body under the mechanism\'s minimum rate is stopped (408) long before requestTimeout, and the file can be sent again', async () => {
+  it("a trickled upload body under the mechanism's minimum rate is stopped (408) long before requestTimeout, and the file can be sent again", async () => {
     const httpPostBytes = (await import('@pep694/mechanism-http-post-bytes')).default;
     // The default minRate (1024 bytes/s over each idleTimeout window); a requestTimeout far away.
-    const srv = await startServer({ config: { limits: { ...LIMITS, requestTimeout: 600_000 } }, mechanisms: [{ plugin: httpPostBytes, options: { idleTimeout: IDLE } }] });
+    const srv = await startServer({
+      config: { limits: { ...LIMITS, requestTimeout: 600_000 } },
+      mechanisms: [{ plugin: httpPostBytes, options: { idleTimeout: IDLE } }],
+    });
     try {
       const s = await createSession(srv.url, 'slow-rate', '1.0');
       const bytes = Buffer.alloc(64 * 1024, 7);
@@ -177,7 +190,11 @@ describe('slow clients are cut off at the configured limits, and do not starve o
       expect(r.received).toMatch(/Fewer than 819 bytes arrived in 0\.8 s/);
       const status = await api('GET', f.links['file-upload-session']!);
       expect(status.body.status).toBe('pending');
-      const res = await fetch(f.mechanism.file_url, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKENS.alice}`, 'content-type': 'application/octet-stream' }, body: bytes });
+      const res = await fetch(f.mechanism.file_url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_TOKENS.alice}`, 'content-type': 'application/octet-stream' },
+        body: bytes,
+      });
       expect(res.status).toBeLessThan(300);
       expect((await api('POST', f.links.complete!, { body: { meta: META } })).status).toBe(201);
       tally('exhaustion cases');
@@ -212,7 +229,11 @@ describe('slow clients are cut off at the configured limits, and do not starve o
               wide.url,
             );
           default:
-            return slowClient(`POST ${uploads.pop()} HTTP/1.1\r\nHost: ${host()}\r\n${auth}Content-Type: application/octet-stream\r\nContent-Length: 1024\r\n\r\n`, 'zzzz', wide.url);
+            return slowClient(
+              `POST ${uploads.pop()} HTTP/1.1\r\nHost: ${host()}\r\n${auth}Content-Type: application/octet-stream\r\nContent-Length: 1024\r\n\r\n`,
+              'zzzz',
+              wide.url,
+            );
         }
       });
       const count = () => new Promise<number>((resolve, reject) => wide.http.getConnections((err, n) => (err ? reject(err) : resolve(n))));

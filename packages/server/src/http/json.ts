@@ -6,13 +6,7 @@
  * Not a global body parser: mechanism routes need the raw request stream.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  checkApiVersion,
-  parseBody,
-  parseUploadContentType,
-  ProblemError,
-  UPLOAD_V2_JSON,
-} from '@pep694/core';
+import { checkApiVersion, parseBody, parseUploadContentType, ProblemError, UPLOAD_V2_JSON } from '@pep694/core';
 import type { z } from 'zod';
 
 export interface JsonLimits {
@@ -64,7 +58,12 @@ const tooLarge = (max: number) => new ProblemError('body-too-large', `JSON reque
  * service reads the body after its permission check), so a refused request never sends its body
  * (RFC 9110 §10.1.1). Node answers nothing by itself (the host handles `checkContinue`).
  */
-export async function readUploadJson<T extends z.ZodType>(req: IncomingMessage, res: ServerResponse, schema: T, limits: JsonLimits): Promise<z.infer<T>> {
+export async function readUploadJson<T extends z.ZodType>(
+  req: IncomingMessage,
+  res: ServerResponse,
+  schema: T,
+  limits: JsonLimits,
+): Promise<z.infer<T>> {
   const contentType = parseUploadContentType(req.headers['content-type']);
   if (req.headers.expect?.toLowerCase() === '100-continue' && !res.headersSent) res.writeContinue();
   const raw = await readBody(req, limits);

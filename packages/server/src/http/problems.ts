@@ -20,7 +20,8 @@ function fromFramework(err: unknown): ProblemError | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const e = err as { status?: unknown; statusCode?: unknown; type?: unknown; code?: unknown };
   const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : undefined;
-  if (e.type === 'entity.too.large' || status === 413) return new ProblemError('body-too-large', 'The request body is too large.', { cause: err });
+  if (e.type === 'entity.too.large' || status === 413)
+    return new ProblemError('body-too-large', 'The request body is too large.', { cause: err });
   if (e.type === 'entity.parse.failed') return new ProblemError('malformed-json', 'The request body is not valid JSON.', { cause: err });
   if (e.code === 'ECONNRESET' || e.code === 'ERR_STREAM_PREMATURE_CLOSE') {
     return new ProblemError('malformed-upload', 'The client closed the connection before the request was complete.', { cause: err });

@@ -70,7 +70,11 @@ export function sessionApiRouter(ctx: ServiceContext): Router {
 
   router
     .route('/')
-    .post(handle(async (call, req, res) => createSession(ctx, call, await readUploadJson(req, res, CreatePublishingSessionRequestSchema, limits))))
+    .post(
+      handle(async (call, req, res) =>
+        createSession(ctx, call, await readUploadJson(req, res, CreatePublishingSessionRequestSchema, limits)),
+      ),
+    )
     .all(methodNotAllowed(['POST']));
   router
     .route('/sessions/:session')
@@ -79,15 +83,27 @@ export function sessionApiRouter(ctx: ServiceContext): Router {
     .all(methodNotAllowed(['GET', 'DELETE']));
   router
     .route('/sessions/:session/files')
-    .post(handle((call, req, res) => createFile(ctx, call, param(req, 'session'), () => readUploadJson(req, res, CreateFileUploadRequestSchema, limits))))
+    .post(
+      handle((call, req, res) =>
+        createFile(ctx, call, param(req, 'session'), () => readUploadJson(req, res, CreateFileUploadRequestSchema, limits)),
+      ),
+    )
     .all(methodNotAllowed(['POST']));
   router
     .route('/sessions/:session/publish')
-    .post(handle((call, req, res) => publishSession(ctx, call, param(req, 'session'), () => readUploadJson(req, res, PublishRequestSchema, limits))))
+    .post(
+      handle((call, req, res) =>
+        publishSession(ctx, call, param(req, 'session'), () => readUploadJson(req, res, PublishRequestSchema, limits)),
+      ),
+    )
     .all(methodNotAllowed(['POST']));
   router
     .route('/sessions/:session/extend')
-    .post(handle((call, req, res) => extendSession(ctx, call, param(req, 'session'), () => readUploadJson(req, res, ExtendRequestSchema, limits))))
+    .post(
+      handle((call, req, res) =>
+        extendSession(ctx, call, param(req, 'session'), () => readUploadJson(req, res, ExtendRequestSchema, limits)),
+      ),
+    )
     .all(methodNotAllowed(['POST']));
   router
     .route('/files/:file')
@@ -102,11 +118,17 @@ export function sessionApiRouter(ctx: ServiceContext): Router {
     .all(methodNotAllowed(['GET', 'DELETE']));
   router
     .route('/files/:file/complete')
-    .post(handle((call, req, res) => completeFile(ctx, call, param(req, 'file'), () => readUploadJson(req, res, CompleteFileUploadRequestSchema, limits))))
+    .post(
+      handle((call, req, res) =>
+        completeFile(ctx, call, param(req, 'file'), () => readUploadJson(req, res, CompleteFileUploadRequestSchema, limits)),
+      ),
+    )
     .all(methodNotAllowed(['POST']));
   router
     .route('/files/:file/extend')
-    .post(handle((call, req, res) => extendFile(ctx, call, param(req, 'file'), () => readUploadJson(req, res, ExtendRequestSchema, limits))))
+    .post(
+      handle((call, req, res) => extendFile(ctx, call, param(req, 'file'), () => readUploadJson(req, res, ExtendRequestSchema, limits))),
+    )
     .all(methodNotAllowed(['POST']));
   return router;
 }

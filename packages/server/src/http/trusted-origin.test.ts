@@ -6,7 +6,11 @@ import { boundAuthorities, originOf, TrustedOrigins } from './trusted-origin.js'
 
 const request = (url: string, host?: string | string[]): IncomingMessage => {
   const hosts = host === undefined ? [] : Array.isArray(host) ? host : [host];
-  return { url, headers: hosts.length > 0 ? { host: hosts[0] } : {}, headersDistinct: hosts.length > 0 ? { host: hosts } : {} } as unknown as IncomingMessage;
+  return {
+    url,
+    headers: hosts.length > 0 ? { host: hosts[0] } : {},
+    headersDistinct: hosts.length > 0 ? { host: hosts } : {},
+  } as unknown as IncomingMessage;
 };
 const codeOf = (f: () => void): string | undefined => {
   try {
@@ -26,11 +30,16 @@ describe('the hosts an index serves by default: what listen() bound', () => {
     expect(boundAuthorities({ address: '192.0.2.7', family: 'IPv4', port: 80 })).toEqual(['192.0.2.7:80']);
   });
   it('a wildcard address: every interface address (IPv4 only for 0.0.0.0) and localhost', () => {
-    const v4 = Object.values(networkInterfaces()).flat().filter((i) => i?.family === 'IPv4').map((i) => `${i.address}:1`);
+    const v4 = Object.values(networkInterfaces())
+      .flat()
+      .filter((i) => i?.family === 'IPv4')
+      .map((i) => `${i.address}:1`);
     const any = boundAuthorities({ address: '0.0.0.0', family: 'IPv4', port: 1 });
     expect(any).toEqual(expect.arrayContaining([...v4, '127.0.0.1:1', 'localhost:1']));
     expect(any.some((a) => a.startsWith('['))).toBe(false);
-    expect(boundAuthorities({ address: '::', family: 'IPv6', port: 1 })).toEqual(expect.arrayContaining(['127.0.0.1:1', '[::1]:1', 'localhost:1']));
+    expect(boundAuthorities({ address: '::', family: 'IPv6', port: 1 })).toEqual(
+      expect.arrayContaining(['127.0.0.1:1', '[::1]:1', 'localhost:1']),
+    );
   });
 });
 

@@ -142,7 +142,11 @@ export class TrustedOrigins {
       throw new ProblemError('malformed-request', 'The request has no Host header (RFC 9112 §3.2).');
     }
     const parsed = parseAuthority(authority);
-    if (!parsed) throw new ProblemError('malformed-request', `The Host ${JSON.stringify(authority.slice(0, 100))} is not a valid host[:port] (RFC 9112 §3.2).`);
+    if (!parsed)
+      throw new ProblemError(
+        'malformed-request',
+        `The Host ${JSON.stringify(authority.slice(0, 100))} is not a valid host[:port] (RFC 9112 §3.2).`,
+      );
     if (!this.allows(parsed)) {
       // The hosts that are served are not listed: with a wildcard bind they include internal addresses.
       const none = this.rules?.length === 0 ? ' It serves no host yet: its operator must set publicUrl or allowedHosts.' : '';

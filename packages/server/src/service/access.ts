@@ -45,7 +45,11 @@ export async function authenticate(deps: Pick<AccessDeps, 'authenticator'>, auth
  * name) the creator stays authorized for the session's lifetime, as the PEP's "Create a
  * Publishing Session" recommends.
  */
-export async function authorize(deps: Pick<AccessDeps, 'authorizer'>, principal: Principal, session: PublishingSessionRecord): Promise<void> {
+export async function authorize(
+  deps: Pick<AccessDeps, 'authorizer'>,
+  principal: Principal,
+  session: PublishingSessionRecord,
+): Promise<void> {
   if (await deps.authorizer.mayUpload(principal, session.project)) return;
   if (session.reservesName && session.createdBy === principal.id) return;
   throw forbidden(principal, session.project);
@@ -74,7 +78,11 @@ export async function loadSession(deps: Pick<AccessDeps, 'store'>, id: string, o
   return session;
 }
 
-export async function loadFile(deps: Pick<AccessDeps, 'store'>, id: string, opts: Lookup): Promise<{ file: FileUploadRecord; session: PublishingSessionRecord }> {
+export async function loadFile(
+  deps: Pick<AccessDeps, 'store'>,
+  id: string,
+  opts: Lookup,
+): Promise<{ file: FileUploadRecord; session: PublishingSessionRecord }> {
   const file = await deps.store.getFile(id);
   const session = file && (await deps.store.getSession(file.sessionId));
   if (!file || !session || (opts.canceledIsGone && (session.status === 'canceled' || file.status === 'canceled'))) {
@@ -91,7 +99,12 @@ export async function authorizedSession(deps: AccessDeps, call: CallContext, id:
 }
 
 /** The file `id` names and its session, if the caller may act on them: 404 first, then 403. */
-export async function authorizedFile(deps: AccessDeps, call: CallContext, id: string, opts: Lookup): Promise<{ file: FileUploadRecord; session: PublishingSessionRecord }> {
+export async function authorizedFile(
+  deps: AccessDeps,
+  call: CallContext,
+  id: string,
+  opts: Lookup,
+): Promise<{ file: FileUploadRecord; session: PublishingSessionRecord }> {
   const found = await loadFile(deps, id, opts);
   await authorize(deps, call.principal, found.session);
   return found;
@@ -123,7 +136,12 @@ export interface TransferRequest {
  * upload session or one negotiated for another mechanism, then 403, then 409 unless the session
  * accepts file changes and the file accepts data.
  */
-export async function authorizeTransfer(deps: AccessDeps, request: TransferRequest, identifier: string, fileId: string): Promise<FileUploadContext> {
+export async function authorizeTransfer(
+  deps: AccessDeps,
+  request: TransferRequest,
+  identifier: string,
+  fileId: string,
+): Promise<FileUploadContext> {
   const principal = await authenticate(deps, request.authorization);
   const found = await deps.store.getFile(fileId);
   const session = found && (await deps.store.getSession(found.sessionId));

@@ -60,7 +60,9 @@ export function sessionBody(
     body.links.stage = links.stage(index.stagePath, token);
     if (session.status === 'published') {
       // Where each file is now served publicly (`links` and `files[].link` keep their PEP meaning).
-      const published = files.filter((f) => f.status === 'completed').map((f) => [f.filename, links.publishedFile(index.simplePath, session.project, f.filename)]);
+      const published = files
+        .filter((f) => f.status === 'completed')
+        .map((f) => [f.filename, links.publishedFile(index.simplePath, session.project, f.filename)]);
       body.meta = { ...body.meta, [`_${config.indexId}`]: { 'published-files': Object.fromEntries(published) } };
     }
   }

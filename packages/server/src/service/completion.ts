@@ -28,25 +28,43 @@ type Received = Extract<CompletionOutcome, { kind: 'received' }>;
 const sessionAllowsFileChange = () => publishingSessionMachine.sourcesOf('file-changed');
 
 /** `POST links.complete`: PEP 694 "Complete a File Upload Session". */
-export async function completeFile(ctx: ServiceContext, call: CallContext, fileId: string, readBody: BodyReader<CompleteFileUploadRequest>): Promise<Reply<FileUploadSessionResponse>> {
+export async function completeFile(
+  ctx: ServiceContext,
+  call: CallContext,
+  fileId: string,
+  readBody: BodyReader<CompleteFileUploadRequest>,
+): Promise<Reply<FileUploadSessionResponse>> {
   const { file, session } = await authorizedFile(ctx, call, fileId, { canceledIsGone: true });
   await readBody();
   publishingSessionMachine.next(session.status, 'file-changed');
   if (!fileUploadMachine.allows(file.status, 'complete-immediate')) fileUploadMachine.next(file.status, 'complete-immediate');
   const links = linksFor(ctx, call);
   const mechanism = ctx.mechanismById.get(file.mechanism);
-  if (!mechanism) throw await fail(ctx, file, new ProblemError('mechanism-unsupported', `The mechanism ${file.mechanism} is no longer offered by this index.`));
+  if (!mechanism)
+    throw await fail(
+      ctx,
+      file,
+      new ProblemError('mechanism-unsupported', `The mechanism ${file.mechanism} is no longer offered by this index.`),
+    );
   const headers = { Location: links.file(file.id) };
 
   await reclaimMoved(ctx, file.id);
   const outcome = await mechanism.completion(transferContext(file, session, links));
   if (outcome.kind === 'incomplete') {
-    throw await fail(ctx, file, new ProblemError('upload-incomplete', outcome.detail, { extensions: { expected: file.size, received: outcome.received } }));
+    throw await fail(
+      ctx,
+      file,
+      new ProblemError('upload-incomplete', outcome.detail, { extensions: { expected: file.size, received: outcome.received } }),
+    );
   }
   if (outcome.size !== file.size) {
-    throw await fail(ctx, file, new ProblemError('size-mismatch', `Expected ${file.size} bytes (the declared size), received ${outcome.size}.`, {
-      extensions: { expected: file.size, received: outcome.size },
-    }));
+    throw await fail(
+      ctx,
+      file,
+      new ProblemError('size-mismatch', `Expected ${file.size} bytes (the declared size), received ${outcome.size}.`, {
+        extensions: { expected: file.size, received: outcome.size },
+      }),
+    );
   }
   const missing = (Object.keys(file.hashes) as HashName[]).filter((h) => outcome.digests[h] === undefined);
   if (outcome.defer || (missing.length > 0 && file.size > ctx.config.limits.deferVerificationAbove)) {
@@ -61,7 +79,11 @@ export async function completeFile(ctx: ServiceContext, call: CallContext, fileI
     );
     if (!processing) throw await raceLost(ctx, fileId);
     ctx.background.run('deferred verification', () => finishProcessing(ctx, processing, session, outcome));
-    return { status: 202, body: fileBody(processing, links, ctx.config), headers: { ...headers, 'Retry-After': String(ctx.config.retryAfter) } };
+    return {
+      status: 202,
+      body: fileBody(processing, links, ctx.config),
+      headers: { ...headers, 'Retry-After': String(ctx.config.retryAfter) },
+    };
   }
   let completed: FileUploadRecord;
   try {
@@ -76,7 +98,12 @@ export async function completeFile(ctx: ServiceContext, call: CallContext, fileI
 }
 
 /** The deferred work of a file in `processing`: `processing-succeeded`, or `processing-failed`. */
-async function finishProcessing(ctx: ServiceContext, file: FileUploadRecord, session: PublishingSessionRecord, outcome: Received): Promise<void> {
+async function finishProcessing(
+  ctx: ServiceContext,
+  file: FileUploadRecord,
+  session: PublishingSessionRecord,
+  outcome: Received,
+): Promise<void> {
   try {
     await verifyAndAccept(ctx, file, session, outcome, 'processing-succeeded');
   } catch (err) {
@@ -121,9 +148,13 @@ async function verifyAndAccept(
   }
   const wrong = digestsMatch(file.hashes, digests);
   if (wrong.length > 0) {
-    throw new ProblemError('hash-mismatch', `The uploaded bytes do not match the declared ${wrong.join(', ')} digest${wrong.length > 1 ? 's' : ''}.`, {
-      errors: wrong.map((h) => ({ source: `/hashes/${h}`, message: `declared ${file.hashes[h]}, received ${digests[h]}` })),
-    });
+    throw new ProblemError(
+      'hash-mismatch',
+      `The uploaded bytes do not match the declared ${wrong.join(', ')} digest${wrong.length > 1 ? 's' : ''}.`,
+      {
+        errors: wrong.map((h) => ({ source: `/hashes/${h}`, message: `declared ${file.hashes[h]}, received ${digests[h]}` })),
+      },
+    );
   }
   let coreMetadata: Uint8Array | null = null;
   let requiresPython: string | null = null;
@@ -144,7 +175,13 @@ async function verifyAndAccept(
   const completed = await store.updateFile(
     file.id,
     fileUploadMachine.sourcesOf(event),
-    { status: fileUploadMachine.targetOf(event), blobKey: key, attestations: outcome.attestations ? [...outcome.attestations] : null, coreMetadata, requiresPython },
+    {
+      status: fileUploadMachine.targetOf(event),
+      blobKey: key,
+      attestations: outcome.attestations ? [...outcome.attestations] : null,
+      coreMetadata,
+      requiresPython,
+    },
     sessionAllowsFileChange(),
   );
   if (!completed) {
@@ -170,10 +207,18 @@ async function reclaimMoved(ctx: Pick<ServiceContext, 'blobs'>, fileId: string):
  * Moves the file to error (`event`) with the reason in its notices, purges its staged bytes, and
  * returns the problem for the caller to throw.
  */
-async function fail(ctx: ServiceContext, file: FileUploadRecord, err: unknown, event: 'complete-failed' | 'processing-failed' = 'complete-failed'): Promise<unknown> {
+async function fail(
+  ctx: ServiceContext,
+  file: FileUploadRecord,
+  err: unknown,
+  event: 'complete-failed' | 'processing-failed' = 'complete-failed',
+): Promise<unknown> {
   if (!(err instanceof ProblemError) || err.status >= 500) ctx.logger.error({ err }, 'completion failed');
   const reason = err instanceof ProblemError && err.status < 500 ? err.detail : 'The file could not be verified because of a server error.';
-  await ctx.store.updateFile(file.id, fileUploadMachine.sourcesOf(event), { status: fileUploadMachine.targetOf(event), notices: [...file.notices, reason] });
+  await ctx.store.updateFile(file.id, fileUploadMachine.sourcesOf(event), {
+    status: fileUploadMachine.targetOf(event),
+    notices: [...file.notices, reason],
+  });
   await ctx.blobs.delete(stagingKey(file.id));
   return err;
 }

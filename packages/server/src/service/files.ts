@@ -32,7 +32,12 @@ import { storableInstructions } from './stored-instructions.js';
 import { transferContext } from './transfer.js';
 
 /** `POST links.upload`: PEP 694 "Create a File Upload Session" (the file's `create` event). */
-export async function createFile(ctx: ServiceContext, call: CallContext, sessionId: string, readBody: BodyReader<CreateFileUploadRequest>): Promise<Reply<FileUploadSessionResponse>> {
+export async function createFile(
+  ctx: ServiceContext,
+  call: CallContext,
+  sessionId: string,
+  readBody: BodyReader<CreateFileUploadRequest>,
+): Promise<Reply<FileUploadSessionResponse>> {
   const session = await authorizedSession(ctx, call, sessionId, { canceledIsGone: true });
   const body = await readBody();
   const { config, store, clock } = ctx;
@@ -44,14 +49,22 @@ export async function createFile(ctx: ServiceContext, call: CallContext, session
   const hashes = validateHashes(body.hashes, { maxAlgorithms: config.limits.maxHashes });
   const mechanism = ctx.mechanismById.get(body.mechanism);
   if (!mechanism) {
-    throw new ProblemError('mechanism-unsupported', `The mechanism "${body.mechanism.slice(0, 100)}" is not supported here; this index offers: ${[...ctx.mechanismById.keys()].join(', ')}.`, {
-      errors: [{ source: '/mechanism', message: 'not one of the advertised mechanisms' }],
-    });
+    throw new ProblemError(
+      'mechanism-unsupported',
+      `The mechanism "${body.mechanism.slice(0, 100)}" is not supported here; this index offers: ${[...ctx.mechanismById.keys()].join(', ')}.`,
+      {
+        errors: [{ source: '/mechanism', message: 'not one of the advertised mechanisms' }],
+      },
+    );
   }
   if (body.size > config.limits.maxFileSize) {
-    throw new ProblemError('limit-exceeded', `The file is ${body.size} bytes; this index accepts files up to ${config.limits.maxFileSize} bytes.`, {
-      errors: [{ source: '/size', message: `larger than ${config.limits.maxFileSize}` }],
-    });
+    throw new ProblemError(
+      'limit-exceeded',
+      `The file is ${body.size} bytes; this index accepts files up to ${config.limits.maxFileSize} bytes.`,
+      {
+        errors: [{ source: '/size', message: `larger than ${config.limits.maxFileSize}` }],
+      },
+    );
   }
   publishingSessionMachine.next(session.status, 'file-changed'); // 409 unless open or error
   // Best-effort early check (PEP "Create a File Upload Session"); publish re-checks atomically.
@@ -68,7 +81,18 @@ export async function createFile(ctx: ServiceContext, call: CallContext, session
 
   const now = clock.now();
   const expiresAt = new Date(Math.min(now.getTime() + config.fileTtl * 1000, session.expiresAt.getTime()));
-  const input = { id: newId(), sessionId: session.id, filename: body.filename, size: body.size, hashes, mechanism: mechanism.identifier, createdAt: now, expiresAt, identity, createdBy: call.principal.id };
+  const input = {
+    id: newId(),
+    sessionId: session.id,
+    filename: body.filename,
+    size: body.size,
+    hashes,
+    mechanism: mechanism.identifier,
+    createdAt: now,
+    expiresAt,
+    identity,
+    createdBy: call.principal.id,
+  };
   // The mechanism prepares the transfer first, so the file upload session is stored in one write,
   // instructions included; if it cannot be stored, `cancel` drops what it prepared (rule 5 on
   // `UploadMechanism`).
@@ -106,18 +130,24 @@ async function prepareAndStoreFile(
   }
   const limits = { maxFiles: config.limits.maxFilesPerSession, maxStagedBytes: config.limits.maxStagedBytesPerPrincipal };
   // Stored origin-free: whoever reads this file upload session later gets their own trusted origin.
-  const result = await store.createFile({ ...input, instructions: storableInstructions(map, links.origin) }, limits).catch(async (err: unknown) => {
-    await drop();
-    throw err;
-  });
+  const result = await store
+    .createFile({ ...input, instructions: storableInstructions(map, links.origin) }, limits)
+    .catch(async (err: unknown) => {
+      await drop();
+      throw err;
+    });
   if (result.kind !== 'created') await drop();
   switch (result.kind) {
     case 'exists':
       // PEP "Replacing a Partially or Fully Uploaded File": in-progress files cannot be replaced.
-      throw new ProblemError('file-exists', `${filename} is already ${result.file.status} in this session; delete it (DELETE its file upload session) before uploading it again.`, {
-        headers: { Location: links.file(result.file.id) },
-        extensions: { state: result.file.status },
-      });
+      throw new ProblemError(
+        'file-exists',
+        `${filename} is already ${result.file.status} in this session; delete it (DELETE its file upload session) before uploading it again.`,
+        {
+          headers: { Location: links.file(result.file.id) },
+          extensions: { state: result.file.status },
+        },
+      );
     case 'same-distribution':
       throw sameDistribution(filename, result.file, links);
     case 'published':
@@ -155,7 +185,12 @@ export async function fileStatus(ctx: ServiceContext, call: CallContext, fileId:
 }
 
 /** `POST links.extend` of a file: PEP 694 "File Upload Session Extension". */
-export async function extendFile(ctx: ServiceContext, call: CallContext, fileId: string, readBody: BodyReader<ExtendRequest>): Promise<Reply<FileUploadSessionResponse>> {
+export async function extendFile(
+  ctx: ServiceContext,
+  call: CallContext,
+  fileId: string,
+  readBody: BodyReader<ExtendRequest>,
+): Promise<Reply<FileUploadSessionResponse>> {
   const { file, session } = await authorizedFile(ctx, call, fileId, { canceledIsGone: true });
   const extendFor = (await readBody())['extend-for'];
   publishingSessionMachine.next(session.status, 'file-changed');

@@ -13,7 +13,10 @@ describe('service/ layout', () => {
     expect(sources.length).toBeGreaterThan(5);
     for (const file of sources) {
       const imports = [...read(`./${file}`).matchAll(/from '([^']+)'/g)].map((m) => m[1]);
-      expect(imports.filter((i) => i?.startsWith('../http/') || i === 'express' || i === 'node:http'), file).toEqual([]);
+      expect(
+        imports.filter((i) => i?.startsWith('../http/') || i === 'express' || i === 'node:http'),
+        file,
+      ).toEqual([]);
     }
   });
 

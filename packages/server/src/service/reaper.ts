@@ -42,7 +42,9 @@ async function expireSessions(ctx: ServiceContext, now: Date): Promise<number> {
     const result = await store.cancelSession(session.id, publishingSessionMachine.sourcesOf('cancel'), now);
     if (!result) continue;
     expired += 1;
-    await store.updateSession(session.id, [publishingSessionMachine.targetOf('cancel')], { notices: [...session.notices, 'The session expired and was canceled.'] });
+    await store.updateSession(session.id, [publishingSessionMachine.targetOf('cancel')], {
+      notices: [...session.notices, 'The session expired and was canceled.'],
+    });
     await Promise.all(result.files.map((f) => purgeFile(ctx, f, result.session)));
   }
   return expired;
@@ -52,7 +54,10 @@ async function expireSessions(ctx: ServiceContext, now: Date): Promise<number> {
 async function expireFiles(ctx: ServiceContext, now: Date): Promise<void> {
   const { store } = ctx;
   for (const file of await store.listExpiredFiles(now)) {
-    const updated = await store.updateFile(file.id, EXPIRING_FILE_STATES, { status: fileUploadMachine.targetOf('cancel'), notices: [...file.notices, 'The file upload session expired.'] });
+    const updated = await store.updateFile(file.id, EXPIRING_FILE_STATES, {
+      status: fileUploadMachine.targetOf('cancel'),
+      notices: [...file.notices, 'The file upload session expired.'],
+    });
     const session = updated && (await store.getSession(file.sessionId));
     if (session) await purgeFile(ctx, file, session);
   }

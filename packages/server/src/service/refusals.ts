@@ -9,10 +9,19 @@ import type { Links } from './links.js';
 /** 409: `published` (a file of the same identity) is published, or claimed by a publish in flight. */
 export function alreadyPublished(filename: string, published: string = filename): ProblemError {
   const what = published === filename ? filename : `${filename} is the same distribution as ${published}, which`;
-  return new ProblemError('file-already-published', `${what} is already published for this release (or is being published by another session); published files are immutable.`, {
-    errors: [{ source: '/filename', message: published === filename ? 'already published' : `the same distribution as ${published}, already published` }],
-    extensions: { 'published-filename': published },
-  });
+  return new ProblemError(
+    'file-already-published',
+    `${what} is already published for this release (or is being published by another session); published files are immutable.`,
+    {
+      errors: [
+        {
+          source: '/filename',
+          message: published === filename ? 'already published' : `the same distribution as ${published}, already published`,
+        },
+      ],
+      extensions: { 'published-filename': published },
+    },
+  );
 }
 
 /** 409: another spelling of the same distribution is in the session (`Location`: its file upload session). */
@@ -40,7 +49,11 @@ export function overQuota(size: number, quota: number, used: number): ProblemErr
 }
 
 /** 429 with `Retry-After` (RFC 6585 section 4): the principal registered or reserved too many new names lately. */
-export function tooManyNewNames(r: { limit: number; registered: number; reserved: number; retryAt: Date }, now: Date, windowSeconds: number): ProblemError {
+export function tooManyNewNames(
+  r: { limit: number; registered: number; reserved: number; retryAt: Date },
+  now: Date,
+  windowSeconds: number,
+): ProblemError {
   const retryAfter = Math.max(1, Math.ceil((r.retryAt.getTime() - now.getTime()) / 1000));
   return new ProblemError(
     'rate-limited',

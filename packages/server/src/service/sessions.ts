@@ -27,11 +27,21 @@ import { newId } from './secrets.js';
 /** The session's body as it is stored now, with its files. */
 async function currentBody(ctx: ServiceContext, session: PublishingSessionRecord, links: Links): Promise<PublishingSessionResponse> {
   const files = await ctx.store.listFiles(session.id);
-  return sessionBody(session, files, links, ctx.config, ctx.mechanisms.map((m) => m.identifier));
+  return sessionBody(
+    session,
+    files,
+    links,
+    ctx.config,
+    ctx.mechanisms.map((m) => m.identifier),
+  );
 }
 
 /** `POST {root}`: PEP 694 "Create a Publishing Session". */
-export async function createSession(ctx: ServiceContext, call: CallContext, body: CreatePublishingSessionRequest): Promise<Reply<PublishingSessionResponse>> {
+export async function createSession(
+  ctx: ServiceContext,
+  call: CallContext,
+  body: CreatePublishingSessionRequest,
+): Promise<Reply<PublishingSessionResponse>> {
   const { principal } = call;
   const project = parseProjectName(body.name);
   parseVersion(body.version);
@@ -47,31 +57,44 @@ export async function createSession(ctx: ServiceContext, call: CallContext, body
 
   const live = await store.countLiveSessions(principal.id);
   if (live >= config.limits.maxLiveSessionsPerPrincipal) {
-    throw new ProblemError('limit-exceeded', `You have ${live} live publishing sessions; the limit is ${config.limits.maxLiveSessionsPerPrincipal}. Publish or cancel some first.`);
+    throw new ProblemError(
+      'limit-exceeded',
+      `You have ${live} live publishing sessions; the limit is ${config.limits.maxLiveSessionsPerPrincipal}. Publish or cancel some first.`,
+    );
   }
 
   const now = clock.now();
   const newNames = { limit: config.limits.maxNewProjectsPerWindow, windowMs: config.limits.newProjectsWindow * 1000 };
-  const result = await store.createSession({
-    id: newId(),
-    project,
-    displayName: body.name,
-    version: body.version,
-    releaseKey: releaseKey(body.version),
-    stageToken: newId(),
-    createdBy: principal.id,
-    createdAt: now,
-    expiresAt: new Date(now.getTime() + config.sessionTtl * 1000),
-  }, { newNames });
+  const result = await store.createSession(
+    {
+      id: newId(),
+      project,
+      displayName: body.name,
+      version: body.version,
+      releaseKey: releaseKey(body.version),
+      stageToken: newId(),
+      createdBy: principal.id,
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + config.sessionTtl * 1000),
+    },
+    { newNames },
+  );
   if (result.kind === 'too-many-new-names') throw tooManyNewNames(result, now, config.limits.newProjectsWindow);
   if (result.kind === 'exists') {
     await authorize(ctx, principal, result.session);
-    throw new ProblemError('session-exists', `A publishing session for ${project} ${body.version} is already ${result.session.status}; use the session in the Location header.`, {
-      headers: { Location: links.session(result.session.id) },
-    });
+    throw new ProblemError(
+      'session-exists',
+      `A publishing session for ${project} ${body.version} is already ${result.session.status}; use the session in the Location header.`,
+      {
+        headers: { Location: links.session(result.session.id) },
+      },
+    );
   }
   if (result.kind === 'name-reserved') {
-    throw new ProblemError('name-unavailable', `The project name ${project} is reserved by a first-release session for another version; publish or cancel that session first.`);
+    throw new ProblemError(
+      'name-unavailable',
+      `The project name ${project} is reserved by a first-release session for another version; publish or cancel that session first.`,
+    );
   }
   return { status: 201, body: await currentBody(ctx, result.session, links), headers: { Location: links.session(result.session.id) } };
 }
@@ -83,7 +106,12 @@ export async function sessionStatus(ctx: ServiceContext, call: CallContext, sess
 }
 
 /** `POST links.extend`: PEP 694 "Publishing Session Extension". */
-export async function extendSession(ctx: ServiceContext, call: CallContext, sessionId: string, readBody: BodyReader<ExtendRequest>): Promise<Reply<PublishingSessionResponse>> {
+export async function extendSession(
+  ctx: ServiceContext,
+  call: CallContext,
+  sessionId: string,
+  readBody: BodyReader<ExtendRequest>,
+): Promise<Reply<PublishingSessionResponse>> {
   const session = await authorizedSession(ctx, call, sessionId, { canceledIsGone: true });
   const extendFor = (await readBody())['extend-for'];
   if (session.status === 'published') {
@@ -94,7 +122,9 @@ export async function extendSession(ctx: ServiceContext, call: CallContext, sess
   const wanted = Math.min(clock.now().getTime() + extendFor * 1000, ceiling);
   // PEP "Publishing Session Extension": always a success body; expires-at never moves earlier.
   const expiresAt = new Date(Math.max(session.expiresAt.getTime(), wanted));
-  const updated = (await ctx.store.updateSession(session.id, LIVE_SESSION_STATES, { expiresAt })) ?? (await loadSession(ctx, sessionId, { canceledIsGone: true }));
+  const updated =
+    (await ctx.store.updateSession(session.id, LIVE_SESSION_STATES, { expiresAt })) ??
+    (await loadSession(ctx, sessionId, { canceledIsGone: true }));
   return { status: 200, body: await currentBody(ctx, updated, linksFor(ctx, call)) };
 }
 
@@ -117,7 +147,12 @@ export async function cancelSession(ctx: ServiceContext, call: CallContext, sess
  * `POST links.publish`: PEP 694 "Complete a Publishing Session", in one store transaction: the
  * `publish-immediate` event (201), or `publish-deferred` (202) when publish checks are configured.
  */
-export async function publishSession(ctx: ServiceContext, call: CallContext, sessionId: string, readBody: BodyReader<PublishRequest>): Promise<Reply<PublishingSessionResponse>> {
+export async function publishSession(
+  ctx: ServiceContext,
+  call: CallContext,
+  sessionId: string,
+  readBody: BodyReader<PublishRequest>,
+): Promise<Reply<PublishingSessionResponse>> {
   const session = await authorizedSession(ctx, call, sessionId, { canceledIsGone: true });
   await readBody();
   const links = linksFor(ctx, call);
@@ -130,22 +165,31 @@ export async function publishSession(ctx: ServiceContext, call: CallContext, ses
       throw new ProblemError('invalid-transition', `The session is ${result.status}.`);
     case 'unfinished': {
       const list = result.files.map((f) => `${f.filename} (${f.status})`).join(', ');
-      throw new ProblemError('files-not-completed', `Every file must be completed before publishing; not completed: ${list}. Wait for them, or delete them.`, {
-        errors: result.files.map((f) => ({ source: f.filename, message: `the file is ${f.status}, not completed` })),
-        extensions: { files: result.files.map((f) => ({ ...f })) },
-        headers: { Location: links.session(session.id) },
-      });
+      throw new ProblemError(
+        'files-not-completed',
+        `Every file must be completed before publishing; not completed: ${list}. Wait for them, or delete them.`,
+        {
+          errors: result.files.map((f) => ({ source: f.filename, message: `the file is ${f.status}, not completed` })),
+          extensions: { files: result.files.map((f) => ({ ...f })) },
+          headers: { Location: links.session(session.id) },
+        },
+      );
     }
     case 'conflict': {
       // A synchronous publish failure (`publish-failed`): the session stays as it was, the reason goes in notices.
       const other = (f: string) => result.conflictsWith?.[f];
       const named = result.filenames.map((f) => (other(f) && other(f) !== f ? `${f} (the same distribution as ${other(f)})` : f));
       const reason = `Publishing failed: already published for this release: ${named.join(', ')}. Delete or replace these files and publish again.`;
-      await ctx.store.updateSession(session.id, publishingSessionMachine.sourcesOf('publish-failed'), { notices: [...session.notices, reason] });
+      await ctx.store.updateSession(session.id, publishingSessionMachine.sourcesOf('publish-failed'), {
+        notices: [...session.notices, reason],
+      });
       throw new ProblemError('file-already-published', reason, {
         errors: result.filenames.map((f) => ({
           source: f,
-          message: other(f) && other(f) !== f ? `the same distribution as ${other(f)} is already published for this release` : 'a file with this name is already published for this release',
+          message:
+            other(f) && other(f) !== f
+              ? `the same distribution as ${other(f)} is already published for this release`
+              : 'a file with this name is already published for this release',
         })),
         headers: { Location: links.session(session.id) },
       });

@@ -17,7 +17,12 @@ describe('stored mechanism instructions (issue #21 finding 5)', () => {
     expect(stored).toEqual({
       identifier: 'vnd-acme-tus',
       upload_url: `${ORIGIN_PLACEHOLDER}${MOUNT}/files/abc`,
-      nested: { urls: [`${ORIGIN_PLACEHOLDER}/upload/files/abc?x=1`, `${ORIGIN_PLACEHOLDER}#frag`, ORIGIN_PLACEHOLDER], size: 5, flag: true, none: null },
+      nested: {
+        urls: [`${ORIGIN_PLACEHOLDER}/upload/files/abc?x=1`, `${ORIGIN_PLACEHOLDER}#frag`, ORIGIN_PLACEHOLDER],
+        size: 5,
+        flag: true,
+        none: null,
+      },
       elsewhere: 'https://storage.example/bucket/abc',
       lookalike: `${origin}0/not-ours`,
     });
@@ -25,7 +30,10 @@ describe('stored mechanism instructions (issue #21 finding 5)', () => {
     expect(resolveInstructions(stored, 'https://upload.example.org', MOUNT)).toEqual({
       ...map,
       upload_url: `https://upload.example.org${MOUNT}/files/abc`,
-      nested: { ...map.nested, urls: ['https://upload.example.org/upload/files/abc?x=1', 'https://upload.example.org#frag', 'https://upload.example.org'] },
+      nested: {
+        ...map.nested,
+        urls: ['https://upload.example.org/upload/files/abc?x=1', 'https://upload.example.org#frag', 'https://upload.example.org'],
+      },
     });
   });
 

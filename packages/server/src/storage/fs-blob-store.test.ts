@@ -128,7 +128,21 @@ describe('FsBlobStore', () => {
   });
 
   it('refuses bad keys', async () => {
-    const bad = ['../x', 'a/../../b', 'a//b', '/abs', 'a/./b', '.', 'a/', 'a\0b', '', 'a\\b', 'a b', 'x'.repeat(256), 'a/'.repeat(600) + 'a'];
+    const bad = [
+      '../x',
+      'a/../../b',
+      'a//b',
+      '/abs',
+      'a/./b',
+      '.',
+      'a/',
+      'a\0b',
+      '',
+      'a\\b',
+      'a b',
+      'x'.repeat(256),
+      'a/'.repeat(600) + 'a',
+    ];
     for (const key of bad) {
       expect(() => assertBlobKey(key), JSON.stringify(key)).toThrow(/invalid blob key/);
       await expect(store.stage(key)).rejects.toThrow(/invalid blob key/);
@@ -166,11 +180,16 @@ describe('FsBlobStore', () => {
     const module = new URL('./fs-blob-store.ts', import.meta.url).pathname;
     const child = spawn(
       process.execPath,
-      ['--input-type=module', '-e', `
+      [
+        '--input-type=module',
+        '-e',
+        `
         const { FsBlobStore } = await import(${JSON.stringify(new URL('../../dist/storage/fs-blob-store.js', import.meta.url).pathname)});
         const w = await (await FsBlobStore.open(process.argv[1])).stage('staging/x');
         w.stream.write(Buffer.alloc(1000), () => process.stdout.write('WROTE\\n'));
-        setInterval(() => {}, 1000);`, root],
+        setInterval(() => {}, 1000);`,
+        root,
+      ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     await new Promise<void>((resolve, reject) => {

@@ -30,7 +30,9 @@ const MAX_KEY_LENGTH = 1024;
  * predecessor's leftovers from live stagings of other processes on the same data directory: a temp
  * file of this host whose pid is not running, or is ours under an earlier run, belongs to no one.
  */
-const HOST = hostname().replace(/[^A-Za-z0-9-]/g, '').slice(0, 64);
+const HOST = hostname()
+  .replace(/[^A-Za-z0-9-]/g, '')
+  .slice(0, 64);
 const RUN = randomBytes(4).toString('hex');
 const TEMP_NAME = /^t-([A-Za-z0-9-]*)_(\d+)_([0-9a-f]{8})_[0-9a-f]+\.tmp$/;
 
@@ -186,7 +188,10 @@ export class FsBlobStore implements BlobStore {
         if (committing) {
           // Until the bytes are all written, aborting cancels the commit; after that it cannot be undone.
           if (!stream.writableFinished) stream.destroy();
-          const committed = await committing.then(() => true, () => false);
+          const committed = await committing.then(
+            () => true,
+            () => false,
+          );
           if (committed) return;
         }
         await closeStream(stream);

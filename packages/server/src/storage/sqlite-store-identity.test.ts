@@ -90,7 +90,10 @@ describe('createFile refuses another spelling of a published file', () => {
     async (spelling) => {
       await published(['foo-1.0-py3-none-any.whl']);
       const next = await created();
-      expect(await store.createFile(newFile(next.id, spelling), { maxFiles: 10 })).toEqual({ kind: 'published', filename: 'foo-1.0-py3-none-any.whl' });
+      expect(await store.createFile(newFile(next.id, spelling), { maxFiles: 10 })).toEqual({
+        kind: 'published',
+        filename: 'foo-1.0-py3-none-any.whl',
+      });
       expect(await store.findPublishedIdentity('foo', distributionIdentity(spelling))).toBe('foo-1.0-py3-none-any.whl');
     },
   );
@@ -99,7 +102,10 @@ describe('createFile refuses another spelling of a published file', () => {
     await published(['foo-1.0.tar.gz']);
     const next = await created();
     for (const spelling of ['foo-1.0.0.tar.gz', 'Foo-1.0.tar.gz', 'FOO-1.0.0.0.tar.gz']) {
-      expect(await store.createFile(newFile(next.id, spelling), { maxFiles: 10 })).toEqual({ kind: 'published', filename: 'foo-1.0.tar.gz' });
+      expect(await store.createFile(newFile(next.id, spelling), { maxFiles: 10 })).toEqual({
+        kind: 'published',
+        filename: 'foo-1.0.tar.gz',
+      });
     }
   });
 
@@ -117,7 +123,9 @@ describe('createFile refuses another spelling of a published file', () => {
     const a = await created();
     await addCompleted(a.id, 'foo-1.0-py2.py3-none-any.whl');
     expect((await store.publish(a.id, ['open'], at(2), { defer: true })).kind).toBe('processing');
-    expect(await store.findPublishedIdentity('foo', distributionIdentity('foo-1.0-py3.py2-none-any.whl'))).toBe('foo-1.0-py2.py3-none-any.whl');
+    expect(await store.findPublishedIdentity('foo', distributionIdentity('foo-1.0-py3.py2-none-any.whl'))).toBe(
+      'foo-1.0-py2.py3-none-any.whl',
+    );
   });
 });
 
@@ -172,7 +180,10 @@ describe('publish checks identities atomically', () => {
     await addCompleted(a.id, 'foo-1.0.tar.gz');
     await addCompleted(b.id, 'foo-1.0.0.tar.gz');
     expect((await store.publish(a.id, ['open'], at(2), { defer: true })).kind).toBe('processing');
-    expect(await store.publish(b.id, ['open'], at(3), { defer: false })).toMatchObject({ kind: 'conflict', conflictsWith: { 'foo-1.0.0.tar.gz': 'foo-1.0.tar.gz' } });
+    expect(await store.publish(b.id, ['open'], at(3), { defer: false })).toMatchObject({
+      kind: 'conflict',
+      conflictsWith: { 'foo-1.0.0.tar.gz': 'foo-1.0.tar.gz' },
+    });
     // The claim is released on failure: then the other spelling may publish.
     await store.settlePublish(a.id, at(4), { ok: false, notices: ['scan failed'] });
     expect((await store.publish(b.id, ['open'], at(5), { defer: false })).kind).toBe('published');
@@ -234,7 +245,9 @@ describe('migration of a database from before file identities', () => {
     `);
     // The finding: the same wheel published twice under two spellings, by two sessions.
     const publish = (filename: string, session: string, when: number) =>
-      db.prepare(`INSERT INTO published_files VALUES ('foo', ?, 'foo', '1.0', 1, '{}', ?, ?, ?, ?, NULL, NULL)`).run(filename, `files/${session}`, when, session, `${session}-f`);
+      db
+        .prepare(`INSERT INTO published_files VALUES ('foo', ?, 'foo', '1.0', 1, '{}', ?, ?, ?, ?, NULL, NULL)`)
+        .run(filename, `files/${session}`, when, session, `${session}-f`);
     publish('foo-1.0-py3-none-any.whl', 'old1', 10);
     publish('Foo-1.0.0-py3-none-any.whl', 'old2', 20);
     db.close();
@@ -246,7 +259,10 @@ describe('migration of a database from before file identities', () => {
     schema2File();
     store = new SqliteSessionStore(dbFile, { fileIdentity: distributionIdentity });
     const db = new Database(dbFile, { readonly: true });
-    const rows = db.prepare('SELECT filename, identity FROM published_files ORDER BY published_at').all() as { filename: string; identity: string }[];
+    const rows = db.prepare('SELECT filename, identity FROM published_files ORDER BY published_at').all() as {
+      filename: string;
+      identity: string;
+    }[];
     const file = db.prepare(`SELECT identity, created_by FROM files WHERE id = 'lf'`).get() as { identity: string; created_by: string };
     expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     db.close();
@@ -260,7 +276,10 @@ describe('migration of a database from before file identities', () => {
     // No third spelling gets in, and the holder named is the first published one.
     expect(await store.findPublishedIdentity('foo', distributionIdentity('foo-1.0.0.0-py3-none-any.whl'))).toBe('foo-1.0-py3-none-any.whl');
     const s = await created({ version: '1.0', releaseKey: '1' });
-    expect(await store.createFile(newFile(s.id, 'Foo-1.0.0-py3-none-any.whl'), { maxFiles: 10 })).toEqual({ kind: 'published', filename: 'Foo-1.0.0-py3-none-any.whl' });
+    expect(await store.createFile(newFile(s.id, 'Foo-1.0.0-py3-none-any.whl'), { maxFiles: 10 })).toEqual({
+      kind: 'published',
+      filename: 'Foo-1.0.0-py3-none-any.whl',
+    });
   });
 
   it('a deferred publish in flight across the upgrade that would add a second spelling settles as a failure', async () => {
@@ -279,7 +298,10 @@ describe('migration of a database from before file identities', () => {
     const settled = await store.settlePublish('proc', at(5), { ok: true });
     expect(settled?.status).toBe('error'); // not stuck in processing on the unique index
     expect(settled?.notices[0]).toContain('foo-1.0.0.0-py3-none-any.whl (the same distribution as foo-1.0-py3-none-any.whl)');
-    expect((await store.listPublishedFiles('foo')).map((f) => f.filename).sort()).toEqual(['Foo-1.0.0-py3-none-any.whl', 'foo-1.0-py3-none-any.whl']);
+    expect((await store.listPublishedFiles('foo')).map((f) => f.filename).sort()).toEqual([
+      'Foo-1.0.0-py3-none-any.whl',
+      'foo-1.0-py3-none-any.whl',
+    ]);
   });
 
   it('needs the fileIdentity option to open such a file, and says so', async () => {

@@ -5,7 +5,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { distributionIdentity, type CreateFileResult, type NewFileUpload, type NewPublishingSession, type PublishingSessionRecord } from '@pep694/core';
+import {
+  distributionIdentity,
+  type CreateFileResult,
+  type NewFileUpload,
+  type NewPublishingSession,
+  type PublishingSessionRecord,
+} from '@pep694/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteSessionStore } from './sqlite/store.js';
 
@@ -159,7 +165,9 @@ describe('new project names per principal and window (createSession)', () => {
     const a = await create({ project: 'a1', createdAt: at(0) });
     expect(a.kind).toBe('created');
     // An empty session, published: the name is registered (PEP 694 FAQ).
-    expect((await store.publish((a as { session: PublishingSessionRecord }).session.id, ['open'], at(1), { defer: false })).kind).toBe('published');
+    expect((await store.publish((a as { session: PublishingSessionRecord }).session.id, ['open'], at(1), { defer: false })).kind).toBe(
+      'published',
+    );
     expect((await create({ project: 'a2', createdAt: at(2) })).kind).toBe('created');
     expect(await create({ project: 'a3', createdAt: at(3) })).toEqual({
       kind: 'too-many-new-names',
@@ -180,14 +188,24 @@ describe('new project names per principal and window (createSession)', () => {
     await store.cancelSession((a as { session: PublishingSessionRecord }).session.id, ['open'], at(2));
     expect((await create({ project: 'c3', createdAt: at(3) })).kind).toBe('created');
     await store.publish((b as { session: PublishingSessionRecord }).session.id, ['open'], at(5), { defer: false });
-    expect(await create({ project: 'c4', createdAt: at(64) })).toMatchObject({ kind: 'too-many-new-names', registered: 1, reserved: 1, retryAt: at(65) });
+    expect(await create({ project: 'c4', createdAt: at(64) })).toMatchObject({
+      kind: 'too-many-new-names',
+      registered: 1,
+      reserved: 1,
+      retryAt: at(65),
+    });
     expect((await create({ project: 'c4', createdAt: at(65) })).kind).toBe('created');
   });
 
   it('with reservations only, suggests retrying after one window', async () => {
     await create({ project: 'd1', createdAt: at(0) });
     await create({ project: 'd2', createdAt: at(0) });
-    expect(await create({ project: 'd3', createdAt: at(10) })).toMatchObject({ kind: 'too-many-new-names', registered: 0, reserved: 2, retryAt: at(70) });
+    expect(await create({ project: 'd3', createdAt: at(10) })).toMatchObject({
+      kind: 'too-many-new-names',
+      registered: 0,
+      reserved: 2,
+      retryAt: at(70),
+    });
   });
 
   it('holds under concurrent creations from two connections', async () => {

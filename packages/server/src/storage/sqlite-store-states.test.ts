@@ -67,9 +67,12 @@ describe('the schema (sqlite_master of a fresh database)', () => {
   const ALL: Record<string, readonly string[]> = { sessions: PUBLISHING_SESSION_STATES, files: FILE_UPLOAD_STATES };
 
   function stateConditions(): Record<string, string[][]> {
-    const rows = connection()
-      .db.prepare(`SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL`)
-      .all() as { type: string; name: string; tbl_name: string; sql: string }[];
+    const rows = connection().db.prepare(`SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL`).all() as {
+      type: string;
+      name: string;
+      tbl_name: string;
+      sql: string;
+    }[];
     const found: Record<string, string[][]> = {};
     for (const row of rows) {
       const covered: string[][] = [];
@@ -127,8 +130,16 @@ describe('the queries', () => {
     const session = async (over: Partial<NewPublishingSession> = {}) => {
       const r = await store.createSession(
         {
-          id: `s${++seq}`, project: 'foo', displayName: 'Foo', version: `${seq}.0`, releaseKey: String(seq),
-          stageToken: `token-${seq}`, createdBy: 'alice', createdAt: at(0), expiresAt: at(60), ...over,
+          id: `s${++seq}`,
+          project: 'foo',
+          displayName: 'Foo',
+          version: `${seq}.0`,
+          releaseKey: String(seq),
+          stageToken: `token-${seq}`,
+          createdBy: 'alice',
+          createdAt: at(0),
+          expiresAt: at(60),
+          ...over,
         },
         { newNames: { limit: 10, windowMs: 60_000 } },
       );
@@ -138,8 +149,15 @@ describe('the queries', () => {
     const pendingFile = async (sessionId: string, version: string) => {
       const filename = `foo-${version}.tar.gz`;
       const input: NewFileUpload = {
-        id: `f${++seq}`, sessionId, filename, size: 10, hashes: { sha256: 'ab'.repeat(32) }, mechanism: 'http-post-bytes',
-        createdAt: at(seq), expiresAt: at(60), identity: distributionIdentity(filename),
+        id: `f${++seq}`,
+        sessionId,
+        filename,
+        size: 10,
+        hashes: { sha256: 'ab'.repeat(32) },
+        mechanism: 'http-post-bytes',
+        createdAt: at(seq),
+        expiresAt: at(60),
+        identity: distributionIdentity(filename),
       };
       const r = await store.createFile(input, { maxFiles: 10, maxStagedBytes: 1000 });
       if (r.kind !== 'created') throw new Error(r.kind);
@@ -147,7 +165,12 @@ describe('the queries', () => {
     };
     const completedFile = async (sessionId: string, version: string) => {
       const f = await pendingFile(sessionId, version);
-      const done = await store.updateFile(f.id, ['pending'], { status: 'completed', blobKey: `blob/${f.id}`, coreMetadata: new Uint8Array([1]) }, ['open', 'error']);
+      const done = await store.updateFile(
+        f.id,
+        ['pending'],
+        { status: 'completed', blobKey: `blob/${f.id}`, coreMetadata: new Uint8Array([1]) },
+        ['open', 'error'],
+      );
       return done!;
     };
 
@@ -221,7 +244,7 @@ describe('the queries', () => {
     }
   });
 
-  it('the store\'s sources spell no list of states (the shipped migrations excepted)', () => {
+  it("the store's sources spell no list of states (the shipped migrations excepted)", () => {
     const state = `'(?:${[...new Set<string>([...PUBLISHING_SESSION_STATES, ...FILE_UPLOAD_STATES])].join('|')})'`;
     const list = new RegExp(`${state}\\s*,\\s*${state}`);
     const chain = new RegExp(`status\\s*[!=]==?\\s*${state}\\s*(?:&&|\\|\\|)[^;]*status\\s*[!=]==?\\s*${state}`);

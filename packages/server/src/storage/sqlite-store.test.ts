@@ -9,7 +9,13 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { distributionIdentity, type FileUploadRecord, type NewFileUpload, type NewPublishingSession, type PublishingSessionRecord } from '@pep694/core';
+import {
+  distributionIdentity,
+  type FileUploadRecord,
+  type NewFileUpload,
+  type NewPublishingSession,
+  type PublishingSessionRecord,
+} from '@pep694/core';
 import Database from 'better-sqlite3';
 import ts from 'typescript';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -148,7 +154,9 @@ describe('setup', () => {
     await store.close();
     fs.rmSync(dbFile);
     const db = oldSchemaFile(1);
-    db.exec(`INSERT INTO sessions VALUES ('s-old', 'foo', 'Foo', '1.0', '1', 'open', 'old-token', 'alice', 0, ${at(60).getTime()}, NULL, 1, '[]')`);
+    db.exec(
+      `INSERT INTO sessions VALUES ('s-old', 'foo', 'Foo', '1.0', '1', 'open', 'old-token', 'alice', 0, ${at(60).getTime()}, NULL, 1, '[]')`,
+    );
     db.close();
     store = new SqliteSessionStore(dbFile);
     expect(await store.getSessionByStageToken('old-token')).toMatchObject({ id: 's-old' });
@@ -179,9 +187,7 @@ describe('setup', () => {
 describe('uniqueness constraints in the schema', () => {
   const insertSession = (db: Database.Database, id: string, status: string, releaseKey = '1', token: string | null = null) =>
     db
-      .prepare(
-        `INSERT INTO sessions VALUES (?, 'foo', 'Foo', '1.0', ?, ?, ?, 'alice', 0, 0, NULL, 0, '[]', NULL, 0)`,
-      )
+      .prepare(`INSERT INTO sessions VALUES (?, 'foo', 'Foo', '1.0', ?, ?, ?, 'alice', 0, 0, NULL, 0, '[]', NULL, 0)`)
       .run(id, releaseKey, status, token);
 
   it('one live session per project and release key', () => {
@@ -197,9 +203,7 @@ describe('uniqueness constraints in the schema', () => {
   it('stage tokens are unique, and null for any number of sessions', () => {
     const db = raw();
     insertSession(db, 'a', 'canceled', '1', 'tok');
-    expect(() => insertSession(db, 'b', 'canceled', '1', 'tok')).toThrow(
-      expect.objectContaining({ code: 'SQLITE_CONSTRAINT_UNIQUE' }),
-    );
+    expect(() => insertSession(db, 'b', 'canceled', '1', 'tok')).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_UNIQUE' }));
     insertSession(db, 'c', 'canceled', '1', null);
     insertSession(db, 'd', 'canceled', '1', null);
     db.close();
@@ -210,8 +214,10 @@ describe('uniqueness constraints in the schema', () => {
     insertSession(db, 's', 'open');
     const insertFile = (id: string, status: string) =>
       db
-        .prepare(`INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices)
-                  VALUES (?, 's', 'foo-1.0.tar.gz', 1, '{}', 'm', ?, 0, 0, '[]')`)
+        .prepare(
+          `INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices)
+                  VALUES (?, 's', 'foo-1.0.tar.gz', 1, '{}', 'm', ?, 0, 0, '[]')`,
+        )
         .run(id, status);
     insertFile('f1', 'canceled');
     insertFile('f2', 'canceled');
@@ -225,17 +231,25 @@ describe('uniqueness constraints in the schema', () => {
     const db = raw();
     const publish = (identity: string) =>
       db
-        .prepare(`INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key, published_at, session_id, file_id, identity)
-                  VALUES ('foo', 'foo-1.0.tar.gz', 'Foo', '1.0', 1, '{}', 'b', 0, 's', 'f', ?)`)
+        .prepare(
+          `INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key, published_at, session_id, file_id, identity)
+                  VALUES ('foo', 'foo-1.0.tar.gz', 'Foo', '1.0', 1, '{}', 'b', 0, 's', 'f', ?)`,
+        )
         .run(identity);
     publish('sdist foo 1');
     expect(() => publish('another identity')).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }));
 
     insertSession(db, 's', 'processing', '9');
-    db.prepare(`INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices)
-                VALUES ('f', 's', 'foo-2.0.tar.gz', 1, '{}', 'm', 'completed', 0, 0, '[]')`).run();
+    db.prepare(
+      `INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices)
+                VALUES ('f', 's', 'foo-2.0.tar.gz', 1, '{}', 'm', 'completed', 0, 0, '[]')`,
+    ).run();
     const claim = (identity: string) =>
-      db.prepare(`INSERT INTO filename_claims (project, filename, session_id, file_id, identity) VALUES ('foo', 'foo-2.0.tar.gz', 's', 'f', ?)`).run(identity);
+      db
+        .prepare(
+          `INSERT INTO filename_claims (project, filename, session_id, file_id, identity) VALUES ('foo', 'foo-2.0.tar.gz', 's', 'f', ?)`,
+        )
+        .run(identity);
     claim('sdist foo 2');
     expect(() => claim('another identity')).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }));
     db.close();
@@ -248,8 +262,10 @@ describe('uniqueness constraints in the schema', () => {
     const db = raw();
     const publish = (filename: string, project = 'foo') =>
       db
-        .prepare(`INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key, published_at, session_id, file_id, identity)
-                  VALUES (?, ?, 'Foo', '1.0', 1, '{}', 'b', 0, 's', 'f', ?)`)
+        .prepare(
+          `INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key, published_at, session_id, file_id, identity)
+                  VALUES (?, ?, 'Foo', '1.0', 1, '{}', 'b', 0, 's', 'f', ?)`,
+        )
         .run(project, filename, distributionIdentity(filename));
     publish('foo-1.0-py3-none-any.whl');
     expect(() => publish('Foo-1.0-py3-none-any.whl')).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_UNIQUE' }));
@@ -259,12 +275,19 @@ describe('uniqueness constraints in the schema', () => {
     publish('foo-1.0-py3-none-any.whl', 'bar'); // another project's namespace
 
     insertSession(db, 's', 'processing', '9');
-    for (const [id, name] of [['f1', 'foo-2.0.tar.gz'], ['f2', 'Foo-2.0.0.tar.gz']]) {
-      db.prepare(`INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices)
-                  VALUES (?, 's', ?, 1, '{}', 'm', 'completed', 0, 0, '[]')`).run(id, name);
+    for (const [id, name] of [
+      ['f1', 'foo-2.0.tar.gz'],
+      ['f2', 'Foo-2.0.0.tar.gz'],
+    ]) {
+      db.prepare(
+        `INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices)
+                  VALUES (?, 's', ?, 1, '{}', 'm', 'completed', 0, 0, '[]')`,
+      ).run(id, name);
     }
     const claim = (fileId: string, filename: string) =>
-      db.prepare(`INSERT INTO filename_claims (project, filename, session_id, file_id, identity) VALUES ('foo', ?, 's', ?, ?)`).run(filename, fileId, distributionIdentity(filename));
+      db
+        .prepare(`INSERT INTO filename_claims (project, filename, session_id, file_id, identity) VALUES ('foo', ?, 's', ?, ?)`)
+        .run(filename, fileId, distributionIdentity(filename));
     claim('f1', 'foo-2.0.tar.gz');
     expect(() => claim('f2', 'Foo-2.0.0.tar.gz')).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_UNIQUE' }));
     db.close();
@@ -273,9 +296,9 @@ describe('uniqueness constraints in the schema', () => {
   it('one project row per normalized name', async () => {
     await created();
     const db = raw();
-    expect(() => db.prepare(`INSERT INTO projects (name, display_name, registered, reserved_by) VALUES ('foo', 'FOO', 1, NULL)`).run()).toThrow(
-      expect.objectContaining({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }),
-    );
+    expect(() =>
+      db.prepare(`INSERT INTO projects (name, display_name, registered, reserved_by) VALUES ('foo', 'FOO', 1, NULL)`).run(),
+    ).toThrow(expect.objectContaining({ code: 'SQLITE_CONSTRAINT_PRIMARYKEY' }));
     db.close();
   });
 });
@@ -455,7 +478,11 @@ describe('separate processes', () => {
   it('exactly one of several processes publishes one distribution under different spellings', async () => {
     await registered();
     const ids: string[] = [];
-    for (const [key, name] of [['1', 'foo-1.0-py3-none-any.whl'], ['2', 'Foo-1.0-py3-none-any.whl'], ['3', 'foo-1.0.0-py3-none-any.whl']] as const) {
+    for (const [key, name] of [
+      ['1', 'foo-1.0-py3-none-any.whl'],
+      ['2', 'Foo-1.0-py3-none-any.whl'],
+      ['3', 'foo-1.0.0-py3-none-any.whl'],
+    ] as const) {
       const s = await created({ releaseKey: key, version: `${key}.0` });
       await addCompleted(s.id, name);
       ids.push(s.id);
@@ -472,7 +499,13 @@ describe('separate processes', () => {
     const script = writeChildScript();
     const session = newSession({ project: 'durable', displayName: 'Durable' });
     const file = newFile('ignored', 'durable-1.0.tar.gz');
-    const run = await runChild(script, { kind: 'publish-then-die', startAt: 0, session: asJson(session), file: asJson(file), at: at(7).getTime() });
+    const run = await runChild(script, {
+      kind: 'publish-then-die',
+      startAt: 0,
+      session: asJson(session),
+      file: asJson(file),
+      at: at(7).getTime(),
+    });
     expect(run.err).toBe('');
     expect(run.signal).toBe('SIGKILL');
     expect(JSON.parse(run.out)).toEqual({ kind: 'published' });
@@ -604,9 +637,13 @@ describe('index pages (issue #21): the metadata digest stored with the file, cha
 
     store = new SqliteSessionStore(dbFile);
     const digest = createHash('sha256').update(metadata).digest('hex');
-    expect(await store.listFiles(s.id)).toEqual([expect.objectContaining({ id: f.id, coreMetadataSha256: digest, requiresPython: '>=3.9' })]);
+    expect(await store.listFiles(s.id)).toEqual([
+      expect.objectContaining({ id: f.id, coreMetadataSha256: digest, requiresPython: '>=3.9' }),
+    ]);
     expect(await store.listStagedFiles(s.id)).toEqual([expect.objectContaining({ id: f.id, coreMetadataSha256: digest })]);
-    expect(await store.listPublishedFiles('foo')).toEqual([expect.objectContaining({ filename: 'foo-1.0.tar.gz', coreMetadataSha256: digest })]);
+    expect(await store.listPublishedFiles('foo')).toEqual([
+      expect.objectContaining({ filename: 'foo-1.0.tar.gz', coreMetadataSha256: digest }),
+    ]);
     expect(await store.getPublishedFile('foo', 'foo-1.0.tar.gz')).toMatchObject({ coreMetadataSha256: digest, requiresPython: '>=3.9' });
     // The pages destroyed were the metadata's: the reads that carry the bytes fail.
     await expect(store.getFile(f.id)).rejects.toThrow(/malformed/);
@@ -616,8 +653,10 @@ describe('index pages (issue #21): the metadata digest stored with the file, cha
   it('keeps core_metadata the last column of files and published_files (the listings stop before it)', () => {
     const db = raw();
     for (const table of ['files', 'published_files']) {
-      const columns = (db.prepare(`SELECT name FROM pragma_table_info(?) ORDER BY cid`).pluck().all(table) as string[]);
-      expect(columns.at(-1), `a column added to ${table} after core_metadata: move core_metadata last again (see MIGRATIONS[6])`).toBe('core_metadata');
+      const columns = db.prepare(`SELECT name FROM pragma_table_info(?) ORDER BY cid`).pluck().all(table) as string[];
+      expect(columns.at(-1), `a column added to ${table} after core_metadata: move core_metadata last again (see MIGRATIONS[6])`).toBe(
+        'core_metadata',
+      );
     }
     db.close();
   });
@@ -636,18 +675,24 @@ describe('index pages (issue #21): the metadata digest stored with the file, cha
     db.exec(`INSERT INTO sessions (id, project, display_name, version, release_key, status, created_by, created_at, expires_at, reserves_name, notices)
              VALUES ('s', 'foo', 'foo', '1.0', '1', 'open', 'alice', 0, ${at(60).getTime()}, 1, '[]');
              INSERT INTO projects (name, display_name, registered) VALUES ('foo', 'foo', 1);`);
-    db.prepare(`INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices, blob_key,
+    db.prepare(
+      `INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at, notices, blob_key,
                   core_metadata, requires_python, identity, created_by, core_metadata_sha256)
-                VALUES ('f', 's', 'foo-1.0.tar.gz', 5, '{}', 'm', 'completed', 0, ${at(60).getTime()}, '[]', 'k', ?, '>=3.9', ?, 'alice', ?)`)
-      .run(meta, distributionIdentity('foo-1.0.tar.gz'), digest);
-    db.prepare(`INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key, published_at, session_id, file_id,
+                VALUES ('f', 's', 'foo-1.0.tar.gz', 5, '{}', 'm', 'completed', 0, ${at(60).getTime()}, '[]', 'k', ?, '>=3.9', ?, 'alice', ?)`,
+    ).run(meta, distributionIdentity('foo-1.0.tar.gz'), digest);
+    db.prepare(
+      `INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key, published_at, session_id, file_id,
                   core_metadata, requires_python, identity, core_metadata_sha256)
-                VALUES ('foo', 'foo-0.9.tar.gz', 'foo', '0.9', 5, '{}', 'k0', 0, 'old', 'f0', ?, NULL, ?, ?)`)
-      .run(meta, distributionIdentity('foo-0.9.tar.gz'), digest);
+                VALUES ('foo', 'foo-0.9.tar.gz', 'foo', '0.9', 5, '{}', 'k0', 0, 'old', 'f0', ?, NULL, ?, ?)`,
+    ).run(meta, distributionIdentity('foo-0.9.tar.gz'), digest);
     db.close();
 
     store = new SqliteSessionStore(dbFile);
-    expect(await store.getFile('f')).toMatchObject({ coreMetadata: new Uint8Array(meta), coreMetadataSha256: digest, requiresPython: '>=3.9' });
+    expect(await store.getFile('f')).toMatchObject({
+      coreMetadata: new Uint8Array(meta),
+      coreMetadataSha256: digest,
+      requiresPython: '>=3.9',
+    });
     expect(await store.getPublishedCoreMetadata('foo', 'foo-0.9.tar.gz')).toEqual(new Uint8Array(meta));
     expect(await store.getPublishedFile('foo', 'foo-0.9.tar.gz')).toMatchObject({ coreMetadataSha256: digest });
     expect(await store.listFiles('s')).toEqual([expect.objectContaining({ id: 'f', coreMetadataSha256: digest })]);

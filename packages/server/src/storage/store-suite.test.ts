@@ -47,7 +47,9 @@ describe('the store conformance suites catch real defects', () => {
     outDir = mkdtempSync(join(tmpdir(), 'pep694-store-suite-selftest-'));
     const outFile = join(outDir, 'report.json');
     // A clean environment for the child: it is its own vitest run, not a worker of this one.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST') && k !== 'TEST' && k !== 'NODE_ENV'));
+    const env = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST') && k !== 'TEST' && k !== 'NODE_ENV'),
+    );
     const child = spawnSync(process.execPath, [findVitest(), 'run', '--root', fixtures, '--reporter=json', `--outputFile=${outFile}`], {
       cwd: fixtures,
       env,
@@ -56,7 +58,15 @@ describe('the store conformance suites catch real defects', () => {
     });
     if (!existsSync(outFile)) throw new Error(`the child vitest wrote no report (exit ${child.status}):\n${child.stdout}\n${child.stderr}`);
     const report = JSON.parse(readFileSync(outFile, 'utf8')) as { testResults: FileResult[] };
-    results = new Map(report.testResults.map((r) => [r.name.split('/').pop()!.replace(/\.fixture\.ts$/, ''), r]));
+    results = new Map(
+      report.testResults.map((r) => [
+        r.name
+          .split('/')
+          .pop()!
+          .replace(/\.fixture\.ts$/, ''),
+        r,
+      ]),
+    );
   }, 300_000);
   afterAll(() => {
     if (outDir) rmSync(outDir, { recursive: true, force: true });
@@ -66,10 +76,16 @@ describe('the store conformance suites catch real defects', () => {
   function run(name: string, expectedTests: number): Map<string, AssertionResult> {
     const file = results.get(name);
     expect(file, `no result for ${name}.fixture.ts (found ${[...results.keys()].join(', ')})`).toBeDefined();
-    expect(file!.assertionResults.length, `${name}.fixture.ts ran ${file!.assertionResults.length} tests: ${file!.message ?? ''}`).toBe(expectedTests);
+    expect(file!.assertionResults.length, `${name}.fixture.ts ran ${file!.assertionResults.length} tests: ${file!.message ?? ''}`).toBe(
+      expectedTests,
+    );
     return new Map(file!.assertionResults.map((a) => [a.title, a]));
   }
-  const failed = (tests: Map<string, AssertionResult>) => [...tests.values()].filter((a) => a.status === 'failed').map((a) => a.title).sort();
+  const failed = (tests: Map<string, AssertionResult>) =>
+    [...tests.values()]
+      .filter((a) => a.status === 'failed')
+      .map((a) => a.title)
+      .sort();
   const titles = (...rules: Rule[]) => rules.map(titleOf).sort();
   /** Each rule's failure message starts with the rule, then says what went wrong. */
   function expectNamed(tests: Map<string, AssertionResult>, rule: Rule, detail: RegExp): void {

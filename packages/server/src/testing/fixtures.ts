@@ -23,7 +23,9 @@ export function attestation(filename: string, sha256: string, extra: Record<stri
     version: 1,
     verification_material: {
       certificate: randomBytes(64).toString('base64'),
-      transparency_entries: [{ log_index: 1, log_id: 'x', entry_kind: 'dsse', entry_version: '0.0.1', integrated_time: 1, inclusion_proof: {} }],
+      transparency_entries: [
+        { log_index: 1, log_id: 'x', entry_kind: 'dsse', entry_version: '0.0.1', integrated_time: 1, inclusion_proof: {} },
+      ],
     },
     envelope: { statement: Buffer.from(JSON.stringify(statement)).toString('base64'), signature: randomBytes(70).toString('base64') },
     ...extra,

@@ -63,7 +63,13 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   return boot(opts, dataDir, tokensFile, setGrants, 0);
 }
 
-async function boot(opts: TestServerOptions, dataDir: string, tokensFile: string, setGrants: TestServer['setGrants'], port: number): Promise<TestServer> {
+async function boot(
+  opts: TestServerOptions,
+  dataDir: string,
+  tokensFile: string,
+  setGrants: TestServer['setGrants'],
+  port: number,
+): Promise<TestServer> {
   const auth = new TokensFileAuth({ path: tokensFile });
   const { config, grants: _grants, ...rest } = opts;
   const server = await createServer({
@@ -107,7 +113,14 @@ export interface ApiResponse<T = any> {
 export async function api<T = any>(
   method: string,
   url: string,
-  opts: { token?: string | null; body?: unknown; rawBody?: string | Uint8Array; contentType?: string | null; accept?: string; headers?: Record<string, string> } = {},
+  opts: {
+    token?: string | null;
+    body?: unknown;
+    rawBody?: string | Uint8Array;
+    contentType?: string | null;
+    accept?: string;
+    headers?: Record<string, string>;
+  } = {},
 ): Promise<ApiResponse<T>> {
   const headers: Record<string, string> = { ...opts.headers };
   const token = opts.token === undefined ? TEST_TOKENS.alice : opts.token;

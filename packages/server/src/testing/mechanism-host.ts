@@ -65,10 +65,12 @@ export class FakeMechanismHost<B extends BlobStore = BlobStore> implements Mecha
   async authorizeTransfer(req: IncomingMessage, identifier: string, fileId: string): Promise<FileUploadContext> {
     this.authorizations++;
     this.beforeAuthorize?.(req, fileId);
-    if (!req.headers.authorization) throw new ProblemError('unauthenticated', 'credentials needed', { headers: { 'WWW-Authenticate': 'Bearer' } });
+    if (!req.headers.authorization)
+      throw new ProblemError('unauthenticated', 'credentials needed', { headers: { 'WWW-Authenticate': 'Bearer' } });
     if (req.headers.authorization !== GOOD_AUTH) throw new ProblemError('forbidden', 'no');
     const f = this.files.get(fileId);
-    if (!f || identifier !== this.identifier || f.status === 'canceled') throw new ProblemError('not-found', 'No such file upload session.');
+    if (!f || identifier !== this.identifier || f.status === 'canceled')
+      throw new ProblemError('not-found', 'No such file upload session.');
     if (f.status !== 'pending') throw new ProblemError('file-not-pending', `The file is ${f.status}.`);
     return f.ctx;
   }

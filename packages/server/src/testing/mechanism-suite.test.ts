@@ -60,7 +60,9 @@ describe('the mechanism conformance suite catches real defects', () => {
     outDir = mkdtempSync(join(tmpdir(), 'pep694-suite-selftest-'));
     const outFile = join(outDir, 'report.json');
     // A clean environment for the child: it is its own vitest run, not a worker of this one.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST') && k !== 'TEST' && k !== 'NODE_ENV'));
+    const env = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST') && k !== 'TEST' && k !== 'NODE_ENV'),
+    );
     const child = spawnSync(process.execPath, [findVitest(), 'run', '--root', fixtures, '--reporter=json', `--outputFile=${outFile}`], {
       cwd: fixtures,
       env,
@@ -69,7 +71,15 @@ describe('the mechanism conformance suite catches real defects', () => {
     });
     if (!existsSync(outFile)) throw new Error(`the child vitest wrote no report (exit ${child.status}):\n${child.stdout}\n${child.stderr}`);
     const report = JSON.parse(readFileSync(outFile, 'utf8')) as { testResults: FileResult[] };
-    results = new Map(report.testResults.map((r) => [r.name.split('/').pop()!.replace(/\.fixture\.ts$/, ''), r]));
+    results = new Map(
+      report.testResults.map((r) => [
+        r.name
+          .split('/')
+          .pop()!
+          .replace(/\.fixture\.ts$/, ''),
+        r,
+      ]),
+    );
   }, 300_000);
   afterAll(() => {
     if (outDir) rmSync(outDir, { recursive: true, force: true });
@@ -103,45 +113,61 @@ describe('the mechanism conformance suite catches real defects', () => {
     const tests = run('route-without-auth');
     // It also invites the body of requests it never authorized: rule 2 says so too.
     expect(failed(tests).sort()).toEqual([TESTS.auth, TESTS.authProbe, TESTS.continueRefused].sort());
-    expect(message(tests, TESTS.auth)).toMatch(/a request without credentials was accepted: every route the mechanism mounts must call host\.authorizeTransfer/);
-    expect(message(tests, TESTS.authProbe)).toMatch(/rule 1: an unauthenticated POST http:\/\/127\.0\.0\.1:\d+\/upload\/mechanisms\/vnd-fixture-post\/files\/\S+ was answered 2\d\d/);
+    expect(message(tests, TESTS.auth)).toMatch(
+      /a request without credentials was accepted: every route the mechanism mounts must call host\.authorizeTransfer/,
+    );
+    expect(message(tests, TESTS.authProbe)).toMatch(
+      /rule 1: an unauthenticated POST http:\/\/127\.0\.0\.1:\d+\/upload\/mechanisms\/vnd-fixture-post\/files\/\S+ was answered 2\d\d/,
+    );
   });
 
   it('fails a mechanism that sends 100 Continue before authorizing (rule 2), saying so', () => {
     const tests = run('continue-before-auth');
     expect(failed(tests)).toEqual([TESTS.continueRefused]);
-    expect(message(tests, TESTS.continueRefused)).toMatch(/rule 2: an unauthenticated POST \S+ with Expect: 100-continue was sent 100 Continue: invite the body \(inviteBody\) only after host\.authorizeTransfer/);
+    expect(message(tests, TESTS.continueRefused)).toMatch(
+      /rule 2: an unauthenticated POST \S+ with Expect: 100-continue was sent 100 Continue: invite the body \(inviteBody\) only after host\.authorizeTransfer/,
+    );
   });
 
   it('fails a mechanism that never sends 100 Continue (rule 2), saying the route waited for a body it never invited', () => {
     const tests = run('no-continue');
     expect(failed(tests)).toEqual([TESTS.continueInvited]);
-    expect(message(tests, TESTS.continueInvited)).toMatch(/rule 2: the route waited for a body it never invited .* call inviteBody\(req, res\)/);
+    expect(message(tests, TESTS.continueInvited)).toMatch(
+      /rule 2: the route waited for a body it never invited .* call inviteBody\(req, res\)/,
+    );
   });
 
   it('fails a mechanism that destroys a refused request instead of draining it (rule 3), saying its body was left unread', () => {
     const tests = run('no-drain');
     expect(failed(tests)).toEqual([TESTS.drain]);
-    expect(message(tests, TESTS.drain)).toMatch(/rule 3: POST \S+ was answered 413 and its 256 KiB body was left unread .* answer refusals with refuse\(\)/);
+    expect(message(tests, TESTS.drain)).toMatch(
+      /rule 3: POST \S+ was answered 413 and its 256 KiB body was left unread .* answer refusals with refuse\(\)/,
+    );
   });
 
   it('fails a mechanism that writes outside the staging key (rule 4), naming the key', () => {
     const tests = run('writes-outside-staging');
     expect(failed(tests)).toEqual([TESTS.stagingKey]);
-    expect(message(tests, TESTS.stagingKey)).toMatch(/rule 4: the mechanism wrote uploads\/\S+ in the blob store: the file's bytes go to host\.blobs\.stage\(ctx\.stagingKey\)/);
+    expect(message(tests, TESTS.stagingKey)).toMatch(
+      /rule 4: the mechanism wrote uploads\/\S+ in the blob store: the file's bytes go to host\.blobs\.stage\(ctx\.stagingKey\)/,
+    );
   });
 
   it('fails a mechanism whose cancel leaves what instructions prepared (rule 5), saying sweep found it', () => {
     const tests = run('cancel-leaves-prepared');
     expect(failed(tests)).toEqual([TESTS.cancelUndoes]);
-    expect(message(tests, TESTS.cancelUndoes)).toMatch(/rule 5: cancel\(\) did not undo what instructions\(\) prepared .* sweep\(\) then found 1 thing/);
+    expect(message(tests, TESTS.cancelUndoes)).toMatch(
+      /rule 5: cancel\(\) did not undo what instructions\(\) prepared .* sweep\(\) then found 1 thing/,
+    );
   });
 
   it('fails a mechanism whose instructions carry no identifier, saying so', () => {
     const tests = run('no-identifier');
     expect(tests.get(TESTS.naming)?.status).toBe('passed'); // the mechanism's own identifier is fine
     expect(failed(tests)).toContain(TESTS.identifier);
-    expect(message(tests, TESTS.identifier)).toMatch(/instructions carry no identifier: the mechanism map must include "identifier": "vnd-fixture-post"/);
+    expect(message(tests, TESTS.identifier)).toMatch(
+      /instructions carry no identifier: the mechanism map must include "identifier": "vnd-fixture-post"/,
+    );
     // Every other check needs a file upload session, which the host refuses to create; each says why.
     for (const title of failed(tests).filter((t) => t !== TESTS.identifier)) {
       expect(message(tests, title), title).toMatch(/creating a file upload session failed because instructions carry no identifier/);

@@ -66,7 +66,8 @@ export function rawRequest(method: string, url: string, opts: RawRequestOptions 
 }
 
 /** `rawRequest` with POST, or `method`. */
-export const rawPost = (url: string, opts: RawRequestOptions & { method?: string } = {}): RawRequest => rawRequest(opts.method ?? 'POST', url, opts);
+export const rawPost = (url: string, opts: RawRequestOptions & { method?: string } = {}): RawRequest =>
+  rawRequest(opts.method ?? 'POST', url, opts);
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -8,7 +8,14 @@
 import { appendFileSync } from 'node:fs';
 
 /** The categories our own suite prints, in the order it prints them. Others may be used. */
-export const TALLY_CATEGORIES = ['kill points survived', 'races run', 'fuzz cases', 'auth cases', 'exhaustion cases', 'hostile cases'] as const;
+export const TALLY_CATEGORIES = [
+  'kill points survived',
+  'races run',
+  'fuzz cases',
+  'auth cases',
+  'exhaustion cases',
+  'hostile cases',
+] as const;
 export type TallyCategory = (typeof TALLY_CATEGORIES)[number] | (string & {});
 
 /** Adds `count` to `category` (call it once a case has passed, so the figure counts what held). */

@@ -20,8 +20,7 @@ import { fileFromRow, sessionFromRow, type FileRow, type SessionRow } from './ro
 export type SqliteSessionStoreOptions = MigrationOptions;
 
 const isUniqueViolation = (err: unknown) =>
-  err instanceof Database.SqliteError &&
-  (err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY');
+  err instanceof Database.SqliteError && (err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY');
 
 export class SqliteConnection {
   readonly db: Database.Database;

@@ -11,22 +11,26 @@ export class SqliteHousekeeping implements HousekeepingStore {
   constructor(private readonly connection: SqliteConnection) {}
 
   async listExpiredSessions(now: Date): Promise<readonly PublishingSessionRecord[]> {
-    const rows = this.connection.prepared(
-      `SELECT * FROM sessions WHERE status IN ${EXPIRING_SESSIONS_SQL} AND expires_at <= ? ORDER BY expires_at, id`,
-    ).all(now.getTime()) as SessionRow[];
+    const rows = this.connection
+      .prepared(`SELECT * FROM sessions WHERE status IN ${EXPIRING_SESSIONS_SQL} AND expires_at <= ? ORDER BY expires_at, id`)
+      .all(now.getTime()) as SessionRow[];
     return rows.map(sessionFromRow);
   }
 
   async listExpiredFiles(now: Date): Promise<readonly FileUploadRecord[]> {
-    const rows = this.connection.prepared(
-      `SELECT f.* FROM files f JOIN sessions s ON s.id = f.session_id
+    const rows = this.connection
+      .prepared(
+        `SELECT f.* FROM files f JOIN sessions s ON s.id = f.session_id
        WHERE f.status = 'pending' AND f.expires_at <= ? AND s.status IN ${EDITABLE_SESSIONS_SQL} ORDER BY f.expires_at, f.id`,
-    ).all(now.getTime()) as FileRow[];
+      )
+      .all(now.getTime()) as FileRow[];
     return rows.map(fileFromRow);
   }
 
   async listProcessing(): Promise<{ readonly sessions: readonly PublishingSessionRecord[]; readonly files: readonly FileUploadRecord[] }> {
-    const sessions = this.connection.prepared(`SELECT * FROM sessions WHERE status = 'processing' ORDER BY created_at, id`).all() as SessionRow[];
+    const sessions = this.connection
+      .prepared(`SELECT * FROM sessions WHERE status = 'processing' ORDER BY created_at, id`)
+      .all() as SessionRow[];
     const files = this.connection.prepared(`SELECT * FROM files WHERE status = 'processing' ORDER BY created_at, id`).all() as FileRow[];
     return { sessions: sessions.map(sessionFromRow), files: files.map(fileFromRow) };
   }
@@ -44,10 +48,11 @@ export class SqliteHousekeeping implements HousekeepingStore {
 
   async isBlobReferenced(key: string): Promise<boolean> {
     return (
-      this.connection.prepared(
-        `SELECT CASE WHEN EXISTS (SELECT 1 FROM files WHERE blob_key = ?)
+      this.connection
+        .prepared(
+          `SELECT CASE WHEN EXISTS (SELECT 1 FROM files WHERE blob_key = ?)
            OR EXISTS (SELECT 1 FROM published_files WHERE blob_key = ?) THEN 1 ELSE 0 END`,
-      )
+        )
         .pluck()
         .get(key, key) === 1
     );

@@ -25,29 +25,33 @@ export class SqliteIndexReads implements IndexReadStore {
    * makes the reservation "a permanent registration of the name" at publication, files or not.
    */
   async listPublishedProjects(): Promise<readonly { readonly project: string; readonly displayName: string }[]> {
-    return this.connection.prepared('SELECT name AS project, display_name AS displayName FROM projects WHERE registered = 1 ORDER BY name').all() as {
+    return this.connection
+      .prepared('SELECT name AS project, display_name AS displayName FROM projects WHERE registered = 1 ORDER BY name')
+      .all() as {
       project: string;
       displayName: string;
     }[];
   }
 
   async listPublishedFiles(project: string): Promise<readonly PublishedFile[]> {
-    const rows = this.connection.prepared(`SELECT ${PUBLISHED_COLUMNS_WITHOUT_METADATA} FROM published_files WHERE project = ? ORDER BY version, filename`).all(project) as PublishedRow[];
+    const rows = this.connection
+      .prepared(`SELECT ${PUBLISHED_COLUMNS_WITHOUT_METADATA} FROM published_files WHERE project = ? ORDER BY version, filename`)
+      .all(project) as PublishedRow[];
     return rows.map(publishedFileFromRow);
   }
 
   async getPublishedFile(project: string, filename: string): Promise<PublishedFile | undefined> {
-    const row = this.connection.prepared(`SELECT ${PUBLISHED_COLUMNS_WITHOUT_METADATA} FROM published_files WHERE project = ? AND filename = ?`).get(project, filename) as
-      | PublishedRow
-      | undefined;
+    const row = this.connection
+      .prepared(`SELECT ${PUBLISHED_COLUMNS_WITHOUT_METADATA} FROM published_files WHERE project = ? AND filename = ?`)
+      .get(project, filename) as PublishedRow | undefined;
     return row && publishedFileFromRow(row);
   }
 
   async getPublishedCoreMetadata(project: string, filename: string): Promise<Uint8Array | undefined> {
-    const bytes = this.connection.prepared('SELECT core_metadata FROM published_files WHERE project = ? AND filename = ?').pluck().get(project, filename) as
-      | Buffer
-      | null
-      | undefined;
+    const bytes = this.connection
+      .prepared('SELECT core_metadata FROM published_files WHERE project = ? AND filename = ?')
+      .pluck()
+      .get(project, filename) as Buffer | null | undefined;
     return bytes ? new Uint8Array(bytes) : undefined;
   }
 
@@ -67,9 +71,9 @@ export class SqliteIndexReads implements IndexReadStore {
   }
 
   async listStagedFiles(sessionId: string): Promise<readonly StagedFile[]> {
-    const rows = this.connection.prepared(
-      `SELECT ${FILE_COLUMNS_WITHOUT_METADATA} FROM files WHERE session_id = ? AND status = 'completed' ORDER BY created_at, id`,
-    ).all(sessionId) as FileSummaryRow[];
+    const rows = this.connection
+      .prepared(`SELECT ${FILE_COLUMNS_WITHOUT_METADATA} FROM files WHERE session_id = ? AND status = 'completed' ORDER BY created_at, id`)
+      .all(sessionId) as FileSummaryRow[];
     return rows.map(fileSummaryFromRow);
   }
 

@@ -227,15 +227,13 @@ export function migrate(db: Database.Database, opts: MigrationOptions = {}): voi
   db.function('pep694_file_identity', { deterministic: true }, (f: unknown) => backfillIdentity(f, opts.fileIdentity));
   // Only the migration that adds core_metadata_sha256 calls it; new rows get it from updateFile.
   db.function('pep694_sha256_bytes', { deterministic: true }, (b: unknown) => (b instanceof Uint8Array ? metadataSha256(b) : null));
-  db
-    .transaction(() => {
-      // Read inside the write lock: two processes opening a new file migrate it once.
-      const current = db.pragma('user_version', { simple: true }) as number;
-      if (current > MIGRATIONS.length) {
-        throw new Error(`database schema version ${current} is newer than this code (${MIGRATIONS.length})`);
-      }
-      for (let v = current; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
-      if (current !== MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
-    })
-    .immediate();
+  db.transaction(() => {
+    // Read inside the write lock: two processes opening a new file migrate it once.
+    const current = db.pragma('user_version', { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      throw new Error(`database schema version ${current} is newer than this code (${MIGRATIONS.length})`);
+    }
+    for (let v = current; v < MIGRATIONS.length; v++) db.exec(MIGRATIONS[v]!);
+    if (current !== MIGRATIONS.length) db.pragma(`user_version = ${MIGRATIONS.length}`);
+  }).immediate();
 }

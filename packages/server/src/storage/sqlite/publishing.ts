@@ -21,9 +21,9 @@ export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePu
       if (!session) throw new Error(`unknown publishing session ${id}`);
       if (!expect.includes(session.status)) return { kind: 'session-state', status: session.status };
 
-      const files = this.connection.prepared(
-        `SELECT filename, status FROM files WHERE session_id = ? AND status <> 'canceled' ORDER BY filename`,
-      ).all(id) as { filename: string; status: FileUploadStatus }[];
+      const files = this.connection
+        .prepared(`SELECT filename, status FROM files WHERE session_id = ? AND status <> 'canceled' ORDER BY filename`)
+        .all(id) as { filename: string; status: FileUploadStatus }[];
       const unfinished = files.filter((f) => f.status !== 'completed');
       if (unfinished.length > 0) return { kind: 'unfinished', files: unfinished };
 
@@ -39,10 +39,12 @@ export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePu
       // Any claims left from an earlier attempt are replaced by this one.
       this.connection.prepared('DELETE FROM filename_claims WHERE session_id = ?').run(id);
       if (opts.defer) {
-        this.connection.prepared(
-          `INSERT INTO filename_claims (project, filename, session_id, file_id, identity)
+        this.connection
+          .prepared(
+            `INSERT INTO filename_claims (project, filename, session_id, file_id, identity)
            SELECT ?, filename, session_id, id, identity FROM files WHERE session_id = ? AND status <> 'canceled'`,
-        ).run(session.project, id);
+          )
+          .run(session.project, id);
         const row = this.connection.prepared(`UPDATE sessions SET status = 'processing' WHERE id = ? RETURNING *`).get(id) as SessionRow;
         return { kind: 'processing', session: sessionFromRow(row) };
       }
@@ -58,8 +60,9 @@ export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePu
    * Publication and Conflicts", made on identities so that no second spelling is ever published.
    */
   private publishConflicts(session: PublishingSessionRecord): { filename: string; holder: string }[] {
-    return this.connection.prepared(
-      `SELECT filename, holder FROM (
+    return this.connection
+      .prepared(
+        `SELECT filename, holder FROM (
          SELECT f.filename AS filename, COALESCE(
            (SELECT p.filename FROM published_files p WHERE p.project = :project AND p.identity = f.identity),
            (SELECT c.filename FROM filename_claims c WHERE c.project = :project AND c.identity = f.identity AND c.session_id <> :session),
@@ -67,7 +70,8 @@ export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePu
          ) AS holder
          FROM files f WHERE f.session_id = :session AND f.status <> 'canceled')
        WHERE holder IS NOT NULL ORDER BY filename`,
-    ).all({ session: session.id, project: session.project }) as { filename: string; holder: string }[];
+      )
+      .all({ session: session.id, project: session.project }) as { filename: string; holder: string }[];
   }
 
   /**
@@ -77,23 +81,26 @@ export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePu
    */
   private publishFiles(session: PublishingSessionRecord, at: Date, filesSql: string): PublishingSessionRecord {
     const newName = this.connection.prepared('SELECT 1 FROM projects WHERE name = ? AND registered = 1').get(session.project) === undefined;
-    this.connection.prepared(
-      `INSERT INTO projects (name, display_name, registered, reserved_by) VALUES (?, ?, 1, NULL)
+    this.connection
+      .prepared(
+        `INSERT INTO projects (name, display_name, registered, reserved_by) VALUES (?, ?, 1, NULL)
        ON CONFLICT (name) DO UPDATE SET registered = 1, reserved_by = NULL,
          display_name = CASE WHEN projects.registered = 1 THEN projects.display_name ELSE excluded.display_name END`,
-    ).run(session.project, session.displayName);
+      )
+      .run(session.project, session.displayName);
     if (newName) this.recordRegistration(session, at);
-    this.connection.prepared(
-      `INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key,
+    this.connection
+      .prepared(
+        `INSERT INTO published_files (project, filename, display_name, version, size, hashes, blob_key,
          published_at, session_id, file_id, core_metadata, requires_python, identity, core_metadata_sha256)
        SELECT ?, f.filename, ?, ?, f.size, f.hashes, f.blob_key, ?, f.session_id, f.id, f.core_metadata, f.requires_python, f.identity, f.core_metadata_sha256
        FROM (${filesSql}) f`,
-    ).run(session.project, session.displayName, session.version, at.getTime(), session.id);
+      )
+      .run(session.project, session.displayName, session.version, at.getTime(), session.id);
     this.connection.prepared('DELETE FROM filename_claims WHERE session_id = ?').run(session.id);
-    const row = this.connection.prepared(`UPDATE sessions SET status = 'published', ended_at = ? WHERE id = ? RETURNING *`).get(
-      at.getTime(),
-      session.id,
-    ) as SessionRow;
+    const row = this.connection
+      .prepared(`UPDATE sessions SET status = 'published', ended_at = ? WHERE id = ? RETURNING *`)
+      .get(at.getTime(), session.id) as SessionRow;
     return sessionFromRow(row);
   }
 
@@ -103,8 +110,9 @@ export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePu
    * a claim, and publishing it would break the unique index and leave the session processing.
    */
   private claimsPublishedMeanwhile(sessionId: string): { filename: string; holder: string }[] {
-    return this.connection.prepared(
-      `SELECT filename, holder FROM (
+    return this.connection
+      .prepared(
+        `SELECT filename, holder FROM (
          SELECT f.filename AS filename, COALESCE(
            (SELECT p.filename FROM published_files p WHERE p.project = c.project AND p.identity = f.identity),
            (SELECT g.filename FROM filename_claims d JOIN files g ON g.id = d.file_id
@@ -112,12 +120,15 @@ export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePu
          ) AS holder
          FROM filename_claims c JOIN files f ON f.id = c.file_id WHERE c.session_id = ?)
        WHERE holder IS NOT NULL ORDER BY filename`,
-    ).all(sessionId) as { filename: string; holder: string }[];
+      )
+      .all(sessionId) as { filename: string; holder: string }[];
   }
 
   /** Who registered a new project name, and when (counted by `newNameRefusal`). */
   private recordRegistration(session: PublishingSessionRecord, at: Date): void {
-    this.connection.prepared('UPDATE projects SET registered_by = ?, registered_at = ? WHERE name = ?').run(session.createdBy, at.getTime(), session.project);
+    this.connection
+      .prepared('UPDATE projects SET registered_by = ?, registered_at = ? WHERE name = ?')
+      .run(session.createdBy, at.getTime(), session.project);
   }
 
   async settlePublish(
@@ -141,21 +152,21 @@ export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePu
           );
         }
         const reasons = clashes.map((c) => `${c.filename} (the same distribution as ${c.holder})`);
-        outcome = { ok: false, notices: [`Publishing failed: already published for this release: ${reasons.join(', ')}. Delete these files and publish again.`] };
+        outcome = {
+          ok: false,
+          notices: [`Publishing failed: already published for this release: ${reasons.join(', ')}. Delete these files and publish again.`],
+        };
       }
       // Failure releases the filenames (PEP 694 "Atomic Publication and Conflicts").
       this.connection.prepared('DELETE FROM filename_claims WHERE session_id = ?').run(id);
       for (const [filename, notices] of Object.entries(outcome.fileNotices ?? {})) {
-        this.connection.prepared(`UPDATE files SET notices = ? WHERE session_id = ? AND filename = ? AND status <> 'canceled'`).run(
-          JSON.stringify(notices),
-          id,
-          filename,
-        );
+        this.connection
+          .prepared(`UPDATE files SET notices = ? WHERE session_id = ? AND filename = ? AND status <> 'canceled'`)
+          .run(JSON.stringify(notices), id, filename);
       }
-      const row = this.connection.prepared(`UPDATE sessions SET status = 'error', notices = ? WHERE id = ? RETURNING *`).get(
-        JSON.stringify(outcome.notices),
-        id,
-      ) as SessionRow;
+      const row = this.connection
+        .prepared(`UPDATE sessions SET status = 'error', notices = ? WHERE id = ? RETURNING *`)
+        .get(JSON.stringify(outcome.notices), id) as SessionRow;
       return sessionFromRow(row);
     });
   }

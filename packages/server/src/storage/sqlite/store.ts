@@ -50,38 +50,90 @@ export class SqliteSessionStore implements SessionStore {
 
   // ---- UploadStore ------------------------------------------------------------------------------
 
-  createSession(...args: Parameters<UploadStore['createSession']>) { return this.uploads.createSession(...args); }
-  getSession(...args: Parameters<UploadStore['getSession']>) { return this.uploads.getSession(...args); }
-  countLiveSessions(...args: Parameters<UploadStore['countLiveSessions']>) { return this.uploads.countLiveSessions(...args); }
-  updateSession(...args: Parameters<UploadStore['updateSession']>) { return this.uploads.updateSession(...args); }
-  cancelSession(...args: Parameters<UploadStore['cancelSession']>) { return this.uploads.cancelSession(...args); }
-  publish(...args: Parameters<UploadStore['publish']>) { return this.publishing.publish(...args); }
-  settlePublish(...args: Parameters<UploadStore['settlePublish']>) { return this.publishing.settlePublish(...args); }
-  createFile(...args: Parameters<UploadStore['createFile']>) { return this.uploads.createFile(...args); }
-  getFile(...args: Parameters<UploadStore['getFile']>) { return this.uploads.getFile(...args); }
-  listFiles(...args: Parameters<UploadStore['listFiles']>) { return this.uploads.listFiles(...args); }
-  updateFile(...args: Parameters<UploadStore['updateFile']>) { return this.uploads.updateFile(...args); }
-  isPublishedProject(...args: Parameters<UploadStore['isPublishedProject']>) { return this.uploads.isPublishedProject(...args); }
-  isFilenameTaken(...args: Parameters<UploadStore['isFilenameTaken']>) { return this.uploads.isFilenameTaken(...args); }
-  findPublishedIdentity(...args: Parameters<UploadStore['findPublishedIdentity']>) { return this.uploads.findPublishedIdentity(...args); }
+  createSession(...args: Parameters<UploadStore['createSession']>) {
+    return this.uploads.createSession(...args);
+  }
+  getSession(...args: Parameters<UploadStore['getSession']>) {
+    return this.uploads.getSession(...args);
+  }
+  countLiveSessions(...args: Parameters<UploadStore['countLiveSessions']>) {
+    return this.uploads.countLiveSessions(...args);
+  }
+  updateSession(...args: Parameters<UploadStore['updateSession']>) {
+    return this.uploads.updateSession(...args);
+  }
+  cancelSession(...args: Parameters<UploadStore['cancelSession']>) {
+    return this.uploads.cancelSession(...args);
+  }
+  publish(...args: Parameters<UploadStore['publish']>) {
+    return this.publishing.publish(...args);
+  }
+  settlePublish(...args: Parameters<UploadStore['settlePublish']>) {
+    return this.publishing.settlePublish(...args);
+  }
+  createFile(...args: Parameters<UploadStore['createFile']>) {
+    return this.uploads.createFile(...args);
+  }
+  getFile(...args: Parameters<UploadStore['getFile']>) {
+    return this.uploads.getFile(...args);
+  }
+  listFiles(...args: Parameters<UploadStore['listFiles']>) {
+    return this.uploads.listFiles(...args);
+  }
+  updateFile(...args: Parameters<UploadStore['updateFile']>) {
+    return this.uploads.updateFile(...args);
+  }
+  isPublishedProject(...args: Parameters<UploadStore['isPublishedProject']>) {
+    return this.uploads.isPublishedProject(...args);
+  }
+  isFilenameTaken(...args: Parameters<UploadStore['isFilenameTaken']>) {
+    return this.uploads.isFilenameTaken(...args);
+  }
+  findPublishedIdentity(...args: Parameters<UploadStore['findPublishedIdentity']>) {
+    return this.uploads.findPublishedIdentity(...args);
+  }
 
   // ---- IndexReadStore (getFile is UploadStore's) ------------------------------------------------
 
-  listPublishedProjects(...args: Parameters<IndexReadStore['listPublishedProjects']>) { return this.index.listPublishedProjects(...args); }
-  listPublishedFiles(...args: Parameters<IndexReadStore['listPublishedFiles']>) { return this.index.listPublishedFiles(...args); }
-  getPublishedFile(...args: Parameters<IndexReadStore['getPublishedFile']>) { return this.index.getPublishedFile(...args); }
-  getSessionByStageToken(...args: Parameters<IndexReadStore['getSessionByStageToken']>) { return this.index.getSessionByStageToken(...args); }
-  listStagedFiles(...args: Parameters<IndexReadStore['listStagedFiles']>) { return this.index.listStagedFiles(...args); }
-  getPublishedCoreMetadata(...args: Parameters<IndexReadStore['getPublishedCoreMetadata']>) { return this.index.getPublishedCoreMetadata(...args); }
-  indexVersion(...args: Parameters<IndexReadStore['indexVersion']>) { return this.index.indexVersion(...args); }
+  listPublishedProjects(...args: Parameters<IndexReadStore['listPublishedProjects']>) {
+    return this.index.listPublishedProjects(...args);
+  }
+  listPublishedFiles(...args: Parameters<IndexReadStore['listPublishedFiles']>) {
+    return this.index.listPublishedFiles(...args);
+  }
+  getPublishedFile(...args: Parameters<IndexReadStore['getPublishedFile']>) {
+    return this.index.getPublishedFile(...args);
+  }
+  getSessionByStageToken(...args: Parameters<IndexReadStore['getSessionByStageToken']>) {
+    return this.index.getSessionByStageToken(...args);
+  }
+  listStagedFiles(...args: Parameters<IndexReadStore['listStagedFiles']>) {
+    return this.index.listStagedFiles(...args);
+  }
+  getPublishedCoreMetadata(...args: Parameters<IndexReadStore['getPublishedCoreMetadata']>) {
+    return this.index.getPublishedCoreMetadata(...args);
+  }
+  indexVersion(...args: Parameters<IndexReadStore['indexVersion']>) {
+    return this.index.indexVersion(...args);
+  }
 
   // ---- HousekeepingStore ------------------------------------------------------------------------
 
-  listExpiredSessions(...args: Parameters<HousekeepingStore['listExpiredSessions']>) { return this.housekeeping.listExpiredSessions(...args); }
-  listExpiredFiles(...args: Parameters<HousekeepingStore['listExpiredFiles']>) { return this.housekeeping.listExpiredFiles(...args); }
-  listProcessing(...args: Parameters<HousekeepingStore['listProcessing']>) { return this.housekeeping.listProcessing(...args); }
-  forgetEndedSessions(...args: Parameters<HousekeepingStore['forgetEndedSessions']>) { return this.housekeeping.forgetEndedSessions(...args); }
-  isBlobReferenced(...args: Parameters<HousekeepingStore['isBlobReferenced']>) { return this.housekeeping.isBlobReferenced(...args); }
+  listExpiredSessions(...args: Parameters<HousekeepingStore['listExpiredSessions']>) {
+    return this.housekeeping.listExpiredSessions(...args);
+  }
+  listExpiredFiles(...args: Parameters<HousekeepingStore['listExpiredFiles']>) {
+    return this.housekeeping.listExpiredFiles(...args);
+  }
+  listProcessing(...args: Parameters<HousekeepingStore['listProcessing']>) {
+    return this.housekeeping.listProcessing(...args);
+  }
+  forgetEndedSessions(...args: Parameters<HousekeepingStore['forgetEndedSessions']>) {
+    return this.housekeeping.forgetEndedSessions(...args);
+  }
+  isBlobReferenced(...args: Parameters<HousekeepingStore['isBlobReferenced']>) {
+    return this.housekeeping.isBlobReferenced(...args);
+  }
 
   async close(): Promise<void> {
     this.connection.close();

@@ -72,19 +72,22 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
    * canceled, expired and published ones stop counting with that change of state.
    */
   private stagedBytes(principal: string): number {
-    return this.connection.prepared(
-      `SELECT COALESCE(SUM(f.size), 0) FROM files f JOIN sessions s ON s.id = f.session_id
+    return this.connection
+      .prepared(
+        `SELECT COALESCE(SUM(f.size), 0) FROM files f JOIN sessions s ON s.id = f.session_id
        WHERE f.created_by = ? AND f.status IN ${FILES_HOLDING_BYTES_SQL} AND s.status IN ${LIVE_SESSIONS_SQL}`,
-    ).pluck().get(principal) as number;
+      )
+      .pluck()
+      .get(principal) as number;
   }
 
   // ---- Publishing sessions ----------------------------------------------------------------------
 
   async createSession(input: NewPublishingSession, opts: { readonly newNames?: NewNameLimit } = {}): Promise<CreateSessionResult> {
     return this.connection.inWriteTransaction((): CreateSessionResult => {
-      const live = this.connection.prepared(
-        `SELECT * FROM sessions WHERE project = ? AND release_key = ? AND status IN ${LIVE_SESSIONS_SQL}`,
-      ).get(input.project, input.releaseKey) as SessionRow | undefined;
+      const live = this.connection
+        .prepared(`SELECT * FROM sessions WHERE project = ? AND release_key = ? AND status IN ${LIVE_SESSIONS_SQL}`)
+        .get(input.project, input.releaseKey) as SessionRow | undefined;
       if (live) return { kind: 'exists', session: sessionFromRow(live) };
 
       const project = this.connection.prepared('SELECT * FROM projects WHERE name = ?').get(input.project) as ProjectRow | undefined;
@@ -99,19 +102,32 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
       const refusal = reserves && opts.newNames ? this.newNameRefusal(input.createdBy, input.createdAt, opts.newNames) : undefined;
       if (refusal) return refusal;
 
-      this.connection.prepared(
-        `INSERT INTO sessions (id, project, display_name, version, release_key, status, stage_token, stage_key,
+      this.connection
+        .prepared(
+          `INSERT INTO sessions (id, project, display_name, version, release_key, status, stage_token, stage_key,
            created_by, created_at, expires_at, ended_at, reserves_name, notices)
          VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, NULL, ?, '[]')`,
-      ).run(
-        input.id, input.project, input.displayName, input.version, input.releaseKey, input.stageToken,
-        input.stageToken === null ? null : stageTokenKey(input.stageToken), input.createdBy, input.createdAt.getTime(), input.expiresAt.getTime(), reserves ? 1 : 0,
-      );
+        )
+        .run(
+          input.id,
+          input.project,
+          input.displayName,
+          input.version,
+          input.releaseKey,
+          input.stageToken,
+          input.stageToken === null ? null : stageTokenKey(input.stageToken),
+          input.createdBy,
+          input.createdAt.getTime(),
+          input.expiresAt.getTime(),
+          reserves ? 1 : 0,
+        );
       if (reserves) {
-        this.connection.prepared(
-          `INSERT INTO projects (name, display_name, registered, reserved_by) VALUES (?, ?, 0, ?)
+        this.connection
+          .prepared(
+            `INSERT INTO projects (name, display_name, registered, reserved_by) VALUES (?, ?, 0, ?)
            ON CONFLICT (name) DO UPDATE SET display_name = excluded.display_name, reserved_by = excluded.reserved_by`,
-        ).run(input.project, input.displayName, input.id);
+          )
+          .run(input.project, input.displayName, input.id);
       }
       return { kind: 'created', session: this.connection.readSession(input.id)! };
     });
@@ -123,13 +139,17 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
    * transaction, so parallel creations cannot all slip under it.
    */
   private newNameRefusal(principal: string, now: Date, { limit, windowMs }: NewNameLimit): CreateSessionResult | undefined {
-    const registeredAt = this.connection.prepared(
-      'SELECT registered_at FROM projects WHERE registered_by = ? AND registered_at > ? ORDER BY registered_at',
-    ).pluck().all(principal, now.getTime() - windowMs) as number[];
-    const reserved = this.connection.prepared(
-      `SELECT COUNT(*) FROM projects p JOIN sessions s ON s.id = p.reserved_by
+    const registeredAt = this.connection
+      .prepared('SELECT registered_at FROM projects WHERE registered_by = ? AND registered_at > ? ORDER BY registered_at')
+      .pluck()
+      .all(principal, now.getTime() - windowMs) as number[];
+    const reserved = this.connection
+      .prepared(
+        `SELECT COUNT(*) FROM projects p JOIN sessions s ON s.id = p.reserved_by
        WHERE p.registered = 0 AND s.created_by = ? AND s.status IN ${LIVE_SESSIONS_SQL}`,
-    ).pluck().get(principal) as number;
+      )
+      .pluck()
+      .get(principal) as number;
     if (registeredAt.length + reserved < limit) return undefined;
     // The oldest registration leaving the window frees a place; reservations free theirs when
     // their session is published (then counted as registered) or canceled.
@@ -142,7 +162,8 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
   }
 
   async countLiveSessions(createdBy: string): Promise<number> {
-    return this.connection.prepared(`SELECT COUNT(*) FROM sessions WHERE created_by = ? AND status IN ${LIVE_SESSIONS_SQL}`)
+    return this.connection
+      .prepared(`SELECT COUNT(*) FROM sessions WHERE created_by = ? AND status IN ${LIVE_SESSIONS_SQL}`)
       .pluck()
       .get(createdBy) as number;
   }
@@ -153,15 +174,13 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
     patch: { readonly expiresAt?: Date; readonly notices?: readonly string[] },
   ): Promise<PublishingSessionRecord | undefined> {
     if (expect.length === 0) return undefined;
-    const row = this.connection.prepared(
-      `UPDATE sessions SET expires_at = COALESCE(?, expires_at), notices = COALESCE(?, notices)
+    const row = this.connection
+      .prepared(
+        `UPDATE sessions SET expires_at = COALESCE(?, expires_at), notices = COALESCE(?, notices)
        WHERE id = ? AND status IN (${placeholders(expect.length)}) RETURNING *`,
-    ).get(
-      patch.expiresAt?.getTime() ?? null,
-      patch.notices ? JSON.stringify(patch.notices) : null,
-      id,
-      ...expect,
-    ) as SessionRow | undefined;
+      )
+      .get(patch.expiresAt?.getTime() ?? null, patch.notices ? JSON.stringify(patch.notices) : null, id, ...expect) as
+      SessionRow | undefined;
     return row && sessionFromRow(row);
   }
 
@@ -173,14 +192,16 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
   ): Promise<{ readonly session: PublishingSessionRecord; readonly files: readonly FileUploadRecord[] } | undefined> {
     if (expect.length === 0) return undefined;
     return this.connection.inWriteTransaction(() => {
-      const row = this.connection.prepared(
-        `UPDATE sessions SET status = 'canceled', ended_at = ?
+      const row = this.connection
+        .prepared(
+          `UPDATE sessions SET status = 'canceled', ended_at = ?
          WHERE id = ? AND status IN (${placeholders(expect.length)}) RETURNING *`,
-      ).get(at.getTime(), id, ...expect) as SessionRow | undefined;
+        )
+        .get(at.getTime(), id, ...expect) as SessionRow | undefined;
       if (!row) return undefined;
-      const files = this.connection.prepared(
-        `UPDATE files SET status = 'canceled' WHERE session_id = ? AND status <> 'canceled' RETURNING *`,
-      ).all(id) as FileRow[];
+      const files = this.connection
+        .prepared(`UPDATE files SET status = 'canceled' WHERE session_id = ? AND status <> 'canceled' RETURNING *`)
+        .all(id) as FileRow[];
       this.connection.prepared('DELETE FROM filename_claims WHERE session_id = ?').run(id);
       // PEP 694: a canceled first-release session deletes the project "as if it were never uploaded".
       this.connection.prepared('DELETE FROM projects WHERE name = ? AND reserved_by = ? AND registered = 0').run(row.project, id);
@@ -200,19 +221,17 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
       const holder = this.filenameHoldingIdentity(session.project, input.identity, session.id);
       if (holder !== undefined) return { kind: 'published', filename: holder };
 
-      const existing = this.connection.prepared(`SELECT * FROM files WHERE session_id = ? AND filename = ? AND status <> 'canceled'`).get(
-        session.id,
-        input.filename,
-      ) as FileRow | undefined;
+      const existing = this.connection
+        .prepared(`SELECT * FROM files WHERE session_id = ? AND filename = ? AND status <> 'canceled'`)
+        .get(session.id, input.filename) as FileRow | undefined;
       if (existing && existing.status !== 'completed') return { kind: 'exists', file: fileFromRow(existing) };
-      const twin = this.connection.prepared(`SELECT * FROM files WHERE session_id = ? AND identity = ? AND filename <> ? AND status <> 'canceled'`).get(
-        session.id,
-        input.identity,
-        input.filename,
-      ) as FileRow | undefined;
+      const twin = this.connection
+        .prepared(`SELECT * FROM files WHERE session_id = ? AND identity = ? AND filename <> ? AND status <> 'canceled'`)
+        .get(session.id, input.identity, input.filename) as FileRow | undefined;
       if (twin) return { kind: 'same-distribution', file: fileFromRow(twin) };
 
-      const count = this.connection.prepared(`SELECT COUNT(*) FROM files WHERE session_id = ? AND status <> 'canceled'`)
+      const count = this.connection
+        .prepared(`SELECT COUNT(*) FROM files WHERE session_id = ? AND status <> 'canceled'`)
         .pluck()
         .get(session.id) as number;
       if (count - (existing ? 1 : 0) >= opts.maxFiles) return { kind: 'too-many-files', limit: opts.maxFiles };
@@ -227,15 +246,25 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
       const replaced = existing
         ? fileFromRow(this.connection.prepared(`UPDATE files SET status = 'canceled' WHERE id = ? RETURNING *`).get(existing.id) as FileRow)
         : null;
-      const row = this.connection.prepared(
-        `INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at,
+      const row = this.connection
+        .prepared(
+          `INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at,
            notices, blob_key, attestations, instructions, core_metadata, requires_python, identity, created_by)
          VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, '[]', NULL, NULL, ?, NULL, NULL, ?, ?) RETURNING *`,
-      ).get(
-        input.id, input.sessionId, input.filename, input.size, JSON.stringify(input.hashes), input.mechanism,
-        input.createdAt.getTime(), input.expiresAt.getTime(), input.instructions ? JSON.stringify(input.instructions) : null,
-        input.identity, createdBy,
-      ) as FileRow;
+        )
+        .get(
+          input.id,
+          input.sessionId,
+          input.filename,
+          input.size,
+          JSON.stringify(input.hashes),
+          input.mechanism,
+          input.createdAt.getTime(),
+          input.expiresAt.getTime(),
+          input.instructions ? JSON.stringify(input.instructions) : null,
+          input.identity,
+          createdBy,
+        ) as FileRow;
       return { kind: 'created', file: fileFromRow(row), replaced };
     });
   }
@@ -246,10 +275,12 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
 
   /** Selects the columns without core_metadata: a status request must not read the bytes. */
   async listFiles(sessionId: string, opts?: { readonly includeCanceled?: boolean }): Promise<readonly FileUploadSummary[]> {
-    const rows = this.connection.prepared(
-      `SELECT ${FILE_COLUMNS_WITHOUT_METADATA} FROM files WHERE session_id = ? ${opts?.includeCanceled ? '' : `AND status <> 'canceled'`}
+    const rows = this.connection
+      .prepared(
+        `SELECT ${FILE_COLUMNS_WITHOUT_METADATA} FROM files WHERE session_id = ? ${opts?.includeCanceled ? '' : `AND status <> 'canceled'`}
        ORDER BY created_at, id`,
-    ).all(sessionId) as FileSummaryRow[];
+      )
+      .all(sessionId) as FileSummaryRow[];
     return rows.map(fileSummaryFromRow);
   }
 
@@ -283,9 +314,9 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
     const sessionCheck = sessionExpect
       ? `AND session_id IN (SELECT id FROM sessions WHERE status IN (${placeholders(sessionExpect.length)}))`
       : '';
-    const row = this.connection.prepared(
-      `UPDATE files SET ${set} WHERE id = ? AND status IN (${placeholders(expect.length)}) ${sessionCheck} RETURNING *`,
-    ).get(...columns.map(([, v]) => v), id, ...expect, ...(sessionExpect ?? [])) as FileRow | undefined;
+    const row = this.connection
+      .prepared(`UPDATE files SET ${set} WHERE id = ? AND status IN (${placeholders(expect.length)}) ${sessionCheck} RETURNING *`)
+      .get(...columns.map(([, v]) => v), id, ...expect, ...(sessionExpect ?? [])) as FileRow | undefined;
     return row && fileFromRow(row);
   }
 

@@ -123,7 +123,9 @@ export class SuiteContext {
 
   /** The absolute URLs of the mechanism's routes the instructions name. */
   instructionUrls(file: any): string[] {
-    return Object.values(file.mechanism as Record<string, unknown>).filter((v): v is string => typeof v === 'string' && v.startsWith(this.t.origin));
+    return Object.values(file.mechanism as Record<string, unknown>).filter(
+      (v): v is string => typeof v === 'string' && v.startsWith(this.t.origin),
+    );
   }
 
   /**
@@ -148,7 +150,10 @@ export class SuiteContext {
       () => true,
       () => false,
     );
-    expect(accepted, `rule 1: ${what} was accepted: every route the mechanism mounts must call host.authorizeTransfer on every request, before it takes any bytes`).toBe(false);
+    expect(
+      accepted,
+      `rule 1: ${what} was accepted: every route the mechanism mounts must call host.authorizeTransfer on every request, before it takes any bytes`,
+    ).toBe(false);
   }
 
   /** Why the host refused the mechanism's instructions (it answers 500 for a bad map), or ''. */
@@ -159,8 +164,10 @@ export class SuiteContext {
     } catch (err) {
       return `the mechanism's instructions() threw: ${String(err)}`;
     }
-    if (map?.identifier === undefined) return `instructions carry no identifier: the mechanism map must include "identifier": "${this.identifier}" (it returned ${JSON.stringify(map)})`;
-    if (map.identifier !== this.identifier) return `instructions carry the identifier ${JSON.stringify(map.identifier)}, not the mechanism's own "${this.identifier}"`;
+    if (map?.identifier === undefined)
+      return `instructions carry no identifier: the mechanism map must include "identifier": "${this.identifier}" (it returned ${JSON.stringify(map)})`;
+    if (map.identifier !== this.identifier)
+      return `instructions carry the identifier ${JSON.stringify(map.identifier)}, not the mechanism's own "${this.identifier}"`;
     return '';
   }
 
@@ -169,7 +176,14 @@ export class SuiteContext {
     const id = `conformance-probe-${randomBytes(8).toString('hex')}`;
     const ctx = {
       session: { id: 'conformance-probe', project: 'conformance-probe', version: '1.0' },
-      file: { id, filename: 'conformance_probe-1.0.tar.gz', size: 1, hashes: { sha256: sha256(Buffer.from('x')) }, status: 'pending' as const, expiresAt: new Date(Date.now() + 3_600_000) },
+      file: {
+        id,
+        filename: 'conformance_probe-1.0.tar.gz',
+        size: 1,
+        hashes: { sha256: sha256(Buffer.from('x')) },
+        status: 'pending' as const,
+        expiresAt: new Date(Date.now() + 3_600_000),
+      },
       baseUrl: `${this.t.url}mechanisms/${this.identifier}`,
       stagingKey: `staging/${id}`,
     };

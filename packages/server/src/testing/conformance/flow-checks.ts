@@ -23,19 +23,34 @@ export function flowChecks(c: SuiteContext): void {
       // The host refuses a map without the right identifier (500); ask the mechanism what it returns.
       assert.fail((await c.diagnoseInstructions()) || `creating a file upload session failed: ${JSON.stringify(f.body)}`);
     }
-    expect(f.body.mechanism?.identifier, `instructions carry no identifier: the mechanism map must include "identifier": "${c.identifier}"`).toBeDefined();
-    expect(f.body.mechanism.identifier, `instructions carry the identifier ${JSON.stringify(f.body.mechanism.identifier)}, not "${c.identifier}"`).toBe(c.identifier);
+    expect(
+      f.body.mechanism?.identifier,
+      `instructions carry no identifier: the mechanism map must include "identifier": "${c.identifier}"`,
+    ).toBeDefined();
+    expect(
+      f.body.mechanism.identifier,
+      `instructions carry the identifier ${JSON.stringify(f.body.mechanism.identifier)}, not "${c.identifier}"`,
+    ).toBe(c.identifier);
   });
   for (const decline of c.suite.declines ?? []) {
     it(`negotiate declines ${JSON.stringify(decline)} with 422`, async () => {
       const name = c.project('declines');
       const s = await api('POST', c.t.url, { body: { meta: META, name, version: '1.0' } });
-      const r = await c.createFile(s.body, decline.filename ?? `${name.replace(/-/g, '_')}-1.0.tar.gz`, decline.size ?? 10, { sha256: '0'.repeat(64) });
-      expect(r.status, `negotiate did not decline ${JSON.stringify(decline)}, which the mechanism is documented to decline: ${JSON.stringify(r.body)}`).toBe(422);
+      const r = await c.createFile(s.body, decline.filename ?? `${name.replace(/-/g, '_')}-1.0.tar.gz`, decline.size ?? 10, {
+        sha256: '0'.repeat(64),
+      });
+      expect(
+        r.status,
+        `negotiate did not decline ${JSON.stringify(decline)}, which the mechanism is documented to decline: ${JSON.stringify(r.body)}`,
+      ).toBe(422);
       expect(r.body.code).toBe('mechanism-declined');
     });
   }
-  for (const [label, size] of [['an empty file', 0], ['a 1-byte file', 1], ['a multi-megabyte file', c.suite.largeSize ?? 5 * 1024 ** 2]] as const) {
+  for (const [label, size] of [
+    ['an empty file', 0],
+    ['a 1-byte file', 1],
+    ['a multi-megabyte file', c.suite.largeSize ?? 5 * 1024 ** 2],
+  ] as const) {
     it(`uploads, completes, verifies and publishes ${label}`, async () => {
       const bytes = randomBytes(size);
       const { session, file, id } = await c.fileSession(bytes);
@@ -62,12 +77,20 @@ export function flowChecks(c: SuiteContext): void {
   it('rule 6: a short upload ends in a refusal or error', async () => {
     const bytes = randomBytes(1000);
     const { file } = await c.fileSession(bytes);
-    await c.expectRefusedOrError(file, () => c.run(file, bytes.subarray(0, 999), 999), 'a short upload (999 of the declared 1000 bytes) was accepted: the mechanism must report the size it received');
+    await c.expectRefusedOrError(
+      file,
+      () => c.run(file, bytes.subarray(0, 999), 999),
+      'a short upload (999 of the declared 1000 bytes) was accepted: the mechanism must report the size it received',
+    );
   });
   it('rule 6: an overlong upload ends in a refusal or error', async () => {
     const bytes = randomBytes(1001);
     const { file } = await c.fileSession(bytes.subarray(0, 1000));
-    await c.expectRefusedOrError(file, () => c.run(file, bytes, 1001), 'an overlong upload (1001 bytes for a declared 1000) was accepted: the mechanism must stop at the declared size + 1 and refuse');
+    await c.expectRefusedOrError(
+      file,
+      () => c.run(file, bytes, 1001),
+      'an overlong upload (1001 bytes for a declared 1000) was accepted: the mechanism must stop at the declared size + 1 and refuse',
+    );
   });
   it('rule 7: status never regresses during a transfer', async () => {
     const bytes = randomBytes(1024 ** 2);
@@ -85,7 +108,10 @@ export function flowChecks(c: SuiteContext): void {
     await c.run(file, slowStream(bytes, 64 * 1024, 3), bytes.length);
     done = true;
     await poller;
-    for (let i = 1; i < seen.length; i++) expect(seen[i]!, `rule 7: bytes-received went from ${seen[i - 1]} down to ${seen[i]} during one transfer`).toBeGreaterThanOrEqual(seen[i - 1]!);
+    for (let i = 1; i < seen.length; i++)
+      expect(seen[i]!, `rule 7: bytes-received went from ${seen[i - 1]} down to ${seen[i]} during one transfer`).toBeGreaterThanOrEqual(
+        seen[i - 1]!,
+      );
     expect((await c.complete(file)).status).toBe(201);
   });
   it('rule 8: cancel mid-transfer purges the data', async () => {
@@ -125,8 +151,14 @@ export function flowChecks(c: SuiteContext): void {
     const bytes = randomBytes(100);
     const { file } = await c.fileSession(bytes);
     await c.expectRefused(() => c.run(file, bytes, bytes.length, { token: null }), 'a request without credentials');
-    await c.expectRefused(() => c.run(file, bytes, bytes.length, { token: 'not-a-valid-token-000000' }), 'a request with invalid credentials');
-    await c.expectRefused(() => c.run(file, bytes, bytes.length, { token: TEST_TOKENS.carol }), 'a request by a principal without upload permission');
+    await c.expectRefused(
+      () => c.run(file, bytes, bytes.length, { token: 'not-a-valid-token-000000' }),
+      'a request with invalid credentials',
+    );
+    await c.expectRefused(
+      () => c.run(file, bytes, bytes.length, { token: TEST_TOKENS.carol }),
+      'a request by a principal without upload permission',
+    );
     // bob may upload to bob-* projects only: his own session's rights do not reach this one.
     await c.expectRefused(() => c.run(file, bytes, bytes.length, { token: TEST_TOKENS.bob }), "a request by another session's principal");
     // None of that left anything behind: the rightful upload works.

@@ -22,7 +22,13 @@ export interface ExpectProbe {
  * Sends `method url` with `headers`, `Content-Length: size` and `Expect: 100-continue`, and no
  * body unless invited (then the probe ends: the invitation is what it looks for).
  */
-export function probeExpect(url: string, method: string, headers: Record<string, string>, size: number, waitMs: number): Promise<ExpectProbe> {
+export function probeExpect(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  size: number,
+  waitMs: number,
+): Promise<ExpectProbe> {
   return new Promise((resolve) => {
     let settled = false;
     const req = http.request(url, {
@@ -37,7 +43,10 @@ export function probeExpect(url: string, method: string, headers: Record<string,
       req.destroy();
       resolve(probe);
     };
-    const timer = setTimeout(() => done({ continued: false, error: `neither an answer nor 100 Continue within ${waitMs / 1000} s` }), waitMs);
+    const timer = setTimeout(
+      () => done({ continued: false, error: `neither an answer nor 100 Continue within ${waitMs / 1000} s` }),
+      waitMs,
+    );
     req.on('continue', () => done({ continued: true }));
     req.on('response', (res) => {
       res.resume();
@@ -58,7 +67,14 @@ export interface AnswerProbe {
   readonly error?: string;
 }
 
-function exchange(url: string, agent: http.Agent, method: string, headers: Record<string, string>, body: Buffer | undefined, waitMs: number): Promise<AnswerProbe> {
+function exchange(
+  url: string,
+  agent: http.Agent,
+  method: string,
+  headers: Record<string, string>,
+  body: Buffer | undefined,
+  waitMs: number,
+): Promise<AnswerProbe> {
   return new Promise((resolve) => {
     let settled = false;
     let answered = false;
@@ -76,7 +92,9 @@ function exchange(url: string, agent: http.Agent, method: string, headers: Recor
     req.on('response', (res) => {
       answered = true;
       res.resume();
-      res.on('end', () => done({ status: res.statusCode ?? 0, connection: String(res.headers.connection ?? ''), reused: req.reusedSocket }));
+      res.on('end', () =>
+        done({ status: res.statusCode ?? 0, connection: String(res.headers.connection ?? ''), reused: req.reusedSocket }),
+      );
       res.on('error', (err) => done({ error: `the answer was cut off (${err.message})` }));
     });
     // A write error after the answer came (the server closed while the body was still going) is fine.
@@ -96,10 +114,23 @@ function exchange(url: string, agent: http.Agent, method: string, headers: Recor
  * answers both; one that destroys the request loses the first answer, and one that leaves the
  * body unread never answers the second.
  */
-export async function probeDrain(url: string, method: string, headers: Record<string, string>, size: number, waitMs: number): Promise<{ first: AnswerProbe; second: AnswerProbe }> {
+export async function probeDrain(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+  size: number,
+  waitMs: number,
+): Promise<{ first: AnswerProbe; second: AnswerProbe }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   try {
-    const first = await exchange(url, agent, method, { ...headers, 'content-type': 'application/octet-stream' }, Buffer.alloc(size, 0x61), waitMs);
+    const first = await exchange(
+      url,
+      agent,
+      method,
+      { ...headers, 'content-type': 'application/octet-stream' },
+      Buffer.alloc(size, 0x61),
+      waitMs,
+    );
     const second = first.error ? { error: 'not sent' } : await exchange(url, agent, 'GET', {}, undefined, waitMs);
     return { first, second };
   } finally {

@@ -34,9 +34,16 @@ export function routeChecks(c: SuiteContext): void {
       for (const [who, target, headers] of targets) {
         for (const method of METHODS) {
           const withBody = (BODY_METHODS as readonly string[]).includes(method);
-          const res = await fetch(target, { method, headers: { ...headers, ...(withBody ? { 'content-type': 'application/octet-stream' } : {}) }, ...(withBody ? { body: new Uint8Array(0) } : {}) });
+          const res = await fetch(target, {
+            method,
+            headers: { ...headers, ...(withBody ? { 'content-type': 'application/octet-stream' } : {}) },
+            ...(withBody ? { body: new Uint8Array(0) } : {}),
+          });
           await res.arrayBuffer();
-          expect(res.status, `rule 1: ${who} ${method} ${target} was answered ${res.status}: every route the mechanism mounts must call host.authorizeTransfer on every request`).toBeGreaterThanOrEqual(400);
+          expect(
+            res.status,
+            `rule 1: ${who} ${method} ${target} was answered ${res.status}: every route the mechanism mounts must call host.authorizeTransfer on every request`,
+          ).toBeGreaterThanOrEqual(400);
         }
       }
     }
@@ -52,8 +59,14 @@ export function routeChecks(c: SuiteContext): void {
       ] as const) {
         for (const method of BODY_METHODS) {
           const probe = await probeExpect(url, method, headers, 64 * 1024, WAIT_MS);
-          expect(probe.continued, `rule 2: ${who} ${method} ${url} with Expect: 100-continue was sent 100 Continue: invite the body (inviteBody) only after host.authorizeTransfer and your own checks passed`).toBe(false);
-          expect(probe.error, `rule 2: ${who} ${method} ${url} with Expect: 100-continue got ${probe.error}: refuse it (refuse() answers at once)`).toBeUndefined();
+          expect(
+            probe.continued,
+            `rule 2: ${who} ${method} ${url} with Expect: 100-continue was sent 100 Continue: invite the body (inviteBody) only after host.authorizeTransfer and your own checks passed`,
+          ).toBe(false);
+          expect(
+            probe.error,
+            `rule 2: ${who} ${method} ${url} with Expect: 100-continue got ${probe.error}: refuse it (refuse() answers at once)`,
+          ).toBeUndefined();
           expect(probe.status).toBeGreaterThanOrEqual(400);
         }
       }
@@ -71,9 +84,15 @@ export function routeChecks(c: SuiteContext): void {
     } finally {
       await proxy.close();
     }
-    expect(proxy.requests.length, "the client half sent no request through the `agent` it was given: pass it to node's http.request (the `agent` option), so that the suite can check rule 2").toBeGreaterThan(0);
+    expect(
+      proxy.requests.length,
+      "the client half sent no request through the `agent` it was given: pass it to node's http.request (the `agent` option), so that the suite can check rule 2",
+    ).toBeGreaterThan(0);
     const stalled = proxy.requests.filter((r) => r.outcome === 'stalled').map((r) => `${r.method} ${r.path}`);
-    expect(stalled, `rule 2: the route waited for a body it never invited (${WAIT_MS / 1000} s with Expect: 100-continue and no 100 Continue nor answer): the host sends no automatic 100 Continue; call inviteBody(req, res) once the request is authorized and checked`).toEqual([]);
+    expect(
+      stalled,
+      `rule 2: the route waited for a body it never invited (${WAIT_MS / 1000} s with Expect: 100-continue and no 100 Continue nor answer): the host sends no automatic 100 Continue; call inviteBody(req, res) once the request is authorized and checked`,
+    ).toEqual([]);
     expect(failure, `the upload through Expect: 100-continue failed: ${String(failure)}`).toBeUndefined();
     expect((await c.complete(file)).status).toBe(201);
   });
@@ -86,9 +105,18 @@ export function routeChecks(c: SuiteContext): void {
       for (const method of BODY_METHODS) {
         const id = randomBytes(8).toString('hex');
         const watch = watchDrain(c.t.http, id, 2000, WAIT_MS);
-        const { first, second } = await probeDrain(url, method, { authorization: bearer(TEST_TOKENS.alice), [PROBE_HEADER]: id }, 256 * 1024, WAIT_MS);
+        const { first, second } = await probeDrain(
+          url,
+          method,
+          { authorization: bearer(TEST_TOKENS.alice), [PROBE_HEADER]: id },
+          256 * 1024,
+          WAIT_MS,
+        );
         const { drained } = await watch;
-        expect(first.error, `rule 3: ${method} ${url} with a body the route cannot take got no answer (${first.error}): answer refusals with refuse() from @pep694/core/node-http, never by destroying the request`).toBeUndefined();
+        expect(
+          first.error,
+          `rule 3: ${method} ${url} with a body the route cannot take got no answer (${first.error}): answer refusals with refuse() from @pep694/core/node-http, never by destroying the request`,
+        ).toBeUndefined();
         expect(
           drained,
           `rule 3: ${method} ${url} was answered ${first.status} and its 256 KiB body was left unread (the request destroyed, or the reading stopped): a client still sending may lose the answer to a reset; answer refusals with refuse() from @pep694/core/node-http, which reads the rest within a budget`,
@@ -132,12 +160,18 @@ export function routeChecks(c: SuiteContext): void {
     expect(again.status, JSON.stringify(again.body)).toBe(409);
     const left: string[] = [];
     for (const key of touched) if ((await c.blobs.size(key)) !== undefined) left.push(key);
-    expect(left, `rule 5: instructions() for a file upload session the host could not store left ${left.join(', ')} in the blob store after cancel()`).toEqual([]);
+    expect(
+      left,
+      `rule 5: instructions() for a file upload session the host could not store left ${left.join(', ')} in the blob store after cancel()`,
+    ).toEqual([]);
     const sweep = c.mechanism.sweep?.bind(c.mechanism);
     if (sweep) {
       const store = c.t.server.container.resolve(SESSION_STORE);
       const removed = await sweep(async (fileId) => (await store.getFile(fileId)) !== undefined);
-      expect(removed, `rule 5: cancel() did not undo what instructions() prepared for a file upload session whose row was never stored: sweep() then found ${removed} thing(s) of files the host does not know`).toBe(0);
+      expect(
+        removed,
+        `rule 5: cancel() did not undo what instructions() prepared for a file upload session whose row was never stored: sweep() then found ${removed} thing(s) of files the host does not know`,
+      ).toBe(0);
     }
     // The file that was stored is unharmed.
     await c.run(file, bytes, bytes.length);
