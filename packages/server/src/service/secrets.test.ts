@@ -30,7 +30,7 @@ describe('capability IDs and tokens (PEP 694 "Publishing Session Token": cryptog
     // A source check, since randomness cannot be told from a good PRNG by sampling.
     const read = (file: string) => readFileSync(new URL(file, import.meta.url), 'utf8');
     expect(read('./sessions.ts')).toMatch(/id: newId\(\),[\s\S]*stageToken: newId\(\)/);
-    expect(read('./files.ts')).toMatch(/\{ id: newId\(\), sessionId: session\.id,/);
+    expect(read('./files.ts')).toMatch(/\{\s*id: newId\(\),\s*sessionId: session\.id,/);
     const sources = readdirSync(new URL('.', import.meta.url)).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
     for (const file of sources) expect(read(`./${file}`), file).not.toMatch(/Math\.random|randomUUID|Date\.now\(\)\.toString/);
     const secrets = readFileSync(new URL('./secrets.ts', import.meta.url), 'utf8');
