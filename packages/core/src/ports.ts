@@ -172,6 +172,13 @@ export interface CreateFileLimits {
   /** Most non-canceled files in the session. */
   readonly maxFiles: number;
   /**
+   * Most file upload sessions the session may ever create, canceled (deleted, replaced) ones
+   * included. A canceled file's row stays until its session is forgotten (PEP 694 "File Upload
+   * Session States": "only its own status URL continues to report canceled"), so without this a
+   * create-and-delete loop grows the database without bound. Absent: no such bound.
+   */
+  readonly maxFileSessions?: number;
+  /**
    * Most bytes the creator may have declared in files not yet published (pending, processing or
    * completed, in sessions that are open, processing or error), this file included.
    */
@@ -197,8 +204,11 @@ export type CreateFileResult =
   | { readonly kind: 'over-quota'; readonly quota: number; readonly used: number }
   /** The session does not accept files (not open or error). */
   | { readonly kind: 'session-state'; readonly status: PublishingSessionStatus }
-  /** The session already has `maxFiles` non-canceled files. */
-  | { readonly kind: 'too-many-files'; readonly limit: number };
+  /**
+   * The session already has `maxFiles` non-canceled files, or (`canceledIncluded`) has created
+   * `maxFileSessions` file upload sessions in all.
+   */
+  | { readonly kind: 'too-many-files'; readonly limit: number; readonly canceledIncluded?: boolean };
 
 export type PublishResult =
   /** Immediate publish done (201). */

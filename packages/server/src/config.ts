@@ -99,6 +99,8 @@ export const ServerConfigSchema = z
           .default(64 * 1024),
         /** Most files (not canceled) in one publishing session. */
         maxFilesPerSession: z.number().int().positive().default(1000),
+        // Canceled ones included: each keeps its row (and status URL) until the session is forgotten.
+        maxFileSessionsPerSession: z.number().int().positive().default(10_000),
         /** Most live (open, processing, error) sessions one principal may have created. */
         maxLiveSessionsPerPrincipal: z.number().int().positive().default(100),
         /**

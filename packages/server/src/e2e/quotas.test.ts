@@ -102,3 +102,28 @@ describe('new project names per principal (PEP 694 "Name squatting potential": r
     expect(next.body.limit).toBe(20);
   });
 });
+
+describe('file upload sessions per publishing session, deleted ones included (issue #21, the class of finding 6)', () => {
+  it('a create-and-delete loop stops at limits.maxFileSessionsPerSession; the deleted ones keep their status URL', async () => {
+    t = await startServer({ config: { limits: { maxFileSessionsPerSession: 3 } } });
+    const s = await createSession(t.url, 'row-loop', '1.0');
+    const deleted: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const created = await declare(s, 'row_loop-1.0.tar.gz', 10);
+      expect(created.status).toBe(202);
+      const location = created.headers.get('location')!;
+      expect((await api('DELETE', location)).status).toBe(204);
+      deleted.push(location);
+    }
+    const fourth = await declare(s, 'row_loop-1.0.tar.gz', 10);
+    expect(fourth.status).toBe(409);
+    expect(fourth.body).toMatchObject({ code: 'limit-exceeded' });
+    expect(fourth.body.detail).toContain('at most 3 file upload sessions, deleted and replaced ones included');
+    // PEP 694 "File Upload Session States": a deleted file's own status URL still reports canceled.
+    for (const location of deleted) expect((await api('GET', location)).body).toMatchObject({ status: 'canceled' });
+    // Another publishing session has its own count.
+    const other = await createSession(t.url, 'row-loop-2', '1.0');
+    expect((await declare(other, 'row_loop_2-1.0.tar.gz', 10)).status).toBe(202);
+    tally('hostile cases');
+  });
+});

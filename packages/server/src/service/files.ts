@@ -128,7 +128,11 @@ async function prepareAndStoreFile(
     await drop();
     throw new Error(`instructions of ${mechanism.identifier} carry identifier ${String(map.identifier)}`);
   }
-  const limits = { maxFiles: config.limits.maxFilesPerSession, maxStagedBytes: config.limits.maxStagedBytesPerPrincipal };
+  const limits = {
+    maxFiles: config.limits.maxFilesPerSession,
+    maxFileSessions: config.limits.maxFileSessionsPerSession,
+    maxStagedBytes: config.limits.maxStagedBytesPerPrincipal,
+  };
   // Stored origin-free: whoever reads this file upload session later gets their own trusted origin.
   const result = await store
     .createFile({ ...input, instructions: storableInstructions(map, links.origin) }, limits)
@@ -158,7 +162,12 @@ async function prepareAndStoreFile(
       publishingSessionMachine.next(result.status, 'file-changed');
       throw new ProblemError('session-not-editable', `The session is ${result.status}.`);
     case 'too-many-files':
-      throw new ProblemError('limit-exceeded', `A publishing session may hold at most ${result.limit} files.`);
+      throw new ProblemError(
+        'limit-exceeded',
+        result.canceledIncluded
+          ? `A publishing session may create at most ${result.limit} file upload sessions, deleted and replaced ones included; publish or cancel this session and start a new one.`
+          : `A publishing session may hold at most ${result.limit} files.`,
+      );
     case 'created':
       break;
   }

@@ -235,6 +235,10 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
         .pluck()
         .get(session.id) as number;
       if (count - (existing ? 1 : 0) >= opts.maxFiles) return { kind: 'too-many-files', limit: opts.maxFiles };
+      if (opts.maxFileSessions !== undefined) {
+        const ever = this.connection.prepared(`SELECT COUNT(*) FROM files WHERE session_id = ?`).pluck().get(session.id) as number;
+        if (ever >= opts.maxFileSessions) return { kind: 'too-many-files', limit: opts.maxFileSessions, canceledIncluded: true };
+      }
       const createdBy = input.createdBy ?? session.createdBy;
       if (opts.maxStagedBytes !== undefined) {
         // The completed file this one replaces stops counting.
