@@ -166,7 +166,7 @@ export class ChunkedMechanism implements UploadMechanism {
       // A broken chunk leaves the hash state unusable: drop the upload; the client starts over.
       this.uploads.delete(fileId);
       await current.staging.abort();
-      throw err instanceof ProblemError
+      throw ProblemError.is(err)
         ? err
         : new ProblemError('malformed-upload', 'The chunk was cut off; start the upload again from offset 0.');
     } finally {

@@ -4,11 +4,18 @@
  *
  *   { "mechanisms": [ { "plugin": "@pep694/mechanism-http-post-bytes", "options": {} } ] }
  *
- * `plugin` is a package name (or path) whose default export is a MechanismPlugin.
+ * `plugin` names a module whose default export is a MechanismPlugin, in one of four forms:
+ * - a package name (`@acme/mechanism-stream`), resolved from the config file's directory, the way
+ *   tools resolve plugins named in their config (install it beside the config file); the
+ *   first-party `@pep694/mechanism-*` packages are also found from the reference index itself;
+ * - a relative path (`./plugins/stream/dist/index.js`), from the config file's directory;
+ * - an absolute path (`/opt/pep694/stream/dist/index.js`);
+ * - a `file://` URL.
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { resolve as resolveImport } from 'import-meta-resolve';
 import { z } from 'zod';
 import type { MechanismPlugin } from '@pep694/core';
 import type { MechanismRegistration } from '@pep694/server';
@@ -31,14 +38,38 @@ const ConfigSchema = z.object({
   mechanisms: z.array(z.object({ plugin: z.string().min(1), options: z.unknown().optional() })).min(1),
 });
 
+/**
+ * The URL to import for a config entry's `plugin`, resolved against the config file (see the forms
+ * above). Node's own `import()` would resolve names and relative paths from this module's folder
+ * and the working directory, where a plugin installed beside the config is not found.
+ */
+export function pluginUrl(plugin: string, configFile: string): string {
+  if (plugin.startsWith('file:')) return new URL(plugin).href;
+  if (isAbsolute(plugin)) return pathToFileURL(plugin).href;
+  const base = dirname(resolve(configFile));
+  if (/^\.\.?([/\\]|$)/.test(plugin)) return pathToFileURL(resolve(base, plugin)).href;
+  // ESM resolution (the `import` condition of `exports`), as if imported by a module beside the
+  // config; then from the reference index itself, which ships the first-party mechanisms.
+  try {
+    return resolveImport(plugin, pathToFileURL(join(base, 'pep694.config.js')).href);
+  } catch (err) {
+    try {
+      return resolveImport(plugin, import.meta.url);
+    } catch {
+      throw new Error(`${configFile}: cannot find the plugin package "${plugin}" from ${base} (install it there, or give a path)`, {
+        cause: err,
+      });
+    }
+  }
+}
+
 export async function loadMechanisms(configPath: string | undefined): Promise<MechanismRegistration[]> {
   if (!configPath) return defaultMechanisms();
   const parsed = ConfigSchema.safeParse(JSON.parse(readFileSync(configPath, 'utf8')));
   if (!parsed.success) throw new Error(`${configPath}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const registrations: MechanismRegistration[] = [];
   for (const entry of parsed.data.mechanisms) {
-    const specifier = entry.plugin.startsWith('.') ? pathToFileURL(resolve(entry.plugin)).href : entry.plugin;
-    const mod = (await import(specifier)) as { default?: MechanismPlugin<unknown> };
+    const mod = (await import(pluginUrl(entry.plugin, configPath))) as { default?: MechanismPlugin<unknown> };
     if (!mod.default || typeof mod.default.register !== 'function')
       throw new Error(`${entry.plugin} has no default-exported mechanism plugin`);
     registrations.push({ plugin: mod.default, options: entry.options });

@@ -248,7 +248,7 @@ describe('robustness', () => {
       try {
         fn();
       } catch (err) {
-        if (!(err instanceof ProblemError)) throw err;
+        if (!ProblemError.is(err)) throw err;
       }
     };
     fc.assert(

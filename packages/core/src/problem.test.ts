@@ -72,3 +72,26 @@ describe('out of space (507 insufficient-storage)', () => {
     expect(asProblem(errno('ENOSPC')).detail).not.toMatch(/ENOSPC|write/);
   });
 });
+
+describe('recognising problems across copies of @pep694/core', () => {
+  it('a problem from another module instance is recognised by ProblemError.is, instanceof and asProblem', async () => {
+    // A query string makes vite load problem.ts again: a second ProblemError class, as a second install would.
+    const secondCopy = './problem.js?second-copy';
+    const other = (await import(/* @vite-ignore */ secondCopy)) as typeof import('./problem.js');
+    expect(other.ProblemError).not.toBe(ProblemError);
+    const foreign = new other.ProblemError('payload-too-large', 'too long');
+    expect(ProblemError.is(foreign)).toBe(true);
+    expect(foreign instanceof ProblemError).toBe(true);
+    expect(asProblem(foreign)).toBe(foreign);
+    expect(ProblemError.is(new Error('x'))).toBe(false);
+    expect(ProblemError.is({ code: 'not-found', status: 404, detail: 'x' })).toBe(false);
+    expect(ProblemError.is(null)).toBe(false);
+  });
+
+  it('a subclass keeps the ordinary instanceof', () => {
+    class Special extends ProblemError {}
+    expect(new Special('not-found', 'x') instanceof Special).toBe(true);
+    expect(new ProblemError('not-found', 'x') instanceof Special).toBe(false);
+    expect(new Special('not-found', 'x') instanceof ProblemError).toBe(true);
+  });
+});

@@ -121,7 +121,18 @@ export interface ProblemInit {
   readonly cause?: unknown;
 }
 
-/** The one error type of the toolkit. `instanceof ProblemError` is how hosts recognise it. */
+/**
+ * Brands every ProblemError. `Symbol.for` gives the same symbol in every copy of this module, so a
+ * host recognises a problem thrown by a plugin that installed its own physical copy of core (a
+ * tarball, a copied folder, a second node_modules), where class identity would differ.
+ */
+const PROBLEM_BRAND = Symbol.for('@pep694/core/ProblemError');
+
+/**
+ * The one error type of the toolkit. Recognise it with `ProblemError.is(err)` (or `isProblemError`):
+ * that also holds for problems made by another copy of `@pep694/core`. `instanceof ProblemError` is
+ * made to agree (see `Symbol.hasInstance` below), so older code keeps working.
+ */
 export class ProblemError extends Error {
   readonly code: ProblemCode;
   readonly status: number;
@@ -141,10 +152,26 @@ export class ProblemError extends Error {
     this.errors = init.errors ?? [];
     this.headers = init.headers ?? {};
     this.extensions = init.extensions ?? {};
+    Object.defineProperty(this, PROBLEM_BRAND, { value: true });
+  }
+
+  /** Whether `x` is a ProblemError from any copy of `@pep694/core` (checks the brand, not the class). */
+  static is(x: unknown): x is ProblemError {
+    return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[PROBLEM_BRAND] === true;
+  }
+
+  /**
+   * `err instanceof ProblemError` answers by the brand, so it also holds across copies of core.
+   * Subclasses keep the ordinary prototype check.
+   */
+  static override [Symbol.hasInstance](x: unknown): boolean {
+    if (this !== ProblemError) return Function.prototype[Symbol.hasInstance].call(this, x);
+    return ProblemError.is(x);
   }
 }
 
-export const isProblemError = (err: unknown): err is ProblemError => err instanceof ProblemError;
+/** Whether `err` is a ProblemError from any copy of `@pep694/core`; the same as `ProblemError.is`. */
+export const isProblemError = (err: unknown): err is ProblemError => ProblemError.is(err);
 
 /** The media type of error bodies (PEP 694 "Errors": SHOULD use it). */
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
@@ -195,7 +222,7 @@ export function toProblemDocument(err: ProblemError, opts: RenderOptions = {}): 
  * generic detail: their message and stack never reach a client (log the original instead).
  */
 export function asProblem(err: unknown): ProblemError {
-  if (err instanceof ProblemError) return err;
+  if (ProblemError.is(err)) return err;
   if (isOutOfSpace(err)) return outOfSpace(err);
   return new ProblemError('internal-error', 'The server could not complete the request.', {
     cause: err,

@@ -189,7 +189,7 @@ beforeAll(async () => {
   app.use('/simple', publishedIndexRouter({ store, blobs: blobStore }));
   app.use('/stage', stagePreviewRouter({ store, blobs: blobStore }));
   const problems: ErrorRequestHandler = (err, _req, res, _next) => {
-    const p = err instanceof ProblemError ? err : new ProblemError('internal-error', 'boom');
+    const p = ProblemError.is(err) ? err : new ProblemError('internal-error', 'boom');
     for (const [k, v] of Object.entries(p.headers)) res.setHeader(k, v);
     res
       .status(p.status)

@@ -276,7 +276,7 @@ export class FormReceiver {
       } catch (err) {
         stream.resume(); // never leave busboy waiting on an unread file stream
         this.fail(
-          err instanceof ProblemError && err.code === 'payload-too-large'
+          ProblemError.is(err) && err.code === 'payload-too-large'
             ? new ProblemError(
                 'payload-too-large',
                 `The "${FILE_FIELD}" part is longer than the declared size of ${ctx.file.size} bytes; nothing was stored.`,
@@ -332,7 +332,7 @@ export class FormReceiver {
     } catch (err) {
       // validateAttestations names places as JSON pointers into the array: prefix them with the field.
       this.fail(
-        err instanceof ProblemError && err.code === 'invalid-attestations'
+        ProblemError.is(err) && err.code === 'invalid-attestations'
           ? new ProblemError(
               'invalid-attestations',
               err.detail.replace(

@@ -92,7 +92,7 @@ function parseVersionPart(filename: string, raw: string): string {
   try {
     return parseVersion(raw);
   } catch (err) {
-    if (!(err instanceof ProblemError)) throw err;
+    if (!ProblemError.is(err)) throw err;
     return fail(filename, `has an invalid PEP 440 version part ${show(raw)}`);
   }
 }

@@ -40,7 +40,7 @@ export interface ProblemRenderer {
 
 export function createProblemRenderer(opts: ProblemRendererOptions): ProblemRenderer {
   const send = (res: ServerResponse, err: unknown): void => {
-    const problem = err instanceof ProblemError ? err : (fromFramework(err) ?? asProblem(err));
+    const problem = ProblemError.is(err) ? err : (fromFramework(err) ?? asProblem(err));
     if (problem.status >= 500) opts.logger.error({ err: problem.cause ?? problem }, 'request failed');
     if (res.headersSent) {
       // Too late for a problem document: end the response so the client sees a broken transfer.

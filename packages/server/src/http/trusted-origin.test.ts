@@ -16,7 +16,7 @@ const codeOf = (f: () => void): string | undefined => {
   try {
     f();
   } catch (err) {
-    return err instanceof ProblemError ? err.code : String(err);
+    return ProblemError.is(err) ? err.code : String(err);
   }
   return undefined;
 };

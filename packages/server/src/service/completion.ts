@@ -89,7 +89,7 @@ export async function completeFile(
   try {
     completed = await verifyAndAccept(ctx, file, session, outcome, 'complete-immediate');
   } catch (err) {
-    if (err instanceof ProblemError && err.code === 'invalid-transition') throw err;
+    if (ProblemError.is(err) && err.code === 'invalid-transition') throw err;
     // A DELETE or cancel that raced this completion removed the bytes under us: not a fault.
     if ((await ctx.store.getFile(file.id))?.status !== 'pending') throw await raceLost(ctx, file.id);
     throw await fail(ctx, file, err, 'complete-failed');
@@ -213,8 +213,8 @@ async function fail(
   err: unknown,
   event: 'complete-failed' | 'processing-failed' = 'complete-failed',
 ): Promise<unknown> {
-  if (!(err instanceof ProblemError) || err.status >= 500) ctx.logger.error({ err }, 'completion failed');
-  const reason = err instanceof ProblemError && err.status < 500 ? err.detail : 'The file could not be verified because of a server error.';
+  if (!ProblemError.is(err) || err.status >= 500) ctx.logger.error({ err }, 'completion failed');
+  const reason = ProblemError.is(err) && err.status < 500 ? err.detail : 'The file could not be verified because of a server error.';
   await ctx.store.updateFile(file.id, fileUploadMachine.sourcesOf(event), {
     status: fileUploadMachine.targetOf(event),
     notices: [...file.notices, reason],

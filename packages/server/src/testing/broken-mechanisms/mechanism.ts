@@ -171,7 +171,7 @@ class FixtureMechanism implements UploadMechanism {
       res.end();
     } catch (err) {
       req.unpipe(meter);
-      const problem = err instanceof ProblemError ? err : new ProblemError('malformed-upload', 'The upload was cut off.');
+      const problem = ProblemError.is(err) ? err : new ProblemError('malformed-upload', 'The upload was cut off.');
       this.refuse(req, res, problem, meter.bytes);
     } finally {
       this.running.delete(fileId);
