@@ -18,6 +18,7 @@ import {
   META,
   rawRequest,
   requestWithHost,
+  stringsIn,
   sha256,
   startTestServer,
   tally,
@@ -31,15 +32,6 @@ const { alice, bob } = TEST_TOKENS;
 const ATTACKER = 'attacker.example:8080';
 const MECHANISMS = ['http-post-bytes', 'vnd-pep694-multipart', 'vnd-pep694-tus'] as const;
 type Mechanism = (typeof MECHANISMS)[number];
-
-const strings = (v: unknown): string[] =>
-  typeof v === 'string'
-    ? [v]
-    : Array.isArray(v)
-      ? v.flatMap(strings)
-      : typeof v === 'object' && v !== null
-        ? Object.values(v).flatMap(strings)
-        : [];
 
 function send(
   mechanism: Mechanism,
@@ -86,7 +78,7 @@ describe('PEP 694 mechanism instructions on a trusted origin (issue #21 finding 
       // alice through localhost: her instructions are on localhost.
       const created = await requestWithHost('POST', session.body.links.upload, `localhost:${port}`, { token: alice, body: create });
       expect(created.status, JSON.stringify(created.body)).toBe(202);
-      const urls = strings(created.body.mechanism).filter((s) => /^https?:/.test(s));
+      const urls = stringsIn(created.body.mechanism).filter((s) => /^https?:/.test(s));
       expect(urls.length).toBeGreaterThan(0);
       for (const url of urls) expect(url.startsWith(`http://localhost:${port}/upload/mechanisms/${mechanism}/`), url).toBe(true);
 
@@ -100,7 +92,7 @@ describe('PEP 694 mechanism instructions on a trusted origin (issue #21 finding 
       const fileUrl = created.body.links['file-upload-session'].replace(`localhost:${port}`, `127.0.0.1:${port}`);
       const read = await api('GET', fileUrl, { token: bob });
       expect(read.status).toBe(200);
-      const mine = strings(read.body.mechanism).filter((s) => /^https?:/.test(s));
+      const mine = stringsIn(read.body.mechanism).filter((s) => /^https?:/.test(s));
       expect(mine).toEqual(urls.map((u) => u.replace(`localhost:${port}`, `127.0.0.1:${port}`)));
       expect(JSON.stringify(read.body)).not.toMatch(/localhost|attacker/);
 

@@ -21,7 +21,7 @@ import { UPLOAD_V2_JSON } from '@pep694/core';
 import { createServer } from '../app.js';
 import { TokensFileAuth } from '../auth/tokens-file.js';
 import type { ServerConfigInput } from '../config.js';
-import { requestWithHost, tally, type TestServer } from '../testing/index.js';
+import { requestWithHost, stringsIn, tally, type TestServer } from '../testing/index.js';
 import { api, createFile, createSession, META, postBytes, sha256, startServer, TEST_TOKENS } from './helpers.js';
 
 const { alice, bob } = TEST_TOKENS;
@@ -62,16 +62,6 @@ function rawExchange(port: number, head: string): Promise<{ status: number; head
   });
 }
 
-/** Every string in a JSON value. */
-const strings = (v: unknown): string[] =>
-  typeof v === 'string'
-    ? [v]
-    : Array.isArray(v)
-      ? v.flatMap(strings)
-      : typeof v === 'object' && v !== null
-        ? Object.values(v).flatMap(strings)
-        : [];
-
 const fileBody = (filename: string, bytes: Buffer, extra: Record<string, unknown> = {}) => ({
   meta: META,
   filename,
@@ -110,7 +100,7 @@ describe('PEP 694 links on a trusted origin (issue #21 finding 5)', () => {
     const status = await api('GET', session.links.session!, { token: bob });
     expect(status.body.files).toEqual({});
     const file = await createFile(session, 'bob_forged-1.0.0.tar.gz', bytes, bob);
-    for (const url of strings([file.links, file.mechanism, status.body.links])) {
+    for (const url of stringsIn([file.links, file.mechanism, status.body.links])) {
       if (/^https?:/.test(url)) expect(url.startsWith(`${trusted}/`), url).toBe(true);
     }
     expect(JSON.stringify([file, status.body])).not.toContain('attacker');

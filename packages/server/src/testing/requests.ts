@@ -88,6 +88,16 @@ export async function requestWithHost(
   return { status: res.status, headers: res.headers, body: res.body ? res.json() : undefined };
 }
 
+/** Every string in a JSON value (e.g. to check that no URL of an answer names a host). */
+export const stringsIn = (v: unknown): string[] =>
+  typeof v === 'string'
+    ? [v]
+    : Array.isArray(v)
+      ? v.flatMap(stringsIn)
+      : typeof v === 'object' && v !== null
+        ? Object.values(v).flatMap(stringsIn)
+        : [];
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls `check` until it returns true (or throws after `ms`). */
