@@ -6,16 +6,25 @@
  * @tus/server builds URLs from Host and X-Forwarded-*, never answers with a URL of its own.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UPLOAD_V2_JSON } from '@pep694/core';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
-import { api, META, rawRequest, sha256, startTestServer, tally, TEST_TOKENS, type TestServer } from '@pep694/server/testing';
+import {
+  api,
+  META,
+  rawRequest,
+  requestWithHost,
+  stringsIn,
+  sha256,
+  startTestServer,
+  tally,
+  TEST_TOKENS,
+  type TestServer,
+} from '@pep694/server/testing';
 import { defaultMechanisms } from './mechanisms.js';
 import { startReferenceIndex } from './test-support.js';
 
@@ -23,38 +32,6 @@ const { alice, bob } = TEST_TOKENS;
 const ATTACKER = 'attacker.example:8080';
 const MECHANISMS = ['http-post-bytes', 'vnd-pep694-multipart', 'vnd-pep694-tus'] as const;
 type Mechanism = (typeof MECHANISMS)[number];
-
-/** A session API request with the Host header `host` (what `fetch` cannot send). */
-function viaHost(method: string, url: string, host: string, token: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const text = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = request(url, {
-      method,
-      headers: {
-        host,
-        authorization: `Bearer ${token}`,
-        ...(text === undefined ? {} : { 'content-type': UPLOAD_V2_JSON, 'content-length': String(Buffer.byteLength(text)) }),
-      },
-    });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      let out = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (out += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: out ? JSON.parse(out) : undefined }));
-    });
-    req.end(text);
-  });
-}
-
-const strings = (v: unknown): string[] =>
-  typeof v === 'string'
-    ? [v]
-    : Array.isArray(v)
-      ? v.flatMap(strings)
-      : typeof v === 'object' && v !== null
-        ? Object.values(v).flatMap(strings)
-        : [];
 
 function send(
   mechanism: Mechanism,
@@ -94,14 +71,14 @@ describe('PEP 694 mechanism instructions on a trusted origin (issue #21 finding 
       const create = { meta: META, filename, size: bytes.length, hashes: { sha256: sha256(bytes) }, mechanism };
 
       // alice (a co-publisher) with a forged Host: refused, nothing prepared.
-      const forged = await viaHost('POST', session.body.links.upload, ATTACKER, alice, create);
+      const forged = await requestWithHost('POST', session.body.links.upload, ATTACKER, { token: alice, body: create });
       expect(forged.status).toBe(421);
       expect(forged.body.code).toBe('misdirected-request');
 
       // alice through localhost: her instructions are on localhost.
-      const created = await viaHost('POST', session.body.links.upload, `localhost:${port}`, alice, create);
+      const created = await requestWithHost('POST', session.body.links.upload, `localhost:${port}`, { token: alice, body: create });
       expect(created.status, JSON.stringify(created.body)).toBe(202);
-      const urls = strings(created.body.mechanism).filter((s) => /^https?:/.test(s));
+      const urls = stringsIn(created.body.mechanism).filter((s) => /^https?:/.test(s));
       expect(urls.length).toBeGreaterThan(0);
       for (const url of urls) expect(url.startsWith(`http://localhost:${port}/upload/mechanisms/${mechanism}/`), url).toBe(true);
 
@@ -115,7 +92,7 @@ describe('PEP 694 mechanism instructions on a trusted origin (issue #21 finding 
       const fileUrl = created.body.links['file-upload-session'].replace(`localhost:${port}`, `127.0.0.1:${port}`);
       const read = await api('GET', fileUrl, { token: bob });
       expect(read.status).toBe(200);
-      const mine = strings(read.body.mechanism).filter((s) => /^https?:/.test(s));
+      const mine = stringsIn(read.body.mechanism).filter((s) => /^https?:/.test(s));
       expect(mine).toEqual(urls.map((u) => u.replace(`localhost:${port}`, `127.0.0.1:${port}`)));
       expect(JSON.stringify(read.body)).not.toMatch(/localhost|attacker/);
 
@@ -206,7 +183,8 @@ describe('the reference index as `pnpm start` runs it: PEP694_ALLOWED_HOSTS', ()
       rmSync(dir, { recursive: true, force: true });
     }
   };
-  const create = (url: string, host: string) => viaHost('POST', url, host, alice, { meta: META, name: 'env-hosts', version: '1.0.0' });
+  const create = (url: string, host: string) =>
+    requestWithHost('POST', url, host, { token: alice, body: { meta: META, name: 'env-hosts', version: '1.0.0' } });
 
   it('by default serves the address it listens on (and localhost there), nothing else', async () => {
     await run({}, async (url, port) => {

@@ -11,17 +11,7 @@ import {
 } from './content-type.js';
 import { ProblemError } from './problem.js';
 import { API_MAJOR } from './version.js';
-
-/** Runs `fn` and returns the ProblemError it throws (failing if it throws anything else or nothing). */
-function problemOf(fn: () => unknown): ProblemError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProblemError);
-    return err as ProblemError;
-  }
-  throw new Error('expected a ProblemError');
-}
+import { problemOf } from './test-support.js';
 
 describe('parseMediaType (RFC 9110 media-type grammar)', () => {
   it.each([

@@ -58,6 +58,15 @@ afterEach(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
+/** A POST of the form `body` that sends its first `split` bytes and holds the request open there (end it with `req.end`). */
+const heldPost = (file: FileSession, body: Buffer, split: number) =>
+  rawPost(file.mechanism.file_url, {
+    headers: { Authorization: ALICE, 'Content-Type': formType() },
+    chunks: [body.subarray(0, split)],
+    contentLength: body.length,
+    hold: true,
+  });
+
 const content = (bytes: Uint8Array | string, filename = WHEEL): Part => ({
   name: 'content',
   filename,
@@ -294,12 +303,7 @@ describe('PEP 694 Server Specific File Upload Mechanisms: vnd-<operator>-multipa
     const file = await createFile(await createSession(t), WHEEL, bytes);
     const body = formBody([content(bytes)]);
     const split = 300_000;
-    const first = rawPost(file.mechanism.file_url, {
-      headers: { Authorization: ALICE, 'Content-Type': formType() },
-      chunks: [body.subarray(0, split)],
-      contentLength: body.length,
-      hold: true,
-    });
+    const first = heldPost(file, body, split);
     await first.written;
     await until(async () => ((await bytesReceived(file)) ?? 0) > split - 1000);
     const second = await postForm(file, body);
@@ -315,12 +319,7 @@ describe('PEP 694 Server Specific File Upload Mechanisms: vnd-<operator>-multipa
     const bytes = randomBytes(2 * 1024 * 1024);
     const file = await createFile(await createSession(t), WHEEL, bytes);
     const body = formBody([content(bytes)]);
-    const first = rawPost(file.mechanism.file_url, {
-      headers: { Authorization: ALICE, 'Content-Type': formType() },
-      chunks: [body.subarray(0, 1024 * 1024)],
-      contentLength: body.length,
-      hold: true,
-    });
+    const first = heldPost(file, body, 1024 * 1024);
     await first.written;
     await until(async () => ((await bytesReceived(file)) ?? 0) > 1024 * 1024 - 1000);
     first.req.destroy();
@@ -334,12 +333,7 @@ describe('PEP 694 Server Specific File Upload Mechanisms: vnd-<operator>-multipa
     const bytes = randomBytes(1024 * 1024);
     const file = await createFile(await createSession(t), WHEEL, bytes);
     const body = formBody([content(bytes)]);
-    const first = rawPost(file.mechanism.file_url, {
-      headers: { Authorization: ALICE, 'Content-Type': formType() },
-      chunks: [body.subarray(0, 100_000)],
-      contentLength: body.length,
-      hold: true,
-    });
+    const first = heldPost(file, body, 100_000);
     await first.written;
     await until(async () => ((await bytesReceived(file)) ?? 0) > 0);
     const done = await complete(file);
@@ -356,12 +350,7 @@ describe('PEP 694 Server Specific File Upload Mechanisms: vnd-<operator>-multipa
     const bytes = randomBytes(1024 * 1024);
     const file = await createFile(await createSession(t), WHEEL, bytes);
     const body = formBody([content(bytes)]);
-    const first = rawPost(file.mechanism.file_url, {
-      headers: { Authorization: ALICE, 'Content-Type': formType() },
-      chunks: [body.subarray(0, 100_000)],
-      contentLength: body.length,
-      hold: true,
-    });
+    const first = heldPost(file, body, 100_000);
     await first.written;
     await until(async () => ((await bytesReceived(file)) ?? 0) > 0);
     expect((await api('DELETE', file.links['file-upload-session']!)).status).toBe(204);
@@ -378,12 +367,7 @@ describe('vnd-<operator>-multipart options, end to end', () => {
       const bytes = randomBytes(256 * 1024);
       const file = await createFile(await createSession(s), WHEEL, bytes);
       const body = formBody([content(bytes)]);
-      const stalled = rawPost(file.mechanism.file_url, {
-        headers: { Authorization: ALICE, 'Content-Type': formType() },
-        chunks: [body.subarray(0, 100_000)],
-        contentLength: body.length,
-        hold: true,
-      });
+      const stalled = heldPost(file, body, 100_000);
       const answer = await stalled.response;
       expect(answer.status).toBe(408);
       expect(answer.json().code).toBe('request-timeout');

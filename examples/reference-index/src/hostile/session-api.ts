@@ -5,6 +5,7 @@
  */
 import fc from 'fast-check';
 import { UPLOAD_V2_JSON } from '@pep694/core';
+import { DEEPLY_NESTED_JSON, HOSTILE_API_PATHS, MALFORMED_JSON_BODIES, schemaShapedBody } from '@pep694/server/testing';
 import { headBytes, type HostileRequest } from './exchange.js';
 import { HANDLED, headers, int, JSON_META, problem, status, type FrontDoor, type HostileGenerator } from './door.js';
 
@@ -39,69 +40,15 @@ async function endpoints(ctx: Parameters<HostileGenerator>[0], project: string) 
 const json = (auth: string | undefined, extra: Record<string, string | undefined> = {}) =>
   headers({ Authorization: auth, 'Content-Type': UPLOAD_V2_JSON, ...extra });
 
-// The arbitraries of packages/server/src/e2e/fuzz.test.ts.
-const anyValue = fc.oneof(
-  fc.string(),
-  fc.string({ unit: 'binary', maxLength: 50 }),
-  fc.integer(),
-  fc.double(),
-  fc.boolean(),
-  fc.constant(null),
-  fc.array(fc.string(), { maxLength: 3 }),
-  fc.dictionary(fc.string(), fc.string(), { maxKeys: 3 }),
-  fc.constant('x'.repeat(5000)),
-  fc.constant(-1),
-  fc.constant(Number.MAX_SAFE_INTEGER + 10),
-);
-const shaped = fc.record(
-  {
-    meta: fc.oneof(anyValue, fc.record({ 'api-version': fc.oneof(anyValue, fc.constant('2.0')) }, { requiredKeys: [] })),
-    name: anyValue,
-    version: anyValue,
-    filename: fc.oneof(
-      anyValue,
-      fc.constantFrom(
-        '../../etc/passwd',
-        '%2e%2e/x-1.0.tar.gz',
-        'a\u0000b-1.0.tar.gz',
-        'fuzz_target-1.0.tar.gz',
-        'ｆuzz_target-1.0.tar.gz',
-      ),
-    ),
-    size: anyValue,
-    hashes: fc.oneof(
-      anyValue,
-      fc.dictionary(
-        fc.constantFrom('sha256', 'md5', 'shake_128', '__proto__', 'constructor'),
-        fc.oneof(fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), maxLength: 70 }), anyValue),
-      ),
-    ),
-    mechanism: fc.oneof(anyValue, fc.constant('http-post-bytes')),
-    'extend-for': anyValue,
-  },
-  { requiredKeys: [] },
-);
-const FIXED_BODIES: (string | Uint8Array)[] = [
-  '{"meta":{"api-version":"2.0"},"meta":{"api-version":"3.0"},"name":"x","version":"1"}',
-  '{"meta":{"api-version":"2.0"},"extend-for":60,"extend-for":"soon"}',
-  new Uint8Array([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x3a, 0x31, 0x7d]),
-  new Uint8Array([0xef, 0xbb, 0xbf, 0x7b, 0x7d]),
-  '{"meta":',
-  '',
-  'null',
-  '\u0000',
-  `${'['.repeat(5000)}${']'.repeat(5000)}`,
-  `{"meta":{"api-version":"2.0"},"name":"${'a'.repeat(60_000)}","version":"1"}`,
-];
-
-/** Fuzzed bodies (seeded samples of the fuzz test's arbitraries), each to one of the endpoints. */
+/** Fuzzed bodies (seeded samples of the fuzz test's arbitraries, from `@pep694/server/testing`), each to one of the endpoints. */
 const fuzzed: HostileGenerator = async (ctx) => {
   const { posts } = await endpoints(ctx, 'hostile-fuzz');
   const bodies: (string | Uint8Array)[] = [
-    ...fc.sample(shaped, { seed: ctx.seed, numRuns: 30 }).map((b) => JSON.stringify(b)),
+    ...fc.sample(schemaShapedBody, { seed: ctx.seed, numRuns: 30 }).map((b) => JSON.stringify(b)),
     ...fc.sample(fc.jsonValue({ maxDepth: 8 }), { seed: ctx.seed + 1, numRuns: 15 }).map((v) => JSON.stringify(v)),
     ...fc.sample(fc.uint8Array({ maxLength: 200 }), { seed: ctx.seed + 2, numRuns: 15 }),
-    ...FIXED_BODIES,
+    ...MALFORMED_JSON_BODIES,
+    DEEPLY_NESTED_JSON,
   ];
   return bodies.map((body, i) => {
     const target = posts[int(ctx.random, 0, posts.length - 1)]!;
@@ -180,26 +127,14 @@ const refused: HostileGenerator = async (ctx) => {
 /** Traversal and odd characters in path segments (404), and methods no endpoint takes (405). */
 const paths: HostileGenerator = async (ctx) => {
   const out: HostileRequest[] = [];
-  for (const segment of [
-    '..',
-    '%2e%2e',
-    '%2e%2e%2f%2e%2e',
-    '%00',
-    'a%00b',
-    '%E2%80%AE',
-    '%EF%BC%8E%EF%BC%8E',
-    '%C0%AE%C0%AE',
-    'x'.repeat(5000),
-  ]) {
-    for (const path of [`sessions/${segment}`, `files/${segment}`, `sessions/${segment}/publish`, `files/${segment}/complete`]) {
-      out.push({
-        name: `GET ${path.slice(0, 60)}`,
-        method: 'GET',
-        url: `${ctx.url}${path}`,
-        headers: headers({ Authorization: ctx.auth }),
-        expect: status(400, 404, 405),
-      });
-    }
+  for (const path of HOSTILE_API_PATHS) {
+    out.push({
+      name: `GET ${path.slice(0, 60)}`,
+      method: 'GET',
+      url: `${ctx.url}${path}`,
+      headers: headers({ Authorization: ctx.auth }),
+      expect: status(400, 404, 405),
+    });
   }
   const { session, file } = await endpoints(ctx, 'hostile-paths');
   for (const url of [ctx.url, session.links['session']!, file.links['file-upload-session']!, session.links['publish']!]) {

@@ -3,24 +3,10 @@
  * PyPA "Binary distribution format" (file name convention, escaping) and "Source distribution
  * format" / PEP 625 (`{normalized name}-{normalized version}.tar.gz`, which producers MUST use).
  */
-import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ProblemError } from '../problem.js';
 import { checkFilenameNormalized, distributionIdentity, normalizedFilename, parseDistributionFilename } from './filename.js';
-
-const FIXTURES = new URL('../../../../../shared/fixtures/', import.meta.url);
-const fixtureNames = (dir: string): string[] => readdirSync(new URL(`${dir}/`, FIXTURES)).sort();
-
-function problemOf(fn: () => unknown): ProblemError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProblemError);
-    return err as ProblemError;
-  }
-  throw new Error('expected a ProblemError');
-}
+import { fixtureNames, problemOf } from '../test-support.js';
 
 describe('normalizedFilename and checkFilenameNormalized', () => {
   it.each(fixtureNames('dist'))('the fixture %s (built by current tools) is normalized', (f) => {

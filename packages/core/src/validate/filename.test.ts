@@ -1,23 +1,10 @@
 import { describe, it, expect } from 'vitest';
-import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { ProblemError } from '../problem.js';
 import { checkFilenameMatchesRelease, parseDistributionFilename } from './filename.js';
 import { normalizeName, wheelEscapeName } from './name.js';
 import { parseVersion } from './version.js';
-
-const FIXTURES = new URL('../../../../../shared/fixtures/', import.meta.url);
-const fixtureNames = (dir: string): string[] => readdirSync(new URL(`${dir}/`, FIXTURES)).sort();
-
-function problemOf(fn: () => unknown): ProblemError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProblemError);
-    return err as ProblemError;
-  }
-  throw new Error('expected a ProblemError');
-}
+import { fixtureNames, problemOf } from '../test-support.js';
 
 describe('fixture file names', () => {
   it('finds the fixtures', () => {

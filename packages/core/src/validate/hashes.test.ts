@@ -13,20 +13,10 @@ import {
   validateHashes,
   type HashName,
 } from './hashes.js';
+import { FIXTURES, problemOf } from '../test-support.js';
 
-const FIXTURES = new URL('../../../../../shared/fixtures/', import.meta.url);
 const hex = (n: number, c = 'a'): string => c.repeat(n);
 const SHA256 = hex(64);
-
-function problemOf(fn: () => unknown): ProblemError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProblemError);
-    return err as ProblemError;
-  }
-  throw new Error('expected a ProblemError');
-}
 
 describe('hash algorithms', () => {
   it('maps every name to a node algorithm with the right digest length', () => {

@@ -2,17 +2,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { ProblemError } from '../problem.js';
 import { isValidProjectName, normalizeName, parseProjectName, wheelEscapeName } from './name.js';
-
-/** Runs `fn` and returns the ProblemError it throws; fails on success or any other error. */
-function problemOf(fn: () => unknown): ProblemError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProblemError);
-    return err as ProblemError;
-  }
-  throw new Error('expected a ProblemError');
-}
+import { problemOf } from '../test-support.js';
 
 const REAL = [
   ['Django', 'django', 'django'],

@@ -2,16 +2,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { ProblemError } from '../problem.js';
 import { parseVersion, parseVersionParts, releaseKey, versionsEqual } from './version.js';
-
-function problemOf(fn: () => unknown): ProblemError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ProblemError);
-    return err as ProblemError;
-  }
-  throw new Error('expected a ProblemError');
-}
+import { problemOf } from '../test-support.js';
 
 describe('parseVersion', () => {
   // Expected values are what Python's packaging 26 `str(Version(v))` gives.

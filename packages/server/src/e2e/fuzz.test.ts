@@ -7,7 +7,14 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UPLOAD_V2_JSON } from '@pep694/core';
-import { tally, type TestServer } from '../testing/index.js';
+import {
+  DEEPLY_NESTED_JSON,
+  HOSTILE_API_PATHS,
+  MALFORMED_JSON_BODIES,
+  schemaShapedBody,
+  tally,
+  type TestServer,
+} from '../testing/index.js';
 import { api, createFile, createSession, META, startServer, TEST_TOKENS } from './helpers.js';
 
 let t: TestServer;
@@ -55,52 +62,10 @@ function expectHandled(r: { status: number; type: string | null; text: string },
   cases += 1;
 }
 
-const anyValue = fc.oneof(
-  fc.string(),
-  fc.string({ unit: 'binary', maxLength: 50 }),
-  fc.integer(),
-  fc.double(),
-  fc.boolean(),
-  fc.constant(null),
-  fc.array(fc.string(), { maxLength: 3 }),
-  fc.dictionary(fc.string(), fc.string(), { maxKeys: 3 }),
-  fc.constant('x'.repeat(5000)),
-  fc.constant(-1),
-  fc.constant(Number.MAX_SAFE_INTEGER + 10),
-);
-const shaped = fc.record(
-  {
-    meta: fc.oneof(anyValue, fc.record({ 'api-version': fc.oneof(anyValue, fc.constant('2.0')) }, { requiredKeys: [] })),
-    name: anyValue,
-    version: anyValue,
-    filename: fc.oneof(
-      anyValue,
-      fc.constantFrom(
-        '../../etc/passwd',
-        '%2e%2e/x-1.0.tar.gz',
-        'a\u0000b-1.0.tar.gz',
-        'fuzz_target-1.0.tar.gz',
-        'ｆuzz_target-1.0.tar.gz',
-      ),
-    ),
-    size: anyValue,
-    hashes: fc.oneof(
-      anyValue,
-      fc.dictionary(
-        fc.constantFrom('sha256', 'md5', 'shake_128', '__proto__', 'constructor'),
-        fc.oneof(fc.string({ unit: fc.constantFrom(...'0123456789abcdef'), maxLength: 70 }), anyValue),
-      ),
-    ),
-    mechanism: fc.oneof(anyValue, fc.constant('http-post-bytes')),
-    'extend-for': anyValue,
-  },
-  { requiredKeys: [] },
-);
-
 describe('hostile input to every JSON endpoint never gets a 5xx', () => {
   it('schema-shaped bodies with wrong types and odd values', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 0, max: 5 }), shaped, async (i, body) => {
+      fc.asyncProperty(fc.integer({ min: 0, max: 5 }), schemaShapedBody, async (i, body) => {
         const target = targets[i]!;
         expectHandled(await post(target.url, JSON.stringify(body)), target.name);
       }),
@@ -114,47 +79,23 @@ describe('hostile input to every JSON endpoint never gets a 5xx', () => {
       }),
       { numRuns: 200, seed: 695 },
     );
-    const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
-    for (const target of targets) expectHandled(await post(target.url, deep), `${target.name}, nesting 5000 deep`);
+    for (const target of targets) expectHandled(await post(target.url, DEEPLY_NESTED_JSON), `${target.name}, nesting 5000 deep`);
   });
   it('duplicate keys, invalid UTF-8, truncated and non-JSON bytes', async () => {
-    const bodies: (string | Uint8Array)[] = [
-      '{"meta":{"api-version":"2.0"},"meta":{"api-version":"3.0"},"name":"x","version":"1"}',
-      '{"meta":{"api-version":"2.0"},"extend-for":60,"extend-for":"soon"}',
-      new Uint8Array([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x3a, 0x31, 0x7d]),
-      new Uint8Array([0xef, 0xbb, 0xbf, 0x7b, 0x7d]),
-      '{"meta":',
-      '',
-      'null',
-      '\u0000',
-      `{"meta":{"api-version":"2.0"},"name":"${'a'.repeat(60_000)}","version":"1"}`,
-    ];
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 0, max: 5 }), fc.uint8Array({ maxLength: 200 }), async (i, bytes) => {
         expectHandled(await post(targets[i]!.url, bytes), targets[i]!.name);
       }),
       { numRuns: 150, seed: 696 },
     );
-    for (const target of targets) for (const body of bodies) expectHandled(await post(target.url, body), target.name);
+    for (const target of targets) for (const body of MALFORMED_JSON_BODIES) expectHandled(await post(target.url, body), target.name);
   });
   it('odd characters and traversal in path segments are refused with 404, never reaching storage', async () => {
-    for (const segment of [
-      '..',
-      '%2e%2e',
-      '%2e%2e%2f%2e%2e',
-      '%00',
-      'a%00b',
-      '%E2%80%AE',
-      '%EF%BC%8E%EF%BC%8E',
-      '%C0%AE%C0%AE',
-      'x'.repeat(5000),
-    ]) {
-      for (const path of [`sessions/${segment}`, `files/${segment}`, `sessions/${segment}/publish`, `files/${segment}/complete`]) {
-        const r = await api('GET', `${t.url}${path}`);
-        expect(r.status, path).toBeGreaterThanOrEqual(400);
-        expect(r.status, path).toBeLessThan(500);
-        cases += 1;
-      }
+    for (const path of HOSTILE_API_PATHS) {
+      const r = await api('GET', `${t.url}${path}`);
+      expect(r.status, path).toBeGreaterThanOrEqual(400);
+      expect(r.status, path).toBeLessThan(500);
+      cases += 1;
     }
   });
 });

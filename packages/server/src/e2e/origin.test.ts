@@ -10,7 +10,7 @@
  * rows stored the old way are read back on the trusted origin.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, request } from 'node:http';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,40 +21,15 @@ import { UPLOAD_V2_JSON } from '@pep694/core';
 import { createServer } from '../app.js';
 import { TokensFileAuth } from '../auth/tokens-file.js';
 import type { ServerConfigInput } from '../config.js';
-import { tally, type TestServer } from '../testing/index.js';
+import { requestWithHost, stringsIn, tally, type TestServer } from '../testing/index.js';
 import { api, createFile, createSession, META, postBytes, sha256, startServer, TEST_TOKENS } from './helpers.js';
 
 const { alice, bob } = TEST_TOKENS;
 const ATTACKER = 'attacker.example:8080';
 
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: any;
-}
-
-/** A request to `url` with the Host header `host` (what `fetch` cannot send). */
-function viaHost(method: string, url: string, host: string, opts: { token?: string; body?: unknown } = {}): Promise<Answer> {
-  const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
-  return new Promise((resolve, reject) => {
-    const req = request(url, {
-      method,
-      headers: {
-        host,
-        authorization: `Bearer ${opts.token ?? alice}`,
-        ...(body === undefined ? {} : { 'content-type': UPLOAD_V2_JSON, 'content-length': String(Buffer.byteLength(body)) }),
-      },
-    });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
-    });
-    req.end(body);
-  });
-}
+/** A request to `url` with the Host header `host`, by alice unless `opts.token` says otherwise. */
+const viaHost = (method: string, url: string, host: string, opts: { token?: string; body?: unknown } = {}) =>
+  requestWithHost(method, url, host, { token: alice, ...opts });
 
 /** Sends `head` (request line, headers, body) on a raw socket; resolves with the answer once it is complete or the server closes. */
 function rawExchange(port: number, head: string): Promise<{ status: number; headers: Record<string, string>; text: string }> {
@@ -86,16 +61,6 @@ function rawExchange(port: number, head: string): Promise<{ status: number; head
     socket.write(head);
   });
 }
-
-/** Every string in a JSON value. */
-const strings = (v: unknown): string[] =>
-  typeof v === 'string'
-    ? [v]
-    : Array.isArray(v)
-      ? v.flatMap(strings)
-      : typeof v === 'object' && v !== null
-        ? Object.values(v).flatMap(strings)
-        : [];
 
 const fileBody = (filename: string, bytes: Buffer, extra: Record<string, unknown> = {}) => ({
   meta: META,
@@ -135,7 +100,7 @@ describe('PEP 694 links on a trusted origin (issue #21 finding 5)', () => {
     const status = await api('GET', session.links.session!, { token: bob });
     expect(status.body.files).toEqual({});
     const file = await createFile(session, 'bob_forged-1.0.0.tar.gz', bytes, bob);
-    for (const url of strings([file.links, file.mechanism, status.body.links])) {
+    for (const url of stringsIn([file.links, file.mechanism, status.body.links])) {
       if (/^https?:/.test(url)) expect(url.startsWith(`${trusted}/`), url).toBe(true);
     }
     expect(JSON.stringify([file, status.body])).not.toContain('attacker');

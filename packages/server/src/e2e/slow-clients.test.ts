@@ -94,6 +94,19 @@ function expectProblem(received: string, code: string) {
 }
 const auth = `Authorization: Bearer ${TEST_TOKENS.alice}\r\n`;
 
+/** After a stopped upload: the file is still pending, and the whole file goes through and completes. */
+async function expectStillPendingAndUploadable(f: Awaited<ReturnType<typeof createFile>>, bytes: Buffer): Promise<void> {
+  const status = await api('GET', f.links['file-upload-session']!);
+  expect(status.body.status).toBe('pending');
+  const res = await fetch(f.mechanism.file_url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TEST_TOKENS.alice}`, 'content-type': 'application/octet-stream' },
+    body: bytes,
+  });
+  expect(res.status).toBeLessThan(300);
+  expect((await api('POST', f.links.complete!, { body: { meta: META } })).status).toBe(201);
+}
+
 describe('slow clients are cut off at the configured limits, and do not starve others', () => {
   it('slowloris headers (one byte every 150 ms): 408 once headersTimeout passes, socket closed', async () => {
     const { result } = slowClient(
@@ -155,15 +168,7 @@ describe('slow clients are cut off at the configured limits, and do not starve o
     expectProblem(r.received, 'request-timeout');
     // The partial bytes are not counted, the file stays pending, and the whole file goes through now.
     await until(async () => (await api('GET', f.links['file-upload-session']!)).body.meta?._pep694?.['bytes-received'] === 0, HANG);
-    const status = await api('GET', f.links['file-upload-session']!);
-    expect(status.body.status).toBe('pending');
-    const res = await fetch(f.mechanism.file_url, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TEST_TOKENS.alice}`, 'content-type': 'application/octet-stream' },
-      body: bytes,
-    });
-    expect(res.status).toBeLessThan(300);
-    expect((await api('POST', f.links.complete!, { body: { meta: META } })).status).toBe(201);
+    await expectStillPendingAndUploadable(f, bytes);
     tally('exhaustion cases');
   });
 
@@ -188,15 +193,7 @@ describe('slow clients are cut off at the configured limits, and do not starve o
       expect(r.received).toMatch(/^HTTP\/1\.1 408 /);
       expectProblem(r.received, 'request-timeout');
       expect(r.received).toMatch(/Fewer than 819 bytes arrived in 0\.8 s/);
-      const status = await api('GET', f.links['file-upload-session']!);
-      expect(status.body.status).toBe('pending');
-      const res = await fetch(f.mechanism.file_url, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${TEST_TOKENS.alice}`, 'content-type': 'application/octet-stream' },
-        body: bytes,
-      });
-      expect(res.status).toBeLessThan(300);
-      expect((await api('POST', f.links.complete!, { body: { meta: META } })).status).toBe(201);
+      await expectStillPendingAndUploadable(f, bytes);
       tally('exhaustion cases');
     } finally {
       await srv.close();

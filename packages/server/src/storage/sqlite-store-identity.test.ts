@@ -7,74 +7,21 @@
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { distributionIdentity, type NewFileUpload, type NewPublishingSession, type PublishingSessionRecord } from '@pep694/core';
+import { distributionIdentity } from '@pep694/core';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from './sqlite/migrations.js';
 import { SqliteSessionStore } from './sqlite/store.js';
-
-const T0 = Date.UTC(2025, 0, 1);
-const at = (minutes: number) => new Date(T0 + minutes * 60_000);
+import { at, closeTempStore, newFile, openTempStore, storeSteps } from './sqlite-test-support.js';
 
 let dir: string;
 let dbFile: string;
 let store: SqliteSessionStore;
-let seq = 0;
-
 beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pep694-identity-'));
-  dbFile = path.join(dir, 'store.sqlite');
-  store = new SqliteSessionStore(dbFile, { fileIdentity: distributionIdentity });
+  ({ dir, dbFile, store } = openTempStore('pep694-identity-', { fileIdentity: distributionIdentity }));
 });
-afterEach(async () => {
-  await store.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-const newSession = (over: Partial<NewPublishingSession> = {}): NewPublishingSession => ({
-  id: `s${++seq}`,
-  project: 'foo',
-  displayName: 'foo',
-  version: '1.0',
-  releaseKey: '1',
-  stageToken: null,
-  createdBy: 'alice',
-  createdAt: at(0),
-  expiresAt: at(60),
-  ...over,
-});
-
-const newFile = (sessionId: string, filename: string): NewFileUpload => ({
-  id: `f${++seq}`,
-  sessionId,
-  filename,
-  size: 10,
-  hashes: { sha256: 'ab'.repeat(32) },
-  mechanism: 'http-post-bytes',
-  createdAt: at(1),
-  expiresAt: at(60),
-  identity: distributionIdentity(filename),
-});
-
-async function created(over: Partial<NewPublishingSession> = {}, s = store): Promise<PublishingSessionRecord> {
-  const r = await s.createSession(newSession(over));
-  if (r.kind !== 'created') throw new Error(`expected created, got ${r.kind}`);
-  return r.session;
-}
-
-async function addCompleted(sessionId: string, filename: string, s = store): Promise<void> {
-  const r = await s.createFile(newFile(sessionId, filename), { maxFiles: 10 });
-  if (r.kind !== 'created') throw new Error(`expected created, got ${r.kind}`);
-  await s.updateFile(r.file.id, ['pending'], { status: 'completed', blobKey: `files/${r.file.id}` });
-}
-
-/** foo registered (an empty release 0), so that sessions for several releases can be live at once. */
-async function registered(s = store): Promise<void> {
-  const r = await created({ version: '0', releaseKey: '0' }, s);
-  expect((await s.publish(r.id, ['open'], at(1), { defer: false })).kind).toBe('published');
-}
+afterEach(() => closeTempStore(store, dir));
+const { created, addCompleted, registered } = storeSteps(() => store);
 
 /** A published release of foo holding `filenames`. */
 async function published(filenames: readonly string[], releaseKey = '1'): Promise<void> {

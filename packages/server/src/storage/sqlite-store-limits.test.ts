@@ -2,74 +2,35 @@
  * Per-principal limits the SQLite store applies in its write transactions (issue #21): the quota
  * on staged, unpublished bytes (finding 6) and the limit on new project names per time window.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import {
-  distributionIdentity,
-  type CreateFileResult,
-  type NewFileUpload,
-  type NewPublishingSession,
-  type PublishingSessionRecord,
-} from '@pep694/core';
+import { type CreateFileResult, type NewFileUpload, type NewPublishingSession, type PublishingSessionRecord } from '@pep694/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteSessionStore } from './sqlite/store.js';
+import { at, closeTempStore, newFile, newSession, openTempStore, storeSteps } from './sqlite-test-support.js';
 
-const T0 = Date.UTC(2025, 0, 1);
-const at = (minutes: number) => new Date(T0 + minutes * 60_000);
 const GiB = 1024 ** 3;
 
 let dir: string;
 let dbFile: string;
 let store: SqliteSessionStore;
-let seq = 0;
-
 beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pep694-limits-'));
-  dbFile = path.join(dir, 'store.sqlite');
-  store = new SqliteSessionStore(dbFile);
+  ({ dir, dbFile, store } = openTempStore('pep694-limits-'));
 });
-afterEach(async () => {
-  await store.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => closeTempStore(store, dir));
+const steps = storeSteps(() => store);
 
-const newSession = (over: Partial<NewPublishingSession> = {}): NewPublishingSession => ({
-  id: `s${++seq}`,
-  project: `p${seq}`,
-  displayName: `p${seq}`,
-  version: '1.0',
-  releaseKey: '1',
-  stageToken: null,
-  createdBy: 'alice',
-  createdAt: at(0),
-  expiresAt: at(60),
-  ...over,
-});
+let projects = 0;
+/** A session of a project of its own, so that the limits, not other rules, decide. */
+const created = (over: Partial<NewPublishingSession> = {}) =>
+  steps.created({ project: `p${++projects}`, displayName: `p${projects}`, ...over });
 
-async function created(over: Partial<NewPublishingSession> = {}, s = store): Promise<PublishingSessionRecord> {
-  const r = await s.createSession(newSession(over));
-  if (r.kind !== 'created') throw new Error(`expected created, got ${r.kind}`);
-  return r.session;
-}
-
-const newFile = (session: PublishingSessionRecord, name: string, size: number, createdBy?: string): NewFileUpload => ({
-  id: `f${++seq}`,
-  sessionId: session.id,
-  filename: `${session.project}-1.0-${name}-none-any.whl`,
-  size,
-  hashes: { sha256: 'ab'.repeat(32) },
-  mechanism: 'http-post-bytes',
-  createdAt: at(1),
-  expiresAt: at(60),
-  identity: distributionIdentity(`${session.project}-1.0-${name}-none-any.whl`),
-  ...(createdBy ? { createdBy } : {}),
-});
+/** A wheel `<project>-1.0-<name>-none-any.whl` of `size` bytes in `session`, by `createdBy` (default: the session's creator). */
+const newWheel = (session: PublishingSessionRecord, name: string, size: number, createdBy?: string): NewFileUpload =>
+  newFile(session.id, `${session.project}-1.0-${name}-none-any.whl`, { size, ...(createdBy ? { createdBy } : {}) });
 
 const QUOTA = { maxFiles: 1000, maxStagedBytes: 5 * GiB };
 
 async function stage(session: PublishingSessionRecord, name: string, size: number, createdBy?: string): Promise<CreateFileResult> {
-  return store.createFile(newFile(session, name, size, createdBy), QUOTA);
+  return store.createFile(newWheel(session, name, size, createdBy), QUOTA);
 }
 
 async function staged(session: PublishingSessionRecord, name: string, size: number, createdBy?: string) {
@@ -133,13 +94,13 @@ describe('quota on staged bytes per principal (createFile)', () => {
     const a = await created();
     const f = await staged(a, 'py2', 4 * GiB);
     await store.updateFile(f.id, ['pending'], { status: 'completed', blobKey: `files/${f.id}` });
-    const again = await store.createFile({ ...newFile(a, 'py2', 5 * GiB) }, QUOTA);
+    const again = await store.createFile({ ...newWheel(a, 'py2', 5 * GiB) }, QUOTA);
     expect(again).toMatchObject({ kind: 'created', replaced: { id: f.id } });
   });
 
   it('applies no quota when none is given', async () => {
     const a = await created();
-    expect((await store.createFile(newFile(a, 'py2', 100 * GiB), { maxFiles: 10 })).kind).toBe('created');
+    expect((await store.createFile(newWheel(a, 'py2', 100 * GiB), { maxFiles: 10 })).kind).toBe('created');
   });
 
   it('holds under concurrent creations from two connections (as two processes)', async () => {
@@ -147,7 +108,7 @@ describe('quota on staged bytes per principal (createFile)', () => {
     try {
       const a = await created();
       const results = await Promise.all(
-        Array.from({ length: 8 }, (_, i) => (i % 2 ? other : store).createFile(newFile(a, `py${i + 10}`, GiB), QUOTA)),
+        Array.from({ length: 8 }, (_, i) => (i % 2 ? other : store).createFile(newWheel(a, `py${i + 10}`, GiB), QUOTA)),
       );
       expect(results.filter((r) => r.kind === 'created')).toHaveLength(5);
       expect(results.filter((r) => r.kind === 'over-quota')).toHaveLength(3);

@@ -6,7 +6,6 @@
  * only for a query that repeats the index's WHERE term as written.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -19,28 +18,20 @@ import {
   publishingSessionMachine,
   LIVE_FILE_STATES,
   TERMINAL_SESSION_STATES,
-  type NewFileUpload,
   type NewPublishingSession,
 } from '@pep694/core';
 import type Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import * as stateLists from './sqlite/state-lists.js';
 import { SqliteSessionStore } from './sqlite/store.js';
-
-const T0 = Date.UTC(2025, 0, 1);
-const at = (minutes: number) => new Date(T0 + minutes * 60_000);
+import { at, closeTempStore, newFile, newSession, openTempStore } from './sqlite-test-support.js';
 
 let dir: string;
 let store: SqliteSessionStore;
-
 beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pep694-states-'));
-  store = new SqliteSessionStore(path.join(dir, 'store.sqlite'));
+  ({ dir, store } = openTempStore('pep694-states-'));
 });
-afterEach(async () => {
-  await store.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => closeTempStore(store, dir));
 
 const connection = () =>
   (store as unknown as { connection: { db: Database.Database; prepared(sql: string): Database.Statement } }).connection;
@@ -126,40 +117,17 @@ describe('the queries', () => {
       statements.add(sql);
       return real(sql);
     });
-    let seq = 0;
+    let n = 0;
     const session = async (over: Partial<NewPublishingSession> = {}) => {
-      const r = await store.createSession(
-        {
-          id: `s${++seq}`,
-          project: 'foo',
-          displayName: 'Foo',
-          version: `${seq}.0`,
-          releaseKey: String(seq),
-          stageToken: `token-${seq}`,
-          createdBy: 'alice',
-          createdAt: at(0),
-          expiresAt: at(60),
-          ...over,
-        },
-        { newNames: { limit: 10, windowMs: 60_000 } },
-      );
+      n += 1;
+      const r = await store.createSession(newSession({ version: `${n}.0`, releaseKey: String(n), stageToken: `token-${n}`, ...over }), {
+        newNames: { limit: 10, windowMs: 60_000 },
+      });
       if (r.kind !== 'created') throw new Error(r.kind);
       return r.session;
     };
     const pendingFile = async (sessionId: string, version: string) => {
-      const filename = `foo-${version}.tar.gz`;
-      const input: NewFileUpload = {
-        id: `f${++seq}`,
-        sessionId,
-        filename,
-        size: 10,
-        hashes: { sha256: 'ab'.repeat(32) },
-        mechanism: 'http-post-bytes',
-        createdAt: at(seq),
-        expiresAt: at(60),
-        identity: distributionIdentity(filename),
-      };
-      const r = await store.createFile(input, { maxFiles: 10, maxStagedBytes: 1000 });
+      const r = await store.createFile(newFile(sessionId, `foo-${version}.tar.gz`), { maxFiles: 10, maxStagedBytes: 1000 });
       if (r.kind !== 'created') throw new Error(r.kind);
       return r.file;
     };

@@ -6,95 +6,24 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import {
-  distributionIdentity,
-  type FileUploadRecord,
-  type NewFileUpload,
-  type NewPublishingSession,
-  type PublishingSessionRecord,
-} from '@pep694/core';
+import { distributionIdentity, type NewFileUpload, type NewPublishingSession } from '@pep694/core';
 import Database from 'better-sqlite3';
 import ts from 'typescript';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MIGRATIONS } from './sqlite/migrations.js';
 import { SqliteSessionStore } from './sqlite/store.js';
-
-const T0 = Date.UTC(2025, 0, 1);
-const at = (minutes: number) => new Date(T0 + minutes * 60_000);
+import { at, closeTempStore, newFile, newSession, openTempStore, storeSteps } from './sqlite-test-support.js';
 
 let dir: string;
 let dbFile: string;
 let store: SqliteSessionStore;
-let seq = 0;
-
 beforeEach(() => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pep694-sqlite-'));
-  dbFile = path.join(dir, 'store.sqlite');
-  store = new SqliteSessionStore(dbFile);
+  ({ dir, dbFile, store } = openTempStore('pep694-sqlite-'));
 });
-
-afterEach(async () => {
-  await store.close();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-const newSession = (over: Partial<NewPublishingSession> = {}): NewPublishingSession => ({
-  id: `s${++seq}`,
-  project: 'foo',
-  displayName: 'Foo',
-  version: '1.0',
-  releaseKey: '1',
-  stageToken: null,
-  createdBy: 'alice',
-  createdAt: at(0),
-  expiresAt: at(60),
-  ...over,
-});
-
-const newFile = (sessionId: string, filename: string, over: Partial<NewFileUpload> = {}): NewFileUpload => ({
-  id: `f${++seq}`,
-  sessionId,
-  filename,
-  size: 10,
-  hashes: { sha256: 'ab'.repeat(32) },
-  mechanism: 'http-post-bytes',
-  createdAt: at(seq),
-  expiresAt: at(60),
-  identity: distributionIdentity(filename),
-  ...over,
-});
-
-async function created(over: Partial<NewPublishingSession> = {}, s: SqliteSessionStore = store): Promise<PublishingSessionRecord> {
-  const r = await s.createSession(newSession(over));
-  if (r.kind !== 'created') throw new Error(`expected created, got ${r.kind}`);
-  return r.session;
-}
-
-async function addFile(sessionId: string, filename: string, s: SqliteSessionStore = store): Promise<FileUploadRecord> {
-  const r = await s.createFile(newFile(sessionId, filename), { maxFiles: 10 });
-  if (r.kind !== 'created') throw new Error(`expected created, got ${r.kind}`);
-  return r.file;
-}
-
-async function addCompleted(sessionId: string, filename: string, s: SqliteSessionStore = store): Promise<FileUploadRecord> {
-  const f = await addFile(sessionId, filename, s);
-  const done = await s.updateFile(f.id, ['pending'], {
-    status: 'completed',
-    blobKey: `blob/${f.id}`,
-    coreMetadata: new Uint8Array([77, 101, 116, 97]),
-    requiresPython: '>=3.9',
-  });
-  return done!;
-}
-
-/** A registered project (published through an empty session), so several versions can be live at once. */
-async function registered(project = 'foo'): Promise<void> {
-  const s = await created({ project, version: '0.0', releaseKey: '0' });
-  expect((await store.publish(s.id, ['open'], at(1), { defer: false })).kind).toBe('published');
-}
+afterEach(() => closeTempStore(store, dir));
+const { created, addFile, addCompleted, registered } = storeSteps(() => store);
 
 /** A second connection, to poke the schema directly. */
 function raw(): Database.Database {
@@ -458,31 +387,12 @@ describe('separate processes', () => {
     expect((await store.getSession(results[0]!.id))?.status).toBe('open');
   });
 
-  it('exactly one of several processes publishes the same filename', async () => {
+  /** Sessions of releases 1, 2 and 3 of foo, one completed file each (`filenames`), published at once by a process each. */
+  async function expectOneOfThreeProcessesPublishes(filenames: readonly [string, string, string]): Promise<void> {
     await registered();
     const ids: string[] = [];
-    for (const key of ['1', '2', '3']) {
-      const s = await created({ releaseKey: key, version: `${key}.0` });
-      await addCompleted(s.id, 'foo-1.0.tar.gz');
-      ids.push(s.id);
-    }
-    const script = writeChildScript();
-    const startAt = Date.now() + 1500;
-    const runs = await Promise.all(ids.map((id) => runChild(script, { kind: 'publish', startAt, id, at: at(5).getTime() })));
-    for (const r of runs) expect(r.err).toBe('');
-    expect(runs.map((r) => (JSON.parse(r.out) as { kind: string }).kind).sort()).toEqual(['conflict', 'conflict', 'published']);
-    expect(await store.listPublishedFiles('foo')).toHaveLength(1);
-  });
-
-  // Issue #21: another spelling of one distribution is the same file (PEP 694 "Atomic Publication and Conflicts").
-  it('exactly one of several processes publishes one distribution under different spellings', async () => {
-    await registered();
-    const ids: string[] = [];
-    for (const [key, name] of [
-      ['1', 'foo-1.0-py3-none-any.whl'],
-      ['2', 'Foo-1.0-py3-none-any.whl'],
-      ['3', 'foo-1.0.0-py3-none-any.whl'],
-    ] as const) {
+    for (const [i, name] of filenames.entries()) {
+      const key = String(i + 1);
       const s = await created({ releaseKey: key, version: `${key}.0` });
       await addCompleted(s.id, name);
       ids.push(s.id);
@@ -493,6 +403,15 @@ describe('separate processes', () => {
     for (const r of runs) expect(r.err).toBe('');
     expect(runs.map((r) => (JSON.parse(r.out) as { kind: string }).kind).sort()).toEqual(['conflict', 'conflict', 'published']);
     expect(await store.listPublishedFiles('foo')).toHaveLength(1);
+  }
+
+  it('exactly one of several processes publishes the same filename', async () => {
+    await expectOneOfThreeProcessesPublishes(['foo-1.0.tar.gz', 'foo-1.0.tar.gz', 'foo-1.0.tar.gz']);
+  });
+
+  // Issue #21: another spelling of one distribution is the same file (PEP 694 "Atomic Publication and Conflicts").
+  it('exactly one of several processes publishes one distribution under different spellings', async () => {
+    await expectOneOfThreeProcessesPublishes(['foo-1.0-py3-none-any.whl', 'Foo-1.0-py3-none-any.whl', 'foo-1.0.0-py3-none-any.whl']);
   });
 
   it('a publish that resolved survives a SIGKILL of its process', async () => {

@@ -4,73 +4,24 @@
 // refusing, an abort that commits, and ranges read with an exclusive end. The suites register
 // vitest tests, so the fixtures run in a child vitest; this file checks which tests failed for
 // each, and that each failure names the rule the store broke.
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BLOB_STORE_RULES, SESSION_STORE_RULES, titleOf, type Rule } from '@pep694/store-conformance';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-interface AssertionResult {
-  readonly title: string;
-  readonly status: 'passed' | 'failed' | 'skipped' | 'pending' | 'todo';
-  readonly failureMessages: readonly string[];
-}
-interface FileResult {
-  readonly name: string;
-  readonly status: string;
-  readonly message?: string;
-  readonly assertionResults: readonly AssertionResult[];
-}
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runFixturesInChildVitest, type AssertionResult, type FileResult } from '../testing/child-vitest.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const fixtures = join(here, 'broken-stores');
-
-/** The repository's vitest: the nearest node_modules/vitest/vitest.mjs up from here. */
-function findVitest(): string {
-  for (let dir = here; dir !== dirname(dir); dir = dirname(dir)) {
-    const candidate = join(dir, 'node_modules', 'vitest', 'vitest.mjs');
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error('vitest is not installed');
-}
 
 const S = SESSION_STORE_RULES;
 const B = BLOB_STORE_RULES;
 
 describe('the store conformance suites catch real defects', () => {
-  let outDir: string;
   let results: Map<string, FileResult>;
 
   beforeAll(() => {
-    outDir = mkdtempSync(join(tmpdir(), 'pep694-store-suite-selftest-'));
-    const outFile = join(outDir, 'report.json');
-    // A clean environment for the child: it is its own vitest run, not a worker of this one.
-    const env = Object.fromEntries(
-      Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST') && k !== 'TEST' && k !== 'NODE_ENV'),
-    );
-    const child = spawnSync(process.execPath, [findVitest(), 'run', '--root', fixtures, '--reporter=json', `--outputFile=${outFile}`], {
-      cwd: fixtures,
-      env,
-      encoding: 'utf8',
-      timeout: 240_000,
-    });
-    if (!existsSync(outFile)) throw new Error(`the child vitest wrote no report (exit ${child.status}):\n${child.stdout}\n${child.stderr}`);
-    const report = JSON.parse(readFileSync(outFile, 'utf8')) as { testResults: FileResult[] };
-    results = new Map(
-      report.testResults.map((r) => [
-        r.name
-          .split('/')
-          .pop()!
-          .replace(/\.fixture\.ts$/, ''),
-        r,
-      ]),
-    );
+    results = runFixturesInChildVitest(fixtures);
   }, 300_000);
-  afterAll(() => {
-    if (outDir) rmSync(outDir, { recursive: true, force: true });
-  });
 
   /** The suite's tests of one fixture run: title → result. */
   function run(name: string, expectedTests: number): Map<string, AssertionResult> {

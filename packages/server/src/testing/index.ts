@@ -6,3 +6,4 @@ export * from './requests.js';
 export * from './fixtures.js';
 export * from './host-process.js';
 export * from './tally.js';
+export * from './hostile-input.js';

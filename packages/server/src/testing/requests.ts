@@ -3,6 +3,7 @@
  * lie about `Content-Length`, hold the request open mid-body, or be destroyed there.
  */
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { UPLOAD_V2_JSON } from '@pep694/core';
 
 export interface RawResponse {
   status: number;
@@ -68,6 +69,34 @@ export function rawRequest(method: string, url: string, opts: RawRequestOptions 
 /** `rawRequest` with POST, or `method`. */
 export const rawPost = (url: string, opts: RawRequestOptions & { method?: string } = {}): RawRequest =>
   rawRequest(opts.method ?? 'POST', url, opts);
+
+/**
+ * A session API request with the Host header `host`, which `fetch` cannot send (for tests of
+ * links built on a trusted origin, never on the client's Host): Bearer `token`, `body` as JSON.
+ * The answer's body is parsed (undefined when empty).
+ */
+export async function requestWithHost(
+  method: string,
+  url: string,
+  host: string,
+  opts: { token: string; body?: unknown },
+): Promise<{ status: number; headers: IncomingMessage['headers']; body: any }> {
+  const headers: Record<string, string> = { host, authorization: `Bearer ${opts.token}` };
+  if (opts.body !== undefined) headers['content-type'] = UPLOAD_V2_JSON;
+  const chunks = opts.body === undefined ? [] : [Buffer.from(JSON.stringify(opts.body))];
+  const res = await rawRequest(method, url, { headers, chunks }).response;
+  return { status: res.status, headers: res.headers, body: res.body ? res.json() : undefined };
+}
+
+/** Every string in a JSON value (e.g. to check that no URL of an answer names a host). */
+export const stringsIn = (v: unknown): string[] =>
+  typeof v === 'string'
+    ? [v]
+    : Array.isArray(v)
+      ? v.flatMap(stringsIn)
+      : typeof v === 'object' && v !== null
+        ? Object.values(v).flatMap(stringsIn)
+        : [];
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
