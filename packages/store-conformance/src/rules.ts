@@ -89,6 +89,10 @@ export const SESSION_STORE_RULES = {
     "at most maxFiles non-canceled files per session ('too-many-files'); replacing a file at the limit is allowed",
     `index limits; ${PEP694('Create a File Upload Session')}`,
   ),
+  maxFileSessions: rule(
+    "at most maxFileSessions file upload sessions ever per session, canceled ones included ('too-many-files' with canceledIncluded); absent, no such bound",
+    `index limits; ${PEP694('File Upload Session States')}`,
+  ),
   filesInCreationOrder: rule(
     'a session lists its files in creation order, canceled ones only when asked',
     PEP694('Publishing Session Status'),

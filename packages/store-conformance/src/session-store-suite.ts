@@ -481,6 +481,34 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       );
     });
 
+    ruleTest(R.maxFileSessions, async (must) => {
+      await s.registered('foo'); // so that a second release can have its own session
+      const session = await s.created();
+      // Two created and deleted: their rows stay (a canceled file's own status URL still answers).
+      for (const name of ['a-1.0.tar.gz', 'b-1.0.tar.gz']) {
+        const f = await s.addFile(session.id, name);
+        await store.updateFile(f.id, ['pending'], { status: 'canceled' });
+      }
+      const limits = { maxFiles: 10, maxFileSessions: 3 };
+      must(
+        (await store.createFile(s.newFile(session.id, 'c-1.0.tar.gz'), limits)).kind,
+        'a third file session with maxFileSessions 3',
+      ).toBe('created');
+      must(await store.createFile(s.newFile(session.id, 'd-1.0.tar.gz'), limits), 'a fourth, the two canceled ones counting').toEqual({
+        kind: 'too-many-files',
+        limit: 3,
+        canceledIncluded: true,
+      });
+      must(
+        (await store.createFile(s.newFile(session.id, 'd-1.0.tar.gz'), { maxFiles: 10 })).kind,
+        'without maxFileSessions, no bound',
+      ).toBe('created');
+      const other = await s.created({ version: '2.0' });
+      must((await store.createFile(s.newFile(other.id, 'e-2.0.tar.gz'), limits)).kind, "another session's count is its own").toBe(
+        'created',
+      );
+    });
+
     ruleTest(R.filesInCreationOrder, async (must) => {
       const session = await s.created();
       for (const [id, minute] of [
