@@ -251,14 +251,13 @@ describe('migration of a database from before file identities', () => {
     ]);
   });
 
-  it('needs the fileIdentity option to open such a file, and says so', async () => {
+  it("opens such a file without options: the identities are core's distributionIdentity", async () => {
     await store.close();
     fs.rmSync(dbFile);
     schema2File();
-    expect(() => new SqliteSessionStore(dbFile)).toThrow(/fileIdentity option/);
-    // Nothing was half-migrated: with the option it opens.
-    store = new SqliteSessionStore(dbFile, { fileIdentity: distributionIdentity });
+    store = new SqliteSessionStore(dbFile);
     expect(await store.listPublishedFiles('foo')).toHaveLength(2);
+    expect(await store.findPublishedIdentity('foo', distributionIdentity('foo-1.0-py3-none-any.whl'))).toBe('foo-1.0-py3-none-any.whl');
   });
 
   it('an empty database needs no option', async () => {

@@ -2,6 +2,7 @@
  * The SQLite store's schema, as versioned steps (`user_version` says how many have run), and the
  * SQL functions those steps call to fill in columns added after rows existed.
  */
+import { distributionIdentity } from '@pep694/core';
 import Database from 'better-sqlite3';
 import { metadataSha256, stageTokenKey } from './rows.js';
 
@@ -194,13 +195,8 @@ export const MIGRATIONS: readonly string[] = [
 ];
 
 /** The identity the migration gives a row written before identities existed (see MIGRATIONS[2]). */
-function backfillIdentity(filename: unknown, fileIdentity: ((filename: string) => string) | undefined): string | null {
+function backfillIdentity(filename: unknown, fileIdentity: (filename: string) => string): string | null {
   if (typeof filename !== 'string') return null;
-  if (!fileIdentity) {
-    throw new Error(
-      'this database holds files recorded before file identities existed: open it with the fileIdentity option (distributionIdentity from @pep694/core), as createServer does',
-    );
-  }
   try {
     return fileIdentity(filename);
   } catch {
@@ -211,8 +207,8 @@ function backfillIdentity(filename: unknown, fileIdentity: ((filename: string) =
 /** What opening a database needs besides its file name. */
 export interface MigrationOptions {
   /**
-   * `distributionIdentity` from `@pep694/core`, for the migration that gives rows written before
-   * file identities existed theirs. Needed only to open such a file; createServer passes it.
+   * How the migration that gives rows written before file identities existed theirs computes them;
+   * default `distributionIdentity` from `@pep694/core`, the function every upload path uses.
    */
   readonly fileIdentity?: (filename: string) => string;
 }
@@ -224,7 +220,9 @@ export interface MigrationOptions {
 export function migrate(db: Database.Database, opts: MigrationOptions = {}): void {
   // Only the migration that adds stage_key calls it; new rows get their key from stageTokenKey().
   db.function('pep694_sha256', { deterministic: true }, (t: unknown) => (typeof t === 'string' ? stageTokenKey(t) : null));
-  db.function('pep694_file_identity', { deterministic: true }, (f: unknown) => backfillIdentity(f, opts.fileIdentity));
+  db.function('pep694_file_identity', { deterministic: true }, (f: unknown) =>
+    backfillIdentity(f, opts.fileIdentity ?? distributionIdentity),
+  );
   // Only the migration that adds core_metadata_sha256 calls it; new rows get it from updateFile.
   db.function('pep694_sha256_bytes', { deterministic: true }, (b: unknown) => (b instanceof Uint8Array ? metadataSha256(b) : null));
   db.transaction(() => {

@@ -5,9 +5,8 @@
  * (./housekeeping.ts). This class only hands each method of the port to its role.
  *
  * The state lists of the queries come from @pep694/core (./state-lists.ts). File identities
- * (`distributionIdentity` in core) come from the caller: with each new file, and as the
- * `fileIdentity` option for the migration that fills them in for rows written before they
- * existed. The SQL avoids SQLite-only syntax outside setup (partial indexes, ON CONFLICT ...
+ * (`distributionIdentity` in core) come from the caller with each new file; the migration that
+ * fills them in for rows written before they existed computes them with the same function. The SQL avoids SQLite-only syntax outside setup (partial indexes, ON CONFLICT ...
  * DO UPDATE and RETURNING all exist in PostgreSQL); a PostgreSQL port needs SERIALIZABLE or a row
  * lock where this relies on SQLite's single writer.
  */
