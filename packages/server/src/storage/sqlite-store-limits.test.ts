@@ -3,6 +3,7 @@
  * on staged, unpublished bytes (finding 6) and the limit on new project names per time window.
  */
 import { type CreateFileResult, type NewFileUpload, type NewPublishingSession, type PublishingSessionRecord } from '@pep694/core';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteSessionStore } from './sqlite/store.js';
 import { at, closeTempStore, newFile, newSession, openTempStore, storeSteps } from './sqlite-test-support.js';
@@ -177,5 +178,14 @@ describe('new project names per principal and window (createSession)', () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('the count behind maxFileSessions', () => {
+  it('reads an index of the session, not the whole files table', () => {
+    const db = new Database(dbFile, { readonly: true });
+    const plan = db.prepare('EXPLAIN QUERY PLAN SELECT COUNT(*) FROM files WHERE session_id = ?').all('s') as { detail: string }[];
+    db.close();
+    expect(plan.map((p) => p.detail).join('; ')).toMatch(/USING (COVERING )?INDEX files_session/);
   });
 });

@@ -192,6 +192,12 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE published_files DROP COLUMN core_metadata;
   ALTER TABLE published_files RENAME COLUMN core_metadata_moved TO core_metadata;
   `,
+  // Every file row of a session, canceled ones included, by an index: the count behind
+  // limits.maxFileSessionsPerSession runs on every file upload session created, and listing a
+  // session's files with the canceled ones would otherwise scan the whole table.
+  `
+  CREATE INDEX files_session ON files (session_id, created_at);
+  `,
 ];
 
 /** The identity the migration gives a row written before identities existed (see MIGRATIONS[2]). */
