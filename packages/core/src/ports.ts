@@ -144,7 +144,7 @@ export type CreateSessionResult =
     }
   /** A session for this name+version is open, processing or error (PEP 694 "Multiple Session Creation Requests"). */
   | { readonly kind: 'exists'; readonly session: PublishingSessionRecord }
-  /** The project has no release and another live session (another version) holds its reservation. */
+  /** The project has no release and another creator's live session (another version) holds its reservation. */
   | { readonly kind: 'name-reserved'; readonly session: PublishingSessionRecord };
 
 export interface NewFileUpload {
@@ -289,10 +289,14 @@ export interface UploadStore {
   /**
    * Creates a session unless one for the same project + releaseKey is live; PEP 440-equal versions
    * share a release key, so they are one release. Reserves the project name (`reservesName`) when
-   * the project has no published release and no live session reserves it. Atomic: of any number of
-   * concurrent creates for one project + releaseKey exactly one answers `created`, the others
-   * `exists` with the winner; of concurrent first-release creates for one name with different
-   * versions exactly one answers `created`, the others `name-reserved` with the winner.
+   * the project has no published release and no live session reserves it. A live reservation
+   * keeps other creators off the name (`name-reserved`), not its holder's creator: another version
+   * by the same `createdBy` is created, with `reservesName` true, while the reservation stays with
+   * the holder (and passes to that creator's oldest other live first-release session if the holder
+   * is canceled). Atomic: of any number of concurrent creates for one project + releaseKey exactly
+   * one answers `created`, the others `exists` with the winner; of concurrent first-release
+   * creates for one name with different versions by different creators exactly one answers
+   * `created`, the others `name-reserved` with the winner.
    */
   createSession(input: NewPublishingSession, opts?: { readonly newNames?: NewNameLimit }): Promise<CreateSessionResult>;
   /** The session as stored, whatever its status, until `forgetEndedSessions` removes it. */

@@ -35,11 +35,15 @@ export const SESSION_STORE_RULES = {
     PEP694('Multiple Session Creation Requests'),
   ),
   firstReleaseReservesName: rule(
-    "first-release name reservation: the first session of an unpublished name reserves it without making it visible, another version answers 'name-reserved' while the holder is live",
+    "first-release name reservation: the first session of an unpublished name reserves it without making it visible, another creator's version answers 'name-reserved' while the holder is live",
     PEP694('Create a Publishing Session'),
   ),
+  reservationHolderOtherVersions: rule(
+    "the reservation's creator may start other versions of the name (each a first release), other creators still get 'name-reserved', and canceling the holder passes the reservation to the creator's other live session",
+    PEP694('Multiple Session Creation Requests'),
+  ),
   concurrentFirstReleasesOneWinner: rule(
-    "N concurrent first-release creates of one name, each another version: exactly one reserves the name, every other answers 'name-reserved' with the winner",
+    "N concurrent first-release creates of one name, each another version by another creator: exactly one reserves the name, every other answers 'name-reserved' with the winner",
     PEP694('Create a Publishing Session'),
   ),
   cancelReleasesReservation: rule(

@@ -158,8 +158,8 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must(await store.isPublishedProject('fresh'), 'a reserved name is not a published project').toBe(false);
       must(await store.listPublishedProjects(), 'a reserved name must not be listed').toEqual([]);
       const expectReserved = async (state: string) => {
-        const r = await store.createSession(s.newSession({ project: 'fresh', version: '2.0' }));
-        must(r.kind, `createSession of another version answered '${r.kind}' while the holder was ${state}`).toBe('name-reserved');
+        const r = await store.createSession(s.newSession({ project: 'fresh', version: '2.0', createdBy: 'mallory' }));
+        must(r.kind, `createSession of another creator's version answered '${r.kind}' while the holder was ${state}`).toBe('name-reserved');
         must(sessionIn(r).id, "the 'name-reserved' answer must carry the holder").toBe(first.id);
       };
       await expectReserved('open');
@@ -175,8 +175,29 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must([a.reservesName, b.reservesName], 'sessions of a registered project reserve nothing').toEqual([false, false]);
     });
 
+    ruleTest(R.reservationHolderOtherVersions, async (must) => {
+      const first = await s.created({ project: 'fresh', version: '1.0' });
+      const second = await store.createSession(s.newSession({ project: 'fresh', version: '2.0' }));
+      must(second.kind, `the holder's creator starting another version answered '${second.kind}'`).toBe('created');
+      must(sessionIn(second).reservesName, "the creator's other version is a first release too").toBe(true);
+      must(await store.isPublishedProject('fresh'), 'a reserved name is not a published project').toBe(false);
+      const other = await store.createSession(s.newSession({ project: 'fresh', version: '3.0', createdBy: 'mallory' }));
+      must(other.kind, `another creator answered '${other.kind}'`).toBe('name-reserved');
+      // Canceling the holder: the creator's other session keeps the name off other claimants.
+      expect(await store.cancelSession(first.id, ['open'], at(1))).toBeDefined();
+      const after = await store.createSession(s.newSession({ project: 'fresh', version: '3.0', createdBy: 'mallory' }));
+      must(after.kind, `after the holder was canceled, another creator answered '${after.kind}'`).toBe('name-reserved');
+      must(sessionIn(after).id, 'the reservation must pass to the live session of the same creator').toBe(sessionIn(second).id);
+      // Canceling the last of them releases the name.
+      expect(await store.cancelSession(sessionIn(second).id, ['open'], at(2))).toBeDefined();
+      const free = await store.createSession(s.newSession({ project: 'fresh', version: '3.0', createdBy: 'mallory' }));
+      must(free.kind, `after every session of the creator was canceled, another creator answered '${free.kind}'`).toBe('created');
+    });
+
     ruleTest(R.concurrentFirstReleasesOneWinner, async (must) => {
-      const results = await race((h, i) => h.createSession(s.newSession({ project: 'fresh', version: `${i + 1}.0` })));
+      const results = await race((h, i) =>
+        h.createSession(s.newSession({ project: 'fresh', version: `${i + 1}.0`, createdBy: `creator-${i}` })),
+      );
       const winners = results.filter((r) => r.kind === 'created');
       must(winners.length, `${n} concurrent first-release creates made ${winners.length} sessions`).toBe(1);
       must(winners[0]!.session.reservesName, 'the winner must hold the reservation').toBe(true);

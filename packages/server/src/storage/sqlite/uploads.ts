@@ -92,14 +92,22 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
 
       const project = this.connection.prepared('SELECT * FROM projects WHERE name = ?').get(input.project) as ProjectRow | undefined;
       let reserves = !project;
+      // Another version of a name the creator already reserves: the session is a first release
+      // too (its creator stays authorized), but the reservation row keeps its holder.
+      let joinsReservation = false;
       if (project && project.registered === 0) {
         const holder = project.reserved_by === null ? undefined : this.connection.readSession(project.reserved_by);
         if (holder && LIVE_SESSION_STATES.includes(holder.status)) {
-          return { kind: holder.releaseKey === input.releaseKey ? 'exists' : 'name-reserved', session: holder };
+          if (holder.releaseKey === input.releaseKey) return { kind: 'exists', session: holder };
+          // The reservation keeps *other* claimants off a new name; its holder's other versions
+          // get their own sessions (PEP 694 "Multiple Session Creation Requests").
+          if (holder.createdBy !== input.createdBy) return { kind: 'name-reserved', session: holder };
+          joinsReservation = true;
         }
         reserves = true; // a stale reservation (no live holder): take it over
       }
-      const refusal = reserves && opts.newNames ? this.newNameRefusal(input.createdBy, input.createdAt, opts.newNames) : undefined;
+      const refusal =
+        reserves && !joinsReservation && opts.newNames ? this.newNameRefusal(input.createdBy, input.createdAt, opts.newNames) : undefined;
       if (refusal) return refusal;
 
       this.connection
@@ -121,7 +129,7 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
           input.expiresAt.getTime(),
           reserves ? 1 : 0,
         );
-      if (reserves) {
+      if (reserves && !joinsReservation) {
         this.connection
           .prepared(
             `INSERT INTO projects (name, display_name, registered, reserved_by) VALUES (?, ?, 0, ?)
@@ -203,8 +211,23 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
         .prepared(`UPDATE files SET status = 'canceled' WHERE session_id = ? AND status <> 'canceled' RETURNING *`)
         .all(id) as FileRow[];
       this.connection.prepared('DELETE FROM filename_claims WHERE session_id = ?').run(id);
-      // PEP 694: a canceled first-release session deletes the project "as if it were never uploaded".
-      this.connection.prepared('DELETE FROM projects WHERE name = ? AND reserved_by = ? AND registered = 0').run(row.project, id);
+      // A reservation held with other live first-release sessions of the same creator (other
+      // versions) passes to the oldest of them; otherwise PEP 694: a canceled first-release session
+      // deletes the project "as if it were never uploaded".
+      const heir = this.connection
+        .prepared(
+          `SELECT id FROM sessions WHERE project = ? AND id <> ? AND reserves_name = 1 AND created_by = ?
+             AND status IN ${LIVE_SESSIONS_SQL} ORDER BY created_at, id LIMIT 1`,
+        )
+        .pluck()
+        .get(row.project, id, row.created_by) as string | undefined;
+      if (heir !== undefined) {
+        this.connection
+          .prepared('UPDATE projects SET reserved_by = ? WHERE name = ? AND reserved_by = ? AND registered = 0')
+          .run(heir, row.project, id);
+      } else {
+        this.connection.prepared('DELETE FROM projects WHERE name = ? AND reserved_by = ? AND registered = 0').run(row.project, id);
+      }
       files.sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
       return { session: sessionFromRow(row), files: files.map(fileFromRow) };
     });
