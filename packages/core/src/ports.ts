@@ -225,6 +225,49 @@ export type PublishResult =
   | { readonly kind: 'conflict'; readonly filenames: readonly string[]; readonly conflictsWith?: Readonly<Record<string, string>> }
   | { readonly kind: 'session-state'; readonly status: PublishingSessionStatus };
 
+/**
+ * One verified file published on its own, in one step, as the legacy upload API (`/legacy/`)
+ * publishes it: the store records it as a publishing session of its own (`sessionId`, already
+ * `published`) holding one completed file (`fileId`), so the file is in the same published
+ * namespace, under the same rules, as a PEP 694 publish.
+ */
+export interface NewDirectPublish {
+  readonly sessionId: string;
+  readonly fileId: string;
+  /** Normalized project name, and the name as the client spelled it. */
+  readonly project: string;
+  readonly displayName: string;
+  readonly version: string;
+  readonly releaseKey: string;
+  readonly filename: string;
+  /** `distributionIdentity(filename)`. */
+  readonly identity: string;
+  readonly size: number;
+  /** Verified digests, lowercase hex. */
+  readonly hashes: Readonly<Partial<Record<HashName, string>>>;
+  /** Where the verified bytes are (committed before the call). */
+  readonly blobKey: string;
+  readonly attestations: readonly unknown[] | null;
+  readonly coreMetadata: Uint8Array | null;
+  readonly requiresPython: string | null;
+  /** Recorded on the file row as its "mechanism" (e.g. `legacy`). */
+  readonly mechanism: string;
+  readonly createdBy: string;
+  readonly at: Date;
+}
+
+export type DirectPublishResult =
+  | { readonly kind: 'published'; readonly file: PublishedFile }
+  /**
+   * A file of this identity is published in the project, or claimed by a publish in flight
+   * (PEP 694 "Atomic Publication and Conflicts"); `filename` is that file's name.
+   */
+  | { readonly kind: 'conflict'; readonly filename: string }
+  /** The project has no release and another creator's live first-release session holds its reservation. */
+  | { readonly kind: 'name-reserved'; readonly session: PublishingSessionRecord }
+  /** As `CreateSessionResult`'s: the file would register a new name past the creator's limit. */
+  | Extract<CreateSessionResult, { kind: 'too-many-new-names' }>;
+
 /** What `updateFile` may change: a key present is written (null clears), a key absent is kept. */
 export interface FileUploadPatch {
   readonly status?: FileUploadStatus;
@@ -391,6 +434,18 @@ export interface UploadStore {
   isPublishedProject(project: string): Promise<boolean>;
   /** Whether `filename` is published for `project`, or claimed by a publish in flight. */
   isFilenameTaken(project: string, filename: string): Promise<boolean>;
+  /**
+   * Publishes one verified file on its own, in one step (the legacy upload API): `name-reserved`
+   * if the project is unpublished and another creator's live first-release session reserves it;
+   * `too-many-new-names` if it would register a new name past `opts.newNames`; `conflict` if a
+   * file of the same identity is published or claimed in the project; otherwise it registers the
+   * project (a first registration is counted for `createdBy`, as a publish's is), records a
+   * `published` session with one completed file, and publishes the file. On any answer but
+   * `published` nothing changed. Of a direct publish and a session publish (or another direct
+   * publish) of one identity, at most one wins, whichever order they run in. A live session for the
+   * same release does not stand in its way: only file identities conflict.
+   */
+  publishFile(input: NewDirectPublish, opts?: { readonly newNames?: NewNameLimit }): Promise<DirectPublishResult>;
   /**
    * The file name published for `project` (or claimed by a publish in flight) whose identity is
    * `identity` (`distributionIdentity`), if any: the check every upload path makes before taking a

@@ -131,6 +131,18 @@ export const SESSION_STORE_RULES = {
     'settling a deferred publish as failed releases the reservation and moves the session to error with its notices',
     PEP694('Atomic Publication and Conflicts'),
   ),
+  directPublishSharesNamespace: rule(
+    "publishFile (the legacy upload API) publishes one file into the same namespace: registered and listed at once; a file of its identity published or claimed answers 'conflict', and its identity then conflicts with session publishes and file creation; a live session of the same release is no obstacle",
+    PEP694('Atomic Publication and Conflicts'),
+  ),
+  directPublishNameRules: rule(
+    "publishFile of an unpublished name: another creator's live first-release reservation answers 'name-reserved', the creator's own does not; a new name counts against newNames",
+    PEP694('Create a Publishing Session'),
+  ),
+  concurrentDirectAndSessionPublish: rule(
+    'N concurrent publishes of one filename, half publishFile and half session publishes: exactly one wins, every other answers conflict',
+    PEP694('Atomic Publication and Conflicts'),
+  ),
   concurrentPublishesOneWinner: rule(
     "N concurrent publishes of one filename by different sessions: exactly one wins, every other answers 'conflict'",
     PEP694('Atomic Publication and Conflicts'),

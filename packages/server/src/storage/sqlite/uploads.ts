@@ -53,7 +53,7 @@ const IDENTITY_HOLDER_SQL = `
   SELECT filename FROM filename_claims WHERE project = :project AND identity = :identity AND session_id <> :session
   LIMIT 1`;
 
-export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePublish'> {
+export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePublish' | 'publishFile'> {
   constructor(private readonly connection: SqliteConnection) {}
 
   /** Whether `filename` is published in `project` or claimed by a session other than `session`. */
@@ -146,23 +146,8 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
    * the window plus names its live sessions reserve stay under `limit`. Checked in the creating
    * transaction, so parallel creations cannot all slip under it.
    */
-  private newNameRefusal(principal: string, now: Date, { limit, windowMs }: NewNameLimit): CreateSessionResult | undefined {
-    const registeredAt = this.connection
-      .prepared('SELECT registered_at FROM projects WHERE registered_by = ? AND registered_at > ? ORDER BY registered_at')
-      .pluck()
-      .all(principal, now.getTime() - windowMs) as number[];
-    const reserved = this.connection
-      .prepared(
-        `SELECT COUNT(*) FROM projects p JOIN sessions s ON s.id = p.reserved_by
-       WHERE p.registered = 0 AND s.created_by = ? AND s.status IN ${LIVE_SESSIONS_SQL}`,
-      )
-      .pluck()
-      .get(principal) as number;
-    if (registeredAt.length + reserved < limit) return undefined;
-    // The oldest registration leaving the window frees a place; reservations free theirs when
-    // their session is published (then counted as registered) or canceled.
-    const retryAt = new Date((registeredAt[0] ?? now.getTime()) + windowMs);
-    return { kind: 'too-many-new-names', limit, registered: registeredAt.length, reserved, retryAt };
+  private newNameRefusal(principal: string, now: Date, limit: NewNameLimit): CreateSessionResult | undefined {
+    return newNameRefusal(this.connection, principal, now, limit);
   }
 
   async getSession(id: string): Promise<PublishingSessionRecord | undefined> {
@@ -360,4 +345,33 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
   async findPublishedIdentity(project: string, identity: string): Promise<string | undefined> {
     return this.filenameHoldingIdentity(project, identity, '');
   }
+}
+
+/**
+ * Whether `principal` may take one more new project name at `now`: names it registered within
+ * the window plus names its live sessions reserve stay under `limit`. Checked in the creating
+ * transaction, so parallel creations cannot all slip under it.
+ */
+export function newNameRefusal(
+  connection: SqliteConnection,
+  principal: string,
+  now: Date,
+  { limit, windowMs }: NewNameLimit,
+): Extract<CreateSessionResult, { kind: 'too-many-new-names' }> | undefined {
+  const registeredAt = connection
+    .prepared('SELECT registered_at FROM projects WHERE registered_by = ? AND registered_at > ? ORDER BY registered_at')
+    .pluck()
+    .all(principal, now.getTime() - windowMs) as number[];
+  const reserved = connection
+    .prepared(
+      `SELECT COUNT(*) FROM projects p JOIN sessions s ON s.id = p.reserved_by
+     WHERE p.registered = 0 AND s.created_by = ? AND s.status IN ${LIVE_SESSIONS_SQL}`,
+    )
+    .pluck()
+    .get(principal) as number;
+  if (registeredAt.length + reserved < limit) return undefined;
+  // The oldest registration leaving the window frees a place; reservations free theirs when
+  // their session is published (then counted as registered) or canceled.
+  const retryAt = new Date((registeredAt[0] ?? now.getTime()) + windowMs);
+  return { kind: 'too-many-new-names', limit, registered: registeredAt.length, reserved, retryAt };
 }
