@@ -23,7 +23,7 @@ import { UPLOAD_V2_JSON } from '@pep694/core';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
-import { META, tally } from '@pep694/server/testing';
+import { legacyUpload, META, tally } from '@pep694/server/testing';
 import type { DoorContext, FileTarget, FrontDoor } from './hostile/door.js';
 import { exchange, judge, type HostileRequest } from './hostile/exchange.js';
 import { FRONT_DOORS } from './hostile/front-doors.js';
@@ -246,6 +246,12 @@ describe('issue #21: one process survives every malformed request of every front
       const page = await simple.text();
       for (const f of ['demo_pkg-1.0.0-py3-none-any.whl', 'demo_pkg-1.0.0.tar.gz', 'demo_pkg-1.0.1-py3-none-any.whl'])
         expect(page).toContain(f);
+
+      // And through the legacy upload API, as twine sends it.
+      const extra = 'demo_pkg_extra-0.1.0-py3-none-any.whl';
+      const legacy = await legacyUpload(new URL('../legacy/', url).href, { token: ALICE, filename: extra, bytes: fixture(extra) });
+      expect(legacy.status, legacy.text).toBe(200);
+      expect(await (await fetch(new URL('../simple/demo-pkg-extra/', url))).text()).toContain(extra);
 
       // Still the same process; nothing uncaught printed, no error logged.
       expect(child.pid).toBe(pid);

@@ -68,6 +68,8 @@ export class LegacyFormReceiver {
     this.parser = busboy({
       headers: req.headers,
       defParamCharset: 'utf8',
+      // The file name as sent, path and all, so that a name with a path is refused, not cut to its last part.
+      preservePath: true,
       limits: {
         fields: limits.maxFields,
         fieldSize: limits.maxFieldBytes,
@@ -103,6 +105,13 @@ export class LegacyFormReceiver {
       }
     };
     req.on('data', count);
+    // A client gone (closed, reset, broken framing) before the end: busboy would wait for the rest forever.
+    const gone = () => {
+      if (!req.complete) this.fail(malformed('The client closed the connection before the whole form arrived; nothing was stored.'));
+    };
+    req.once('close', gone);
+    req.once('aborted', gone);
+    req.on('error', gone);
     req.pipe(parser);
     try {
       await this.parsedPromise;
