@@ -5,8 +5,8 @@
  * session API fuzz bodies, the refusals of each mechanism's tests, the multipart part orderings,
  * clients cut off or reset mid-request, broken HTTP framing. Each must get the right 4xx problem
  * (or, for a client that went away, nothing), never a 5xx, a hang or a stack trace. Then the *same*
- * process (same pid, never restarted) must take a full upload with each mechanism and publish it,
- * must have printed no uncaught exception and logged no error, and must have left no partial
+ * process (same pid, never restarted) must take a full upload with each mechanism and publish it
+ * (and one through /legacy/), must have printed no uncaught exception and logged no error, and must have left no partial
  * staging write behind.
  *
  * Seeded (PEP694_HOSTILE_SEED, default 694: the fuzz samples, random bytes, cut points and the
