@@ -43,7 +43,12 @@ describe('PEP 694 Legacy API: fuzzed forms', () => {
           action: variant('file_upload'),
           protocol: variant('1'),
           filetype: fc.option(junk, { nil: undefined, freq: 2 }),
-          digest: fc.oneof({ weight: 3, arbitrary: fc.constant('right') }, fc.constant('none'), fc.constant('wrong'), fc.constant('md5-only')),
+          digest: fc.oneof(
+            { weight: 3, arbitrary: fc.constant('right') },
+            fc.constant('none'),
+            fc.constant('wrong'),
+            fc.constant('md5-only'),
+          ),
           attestations: fc.option(junk, { nil: undefined, freq: 2 }),
           extra: fc.dictionary(fc.string({ minLength: 1, maxLength: 12 }), fc.string({ maxLength: 50 }), { maxKeys: 5 }),
           filename: fc.option(junk, { nil: undefined, freq: 2 }),
