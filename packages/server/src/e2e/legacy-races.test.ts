@@ -125,4 +125,32 @@ describe('PEP 694 Atomic Publication and Conflicts: the legacy API and Upload 2.
     // Another file of the release still goes through the open session.
     await createFile(open, 'shared_name-1.0-py3-none-any.whl', Buffer.from('a wheel'));
   });
+
+  it("the reaper's blob sweep leaves a legacy upload's staged bytes alone while its validators run (they have no row yet)", async () => {
+    let entered: () => void = () => {};
+    const inValidator = new Promise<void>((resolve) => (entered = resolve));
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    t = await startServer({
+      config: { index: {}, legacy: {} },
+      validators: [
+        {
+          name: 'held by the test',
+          validate: async () => {
+            entered();
+            await gate;
+            return { ok: true };
+          },
+        },
+      ],
+    });
+    const bytes = Buffer.from('staged while the sweep runs');
+    const upload = legacyUpload(`${t.origin}/legacy/`, { token: TEST_TOKENS.alice, filename: 'swept_pkg-1.0.tar.gz', bytes });
+    await inValidator;
+    await t.server.reap(); // a full pass, blob sweep included
+    release();
+    const res = await upload;
+    expect(res.status, res.text).toBe(200);
+    expect(await servedDigest('swept-pkg', 'swept_pkg-1.0.tar.gz')).toBe(sha256(bytes));
+  });
 });
