@@ -18,7 +18,7 @@ export const CONTENT_FIELD = 'content';
 /** A detached GPG signature twine sends as a second file part with `--sign`; PyPI ignores them now, and so do we. */
 const SIGNATURE_FIELD = 'gpg_signature';
 /** Part headers, boundaries, preamble and epilogue, beyond the fields and the file. */
-const FORM_OVERHEAD = 64 * 1024;
+export const FORM_OVERHEAD = 64 * 1024;
 /** Part `Content-Transfer-Encoding`s that leave the bytes as they are (RFC 7578 §4.7). */
 const IDENTITY_TRANSFER_ENCODINGS = new Set(['7bit', '8bit', 'binary']);
 

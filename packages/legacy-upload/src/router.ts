@@ -36,11 +36,14 @@ import {
   type Principal,
   type UploadStore,
 } from '@pep694/core';
-import { answerAfterBody, awaitsInvitation, idleProblem, inviteBody, watchIdle } from '@pep694/core/node-http';
+import { answerAfterBody, awaitsInvitation, contentLength, idleProblem, inviteBody, watchIdle } from '@pep694/core/node-http';
 import { Router } from 'express';
 import { sendRefusal, sendUploaded } from './answer.js';
 import { checkAction, readRelease, type FormFields, type LegacyRelease } from './fields.js';
-import { LegacyFormReceiver, type ContentTarget, type ReceivedForm } from './form.js';
+import { FORM_OVERHEAD, LegacyFormReceiver, type ContentTarget, type ReceivedForm } from './form.js';
+
+/** Most bytes of all form fields of one upload, unless the host says otherwise: descriptions can be long. */
+const DEFAULT_MAX_FIELD_BYTES = 4 * 1024 * 1024;
 
 export interface LegacyUploadOptions {
   readonly authenticator: Authenticator;
@@ -105,6 +108,15 @@ async function handleUpload(o: LegacyUploadOptions, req: IncomingMessage, res: S
   try {
     const principal = await authenticate(o, req.headers.authorization);
     requireMultipart(req.headers['content-type']);
+    // The limit a file upload session's declared size meets at creation, met here before a byte is read.
+    const declared = contentLength(req);
+    const maxBody = o.limits.maxFileSize + (o.limits.maxFieldBytes ?? DEFAULT_MAX_FIELD_BYTES) + FORM_OVERHEAD;
+    if (declared !== undefined && declared > maxBody) {
+      throw new ProblemError(
+        'payload-too-large',
+        `The upload is ${declared} bytes; this index accepts files up to ${o.limits.maxFileSize} bytes (and the form around them); nothing was stored.`,
+      );
+    }
     const query = new URL(req.url ?? '/', 'http://x').searchParams;
     let release: LegacyRelease | undefined;
     const decide = async (fields: FormFields, filename: string | undefined): Promise<ContentTarget> => {
@@ -124,7 +136,7 @@ async function handleUpload(o: LegacyUploadOptions, req: IncomingMessage, res: S
       o.blobs,
       {
         maxFileSize: o.limits.maxFileSize,
-        maxFieldBytes: o.limits.maxFieldBytes ?? 4 * 1024 * 1024,
+        maxFieldBytes: o.limits.maxFieldBytes ?? DEFAULT_MAX_FIELD_BYTES,
         maxFields: o.limits.maxFields ?? 1000,
       },
       decide,

@@ -145,6 +145,7 @@ const forms: HostileGenerator = async (ctx) => {
       form([...twineFields(bytes), ...Array.from({ length: 1001 }, (_, i) => [`classifiers`, `C :: ${i}`] as Field)], [{ body: bytes }]),
       problem(413, 'body-too-large'),
     ),
+    post('a Content-Length of 64 GiB', twine(), refusedEarly(413, 'payload-too-large'), { contentLength: 64 * 1024 ** 3 }),
     post(
       'a description over the field limit',
       twine({ description: 'd'.repeat(4 * 1024 * 1024 + 10) }),
