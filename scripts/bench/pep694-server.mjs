@@ -30,6 +30,8 @@ const server = await createServer({
       // The control-plane bench creates file upload sessions in one publishing session for seconds.
       maxFilesPerSession: 1_000_000,
     },
+    // The legacy upload API at /legacy/ (the bench's legacy section).
+    legacy: {},
     ...(process.env.BENCH_INDEX === undefined ? {} : { index: { pageCacheBytes: Number(process.env.BENCH_INDEX) } }),
   },
   auth: { authenticator: auth, authorizer: auth, names: auth },

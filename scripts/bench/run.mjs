@@ -10,7 +10,7 @@
 //   BENCH_SIZES            file sizes in MiB, comma separated (default "64,1024"; quick "8")
 //   BENCH_RUNS             repetitions of every figure (default 5; quick 1)
 //   BENCH_ONLY             sections, comma separated (default all of):
-//                          floors,http-post-bytes,tus,multipart,concurrency,control,index
+//                          floors,http-post-bytes,tus,multipart,legacy,concurrency,control,index
 //                          and, only when named, preload: the raw node pipeline in a bare process
 //                          next to the same pipeline in a process that imported @pep694/server and
 //                          the plugins, or that also runs our host (idle), and our host itself
@@ -66,7 +66,7 @@ const sizes = env('BENCH_SIZES', quick ? '8' : '64,1024')
   .split(',')
   .map((s) => Math.round(Number(s) * MiB));
 const runs = Number(env('BENCH_RUNS', quick ? 1 : 5));
-const SECTIONS = ['floors', 'http-post-bytes', 'tus', 'multipart', 'concurrency', 'control', 'index'];
+const SECTIONS = ['floors', 'http-post-bytes', 'tus', 'multipart', 'legacy', 'concurrency', 'control', 'index'];
 /** Not in the default run: the raw node pipeline in a bare process vs one that loaded (or runs) our host. */
 const EXTRA_SECTIONS = ['preload'];
 const only = new Set(
@@ -371,10 +371,73 @@ const MECHANISMS = {
     send: (map, file, auth) => uploadMultipart({ instructions: map, body: file, authorization: auth }),
     rawMap: async (raw) => ({ identifier: 'vnd-bench-multipart', file_url: `${raw.base}/` }),
   },
+  // Not a mechanism: the legacy upload API (issue #16), one POST that streams, verifies and publishes.
+  legacy: {
+    section: 'legacy',
+    identifier: 'legacy /legacy/',
+    raws: [{ key: 'raw-busboy', mode: 'busboy', label: 'raw node http → busboy → sha256 → file' }],
+    send: (map, path, auth) => sendLegacyForm(map.url, path, auth, map),
+    rawMap: async (raw, _bytes, file) => ({ url: `${raw.base}/`, size: file.size, sha256: file.sha256 }),
+  },
 };
+
+/**
+ * A legacy upload (`twine upload`'s request): the fields, then the file streamed from disk in
+ * 1 MiB reads (as the client halves read), then the closing delimiter, with a Content-Length. The
+ * same client for our /legacy/ and the raw busboy peer (which ignores the fields).
+ */
+let legacyReleases = 0;
+function sendLegacyForm(url, path, auth, { size, sha256 }) {
+  const version = `1.0.${++legacyReleases}`;
+  const filename = `bench_legacy-${version}.tar.gz`;
+  const boundary = `bench-legacy-${randomBytes(8).toString('hex')}`;
+  const fields = {
+    ':action': 'file_upload',
+    protocol_version: '1',
+    metadata_version: '2.1',
+    name: 'bench-legacy',
+    version,
+    filetype: 'sdist',
+    pyversion: 'source',
+    sha256_digest: sha256,
+  };
+  const head = Buffer.from(
+    Object.entries(fields)
+      .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)
+      .join('') +
+      `--${boundary}\r\nContent-Disposition: form-data; name="content"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+  );
+  const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        headers: {
+          authorization: auth,
+          'content-type': `multipart/form-data; boundary=${boundary}`,
+          'content-length': String(head.length + size + tail.length),
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode < 300 ? resolve() : reject(new Error(`legacy POST ${url}: ${res.statusCode} ${res.statusMessage}`)),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.write(head);
+    const source = createReadStream(path, { highWaterMark: MiB });
+    source.on('error', reject);
+    source.on('end', () => req.end(tail));
+    source.pipe(req, { end: false });
+  });
+}
 
 /** One upload through the full flow (session → file session → execute → complete → publish). */
 async function oursOnce(srv, mech, file, bytes) {
+  if (mech.section === 'legacy') return legacyOnce(srv, mech, file, bytes);
   const { session, file: fs } = await prepareOne(srv, mech.identifier, bytes, file.sha256);
   let completeMs;
   const m = await measure([srv.child.pid], async () => {
@@ -395,8 +458,16 @@ async function oursOnce(srv, mech, file, bytes) {
   };
 }
 
+/** One legacy upload (one POST: the form streamed, verified and published) to our /legacy/. */
+async function legacyOnce(srv, mech, file, bytes) {
+  const map = { url: new URL('/legacy/', srv.url).href, size: file.size, sha256: file.sha256 };
+  const m = await measure([srv.child.pid], () => mech.send(map, file.path, srv.auth));
+  dropBlobs(srv.dataDir);
+  return { ...m, mbps: mbps(bytes, m.seconds), cpuPerGB: m.serverCpu / (bytes / GB), clientCpuPerGB: m.clientCpu / (bytes / GB) };
+}
+
 async function rawOnce(raw, mech, file, bytes, auth) {
-  const map = await mech.rawMap(raw, bytes);
+  const map = await mech.rawMap(raw, bytes, file);
   const m = await measure([raw.child.pid], () => mech.send(map, file.path, auth));
   return { ...m, mbps: mbps(bytes, m.seconds), cpuPerGB: m.serverCpu / (bytes / GB), clientCpuPerGB: m.clientCpu / (bytes / GB) };
 }
@@ -1186,7 +1257,7 @@ function render(report) {
     L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const u of report.uploads) {
       L.push(
-        `| ${u.mechanism} | ${u.sizeMiB} MiB | **ours** (complete ${range(u.ours.completeMs)} ms, publish ${range(u.ours.publishMs, 1)} ms) | ${range(u.ours.mbps)} | | ${fmt(u.ours.mbps.median / limit, 2)}${u.mechanism === 'http-post-bytes' ? ' (≥ 0.8)' : ''} | ${range(u.ours.cpuPerGB, 2)} | | ${range(u.ours.clientCpuPerGB, 2)} | ${busy(u.ours)} | ${fmt(u.ours.peakRssMB)} (< 150) | ${pct(u.ours.otherLoad)} |`,
+        `| ${u.mechanism} | ${u.sizeMiB} MiB | **ours** (${u.section === 'legacy' ? 'one POST: streamed, verified, published' : `complete ${range(u.ours.completeMs)} ms, publish ${range(u.ours.publishMs, 1)} ms`}) | ${range(u.ours.mbps)} | | ${fmt(u.ours.mbps.median / limit, 2)}${u.mechanism === 'http-post-bytes' ? ' (≥ 0.8)' : ''} | ${range(u.ours.cpuPerGB, 2)} | | ${range(u.ours.clientCpuPerGB, 2)} | ${busy(u.ours)} | ${fmt(u.ours.peakRssMB)} (< 150) | ${pct(u.ours.otherLoad)} |`,
       );
       for (const r of u.raws) {
         const target = r.key === 'raw-tus-reread' ? '≥ 1.3' : '≥ 0.9';
@@ -1450,7 +1521,7 @@ async function main() {
     );
   }
   for (const bytes of [...sizes].sort((a, b) => a - b)) {
-    for (const name of ['http-post-bytes', 'tus', 'multipart']) {
+    for (const name of ['http-post-bytes', 'tus', 'multipart', 'legacy']) {
       if (!only.has(name)) continue;
       const u = await uploadSection(name, await fileOf(bytes), bytes);
       report.uploads.push(u);

@@ -76,7 +76,7 @@ beforeAll(async () => {
     // Composed as the reference index composes them (tus keeps its uploads under tusDir/tus).
     mechanisms: defaultMechanisms(tusDir),
     // Many sessions per principal: every cell gets a fresh target.
-    config: { index: {}, limits: { maxLiveSessionsPerPrincipal: 100_000 } },
+    config: { index: {}, legacy: {}, limits: { maxLiveSessionsPerPrincipal: 100_000 } },
   });
   // The project exists (published by alice), so later sessions are not first releases: the
   // creator exemption of first-release sessions does not apply and revocation must bite.
@@ -579,8 +579,13 @@ describe('PEP 694 Authentication and Authorization: the auth matrix', () => {
       for (const m of methods) documented.add(`${m} ${norm(`/${path!.slice('{root}'.length)}`)}`);
     }
     expect([...documented].sort()).toEqual([...rows].sort());
-    // The rest: mechanism routes (rows below) and the credential-free index (its own tests).
-    expect(others.sort()).toEqual(['* {root}mechanisms/{identifier}/…', 'GET {simplePath}…', 'GET {stagePath}{token}/…']);
+    // The rest: mechanism routes (rows below), the credential-free index (its own tests) and the legacy API (its block below).
+    expect(others.sort()).toEqual([
+      '* {root}mechanisms/{identifier}/…',
+      'GET {simplePath}…',
+      'GET {stagePath}{token}/…',
+      'POST {legacyPath}',
+    ]);
     tally('auth cases', routed.size);
   });
 
@@ -699,6 +704,124 @@ describe('PEP 694 Authentication and Authorization: the auth matrix', () => {
       tally('auth cases', cells);
     }, 60_000);
   }
+});
+
+/**
+ * The legacy upload API (issue #16) with the same tokens and grants as Upload 2.0. Its one
+ * deliberate difference: credentials that are sent but not valid get 403 with Warehouse's
+ * "Invalid or non-existent authentication information." (what twine users know from PyPI), not
+ * 401; missing credentials get 401 with both challenges, as everywhere.
+ */
+describe('PEP 694 Legacy API: the auth matrix of /legacy/', () => {
+  const legacyUrl = () => new URL('/legacy/', t.origin).href;
+  const accept = { accept: 'application/problem+json' };
+  /** twine's form for a new sdist of `project` (default: the matrix's project, published by alice). */
+  function legacyRequest(project = PROJECT, version = nextVersion()): Req & { filename: string; version: string } {
+    const filename = `${project.replace(/-/g, '_')}-${version}.tar.gz`;
+    const bytes = Buffer.from(`legacy auth matrix ${filename}`);
+    const boundary = 'legacy-auth-boundary-51e0';
+    const fields: [string, string][] = [
+      [':action', 'file_upload'],
+      ['protocol_version', '1'],
+      ['name', project],
+      ['version', version],
+      ['filetype', 'sdist'],
+      ['sha256_digest', sha256(bytes)],
+    ];
+    const body = Buffer.concat([
+      ...fields.map(([k, v]) => Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)),
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="content"; filename="${filename}"\r\n\r\n`),
+      bytes,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    return {
+      method: 'POST',
+      url: legacyUrl(),
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, ...accept },
+      body,
+      filename,
+      version,
+    };
+  }
+  const published = async () =>
+    (
+      (await (await fetch(`${t.origin}/simple/${PROJECT}/`, { headers: { accept: 'application/vnd.pypi.simple.v1+json' } })).json()) as {
+        files: { filename: string }[];
+      }
+    ).files.map((f) => f.filename);
+
+  it('401 without credentials, 403 for bad ones and without permission, Basic = Bearer, revocation and grants on the next request, 403 before 409; refusals store nothing', async () => {
+    t.setGrants(BASE);
+    let cells = 0;
+    const before = await published();
+    const stored: string[] = [];
+    let firstVersion: string | undefined;
+    try {
+      const ok = async (authorization: string, what: string) => {
+        const req = legacyRequest();
+        const res = await send(req, authorization);
+        expect(res.status, `${what}: ${res.body}`).toBe(200);
+        stored.push(req.filename);
+        firstVersion ??= req.version;
+        cells++;
+      };
+      await ok(basic('__token__', bob), 'bob, Basic __token__ (as twine sends it)');
+      await ok(bearer(bob), 'bob, Bearer');
+
+      unauthenticated(await send(legacyRequest(), undefined));
+      cells++;
+      for (const authorization of [
+        bearer('not-a-token-0123456789abcdef'),
+        basic('__token__', 'not-a-token-0123456789abcdef'),
+        basic('bob', bob),
+      ]) {
+        const doc = problem(await send(legacyRequest(), authorization), 403, 'forbidden');
+        expect(doc.detail).toBe('Invalid or non-existent authentication information.');
+        cells++;
+      }
+      for (const authorization of [bearer(carol), basic('__token__', carol)]) {
+        const doc = problem(await send(legacyRequest(), authorization), 403, 'forbidden');
+        expect(doc.detail).toBe(`The user 'carol' isn't allowed to upload to project '${PROJECT}'.`);
+        cells++;
+      }
+      // A new name: carol may not register one; bob may register bob-*; nobody but alice gets alice-*.
+      problem(await send(legacyRequest('carol-new-name'), bearer(carol)), 403, 'forbidden');
+      expect((await send(legacyRequest('bob-legacy-new'), bearer(bob))).status).toBe(200);
+      problem(await send(legacyRequest('alice-only-name'), bearer(bob)), 403, 'forbidden');
+      cells += 3;
+
+      // Revoked: the very next request is refused; restored, it works again.
+      t.setGrants(BOB_REVOKED);
+      forbidden(await send(legacyRequest(), bearer(bob)));
+      t.setGrants(BASE);
+      await ok(bearer(bob), 'bob, restored');
+      // Granted: carol, refused until now, uploads.
+      t.setGrants(CAROL_GRANTED);
+      await ok(bearer(carol), 'carol, granted');
+      t.setGrants(BASE);
+      cells++;
+
+      // 403 before 409: a file name that is published answers 409 to alice, 403 to carol.
+      const conflictReq = legacyRequest(PROJECT, firstVersion);
+      expect(stored).toContain(conflictReq.filename);
+      forbidden(await send(conflictReq, bearer(carol)));
+      problem(await send(conflictReq, bearer(alice)), 409, 'file-already-published');
+      cells += 2;
+
+      // Other methods: 405 naming POST, whoever asks.
+      for (const method of ['GET', 'PUT', 'DELETE']) {
+        const res = await send({ method, url: legacyUrl(), headers: accept }, bearer(alice));
+        problem(res, 405, 'method-not-allowed');
+        expect(res.headers['allow']).toBe('POST');
+        cells++;
+      }
+    } finally {
+      t.setGrants(BASE);
+    }
+    // Exactly the accepted uploads were published.
+    expect((await published()).sort()).toEqual([...before, ...stored].sort());
+    tally('auth cases', cells);
+  }, 60_000);
 });
 
 describe('PEP 694 Authentication and Authorization: permission is evaluated on every request', () => {

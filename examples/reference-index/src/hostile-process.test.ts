@@ -5,8 +5,8 @@
  * session API fuzz bodies, the refusals of each mechanism's tests, the multipart part orderings,
  * clients cut off or reset mid-request, broken HTTP framing. Each must get the right 4xx problem
  * (or, for a client that went away, nothing), never a 5xx, a hang or a stack trace. Then the *same*
- * process (same pid, never restarted) must take a full upload with each mechanism and publish it,
- * must have printed no uncaught exception and logged no error, and must have left no partial
+ * process (same pid, never restarted) must take a full upload with each mechanism and publish it
+ * (and one through /legacy/), must have printed no uncaught exception and logged no error, and must have left no partial
  * staging write behind.
  *
  * Seeded (PEP694_HOSTILE_SEED, default 694: the fuzz samples, random bytes, cut points and the
@@ -23,7 +23,7 @@ import { UPLOAD_V2_JSON } from '@pep694/core';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
-import { META, tally } from '@pep694/server/testing';
+import { legacyUpload, META, tally } from '@pep694/server/testing';
 import type { DoorContext, FileTarget, FrontDoor } from './hostile/door.js';
 import { exchange, judge, type HostileRequest } from './hostile/exchange.js';
 import { FRONT_DOORS } from './hostile/front-doors.js';
@@ -246,6 +246,12 @@ describe('issue #21: one process survives every malformed request of every front
       const page = await simple.text();
       for (const f of ['demo_pkg-1.0.0-py3-none-any.whl', 'demo_pkg-1.0.0.tar.gz', 'demo_pkg-1.0.1-py3-none-any.whl'])
         expect(page).toContain(f);
+
+      // And through the legacy upload API, as twine sends it.
+      const extra = 'demo_pkg_extra-0.1.0-py3-none-any.whl';
+      const legacy = await legacyUpload(new URL('../legacy/', url).href, { token: ALICE, filename: extra, bytes: fixture(extra) });
+      expect(legacy.status, legacy.text).toBe(200);
+      expect(await (await fetch(new URL('../simple/demo-pkg-extra/', url))).text()).toContain(extra);
 
       // Still the same process; nothing uncaught printed, no error logged.
       expect(child.pid).toBe(pid);

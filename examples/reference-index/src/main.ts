@@ -52,6 +52,8 @@ async function main(): Promise<void> {
       ...(allowedHosts ? { allowedHosts } : {}),
       // Stage previews at /stage/{session-token}/ and the published index at /simple/.
       index: {},
+      // The legacy upload API at /legacy/ (twine upload --repository-url …/legacy/), one namespace with Upload 2.0.
+      legacy: {},
       limits: limitsFromEnv(),
     },
     mechanisms: await loadMechanisms(process.env.PEP694_CONFIG),
@@ -66,6 +68,7 @@ async function main(): Promise<void> {
     `  Upload 2.0 root:  ${url}`,
     `  simple index:     ${new URL(server.config.index!.simplePath, url).href}  (pip install --index-url …)`,
     `  stage previews:   ${new URL(server.config.index!.stagePath, url).href}{session-token}/`,
+    `  legacy upload:    ${new URL(server.config.legacy!.path, url).href}  (twine upload --repository-url …)`,
     `  hosts served:     ${allowedHosts?.join(', ') ?? (process.env.PEP694_PUBLIC_URL ? 'any (links use PEP694_PUBLIC_URL)' : 'the address above, and localhost on loopback (PEP694_ALLOWED_HOSTS for others)')}`,
     `  mechanisms:       ${server.mechanisms.map((m) => m.identifier).join(', ') || '(none)'}`,
     `  data:             ${dataDir}`,

@@ -144,7 +144,7 @@ export type CreateSessionResult =
     }
   /** A session for this name+version is open, processing or error (PEP 694 "Multiple Session Creation Requests"). */
   | { readonly kind: 'exists'; readonly session: PublishingSessionRecord }
-  /** The project has no release and another live session (another version) holds its reservation. */
+  /** The project has no release and another creator's live session (another version) holds its reservation. */
   | { readonly kind: 'name-reserved'; readonly session: PublishingSessionRecord };
 
 export interface NewFileUpload {
@@ -225,6 +225,49 @@ export type PublishResult =
   | { readonly kind: 'conflict'; readonly filenames: readonly string[]; readonly conflictsWith?: Readonly<Record<string, string>> }
   | { readonly kind: 'session-state'; readonly status: PublishingSessionStatus };
 
+/**
+ * One verified file published on its own, in one step, as the legacy upload API (`/legacy/`)
+ * publishes it: the store records it as a publishing session of its own (`sessionId`, already
+ * `published`) holding one completed file (`fileId`), so the file is in the same published
+ * namespace, under the same rules, as a PEP 694 publish.
+ */
+export interface NewDirectPublish {
+  readonly sessionId: string;
+  readonly fileId: string;
+  /** Normalized project name, and the name as the client spelled it. */
+  readonly project: string;
+  readonly displayName: string;
+  readonly version: string;
+  readonly releaseKey: string;
+  readonly filename: string;
+  /** `distributionIdentity(filename)`. */
+  readonly identity: string;
+  readonly size: number;
+  /** Verified digests, lowercase hex. */
+  readonly hashes: Readonly<Partial<Record<HashName, string>>>;
+  /** Where the verified bytes are (committed before the call). */
+  readonly blobKey: string;
+  readonly attestations: readonly unknown[] | null;
+  readonly coreMetadata: Uint8Array | null;
+  readonly requiresPython: string | null;
+  /** Recorded on the file row as its "mechanism" (e.g. `legacy`). */
+  readonly mechanism: string;
+  readonly createdBy: string;
+  readonly at: Date;
+}
+
+export type DirectPublishResult =
+  | { readonly kind: 'published'; readonly file: PublishedFile }
+  /**
+   * A file of this identity is published in the project, or claimed by a publish in flight
+   * (PEP 694 "Atomic Publication and Conflicts"); `filename` is that file's name.
+   */
+  | { readonly kind: 'conflict'; readonly filename: string }
+  /** The project has no release and another creator's live first-release session holds its reservation. */
+  | { readonly kind: 'name-reserved'; readonly session: PublishingSessionRecord }
+  /** As `CreateSessionResult`'s: the file would register a new name past the creator's limit. */
+  | Extract<CreateSessionResult, { kind: 'too-many-new-names' }>;
+
 /** What `updateFile` may change: a key present is written (null clears), a key absent is kept. */
 export interface FileUploadPatch {
   readonly status?: FileUploadStatus;
@@ -289,10 +332,14 @@ export interface UploadStore {
   /**
    * Creates a session unless one for the same project + releaseKey is live; PEP 440-equal versions
    * share a release key, so they are one release. Reserves the project name (`reservesName`) when
-   * the project has no published release and no live session reserves it. Atomic: of any number of
-   * concurrent creates for one project + releaseKey exactly one answers `created`, the others
-   * `exists` with the winner; of concurrent first-release creates for one name with different
-   * versions exactly one answers `created`, the others `name-reserved` with the winner.
+   * the project has no published release and no live session reserves it. A live reservation
+   * keeps other creators off the name (`name-reserved`), not its holder's creator: another version
+   * by the same `createdBy` is created, with `reservesName` true, while the reservation stays with
+   * the holder (and passes to that creator's oldest other live first-release session if the holder
+   * is canceled). Atomic: of any number of concurrent creates for one project + releaseKey exactly
+   * one answers `created`, the others `exists` with the winner; of concurrent first-release
+   * creates for one name with different versions by different creators exactly one answers
+   * `created`, the others `name-reserved` with the winner.
    */
   createSession(input: NewPublishingSession, opts?: { readonly newNames?: NewNameLimit }): Promise<CreateSessionResult>;
   /** The session as stored, whatever its status, until `forgetEndedSessions` removes it. */
@@ -387,6 +434,18 @@ export interface UploadStore {
   isPublishedProject(project: string): Promise<boolean>;
   /** Whether `filename` is published for `project`, or claimed by a publish in flight. */
   isFilenameTaken(project: string, filename: string): Promise<boolean>;
+  /**
+   * Publishes one verified file on its own, in one step (the legacy upload API): `name-reserved`
+   * if the project is unpublished and another creator's live first-release session reserves it;
+   * `too-many-new-names` if it would register a new name past `opts.newNames`; `conflict` if a
+   * file of the same identity is published or claimed in the project; otherwise it registers the
+   * project (a first registration is counted for `createdBy`, as a publish's is), records a
+   * `published` session with one completed file, and publishes the file. On any answer but
+   * `published` nothing changed. Of a direct publish and a session publish (or another direct
+   * publish) of one identity, at most one wins, whichever order they run in. A live session for the
+   * same release does not stand in its way: only file identities conflict.
+   */
+  publishFile(input: NewDirectPublish, opts?: { readonly newNames?: NewNameLimit }): Promise<DirectPublishResult>;
   /**
    * The file name published for `project` (or claimed by a publish in flight) whose identity is
    * `identity` (`distributionIdentity`), if any: the check every upload path makes before taking a

@@ -35,6 +35,7 @@ import {
   type SessionStore,
   type UploadMechanism,
 } from '@pep694/core';
+import { legacyUploadRouter } from '@pep694/legacy-upload';
 import { PageCache, publishedIndexRouter, stagePreviewRouter } from '@pep694/simple-index';
 import { TokensFileAuth } from './auth/tokens-file.js';
 import { ServerConfigSchema, type ServerConfig, type ServerConfigInput } from './config.js';
@@ -46,6 +47,8 @@ import type { AccessDeps } from './service/access.js';
 import { createServiceContext, type PublishCheck, type ServiceContext } from './service/context.js';
 import { reap as reapOnce, type ReapReport } from './service/reaper.js';
 import { recover } from './service/recovery.js';
+import { newId } from './service/secrets.js';
+import { fileKey, stagingKey } from './service/transfer.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
 import { SqliteSessionStore } from './storage/sqlite-store.js';
 
@@ -156,6 +159,29 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
     if (routes) app.use(`${config.rootPath}mechanisms/${m.identifier}`, routes);
   }
   app.use(config.rootPath, sessionApiRouter(service));
+  if (config.legacy) {
+    // The legacy upload API: its own package, publishing through the same store step and rules.
+    const { path, helpUrl, maxFieldBytes } = config.legacy;
+    app.use(
+      path.slice(0, -1),
+      legacyUploadRouter({
+        authenticator: auth.authenticator,
+        authorizer: auth.authorizer,
+        names: auth.names,
+        store,
+        blobs,
+        validators,
+        clock,
+        keys: { staging: stagingKey, file: fileKey },
+        newId,
+        limits: { ...config.limits, maxFieldBytes },
+        inFlight: service.creating,
+        ...(helpUrl ? { helpUrl } : {}),
+        ...(config.problemTypeBase ? { typeBase: config.problemTypeBase } : {}),
+        onError: (err) => logger.error({ err }, 'legacy upload failed'),
+      }),
+    );
+  }
   if (config.index) {
     // Read-only Simple Repository API: the published index and the stage previews (no credentials).
     // One page cache for both, so that one bound covers them (keyed by the store's change counters).

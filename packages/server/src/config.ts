@@ -68,6 +68,26 @@ export const ServerConfigSchema = z
       })
       .optional(),
 
+    /**
+     * Serve the legacy upload API (PEP 694 "Legacy API": `POST` multipart/form-data, what twine
+     * and every packaging tool send) at `legacy.path`, in the same namespace and under the same
+     * rules as Upload 2.0 (`@pep694/legacy-upload`). Unset: not served.
+     */
+    legacy: z
+      .object({
+        /** Mount of the legacy upload endpoint (`--repository-url` for twine). */
+        path: mountPath.default('/legacy/'),
+        /** A page named in its 403 messages ("See … for more information."). */
+        helpUrl: z.string().url().optional(),
+        /** Most bytes of all form fields of one upload together (the description is the largest). */
+        maxFieldBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(4 * 1024 * 1024),
+      })
+      .optional(),
+
     /** Lifetime of a new publishing session. The PEP recommends not expunging before a week. */
     sessionTtl: seconds.default(7 * 24 * 3600),
     /** Longest total lifetime an extension may reach, counted from creation. */
@@ -144,12 +164,10 @@ export const ServerConfigSchema = z
       .prefault({}),
   })
   .superRefine((config, ctx) => {
-    if (!config.index) return;
-    const mounts = [
-      ['rootPath', config.rootPath],
-      ['index.simplePath', config.index.simplePath],
-      ['index.stagePath', config.index.stagePath],
-    ] as const;
+    if (!config.index && !config.legacy) return;
+    const mounts: (readonly [string, string])[] = [['rootPath', config.rootPath]];
+    if (config.index) mounts.push(['index.simplePath', config.index.simplePath], ['index.stagePath', config.index.stagePath]);
+    if (config.legacy) mounts.push(['legacy.path', config.legacy.path]);
     for (const [a, pa] of mounts) {
       for (const [b, pb] of mounts) {
         if (a !== b && pb.startsWith(pa))

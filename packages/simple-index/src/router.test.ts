@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Server } from 'node:http';
+import { request as httpRequest, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import express, { type ErrorRequestHandler } from 'express';
@@ -286,8 +286,12 @@ describe('PEP 503 HTML serialization, parsed into the links pip reads', () => {
 
 describe('PEP 691 Version + Format Selection', () => {
   const cases: [string | undefined, string][] = [
-    [undefined, 'application/vnd.pypi.simple.v1+json'], // absent Accept means */*
-    ['*/*', 'application/vnd.pypi.simple.v1+json'],
+    // Absent Accept means */*; PEP 691 lets the server choose, and PEP 503 clients that send none
+    // (older pip, mirrors, curl and requests scripts) parse HTML, as PyPI and devpi answer (issue #16).
+    [undefined, 'text/html; charset=utf-8'],
+    ['*/*', 'text/html; charset=utf-8'],
+    ['*/*;q=0.5', 'text/html; charset=utf-8'],
+    ['text/html;q=0, */*', 'application/vnd.pypi.simple.v1+json'],
     [PIP_ACCEPT, 'application/vnd.pypi.simple.v1+json'],
     ['text/html', 'text/html; charset=utf-8'],
     ['application/vnd.pypi.simple.v1+html', 'application/vnd.pypi.simple.v1+html; charset=utf-8'],
@@ -305,6 +309,21 @@ describe('PEP 691 Version + Format Selection', () => {
       expect(res.headers.get('content-type')).toBe(type);
     });
   }
+  it('a request with no Accept header at all (fetch always sends one) gets PEP 503 HTML, as PyPI answers it', async () => {
+    const { status, type, body } = await new Promise<{ status?: number; type?: string; body: string }>((resolve, reject) => {
+      const req = httpRequest(`${origin}/simple/demo-pkg/`, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode, type: res.headers['content-type'], body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(200);
+    expect(type).toBe('text/html; charset=utf-8');
+    expect(readHtml(body).anchors.length).toBeGreaterThan(0);
+  });
   it('406 problem+json when nothing acceptable is offered', async () => {
     const body = await expectProblem(
       await get('/simple/demo-pkg/', { accept: 'application/xml, application/vnd.pypi.simple.v2+json' }),
@@ -496,7 +515,7 @@ describe('PEP 694 Staged Previews: /stage/{session-token}/', () => {
     expect(body.files[0]!['core-metadata']).toEqual({ sha256: sha256(META) });
     const html = readHtml(await (await get(`/stage/${TOKEN}/stage-pkg/`, { accept: 'text/html' })).text());
     expect(html.anchors.map((a) => a.text)).toEqual(['stage_pkg-2.0-py3-none-any.whl']);
-    const list = ProjectListSchema.parse(await (await get(`/stage/${TOKEN}/`)).json());
+    const list = ProjectListSchema.parse(await (await get(`/stage/${TOKEN}/`, { accept: PIP_ACCEPT })).json());
     expect(list.projects).toEqual([{ name: 'Stage_Pkg' }]);
   });
   it('downloads and .metadata under the token; never cached', async () => {

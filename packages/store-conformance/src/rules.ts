@@ -35,11 +35,15 @@ export const SESSION_STORE_RULES = {
     PEP694('Multiple Session Creation Requests'),
   ),
   firstReleaseReservesName: rule(
-    "first-release name reservation: the first session of an unpublished name reserves it without making it visible, another version answers 'name-reserved' while the holder is live",
+    "first-release name reservation: the first session of an unpublished name reserves it without making it visible, another creator's version answers 'name-reserved' while the holder is live",
     PEP694('Create a Publishing Session'),
   ),
+  reservationHolderOtherVersions: rule(
+    "the reservation's creator may start other versions of the name (each a first release), other creators still get 'name-reserved', and canceling the holder passes the reservation to the creator's other live session",
+    PEP694('Multiple Session Creation Requests'),
+  ),
   concurrentFirstReleasesOneWinner: rule(
-    "N concurrent first-release creates of one name, each another version: exactly one reserves the name, every other answers 'name-reserved' with the winner",
+    "N concurrent first-release creates of one name, each another version by another creator: exactly one reserves the name, every other answers 'name-reserved' with the winner",
     PEP694('Create a Publishing Session'),
   ),
   cancelReleasesReservation: rule(
@@ -125,6 +129,18 @@ export const SESSION_STORE_RULES = {
   ),
   settleFailureReleases: rule(
     'settling a deferred publish as failed releases the reservation and moves the session to error with its notices',
+    PEP694('Atomic Publication and Conflicts'),
+  ),
+  directPublishSharesNamespace: rule(
+    "publishFile (the legacy upload API) publishes one file into the same namespace: registered and listed at once; a file of its identity published or claimed answers 'conflict', and its identity then conflicts with session publishes and file creation; a live session of the same release is no obstacle",
+    PEP694('Atomic Publication and Conflicts'),
+  ),
+  directPublishNameRules: rule(
+    "publishFile of an unpublished name: another creator's live first-release reservation answers 'name-reserved', the creator's own does not; a new name counts against newNames",
+    PEP694('Create a Publishing Session'),
+  ),
+  concurrentDirectAndSessionPublish: rule(
+    'N concurrent publishes of one filename, half publishFile and half session publishes: exactly one wins, every other answers conflict',
     PEP694('Atomic Publication and Conflicts'),
   ),
   concurrentPublishesOneWinner: rule(

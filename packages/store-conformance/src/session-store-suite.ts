@@ -16,7 +16,15 @@
  */
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect } from 'vitest';
-import { releaseKey, type CreateSessionResult, type FileUploadRecord, type PublishingSessionRecord, type SessionStore } from '@pep694/core';
+import {
+  distributionIdentity,
+  releaseKey,
+  type NewDirectPublish,
+  type CreateSessionResult,
+  type FileUploadRecord,
+  type PublishingSessionRecord,
+  type SessionStore,
+} from '@pep694/core';
 import { ruleTest } from './rule-test.js';
 import { SESSION_STORE_RULES as R } from './rules.js';
 import { at, Scenario } from './scenario.js';
@@ -158,8 +166,8 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must(await store.isPublishedProject('fresh'), 'a reserved name is not a published project').toBe(false);
       must(await store.listPublishedProjects(), 'a reserved name must not be listed').toEqual([]);
       const expectReserved = async (state: string) => {
-        const r = await store.createSession(s.newSession({ project: 'fresh', version: '2.0' }));
-        must(r.kind, `createSession of another version answered '${r.kind}' while the holder was ${state}`).toBe('name-reserved');
+        const r = await store.createSession(s.newSession({ project: 'fresh', version: '2.0', createdBy: 'mallory' }));
+        must(r.kind, `createSession of another creator's version answered '${r.kind}' while the holder was ${state}`).toBe('name-reserved');
         must(sessionIn(r).id, "the 'name-reserved' answer must carry the holder").toBe(first.id);
       };
       await expectReserved('open');
@@ -175,8 +183,29 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must([a.reservesName, b.reservesName], 'sessions of a registered project reserve nothing').toEqual([false, false]);
     });
 
+    ruleTest(R.reservationHolderOtherVersions, async (must) => {
+      const first = await s.created({ project: 'fresh', version: '1.0' });
+      const second = await store.createSession(s.newSession({ project: 'fresh', version: '2.0' }));
+      must(second.kind, `the holder's creator starting another version answered '${second.kind}'`).toBe('created');
+      must(sessionIn(second).reservesName, "the creator's other version is a first release too").toBe(true);
+      must(await store.isPublishedProject('fresh'), 'a reserved name is not a published project').toBe(false);
+      const other = await store.createSession(s.newSession({ project: 'fresh', version: '3.0', createdBy: 'mallory' }));
+      must(other.kind, `another creator answered '${other.kind}'`).toBe('name-reserved');
+      // Canceling the holder: the creator's other session keeps the name off other claimants.
+      expect(await store.cancelSession(first.id, ['open'], at(1))).toBeDefined();
+      const after = await store.createSession(s.newSession({ project: 'fresh', version: '3.0', createdBy: 'mallory' }));
+      must(after.kind, `after the holder was canceled, another creator answered '${after.kind}'`).toBe('name-reserved');
+      must(sessionIn(after).id, 'the reservation must pass to the live session of the same creator').toBe(sessionIn(second).id);
+      // Canceling the last of them releases the name.
+      expect(await store.cancelSession(sessionIn(second).id, ['open'], at(2))).toBeDefined();
+      const free = await store.createSession(s.newSession({ project: 'fresh', version: '3.0', createdBy: 'mallory' }));
+      must(free.kind, `after every session of the creator was canceled, another creator answered '${free.kind}'`).toBe('created');
+    });
+
     ruleTest(R.concurrentFirstReleasesOneWinner, async (must) => {
-      const results = await race((h, i) => h.createSession(s.newSession({ project: 'fresh', version: `${i + 1}.0` })));
+      const results = await race((h, i) =>
+        h.createSession(s.newSession({ project: 'fresh', version: `${i + 1}.0`, createdBy: `creator-${i}` })),
+      );
       const winners = results.filter((r) => r.kind === 'created');
       must(winners.length, `${n} concurrent first-release creates made ${winners.length} sessions`).toBe(1);
       must(winners[0]!.session.reservesName, 'the winner must hold the reservation').toBe(true);
@@ -582,6 +611,132 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
           'pending',
         ]);
       }
+    });
+
+    /** A direct publish (the legacy upload API) of `filename` in `project` by `createdBy`. */
+    const direct = (filename: string, over: Partial<NewDirectPublish> = {}, h: SessionStore = store) => {
+      const project = over.project ?? 'foo';
+      const version = over.version ?? '1.0';
+      return h.publishFile(
+        {
+          sessionId: s.id('legacy-s'),
+          fileId: s.id('legacy-f'),
+          project,
+          displayName: project,
+          version,
+          releaseKey: releaseKey(version),
+          filename,
+          identity: distributionIdentity(filename),
+          size: 42,
+          hashes: { sha256: createHash('sha256').update(filename).digest('hex') },
+          blobKey: `files/${filename}`,
+          attestations: null,
+          coreMetadata: new TextEncoder().encode(`Metadata-Version: 2.1\nName: ${project}\n`),
+          requiresPython: null,
+          mechanism: 'legacy',
+          createdBy: 'alice',
+          at: at(1),
+          ...over,
+        },
+        over.project === undefined ? {} : { newNames: { limit: 100, windowMs: 3600_000 } },
+      );
+    };
+
+    ruleTest(R.directPublishSharesNamespace, async (must) => {
+      // A live session of the same release does not stand in the way: only identities conflict.
+      const live = await s.created({ version: '1.0' });
+      const first = await direct('foo-1.0.tar.gz');
+      must(first.kind, `publishFile of a new file answered '${first.kind}'`).toBe('published');
+      must(await store.isPublishedProject('foo'), 'publishFile must register the project').toBe(true);
+      must(
+        (await store.listPublishedFiles('foo')).map((f) => f.filename),
+        'the directly published file must be listed at once',
+      ).toEqual(['foo-1.0.tar.gz']);
+      must((await store.getPublishedFile('foo', 'foo-1.0.tar.gz'))?.coreMetadataSha256, 'its metadata digest is stored with it').toMatch(
+        /^[0-9a-f]{64}$/,
+      );
+      const again = await direct('foo-1.0.0.tar.gz');
+      must(again, 'a second spelling of a published identity must answer conflict naming the published file').toEqual({
+        kind: 'conflict',
+        filename: 'foo-1.0.tar.gz',
+      });
+      must(await store.findPublishedIdentity('foo', distributionIdentity('foo-1.0.tar.gz')), 'findPublishedIdentity sees it').toBe(
+        'foo-1.0.tar.gz',
+      );
+      const created = await store.createFile(s.newFile(live.id, 'foo-1.0.tar.gz'), { maxFiles: 10 });
+      must(created.kind, "createFile of a directly published filename must answer 'published'").toBe('published');
+      // A session file completed before the direct publish conflicts at publish time.
+      await s.addCompleted(live.id, 'foo-1.0-py3-none-any.whl');
+      must((await direct('foo-1.0-py3-none-any.whl')).kind, 'a completed (unpublished) session file does not hold the name').toBe(
+        'published',
+      );
+      const publish = await store.publish(live.id, ['open'], at(2), { defer: false });
+      must(publish.kind, 'the session publish of a directly published identity must conflict').toBe('conflict');
+      // A deferred publish's claim holds its filenames against publishFile.
+      const { file } = await s.processing({ version: '2.0' }, 'foo-2.0.tar.gz');
+      must(await direct(file.filename, { version: '2.0' }), 'a filename claimed by a deferred publish must conflict').toEqual({
+        kind: 'conflict',
+        filename: 'foo-2.0.tar.gz',
+      });
+    });
+
+    ruleTest(R.directPublishNameRules, async (must) => {
+      const holder = await s.created({ project: 'fresh', version: '1.0', createdBy: 'mallory' });
+      const refused = await direct('fresh-2.0.tar.gz', { project: 'fresh', version: '2.0' });
+      must(refused.kind, "publishFile under another creator's first-release reservation").toBe('name-reserved');
+      must('session' in refused && refused.session.id, "the 'name-reserved' answer must carry the holder").toBe(holder.id);
+      must(await store.listPublishedFiles('fresh'), 'nothing was published').toEqual([]);
+      const own = await direct('fresh-2.0.tar.gz', { project: 'fresh', version: '2.0', createdBy: 'mallory' });
+      must(own.kind, "publishFile under the creator's own reservation").toBe('published');
+      must(await store.isPublishedProject('fresh'), 'the name is registered').toBe(true);
+      // A new name counts against the creator's limit of new names.
+      const limited = await store.publishFile(
+        {
+          sessionId: s.id('legacy-s'),
+          fileId: s.id('legacy-f'),
+          project: 'other',
+          displayName: 'other',
+          version: '1.0',
+          releaseKey: releaseKey('1.0'),
+          filename: 'other-1.0.tar.gz',
+          identity: distributionIdentity('other-1.0.tar.gz'),
+          size: 1,
+          hashes: {},
+          blobKey: 'files/x',
+          attestations: null,
+          coreMetadata: null,
+          requiresPython: null,
+          mechanism: 'legacy',
+          createdBy: 'mallory',
+          at: at(3),
+        },
+        { newNames: { limit: 1, windowMs: 3600_000 } },
+      );
+      must(limited.kind, 'a second new name past a limit of one').toBe('too-many-new-names');
+    });
+
+    ruleTest(R.concurrentDirectAndSessionPublish, async (must) => {
+      await s.registered('foo');
+      const sessions: PublishingSessionRecord[] = [];
+      for (let i = 0; i < n / 2; i++) {
+        const session = await s.created({ version: `1.0.post${i}`, releaseKey: `foo-race-${i}` });
+        await s.addCompleted(session.id, 'foo-1.0.tar.gz');
+        sessions.push(session);
+      }
+      const results = await race(async (h, i) =>
+        i % 2 === 0 && sessions[i / 2]
+          ? (await h.publish(sessions[i / 2]!.id, ['open'], at(2), { defer: false })).kind
+          : (await direct('foo-1.0.tar.gz', {}, h)).kind,
+      );
+      must(results.filter((k) => k === 'published').length, `outcomes: ${results.join(', ')}`).toBe(1);
+      must(
+        results.filter((k) => k !== 'published' && k !== 'conflict'),
+        'every other answer must be conflict',
+      ).toEqual([]);
+      must(
+        (await store.listPublishedFiles('foo')).map((f) => f.filename),
+        'the file is published once',
+      ).toEqual(['foo-1.0.tar.gz']);
     });
 
     ruleTest(R.publishAllOrNothingConflict, async (must) => {

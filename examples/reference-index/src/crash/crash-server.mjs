@@ -149,7 +149,7 @@ const sha256Of = async (key) => {
   return hash.digest('hex');
 };
 const server = await createServer({
-  config: { dataDir, index: {}, ...overrides },
+  config: { dataDir, index: {}, legacy: {}, ...overrides },
   mechanisms: defaultMechanisms(dataDir),
   validators: process.env.PEP694_VALIDATE_ARTIFACTS === '0' ? [] : [createDistributionValidator()],
   store,

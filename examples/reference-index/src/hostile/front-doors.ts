@@ -1,12 +1,13 @@
 /**
- * Every front door of the reference index and its hostile requests. A new door (a legacy upload
- * API at /legacy/, another mechanism) is a module exporting a `FrontDoor` (see door.ts), added here.
+ * Every front door of the reference index and its hostile requests. A new door (another mechanism,
+ * another API) is a module exporting a `FrontDoor` (see door.ts), added here.
  */
 import type { FrontDoor } from './door.js';
 import { httpFraming } from './framing.js';
 import { httpPostBytes } from './http-post-bytes.js';
+import { legacy } from './legacy.js';
 import { multipart } from './multipart.js';
 import { sessionApi } from './session-api.js';
 import { tus } from './tus.js';
 
-export const FRONT_DOORS: readonly FrontDoor[] = [sessionApi, httpPostBytes, multipart, tus, httpFraming];
+export const FRONT_DOORS: readonly FrontDoor[] = [sessionApi, httpPostBytes, multipart, tus, legacy, httpFraming];

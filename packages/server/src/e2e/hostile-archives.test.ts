@@ -35,7 +35,7 @@ describe('hostile archives are refused at completion with 422 invalid-artifact n
         expect(done.body.detail).toContain(c.message);
         expect(done.body.errors).toHaveLength(1);
         expect((await api('GET', f.links['file-upload-session']!)).body.status).toBe('error');
-        const stage = await fetch(`${s.links.stage}demo-pkg/`);
+        const stage = await fetch(`${s.links.stage}demo-pkg/`, { headers: { accept: 'application/vnd.pypi.simple.v1+json' } });
         expect(ProjectDetailSchema.parse(await stage.json()).files).toEqual([]);
         tally('hostile cases');
       } finally {

@@ -144,7 +144,7 @@ describe('PEP 694 Staged Previews', () => {
     expect(a.attrs['data-requires-python']).toBe('>=3.7');
     expect(a.attrs['data-core-metadata']).toBe(`sha256=${(w['core-metadata'] as Record<string, string>).sha256}`);
     expect(a.attrs['data-dist-info-metadata']).toBe(a.attrs['data-core-metadata']);
-    expect(ProjectListSchema.parse(await (await get(stage)).json()).projects).toEqual([{ name: 'demo-pkg' }]);
+    expect(ProjectListSchema.parse(await (await get(stage, { accept: PIP_ACCEPT })).json()).projects).toEqual([{ name: 'demo-pkg' }]);
   });
 
   it('before publish the published index does not list the files (404); after publish the stage is 404 and /simple/ serves them', async () => {
@@ -154,7 +154,7 @@ describe('PEP 694 Staged Previews', () => {
     await uploadFile(s, SDIST, fixture(SDIST));
     // A project that is only reserved by a first-release session is invisible.
     expect((await get(`${t.origin}/simple/demo-pkg/`)).status).toBe(404);
-    expect(ProjectListSchema.parse(await (await get(`${t.origin}/simple/`)).json()).projects).toEqual([]);
+    expect(ProjectListSchema.parse(await (await get(`${t.origin}/simple/`, { accept: PIP_ACCEPT })).json()).projects).toEqual([]);
     expect((await get(`${s.links.stage}demo-pkg/`)).status).toBe(200);
 
     const published = await api('POST', s.links.publish!, { body: { meta: META } });
@@ -258,7 +258,7 @@ describe('PEP 694 Complete a File Upload Session: invalid artifacts move the fil
       expect(status.body.notices).toEqual([done.body.detail]);
       expect((await api('GET', s.links.session!)).body.files[filename].status).toBe('error');
       // Not on the stage.
-      expect(ProjectDetailSchema.parse(await (await get(`${s.links.stage}demo-pkg/`)).json()).files).toEqual([]);
+      expect(ProjectDetailSchema.parse(await (await get(`${s.links.stage}demo-pkg/`, { accept: PIP_ACCEPT })).json()).files).toEqual([]);
     });
   }
 });

@@ -196,16 +196,26 @@ describe('PEP 694 Multiple Session Creation Requests', () => {
 describe('PEP 694 Create a Publishing Session: first-release name reservation', () => {
   it('reserves the name at creation, invisible until publish, released on cancel', async () => {
     const store = t.server.container.resolve((await import('@pep694/core')).SESSION_STORE);
-    const s = await createSession(t.url, 'fresh-name', '1.0');
-    expect(await store.isPublishedProject('fresh-name')).toBe(false);
-    // Another version of the unpublished name cannot start while the reservation is held.
-    const other = await api('POST', t.url, { body: { meta: META, name: 'fresh-name', version: '2.0' } });
+    const s = await createSession(t.url, 'bob-fresh-name', '1.0', TEST_TOKENS.bob);
+    expect(await store.isPublishedProject('bob-fresh-name')).toBe(false);
+    // Another principal's version of the unpublished name cannot start while the reservation is
+    // held, even one that may upload anything.
+    const other = await api('POST', t.url, { body: { meta: META, name: 'bob-fresh-name', version: '2.0' } });
     expect(other.status).toBe(409);
     expect(other.body.code).toBe('name-unavailable');
-    expect((await api('DELETE', s.links.session!)).status).toBe(204);
-    const after = await createSession(t.url, 'fresh-name', '2.0');
+    expect((await api('DELETE', s.links.session!, { token: TEST_TOKENS.bob })).status).toBe(204);
+    const after = await createSession(t.url, 'bob-fresh-name', '2.0');
     expect((await api('POST', after.links.publish!, { body: { meta: META } })).status).toBe(201);
-    expect(await store.isPublishedProject('fresh-name')).toBe(true);
+    expect(await store.isPublishedProject('bob-fresh-name')).toBe(true);
+  });
+  it("PEP 694 Multiple Session Creation Requests: the reservation's holder gets a new session (201) for another version (issue #16)", async () => {
+    const first = await createSession(t.url, 'two-first-versions', '1.0');
+    const second = await api('POST', t.url, { body: { meta: META, name: 'two-first-versions', version: '2.0' } });
+    expect(second.status, JSON.stringify(second.body)).toBe(201);
+    expect(second.body.links.session).not.toBe(first.links.session);
+    // Both publish; the name is registered by whichever comes first.
+    expect((await api('POST', second.body.links.publish, { body: { meta: META } })).status).toBe(201);
+    expect((await api('POST', first.links.publish!, { body: { meta: META } })).status).toBe(201);
   });
   it('the name-registration policy decides who may register a new name', async () => {
     expect((await api('POST', t.url, { token: TEST_TOKENS.bob, body: { meta: META, name: 'bob-new-thing', version: '1' } })).status).toBe(

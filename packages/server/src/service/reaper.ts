@@ -73,7 +73,9 @@ async function sweepOrphans(ctx: ServiceContext): Promise<number> {
   let orphans = 0;
   for (const prefix of ['staging/', 'files/']) {
     for await (const key of blobs.list(prefix)) {
-      if ((await inFlight(key.slice(prefix.length))) || (await store.isBlobReferenced(key))) continue;
+      const id = key.slice(prefix.length);
+      // `creating`: bytes a legacy upload staged (or moved) and is about to record.
+      if (ctx.creating.has(id) || (await inFlight(id)) || (await store.isBlobReferenced(key))) continue;
       await blobs.delete(key);
       orphans += 1;
     }

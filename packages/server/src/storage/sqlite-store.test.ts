@@ -241,7 +241,7 @@ describe("state changed behind the store's back", () => {
     db.close();
     const second = await created({ version: '2.0', releaseKey: '2', displayName: 'FOO' });
     expect(second.reservesName).toBe(true);
-    expect((await store.createSession(newSession({ version: '3.0', releaseKey: '3' }))).kind).toBe('name-reserved');
+    expect((await store.createSession(newSession({ version: '3.0', releaseKey: '3', createdBy: 'bob' }))).kind).toBe('name-reserved');
   });
 
   it('publishes even if the project row went missing', async () => {

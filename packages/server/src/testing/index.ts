@@ -6,4 +6,5 @@ export * from './requests.js';
 export * from './fixtures.js';
 export * from './host-process.js';
 export * from './tally.js';
+export * from './legacy.js';
 export * from './hostile-input.js';

@@ -3,11 +3,30 @@
  * check of PEP 694 "Atomic Publication and Conflicts", made on file identities, and the move of a
  * session's files into the published namespace, at once or through filename claims.
  */
-import type { FileUploadStatus, PublishingSessionRecord, PublishingSessionStatus, PublishResult, UploadStore } from '@pep694/core';
+import {
+  LIVE_SESSION_STATES,
+  type DirectPublishResult,
+  type FileUploadStatus,
+  type NewDirectPublish,
+  type NewNameLimit,
+  type PublishingSessionRecord,
+  type PublishingSessionStatus,
+  type PublishResult,
+  type UploadStore,
+} from '@pep694/core';
 import type { SqliteConnection } from './connection.js';
-import { sessionFromRow, type SessionRow } from './rows.js';
+import {
+  blobFromBytes,
+  metadataSha256,
+  publishedFileFromRow,
+  sessionFromRow,
+  type ProjectRow,
+  type PublishedRow,
+  type SessionRow,
+} from './rows.js';
+import { newNameRefusal } from './uploads.js';
 
-export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePublish'> {
+export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePublish' | 'publishFile'> {
   constructor(private readonly connection: SqliteConnection) {}
 
   async publish(
@@ -50,6 +69,75 @@ export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePu
       }
       const published = this.publishFiles(session, at, `SELECT * FROM files WHERE session_id = ? AND status <> 'canceled'`);
       return { kind: 'published', session: published };
+    });
+  }
+
+  /**
+   * The legacy upload API's publish: one verified file, recorded as a session of its own that is
+   * published in the same transaction, through the same `publishFiles` as a session's publish, so
+   * the project registration, the published namespace and its unique indexes are the same.
+   */
+  async publishFile(input: NewDirectPublish, opts: { readonly newNames?: NewNameLimit } = {}): Promise<DirectPublishResult> {
+    return this.connection.inWriteTransaction((): DirectPublishResult => {
+      const project = this.connection.prepared('SELECT * FROM projects WHERE name = ?').get(input.project) as ProjectRow | undefined;
+      if (project?.registered !== 1) {
+        const holder = project?.reserved_by ? this.connection.readSession(project.reserved_by) : undefined;
+        if (holder && LIVE_SESSION_STATES.includes(holder.status) && holder.createdBy !== input.createdBy) {
+          return { kind: 'name-reserved', session: holder };
+        }
+        // The creator's own reservation is no new name; anything else registers one.
+        const own = holder !== undefined && LIVE_SESSION_STATES.includes(holder.status);
+        const refusal = !own && opts.newNames ? newNameRefusal(this.connection, input.createdBy, input.at, opts.newNames) : undefined;
+        if (refusal) return refusal;
+      }
+      const holder = this.connection
+        .prepared(
+          `SELECT filename FROM published_files WHERE project = :project AND identity = :identity
+           UNION ALL SELECT filename FROM filename_claims WHERE project = :project AND identity = :identity LIMIT 1`,
+        )
+        .pluck()
+        .get({ project: input.project, identity: input.identity }) as string | undefined;
+      if (holder !== undefined) return { kind: 'conflict', filename: holder };
+
+      const at = input.at.getTime();
+      this.connection
+        .prepared(
+          `INSERT INTO sessions (id, project, display_name, version, release_key, status, stage_token, stage_key,
+           created_by, created_at, expires_at, ended_at, reserves_name, notices)
+         VALUES (?, ?, ?, ?, ?, 'published', NULL, NULL, ?, ?, ?, ?, 0, '[]')`,
+        )
+        .run(input.sessionId, input.project, input.displayName, input.version, input.releaseKey, input.createdBy, at, at, at);
+      this.connection
+        .prepared(
+          `INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at,
+           notices, blob_key, attestations, instructions, core_metadata, requires_python, identity, created_by, core_metadata_sha256)
+         VALUES (?, ?, ?, ?, ?, ?, 'completed', ?, ?, '[]', ?, ?, NULL, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          input.fileId,
+          input.sessionId,
+          input.filename,
+          input.size,
+          JSON.stringify(input.hashes),
+          input.mechanism,
+          at,
+          at,
+          input.blobKey,
+          input.attestations ? JSON.stringify(input.attestations) : null,
+          blobFromBytes(input.coreMetadata),
+          input.requiresPython,
+          input.identity,
+          input.createdBy,
+          input.coreMetadata ? metadataSha256(input.coreMetadata) : null,
+        );
+      // Inserted `published` (never live, so a live session of the same release is no obstacle),
+      // then its file published as any session's are.
+      const session = this.connection.readSession(input.sessionId)!;
+      this.publishFiles(session, input.at, `SELECT * FROM files WHERE session_id = ?`);
+      const row = this.connection
+        .prepared(`SELECT * FROM published_files WHERE project = ? AND filename = ?`)
+        .get(input.project, input.filename) as PublishedRow;
+      return { kind: 'published', file: publishedFileFromRow(row) };
     });
   }
 

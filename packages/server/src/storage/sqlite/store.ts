@@ -64,6 +64,9 @@ export class SqliteSessionStore implements SessionStore {
   cancelSession(...args: Parameters<UploadStore['cancelSession']>) {
     return this.uploads.cancelSession(...args);
   }
+  publishFile(...args: Parameters<UploadStore['publishFile']>) {
+    return this.publishing.publishFile(...args);
+  }
   publish(...args: Parameters<UploadStore['publish']>) {
     return this.publishing.publish(...args);
   }

@@ -53,7 +53,7 @@ const IDENTITY_HOLDER_SQL = `
   SELECT filename FROM filename_claims WHERE project = :project AND identity = :identity AND session_id <> :session
   LIMIT 1`;
 
-export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePublish'> {
+export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePublish' | 'publishFile'> {
   constructor(private readonly connection: SqliteConnection) {}
 
   /** Whether `filename` is published in `project` or claimed by a session other than `session`. */
@@ -92,14 +92,22 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
 
       const project = this.connection.prepared('SELECT * FROM projects WHERE name = ?').get(input.project) as ProjectRow | undefined;
       let reserves = !project;
+      // Another version of a name the creator already reserves: the session is a first release
+      // too (its creator stays authorized), but the reservation row keeps its holder.
+      let joinsReservation = false;
       if (project && project.registered === 0) {
         const holder = project.reserved_by === null ? undefined : this.connection.readSession(project.reserved_by);
         if (holder && LIVE_SESSION_STATES.includes(holder.status)) {
-          return { kind: holder.releaseKey === input.releaseKey ? 'exists' : 'name-reserved', session: holder };
+          if (holder.releaseKey === input.releaseKey) return { kind: 'exists', session: holder };
+          // The reservation keeps *other* claimants off a new name; its holder's other versions
+          // get their own sessions (PEP 694 "Multiple Session Creation Requests").
+          if (holder.createdBy !== input.createdBy) return { kind: 'name-reserved', session: holder };
+          joinsReservation = true;
         }
         reserves = true; // a stale reservation (no live holder): take it over
       }
-      const refusal = reserves && opts.newNames ? this.newNameRefusal(input.createdBy, input.createdAt, opts.newNames) : undefined;
+      const refusal =
+        reserves && !joinsReservation && opts.newNames ? this.newNameRefusal(input.createdBy, input.createdAt, opts.newNames) : undefined;
       if (refusal) return refusal;
 
       this.connection
@@ -121,7 +129,7 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
           input.expiresAt.getTime(),
           reserves ? 1 : 0,
         );
-      if (reserves) {
+      if (reserves && !joinsReservation) {
         this.connection
           .prepared(
             `INSERT INTO projects (name, display_name, registered, reserved_by) VALUES (?, ?, 0, ?)
@@ -138,23 +146,8 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
    * the window plus names its live sessions reserve stay under `limit`. Checked in the creating
    * transaction, so parallel creations cannot all slip under it.
    */
-  private newNameRefusal(principal: string, now: Date, { limit, windowMs }: NewNameLimit): CreateSessionResult | undefined {
-    const registeredAt = this.connection
-      .prepared('SELECT registered_at FROM projects WHERE registered_by = ? AND registered_at > ? ORDER BY registered_at')
-      .pluck()
-      .all(principal, now.getTime() - windowMs) as number[];
-    const reserved = this.connection
-      .prepared(
-        `SELECT COUNT(*) FROM projects p JOIN sessions s ON s.id = p.reserved_by
-       WHERE p.registered = 0 AND s.created_by = ? AND s.status IN ${LIVE_SESSIONS_SQL}`,
-      )
-      .pluck()
-      .get(principal) as number;
-    if (registeredAt.length + reserved < limit) return undefined;
-    // The oldest registration leaving the window frees a place; reservations free theirs when
-    // their session is published (then counted as registered) or canceled.
-    const retryAt = new Date((registeredAt[0] ?? now.getTime()) + windowMs);
-    return { kind: 'too-many-new-names', limit, registered: registeredAt.length, reserved, retryAt };
+  private newNameRefusal(principal: string, now: Date, limit: NewNameLimit): CreateSessionResult | undefined {
+    return newNameRefusal(this.connection, principal, now, limit);
   }
 
   async getSession(id: string): Promise<PublishingSessionRecord | undefined> {
@@ -203,8 +196,23 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
         .prepared(`UPDATE files SET status = 'canceled' WHERE session_id = ? AND status <> 'canceled' RETURNING *`)
         .all(id) as FileRow[];
       this.connection.prepared('DELETE FROM filename_claims WHERE session_id = ?').run(id);
-      // PEP 694: a canceled first-release session deletes the project "as if it were never uploaded".
-      this.connection.prepared('DELETE FROM projects WHERE name = ? AND reserved_by = ? AND registered = 0').run(row.project, id);
+      // A reservation held with other live first-release sessions of the same creator (other
+      // versions) passes to the oldest of them; otherwise PEP 694: a canceled first-release session
+      // deletes the project "as if it were never uploaded".
+      const heir = this.connection
+        .prepared(
+          `SELECT id FROM sessions WHERE project = ? AND id <> ? AND reserves_name = 1 AND created_by = ?
+             AND status IN ${LIVE_SESSIONS_SQL} ORDER BY created_at, id LIMIT 1`,
+        )
+        .pluck()
+        .get(row.project, id, row.created_by) as string | undefined;
+      if (heir !== undefined) {
+        this.connection
+          .prepared('UPDATE projects SET reserved_by = ? WHERE name = ? AND reserved_by = ? AND registered = 0')
+          .run(heir, row.project, id);
+      } else {
+        this.connection.prepared('DELETE FROM projects WHERE name = ? AND reserved_by = ? AND registered = 0').run(row.project, id);
+      }
       files.sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
       return { session: sessionFromRow(row), files: files.map(fileFromRow) };
     });
@@ -337,4 +345,33 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
   async findPublishedIdentity(project: string, identity: string): Promise<string | undefined> {
     return this.filenameHoldingIdentity(project, identity, '');
   }
+}
+
+/**
+ * Whether `principal` may take one more new project name at `now`: names it registered within
+ * the window plus names its live sessions reserve stay under `limit`. Checked in the creating
+ * transaction, so parallel creations cannot all slip under it.
+ */
+export function newNameRefusal(
+  connection: SqliteConnection,
+  principal: string,
+  now: Date,
+  { limit, windowMs }: NewNameLimit,
+): Extract<CreateSessionResult, { kind: 'too-many-new-names' }> | undefined {
+  const registeredAt = connection
+    .prepared('SELECT registered_at FROM projects WHERE registered_by = ? AND registered_at > ? ORDER BY registered_at')
+    .pluck()
+    .all(principal, now.getTime() - windowMs) as number[];
+  const reserved = connection
+    .prepared(
+      `SELECT COUNT(*) FROM projects p JOIN sessions s ON s.id = p.reserved_by
+     WHERE p.registered = 0 AND s.created_by = ? AND s.status IN ${LIVE_SESSIONS_SQL}`,
+    )
+    .pluck()
+    .get(principal) as number;
+  if (registeredAt.length + reserved < limit) return undefined;
+  // The oldest registration leaving the window frees a place; reservations free theirs when
+  // their session is published (then counted as registered) or canceled.
+  const retryAt = new Date((registeredAt[0] ?? now.getTime()) + windowMs);
+  return { kind: 'too-many-new-names', limit, registered: registeredAt.length, reserved, retryAt };
 }
