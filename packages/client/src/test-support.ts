@@ -43,7 +43,7 @@ export async function startIndex(env: Record<string, string> = {}): Promise<Inde
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /Upload 2\.0 root:\s+(\S+)/.exec(out);
       if (m) resolve(m[1]!);
@@ -89,7 +89,7 @@ export function startCli(args: readonly string[], env: Record<string, string>): 
   let stdout = '';
   let stderr = '';
   const waiters: { re: RegExp; resolve: (line: string) => void }[] = [];
-  child.stdout!.on('data', (d: Buffer) => {
+  child.stdout.on('data', (d: Buffer) => {
     stdout += d.toString();
     for (const w of [...waiters]) {
       const line = stdout.split('\n').find((l) => w.re.test(l));
@@ -99,7 +99,7 @@ export function startCli(args: readonly string[], env: Record<string, string>): 
       }
     }
   });
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<CliRun>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
   return {
     child,
