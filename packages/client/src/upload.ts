@@ -256,6 +256,12 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
           attestations: 0,
         };
       }
+      if (status === 'pending' && !local) {
+        // Someone else's upload in flight (another workflow contributing to this session): not ours to delete.
+        throw new Error(
+          `${dist.filename} is being uploaded to this session by another client (its file upload session is pending); wait for it, or delete it with the session's file link ${onServer.link}`,
+        );
+      }
       if (status === 'pending' && same && local && halfFor(halves, local.mechanism)?.resumable) {
         const answer = await api.fileStatus(onServer.link);
         if (answer.body.status === 'pending') resume = { file: answer.body, url: onServer.link };

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
 import { attestation, startTestServer, TEST_TOKENS, type TestServer } from '@pep694/server/testing';
+import { SessionApi } from './api.js';
 import { collectReleases, sha256File } from './dists.js';
 import { publishFlow } from './publish-flow.js';
 import { StateStore } from './state.js';
@@ -91,6 +92,27 @@ describe('uploadRelease', () => {
     expect(second.files[0]).toMatchObject({ status: 'skipped', bytesSent: 0 });
     expect(state.get(first.localId!)?.files['demo_pkg_extra-0.1.0.tar.gz']?.sha256).toBe(second.files[0]!.sha256);
     await cancel(first.sessionUrl);
+  });
+});
+
+describe('joining a session others contribute to (PEP 694 "Multiple Session Creation Requests")', () => {
+  it('leaves another client’s pending upload alone instead of deleting it', async () => {
+    const [release] = await collectReleases([join(FIXTURES, 'demo_pkg-1.0.0.tar.gz')]);
+    const dist = release!.dists[0]!;
+    // Another client: creates the session and a file upload session, and has not sent the bytes yet.
+    const api = new SessionApi({ authorization: auth });
+    const { session } = await api.createOrJoin(t.url, 'demo-pkg', '1.0.0');
+    const theirs = await api.createFile(session, {
+      filename: dist.filename,
+      size: dist.size,
+      hashes: { sha256: await sha256File(dist.path) },
+      mechanism: 'http-post-bytes',
+    });
+    await expect(
+      uploadRelease({ root: t.url, authorization: auth, release: release!, stage: true, state: new StateStore(join(dir, 'other-cache')) }),
+    ).rejects.toThrow(/being uploaded to this session by another client/);
+    expect((await api.fileStatus(theirs.body.links['file-upload-session'])).body.status).toBe('pending');
+    await cancel(session.links.session);
   });
 });
 

@@ -294,6 +294,13 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     const exit = exitCodeOf(err, io.signal);
+    if (argv.includes('--json')) {
+      // CI reads stdout: one JSON document there too when the run fails.
+      const problem = err instanceof ApiError || err instanceof HttpAnswerError ? err.problem : undefined;
+      io.stdout.write(
+        `${JSON.stringify({ ok: false, exitCode: exit, error: errorLines(err).join('\n'), ...(problem ? { problem } : {}) }, null, 2)}\n`,
+      );
+    }
     if (exit === EXIT.interrupted) {
       io.stderr.write('pep694: interrupted\n');
       return exit;

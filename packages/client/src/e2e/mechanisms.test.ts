@@ -84,6 +84,10 @@ describe('pep694 upload (publishing at once)', () => {
     expect(again.stderr).not.toMatch(/\n\s+at /);
     // The session this run created is canceled, not left behind (PEP 694 "Error Handling").
     expect(again.stdout).toMatch(/^Canceled the session /m);
+    // With --json, stdout still holds one JSON document, with the server's problem.
+    const json = await runCli(['upload', '--repository-url', index.url, '--json', DISTS[0]!], env);
+    expect(json.code).toBe(3);
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, exitCode: 3, problem: { status: 409 } });
   });
 
   it('refuses bad arguments with exit 2 before sending anything', async () => {
