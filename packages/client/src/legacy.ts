@@ -82,7 +82,8 @@ export interface LegacyUploadOptions {
   readonly release: Release;
   readonly signal?: AbortSignal;
   readonly onProgress?: (filename: string, sent: number, total: number) => void;
-  readonly onFileDone?: (filename: string) => void;
+  readonly onFileStart?: (filename: string, size: number) => void;
+  readonly onFileDone?: (filename: string, size: number, sha256: string) => void;
   readonly userAgent?: string;
 }
 
@@ -100,6 +101,7 @@ export async function uploadLegacy(opts: LegacyUploadOptions): Promise<{ filenam
     });
     const { source, total } = await openUploadBody(dist.path, dist.size);
     const url = new URL(opts.url);
+    opts.onFileStart?.(dist.filename, dist.size);
     const answer = await sendRequest({
       method: 'POST',
       url,
@@ -120,7 +122,7 @@ export async function uploadLegacy(opts: LegacyUploadOptions): Promise<{ filenam
     if (answer.status < 200 || answer.status >= 300)
       throw new HttpAnswerError('POST', url.href, answer.status, problemOf(answer), answer.text);
     done.push({ filename: dist.filename, size: dist.size, sha256: d.sha256 });
-    opts.onFileDone?.(dist.filename);
+    opts.onFileDone?.(dist.filename, dist.size, d.sha256);
   }
   return done;
 }

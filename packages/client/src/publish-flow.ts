@@ -85,7 +85,14 @@ export async function publishFlow(opts: PublishFlowOptions): Promise<FlowResult[
       authorization: auth.legacy,
       release,
       ...(opts.signal ? { signal: opts.signal } : {}),
+      onFileStart: (filename, size) => opts.onEvent?.({ type: 'file-start', filename, size, mechanism: 'the legacy API', resuming: false }),
       onProgress: (filename, sent, total) => opts.onEvent?.({ type: 'progress', filename, sent, total }),
+      onFileDone: (filename, size, sha256) =>
+        opts.onEvent?.({
+          type: 'file-done',
+          filename,
+          result: { filename, size, sha256, status: 'completed', bytesSent: size, resumedFrom: 0, attestations: 0 },
+        }),
       ...(opts.userAgent ? { userAgent: opts.userAgent } : {}),
     });
     results.push({ name: release.name, version: release.version, protocol: 'legacy', files });

@@ -26,18 +26,21 @@ let server: Server;
 let url: string;
 let received: Received[];
 let sessionAttempts: number;
+/** What the endpoint answers to an Upload 2.0 request: 404 (no such API here) or 406 (not this content type). */
+let notUpload2 = 404;
 let cache: string;
 
 beforeEach(async () => {
   received = [];
   sessionAttempts = 0;
+  notUpload2 = 404;
   cache = mkdtempSync(join(tmpdir(), 'pep694-cache-'));
   server = createServer((req, res) => {
     if (!/^multipart\/form-data/.test(req.headers['content-type'] ?? '')) {
       // What a legacy-only index answers to the Upload 2.0 session request.
       sessionAttempts++;
       req.resume();
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not Found');
+      res.writeHead(notUpload2, { 'Content-Type': 'text/plain' }).end('no Upload 2.0 here');
       return;
     }
     const entry: Received = { authorization: req.headers.authorization, fields: [], content: Buffer.alloc(0), filename: undefined };
@@ -96,6 +99,15 @@ describe('legacy fallback', () => {
     expect(field(sdist, 'pyversion')).toEqual(['source']);
     expect(field(sdist, 'name')).toEqual(['Demo.Pkg_Extra']);
     expect(sdist.content.equals(readFileSync(SDIST))).toBe(true);
+  });
+
+  it('falls back on 406 too (PEP 694 "Legacy API Fallback")', async () => {
+    notUpload2 = 406;
+    const r = await runCli(['upload', '--repository-url', url, WHEEL], { PEP694_CACHE_DIR: cache });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/\(it answered 406\): using the legacy upload API/);
+    expect(r.stdout).toMatch(/^demo_pkg_extra-0\.1\.0-py3-none-any\.whl: completed/m);
+    expect(received).toHaveLength(1);
   });
 
   it('--protocol legacy goes straight to the legacy API; --protocol 2 does not fall back', async () => {
