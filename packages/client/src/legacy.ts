@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { HttpAnswerError, openUploadBody, problemOf, sendRequest } from '@pep694/core/node-http';
 import { multipartFraming } from '@pep694/mechanism-multipart/client';
-import { sdistMetadata, wheelMetadata, type CoreMetadata } from './dist-metadata.js';
+import type { CoreMetadata } from './dist-metadata.js';
 import { findAttestations, type Dist, type Release } from './dists.js';
 
 /** Core metadata header → legacy form field (twine's `metadata_dictionary`). */
@@ -91,6 +91,8 @@ export interface LegacyUploadOptions {
 export async function uploadLegacy(opts: LegacyUploadOptions): Promise<{ filename: string; size: number; sha256: string }[]> {
   const done: { filename: string; size: number; sha256: string }[] = [];
   for (const dist of opts.release.dists) {
+    // Loaded here: the archive readers are needed by legacy uploads only, not at every start.
+    const { sdistMetadata, wheelMetadata } = await import('./dist-metadata.js');
     const metadata = dist.kind === 'wheel' ? await wheelMetadata(dist.path) : await sdistMetadata(dist.path);
     const d = await digests(dist.path);
     const { attestations } = await findAttestations(dist.path);

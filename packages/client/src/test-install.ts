@@ -10,7 +10,6 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { wheelTopLevel } from './dist-metadata.js';
 import type { Release } from './dists.js';
 import { TestInstallFailed } from './errors.js';
 
@@ -68,6 +67,8 @@ function run(
 
 /** The default test: `python -c "import a; import b"` for the wheels' top-level modules (else the project name as a module). */
 export async function defaultTestCommand(release: Release): Promise<string> {
+  // Loaded here: the archive readers are needed by --test-install only, not at every start.
+  const { wheelTopLevel } = await import('./dist-metadata.js');
   const modules = new Set<string>();
   for (const d of release.dists) if (d.kind === 'wheel') for (const m of await wheelTopLevel(d.path)) modules.add(m);
   if (modules.size === 0) modules.add(release.name.replace(/-/g, '_'));

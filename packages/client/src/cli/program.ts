@@ -169,7 +169,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
     const halves = await loadConfiguredHalves(o['config'] as string | undefined, (o['half'] as string[] | undefined) ?? []);
     const state = new StateStore((o['cacheDir'] as string | undefined) ?? defaultCacheDir(io.env));
     const json = o['json'] === true;
-    const renderer: Renderer = json ? new QuietRenderer() : io.isTTY ? new BarRenderer() : new LineRenderer(io.stdout);
+    const renderer: Renderer = json ? new QuietRenderer() : io.isTTY ? await BarRenderer.create() : new LineRenderer(io.stdout);
     const stage = o['stage'] === true;
     const onSigint = () =>
       renderer.log(

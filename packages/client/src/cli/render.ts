@@ -3,7 +3,7 @@
  * (redrawn in place, throttled by cli-progress); elsewhere (CI logs, pipes): plain lines, one when
  * a file starts, at each quarter, and when it is done, so logs stay short and readable.
  */
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
 import type { UploadEvent } from '../upload.js';
 
 export function formatBytes(n: number): string {
@@ -104,8 +104,9 @@ export class BarRenderer implements Renderer {
   private readonly sent = new Map<string, number>();
   private grand = 0;
 
-  constructor() {
-    this.multi = new cliProgress.MultiBar(
+  /** `lib`: the cli-progress module, loaded only when output is a terminal (`BarRenderer.create`). */
+  private constructor(lib: typeof cliProgress) {
+    this.multi = new lib.MultiBar(
       {
         format: ' {bar} {percentage}% | {label} | {done} of {size}',
         barCompleteChar: '█',
@@ -116,8 +117,13 @@ export class BarRenderer implements Renderer {
         autopadding: true,
         fps: 10,
       },
-      cliProgress.Presets.shades_classic,
+      lib.Presets.shades_classic,
     );
+  }
+
+  static async create(): Promise<BarRenderer> {
+    const lib = (await import('cli-progress')).default;
+    return new BarRenderer(lib);
   }
 
   log(line: string): void {
