@@ -10,7 +10,7 @@
 //   BENCH_SIZES            file sizes in MiB, comma separated (default "64,1024"; quick "8")
 //   BENCH_RUNS             repetitions of every figure (default 5; quick 1)
 //   BENCH_ONLY             sections, comma separated (default all of):
-//                          floors,http-post-bytes,tus,multipart,legacy,concurrency,control,index
+//                          floors,http-post-bytes,tus,multipart,legacy,concurrency,control,index,client
 //                          and, only when named, preload: the raw node pipeline in a bare process
 //                          next to the same pipeline in a process that imported @pep694/server and
 //                          the plugins, or that also runs our host (idle), and our host itself
@@ -56,6 +56,7 @@ import autocannon from 'autocannon';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
+import { clientSection } from './client.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -66,7 +67,7 @@ const sizes = env('BENCH_SIZES', quick ? '8' : '64,1024')
   .split(',')
   .map((s) => Math.round(Number(s) * MiB));
 const runs = Number(env('BENCH_RUNS', quick ? 1 : 5));
-const SECTIONS = ['floors', 'http-post-bytes', 'tus', 'multipart', 'legacy', 'concurrency', 'control', 'index'];
+const SECTIONS = ['floors', 'http-post-bytes', 'tus', 'multipart', 'legacy', 'concurrency', 'control', 'index', 'client'];
 /** Not in the default run: the raw node pipeline in a bare process vs one that loaded (or runs) our host. */
 const EXTRA_SECTIONS = ['preload'];
 const only = new Set(
@@ -1376,6 +1377,26 @@ function render(report) {
     );
   }
 
+  if (report.client) {
+    const c = report.client;
+    L.push(`## The pep694 command (client section)`, '');
+    L.push(
+      `One ${c.sizeMiB} MiB file through \`pep694 upload --mechanism http-post-bytes\` (its own process: hashing, session, file session, POST, complete, publish) next to the same flow with \`openssl dgst -sha256\`, \`curl -T\` and fetch for the JSON requests, on our host. Client CPU: the child processes' user+system (bash \`times\`), plus this process's for curl's JSON requests. Of the curl flow's client CPU, the hash took ${range(c.curl.hashCpuPerGB, 2)} s/GB and curl's transfer ${range(c.curl.transferCpuPerGB, 2)} s/GB.`,
+      '',
+    );
+    L.push('| flow | MB/s | wall s | client CPU s/GB | server CPU s/GB |', '| --- | --- | --- | --- | --- |');
+    for (const [k, r] of [
+      ['pep694 upload', c.ours],
+      ['openssl + curl', c.curl],
+    ])
+      L.push(`| ${k} | ${range(r.mbps)} | ${range(r.seconds, 2)} | ${range(r.clientCpuPerGB, 2)} | ${range(r.cpuPerGB, 2)} |`);
+    L.push('');
+    L.push(
+      `pep694 ÷ curl: throughput **${range(c.throughputRatio, 2)}** (target ≥ 0.9), client CPU **${range(c.clientCpuRatio, 2)}** (target ≤ 1.5). A release of one sdist and 20 wheels (1 MiB each): \`--parallel 4\` ${range(c.release.parallel4, 2)} s, \`--parallel 1\` ${range(c.release.parallel1, 2)} s (ratio ${range(c.release.ratio, 2)}); twine against the legacy API of the same server is not measured (this server has no legacy endpoint yet).`,
+      '',
+    );
+  }
+
   L.push('## Targets', '');
   L.push('| target | measured | verdict |', '| --- | --- | --- |');
   for (const t of report.targets) L.push(`| ${t.target} | ${t.measured} | ${verdict(t.ok)} |`);
@@ -1385,6 +1406,19 @@ function render(report) {
 
 function targets(report) {
   const T = [];
+  if (report.client) {
+    const c = report.client;
+    T.push({
+      target: `pep694 upload of ${c.sizeMiB} MiB ≥ 0.9× the same flow driven by curl (throughput)`,
+      measured: `${fmt(c.throughputRatio.median, 2)} (${fmt(c.throughputRatio.min, 2)}–${fmt(c.throughputRatio.max, 2)})`,
+      ok: check(c.throughputRatio.median, '>=', 0.9),
+    });
+    T.push({
+      target: `pep694 upload of ${c.sizeMiB} MiB client CPU s/GB ≤ 1.5× the curl flow's (hash included)`,
+      measured: `${fmt(c.clientCpuRatio.median, 2)} (${fmt(c.ours.clientCpuPerGB.median, 2)} vs ${fmt(c.curl.clientCpuPerGB.median, 2)})`,
+      ok: check(c.clientCpuRatio.median, '<=', 1.5),
+    });
+  }
   const limit = report.floors?.cpuLimit?.mbps;
   for (const u of report.uploads) {
     for (const r of u.raws) {
@@ -1496,6 +1530,7 @@ async function main() {
     preload: [],
     control: undefined,
     index: undefined,
+    client: undefined,
   };
   const log = (...a) => console.log(`[${since(start).toFixed(0).padStart(4)} s]`, ...a);
   log(
@@ -1570,6 +1605,26 @@ async function main() {
     const cpu = (k) => fmt(x.routes[k].cpuPerKReq.median / 1000, 3);
     log(
       `index: server CPU ms/request: GET 100 files ${cpu('get-100')}, 1 file ${cpu('get-1')} (ratio ${fmt(x.cpu100to1.median, 2)}), HEAD ${cpu('head-100')} (÷ GET ${fmt(x.cpuHeadToGet.median, 2)}), 304 ${cpu('not-modified-100')} (÷ GET ${fmt(x.cpuNotModifiedToGet.median, 2)}), uncached GET ${cpu('uncached-get-100')}; req/s GET 100 ${fmt(x.routes['get-100'].rps.median)}, 1 ${fmt(x.routes['get-1'].rps.median)}, 304 ${fmt(x.routes['not-modified-100'].rps.median)}, uncached ${fmt(x.routes['uncached-get-100'].rps.median)}`,
+    );
+  }
+  if (only.has('client')) {
+    // The largest size: the issue's target is for a 1 GiB file through the command.
+    const c = await clientSection({
+      startOurs,
+      procUsage,
+      stats,
+      paired,
+      makeFile,
+      file: await fileOf(largest),
+      bytes: largest,
+      runs,
+      work,
+      cli: join(root, 'packages', 'client', 'dist', 'cli', 'main.js'),
+      META,
+    });
+    report.client = c;
+    log(
+      `client ${c.sizeMiB} MiB: pep694 ${fmt(c.ours.mbps.median)} MB/s ${fmt(c.ours.clientCpuPerGB.median, 2)} client CPU s/GB; curl ${fmt(c.curl.mbps.median)} MB/s ${fmt(c.curl.clientCpuPerGB.median, 2)} (ratios ${fmt(c.throughputRatio.median, 2)}, CPU ${fmt(c.clientCpuRatio.median, 2)}); release of 21 files ${fmt(c.release.parallel4.median, 2)} s (--parallel 4) vs ${fmt(c.release.parallel1.median, 2)} s (--parallel 1)`,
     );
   }
   report.loadavgEnd = loadavg();

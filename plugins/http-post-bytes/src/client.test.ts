@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HttpPostBytesError, uploadHttpPostBytes } from './client.js';
+import { HttpPostBytesError, mechanismClient, uploadHttpPostBytes } from './client.js';
 import { HttpPostBytesMechanism } from './mechanism.js';
 import { HttpPostBytesOptionsSchema } from './options.js';
 import { attestation, GOOD_AUTH, serveMechanism, type MechanismServer } from '@pep694/server/testing';
@@ -161,5 +161,20 @@ describe('uploadHttpPostBytes', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect(host.blobs.blobs.has('staging/f1')).toBe(false);
     expect(body.destroyed).toBe(true);
+  });
+});
+
+describe('mechanismClient (the MechanismClient shape)', () => {
+  it('matches http-post-bytes, offers attestations where the map has attestations_url, and uploads both', async () => {
+    expect(mechanismClient.matches('http-post-bytes')).toBe(true);
+    expect(mechanismClient.matches('vnd-acme-tus')).toBe(false);
+    const bytes = randomBytes(50_000);
+    const ctx = host.addFile('f1', bytes);
+    const instructions = { ...(await mechanism.instructions(ctx)), identifier: 'http-post-bytes' };
+    expect(mechanismClient.attestations?.(instructions)).toBe(true);
+    expect(mechanismClient.attestations?.({ identifier: 'http-post-bytes', file_url: 'http://x/' })).toBe(false);
+    const a = attestation(ctx.file.filename, ctx.file.hashes.sha256!);
+    await mechanismClient.upload({ instructions, filename: ctx.file.filename, body: bytes, authorization: GOOD_AUTH, attestations: [a] });
+    expect(await mechanism.completion(ctx)).toMatchObject({ kind: 'received', size: bytes.length, attestations: [a] });
   });
 });

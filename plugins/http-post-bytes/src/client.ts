@@ -20,6 +20,7 @@ import {
   openUploadBody,
   problemOf,
   sendRequest,
+  type MechanismClient,
   type RequestBody,
   type UploadClientOptions,
 } from '@pep694/core/node-http';
@@ -36,7 +37,7 @@ export interface HttpPostBytesInstructions {
 export interface UploadHttpPostBytesOptions extends UploadClientOptions {
   /** The `mechanism` map of the file upload session response. */
   readonly instructions: HttpPostBytesInstructions;
-  /** The `Authorization` header value, the same credentials as for the session API (PEP 694). */
+  /** The `Authorization` header value, the same credentials as for the session API (PEP 694); '' sends none. */
   readonly authorization: string;
   /** PEP 740 attestation objects, POSTed to `attestations_url` after the bytes. */
   readonly attestations?: readonly unknown[];
@@ -69,7 +70,7 @@ async function post(url: URL, contentType: string, body: RequestBody, opts: Uplo
   const answer = await sendRequest({
     method: 'POST',
     url,
-    headers: { ...opts.headers, Authorization: opts.authorization, 'Content-Type': contentType },
+    headers: { ...opts.headers, ...(opts.authorization ? { Authorization: opts.authorization } : {}), 'Content-Type': contentType },
     body,
     signal: opts.signal,
     agent: opts.agent,
@@ -102,3 +103,18 @@ export async function uploadHttpPostBytes(opts: UploadHttpPostBytesOptions): Pro
     await post(attestationsUrl, 'application/json', { source: Readable.from([json]), size: json.length }, opts);
   }
 }
+
+/**
+ * This half in the shape every client half has (`MechanismClient`), for clients that pick a half
+ * by the server's mechanism identifier (`@pep694/client`, the `pep694` command).
+ */
+export const mechanismClient: MechanismClient = {
+  name: '@pep694/mechanism-http-post-bytes',
+  matches: (identifier) => identifier === IDENTIFIER,
+  attestations: (map) => typeof map['attestations_url'] === 'string',
+  async upload(ctx) {
+    await uploadHttpPostBytes({ ...ctx, authorization: ctx.authorization ?? '' });
+    return {};
+  },
+};
+export default mechanismClient;

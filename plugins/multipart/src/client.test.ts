@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import busboy from 'busboy';
 import { afterEach, describe, expect, it } from 'vitest';
-import { multipartFraming, MultipartUploadError, uploadMultipart } from './client.js';
+import { mechanismClient, multipartFraming, MultipartUploadError, uploadMultipart } from './client.js';
 
 interface Seen {
   headers: IncomingMessage['headers'];
@@ -188,5 +188,19 @@ describe('@pep694/mechanism-multipart/client', () => {
         '--B0\r\nContent-Disposition: form-data; name="content"; filename="x.whl"\r\nContent-Type: application/octet-stream\r\n\r\n',
     );
     expect(f.tail.toString()).toBe('\r\n--B0--\r\n');
+  });
+});
+
+describe('mechanismClient (the MechanismClient shape)', () => {
+  it('matches any operator’s multipart identifier, offers attestations when the map has the field, and sends the filename it is given', async () => {
+    expect(mechanismClient.matches('vnd-acme-multipart')).toBe(true);
+    expect(mechanismClient.matches('vnd-acme-tus')).toBe(false);
+    const { url, seen } = await serve();
+    expect(mechanismClient.attestations?.(map(url))).toBe(true);
+    expect(mechanismClient.attestations?.(map(url, { attestations_field: undefined }))).toBe(false);
+    const bytes = randomBytes(1000);
+    await mechanismClient.upload({ instructions: map(url), filename: 'demo-1.0.tar.gz', body: bytes, authorization: 'Bearer x' });
+    expect(seen[0]?.parts[0]?.filename).toBe('demo-1.0.tar.gz');
+    expect(seen[0]?.parts[0]?.data.equals(bytes)).toBe(true);
   });
 });

@@ -22,7 +22,14 @@
  * ```
  */
 import { randomBytes } from 'node:crypto';
-import { HttpAnswerError, openUploadBody, problemOf, sendRequest, type UploadClientOptions } from '@pep694/core/node-http';
+import {
+  HttpAnswerError,
+  openUploadBody,
+  problemOf,
+  sendRequest,
+  type MechanismClient,
+  type UploadClientOptions,
+} from '@pep694/core/node-http';
 
 /** The `mechanism` map of a `vnd-<operator>-multipart` file upload session. */
 export interface MultipartInstructionsLike {
@@ -144,3 +151,18 @@ export async function uploadMultipart(opts: UploadMultipartOptions): Promise<voi
   });
   if (answer.status < 200 || answer.status >= 300) throw new MultipartUploadError(url.href, answer.status, problemOf(answer), answer.text);
 }
+
+/**
+ * This half in the shape every client half has (`MechanismClient`), for clients that pick a half
+ * by the server's mechanism identifier (`@pep694/client`, the `pep694` command).
+ */
+export const mechanismClient: MechanismClient = {
+  name: '@pep694/mechanism-multipart',
+  matches: (identifier) => MULTIPART_IDENTIFIER.test(identifier),
+  attestations: (map) => typeof map['attestations_field'] === 'string',
+  async upload(ctx) {
+    await uploadMultipart(ctx);
+    return {};
+  },
+};
+export default mechanismClient;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TusUploadError, uploadTus } from './client.js';
+import { mechanismClient, TusUploadError, uploadTus } from './client.js';
 import { TusMechanism } from './mechanism.js';
 import { TusOptionsSchema } from './options.js';
 import { FsBlobStore } from '@pep694/server';
@@ -59,7 +59,7 @@ describe('uploadTus', () => {
         progress.push(sent);
       },
     });
-    expect(result).toEqual({ size: bytes.length, resumedFrom: 0, patches: 1, retries: 0 });
+    expect(result).toEqual({ size: bytes.length, resumedFrom: 0, patches: 1, retries: 0, bytesSent: bytes.length });
     expect(progress.length).toBeGreaterThan(5);
     expect(progress.at(-1)).toBe(bytes.length);
     expect(progress.every((s, i) => i === 0 || s > progress[i - 1]!)).toBe(true);
@@ -112,6 +112,7 @@ describe('uploadTus', () => {
     expect(received).toBeLessThan(bytes.length);
     const second = await uploadTus({ instructions, body: bytes, authorization: GOOD_AUTH });
     expect(second.resumedFrom).toBe(received);
+    expect(second.bytesSent).toBe(bytes.length - received);
     expect(await mechanism.completion(ctx)).toEqual({ kind: 'received', size: bytes.length, digests: { sha256: digest('sha256', bytes) } });
   });
 
@@ -194,6 +195,24 @@ describe('uploadTus', () => {
       resumedFrom: 1000,
       patches: 0,
       retries: 0,
+      bytesSent: 0,
     });
+  });
+});
+
+describe('mechanismClient (the MechanismClient shape)', () => {
+  it('matches any operator’s tus identifier, is resumable, and reports what it sent', async () => {
+    expect(mechanismClient.matches('vnd-acme-tus')).toBe(true);
+    expect(mechanismClient.matches('http-post-bytes')).toBe(false);
+    expect(mechanismClient.resumable).toBe(true);
+    const bytes = randomBytes(300_000);
+    const { instructions } = await upload('f1', bytes);
+    const result = await mechanismClient.upload({
+      instructions: { ...instructions, identifier: 'vnd-test-tus' },
+      filename: 'f1',
+      body: bytes,
+      authorization: GOOD_AUTH,
+    });
+    expect(result).toEqual({ bytesSent: bytes.length, resumedFrom: 0 });
   });
 });

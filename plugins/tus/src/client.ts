@@ -26,6 +26,7 @@ import {
   problemOf,
   sendRequest,
   type HttpAnswer,
+  type MechanismClient,
   type RequestBody,
   type UploadBody,
   type UploadClientOptions,
@@ -73,6 +74,8 @@ export interface TusUploadResult {
   readonly patches: number;
   /** Retries after failures. */
   readonly retries: number;
+  /** Bytes of the file handed to the connection by this call (resent bytes after a failure count again). */
+  readonly bytesSent: number;
 }
 
 /** A non-2xx answer. `problem` is the server's RFC 9457 document when it sent one. */
@@ -276,10 +279,15 @@ export async function uploadTus(opts: UploadTusOptions): Promise<TusUploadResult
   const patch = async (offset: number, end: number): Promise<number> => {
     const body = await source.range(offset, end);
     const onProgress = opts.onProgress;
+    let counted = 0;
     const answer = await send(url, 'PATCH', { 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(offset) }, opts, {
       source: body,
       size: end - offset,
-      ...(onProgress ? { onProgress: (n: number) => onProgress(offset + n, total) } : {}),
+      onProgress: (n: number) => {
+        bytesSent += n - counted;
+        counted = n;
+        onProgress?.(offset + n, total);
+      },
     });
     if (answer.status !== 204 && answer.status !== 200)
       throw new TusUploadError('PATCH', url.href, answer.status, problemOf(answer), answer.text);
@@ -288,6 +296,7 @@ export async function uploadTus(opts: UploadTusOptions): Promise<TusUploadResult
 
   let offset: number | undefined;
   let resumedFrom: number | undefined;
+  let bytesSent = 0;
   let failures = 0;
   let patches = 0;
   let retries = 0;
@@ -315,5 +324,22 @@ export async function uploadTus(opts: UploadTusOptions): Promise<TusUploadResult
   } finally {
     source.close();
   }
-  return { size: total, resumedFrom: resumedFrom ?? 0, patches, retries };
+  return { size: total, resumedFrom: resumedFrom ?? 0, patches, retries, bytesSent };
 }
+
+/**
+ * This half in the shape every client half has (`MechanismClient`), for clients that pick a half
+ * by the server's mechanism identifier (`@pep694/client`, the `pep694` command). Resumable: the
+ * resume point is the mechanism map's `upload_url` and the server's offset there, so a later run
+ * that reads the file upload session's status again continues where the server is.
+ */
+export const mechanismClient: MechanismClient = {
+  name: '@pep694/mechanism-tus',
+  matches: (identifier) => /^vnd-[a-z0-9]+-tus$/.test(identifier),
+  resumable: true,
+  async upload(ctx) {
+    const result = await uploadTus({ ...ctx, authorization: ctx.authorization ?? '' });
+    return { bytesSent: result.bytesSent, resumedFrom: result.resumedFrom };
+  },
+};
+export default mechanismClient;

@@ -20,4 +20,5 @@ export * from './request.js';
 export * from './refusal.js';
 export * from './one-request-route.js';
 export * from './client.js';
+export * from './mechanism-client.js';
 export * from './transfers.js';

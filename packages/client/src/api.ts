@@ -1,0 +1,219 @@
+/**
+ * The Upload 2.0 session API (PEP 694) over HTTP: JSON requests with the
+ * `application/vnd.pypi.upload.v2+json` content type, answers checked and turned into typed bodies
+ * or an ApiError carrying the server's problem document. Control-plane requests only; the file's
+ * bytes travel through a mechanism's client half.
+ */
+import { ApiError, NotUpload2 } from './errors.js';
+
+export const UPLOAD_CONTENT_TYPE = 'application/vnd.pypi.upload.v2+json';
+const META = { 'api-version': '2.0' } as const;
+
+/** A publishing session response (PEP 694 "Create a Publishing Session", "Response Body"). */
+export interface PublishingSession {
+  readonly links: {
+    readonly session: string;
+    readonly upload: string;
+    readonly publish: string;
+    readonly extend?: string;
+    readonly stage?: string;
+  };
+  readonly mechanisms: readonly string[];
+  readonly 'session-token'?: string;
+  readonly 'expires-at': string;
+  readonly status: 'open' | 'processing' | 'published' | 'error' | 'canceled';
+  readonly files: Readonly<Record<string, { readonly status: string; readonly link: string; readonly notices?: readonly string[] }>>;
+  readonly notices?: readonly string[];
+}
+
+/** A file upload session response (PEP 694 "Create a File Upload Session", "Response Body"). */
+export interface FileUploadSession {
+  readonly links: { readonly 'file-upload-session': string; readonly complete: string; readonly extend?: string };
+  readonly status: 'pending' | 'processing' | 'completed' | 'error' | 'canceled';
+  readonly 'expires-at': string;
+  readonly mechanism: { readonly identifier: string; readonly [key: string]: unknown };
+  readonly notices?: readonly string[];
+}
+
+export interface Answer<T> {
+  readonly status: number;
+  readonly body: T;
+  readonly location: string | undefined;
+  /** Seconds to wait before polling again (`Retry-After`), when the server said. */
+  readonly retryAfter: number | undefined;
+}
+
+export interface ApiOptions {
+  /** The `Authorization` header value; undefined sends none. */
+  readonly authorization: string | undefined;
+  readonly userAgent?: string;
+  readonly signal?: AbortSignal;
+}
+
+/** `Retry-After` as seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null || value.trim() === '') return undefined;
+  if (/^\s*\d+\s*$/.test(value)) return Number(value);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, (at - now) / 1000);
+}
+
+async function problemOf(res: Response): Promise<{ problem: Record<string, unknown> | undefined; text: string }> {
+  const text = await res.text().catch(() => '');
+  if (!/json/i.test(res.headers.get('content-type') ?? '')) return { problem: undefined, text };
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return {
+      problem: typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined,
+      text,
+    };
+  } catch {
+    return { problem: undefined, text };
+  }
+}
+
+export class SessionApi {
+  constructor(private readonly opts: ApiOptions) {}
+
+  private headers(json: boolean): Record<string, string> {
+    return {
+      Accept: `${UPLOAD_CONTENT_TYPE}, application/problem+json;q=0.9, application/json;q=0.8`,
+      ...(json ? { 'Content-Type': UPLOAD_CONTENT_TYPE } : {}),
+      ...(this.opts.authorization ? { Authorization: this.opts.authorization } : {}),
+      'User-Agent': this.opts.userAgent ?? 'pep694-client',
+    };
+  }
+
+  /**
+   * One request; resolves with the raw Response (the caller reads it), rejects on network errors.
+   * `signal`: default the client's; null sends it with none (a cancel after Ctrl+C must still go out).
+   */
+  async raw(
+    method: string,
+    url: string,
+    body?: Record<string, unknown>,
+    signal: AbortSignal | null | undefined = this.opts.signal,
+  ): Promise<Response> {
+    return fetch(url, {
+      method,
+      headers: this.headers(body !== undefined),
+      ...(body !== undefined ? { body: JSON.stringify({ meta: META, ...body }) } : {}),
+      redirect: 'manual',
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  /** A request whose answer must have one of `ok` statuses and a JSON body (or none, for 204). */
+  async request<T>(
+    method: string,
+    url: string,
+    body: Record<string, unknown> | undefined,
+    ok: readonly number[],
+    what?: string,
+  ): Promise<Answer<T>> {
+    const res = await this.raw(method, url, body);
+    if (!ok.includes(res.status)) {
+      const { problem, text } = await problemOf(res);
+      throw new ApiError(method, url, res.status, problem, text, what);
+    }
+    const text = await res.text();
+    let parsed: unknown = undefined;
+    if (text !== '') {
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw new ApiError(method, url, res.status, undefined, `the answer is not JSON: ${text.slice(0, 100)}`, what);
+      }
+    }
+    return {
+      status: res.status,
+      body: parsed as T,
+      location: res.headers.get('location') ?? undefined,
+      retryAfter: parseRetryAfter(res.headers.get('retry-after')),
+    };
+  }
+
+  /**
+   * Creates the publishing session for `name` and `version`, or joins the live one: a `409
+   * Conflict` with `Location` points at the session already open for the pair (PEP 694 "Multiple
+   * Session Creation Requests"), which is then read. A 404 or 406 means the URL does not serve
+   * Upload 2.0 (NotUpload2: the caller may fall back to the legacy API).
+   */
+  async createOrJoin(root: string, name: string, version: string): Promise<{ session: PublishingSession; joined: boolean }> {
+    const res = await this.raw('POST', root, { name, version });
+    if (res.status === 201) {
+      const session = (await res.json()) as PublishingSession;
+      return { session, joined: false };
+    }
+    const location = res.headers.get('location');
+    if (res.status === 409 && location) {
+      await res.body?.cancel();
+      const url = new URL(location, root).href;
+      return { session: await this.status(url), joined: true };
+    }
+    if (res.status === 404 || res.status === 406) {
+      await res.body?.cancel();
+      throw new NotUpload2(root, res.status);
+    }
+    const { problem, text } = await problemOf(res);
+    throw new ApiError('POST', root, res.status, problem, text, `creating the session for ${name} ${version}`);
+  }
+
+  async status(sessionUrl: string): Promise<PublishingSession> {
+    return (await this.request<PublishingSession>('GET', sessionUrl, undefined, [200], 'reading the session status')).body;
+  }
+
+  async fileStatus(url: string): Promise<Answer<FileUploadSession>> {
+    return this.request<FileUploadSession>('GET', url, undefined, [200], 'reading the file upload session status');
+  }
+
+  async createFile(
+    session: PublishingSession,
+    file: { filename: string; size: number; hashes: Record<string, string>; mechanism: string },
+  ) {
+    return this.request<FileUploadSession>(
+      'POST',
+      session.links.upload,
+      file,
+      [202, 201],
+      `creating the file upload session for ${file.filename}`,
+    );
+  }
+
+  async completeFile(file: FileUploadSession, filename: string): Promise<Answer<FileUploadSession | undefined>> {
+    return this.request<FileUploadSession | undefined>('POST', file.links.complete, {}, [200, 201, 202], `completing ${filename}`);
+  }
+
+  /** DELETE of a file upload session (cancel or delete the file); a 404 counts as done. */
+  async deleteFile(url: string, filename: string): Promise<void> {
+    const res = await this.raw('DELETE', url);
+    if (res.status === 204 || res.status === 200 || res.status === 404) {
+      await res.body?.cancel();
+      return;
+    }
+    const { problem, text } = await problemOf(res);
+    throw new ApiError('DELETE', url, res.status, problem, text, `deleting ${filename}`);
+  }
+
+  async publish(session: PublishingSession): Promise<Answer<PublishingSession | undefined>> {
+    return this.request<PublishingSession | undefined>('POST', session.links.publish, {}, [200, 201, 202], 'publishing the session');
+  }
+
+  /** Cancels the publishing session; `signal` null: even when the client's signal was aborted (Ctrl+C). */
+  async cancel(sessionUrl: string, signal: AbortSignal | null = null): Promise<void> {
+    const res = await this.raw('DELETE', sessionUrl, undefined, signal);
+    if (res.status >= 200 && res.status < 300) {
+      await res.body?.cancel();
+      return;
+    }
+    const { problem, text } = await problemOf(res);
+    throw new ApiError('DELETE', sessionUrl, res.status, problem, text, 'canceling the session');
+  }
+
+  async extend(session: PublishingSession, seconds: number): Promise<PublishingSession> {
+    if (!session.links.extend) throw new Error('this index does not extend sessions (the session has no links.extend)');
+    return (
+      await this.request<PublishingSession>('POST', session.links.extend, { 'extend-for': seconds }, [200, 201], 'extending the session')
+    ).body;
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The legacy upload API (PEP 694 "Legacy API"): one `multipart/form-data` POST per file with
+ * `:action=file_upload`, `protocol_version=1`, the core metadata as form fields (named as twine
+ * and Warehouse's `forklift/legacy.py` name them), the digests, and the file as the `content` part;
+ * credentials as HTTP Basic. The client falls back to it when the Upload 2.0 root answers 404 or
+ * 406 (PEP 694 "Legacy API Fallback"), or when `--protocol legacy` says so. The file is streamed
+ * between the form's framing, as the multipart half does.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { HttpAnswerError, openUploadBody, problemOf, sendRequest } from '@pep694/core/node-http';
+import { multipartFraming } from '@pep694/mechanism-multipart/client';
+import type { CoreMetadata } from './dist-metadata.js';
+import { findAttestations, type Dist, type Release } from './dists.js';
+
+/** Core metadata header → legacy form field (twine's `metadata_dictionary`). */
+const FIELDS: Readonly<Record<string, string>> = {
+  'metadata-version': 'metadata_version',
+  summary: 'summary',
+  'home-page': 'home_page',
+  author: 'author',
+  'author-email': 'author_email',
+  maintainer: 'maintainer',
+  'maintainer-email': 'maintainer_email',
+  license: 'license',
+  'license-expression': 'license_expression',
+  'license-file': 'license_file',
+  keywords: 'keywords',
+  platform: 'platform',
+  classifier: 'classifiers',
+  'download-url': 'download_url',
+  'supported-platform': 'supported_platform',
+  'project-url': 'project_urls',
+  'requires-dist': 'requires_dist',
+  'provides-dist': 'provides_dist',
+  'obsoletes-dist': 'obsoletes_dist',
+  'requires-external': 'requires_external',
+  'requires-python': 'requires_python',
+  'provides-extra': 'provides_extras',
+  'description-content-type': 'description_content_type',
+  dynamic: 'dynamic',
+};
+
+async function digests(path: string): Promise<{ md5: string; sha256: string }> {
+  const md5 = createHash('md5');
+  const sha256 = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+    md5.update(chunk as Buffer);
+    sha256.update(chunk as Buffer);
+  }
+  return { md5: md5.digest('hex'), sha256: sha256.digest('hex') };
+}
+
+/** The form fields of one file, in the order twine sends them. */
+export function legacyFields(
+  dist: Dist,
+  metadata: CoreMetadata,
+  d: { md5: string; sha256: string },
+  attestations: readonly unknown[],
+): [string, string][] {
+  const fields: [string, string][] = [
+    [':action', 'file_upload'],
+    ['protocol_version', '1'],
+    ['name', metadata.headers.get('name')?.[0] ?? dist.name],
+    ['version', metadata.headers.get('version')?.[0] ?? dist.version],
+    ['filetype', dist.kind === 'wheel' ? 'bdist_wheel' : 'sdist'],
+    ['pyversion', dist.kind === 'wheel' ? (dist.filename.split('-').at(-3) ?? 'py3') : 'source'],
+  ];
+  for (const [header, field] of Object.entries(FIELDS)) for (const v of metadata.headers.get(header) ?? []) fields.push([field, v]);
+  const description = metadata.body.trim() !== '' ? metadata.body : metadata.headers.get('description')?.[0];
+  if (description) fields.push(['description', description]);
+  fields.push(['md5_digest', d.md5], ['sha256_digest', d.sha256]);
+  if (attestations.length > 0) fields.push(['attestations', JSON.stringify(attestations)]);
+  return fields;
+}
+
+export interface LegacyUploadOptions {
+  /** The legacy endpoint, e.g. `https://upload.pypi.org/legacy/`. */
+  readonly url: string;
+  /** `Authorization: Basic …` (`__token__` and the token, as twine sends). */
+  readonly authorization: string | undefined;
+  readonly release: Release;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (filename: string, sent: number, total: number) => void;
+  readonly onFileStart?: (filename: string, size: number) => void;
+  readonly onFileDone?: (filename: string, size: number, sha256: string) => void;
+  readonly userAgent?: string;
+}
+
+/** Uploads each file of a release with its own POST, one after the other (the legacy API publishes each at once). */
+export async function uploadLegacy(opts: LegacyUploadOptions): Promise<{ filename: string; size: number; sha256: string }[]> {
+  const done: { filename: string; size: number; sha256: string }[] = [];
+  for (const dist of opts.release.dists) {
+    // Loaded here: the archive readers are needed by legacy uploads only, not at every start.
+    const { sdistMetadata, wheelMetadata } = await import('./dist-metadata.js');
+    const metadata = dist.kind === 'wheel' ? await wheelMetadata(dist.path) : await sdistMetadata(dist.path);
+    const d = await digests(dist.path);
+    const { attestations } = await findAttestations(dist.path);
+    const framing = multipartFraming({
+      fileField: 'content',
+      filename: dist.filename,
+      fields: legacyFields(dist, metadata, d, attestations).map(([name, value]) => ({ name, value })),
+    });
+    const { source, total } = await openUploadBody(dist.path, dist.size);
+    const url = new URL(opts.url);
+    opts.onFileStart?.(dist.filename, dist.size);
+    const answer = await sendRequest({
+      method: 'POST',
+      url,
+      headers: {
+        ...(opts.authorization ? { Authorization: opts.authorization } : {}),
+        'Content-Type': framing.contentType,
+        'User-Agent': opts.userAgent ?? 'pep694-client',
+      },
+      body: {
+        source,
+        size: total,
+        head: framing.head,
+        tail: framing.tail,
+        onProgress: (sent, size) => opts.onProgress?.(dist.filename, sent, size),
+      },
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    if (answer.status < 200 || answer.status >= 300)
+      throw new HttpAnswerError('POST', url.href, answer.status, problemOf(answer), answer.text);
+    done.push({ filename: dist.filename, size: dist.size, sha256: d.sha256 });
+    opts.onFileDone?.(dist.filename, dist.size, d.sha256);
+  }
+  return done;
+}

@@ -1,0 +1,111 @@
+/** The small pieces: file names, Retry-After, ~/.pypirc credentials, problem lines. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseRetryAfter } from './api.js';
+import { resolveRepository } from './cli/credentials.js';
+import { parseDistFilename } from './dists.js';
+import { ApiError, errorLines } from './errors.js';
+import { pollUntil } from './poll.js';
+import { authorizations } from './publish-flow.js';
+
+describe('parseDistFilename', () => {
+  it('reads name and version from wheel and sdist names, legacy sdist names included', () => {
+    expect(parseDistFilename('demo_pkg-1.0.0-py3-none-any.whl')).toEqual({ name: 'demo_pkg', version: '1.0.0', kind: 'wheel' });
+    expect(parseDistFilename('demo_pkg-1.0.0-1build-cp311-cp311-manylinux_2_17_x86_64.whl')).toEqual({
+      name: 'demo_pkg',
+      version: '1.0.0',
+      kind: 'wheel',
+    });
+    expect(parseDistFilename('demo_pkg-1.0.0.tar.gz')).toEqual({ name: 'demo_pkg', version: '1.0.0', kind: 'sdist' });
+    expect(parseDistFilename('demo-pkg-1.0.0.tar.gz')).toEqual({ name: 'demo-pkg', version: '1.0.0', kind: 'sdist' });
+    expect(parseDistFilename('README.md')).toBeUndefined();
+    expect(parseDistFilename('x.whl')).toBeUndefined();
+  });
+});
+
+describe('Retry-After (PEP 694 "Complete a File Upload Session": clients SHOULD respect it)', () => {
+  it('parses seconds and HTTP dates', () => {
+    expect(parseRetryAfter('3')).toBe(3);
+    expect(parseRetryAfter(null)).toBeUndefined();
+    expect(parseRetryAfter('soon')).toBeUndefined();
+    expect(parseRetryAfter(new Date(10_000).toUTCString(), 4_000)).toBe(6);
+  });
+
+  it('waits what each answer asked before polling again', async () => {
+    const reads: number[] = [];
+    const started = Date.now();
+    const value = await pollUntil(
+      async () => {
+        reads.push(Date.now() - started);
+        return { value: reads.length, retryAfter: 0.3 };
+      },
+      (n) => n === 3,
+      { first: { retryAfter: 0.2 }, defaultDelay: 0 },
+    );
+    expect(value).toBe(3);
+    expect(reads[0]).toBeGreaterThanOrEqual(190);
+    expect(reads[1]! - reads[0]!).toBeGreaterThanOrEqual(290);
+    expect(reads[2]! - reads[1]!).toBeGreaterThanOrEqual(290);
+  });
+});
+
+describe('credentials', () => {
+  const withPypirc = (text: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'pep694-pypirc-'));
+    writeFileSync(join(dir, '.pypirc'), text);
+    return { env: { PEP694_PYPIRC: join(dir, '.pypirc') }, done: () => rmSync(dir, { recursive: true, force: true }) };
+  };
+  const PYPIRC =
+    '[distutils]\nindex-servers = staging\n\n[staging]\nrepository = https://upload.example.org/upload/\nusername = __token__\npassword = pypi-secret\n';
+
+  it('takes --token first, then PEP694_TOKEN, then the ~/.pypirc section of --repository or of the URL', () => {
+    const p = withPypirc(PYPIRC);
+    try {
+      expect(resolveRepository({ repository: 'staging' }, p.env)).toMatchObject({
+        url: 'https://upload.example.org/upload/',
+        credentials: { username: '__token__', password: 'pypi-secret' },
+      });
+      expect(resolveRepository({ url: 'https://upload.example.org/upload' }, p.env).credentials).toEqual({
+        username: '__token__',
+        password: 'pypi-secret',
+      });
+      expect(resolveRepository({ repository: 'staging' }, { ...p.env, PEP694_TOKEN: 'env-token' }).credentials).toEqual({
+        token: 'env-token',
+      });
+      expect(resolveRepository({ repository: 'staging', token: 'flag' }, { ...p.env, PEP694_TOKEN: 'env-token' }).credentials).toEqual({
+        token: 'flag',
+      });
+      expect(() => resolveRepository({ repository: 'nope' }, p.env)).toThrow(/no \[nope\] section/);
+      expect(() => resolveRepository({}, p.env)).toThrow(/give the index/);
+    } finally {
+      p.done();
+    }
+  });
+
+  it('sends a token as Bearer to Upload 2.0 and as Basic __token__ to the legacy API, as twine does', () => {
+    expect(authorizations({ token: 't' })).toEqual({
+      upload2: 'Bearer t',
+      legacy: `Basic ${Buffer.from('__token__:t').toString('base64')}`,
+    });
+    expect(authorizations({ username: 'me', password: 'pw' })).toEqual({
+      upload2: `Basic ${Buffer.from('me:pw').toString('base64')}`,
+      legacy: `Basic ${Buffer.from('me:pw').toString('base64')}`,
+    });
+  });
+});
+
+describe('errorLines', () => {
+  it('prints the problem detail and each entry of errors[] (PEP 694 "Errors")', () => {
+    const err = new ApiError(
+      'POST',
+      'http://x/',
+      400,
+      { title: 'Bad Request', detail: 'the file name is invalid', errors: [{ source: '/filename', message: 'not a wheel name' }] },
+      '',
+      'creating x',
+    );
+    expect(errorLines(err)).toEqual(['creating x: 400 Bad Request: the file name is invalid', '  - /filename: not a wheel name']);
+  });
+});

@@ -1,0 +1,440 @@
+/**
+ * The whole client workflow of PEP 694 ("Recommendations for Client Implementers") for one
+ * release: create the publishing session or join the live one, upload every file in parallel
+ * (bounded) through the first mechanism of the server's preference that a client half executes,
+ * complete each file (polling with `Retry-After`), keep the session from expiring, then publish —
+ * or stop at the stage. A re-run after a kill joins the same session, skips files already
+ * `completed`, and lets a resumable half continue from the server's offset.
+ */
+import { HttpAnswerError, type MechanismClient, type MechanismInstructions } from '@pep694/core/node-http';
+import { SessionApi, type FileUploadSession, type PublishingSession } from './api.js';
+import { findAttestations, sha256File, type Dist, type Release } from './dists.js';
+import { ApiError } from './errors.js';
+import { FIRST_PARTY_HALVES, halfFor, mechanismChoices } from './halves.js';
+import { pollUntil } from './poll.js';
+import { type FileState, type SessionRecord, type StateStore } from './state.js';
+
+export type UploadEvent =
+  | {
+      readonly type: 'session';
+      readonly release: Release;
+      readonly joined: boolean;
+      readonly session: PublishingSession;
+      readonly localId: string | undefined;
+    }
+  | {
+      readonly type: 'file-start';
+      readonly filename: string;
+      readonly size: number;
+      readonly mechanism: string;
+      readonly resuming: boolean;
+    }
+  | { readonly type: 'progress'; readonly filename: string; readonly sent: number; readonly total: number }
+  | { readonly type: 'file-skipped'; readonly filename: string; readonly size: number; readonly reason: string }
+  | { readonly type: 'file-done'; readonly filename: string; readonly result: FileResult }
+  | { readonly type: 'notice'; readonly message: string }
+  | { readonly type: 'extended'; readonly expiresAt: string }
+  | { readonly type: 'testing'; readonly stageUrl: string }
+  | { readonly type: 'published'; readonly release: Release; readonly session: PublishingSession | undefined }
+  | { readonly type: 'canceled'; readonly sessionUrl: string };
+
+export interface FileResult {
+  readonly filename: string;
+  readonly size: number;
+  readonly sha256: string;
+  /** `completed` (uploaded by this run), `skipped` (already completed in the session). */
+  readonly status: 'completed' | 'skipped';
+  readonly mechanism?: string;
+  /** Bytes of the file this run sent (fewer than `size` when a transfer resumed; 0 when skipped). */
+  readonly bytesSent: number;
+  readonly resumedFrom: number;
+  readonly attestations: number;
+}
+
+export interface ReleaseResult {
+  readonly name: string;
+  readonly version: string;
+  readonly sessionUrl: string;
+  /** The local session id (for `pep694 session …`), when state is kept. */
+  readonly localId: string | undefined;
+  readonly sessionToken: string | undefined;
+  readonly stageUrl: string | undefined;
+  /** `published`, or `staged` (left open on purpose), or `processing` (publish accepted, not yet done). */
+  readonly status: 'published' | 'staged' | 'processing';
+  readonly joined: boolean;
+  readonly files: readonly FileResult[];
+  readonly notices: readonly string[];
+}
+
+export interface UploadReleaseOptions {
+  /** The Upload 2.0 root endpoint (PEP 694 "Root Endpoint"). */
+  readonly root: string;
+  /** The `Authorization` header value for every request (session API and mechanisms). */
+  readonly authorization: string | undefined;
+  readonly release: Release;
+  /** Upload but do not publish (PEP 694: `upload --stage`). */
+  readonly stage?: boolean;
+  /** A mechanism identifier to use instead of the server's preference. */
+  readonly mechanism?: string;
+  /** Files uploaded at once (default 4). */
+  readonly parallel?: number;
+  /** Client halves (default the first-party three; add third parties' after them). */
+  readonly halves?: readonly MechanismClient[];
+  /** Local state for resuming; undefined keeps none. */
+  readonly state?: StateStore;
+  /** Aborts the run: without `stage`, the session is then canceled (PEP 694 "Graceful cancellation"). */
+  readonly signal?: AbortSignal;
+  readonly onEvent?: (event: UploadEvent) => void;
+  /** Runs when every file is `completed`, before publishing (the test-install step); throwing leaves the release staged. */
+  readonly beforePublish?: (session: PublishingSession) => Promise<void>;
+  /** Extend the session when fewer than this many seconds are left (default 300). */
+  readonly extendBefore?: number;
+  /** Seconds asked for by each extension (default 3600). */
+  readonly extendFor?: number;
+  readonly userAgent?: string;
+}
+
+/** Keeps the session alive: extends it before `expires-at` while the upload goes on (PEP 694 "Session Management"). */
+class KeepAlive {
+  private timer: NodeJS.Timeout | undefined;
+  private warned = false;
+  private stopped = false;
+
+  constructor(
+    private session: PublishingSession,
+    private readonly api: SessionApi,
+    private readonly opts: UploadReleaseOptions,
+  ) {}
+
+  private get before(): number {
+    return this.opts.extendBefore ?? 300;
+  }
+
+  start(): void {
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const left = (Date.parse(this.session['expires-at']) - Date.now()) / 1000;
+    const wait = Math.max(1, Math.min(60, left - this.before));
+    this.timer = setTimeout(() => void this.check().finally(() => this.schedule()), wait * 1000);
+    this.timer.unref();
+  }
+
+  /** Extends when the session has less than `extendBefore` seconds left; warns once when the index does not extend. */
+  async check(): Promise<void> {
+    const left = (Date.parse(this.session['expires-at']) - Date.now()) / 1000;
+    if (!(left < this.before)) return;
+    if (!this.session.links.extend) {
+      if (!this.warned) {
+        this.warned = true;
+        this.opts.onEvent?.({
+          type: 'notice',
+          message: `the session expires at ${this.session['expires-at']} and this index does not extend sessions: the upload may not finish in time`,
+        });
+      }
+      return;
+    }
+    try {
+      this.session = await this.api.extend(this.session, this.opts.extendFor ?? 3600);
+      this.opts.onEvent?.({ type: 'extended', expiresAt: this.session['expires-at'] });
+    } catch (err) {
+      this.opts.onEvent?.({ type: 'notice', message: `extending the session failed: ${(err as Error).message}` });
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+}
+
+const isRefusal = (err: unknown) =>
+  (err instanceof ApiError || err instanceof HttpAnswerError) &&
+  err.status >= 400 &&
+  err.status < 500 &&
+  err.status !== 408 &&
+  err.status !== 429;
+
+/** Runs `work` on every item, at most `limit` at once; the first failure stops new work and is rethrown once the running ones end. */
+async function inParallel<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const worker = async () => {
+    while (failure === undefined && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await work(items[i]!);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failure) throw failure.err;
+  return results;
+}
+
+/** Uploads one release (one name and version) through one publishing session. */
+export async function uploadRelease(opts: UploadReleaseOptions): Promise<ReleaseResult> {
+  const { release, state, signal } = opts;
+  const halves = opts.halves ?? FIRST_PARTY_HALVES;
+  const emit = (e: UploadEvent) => opts.onEvent?.(e);
+  const api = new SessionApi({
+    authorization: opts.authorization,
+    ...(opts.userAgent ? { userAgent: opts.userAgent } : {}),
+    ...(signal ? { signal } : {}),
+  });
+  // Fail before creating anything when no half fits a named mechanism.
+  if (opts.mechanism !== undefined) mechanismChoices([], halves, opts.mechanism);
+
+  const { session: created, joined } = await api.createOrJoin(opts.root, release.name, release.version);
+  let session = created;
+  const record: SessionRecord | undefined = state?.open({
+    root: opts.root,
+    name: release.name,
+    version: release.version,
+    sessionUrl: session.links.session,
+    ...(session.links.stage ? { stageUrl: session.links.stage } : {}),
+    ...(session['session-token'] ? { sessionToken: session['session-token'] } : {}),
+    status: session.status,
+  });
+  emit({ type: 'session', release, joined, session, localId: record?.id });
+  const notices: string[] = [...(session.notices ?? [])];
+  for (const n of session.notices ?? []) emit({ type: 'notice', message: n });
+  if (session.status === 'processing') {
+    session = await waitForPublish(api, session, signal);
+  }
+  if (session.status === 'published' || session.status === 'canceled') {
+    throw new Error(`the session ${session.links.session} is already ${session.status}`);
+  }
+  const choices = mechanismChoices(session.mechanisms, halves, opts.mechanism);
+  const keepAlive = new KeepAlive(session, api, opts);
+  keepAlive.start();
+
+  const saveFile = (filename: string, fs: FileState | undefined) => {
+    if (!record || !state) return;
+    if (fs) record.files[filename] = fs;
+    else delete record.files[filename];
+    state.save(record);
+  };
+
+  /** Waits out a file's deferred completion (`processing`), honouring Retry-After. */
+  const settle = async (url: string, first: { retryAfter: number | undefined }): Promise<FileUploadSession> =>
+    pollUntil(
+      async () => {
+        const a = await api.fileStatus(url);
+        return { value: a.body, retryAfter: a.retryAfter };
+      },
+      (f) => f.status !== 'processing',
+      { first, ...(signal ? { signal } : {}) },
+    );
+
+  const uploadOne = async (dist: Dist): Promise<FileResult> => {
+    await keepAlive.check();
+    const sha256 = await sha256File(dist.path, signal);
+    const { attestations } = await findAttestations(dist.path);
+    const onServer = session.files[dist.filename];
+    const local = record?.files[dist.filename];
+    let resume: { file: FileUploadSession; url: string } | undefined;
+    if (onServer) {
+      let status = onServer.status;
+      if (status === 'processing') status = (await settle(onServer.link, { retryAfter: undefined })).status;
+      const same = local?.sha256 === sha256;
+      if (status === 'completed' && (same || !local)) {
+        const reason = same ? 'already completed in this session' : 'already completed in this session (uploaded by another client)';
+        emit({ type: 'file-skipped', filename: dist.filename, size: dist.size, reason });
+        return {
+          filename: dist.filename,
+          size: dist.size,
+          sha256,
+          status: 'skipped',
+          bytesSent: 0,
+          resumedFrom: dist.size,
+          attestations: 0,
+        };
+      }
+      if (status === 'pending' && !local) {
+        // Someone else's upload in flight (another workflow contributing to this session): not ours to delete.
+        throw new Error(
+          `${dist.filename} is being uploaded to this session by another client (its file upload session is pending); wait for it, or delete it with the session's file link ${onServer.link}`,
+        );
+      }
+      if (status === 'pending' && same && local && halfFor(halves, local.mechanism)?.resumable) {
+        const answer = await api.fileStatus(onServer.link);
+        if (answer.body.status === 'pending') resume = { file: answer.body, url: onServer.link };
+      }
+      if (!resume) {
+        // A different file by the same name, a failed upload, or one that cannot be resumed: start over (PEP 694 "Replacing a Partially or Fully Uploaded File").
+        await api.deleteFile(onServer.link, dist.filename);
+        saveFile(dist.filename, undefined);
+      }
+    }
+
+    let file: FileUploadSession;
+    let fileUrl: string;
+    if (resume) {
+      file = resume.file;
+      fileUrl = resume.url;
+    } else {
+      let createdFile: { file: FileUploadSession; url: string } | undefined;
+      let lastErr: unknown;
+      for (const mechanism of choices) {
+        try {
+          const a = await api.createFile(session, { filename: dist.filename, size: dist.size, hashes: { sha256 }, mechanism });
+          createdFile = { file: a.body, url: a.body.links['file-upload-session'] };
+          break;
+        } catch (err) {
+          lastErr = err;
+          // 422: the server does not take this mechanism for this file after all; try the next one it listed.
+          if (!(err instanceof ApiError && err.status === 422)) throw err;
+        }
+      }
+      if (!createdFile) throw lastErr;
+      file = createdFile.file;
+      fileUrl = createdFile.url;
+      saveFile(dist.filename, { fileSessionUrl: fileUrl, sha256, size: dist.size, mechanism: file.mechanism.identifier });
+    }
+
+    const identifier = file.mechanism.identifier;
+    const half = halfFor(halves, identifier);
+    if (!half) throw new Error(`the server chose the mechanism ${identifier} for ${dist.filename}, and no client half executes it`);
+    const instructions: MechanismInstructions = file.mechanism;
+    const sendAttestations = attestations.length > 0 && (half.attestations?.(instructions) ?? false);
+    if (attestations.length > 0 && !sendAttestations) {
+      emit({
+        type: 'notice',
+        message: `${dist.filename}: ${attestations.length} attestation(s) not sent: the ${identifier} mechanism of this index does not take them`,
+      });
+    }
+    emit({ type: 'file-start', filename: dist.filename, size: dist.size, mechanism: identifier, resuming: resume !== undefined });
+    let result;
+    try {
+      result = await half.upload({
+        instructions,
+        filename: dist.filename,
+        body: dist.path,
+        size: dist.size,
+        authorization: opts.authorization,
+        ...(sendAttestations ? { attestations } : {}),
+        ...(record?.files[dist.filename]?.resumeState !== undefined ? { resumeState: record.files[dist.filename]!.resumeState } : {}),
+        saveResumeState: (resumeState) => {
+          const fs = record?.files[dist.filename];
+          if (fs) saveFile(dist.filename, { ...fs, resumeState });
+        },
+        onProgress: (sent, total) => emit({ type: 'progress', filename: dist.filename, sent, total }),
+        ...(signal ? { signal } : {}),
+        headers: { 'User-Agent': opts.userAgent ?? 'pep694-client' },
+      });
+    } catch (err) {
+      // Interrupted: keep the file upload session, so that a re-run (or a resumable half) goes on with it.
+      // Failed: cancel it before anyone retries (PEP 694 "Error Handling": "File upload failures").
+      if (!signal?.aborted && !half.resumable) {
+        await api.deleteFile(fileUrl, dist.filename).catch(() => undefined);
+        saveFile(dist.filename, undefined);
+      }
+      throw err;
+    }
+    const completion = await api.completeFile(file, dist.filename);
+    let final = completion.body;
+    if (completion.status === 202 || final?.status === 'processing') final = await settle(fileUrl, { retryAfter: completion.retryAfter });
+    if (final && final.status !== 'completed') {
+      const why = final.notices?.length ? `: ${final.notices.join('; ')}` : '';
+      throw new Error(`${dist.filename} did not complete (the server says ${final.status})${why}`);
+    }
+    const out: FileResult = {
+      filename: dist.filename,
+      size: dist.size,
+      sha256,
+      status: 'completed',
+      mechanism: identifier,
+      bytesSent: result?.bytesSent ?? dist.size,
+      resumedFrom: result?.resumedFrom ?? 0,
+      attestations: sendAttestations ? attestations.length : 0,
+    };
+    emit({ type: 'file-done', filename: dist.filename, result: out });
+    return out;
+  };
+
+  try {
+    const files = await inParallel(release.dists, opts.parallel ?? 4, uploadOne);
+    if (record && state) {
+      record.status = 'open';
+      state.save(record);
+    }
+    const base = {
+      name: release.name,
+      version: release.version,
+      sessionUrl: session.links.session,
+      localId: record?.id,
+      sessionToken: session['session-token'],
+      stageUrl: session.links.stage,
+      joined,
+      files,
+      notices,
+    };
+    if (opts.beforePublish) {
+      const fresh = await api.status(session.links.session);
+      await opts.beforePublish(fresh);
+    }
+    if (opts.stage) return { ...base, status: 'staged' };
+    const published = await publish(api, session, signal);
+    if (record && state) {
+      record.status = published.status;
+      state.save(record);
+    }
+    emit({ type: 'published', release, session: published.session });
+    return { ...base, status: published.status };
+  } catch (err) {
+    // Ctrl+C without --stage, or a refusal of a session this run created: cancel, so that nothing
+    // is left orphaned on the server (PEP 694 "Error Handling"). With --stage, or after a network
+    // failure, the session stays open for a re-run to resume.
+    const interrupted = signal?.aborted === true;
+    const cancel = !opts.stage && (interrupted || (isRefusal(err) && !joined));
+    if (cancel) {
+      try {
+        await api.cancel(session.links.session);
+        if (record && state) {
+          record.status = 'canceled';
+          state.save(record);
+        }
+        emit({ type: 'canceled', sessionUrl: session.links.session });
+      } catch (cancelErr) {
+        emit({ type: 'notice', message: `canceling the session failed: ${(cancelErr as Error).message}` });
+      }
+    }
+    throw err;
+  } finally {
+    keepAlive.stop();
+  }
+}
+
+async function waitForPublish(api: SessionApi, session: PublishingSession, signal: AbortSignal | undefined): Promise<PublishingSession> {
+  return pollUntil(
+    async () => {
+      const a = await api.request<PublishingSession>('GET', session.links.session, undefined, [200], 'reading the session status');
+      return { value: a.body, retryAfter: a.retryAfter };
+    },
+    (s) => s.status !== 'processing',
+    { ...(signal ? { signal } : {}) },
+  );
+}
+
+/**
+ * Publishes: 201 is done; 202 is polled until `published` or `error` (PEP 694 "Complete a
+ * Publishing Session"); `error` is thrown with the session's notices.
+ */
+export async function publish(
+  api: SessionApi,
+  session: PublishingSession,
+  signal?: AbortSignal,
+): Promise<{ status: 'published' | 'processing'; session: PublishingSession | undefined }> {
+  const answer = await api.publish(session);
+  if (answer.status === 201 || answer.body?.status === 'published') return { status: 'published', session: answer.body };
+  const final = await waitForPublish(api, answer.body ?? session, signal);
+  if (final.status === 'published') return { status: 'published', session: final };
+  const why = final.notices?.length ? `: ${final.notices.join('; ')}` : '';
+  throw new Error(`publishing failed (the session is ${final.status})${why}`);
+}

@@ -1,0 +1,196 @@
+// The `client` section of `pnpm bench`: the `pep694` command (packages/client, its own process)
+// next to the same flow driven by curl, on our host (pep694-server.mjs):
+//
+// - one file of each size through `pep694 upload --mechanism http-post-bytes` (it hashes the file,
+//   creates the session and the file upload session, POSTs the bytes, completes, publishes), and
+//   the same with `openssl dgst -sha256` for the hash, curl (`-T`, streamed) for the bytes and fetch from
+//   this process for the five small JSON requests (`openssl dgst -sha256` for the hash): wall time, MB/s, client CPU s/GB (the child
+//   processes' user+system time from bash's `times`, plus this process's CPU for curl's JSON
+//   requests), server CPU s/GB;
+// - a release of one sdist and 20 wheels (1 MiB each) with `--parallel 4` next to `--parallel 1`.
+//   (twine against the legacy API of the same server is the comparison the issue asks for; this
+//   server has no legacy endpoint yet, so it is not measured here.)
+//
+// Runs alternate which flow goes first.
+import { spawn } from 'node:child_process';
+import { linkSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const CLI_ARGS = ['--max-semi-space-size=8'];
+
+/** Runs a bash script; resolves with its children's CPU seconds (from `times`) and the wall time. */
+function bash(script, env = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn('bash', ['-c', `${script}\ncode=$?\ntimes >&3\nexit $code`], {
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
+    let out = '';
+    let err = '';
+    let times = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.stdio[3].on('data', (d) => (times += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (code !== 0) return reject(new Error(`bash exited ${code}: ${err || out}`));
+      // `times`: the shell's own user/system, then its children's.
+      const secs = [...times.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+      resolve({ seconds, cpu: secs.reduce((a, b) => a + b, 0), out, err });
+    });
+  });
+}
+
+export async function clientSection(ctx) {
+  const { startOurs, procUsage, stats, paired, file, bytes, runs, work, cli, META } = ctx;
+  const srv = await startOurs('client');
+  const dir = join(work, `client-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  let seq = 0;
+  const ours = [];
+  const curl = [];
+  const selfCpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  };
+  const api = async (method, url, body) => {
+    const res = await fetch(url, {
+      method,
+      headers: { authorization: srv.auth, 'content-type': 'application/vnd.pypi.upload.v2+json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (res.status >= 300) throw new Error(`${method} ${url}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : undefined;
+  };
+  const named = (name) => {
+    const p = join(dir, `${name}-1.0.tar.gz`);
+    linkSync(file.path, p);
+    return p;
+  };
+
+  const runOurs = async () => {
+    const path = named(`benchcli${seq++}`);
+    const s0 = procUsage(srv.child.pid).cpu;
+    const r = await bash(
+      `node ${CLI_ARGS.join(' ')} "$CLI" upload --repository-url "$URL" --mechanism http-post-bytes --json --cache-dir "$CACHE" "$FILE" >/dev/null`,
+      { CLI: cli, URL: srv.url, CACHE: join(dir, 'cache'), FILE: path, PEP694_TOKEN: srv.token, PEP694_PYPIRC: '/nonexistent' },
+    );
+    const serverCpu = procUsage(srv.child.pid).cpu - s0;
+    rmSync(path);
+    ours.push({
+      seconds: r.seconds,
+      mbps: bytes / 1e6 / r.seconds,
+      clientCpuPerGB: r.cpu / (bytes / 1e9),
+      cpuPerGB: serverCpu / (bytes / 1e9),
+    });
+  };
+  const runCurl = async () => {
+    const name = `benchcurl${seq++}`;
+    const path = named(name);
+    const s0 = procUsage(srv.child.pid).cpu;
+    const c0 = selfCpu();
+    const t0 = process.hrtime.bigint();
+    // openssl, not coreutils' sha256sum: it uses the CPU's SHA instructions, as node's crypto does.
+    const hash = await bash('openssl dgst -sha256 -r "$FILE"', { FILE: path });
+    const sha256 = hash.out.split(' ')[0];
+    const session = await api('POST', srv.url, { meta: META, name, version: '1.0' });
+    const fs = await api('POST', session.links.upload, {
+      meta: META,
+      filename: `${name}-1.0.tar.gz`,
+      size: bytes,
+      hashes: { sha256 },
+      mechanism: 'http-post-bytes',
+    });
+    const sent = await bash(
+      'curl -sS -f -X POST -T "$FILE" -H "Authorization: $AUTH" -H "Content-Type: application/octet-stream" -H "Expect:" "$URL" -o /dev/null',
+      { FILE: path, AUTH: srv.auth, URL: fs.mechanism.file_url },
+    );
+    await api('POST', fs.links.complete, { meta: META });
+    await api('POST', session.links.publish, { meta: META });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const clientCpu = hash.cpu + sent.cpu + (selfCpu() - c0);
+    const serverCpu = procUsage(srv.child.pid).cpu - s0;
+    rmSync(path);
+    curl.push({
+      seconds,
+      mbps: bytes / 1e6 / seconds,
+      clientCpuPerGB: clientCpu / (bytes / 1e9),
+      hashCpuPerGB: hash.cpu / (bytes / 1e9),
+      transferCpuPerGB: sent.cpu / (bytes / 1e9),
+      cpuPerGB: serverCpu / (bytes / 1e9),
+    });
+  };
+
+  // Warm-up (not timed): a cold server and a cold page cache would favour whoever runs second.
+  await runOurs();
+  await runCurl();
+  ours.length = 0;
+  curl.length = 0;
+  for (let i = 0; i < runs; i++) {
+    if (i % 2 === 0) {
+      await runOurs();
+      await runCurl();
+    } else {
+      await runCurl();
+      await runOurs();
+    }
+  }
+
+  // A release of one sdist and 20 wheels, 1 MiB each: --parallel 4 (default) next to --parallel 1.
+  const small = await ctx.makeFile(1024 * 1024, 'client-release');
+  const release = async (parallel) => {
+    const name = `benchrel${seq++}`;
+    const rdir = join(dir, name);
+    mkdirSync(rdir);
+    const paths = [join(rdir, `${name}-1.0.tar.gz`)];
+    for (let i = 0; i < 20; i++) paths.push(join(rdir, `${name}-1.0-py3-none-manylinux_2_${i + 17}_x86_64.whl`));
+    for (const p of paths) linkSync(small.path, p);
+    const r = await bash(
+      `node ${CLI_ARGS.join(' ')} "$CLI" upload --repository-url "$URL" --parallel ${parallel} --json --cache-dir "$CACHE" ${paths.map((p) => `"${p}"`).join(' ')} >/dev/null`,
+      { CLI: cli, URL: srv.url, CACHE: join(dir, 'cache'), PEP694_TOKEN: srv.token, PEP694_PYPIRC: '/nonexistent' },
+    );
+    rmSync(rdir, { recursive: true, force: true });
+    return r.seconds;
+  };
+  await release(4); // warm-up
+  const p4 = [];
+  const p1 = [];
+  for (let i = 0; i < runs; i++) {
+    if (i % 2 === 0) {
+      p4.push(await release(4));
+      p1.push(await release(1));
+    } else {
+      p1.push(await release(1));
+      p4.push(await release(4));
+    }
+  }
+  rmSync(small.path, { force: true });
+  await srv.stop();
+  rmSync(dir, { recursive: true, force: true });
+
+  const sum = (rs) => ({
+    seconds: stats(rs.map((r) => r.seconds)),
+    mbps: stats(rs.map((r) => r.mbps)),
+    clientCpuPerGB: stats(rs.map((r) => r.clientCpuPerGB)),
+    cpuPerGB: stats(rs.map((r) => r.cpuPerGB)),
+    hashCpuPerGB: stats(rs.map((r) => r.hashCpuPerGB)),
+    transferCpuPerGB: stats(rs.map((r) => r.transferCpuPerGB)),
+  });
+  return {
+    sizeMiB: bytes / 1024 ** 2,
+    ours: sum(ours),
+    curl: sum(curl),
+    throughputRatio: paired(ours, curl, 'mbps'),
+    clientCpuRatio: paired(ours, curl, 'clientCpuPerGB'),
+    release: {
+      files: 21,
+      fileMiB: 1,
+      parallel4: stats(p4),
+      parallel1: stats(p1),
+      ratio: stats(p4.map((x, i) => x / p1[i])),
+    },
+  };
+}
