@@ -2,8 +2,9 @@
  * PEP 740 attestation objects, as a client uploads them with a file: to `attestations_url` of
  * `http-post-bytes` (PEP 694 "Required File Upload Mechanisms"), or in whatever place another
  * mechanism gives them (the multipart mechanism's `attestations` field). This checks their
- * *shape* and that their statement is about this file; it does not verify signatures,
- * certificates or transparency log entries.
+ * *shape* and that their statement is about this file; signatures, certificates, transparency log
+ * entries and publishers are the `AttestationVerifier`'s (see attestation-verifier.ts, whose
+ * `acceptAttestations` runs both).
  *
  * Protocol model, so it lives here rather than in one mechanism: every mechanism that accepts
  * attestations must accept and refuse the same objects.
@@ -122,7 +123,9 @@ export function validateAttestations(body: unknown, file: AttestedFile): Attesta
       errors.length === 1 && first
         ? `The attestations are invalid at ${first.source}: ${first.message}.`
         : `The attestations have ${errors.length} problems; see errors.`;
-    throw new ProblemError('invalid-attestations', detail, { errors: errors.slice(0, 50) });
+    // `check` as the verifier's problems name theirs: a well-formed statement about something else.
+    const extensions = parsed.success ? { extensions: { check: 'statement' } } : {};
+    throw new ProblemError('invalid-attestations', detail, { errors: errors.slice(0, 50), ...extensions });
   }
   return parsed.data;
 }

@@ -2,6 +2,7 @@
  * Ports: what a host needs from storage and auth, as interfaces with no framework or file paths in
  * them, so that SQLite + a filesystem today and PostgreSQL + object storage later fit the same shape.
  */
+import type { AttestationVerifier } from './attestation-verifier.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import type { FileUploadContext } from './mechanism.js';
@@ -560,6 +561,11 @@ export interface MechanismHost {
   sendProblem(res: ServerResponse, err: unknown): void;
   /** Where the file's bytes go: `stage(ctx.stagingKey)` only (rule 4). */
   readonly blobs: BlobStore;
+  /**
+   * The verifier the host composed for PEP 740 attestations; pass it to `acceptAttestations`.
+   * Absent when the host verifies none (then attestations are stored, never served as provenance).
+   */
+  readonly attestationVerifier?: AttestationVerifier;
 }
 
 /** A clock, injectable so expiry can be tested without waiting. */
