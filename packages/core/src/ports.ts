@@ -419,6 +419,12 @@ export interface IndexReadStore {
   /** The core metadata bytes of a published file (PEP 658), or undefined when it has none. */
   getPublishedCoreMetadata(project: string, filename: string): Promise<Uint8Array | undefined>;
   /**
+   * The stored attestations (`FileUploadRecord.attestations`) of those of `fileIds` that have
+   * some, read without the metadata bytes: what a project page needs to say which files have a
+   * PEP 740 provenance. Optional: without it the index reads each file with `getFile`.
+   */
+  getAttestations?(fileIds: readonly string[]): Promise<ReadonlyMap<string, readonly unknown[]>>;
+  /**
    * A counter that changes whenever what the index shows for `scope` changes: the registered
    * projects, a project's published files, or a publishing session's files (its stage). Kept by
    * the database in the same transaction as the change, so every process sharing the database

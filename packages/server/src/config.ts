@@ -57,6 +57,12 @@ export const ServerConfigSchema = z
         /** Mount of the stage previews: `{stagePath}{session-token}/` is one session's index. */
         stagePath: mountPath.default('/stage/'),
         /**
+         * Mount of PEP 740 provenance at PyPI's Integrity API URLs,
+         * `{integrityPath}{project}/{version}/{filename}/provenance` (the pages link to the same
+         * object under `{simplePath}integrity/`, and a stage's under its own).
+         */
+        integrityPath: mountPath.default('/integrity/'),
+        /**
          * Bytes of rendered index pages (published and stage, HTML and JSON) kept in memory, least
          * recently used evicted; 0 renders every request.
          */
@@ -149,6 +155,7 @@ export const ServerConfigSchema = z
       ['rootPath', config.rootPath],
       ['index.simplePath', config.index.simplePath],
       ['index.stagePath', config.index.stagePath],
+      ['index.integrityPath', config.index.integrityPath],
     ] as const;
     for (const [a, pa] of mounts) {
       for (const [b, pb] of mounts) {

@@ -352,6 +352,8 @@ export class FormReceiver {
                 errors: err.errors.map((e) =>
                   e.source.startsWith('/') ? { source: `${ATTESTATIONS_FIELD}${e.source}`, message: e.message } : e,
                 ),
+                // `check` (a statement about another file) stays as core named it.
+                ...(err.extensions ? { extensions: err.extensions } : {}),
               },
             )
           : err,

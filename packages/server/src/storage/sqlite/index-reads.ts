@@ -55,6 +55,19 @@ export class SqliteIndexReads implements IndexReadStore {
     return bytes ? new Uint8Array(bytes) : undefined;
   }
 
+  async getAttestations(fileIds: readonly string[]): Promise<ReadonlyMap<string, readonly unknown[]>> {
+    const found = new Map<string, readonly unknown[]>();
+    // In chunks, under SQLite's limit on bound parameters.
+    for (let i = 0; i < fileIds.length; i += 500) {
+      const chunk = fileIds.slice(i, i + 500);
+      const rows = this.connection
+        .prepared(`SELECT id, attestations FROM files WHERE attestations IS NOT NULL AND id IN (${chunk.map(() => '?').join(',')})`)
+        .all(...chunk) as { id: string; attestations: string }[];
+      for (const row of rows) found.set(row.id, JSON.parse(row.attestations) as unknown[]);
+    }
+    return found;
+  }
+
   async indexVersion(scope: IndexScope): Promise<number> {
     const version =
       scope.kind === 'projects'
