@@ -115,7 +115,7 @@ function verifyAsInstaller(provenance: Provenance, filename: string, bytes: Uint
   const verifier = new Verifier(toTrustMaterial(sigstore.trustedRoot));
   const verified: string[] = [];
   for (const bundle of provenance.attestation_bundles) {
-    const publisher = bundle.publisher as { kind: string; repository: string };
+    const publisher = bundle.publisher as unknown as { kind: string; repository: string };
     for (const attestation of bundle.attestations) {
       const signer = verifier.verify(toSignedEntity(attestationToBundle(attestation)), {
         subjectAlternativeName: publisher.kind === 'GitHub' ? gh.san : gl.san,

@@ -24,7 +24,7 @@ import { toSignedEntity, Verifier, VerificationError, type TrustMaterial } from 
 import type { TrustedRoot } from '@sigstore/protobuf-specs';
 import { ProblemError, type Attestation, type AttestationPublisher, type AttestationVerifier, type VerifiableFile } from '@pep694/core';
 import { attestationToBundle } from './bundle.js';
-import { certificateIdentity } from './identity.js';
+import { certificateIdentity, type CertificateIdentity } from './identity.js';
 import { publicGoodTrustedRoot, trustMaterialOf } from './trusted-root.js';
 import { matches, publisherObject, type TrustedPublisherSource } from './trusted-publishers.js';
 
@@ -49,6 +49,8 @@ export interface SigstoreVerifierOptions {
   readonly ctlogThreshold?: number;
 }
 
+/** A date for a message; a certificate or log entry may carry one that is no date at all. */
+const iso = (d: Date) => (Number.isNaN(d.getTime()) ? 'an invalid time' : d.toISOString());
 const clip = (s: string) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
 
 function refuse(check: VerificationCheck, index: number, message: string): ProblemError {
@@ -99,9 +101,16 @@ export class SigstoreAttestationVerifier implements AttestationVerifier {
   ): AttestationPublisher {
     let entity: ReturnType<typeof toSignedEntity>;
     let leaf: X509Certificate;
+    let validity: { notBefore: Date; notAfter: Date };
+    let identity: CertificateIdentity;
     try {
       entity = toSignedEntity(attestationToBundle(attestation));
       leaf = X509Certificate.parse(Buffer.from(attestation.verification_material.certificate, 'base64'));
+      // The certificate's fields are decoded lazily, and a malformed one throws when read: read
+      // them all here, so that every later step works on fields known to parse.
+      validity = { notBefore: leaf.notBefore, notAfter: leaf.notAfter };
+      identity = certificateIdentity(leaf);
+      crypto.createPublicKey(leaf.publicKey);
     } catch (err) {
       throw refuse('bundle', index, `not a Sigstore bundle (${clip((err as Error).message ?? String(err))})`);
     }
@@ -118,11 +127,11 @@ export class SigstoreAttestationVerifier implements AttestationVerifier {
     if (entries.length === 0) throw refuse('transparency-log', index, 'the attestation has no transparency log entry');
     for (const entry of entries) {
       const at = new Date(Number(entry.integratedTime) * 1000);
-      if (!(at >= leaf.notBefore && at <= leaf.notAfter)) {
+      if (!(at >= validity.notBefore && at <= validity.notAfter)) {
         throw refuse(
           'signing-time',
           index,
-          `the log entry ${String(entry.logIndex)} was integrated at ${Number.isNaN(at.getTime()) ? 'an invalid time' : at.toISOString()}, outside the certificate's validity (${leaf.notBefore.toISOString()} to ${leaf.notAfter.toISOString()})`,
+          `the log entry ${String(entry.logIndex)} was integrated at ${iso(at)}, outside the certificate's validity (${iso(validity.notBefore)} to ${iso(validity.notAfter)})`,
         );
       }
     }
@@ -132,7 +141,6 @@ export class SigstoreAttestationVerifier implements AttestationVerifier {
       if (err instanceof VerificationError) throw refuse(checkOf(err), index, clip(err.message));
       throw refuse('bundle', index, clip((err as Error).message ?? String(err)));
     }
-    const identity = certificateIdentity(leaf);
     const publisher = publishers.find((p) => matches(p, identity));
     if (!publisher) {
       const who = identity.claims.buildConfigURI ?? identity.subjectAlternativeName ?? 'an unnamed identity';
