@@ -62,7 +62,10 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pep694-publishers-'));
   publishersPath = join(dir, 'trusted-publishers.json');
   writePublishers(PUBLISHERS);
-  const verifier = new SigstoreAttestationVerifier({ publishers: new TrustedPublishersFile(publishersPath), trustedRoot: sigstore.trustedRoot });
+  const verifier = new SigstoreAttestationVerifier({
+    publishers: new TrustedPublishersFile(publishersPath),
+    trustedRoot: sigstore.trustedRoot,
+  });
   t = await startTestServer({
     config: { index: {} },
     attestationVerifier: verifier,
@@ -85,7 +88,12 @@ async function session(version = '1.0.0') {
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body as { links: Record<string, string> };
 }
-async function createFile(s: { links: Record<string, string> }, filename: string, bytes: Uint8Array, mechanism: string): Promise<FileSession> {
+async function createFile(
+  s: { links: Record<string, string> },
+  filename: string,
+  bytes: Uint8Array,
+  mechanism: string,
+): Promise<FileSession> {
   const res = await api('POST', s.links['upload']!, {
     body: { meta: META, filename, size: bytes.length, hashes: { sha256: sha256(bytes) }, mechanism },
   });
@@ -96,7 +104,13 @@ const complete = (f: FileSession) => api('POST', f.links['complete']!, { body: {
 const cancel = async (s: { links: Record<string, string> }) => expect((await api('DELETE', s.links['session']!)).status).toBeLessThan(300);
 
 /** Uploads through a mechanism's client half; resolves with the problem document on refusal. */
-async function upload(mechanism: 'http-post-bytes' | typeof MULTIPART, f: FileSession, bytes: Buffer, attestations: unknown[], filename: string) {
+async function upload(
+  mechanism: 'http-post-bytes' | typeof MULTIPART,
+  f: FileSession,
+  bytes: Buffer,
+  attestations: unknown[],
+  filename: string,
+) {
   try {
     if (mechanism === 'http-post-bytes') {
       await uploadHttpPostBytes({ instructions: f.mechanism, body: bytes, authorization: ALICE, attestations });
@@ -174,8 +188,20 @@ describe.each(['http-post-bytes', MULTIPART] as const)('attestations through %s'
     const downloaded = new Uint8Array(await (await fetch(new URL(listed.url, index))).arrayBuffer());
     expect(verifyAsInstaller(provenance, wheel, downloaded)).toEqual(['GitHub:octo/demo', 'GitLab:group/demo']);
     expect(provenance.attestation_bundles.map((b) => b.publisher)).toEqual([
-      { kind: 'GitHub', repository: 'octo/demo', workflow: 'release.yml', environment: 'pypi', claims: { ref: 'refs/tags/v1.0', sha: 'a'.repeat(40) } },
-      { kind: 'GitLab', repository: 'group/demo', workflow_filepath: '.gitlab-ci.yml', environment: null, claims: { ref: 'refs/heads/main', sha: 'b'.repeat(40) } },
+      {
+        kind: 'GitHub',
+        repository: 'octo/demo',
+        workflow: 'release.yml',
+        environment: 'pypi',
+        claims: { ref: 'refs/tags/v1.0', sha: 'a'.repeat(40) },
+      },
+      {
+        kind: 'GitLab',
+        repository: 'group/demo',
+        workflow_filepath: '.gitlab-ci.yml',
+        environment: null,
+        claims: { ref: 'refs/heads/main', sha: 'b'.repeat(40) },
+      },
     ]);
     // PyPI's Integrity API URL serves the same object.
     const integrity = await fetch(new URL(`/integrity/demo-pkg/${version}/${wheel}/provenance`, t.origin));
@@ -212,10 +238,18 @@ describe.each(['http-post-bytes', MULTIPART] as const)('attestations through %s'
         a = await sigstore.attest({ filename, sha256: sha256(Buffer.from('other bytes')), identity: gh });
         break;
       case 'an identity of another repository':
-        a = await sigstore.attest({ filename, sha256: digest, identity: githubIdentity({ repository: 'mallory/demo', workflow: 'release.yml' }) });
+        a = await sigstore.attest({
+          filename,
+          sha256: digest,
+          identity: githubIdentity({ repository: 'mallory/demo', workflow: 'release.yml' }),
+        });
         break;
       case 'an identity of another workflow':
-        a = await sigstore.attest({ filename, sha256: digest, identity: githubIdentity({ repository: 'octo/demo', workflow: 'nightly.yml' }) });
+        a = await sigstore.attest({
+          filename,
+          sha256: digest,
+          identity: githubIdentity({ repository: 'octo/demo', workflow: 'nightly.yml' }),
+        });
         break;
       case 'a certificate not chaining to the trust root':
         a = await sigstore.attest({ filename, sha256: digest, identity: gh, issuer: await TestSigstore.create('rogue') });

@@ -7,7 +7,13 @@
  * publisher (every attestation is then rejected) rather than keeping one the edit meant to remove.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { indexByProject, normalizeProject, TrustedPublishersFileSchema, type TrustedPublisher, type TrustedPublisherSource } from './trusted-publishers.js';
+import {
+  indexByProject,
+  normalizeProject,
+  TrustedPublishersFileSchema,
+  type TrustedPublisher,
+  type TrustedPublisherSource,
+} from './trusted-publishers.js';
 
 /** Timestamps are trusted only for files older than this (FAT's 2 s granularity, with margin). */
 const RACY_MS = 3_000;
@@ -50,7 +56,8 @@ export class TrustedPublishersFile implements TrustedPublisherSource {
       this.byProject = indexByProject(TrustedPublishersFileSchema.parse(JSON.parse(readFileSync(this.path, 'utf8'))));
       this.lastError = undefined;
     } catch (err) {
-      if (!this.loadedStamp) throw new Error(`the trusted publishers file ${this.path} is invalid: ${(err as Error).message}`, { cause: err });
+      if (!this.loadedStamp)
+        throw new Error(`the trusted publishers file ${this.path} is invalid: ${(err as Error).message}`, { cause: err });
       this.byProject = new Map();
       this.lastError = `${this.path} is invalid: ${(err as Error).message}`;
     }

@@ -15,7 +15,11 @@ afterEach(() => dir && rmSync(dir, { recursive: true, force: true }));
 
 const claims = (repo: string, config: string) => ({
   subjectAlternativeName: config,
-  claims: { issuer: 'https://token.actions.githubusercontent.com', sourceRepositoryURI: `https://github.com/${repo}`, buildConfigURI: config },
+  claims: {
+    issuer: 'https://token.actions.githubusercontent.com',
+    sourceRepositoryURI: `https://github.com/${repo}`,
+    buildConfigURI: config,
+  },
 });
 
 describe('trusted publishers', () => {

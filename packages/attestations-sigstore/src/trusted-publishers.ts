@@ -35,7 +35,10 @@ const GitLabPublisherSchema = z.strictObject({
   kind: z.literal('GitLab'),
   repository,
   /** The CI configuration file's path in the repository (e.g. `.gitlab-ci.yml`). */
-  workflow_filepath: z.string().min(1).regex(/^[^\s]+\.ya?ml$/, 'workflow_filepath is a YAML path, e.g. .gitlab-ci.yml'),
+  workflow_filepath: z
+    .string()
+    .min(1)
+    .regex(/^[^\s]+\.ya?ml$/, 'workflow_filepath is a YAML path, e.g. .gitlab-ci.yml'),
   environment: z.string().min(1).optional(),
   issuer: origin.default('https://gitlab.com'),
   host: origin.default('https://gitlab.com'),
@@ -82,7 +85,8 @@ export function indexByProject(config: TrustedPublishersConfig): Map<string, rea
 }
 
 const sameRepository = (a: string | undefined, b: string) => a !== undefined && a.toLowerCase() === b.toLowerCase();
-const startsWithIgnoringCase = (s: string | undefined, prefix: string) => s !== undefined && s.toLowerCase().startsWith(prefix.toLowerCase());
+const startsWithIgnoringCase = (s: string | undefined, prefix: string) =>
+  s !== undefined && s.toLowerCase().startsWith(prefix.toLowerCase());
 
 /**
  * Whether `identity` is `publisher`'s: the issuer, the source repository, and the build

@@ -34,7 +34,13 @@ const FIELDS: readonly (readonly (string | number)[])[] = [
   ['verification_material', 'transparency_entries', 0, 'logId', 'keyId'],
   ['verification_material', 'transparency_entries', 0, 'kindVersion', 'kind'],
   ['verification_material', 'transparency_entries', 0, 'inclusionPromise', 'signedEntryTimestamp'],
-  ...['logIndex', 'treeSize', 'rootHash', 'hashes', 'checkpoint'].map((k) => ['verification_material', 'transparency_entries', 0, 'inclusionProof', k]),
+  ...['logIndex', 'treeSize', 'rootHash', 'hashes', 'checkpoint'].map((k) => [
+    'verification_material',
+    'transparency_entries',
+    0,
+    'inclusionProof',
+    k,
+  ]),
   ['verification_material', 'transparency_entries', 0, 'inclusionProof', 'checkpoint', 'envelope'],
   ['envelope', 'signature'],
   ['envelope', 'statement'],
@@ -79,7 +85,9 @@ let valid: Json;
 beforeAll(async () => {
   sigstore = await TestSigstore.create();
   verifier = new SigstoreAttestationVerifier({
-    publishers: new StaticTrustedPublishers({ projects: { 'fuzz-pkg': [{ kind: 'GitHub', repository: 'octo/fuzz', workflow: 'release.yml' }] } }),
+    publishers: new StaticTrustedPublishers({
+      projects: { 'fuzz-pkg': [{ kind: 'GitHub', repository: 'octo/fuzz', workflow: 'release.yml' }] },
+    }),
     trustedRoot: sigstore.trustedRoot,
   });
   valid = (await sigstore.attest({ filename, sha256, identity })) as unknown as Json;
@@ -114,7 +122,10 @@ describe('hostile attestation bodies reach the verifier and get a 4xx problem, n
     const total = [...seen.values()].reduce((a, b) => a + b, 0);
     // Every check that parses something was reached, not just the first.
     for (const check of ['bundle', 'signature', 'certificate', 'transparency-log']) {
-      expect([...seen.keys()].some((k) => k.endsWith(`:${check}`)), `${check} in ${JSON.stringify([...seen])}`).toBe(true);
+      expect(
+        [...seen.keys()].some((k) => k.endsWith(`:${check}`)),
+        `${check} in ${JSON.stringify([...seen])}`,
+      ).toBe(true);
     }
     tally('hostile cases', total + 1);
   });

@@ -175,7 +175,9 @@ describe('SigstoreAttestationVerifier', () => {
 
   it('trusts the Sigstore public-good root by default, offline: test-made certificates do not chain to it', async () => {
     const publicGood = new SigstoreAttestationVerifier({ publishers });
-    const err = await acceptAttestations([await sigstore.attest({ filename, sha256, identity: gh })], file, publicGood).catch((e: unknown) => e);
+    const err = await acceptAttestations([await sigstore.attest({ filename, sha256, identity: gh })], file, publicGood).catch(
+      (e: unknown) => e,
+    );
     expect(ProblemError.is(err) && err.extensions).toMatchObject({ check: 'certificate' });
   });
 });

@@ -29,13 +29,7 @@ import { publicGoodTrustedRoot, trustMaterialOf } from './trusted-root.js';
 import { matches, publisherObject, type TrustedPublisherSource } from './trusted-publishers.js';
 
 export type VerificationCheck =
-  | 'bundle'
-  | 'signature'
-  | 'signing-time'
-  | 'certificate'
-  | 'transparency-log'
-  | 'trusted-publisher'
-  | 'no-trusted-publisher';
+  'bundle' | 'signature' | 'signing-time' | 'certificate' | 'transparency-log' | 'trusted-publisher' | 'no-trusted-publisher';
 
 export interface SigstoreVerifierOptions {
   /** Who may sign for which project. */

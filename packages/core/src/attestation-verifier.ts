@@ -92,7 +92,8 @@ export async function verifyAttestations(
     );
   }
   const publishers = await verifier.verify(attestations, file);
-  if (publishers.length !== attestations.length) throw new Error('the attestation verifier returned a publisher count unlike the attestations');
+  if (publishers.length !== attestations.length)
+    throw new Error('the attestation verifier returned a publisher count unlike the attestations');
   return groupByPublisher(attestations, publishers);
 }
 

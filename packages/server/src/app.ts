@@ -120,7 +120,8 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
   // store's getters), so it exists before the mechanisms, and the service after them.
   const access: AccessDeps = { config, store, authenticator: auth.authenticator, authorizer: auth.authorizer };
   const host = mechanismHost(access, renderer, blobs, options.attestationVerifier);
-  if (!options.attestationVerifier) logger.info('no attestation verifier: PEP 740 attestations are stored unverified and not served as provenance');
+  if (!options.attestationVerifier)
+    logger.info('no attestation verifier: PEP 740 attestations are stored unverified and not served as provenance');
   container.register(SESSION_STORE, { useValue: store });
   container.register(BLOB_STORE, { useValue: blobs });
   container.register(AUTHENTICATOR, { useValue: auth.authenticator });

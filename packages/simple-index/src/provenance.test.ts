@@ -16,8 +16,17 @@ import { readHtml } from './test-support.js';
 
 const JSON_TYPE = 'application/vnd.pypi.simple.v1+json';
 const TOKEN = 'stage-token-0123456789abcdef';
-const attestation = { version: 1, verification_material: { certificate: 'AAAA', transparency_entries: [] }, envelope: { statement: 'AA==', signature: 'AA==' } };
-const bundles = [{ publisher: { kind: 'GitHub', repository: 'octo/demo', workflow: 'release.yml', environment: null, claims: {} }, attestations: [attestation] }];
+const attestation = {
+  version: 1,
+  verification_material: { certificate: 'AAAA', transparency_entries: [] },
+  envelope: { statement: 'AA==', signature: 'AA==' },
+};
+const bundles = [
+  {
+    publisher: { kind: 'GitHub', repository: 'octo/demo', workflow: 'release.yml', environment: null, claims: {} },
+    attestations: [attestation],
+  },
+];
 
 const record = (id: string, filename: string, attestations: unknown[] | null): FileUploadRecord => ({
   id,
@@ -103,7 +112,10 @@ afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 const get = (path: string, accept = JSON_TYPE) => fetch(`${origin}${path}`, { headers: { accept } });
 const provenanceOf = async (page: string) =>
   Object.fromEntries(
-    ((await (await get(page)).json()) as { files: { filename: string; provenance: string | null }[] }).files.map((f) => [f.filename, f.provenance]),
+    ((await (await get(page)).json()) as { files: { filename: string; provenance: string | null }[] }).files.map((f) => [
+      f.filename,
+      f.provenance,
+    ]),
   );
 
 describe('PEP 740 provenance in the simple API (1.3)', () => {

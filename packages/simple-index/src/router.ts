@@ -242,7 +242,10 @@ function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>,
     )
     .all(methodNotAllowed());
 
-  router.route('/integrity/:project/:version/:filename/provenance').get(wrap(provenanceHandler(view, notFound))).all(methodNotAllowed());
+  router
+    .route('/integrity/:project/:version/:filename/provenance')
+    .get(wrap(provenanceHandler(view, notFound)))
+    .all(methodNotAllowed());
 
   // Deeper paths: nothing is served there.
   router.use(
@@ -297,7 +300,10 @@ export function publishedIntegrityRouter(opts: SimpleIndexOptions): Router {
   const view = publishedView(opts.store);
   const notFound: NotFound = (what) => new ProblemError('not-found', `This index has no ${what}.`);
   const router = Router({ caseSensitive: true, strict: true });
-  router.route('/:project/:version/:filename/provenance').get(wrap(provenanceHandler(async () => view, notFound))).all(methodNotAllowed());
+  router
+    .route('/:project/:version/:filename/provenance')
+    .get(wrap(provenanceHandler(async () => view, notFound)))
+    .all(methodNotAllowed());
   router.use(
     wrap(async (req) => {
       throw notFound(`path ${JSON.stringify(req.path.slice(0, 200))}`);

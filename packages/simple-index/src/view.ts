@@ -2,7 +2,15 @@
  * What a repository page shows, independent of where it comes from: the published namespace, or
  * one publishing session's completed files under its stage token.
  */
-import { provenanceOf, releaseKey, type Clock, type HashName, type IndexReadStore, type Provenance, type PublishedFile } from '@pep694/core';
+import {
+  provenanceOf,
+  releaseKey,
+  type Clock,
+  type HashName,
+  type IndexReadStore,
+  type Provenance,
+  type PublishedFile,
+} from '@pep694/core';
 import type { PageCache } from './page-cache.js';
 
 /** One distribution file as the index serves it. */

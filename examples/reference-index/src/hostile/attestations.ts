@@ -33,7 +33,10 @@ export async function attestationEnvironment(dir: string): Promise<Record<string
   const root = join(dir, 'trusted_root.json');
   writeFileSync(root, JSON.stringify((await hostileSigstore()).trustedRootJSON));
   const publisher = { kind: 'GitHub', repository: 'hostile/attest', workflow: 'release.yml' };
-  writeFileSync(join(dir, 'trusted-publishers.json'), JSON.stringify({ projects: { [PROJECTS.hpb]: [publisher], [PROJECTS.multipart]: [publisher] } }));
+  writeFileSync(
+    join(dir, 'trusted-publishers.json'),
+    JSON.stringify({ projects: { [PROJECTS.hpb]: [publisher], [PROJECTS.multipart]: [publisher] } }),
+  );
   return { PEP694_SIGSTORE_TRUSTED_ROOT: root };
 }
 
@@ -121,7 +124,10 @@ async function mutations(filename: string, digest: string, random: () => number,
     const where = path.join('.');
     const pick = random();
     if (pick < 0.15) {
-      out.push({ name: `certificate DER broken (#${i})`, body: setAt(valid, ['verification_material', 'certificate'], brokenCertificate(valid as unknown as Attestation, random)) });
+      out.push({
+        name: `certificate DER broken (#${i})`,
+        body: setAt(valid, ['verification_material', 'certificate'], brokenCertificate(valid as unknown as Attestation, random)),
+      });
     } else if (pick < 0.5) {
       out.push({ name: `${where} = a nasty value (#${i})`, body: setAt(valid, path, NASTY[int(random, 0, NASTY.length - 1)]!) });
     } else {
@@ -150,7 +156,11 @@ const viaHttpPostBytes: HostileGenerator = async (ctx) => {
   const sigstore = await hostileSigstore();
   const digest = sha256(bytes);
   const valid = await sigstore.attest({ filename, sha256: digest, identity: IDENTITY });
-  const stranger = await sigstore.attest({ filename, sha256: digest, identity: githubIdentity({ repository: 'mallory/attest', workflow: 'release.yml' }) });
+  const stranger = await sigstore.attest({
+    filename,
+    sha256: digest,
+    identity: githubIdentity({ repository: 'mallory/attest', workflow: 'release.yml' }),
+  });
   return [
     // The run's trust root and publisher are the process's: a real attestation is taken.
     post('a valid attestation', valid as unknown as Json, status(204)),
@@ -169,8 +179,12 @@ const viaMultipart: HostileGenerator = async (ctx) => {
   const f = await ctx.file(s, filename, bytes, 'vnd-pep694-multipart');
   const form = (attestations: Json) =>
     Buffer.concat([
-      Buffer.from(`--${BOUNDARY}${CRLF}Content-Disposition: form-data; name="attestations"${CRLF}${CRLF}${JSON.stringify([attestations])}${CRLF}`),
-      Buffer.from(`--${BOUNDARY}${CRLF}Content-Disposition: form-data; name="content"; filename="${filename}"${CRLF}Content-Type: application/octet-stream${CRLF}${CRLF}`),
+      Buffer.from(
+        `--${BOUNDARY}${CRLF}Content-Disposition: form-data; name="attestations"${CRLF}${CRLF}${JSON.stringify([attestations])}${CRLF}`,
+      ),
+      Buffer.from(
+        `--${BOUNDARY}${CRLF}Content-Disposition: form-data; name="content"; filename="${filename}"${CRLF}Content-Type: application/octet-stream${CRLF}${CRLF}`,
+      ),
       bytes,
       Buffer.from(`${CRLF}--${BOUNDARY}--${CRLF}`),
     ]);

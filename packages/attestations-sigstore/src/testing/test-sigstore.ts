@@ -95,7 +95,7 @@ const utf8String = (s: string) => der(0x0c, Buffer.from(s, 'utf8'));
 const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
 
 async function keyPair(): Promise<CryptoKeyPair> {
-  return (await cryptoImpl.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
+  return (await cryptoImpl.subtle.generateKey(EC, true, ['sign', 'verify']));
 }
 async function spki(key: CryptoKey): Promise<Buffer> {
   return Buffer.from(await cryptoImpl.subtle.exportKey('spki', key));
@@ -170,7 +170,11 @@ export class TestSigstore {
    * signs the certificate without its SCT extension (RFC 6962 §3.2 precertificate).
    */
   async issue(identity: TestIdentity, publicKey: CryptoKey, notBefore: Date, notAfter: Date): Promise<Buffer> {
-    const serialNumber = createHash('sha256').update(`${Date.now()}:${Math.random()}`).digest('hex').slice(0, 32).replace(/^[89a-f]/, '1');
+    const serialNumber = createHash('sha256')
+      .update(`${Date.now()}:${Math.random()}`)
+      .digest('hex')
+      .slice(0, 32)
+      .replace(/^[89a-f]/, '1');
     const extensions: x509.Extension[] = [
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.codeSigning]),
@@ -206,7 +210,15 @@ export class TestSigstore {
       u16(0), // no extensions
     ]);
     const signature = signDer(signed, this.ctlog.keys.privateKey);
-    const sct = Buffer.concat([Buffer.from([0]), sha256(this.ctlog.spki), timestamp, u16(0), Buffer.from([4, 3]), u16(signature.length), signature]);
+    const sct = Buffer.concat([
+      Buffer.from([0]),
+      sha256(this.ctlog.spki),
+      timestamp,
+      u16(0),
+      Buffer.from([4, 3]),
+      u16(signature.length),
+      signature,
+    ]);
     const list = Buffer.concat([u16(sct.length + 2), u16(sct.length), sct]);
     const sctExtension = new x509.Extension('1.3.6.1.4.1.11129.2.4.2', false, der(0x04, list));
     const cert = await x509.X509CertificateGenerator.create({ ...params, extensions: [...extensions, sctExtension] });
@@ -265,7 +277,10 @@ export class TestSigstore {
     );
     // A one-leaf tree (RFC 6962 §2.1: its root is the leaf hash) and a checkpoint signed by the log
     // (a signed note: origin, size, root; then "— <name> base64(key hint ‖ signature)").
-    const root = createHash('sha256').update(Buffer.from([0])).update(body).digest();
+    const root = createHash('sha256')
+      .update(Buffer.from([0]))
+      .update(body)
+      .digest();
     const note = `rekor.test - 1\n1\n${root.toString('base64')}\n`;
     const noteSignature = Buffer.concat([logID.subarray(0, 4), signDer(Buffer.from(note), this.tlog.keys.privateKey)]);
     return {
