@@ -53,8 +53,9 @@ describe('trusted publishers', () => {
   });
 
   it('the file is re-read on change, and fails closed when it is broken or gone', () => {
-    dir = mkdtempSync(join(tmpdir(), 'publishers-'));
-    const path = join(dir, 'trusted-publishers.json');
+    const tmp = mkdtempSync(join(tmpdir(), 'publishers-'));
+    dir = tmp;
+    const path = join(tmp, 'trusted-publishers.json');
     const write = (text: string) => {
       writeFileSync(`${path}.tmp`, text);
       renameSync(`${path}.tmp`, path);
@@ -71,6 +72,6 @@ describe('trusted publishers', () => {
     expect(file.publishersOf('demo')).toHaveLength(1);
     unlinkSync(path);
     expect(file.publishersOf('demo')).toEqual([]);
-    expect(() => new TrustedPublishersFile(join(dir, 'missing.json'))).toThrow(/cannot read/);
+    expect(() => new TrustedPublishersFile(join(tmp, 'missing.json'))).toThrow(/cannot read/);
   });
 });

@@ -104,7 +104,7 @@ beforeAll(async () => {
   app.use('/simple', publishedIndexRouter({ store, blobs }));
   app.use('/stage', stagePreviewRouter({ store, blobs }));
   app.use('/integrity', publishedIntegrityRouter({ store, blobs }));
-  await new Promise<void>((resolve) => (server = app.listen(0, '127.0.0.1', resolve)));
+  await new Promise<void>((resolve) => (server = app.listen(0, '127.0.0.1', () => resolve())));
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
