@@ -95,7 +95,7 @@ const utf8String = (s: string) => der(0x0c, Buffer.from(s, 'utf8'));
 const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff]);
 
 async function keyPair(): Promise<CryptoKeyPair> {
-  return (await cryptoImpl.subtle.generateKey(EC, true, ['sign', 'verify']));
+  return await cryptoImpl.subtle.generateKey(EC, true, ['sign', 'verify']);
 }
 async function spki(key: CryptoKey): Promise<Buffer> {
   return Buffer.from(await cryptoImpl.subtle.exportKey('spki', key));
