@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import { ProblemError, type ProblemFieldError } from './problem.js';
+import { distributionIdentity } from './validate/filename.js';
 import type { HashName } from './validate/hashes.js';
 
 /** Standard base64 (RFC 4648 §4, with padding), as PEP 740 encodes bytes on the wire. */
@@ -88,7 +89,7 @@ function checkStatement(statementB64: string, file: AttestedFile, at: string): P
   }
   const subject: unknown = subjects[0];
   if (!isRecord(subject)) return [...errors, { source, message: 'the statement subject must be an object' }];
-  if (subject['name'] !== file.filename) {
+  if (subject['name'] !== file.filename && !sameDistribution(subject['name'], file.filename)) {
     const name = typeof subject['name'] === 'string' ? JSON.stringify(clip(subject['name'])) : 'missing';
     errors.push({ source, message: `the statement subject's name is ${name}, not the file name ${JSON.stringify(file.filename)}` });
   }
@@ -102,6 +103,20 @@ function checkStatement(statementB64: string, file: AttestedFile, at: string): P
     });
   }
   return errors;
+}
+
+/**
+ * index-hosted-attestations "Attestation verification": the subject's name "MUST" be matched "by
+ * parsing using the appropriate source distribution or wheel filename format, as the statement's
+ * subject may be equivalent but normalized": equal distribution identities (name, PEP 440 version,
+ * build tag, tag sets) are the same file. The digest is checked as well, so this only widens the spelling.
+ */
+function sameDistribution(name: unknown, filename: string): boolean {
+  try {
+    return distributionIdentity(name) === distributionIdentity(filename);
+  } catch {
+    return false;
+  }
 }
 
 /** JSON pointer of a zod issue path, relative to the body (the array). */
