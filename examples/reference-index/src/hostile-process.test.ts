@@ -26,6 +26,7 @@ import { uploadTus } from '@pep694/mechanism-tus/client';
 import { legacyUpload, META, tally } from '@pep694/server/testing';
 import type { DoorContext, FileTarget, FrontDoor } from './hostile/door.js';
 import { exchange, judge, type HostileRequest } from './hostile/exchange.js';
+import { attestationEnvironment } from './hostile/attestations.js';
 import { FRONT_DOORS } from './hostile/front-doors.js';
 
 const MAIN = new URL('../dist/main.js', import.meta.url).pathname;
@@ -73,8 +74,18 @@ beforeAll(async () => {
       ],
     }),
   );
+  // A Sigstore trust root made for the run and trusted publishers beside the tokens file, so that
+  // fuzzed attestations reach every check of the verifier (see hostile/attestations.ts).
+  const attestationEnv = await attestationEnvironment(dir);
   child = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, PEP694_PORT: '0', PEP694_DATA: join(dir, 'data'), PEP694_TOKENS_FILE: tokens, PEP694_LOG_LEVEL: 'error' },
+    env: {
+      ...process.env,
+      PEP694_PORT: '0',
+      PEP694_DATA: join(dir, 'data'),
+      PEP694_TOKENS_FILE: tokens,
+      PEP694_LOG_LEVEL: 'error',
+      ...attestationEnv,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

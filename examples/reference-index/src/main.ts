@@ -6,12 +6,15 @@
  * PEP694_DATA, PEP694_TOKENS_FILE, PEP694_PUBLIC_URL, PEP694_ALLOWED_HOSTS (comma-separated Host
  * values served; default: the address listened on), PEP694_CONFIG (a JSON file choosing the
  * mechanisms and their order), PEP694_LOG_LEVEL, PEP694_VALIDATE_ARTIFACTS (0: no archive checks),
- * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits).
+ * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits),
+ * PEP694_TRUSTED_PUBLISHERS_FILE, PEP694_SIGSTORE_TRUSTED_ROOT, PEP694_SIGSTORE_CTLOG_THRESHOLD (PEP 740
+ * attestations, verified with Sigstore: see attestations.ts).
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
 import { createDistributionValidator } from '@pep694/dist-validator';
 import { createServer } from '@pep694/server';
+import { attestationVerifierFromEnv } from './attestations.js';
 import { loadMechanisms } from './mechanisms.js';
 
 /** A positive integer from the environment, or undefined when unset; anything else stops the start. */
@@ -45,7 +48,9 @@ async function main(): Promise<void> {
     .map((h) => h.trim())
     .filter((h) => h !== '');
 
+  const attestations = attestationVerifierFromEnv();
   const server = await createServer({
+    attestationVerifier: attestations.verifier,
     config: {
       dataDir,
       ...(process.env.PEP694_PUBLIC_URL ? { publicUrl: process.env.PEP694_PUBLIC_URL } : {}),
@@ -70,6 +75,7 @@ async function main(): Promise<void> {
     `  stage previews:   ${new URL(server.config.index!.stagePath, url).href}{session-token}/`,
     `  legacy upload:    ${new URL(server.config.legacy!.path, url).href}  (twine upload --repository-url …)`,
     `  hosts served:     ${allowedHosts?.join(', ') ?? (process.env.PEP694_PUBLIC_URL ? 'any (links use PEP694_PUBLIC_URL)' : 'the address above, and localhost on loopback (PEP694_ALLOWED_HOSTS for others)')}`,
+    `  attestations:     ${attestations.description}`,
     `  mechanisms:       ${server.mechanisms.map((m) => m.identifier).join(', ') || '(none)'}`,
     `  data:             ${dataDir}`,
   ];

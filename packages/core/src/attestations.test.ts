@@ -46,6 +46,21 @@ describe('PEP 740 Attestation objects', () => {
     expect(validateAttestations([a, good()], FILE)).toEqual([a, expect.any(Object)]);
   });
 
+  it('matches the subject name by parsing it: an equivalent spelling is this file (index-hosted-attestations "Attestation verification")', () => {
+    const named = (name: string) => withStatement(statement({ ...PUBLISH, subject: [{ name, digest: { sha256: FILE.hashes.sha256 } }] }));
+    for (const name of ['Demo_Pkg-1.0.0-py3-none-any.whl', 'demo_pkg-1.0-py3-none-any.whl', 'demo.pkg-1.0.0-PY3-none-any.whl']) {
+      expect(validateAttestations([named(name)], FILE), name).toHaveLength(1);
+    }
+    for (const name of [
+      'demo_pkg-1.0.1-py3-none-any.whl',
+      'demo_pkg-1.0.0-1-py3-none-any.whl',
+      'demo_pkg-1.0.0-py2-none-any.whl',
+      'not a file name',
+    ]) {
+      expect(() => validateAttestations([named(name)], FILE), name).toThrow(/not the file name/);
+    }
+  });
+
   it('accepts an uppercase declared digest and no declared sha256 at all', () => {
     const a = about('AB'.repeat(32));
     expect(validateAttestations([a], FILE)).toHaveLength(1);

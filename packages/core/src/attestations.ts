@@ -2,14 +2,16 @@
  * PEP 740 attestation objects, as a client uploads them with a file: to `attestations_url` of
  * `http-post-bytes` (PEP 694 "Required File Upload Mechanisms"), or in whatever place another
  * mechanism gives them (the multipart mechanism's `attestations` field). This checks their
- * *shape* and that their statement is about this file; it does not verify signatures,
- * certificates or transparency log entries.
+ * *shape* and that their statement is about this file; signatures, certificates, transparency log
+ * entries and publishers are the `AttestationVerifier`'s (see attestation-verifier.ts, whose
+ * `acceptAttestations` runs both).
  *
  * Protocol model, so it lives here rather than in one mechanism: every mechanism that accepts
  * attestations must accept and refuse the same objects.
  */
 import { z } from 'zod';
 import { ProblemError, type ProblemFieldError } from './problem.js';
+import { distributionIdentity } from './validate/filename.js';
 import type { HashName } from './validate/hashes.js';
 
 /** Standard base64 (RFC 4648 §4, with padding), as PEP 740 encodes bytes on the wire. */
@@ -87,7 +89,7 @@ function checkStatement(statementB64: string, file: AttestedFile, at: string): P
   }
   const subject: unknown = subjects[0];
   if (!isRecord(subject)) return [...errors, { source, message: 'the statement subject must be an object' }];
-  if (subject['name'] !== file.filename) {
+  if (subject['name'] !== file.filename && !sameDistribution(subject['name'], file.filename)) {
     const name = typeof subject['name'] === 'string' ? JSON.stringify(clip(subject['name'])) : 'missing';
     errors.push({ source, message: `the statement subject's name is ${name}, not the file name ${JSON.stringify(file.filename)}` });
   }
@@ -101,6 +103,20 @@ function checkStatement(statementB64: string, file: AttestedFile, at: string): P
     });
   }
   return errors;
+}
+
+/**
+ * index-hosted-attestations "Attestation verification": the subject's name "MUST" be matched "by
+ * parsing using the appropriate source distribution or wheel filename format, as the statement's
+ * subject may be equivalent but normalized": equal distribution identities (name, PEP 440 version,
+ * build tag, tag sets) are the same file. The digest is checked as well, so this only widens the spelling.
+ */
+function sameDistribution(name: unknown, filename: string): boolean {
+  try {
+    return distributionIdentity(name) === distributionIdentity(filename);
+  } catch {
+    return false;
+  }
 }
 
 /** JSON pointer of a zod issue path, relative to the body (the array). */
@@ -122,7 +138,9 @@ export function validateAttestations(body: unknown, file: AttestedFile): Attesta
       errors.length === 1 && first
         ? `The attestations are invalid at ${first.source}: ${first.message}.`
         : `The attestations have ${errors.length} problems; see errors.`;
-    throw new ProblemError('invalid-attestations', detail, { errors: errors.slice(0, 50) });
+    // `check` as the verifier's problems name theirs: a well-formed statement about something else.
+    const extensions = parsed.success ? { extensions: { check: 'statement' } } : {};
+    throw new ProblemError('invalid-attestations', detail, { errors: errors.slice(0, 50), ...extensions });
   }
   return parsed.data;
 }

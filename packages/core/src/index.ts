@@ -14,6 +14,7 @@ export * from './validate/index.js';
 export * from './byte-meter.js';
 export * from './io.js';
 export * from './attestations.js';
+export * from './attestation-verifier.js';
 export * from './stored-attestations.js';
 export * from './mechanism.js';
 export * from './mechanism-options.js';

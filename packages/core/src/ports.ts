@@ -2,6 +2,7 @@
  * Ports: what a host needs from storage and auth, as interfaces with no framework or file paths in
  * them, so that SQLite + a filesystem today and PostgreSQL + object storage later fit the same shape.
  */
+import type { AttestationVerifier } from './attestation-verifier.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import type { FileUploadContext } from './mechanism.js';
@@ -477,6 +478,12 @@ export interface IndexReadStore {
   /** The core metadata bytes of a published file (PEP 658), or undefined when it has none. */
   getPublishedCoreMetadata(project: string, filename: string): Promise<Uint8Array | undefined>;
   /**
+   * The stored attestations (`FileUploadRecord.attestations`) of those of `fileIds` that have
+   * some, read without the metadata bytes: what a project page needs to say which files have a
+   * PEP 740 provenance. Optional: without it the index reads each file with `getFile`.
+   */
+  getAttestations?(fileIds: readonly string[]): Promise<ReadonlyMap<string, readonly unknown[]>>;
+  /**
    * A counter that changes whenever what the index shows for `scope` changes: the registered
    * projects, a project's published files, or a publishing session's files (its stage). Kept by
    * the database in the same transaction as the change, so every process sharing the database
@@ -619,6 +626,11 @@ export interface MechanismHost {
   sendProblem(res: ServerResponse, err: unknown): void;
   /** Where the file's bytes go: `stage(ctx.stagingKey)` only (rule 4). */
   readonly blobs: BlobStore;
+  /**
+   * The verifier the host composed for PEP 740 attestations; pass it to `acceptAttestations`.
+   * Absent when the host verifies none (then attestations are stored, never served as provenance).
+   */
+  readonly attestationVerifier?: AttestationVerifier;
 }
 
 /** A clock, injectable so expiry can be tested without waiting. */

@@ -42,6 +42,8 @@ export const PROBLEM_CODES = {
   },
   'invalid-hashes': { status: 400, title: 'The hashes mapping is invalid' },
   'invalid-attestations': { status: 400, title: 'The attestations are not valid PEP 740 objects' },
+  'attestation-unverified': { status: 400, title: 'An attestation failed verification (signature, certificate or transparency log)' },
+  'attestation-untrusted-publisher': { status: 400, title: "An attestation was not signed by one of the project's trusted publishers" },
   'invalid-parameter': { status: 400, title: 'A request parameter is invalid' },
   'malformed-upload': { status: 400, title: 'The upload request body is malformed' },
   'malformed-request': { status: 400, title: 'The HTTP request is malformed' },

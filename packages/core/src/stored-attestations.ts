@@ -9,7 +9,7 @@
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Attestation } from './attestations.js';
+import type { AcceptedAttestations } from './attestation-verifier.js';
 import type { BlobStore } from './ports.js';
 
 export class StoredAttestations {
@@ -23,7 +23,7 @@ export class StoredAttestations {
   }
 
   /** Commits `attestations` for `fileId`, replacing earlier ones atomically. */
-  async save(fileId: string, attestations: readonly Attestation[]): Promise<void> {
+  async save(fileId: string, attestations: AcceptedAttestations): Promise<void> {
     const staging = await this.blobs.stage(this.key(fileId));
     try {
       await pipeline(Readable.from([Buffer.from(JSON.stringify(attestations), 'utf8')]), staging.stream);
@@ -35,11 +35,11 @@ export class StoredAttestations {
   }
 
   /** The attestations committed for `fileId`, or undefined when there are none. */
-  async load(fileId: string): Promise<readonly Attestation[] | undefined> {
+  async load(fileId: string): Promise<AcceptedAttestations | undefined> {
     if ((await this.blobs.size(this.key(fileId))) === undefined) return undefined;
     const chunks: Buffer[] = [];
     for await (const chunk of await this.blobs.read(this.key(fileId))) chunks.push(chunk as Buffer);
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as Attestation[];
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as AcceptedAttestations;
   }
 
   /** Forgets the attestations of `fileId` (none is fine: then nothing is written). */

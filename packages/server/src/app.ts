@@ -25,6 +25,7 @@ import {
   registerPlugin,
   SESSION_STORE,
   toProblemDocument,
+  type AttestationVerifier,
   type Authenticator,
   type Authorizer,
   type BlobStore,
@@ -36,7 +37,7 @@ import {
   type UploadMechanism,
 } from '@pep694/core';
 import { legacyUploadRouter } from '@pep694/legacy-upload';
-import { PageCache, publishedIndexRouter, stagePreviewRouter } from '@pep694/simple-index';
+import { PageCache, publishedIndexRouter, publishedIntegrityRouter, stagePreviewRouter } from '@pep694/simple-index';
 import { TokensFileAuth } from './auth/tokens-file.js';
 import { ServerConfigSchema, type ServerConfig, type ServerConfigInput } from './config.js';
 import { mechanismHost } from './http/mechanism-host.js';
@@ -67,6 +68,12 @@ export interface CreateServerOptions {
   /** Storage ports; default: SQLite at `<dataDir>/pep694.sqlite` and blobs under `<dataDir>`. */
   readonly store?: SessionStore;
   readonly blobs?: BlobStore;
+  /**
+   * Verifies PEP 740 attestations at upload (e.g. `SigstoreAttestationVerifier` of
+   * `@pep694/attestations-sigstore`); mechanisms get it on `MechanismHost.attestationVerifier`.
+   * Without one, attestations are checked as PEP 740 objects only, stored, and never served.
+   */
+  readonly attestationVerifier?: AttestationVerifier;
   /** Run at completion after the hashes match, in order. */
   readonly validators?: readonly FileValidator[];
   /** Run before a publish commits; when any is given, publishing is deferred (202 + processing). */
@@ -115,7 +122,9 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
   // The host mechanisms are given needs only the access part of the service (auth and the
   // store's getters), so it exists before the mechanisms, and the service after them.
   const access: AccessDeps = { config, store, authenticator: auth.authenticator, authorizer: auth.authorizer };
-  const host = mechanismHost(access, renderer, blobs);
+  const host = mechanismHost(access, renderer, blobs, options.attestationVerifier);
+  if (!options.attestationVerifier)
+    logger.info('no attestation verifier: PEP 740 attestations are stored unverified and not served as provenance');
   container.register(SESSION_STORE, { useValue: store });
   container.register(BLOB_STORE, { useValue: blobs });
   container.register(AUTHENTICATOR, { useValue: auth.authenticator });
@@ -188,6 +197,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
     const index = { store, blobs, clock, pageCache: new PageCache({ maxBytes: config.index.pageCacheBytes }) };
     app.use(config.index.stagePath.slice(0, -1), stagePreviewRouter(index));
     app.use(config.index.simplePath.slice(0, -1), publishedIndexRouter(index));
+    app.use(config.index.integrityPath.slice(0, -1), publishedIntegrityRouter(index));
   }
   app.use(renderer.notFound);
   app.use(renderer.errorHandler);

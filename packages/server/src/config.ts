@@ -57,6 +57,12 @@ export const ServerConfigSchema = z
         /** Mount of the stage previews: `{stagePath}{session-token}/` is one session's index. */
         stagePath: mountPath.default('/stage/'),
         /**
+         * Mount of PEP 740 provenance at PyPI's Integrity API URLs,
+         * `{integrityPath}{project}/{version}/{filename}/provenance` (the pages link to the same
+         * object under `{simplePath}integrity/`, and a stage's under its own).
+         */
+        integrityPath: mountPath.default('/integrity/'),
+        /**
          * Bytes of rendered index pages (published and stage, HTML and JSON) kept in memory, least
          * recently used evicted; 0 renders every request.
          */
@@ -166,7 +172,7 @@ export const ServerConfigSchema = z
   .superRefine((config, ctx) => {
     if (!config.index && !config.legacy) return;
     const mounts: (readonly [string, string])[] = [['rootPath', config.rootPath]];
-    if (config.index) mounts.push(['index.simplePath', config.index.simplePath], ['index.stagePath', config.index.stagePath]);
+    if (config.index) mounts.push(['index.simplePath', config.index.simplePath], ['index.stagePath', config.index.stagePath], ['index.integrityPath', config.index.integrityPath]);
     if (config.legacy) mounts.push(['legacy.path', config.legacy.path]);
     for (const [a, pa] of mounts) {
       for (const [b, pb] of mounts) {

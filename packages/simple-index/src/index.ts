@@ -4,9 +4,17 @@
  * for the published namespace and for each publishing session's stage preview, reading the same
  * `SessionStore` and `BlobStore` ports the upload side writes.
  */
-export { publishedIndexRouter, stagePreviewRouter, type SimpleIndexOptions } from './router.js';
+export { publishedIndexRouter, publishedIntegrityRouter, stagePreviewRouter, type SimpleIndexOptions } from './router.js';
 export { negotiateSimpleType, SIMPLE_TYPES, SIMPLE_V1_HTML, SIMPLE_V1_JSON, TEXT_HTML, type SimpleType } from './negotiate.js';
 export { publishedView, stageView, versionsOf, type IndexFile, type IndexStore, type ProjectEntry, type RepositoryView } from './view.js';
-export { escapeHtml, projectDetailHtml, projectDetailJson, projectListHtml, projectListJson, REPOSITORY_VERSION } from './render.js';
+export {
+  escapeHtml,
+  provenanceHref,
+  projectDetailHtml,
+  projectDetailJson,
+  projectListHtml,
+  projectListJson,
+  REPOSITORY_VERSION,
+} from './render.js';
 export { contentTypeFor, parseRange } from './download.js';
 export { DEFAULT_PAGE_CACHE_BYTES, PageCache, type PageCacheOptions } from './page-cache.js';

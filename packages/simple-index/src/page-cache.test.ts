@@ -69,6 +69,10 @@ const store: IndexStore = {
     reads.metadata += 1;
     return files.find((f) => f.id === id);
   },
+  // As the SQLite store: which files have attestations, without their metadata (none here).
+  async getAttestations() {
+    return new Map();
+  },
   async indexVersion(scope) {
     const key = scope.kind === 'projects' ? 'projects' : scope.kind === 'project' ? `project:${scope.project}` : `stage:${scope.sessionId}`;
     return counters.get(key) ?? 0;

@@ -9,8 +9,8 @@
 import { HASH_NAMES_PREFERRED } from './hashes.js';
 import type { IndexFile, ProjectEntry } from './view.js';
 
-/** We serve API version 1.1: PEP 700's keys are the newest feature we emit. */
-export const REPOSITORY_VERSION = '1.1';
+/** We serve API version 1.3: PEP 740's `provenance` (1.3) is the newest feature we emit. */
+export const REPOSITORY_VERSION = '1.3';
 
 /** HTML escaping for text and double-quoted attribute values. */
 export function escapeHtml(s: string): string {
@@ -19,6 +19,14 @@ export function escapeHtml(s: string): string {
 
 /** A file's URL relative to its project page: the file name, percent-encoded (`+` in local versions). */
 export const fileHref = (filename: string): string => encodeURIComponent(filename);
+
+/**
+ * The URL of a file's PEP 740 provenance relative to its project page (`{base}{project}/`): the
+ * repository serves it at `{base}integrity/{project}/{version}/{filename}/provenance`, the layout
+ * of PyPI's Integrity API, so one relative link is right in the published index and in a stage.
+ */
+export const provenanceHref = (project: string, f: IndexFile): string =>
+  `../integrity/${encodeURIComponent(project)}/${encodeURIComponent(f.version)}/${encodeURIComponent(f.filename)}/provenance`;
 
 /** The strongest digest we have of a file, for the `#<hash>=<hex>` fragment and the ETag. */
 export function primaryHash(hashes: IndexFile['hashes']): { name: string; hex: string } | undefined {
@@ -56,6 +64,8 @@ export function projectDetailHtml(project: string, files: readonly IndexFile[]):
         const m = `sha256=${escapeHtml(f.coreMetadataSha256)}`;
         attrs.push(`data-core-metadata="${m}"`, `data-dist-info-metadata="${m}"`);
       }
+      // PEP 740 / API 1.3: only on files that have a provenance.
+      if (f.hasProvenance) attrs.push(`data-provenance="${escapeHtml(provenanceHref(project, f))}"`);
       return `    <a ${attrs.join(' ')}>${escapeHtml(f.filename)}</a><br>\n`;
     })
     .join('');
@@ -77,6 +87,8 @@ export function projectDetailJson(project: string, files: readonly IndexFile[], 
       ...(f.coreMetadataSha256 ? { 'core-metadata': { sha256: f.coreMetadataSha256 } } : {}),
       size: f.size,
       ...(f.uploadTime ? { 'upload-time': uploadTime(f.uploadTime) } : {}),
+      // PEP 740 / API 1.3: a URL, or null for a file without attestations.
+      provenance: f.hasProvenance ? provenanceHref(project, f) : null,
     })),
   };
 }

@@ -223,7 +223,7 @@ describe('PEP 691 JSON serialization, validated against the PEP 691/700/714 sche
     expect(res.headers.get('content-type')).toBe('application/vnd.pypi.simple.v1+json');
     const body = ProjectListSchema.parse(await res.json());
     expect(body.projects).toEqual([{ name: 'Demo_Pkg' }, { name: 'lost-pkg' }]);
-    expect(body.meta['api-version']).toBe('1.1');
+    expect(body.meta['api-version']).toBe('1.3');
   });
   it('project detail: hashes, size, upload-time, requires-python, core-metadata, versions', async () => {
     const res = await get('/simple/demo-pkg/', { accept: PIP_ACCEPT });
@@ -262,7 +262,7 @@ describe('PEP 503 HTML serialization, parsed into the links pip reads', () => {
       ['demo-pkg/', 'Demo_Pkg'],
       ['lost-pkg/', 'lost-pkg'],
     ]);
-    expect(html.meta['pypi:repository-version']).toBe('1.1');
+    expect(html.meta['pypi:repository-version']).toBe('1.3');
   });
   it('project detail: #sha256 fragments, data-requires-python escaped, data-core-metadata and data-dist-info-metadata', async () => {
     const res = await get('/simple/demo-pkg/', { accept: 'application/vnd.pypi.simple.v1+html' });

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
-import { isValidProjectName, normalizeName, ProblemError, type BlobStore, type Clock } from '@pep694/core';
+import { isValidProjectName, normalizeName, ProblemError, releaseKey, type BlobStore, type Clock } from '@pep694/core';
 import { contentTypeFor, matchesEtag, sendBody } from './download.js';
 import { negotiateSimpleType, SIMPLE_V1_JSON, type SimpleType } from './negotiate.js';
 import { PageCache } from './page-cache.js';
@@ -242,7 +242,68 @@ function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>,
     )
     .all(methodNotAllowed());
 
+  router
+    .route('/integrity/:project/:version/:filename/provenance')
+    .get(wrap(provenanceHandler(view, notFound)))
+    .all(methodNotAllowed());
+
   // Deeper paths: nothing is served there.
+  router.use(
+    wrap(async (req) => {
+      throw notFound(`path ${JSON.stringify(req.path.slice(0, 200))}`);
+    }),
+  );
+  return router;
+}
+
+/**
+ * `{project}/{version}/{filename}/provenance`: the file's PEP 740 provenance object (the layout of
+ * PyPI's Integrity API). The project name must be the normalized one and the version the release
+ * the file belongs to (PEP 440-equal spellings match); a file without a provenance is a 404.
+ */
+function provenanceHandler(view: (req: Request) => Promise<RepositoryView>, notFound: NotFound) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const v = await view(req);
+    const project = String(req.params['project']);
+    const version = String(req.params['version']);
+    const filename = String(req.params['filename']);
+    const what = `provenance for ${JSON.stringify(filename.slice(0, 200))}`;
+    if (!isValidProjectName(project) || normalizeName(project) !== project) throw notFound(what);
+    const file = await v.file(project, filename);
+    if (!file || !file.hasProvenance || !sameRelease(file.version, version)) throw notFound(what);
+    const provenance = await v.provenance(project, file);
+    if (!provenance) throw notFound(what);
+    const body = Buffer.from(JSON.stringify(provenance));
+    res.setHeader('Cache-Control', CACHE[v.kind].page);
+    res.setHeader('Content-Type', 'application/json');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Content-Length', String(body.length));
+    res.status(200).end(req.method === 'HEAD' ? undefined : body);
+  };
+}
+
+function sameRelease(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    return releaseKey(a) === releaseKey(b);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The published files' PEP 740 provenance at PyPI's Integrity API URLs: mount it at `/integrity/`
+ * and `{mount}{project}/{version}/{filename}/provenance` answers. The published index serves the
+ * same at `{simple}integrity/…`, which its pages link to (relative, so right behind any prefix).
+ */
+export function publishedIntegrityRouter(opts: SimpleIndexOptions): Router {
+  const view = publishedView(opts.store);
+  const notFound: NotFound = (what) => new ProblemError('not-found', `This index has no ${what}.`);
+  const router = Router({ caseSensitive: true, strict: true });
+  router
+    .route('/:project/:version/:filename/provenance')
+    .get(wrap(provenanceHandler(async () => view, notFound)))
+    .all(methodNotAllowed());
   router.use(
     wrap(async (req) => {
       throw notFound(`path ${JSON.stringify(req.path.slice(0, 200))}`);

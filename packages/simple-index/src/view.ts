@@ -2,7 +2,15 @@
  * What a repository page shows, independent of where it comes from: the published namespace, or
  * one publishing session's completed files under its stage token.
  */
-import { releaseKey, type Clock, type HashName, type IndexReadStore, type PublishedFile } from '@pep694/core';
+import {
+  provenanceOf,
+  releaseKey,
+  type Clock,
+  type HashName,
+  type IndexReadStore,
+  type Provenance,
+  type PublishedFile,
+} from '@pep694/core';
 import type { PageCache } from './page-cache.js';
 
 /** One distribution file as the index serves it. */
@@ -24,6 +32,8 @@ export interface IndexFile {
    * only). Stored with the file when it completed: pages never read or hash the metadata itself.
    */
   readonly coreMetadataSha256?: string | null;
+  /** Whether the file has a PEP 740 provenance object (verified attestations) to serve. */
+  readonly hasProvenance?: boolean;
 }
 
 export interface ProjectEntry {
@@ -48,6 +58,8 @@ export interface RepositoryView {
   file(project: string, filename: string): Promise<IndexFile | undefined>;
   /** The PEP 658 metadata bytes of a file that has `coreMetadataSha256`. */
   coreMetadata(project: string, file: IndexFile): Promise<Uint8Array | undefined>;
+  /** The PEP 740 provenance object of a file, or null when it has none. */
+  provenance(project: string, file: IndexFile): Promise<Provenance | null>;
 }
 
 /** What the index reads: the read role of the session store (`IndexReadStore` of `@pep694/core`). */
@@ -60,7 +72,21 @@ export type IndexStore = IndexReadStore;
  */
 const servedMetadata = (filename: string, sha256: string | null): string | null => (filename.endsWith('.whl') ? sha256 : null);
 
-const fromPublished = (f: PublishedFile): IndexFile => ({
+/**
+ * The stored attestations of `fileIds`, by file id: one read with the store's `getAttestations`,
+ * else each file's record (a store without it).
+ */
+async function attestationsOf(store: IndexStore, fileIds: readonly string[]): Promise<ReadonlyMap<string, readonly unknown[]>> {
+  if (store.getAttestations) return store.getAttestations(fileIds);
+  const found = new Map<string, readonly unknown[]>();
+  for (const id of fileIds) {
+    const attestations = (await store.getFile(id))?.attestations;
+    if (attestations) found.set(id, attestations);
+  }
+  return found;
+}
+
+const fromPublished = (f: PublishedFile, attestations: ReadonlyMap<string, readonly unknown[]>): IndexFile => ({
   filename: f.filename,
   version: f.version,
   size: f.size,
@@ -70,6 +96,7 @@ const fromPublished = (f: PublishedFile): IndexFile => ({
   uploadTime: f.publishedAt,
   requiresPython: f.requiresPython,
   coreMetadataSha256: servedMetadata(f.filename, f.coreMetadataSha256),
+  hasProvenance: provenanceOf(attestations.get(f.fileId)) !== null,
 });
 
 /**
@@ -88,14 +115,22 @@ export function publishedView(store: IndexStore): RepositoryView {
     },
     async files(project) {
       const files = await store.listPublishedFiles(project);
-      return files.length > 0 ? files.map(fromPublished) : undefined;
+      if (files.length === 0) return undefined;
+      const attestations = await attestationsOf(
+        store,
+        files.map((f) => f.fileId),
+      );
+      return files.map((f) => fromPublished(f, attestations));
     },
     async file(project, filename) {
       const f = await store.getPublishedFile(project, filename);
-      return f && fromPublished(f);
+      return f && fromPublished(f, await attestationsOf(store, [f.fileId]));
     },
     async coreMetadata(project, file) {
       return file.coreMetadataSha256 ? store.getPublishedCoreMetadata(project, file.filename) : undefined;
+    },
+    async provenance(_project, file) {
+      return provenanceOf((await attestationsOf(store, [file.fileId])).get(file.fileId));
     },
   };
 }
@@ -148,6 +183,7 @@ export async function stageView(store: IndexStore, token: string, clock: Clock, 
         uploadTime: f.createdAt,
         requiresPython: f.requiresPython,
         coreMetadataSha256: servedMetadata(f.filename, f.coreMetadataSha256),
+        hasProvenance: provenanceOf(f.attestations) !== null,
       }));
   const completed = async (): Promise<readonly IndexFile[]> => {
     if (!cache) return load();
@@ -178,6 +214,11 @@ export async function stageView(store: IndexStore, token: string, clock: Clock, 
       if (project !== session.project || !file.coreMetadataSha256) return undefined;
       const f = await store.getFile(file.fileId);
       return f && f.sessionId === session.id && f.status === 'completed' && f.coreMetadata ? f.coreMetadata : undefined;
+    },
+    async provenance(project, file) {
+      if (project !== session.project || !file.hasProvenance) return null;
+      const f = await store.getFile(file.fileId);
+      return f && f.sessionId === session.id && f.status === 'completed' ? provenanceOf(f.attestations) : null;
     },
   };
 }

@@ -29,7 +29,7 @@ import {
   negotiateMaxFileSize,
   ProblemError,
   StoredAttestations,
-  validateAttestations,
+  acceptAttestations,
   type CompletionOutcome,
   type FileOffer,
   type FileUploadContext,
@@ -227,7 +227,13 @@ export class HttpPostBytesMechanism implements UploadMechanism {
       requireContentType(req.headers['content-type'], 'application/json', 'attestations');
       requireIdentityEncoding(req.headers['content-encoding']);
       inviteBody(req, res);
-      const attestations = validateAttestations(await readJsonBody(req, this.options.attestationsMaxBytes), ctx.file);
+      // Shape, statement and (with the host's verifier) signature, certificate, log entry and
+      // trusted publisher: one entry point for every way attestations arrive.
+      const attestations = await acceptAttestations(
+        await readJsonBody(req, this.options.attestationsMaxBytes),
+        { ...ctx.file, project: ctx.session.project },
+        this.host.attestationVerifier,
+      );
       // Durable before the 204 (see the file comment). Each POST carries the whole list, so a
       // retry replaces rather than duplicates; the commit replaces atomically.
       if (this.completing.has(fileId))

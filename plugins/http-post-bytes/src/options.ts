@@ -6,7 +6,7 @@ import { DEFAULT_ATTESTATIONS_MAX_BYTES, DEFAULT_IDLE_TIMEOUT, DEFAULT_MIN_RATE,
 import { z } from 'zod';
 
 export const HttpPostBytesOptionsSchema = z.strictObject({
-  /** Offer `attestations_url` and accept PEP 740 attestation objects (stored with the file, not verified). */
+  /** Offer `attestations_url` and accept PEP 740 attestation objects (verified by the host's AttestationVerifier, when it has one, and stored with the file). */
   attestations: z.boolean().default(true),
   /** Largest attestations request body, in bytes (413 `body-too-large` beyond). */
   attestationsMaxBytes: z.number().int().positive().default(DEFAULT_ATTESTATIONS_MAX_BYTES),

@@ -19,6 +19,8 @@ import {
   parseMediaType,
   ProblemError,
   validateAttestations,
+  verifyAttestations,
+  type AcceptedAttestations,
   type Attestation,
   type FileUploadContext,
   type HashName,
@@ -58,7 +60,7 @@ export interface FormOptions {
 export interface ReceivedForm {
   readonly size: number;
   readonly digests: Readonly<Partial<Record<HashName, string>>>;
-  readonly attestations?: readonly Attestation[] | undefined;
+  readonly attestations?: AcceptedAttestations | undefined;
 }
 
 /**
@@ -204,10 +206,17 @@ export class FormReceiver {
           },
         );
       }
+      // The field was checked as PEP 740 objects as it arrived; the signatures, certificates and
+      // publishers are verified once the form is whole, before anything is committed.
+      const verifier = this.host.attestationVerifier;
+      const accepted =
+        this.attestations && verifier
+          ? await verifyAttestations(this.attestations, { ...ctx.file, project: ctx.session.project }, verifier)
+          : this.attestations;
       await this.staging.commit();
       // A stop that came while committing: the host deletes the staged blob after cancel/completion return.
       if (this.failure !== undefined) throw this.failure;
-      return { size: meter.bytes, digests: meter.digests(), ...(this.attestations ? { attestations: this.attestations } : {}) };
+      return { size: meter.bytes, digests: meter.digests(), ...(accepted ? { attestations: accepted } : {}) };
     } catch (err) {
       this.fail(err);
       await this.staging?.abort().catch(() => {});
@@ -343,6 +352,8 @@ export class FormReceiver {
                 errors: err.errors.map((e) =>
                   e.source.startsWith('/') ? { source: `${ATTESTATIONS_FIELD}${e.source}`, message: e.message } : e,
                 ),
+                // `check` (a statement about another file) stays as core named it.
+                ...(err.extensions ? { extensions: err.extensions } : {}),
               },
             )
           : err,

@@ -58,7 +58,7 @@ export const MultipartOptionsSchema = z
       .regex(OPERATOR_SEGMENT, {
         error: 'operator must contain only [a-z0-9] (PEP 694 "Server Specific File Upload Mechanisms")',
       }),
-    /** Accept a PEP 740 `attestations` field (stored with the file, not verified). */
+    /** Accept a PEP 740 `attestations` field (verified by the host's AttestationVerifier, when it has one, and stored with the file). */
     attestations: z.boolean().default(true),
     /** Largest `attestations` field value, in bytes (413 `body-too-large` beyond). */
     attestationsMaxBytes: z.number().int().positive().default(DEFAULT_ATTESTATIONS_MAX_BYTES),

@@ -2,6 +2,7 @@
  * Every front door of the reference index and its hostile requests. A new door (another mechanism,
  * another API) is a module exporting a `FrontDoor` (see door.ts), added here.
  */
+import { attestations } from './attestations.js';
 import type { FrontDoor } from './door.js';
 import { httpFraming } from './framing.js';
 import { httpPostBytes } from './http-post-bytes.js';
@@ -10,4 +11,4 @@ import { multipart } from './multipart.js';
 import { sessionApi } from './session-api.js';
 import { tus } from './tus.js';
 
-export const FRONT_DOORS: readonly FrontDoor[] = [sessionApi, httpPostBytes, multipart, tus, legacy, httpFraming];
+export const FRONT_DOORS: readonly FrontDoor[] = [sessionApi, httpPostBytes, multipart, tus, legacy, httpFraming, attestations];

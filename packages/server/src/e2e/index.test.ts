@@ -268,6 +268,7 @@ describe('config.index', () => {
     expect(ServerConfigSchema.parse({ dataDir: '/d', index: {} }).index).toEqual({
       simplePath: '/simple/',
       stagePath: '/stage/',
+      integrityPath: '/integrity/',
       pageCacheBytes: 32 * 1024 * 1024,
     });
     expect(ServerConfigSchema.parse({ dataDir: '/d' }).index).toBeUndefined();
@@ -276,6 +277,7 @@ describe('config.index', () => {
       { stagePath: '/simple/stage/' },
       { simplePath: '/x/', stagePath: '/x/' },
       { simplePath: '/' },
+      { integrityPath: '/simple/integrity/' },
     ]) {
       expect(ServerConfigSchema.safeParse({ dataDir: '/d', index }).success, JSON.stringify(index)).toBe(false);
     }

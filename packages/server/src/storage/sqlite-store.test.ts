@@ -55,7 +55,8 @@ const UNDO_INDEX_SCHEMA = `
   DROP TABLE index_version;
   ALTER TABLE projects DROP COLUMN files_version; ALTER TABLE sessions DROP COLUMN files_version;
   ALTER TABLE files DROP COLUMN core_metadata_sha256; ALTER TABLE published_files DROP COLUMN core_metadata_sha256;
-  DROP INDEX files_session; /* added by a later migration, which runs again after this one */`;
+  DROP INDEX files_session; /* added by a later migration, which runs again after this one */
+  DROP TABLE published_attestations; /* likewise */`;
 
 describe('setup', () => {
   it('uses WAL, synchronous FULL, foreign keys, a busy timeout and a schema version', () => {

@@ -55,6 +55,26 @@ export class SqliteIndexReads implements IndexReadStore {
     return bytes ? new Uint8Array(bytes) : undefined;
   }
 
+  async getAttestations(fileIds: readonly string[]): Promise<ReadonlyMap<string, readonly unknown[]>> {
+    const found = new Map<string, readonly unknown[]>();
+    // In chunks, under SQLite's limit on bound parameters.
+    for (let i = 0; i < fileIds.length; i += 500) {
+      const chunk = fileIds.slice(i, i + 500);
+      const list = chunk.map(() => '?').join(',');
+      // Published files' from published_attestations (kept after their file rows are forgotten),
+      // staged files' from their file rows.
+      const rows = this.connection
+        .prepared(
+          `SELECT file_id AS id, attestations FROM published_attestations WHERE file_id IN (${list})
+           UNION ALL SELECT id, attestations FROM files WHERE attestations IS NOT NULL AND id IN (${list})
+             AND id NOT IN (SELECT file_id FROM published_attestations WHERE file_id IN (${list}))`,
+        )
+        .all(...chunk, ...chunk, ...chunk) as { id: string; attestations: string }[];
+      for (const row of rows) found.set(row.id, JSON.parse(row.attestations) as unknown[]);
+    }
+    return found;
+  }
+
   async indexVersion(scope: IndexScope): Promise<number> {
     const version =
       scope.kind === 'projects'

@@ -198,6 +198,18 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX files_session ON files (session_id, created_at);
   `,
+  // The PEP 740 attestations of published files, kept with them: the file upload session rows they
+  // came from are forgotten after \`retention\`, the provenance a file is served with must not be.
+  // A table of its own, so that a project page asking which files have some reads neither
+  // published_files' metadata nor more than the rows it names.
+  `
+  CREATE TABLE published_attestations (
+    file_id      TEXT PRIMARY KEY,
+    attestations TEXT NOT NULL
+  );
+  INSERT INTO published_attestations (file_id, attestations)
+    SELECT p.file_id, f.attestations FROM published_files p JOIN files f ON f.id = p.file_id WHERE f.attestations IS NOT NULL;
+  `,
 ];
 
 /** The identity the migration gives a row written before identities existed (see MIGRATIONS[2]). */

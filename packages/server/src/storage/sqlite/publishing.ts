@@ -185,6 +185,13 @@ export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePu
        FROM (${filesSql}) f`,
       )
       .run(session.project, session.displayName, session.version, at.getTime(), session.id);
+    // Their attestations outlive the file upload session rows (see MIGRATIONS: published_attestations).
+    this.connection
+      .prepared(
+        `INSERT INTO published_attestations (file_id, attestations)
+       SELECT f.id, f.attestations FROM (${filesSql}) f WHERE f.attestations IS NOT NULL`,
+      )
+      .run(session.id);
     this.connection.prepared('DELETE FROM filename_claims WHERE session_id = ?').run(session.id);
     const row = this.connection
       .prepared(`UPDATE sessions SET status = 'published', ended_at = ? WHERE id = ? RETURNING *`)

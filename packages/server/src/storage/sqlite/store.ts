@@ -115,6 +115,9 @@ export class SqliteSessionStore implements SessionStore {
   getPublishedCoreMetadata(...args: Parameters<IndexReadStore['getPublishedCoreMetadata']>) {
     return this.index.getPublishedCoreMetadata(...args);
   }
+  getAttestations(fileIds: readonly string[]) {
+    return this.index.getAttestations(fileIds);
+  }
   indexVersion(...args: Parameters<IndexReadStore['indexVersion']>) {
     return this.index.indexVersion(...args);
   }
