@@ -65,6 +65,7 @@ export function startAppend(files: UploadFiles, upload: LiveUpload, req: Incomin
         if (chunk.length > 0) {
           upload.hashers?.update(chunk);
           written += chunk.length;
+          upload.inFlight = written;
           if (!file.write(chunk)) await Promise.race([once(file, 'drain'), fileFailed]);
         }
         if (overflow) break;
@@ -93,6 +94,7 @@ export function startAppend(files: UploadFiles, upload: LiveUpload, req: Incomin
   };
   return run().finally(() => {
     upload.append = undefined;
+    upload.inFlight = 0;
     settle();
   });
 }

@@ -146,7 +146,7 @@ export class ResumableMechanism implements UploadMechanism {
 
   async status(ctx: FileUploadContext): Promise<TransferStatus> {
     const upload = await this.files.get(ctx.file.id, hashNamesFor(ctx));
-    if (upload) return { bytesReceived: upload.offset, active: upload.append !== undefined };
+    if (upload) return { bytesReceived: upload.offset + upload.inFlight, active: upload.append !== undefined };
     return { bytesReceived: (await this.host.blobs.size(ctx.stagingKey)) ?? 0, active: false };
   }
 

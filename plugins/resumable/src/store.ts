@@ -53,6 +53,8 @@ export interface LiveUpload {
   /** The digests once the upload completed with an in-order state. */
   digests?: Partial<Record<HashName, string>>;
   append?: RunningAppend | undefined;
+  /** Bytes the running append has handed to the data file so far (not yet in `offset`), for `status`. */
+  inFlight: number;
 }
 
 export class UploadFiles {
@@ -93,7 +95,7 @@ export class UploadFiles {
     };
     await writeFile(this.path(id), '');
     await this.saveInfo(id, info);
-    const upload: LiveUpload = { id, info, offset: 0, hashers: createHashers(names) };
+    const upload: LiveUpload = { id, info, offset: 0, hashers: createHashers(names), inFlight: 0 };
     this.live.set(id, upload);
     return upload;
   }
@@ -120,7 +122,7 @@ export class UploadFiles {
     // Another request may have loaded it meanwhile.
     const again = this.live.get(id);
     if (again) return again;
-    const upload: LiveUpload = { id, info, offset: size, hashers: size === 0 ? createHashers(names) : undefined };
+    const upload: LiveUpload = { id, info, offset: size, hashers: size === 0 ? createHashers(names) : undefined, inFlight: 0 };
     this.live.set(id, upload);
     return upload;
   }
