@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Upload } from 'tus-js-client';
+import { Upload, type UploadOptions } from 'tus-js-client';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { api, META, sha256, TEST_TOKENS } from '@pep694/server/testing';
 
@@ -151,7 +151,8 @@ describe.skipIf(!pipVersion)(`SIGKILL mid-append (pip: ${pipVersion ?? 'missing'
         // Creation without content, then one append of the whole file: the kill lands inside it.
         new Upload(bytes, {
           endpoint: creationUrl,
-          protocol: 'ietf-draft-05',
+          // tus-js-client 4 implements `protocol` but its type definitions lack it.
+          ...({ protocol: 'ietf-draft-05' } as Partial<UploadOptions>),
           headers: { Authorization: ALICE },
           retryDelays: [100, 250, 500, 1000, 1000, 2000, 2000, 4000, 4000],
           onBeforeRequest: (req) => {

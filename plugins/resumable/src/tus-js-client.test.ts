@@ -22,6 +22,12 @@ beforeEach(async () => {
 });
 afterEach(() => host.close());
 
+/**
+ * tus-js-client 4's `protocol` option (implemented in its code, missing from its type definitions):
+ * `ietf-draft-05` sends `Upload-Draft-Interop-Version: 6` and the draft's fields instead of tus's.
+ */
+const DRAFT_05 = { protocol: 'ietf-draft-05' } as Partial<UploadOptions>;
+
 /** A tus-js-client upload speaking draft -05 to `endpoint` (the mechanism's creation_url). */
 function draft05(input: Buffer, endpoint: string, opts: Partial<UploadOptions> = {}) {
   let upload!: Upload;
@@ -29,7 +35,7 @@ function draft05(input: Buffer, endpoint: string, opts: Partial<UploadOptions> =
   const done = new Promise<void>((resolve, reject) => {
     upload = new Upload(input, {
       endpoint,
-      protocol: 'ietf-draft-05',
+      ...DRAFT_05,
       headers: { Authorization: ALICE },
       retryDelays: [],
       onBeforeRequest: (req) => {
