@@ -81,15 +81,19 @@ export class ResumableRoutes {
         }
       })();
     };
-    const notAllowed = (allow: string) =>
-      serve(async (req) => {
-        throw new ProblemError('method-not-allowed', `${req.method} is not allowed here; use ${allow}.`, { headers: { Allow: allow } });
-      });
+    // A method the route does not take is refused before authorization, as the other mechanisms
+    // do: the answer (405 with Allow) says nothing about any file.
+    const notAllowed = (allow: string) => (req: Request, res: Response) =>
+      this.refuse(
+        req,
+        res,
+        new ProblemError('method-not-allowed', `${req.method} is not allowed here; use ${allow}.`, { headers: { Allow: allow } }),
+      );
     router
       .route('/files/:id')
       .post(serve((req, res, ctx) => this.create(req, res, ctx)))
       .options(serve(async (_req, res, ctx) => this.answerOptions(res, ctx, 'POST, OPTIONS')))
-      .all(notAllowed('POST'));
+      .all(notAllowed('POST, OPTIONS'));
     const resourceMethods = this.version === 8 ? 'HEAD, GET, PATCH, DELETE, OPTIONS' : 'HEAD, PATCH, DELETE, OPTIONS';
     const resource = router.route('/files/:id/uploads/:token');
     resource.head(serve((req, res, ctx) => this.offset(req, res, ctx)));
