@@ -139,7 +139,7 @@ export class UploadFiles {
 
   /** Writes the info file atomically (temp file, fsync, rename). */
   async saveInfo(id: string, info: UploadInfo): Promise<void> {
-    const tmp = `${this.infoPath(id)}.${randomBytes(4).toString('hex')}.tmp`;
+    const tmp = `${this.infoPath(id)}.tmp`;
     const handle = await open(tmp, 'w');
     try {
       await handle.writeFile(JSON.stringify(info));
@@ -160,6 +160,7 @@ export class UploadFiles {
     this.live.delete(id);
     await unlink(this.path(id)).catch(ignoreMissing);
     await rm(this.infoPath(id), { force: true });
+    await rm(`${this.infoPath(id)}.tmp`, { force: true });
   }
 
   /** Hashes the data file of `id` (the fallback once the in-stream state is lost). */
@@ -179,7 +180,7 @@ export class UploadFiles {
     }
     const ids = new Set<string>();
     for (const name of names) {
-      const id = name.replace(/\.json$/, '').replace(/\.json\.[0-9a-f]+\.tmp$/, '');
+      const id = name.replace(/\.json(\.tmp)?$/, '');
       if (SAFE_ID.test(id)) ids.add(id);
     }
     return [...ids];
