@@ -89,7 +89,7 @@ describe('uploadResumable', () => {
       }
       const done = await completeFile(file);
       expect(done.status, JSON.stringify(done.body)).toBe(201);
-      expect(readFileSync(join(host.t.dataDir, 'blobs', 'files', file.id)).equals(bytes)).toBe(true);
+      expect(readFileSync(join(host.blobDir, 'blobs', 'files', file.id)).equals(bytes)).toBe(true);
     });
   }
 

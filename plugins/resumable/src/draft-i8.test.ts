@@ -232,7 +232,7 @@ describe('Upload Append (interop 8)', () => {
     expect(again.json().code).toBe('completed-upload');
     const done = await completeFile(file);
     expect(done.status, JSON.stringify(done.body)).toBe(201);
-    expect(readFileSync(join(host.t.dataDir, 'blobs', 'files', file.id)).equals(bytes)).toBe(true);
+    expect(readFileSync(join(host.blobDir, 'blobs', 'files', file.id)).equals(bytes)).toBe(true);
     expect(host.files(8)).toEqual([]);
   });
 

@@ -8,10 +8,12 @@ import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import { FsBlobStore } from '@pep694/server';
 import {
   api,
   META,
   rawRequest,
+  RecordingBlobStore,
   sha256,
   startTestServer,
   TEST_TOKENS,
@@ -25,9 +27,21 @@ export const BOB = `Bearer ${TEST_TOKENS.bob}`;
 export const I6 = 'vnd-pep694-resumable-i6';
 export const I8 = 'vnd-pep694-resumable-i8';
 
+/** The filesystem blob store, noting every key read (to tell digests from the stream from a re-read). */
+export class ReadCountingBlobStore extends RecordingBlobStore {
+  readonly reads: string[] = [];
+  override read(key: string, range?: { start: number; end: number }) {
+    this.reads.push(key);
+    return super.read(key, range);
+  }
+}
+
 export interface Host {
   readonly t: TestServer;
+  readonly blobs: ReadCountingBlobStore;
   readonly directory: string;
+  /** The blob store's directory (`blobs/files/<id>` holds a completed file). */
+  readonly blobDir: string;
   /** Files in the plugin's directory for interop version `v` (data and info files). */
   files(v: 6 | 8): string[];
   close(): Promise<void>;
@@ -36,12 +50,17 @@ export interface Host {
 /** A real host (SQLite, filesystem blobs, the simple index) with this plugin as vnd-pep694-resumable-i6 and -i8. */
 export async function startHost(options: Partial<ResumableOptionsInput> = {}, config: Record<string, unknown> = {}): Promise<Host> {
   const directory = mkdtempSync(join(tmpdir(), 'resumable-uploads-'));
+  const blobDir = mkdtempSync(join(tmpdir(), 'resumable-blobs-'));
+  const blobs = new ReadCountingBlobStore(await FsBlobStore.open(blobDir));
   const t = await startTestServer({
+    blobs,
     mechanisms: [{ plugin, options: { operator: 'pep694', directory, appendDrainTimeout: 300, ...options } }],
     config: { index: {}, ...config },
   });
   return {
     t,
+    blobs,
+    blobDir,
     directory,
     files: (v) => {
       const dir = join(directory, `i${v}`);
@@ -50,6 +69,7 @@ export async function startHost(options: Partial<ResumableOptionsInput> = {}, co
     async close() {
       await t.close();
       rmSync(directory, { recursive: true, force: true });
+      rmSync(blobDir, { recursive: true, force: true });
     },
   };
 }

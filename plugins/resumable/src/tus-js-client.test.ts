@@ -61,7 +61,9 @@ describe('tus-js-client 4, protocol ietf-draft-05, on vnd-pep694-resumable-i6', 
     expect(run.methods).toEqual(['POST 6', 'PATCH 6']);
     const done = await completeFile(file);
     expect(done.status, JSON.stringify(done.body)).toBe(201);
-    expect(readFileSync(join(host.t.dataDir, 'blobs', 'files', file.id)).equals(wheel)).toBe(true);
+    expect(readFileSync(join(host.blobDir, 'blobs', 'files', file.id)).equals(wheel)).toBe(true);
+    // Hashed in the stream: completion read nothing back.
+    expect(host.blobs.reads).toEqual([]);
     const published = await api('POST', file.session.links['publish']!, { body: { meta: META } });
     expect(published.status, JSON.stringify(published.body)).toBe(201);
     expect(host.files(6)).toEqual([]);
@@ -111,8 +113,10 @@ describe('tus-js-client 4, protocol ietf-draft-05, on vnd-pep694-resumable-i6', 
     expect(patched).toEqual([kept]);
     const done = await completeFile(file);
     expect(done.status, JSON.stringify(done.body)).toBe(201);
-    const stored = readFileSync(join(host.t.dataDir, 'blobs', 'files', file.id));
+    const stored = readFileSync(join(host.blobDir, 'blobs', 'files', file.id));
     expect(stored.equals(bytes)).toBe(true);
+    // The two appends arrived in order in this process: the hash state held across the abort.
+    expect(host.blobs.reads).toEqual([]);
   }, 60_000);
 
   it('draft -05 rules the i6 routes keep: HEAD and DELETE refuse Upload-Offset, an append without Upload-Complete does not complete, a completed upload takes no more', async () => {
