@@ -4,7 +4,7 @@
  * for. Section names are the draft's.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { until } from '@pep694/server/testing';
@@ -389,6 +389,19 @@ describe('Upload Cancellation and authorization', () => {
       expect((await draftRequest(method, url.replace(/[^/]+$/, 'A'.repeat(22)), { headers: V8 }).response).status, method).toBe(404);
     }
     expect((await draftRequest('HEAD', url, { headers: V8 }).response).status).toBe(204);
+  });
+
+  it("the host's sweep removes upload data no pending file upload session owns, and keeps the live ones", async () => {
+    const bytes = randomBytes(1000);
+    const file = await fileSession(host.t, I8, bytes);
+    await create(file);
+    // What a crash could leave: an upload of a file upload session the host never stored.
+    const stray = 'AAAAAAAAAAAAAAAAAAAAAA';
+    writeFileSync(join(host.directory, 'i8', stray), 'partial');
+    writeFileSync(join(host.directory, 'i8', `${stray}.json`), '{}');
+    writeFileSync(join(host.directory, 'i8', `${stray}.json.tmp`), '{');
+    await host.t.server.reap();
+    expect(host.files(8).sort()).toEqual([file.id, `${file.id}.json`].sort());
   });
 
   it('canceling the publishing session sweeps the upload data with the file session', async () => {
