@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { until } from '@pep694/server/testing';
+import { tally, until } from '@pep694/server/testing';
 import {
   ALICE,
   BOB,
@@ -295,6 +295,7 @@ describe('Upload Append (interop 8)', () => {
       const res = await draftRequest('PATCH', url, { headers: { ...V8, ...headers }, chunks: [Buffer.from('abc')] }).response;
       expect([res.status, res.json().code], JSON.stringify(headers)).toEqual([status, code]);
     }
+    tally('hostile cases', cases.length);
   });
 
   it('"Concurrency": a second append while one is in progress is refused; an offset retrieval ends the first and gives an offset the next append is accepted at', async () => {
