@@ -43,7 +43,11 @@ export interface ResumableInstructions extends MechanismInstructions {
   readonly creation_url: string;
   /** The draft interop version spoken (`Upload-Draft-Interop-Version`). */
   readonly interop_version: InteropVersion;
-  /** The upload's limits, as `Upload-Limit` sends them (`max-size` is the declared size). */
+  /**
+   * The upload's size limits, as `Upload-Limit` sends them (`max-size` is the declared size). The
+   * lifetime (`max-age`) is in the responses' `Upload-Limit` only: this map is stored and read
+   * again later, when a count of seconds left would be stale (the file session has `expires-at`).
+   */
   readonly upload_limit: Readonly<Record<string, number>>;
 }
 
@@ -77,7 +81,7 @@ export class ResumableMechanism implements UploadMechanism {
       identifier: this.identifier,
       creation_url: `${ctx.baseUrl}/files/${encodeURIComponent(ctx.file.id)}`,
       interop_version: this.version,
-      upload_limit: this.http.limits(ctx),
+      upload_limit: this.http.fixedLimits(ctx),
     };
   }
 

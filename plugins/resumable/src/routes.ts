@@ -58,10 +58,14 @@ export class ResumableRoutes {
   /** `Upload-Limit` of the file's upload: its declared size, the append limit, and the time left (draft: `max-age`; -05: `expires`). */
   limits(ctx: FileUploadContext): Record<string, number> {
     const left = Math.max(0, Math.floor((ctx.file.expiresAt.getTime() - Date.now()) / 1000));
+    return { ...this.fixedLimits(ctx), [this.version === 6 ? 'expires' : 'max-age']: left };
+  }
+
+  /** The limits that do not change with time (the instructions are stored, so no `max-age` there). */
+  fixedLimits(ctx: FileUploadContext): Record<string, number> {
     return {
       'max-size': ctx.file.size,
       ...(this.options.maxAppendSize !== undefined ? { 'max-append-size': this.options.maxAppendSize } : {}),
-      [this.version === 6 ? 'expires' : 'max-age']: left,
     };
   }
 
