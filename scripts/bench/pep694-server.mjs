@@ -1,5 +1,5 @@
 // Our host as the benchmark runs it, in its own process (so that its CPU and peak RSS are its
-// own): @pep694/server with http-post-bytes, vnd-bench-multipart and vnd-bench-tus, and no
+// own): @pep694/server with http-post-bytes, vnd-bench-multipart, vnd-bench-tus and vnd-bench-resumable-i8, and no
 // artifact validators (the bench uploads random bytes). tus keeps its uploads in <dataDir>/tus,
 // on the blob store's filesystem, so that completion adopts them by rename.
 //
@@ -17,6 +17,7 @@ import { createServer, TokensFileAuth } from '@pep694/server';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
 import tus from '@pep694/mechanism-tus';
+import resumable from '@pep694/mechanism-resumable';
 
 const [dataDir, token, port = '0'] = process.argv.slice(2);
 const auth = new TokensFileAuth({ tokens: [{ token, principal: 'bench', projects: ['*'] }] });
@@ -41,6 +42,7 @@ const server = await createServer({
     // Deferred (202 + processing) whenever the hash state is lost, whatever the size: the
     // deferred-verification bench forces that with a restart between PATCHes.
     { plugin: tus, options: { operator: 'bench', directory: join(dataDir, 'tus'), deferVerificationAbove: 0 } },
+    { plugin: resumable, options: { operator: 'bench', directory: join(dataDir, 'resumable'), interopVersions: [8] } },
   ],
   logger: pino({ level: 'warn' }),
 });

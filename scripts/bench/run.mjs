@@ -10,7 +10,7 @@
 //   BENCH_SIZES            file sizes in MiB, comma separated (default "64,1024"; quick "8")
 //   BENCH_RUNS             repetitions of every figure (default 5; quick 1)
 //   BENCH_ONLY             sections, comma separated (default all of):
-//                          floors,http-post-bytes,tus,multipart,legacy,concurrency,control,index,client
+//                          floors,http-post-bytes,tus,multipart,resumable,legacy,concurrency,control,index,client
 //                          and, only when named, preload: the raw node pipeline in a bare process
 //                          next to the same pipeline in a process that imported @pep694/server and
 //                          the plugins, or that also runs our host (idle), and our host itself
@@ -57,6 +57,7 @@ import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
 import { clientSection } from './client.mjs';
+import { uploadResumable } from '@pep694/mechanism-resumable/client';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -67,7 +68,7 @@ const sizes = env('BENCH_SIZES', quick ? '8' : '64,1024')
   .split(',')
   .map((s) => Math.round(Number(s) * MiB));
 const runs = Number(env('BENCH_RUNS', quick ? 1 : 5));
-const SECTIONS = ['floors', 'http-post-bytes', 'tus', 'multipart', 'legacy', 'concurrency', 'control', 'index', 'client'];
+const SECTIONS = ['floors', 'http-post-bytes', 'tus', 'multipart', 'resumable', 'legacy', 'concurrency', 'control', 'index', 'client'];
 /** Not in the default run: the raw node pipeline in a bare process vs one that loaded (or runs) our host. */
 const EXTRA_SECTIONS = ['preload'];
 const only = new Set(
@@ -364,6 +365,14 @@ const MECHANISMS = {
     ],
     send: (map, file, auth) => uploadTus({ instructions: map, body: file, authorization: auth }),
     rawMap: async (raw, bytes) => ({ upload_url: await createRawTusUpload(raw.base, bytes), upload_length: bytes }),
+  },
+  // The IETF draft (interop 8) through its client half. No raw peer exists (no other Node server
+  // implements the draft): its figure is set against vnd-bench-tus's, measured in the same run.
+  resumable: {
+    section: 'resumable',
+    identifier: 'vnd-bench-resumable-i8',
+    raws: [],
+    send: (map, file, auth) => uploadResumable({ instructions: map, body: file, authorization: auth }),
   },
   multipart: {
     section: 'multipart',
@@ -1260,6 +1269,10 @@ function render(report) {
       L.push(
         `| ${u.mechanism} | ${u.sizeMiB} MiB | **ours** (${u.section === 'legacy' ? 'one POST: streamed, verified, published' : `complete ${range(u.ours.completeMs)} ms, publish ${range(u.ours.publishMs, 1)} ms`}) | ${range(u.ours.mbps)} | | ${fmt(u.ours.mbps.median / limit, 2)}${u.mechanism === 'http-post-bytes' ? ' (≥ 0.8)' : ''} | ${range(u.ours.cpuPerGB, 2)} | | ${range(u.ours.clientCpuPerGB, 2)} | ${busy(u.ours)} | ${fmt(u.ours.peakRssMB)} (< 150) | ${pct(u.ours.otherLoad)} |`,
       );
+      if (u.vsTus?.ratio !== undefined)
+        L.push(
+          `| | | vnd-bench-tus, ours, same size in this run (no raw peer implements the draft) | ${range(u.vsTus.tusMbps)} | **${fmt(u.vsTus.ratio, 2)}** medians (≥ 0.9) | | | | | | | |`,
+        );
       for (const r of u.raws) {
         const target = r.key === 'raw-tus-reread' ? '≥ 1.3' : '≥ 0.9';
         L.push(
@@ -1436,6 +1449,13 @@ function targets(report) {
         });
       }
     }
+    if (u.vsTus?.ratio !== undefined) {
+      T.push({
+        target: `${u.mechanism} ${u.sizeMiB} MiB ≥ 0.9× vnd-bench-tus (ours, medians of the same run)`,
+        measured: fmt(u.vsTus.ratio, 2),
+        ok: check(u.vsTus.ratio, '>=', 0.9),
+      });
+    }
     if (u.mechanism === 'http-post-bytes') {
       T.push({
         target: `http-post-bytes ${u.sizeMiB} MiB ≥ 0.8 of the CPU limit (${fmt(limit)} MB/s)`,
@@ -1556,9 +1576,13 @@ async function main() {
     );
   }
   for (const bytes of [...sizes].sort((a, b) => a - b)) {
-    for (const name of ['http-post-bytes', 'tus', 'multipart', 'legacy']) {
+    for (const name of ['http-post-bytes', 'tus', 'multipart', 'resumable', 'legacy']) {
       if (!only.has(name)) continue;
       const u = await uploadSection(name, await fileOf(bytes), bytes);
+      if (name === 'resumable') {
+        const tus = report.uploads.find((x) => x.section === 'tus' && x.sizeMiB === u.sizeMiB);
+        if (tus) u.vsTus = { ratio: tus.ours.mbps.median ? u.ours.mbps.median / tus.ours.mbps.median : undefined, tusMbps: tus.ours.mbps };
+      }
       report.uploads.push(u);
       log(
         `${u.mechanism} ${u.sizeMiB} MiB: ours ${fmt(u.ours.mbps.median)} MB/s ${fmt(u.ours.cpuPerGB.median, 2)} CPU s/GB, RSS ${fmt(u.ours.peakRssMB)} MB; ${u.raws.map((r) => `${r.key} ${fmt(r.mbps.median)} MB/s ${fmt(r.cpuPerGB.median, 2)} CPU s/GB (ratio ${fmt(r.ratio.median, 2)})`).join('; ')}`,

@@ -45,6 +45,8 @@ const PROJECT = 'bob-auth';
 const HPB = 'http-post-bytes';
 const MULTIPART = 'vnd-pep694-multipart';
 const TUS = 'vnd-pep694-tus';
+const RESUMABLE_I6 = 'vnd-pep694-resumable-i6';
+const RESUMABLE_I8 = 'vnd-pep694-resumable-i8';
 /** The shape of a real ID (22 base64url characters) that no session or file has. */
 const UNKNOWN_ID = 'AAAAAAAAAAAAAAAAAAAAAA';
 
@@ -158,6 +160,101 @@ function patchRequest(f: { bytes: Buffer; file: FileSession }, offset = 0, part 
     headers: { ...tusHeaders, 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' },
     body: part,
   };
+}
+
+/** The draft's interop version field of a resumable mechanism's requests. */
+const draftHeaders = (mechanism: string) => ({ 'upload-draft-interop-version': mechanism.endsWith('-i6') ? '6' : '8' });
+
+/** Upload creation at `creation_url` with the whole file (Upload-Complete: ?1). */
+function creationRequest(f: { bytes: Buffer; file: FileSession }, mechanism: string): Req {
+  return {
+    method: 'POST',
+    url: f.file.mechanism.creation_url,
+    headers: { ...draftHeaders(mechanism), 'upload-complete': '?1' },
+    body: f.bytes,
+  };
+}
+
+/** A file of `mechanism` with an upload resource created by `owner` (careful creation, no content); its URI. */
+async function resumableUpload(owner: string, mechanism: string) {
+  const f = await newFile(await newSession(owner), owner, mechanism);
+  const res = await send(
+    { method: 'POST', url: f.file.mechanism.creation_url, headers: { ...draftHeaders(mechanism), 'upload-complete': '?0' } },
+    bearer(owner),
+  );
+  expect(res.status, res.body).toBe(201);
+  return { ...f, upload: new URL(String(res.headers.location), f.file.mechanism.creation_url).href };
+}
+
+/** A request on the upload resource of a fresh file. */
+function resourceRequest(f: { bytes: Buffer; upload: string }, method: string, mechanism: string): Req {
+  if (method !== 'PATCH') return { method, url: f.upload, headers: draftHeaders(mechanism) };
+  const headers = {
+    ...draftHeaders(mechanism),
+    'content-type': 'application/partial-upload',
+    'upload-offset': '0',
+    'upload-complete': '?1',
+  };
+  return { method, url: f.upload, headers, body: f.bytes };
+}
+
+/** The auth rows of a resumable mechanism: creation_url (POST, OPTIONS) and the upload resource (Location). */
+function resumableRows(mechanism: string): Row[] {
+  const fileId = (f: { file: FileSession }) => lastSegment(f.file.links['file-upload-session']!);
+  /** An upload resource whose file is in `error` (completed before every byte): its routes then answer 409. */
+  const errored = async (owner: string) => {
+    const f = await resumableUpload(owner, mechanism);
+    await expectStatus({ method: 'POST', url: f.file.links.complete!, ...json({ meta: META }) }, bearer(owner), 422);
+    return f;
+  };
+  const creationRows: Row[] = [
+    {
+      key: `${mechanism} POST creation_url`,
+      pep: mechanism,
+      ok: 201,
+      build: async (owner) => creationRequest(await newFile(await newSession(owner), owner, mechanism), mechanism),
+      conflict: async (owner) => creationRequest(await erroredFile(owner, mechanism), mechanism),
+      unknown: async (owner) => {
+        const f = await newFile(await newSession(owner), owner, mechanism);
+        return { ...creationRequest(f, mechanism), url: withId(f.file.mechanism.creation_url, fileId(f)) };
+      },
+    },
+    {
+      key: `${mechanism} OPTIONS creation_url`,
+      pep: mechanism,
+      ok: 204,
+      build: async (owner) => ({
+        method: 'OPTIONS',
+        url: (await newFile(await newSession(owner), owner, mechanism)).file.mechanism.creation_url,
+      }),
+      conflict: async (owner) => ({ method: 'OPTIONS', url: (await erroredFile(owner, mechanism)).file.mechanism.creation_url }),
+      unknown: async (owner) => {
+        const f = await newFile(await newSession(owner), owner, mechanism);
+        return { method: 'OPTIONS', url: withId(f.file.mechanism.creation_url, fileId(f)) };
+      },
+    },
+  ];
+  const methods: [string, number][] = [
+    ['HEAD', 204],
+    ...(mechanism.endsWith('-i8') ? ([['GET', 204]] as [string, number][]) : []),
+    ['PATCH', 201],
+    ['DELETE', 204],
+    ['OPTIONS', 204],
+  ];
+  return [
+    ...creationRows,
+    ...methods.map(([method, ok]): Row => ({
+      key: `${mechanism} ${method} Location`,
+      pep: mechanism,
+      ok,
+      build: async (owner) => resourceRequest(await resumableUpload(owner, mechanism), method, mechanism),
+      conflict: async (owner) => resourceRequest(await errored(owner), method, mechanism),
+      unknown: async (owner) => {
+        const f = await resumableUpload(owner, mechanism);
+        return { ...resourceRequest(f, method, mechanism), url: withId(f.upload, fileId(f)) };
+      },
+    })),
+  ];
 }
 
 async function expectStatus(req: Req, authorization: string, status: number) {
@@ -494,6 +591,8 @@ const ROWS: Row[] = [
       };
     },
   },
+  ...resumableRows(RESUMABLE_I6),
+  ...resumableRows(RESUMABLE_I8),
 ];
 
 /** Routes that need no credentials by design, with why; checked in their own tests below. */
@@ -590,11 +689,14 @@ describe('PEP 694 Authentication and Authorization: the auth matrix', () => {
   });
 
   it('has a row (or a documented exemption) for every URL and method of every mechanism', async () => {
-    expect(t.server.mechanisms.map((m) => m.identifier)).toEqual([HPB, MULTIPART, TUS]);
+    expect(t.server.mechanisms.map((m) => m.identifier)).toEqual([HPB, MULTIPART, TUS, RESUMABLE_I6, RESUMABLE_I8]);
     const wanted = new Set<string>();
     for (const m of t.server.mechanisms) {
       const f = await newFile(await newSession(alice), alice, m.identifier);
-      for (const [key, value] of Object.entries(f.file.mechanism)) {
+      const urls: [string, unknown][] = Object.entries(f.file.mechanism);
+      // The draft's upload resource is not in the instructions: its URI is the creation's Location.
+      if (typeof f.file.mechanism.creation_url === 'string') urls.push(['Location', (await resumableUpload(alice, m.identifier)).upload]);
+      for (const [key, value] of urls) {
         if (typeof value !== 'string' || !/^https?:\/\//.test(value)) continue;
         // The methods a route takes: the `Allow` of its 405 (asked without credentials).
         const res = await send({ method: 'PUT', url: value, headers: { 'content-type': 'application/octet-stream' } });

@@ -22,8 +22,9 @@ import type { MechanismRegistration } from '@pep694/server';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
 import tus from '@pep694/mechanism-tus';
+import resumable from '@pep694/mechanism-resumable';
 
-/** `dataDir` holds the tus uploads in progress (`<dataDir>/tus`, beside the blob store); default `PEP694_DATA` or `./data`, as main.ts. */
+/** `dataDir` holds the tus and resumable uploads in progress (`<dataDir>/tus`, `<dataDir>/resumable`, beside the blob store); default `PEP694_DATA` or `./data`, as main.ts. */
 export function defaultMechanisms(dataDir = resolve(process.env.PEP694_DATA ?? 'data')): MechanismRegistration[] {
   return [
     { plugin: httpPostBytes, options: {} },
@@ -31,6 +32,9 @@ export function defaultMechanisms(dataDir = resolve(process.env.PEP694_DATA ?? '
     { plugin: multipart, options: { operator: 'pep694' } },
     // vnd-pep694-tus: resumable uploads (tus 1.0) for large files.
     { plugin: tus, options: { operator: 'pep694', directory: join(dataDir, 'tus') } },
+    // vnd-pep694-resumable-i6 and -i8: the IETF "Resumable Uploads for HTTP" draft (interop
+    // versions 6 and 8), a future standard, after the stable mechanisms.
+    { plugin: resumable, options: { operator: 'pep694', directory: join(dataDir, 'resumable') } },
   ];
 }
 

@@ -1,6 +1,6 @@
 /**
  * Issue #21 finding 5 for every first-party mechanism, composed as the reference index composes
- * them: the instructions of http-post-bytes, multipart and tus are on a trusted origin, are stored
+ * them: the instructions of http-post-bytes, multipart, tus and resumable are on a trusted origin, are stored
  * without one, and are handed to each reader on their own trusted origin; a Host the index does
  * not serve is refused (421) on the session API and on the mechanisms' routes; and tus, whose
  * @tus/server builds URLs from Host and X-Forwarded-*, never answers with a URL of its own.
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
+import { uploadResumable } from '@pep694/mechanism-resumable/client';
 import {
   api,
   META,
@@ -30,7 +31,13 @@ import { startReferenceIndex } from './test-support.js';
 
 const { alice, bob } = TEST_TOKENS;
 const ATTACKER = 'attacker.example:8080';
-const MECHANISMS = ['http-post-bytes', 'vnd-pep694-multipart', 'vnd-pep694-tus'] as const;
+const MECHANISMS = [
+  'http-post-bytes',
+  'vnd-pep694-multipart',
+  'vnd-pep694-tus',
+  'vnd-pep694-resumable-i6',
+  'vnd-pep694-resumable-i8',
+] as const;
 type Mechanism = (typeof MECHANISMS)[number];
 
 function send(
@@ -43,6 +50,7 @@ function send(
   const authorization = `Bearer ${token}`;
   if (mechanism === 'http-post-bytes') return uploadHttpPostBytes({ instructions, body, authorization });
   if (mechanism === 'vnd-pep694-multipart') return uploadMultipart({ instructions, body, filename, authorization });
+  if (mechanism.includes('-resumable-')) return uploadResumable({ instructions, body, authorization, retryDelays: [] });
   return uploadTus({ instructions, body, authorization, retryDelays: [] });
 }
 
@@ -118,7 +126,7 @@ describe('PEP 694 mechanism instructions on a trusted origin (issue #21 finding 
         },
       });
       expect(file.status, JSON.stringify(file.body)).toBe(202);
-      const url = String(file.body.mechanism.file_url ?? file.body.mechanism.upload_url);
+      const url = String(file.body.mechanism.file_url ?? file.body.mechanism.upload_url ?? file.body.mechanism.creation_url);
       for (const method of ['POST', 'HEAD', 'PATCH']) {
         const res = await rawRequest(method, url, {
           headers: { host: ATTACKER, authorization: `Bearer ${alice}`, 'tus-resumable': '1.0.0' },

@@ -24,6 +24,12 @@ describe('problem details (PEP 694 Errors, RFC 9457)', () => {
     const doc = toProblemDocument(new ProblemError('forbidden', 'no'), { typeBase: 'https://docs.example.org/errors' });
     expect(doc.type).toBe('https://docs.example.org/errors#forbidden');
   });
+  it('a problem type URI defined by another specification replaces the index one', () => {
+    const type = 'https://iana.org/assignments/http-problem-types#mismatching-upload-offset';
+    const err = new ProblemError('mismatching-upload-offset', 'no', { type });
+    expect(toProblemDocument(err, { typeBase: 'https://docs.example.org/errors' }).type).toBe(type);
+    expect(toProblemDocument(err).code).toBe('mismatching-upload-offset');
+  });
   it('omits errors when there are none, and keeps extensions', () => {
     const doc = toProblemDocument(
       new ProblemError('files-not-completed', 'x', { extensions: { files: [{ filename: 'a', status: 'pending' }] } }),

@@ -47,6 +47,9 @@ export const PROBLEM_CODES = {
   'invalid-parameter': { status: 400, title: 'A request parameter is invalid' },
   'malformed-upload': { status: 400, title: 'The upload request body is malformed' },
   'malformed-request': { status: 400, title: 'The HTTP request is malformed' },
+  // The problem types of the IETF "Resumable Uploads for HTTP" draft (sent with its IANA type URIs)
+  'inconsistent-upload-length': { status: 400, title: 'Inconsistent length values for upload' },
+  'completed-upload': { status: 400, title: 'The upload is already completed' },
   // 401/403/404
   unauthenticated: { status: 401, title: 'Authentication is required' },
   forbidden: { status: 403, title: 'The principal may not upload to this project' },
@@ -75,6 +78,7 @@ export const PROBLEM_CODES = {
   'file-processing': { status: 409, title: 'The file upload session is being processed' },
   'file-not-pending': { status: 409, title: 'The file upload session no longer accepts data' },
   'upload-in-progress': { status: 409, title: 'Another transfer for this file is in progress' },
+  'mismatching-upload-offset': { status: 409, title: 'Offset from request does not match offset of resource' },
 
   'name-unavailable': { status: 409, title: 'The project name is not available' },
   'invalid-transition': { status: 409, title: 'The request is not allowed in the current state' },
@@ -120,6 +124,11 @@ export interface ProblemInit {
   readonly headers?: Readonly<Record<string, string | readonly string[]>>;
   /** Extra RFC 9457 extension members (for example `files` on `files-not-completed`). */
   readonly extensions?: Readonly<Record<string, unknown>>;
+  /**
+   * An absolute problem type URI defined elsewhere (e.g. the IANA "HTTP Problem Types" registry)
+   * that clients of a protocol recognise; it replaces the index's own `type` for this problem.
+   */
+  readonly type?: string;
   readonly cause?: unknown;
 }
 
@@ -143,6 +152,8 @@ export class ProblemError extends Error {
   readonly errors: readonly ProblemFieldError[];
   readonly headers: Readonly<Record<string, string | readonly string[]>>;
   readonly extensions: Readonly<Record<string, unknown>>;
+  /** A type URI that replaces the index's own (see `ProblemInit.type`). */
+  readonly type: string | undefined;
 
   constructor(code: ProblemCode, detail: string, init: ProblemInit = {}) {
     super(detail, init.cause === undefined ? undefined : { cause: init.cause });
@@ -154,6 +165,7 @@ export class ProblemError extends Error {
     this.errors = init.errors ?? [];
     this.headers = init.headers ?? {};
     this.extensions = init.extensions ?? {};
+    this.type = init.type;
     Object.defineProperty(this, PROBLEM_BRAND, { value: true });
   }
 
@@ -204,7 +216,7 @@ export interface RenderOptions {
 
 /** Renders a ProblemError as an RFC 9457 document carrying `meta.api-version` (PEP 694 "Errors"). */
 export function toProblemDocument(err: ProblemError, opts: RenderOptions = {}): ProblemDocument {
-  const type = opts.typeBase ? `${opts.typeBase}#${err.code}` : `urn:pep694:problem:${err.code}`;
+  const type = err.type ?? (opts.typeBase ? `${opts.typeBase}#${err.code}` : `urn:pep694:problem:${err.code}`);
   const doc: ProblemDocument = {
     ...err.extensions,
     type,

@@ -38,7 +38,7 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 const WHEEL = fixture('demo_pkg-1.0.0-py3-none-any.whl');
-const MECHANISMS = ['http-post-bytes', 'vnd-pep694-multipart', 'vnd-pep694-tus'] as const;
+const MECHANISMS = ['http-post-bytes', 'vnd-pep694-multipart', 'vnd-pep694-tus', 'vnd-pep694-resumable-i8'] as const;
 
 describe('crash consistency: SIGKILL during completion (PEP 694 "Complete a File Upload Session")', () => {
   it('killed while a real wheel is verified, moved and recorded; after the restart completion succeeds with the right bytes', async () => {
@@ -48,7 +48,7 @@ describe('crash consistency: SIGKILL during completion (PEP 694 "Complete a File
     let port: number | undefined;
     const points = 10;
     for (let i = 0; i < points; i++) {
-      const mechanism = MECHANISMS[i % 3]!;
+      const mechanism = MECHANISMS[i % MECHANISMS.length]!;
       // The last three: deferred verification, reached as in production after a restart between
       // upload and completion (the in-memory digests are gone, the host re-reads the file).
       const deferred = i >= points - 3;
@@ -61,7 +61,9 @@ describe('crash consistency: SIGKILL during completion (PEP 694 "Complete a File
             'blob:move:1:after',
             'blob:read:1:before',
             'external',
-            ...(mechanism === 'vnd-pep694-tus' ? ['blob:adoptFile:1:before', 'blob:adoptFile:1:after'] : []),
+            ...(mechanism === 'vnd-pep694-tus' || mechanism.includes('-resumable-')
+              ? ['blob:adoptFile:1:before', 'blob:adoptFile:1:after']
+              : []),
           ];
       const fault = pick(random, faults);
       const where = `completion kill point ${i} (${mechanism}${deferred ? ', deferred' : ''}, ${fault})`;

@@ -12,6 +12,7 @@ import { expect } from 'vitest';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
+import { uploadResumable } from '@pep694/mechanism-resumable/client';
 import {
   fileUploadMachine,
   publishingSessionMachine,
@@ -299,7 +300,7 @@ function listTree(dir: string, prefix = ''): string[] {
 /**
  * The invariants of issue #10, after a restart whose startup reaper pass (blob sweep included)
  * has run and with no request in flight: published files intact, no partial release (store and
- * /simple/), no orphaned staged bytes (blobs, temp files, tus uploads), every session and file in
+ * /simple/), no orphaned staged bytes (blobs, temp files, tus and resumable uploads), every session and file in
  * a state the PEP allows and reachable from what the client saw before the kill, none stuck.
  */
 export async function checkInvariants(dir: string, server: CrashServer, seen: Observed, label: string): Promise<void> {
@@ -410,6 +411,15 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
       const f = fileById.get(name.replace(/\.json$/, ''));
       expect(f?.status, `${where}: tus upload ${name} belongs to a pending file`).toBe('pending');
     }
+    for (const name of listTree(join(dir, 'resumable'))) {
+      const f = fileById.get(
+        name
+          .split('/')
+          .pop()!
+          .replace(/\.json(\.tmp)?$/, ''),
+      );
+      expect(f?.status, `${where}: resumable upload ${name} belongs to a pending file`).toBe('pending');
+    }
     // ... and nothing accepted lost its bytes.
     for (const f of files) {
       const session = sessionById.get(f.session_id)!;
@@ -489,6 +499,7 @@ export const idOf = (url: string): string => url.split('/').pop()!;
 export async function sendBytes(mechanism: string, instructions: Record<string, unknown>, bytes: Buffer, filename: string): Promise<void> {
   if (mechanism === 'http-post-bytes') await uploadHttpPostBytes({ instructions, body: bytes, authorization: AUTH });
   else if (mechanism === 'vnd-pep694-multipart') await uploadMultipart({ instructions, body: bytes, filename, authorization: AUTH });
+  else if (mechanism.includes('-resumable-')) await uploadResumable({ instructions, body: bytes, authorization: AUTH, retryDelays: [] });
   else await uploadTus({ instructions, body: bytes, authorization: AUTH, retryDelays: [] });
 }
 

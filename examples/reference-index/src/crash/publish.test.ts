@@ -38,7 +38,7 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 const RELEASE = [fixture('demo_pkg-1.0.0-py3-none-any.whl'), fixture('demo_pkg-1.0.0.tar.gz')];
-const MECHANISMS = ['http-post-bytes', 'vnd-pep694-multipart', 'vnd-pep694-tus'];
+const MECHANISMS = ['http-post-bytes', 'vnd-pep694-multipart', 'vnd-pep694-tus', 'vnd-pep694-resumable-i8'];
 
 /** One kill point: a fresh data directory (the fixture release can be published once per index). */
 async function killPoint(
@@ -104,7 +104,10 @@ describe('crash consistency: SIGKILL during publish (PEP 694 "Atomic Publication
     const rounds = 4;
     let fully = 0;
     for (let round = 0; round < rounds; round++) {
-      const outcome = await killPoint(`external-${round}`, { external: Math.floor(random() * 30), mechanism: MECHANISMS[round % 3]! });
+      const outcome = await killPoint(`external-${round}`, {
+        external: Math.floor(random() * 30),
+        mechanism: MECHANISMS[round % MECHANISMS.length]!,
+      });
       if (outcome === 'published') fully += 1;
     }
     console.log(`crash (seed ${SEED}): external kills around publish: ${fully} of ${rounds} releases already published at the restart`);
@@ -121,7 +124,8 @@ describe('crash consistency: SIGKILL during publish (PEP 694 "Atomic Publication
       { fault: 'store:settlePublish:1:after', publishCheck: true },
     ];
     const outcomes: string[] = [];
-    for (const [i, p] of points.entries()) outcomes.push(await killPoint(`fault-${i}`, { ...p, mechanism: MECHANISMS[i % 3]! }));
+    for (const [i, p] of points.entries())
+      outcomes.push(await killPoint(`fault-${i}`, { ...p, mechanism: MECHANISMS[i % MECHANISMS.length]! }));
     // After the commit the release is published at the restart; before it, not: the kill points bracket it.
     expect(outcomes[0], `(seed ${SEED})`).toBe('open');
     expect(outcomes[1], `(seed ${SEED})`).toBe('published');

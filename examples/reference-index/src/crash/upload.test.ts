@@ -1,6 +1,6 @@
 /**
  * Crash consistency mid-upload (issue #10), for every mechanism the reference index serves:
- * http-post-bytes, vnd-pep694-multipart and vnd-pep694-tus. See harness.ts for the invariants and
+ * http-post-bytes, vnd-pep694-multipart, vnd-pep694-tus and vnd-pep694-resumable-i8. See harness.ts for the invariants and
  * crash-server.mjs for the kill points; every kill point is drawn from PEP694_CRASH_SEED.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { Upload } from 'tus-js-client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
+import { uploadResumable } from '@pep694/mechanism-resumable/client';
 import { tally } from '@pep694/server/testing';
 import {
   AUTH,
@@ -208,6 +209,74 @@ describe('crash consistency: SIGKILL mid-upload (PEP 694 "File Upload Mechanisms
     }
     const last = await startServer(dir, { port, reap: true });
     await checkInvariants(dir, last, seen, `tus after ${points} kill points`);
+    await stopServer(last);
+  }, 120_000);
+
+  it('vnd-pep694-resumable-i8: killed between or inside appends; the client half resumes on the same upload resource (HEAD, PATCH) and the file completes with the right sha256', async () => {
+    const random = seeded('upload/resumable-i8');
+    const dir = dataDir(root, 'resumable');
+    const seen = observed();
+    let port: number | undefined;
+    const points = 6;
+    for (let i = 0; i < points; i++) {
+      const bytes = bytesFrom(random, int(random, 256 * 1024, 1024 * 1024));
+      const chunkSize = 64 * 1024;
+      const chunks = Math.ceil(bytes.length / chunkSize);
+      // As for tus: half the points killed by the server itself as the n-th PATCH arrives, the
+      // others from outside once k bytes of one whole-file append are on disk.
+      const external = i % 2 === 1;
+      const fault = external ? undefined : `patch:${int(random, 2, chunks)}`;
+      const killAt = int(random, 1, bytes.length - 1);
+      const where = `resumable kill point ${i} (${fault ?? `external at ${killAt} bytes`})`;
+      let server = await startServer(dir, { port, ...(fault ? { fault } : {}) });
+      port = server.port;
+      const links = await begin(server, `1.3.${i}`, bytes, 'vnd-pep694-resumable-i8');
+      seen.sessions.set(links.session.links.session.split('/').pop(), 'open');
+      seen.files.set(links.fileId, 'pending');
+      seen.contents.set(links.filename, sha256(bytes));
+      let uploadUrl: string | undefined;
+      const done = uploadResumable({
+        instructions: links.file.mechanism,
+        body: bytes,
+        authorization: AUTH,
+        ...(external ? {} : { chunkSize }),
+        retryDelays: [50, 100, 200, 400, 800, 1000, 1000, 2000, 2000, 4000],
+        onUploadUrl: (url) => (uploadUrl = url),
+      });
+      done.catch(() => {});
+      if (fault) await injectedKill(server, where);
+      else {
+        const data = join(dir, 'resumable', 'i8', links.fileId);
+        for (let t = 0; sizeOf(data) < killAt && server.child.exitCode === null; t++) {
+          expect(t, `${where}: the upload reached ${killAt} bytes`).toBeLessThan(10_000);
+          await sleep(1);
+        }
+        await killNow(server);
+      }
+      const whole = !fault && sizeOf(join(dir, 'resumable', 'i8', links.fileId)) === bytes.length;
+      // Restarted at once on the same data and port: the client is retrying meanwhile.
+      server = await startServer(dir, { port, reap: true });
+      const result = await done;
+      expect(result.uploadUrl, `${where}: one upload resource throughout`).toBe(uploadUrl);
+      if (!whole) expect(result.retries, `${where}: the client resumed after the kill`).toBeGreaterThan(0);
+      await checkInvariants(dir, server, seen, where);
+      await finish(
+        server,
+        dir,
+        links,
+        async () => {
+          throw new Error(`${where}: the server lacks bytes after the client half succeeded`);
+        },
+        bytes,
+        where,
+      );
+      seen.sessions.set(links.session.links.session.split('/').pop(), 'published');
+      seen.files.set(links.fileId, 'completed');
+      await stopServer(server);
+      tally('kill points survived');
+    }
+    const last = await startServer(dir, { port, reap: true });
+    await checkInvariants(dir, last, seen, `resumable after ${points} kill points`);
     await stopServer(last);
   }, 120_000);
 });

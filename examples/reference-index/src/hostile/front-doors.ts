@@ -8,7 +8,8 @@ import { httpFraming } from './framing.js';
 import { httpPostBytes } from './http-post-bytes.js';
 import { legacy } from './legacy.js';
 import { multipart } from './multipart.js';
+import { resumableI6, resumableI8 } from './resumable.js';
 import { sessionApi } from './session-api.js';
 import { tus } from './tus.js';
 
-export const FRONT_DOORS: readonly FrontDoor[] = [sessionApi, httpPostBytes, multipart, tus, legacy, httpFraming, attestations];
+export const FRONT_DOORS: readonly FrontDoor[] = [sessionApi, httpPostBytes, multipart, tus, resumableI6, resumableI8, legacy, httpFraming, attestations];
