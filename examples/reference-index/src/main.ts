@@ -6,7 +6,8 @@
  * PEP694_DATA, PEP694_TOKENS_FILE, PEP694_PUBLIC_URL, PEP694_ALLOWED_HOSTS (comma-separated Host
  * values served; default: the address listened on), PEP694_CONFIG (a JSON file choosing the
  * mechanisms and their order), PEP694_LOG_LEVEL, PEP694_VALIDATE_ARTIFACTS (0: no archive checks),
- * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits).
+ * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits),
+ * PEP694_METRICS (0: no /metrics), PEP694_METRICS_TOKEN (/metrics behind a bearer token).
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
@@ -53,6 +54,11 @@ async function main(): Promise<void> {
       // Stage previews at /stage/{session-token}/ and the published index at /simple/.
       index: {},
       limits: limitsFromEnv(),
+      // GET /metrics: PEP694_METRICS=0 turns it off, PEP694_METRICS_TOKEN puts it behind a bearer token.
+      metrics: {
+        enabled: process.env.PEP694_METRICS !== '0',
+        ...(process.env.PEP694_METRICS_TOKEN ? { token: process.env.PEP694_METRICS_TOKEN } : {}),
+      },
     },
     mechanisms: await loadMechanisms(process.env.PEP694_CONFIG),
     // Wheels and sdists must be readable archives whose metadata names the session's release
@@ -69,6 +75,7 @@ async function main(): Promise<void> {
     `  hosts served:     ${allowedHosts?.join(', ') ?? (process.env.PEP694_PUBLIC_URL ? 'any (links use PEP694_PUBLIC_URL)' : 'the address above, and localhost on loopback (PEP694_ALLOWED_HOSTS for others)')}`,
     `  mechanisms:       ${server.mechanisms.map((m) => m.identifier).join(', ') || '(none)'}`,
     `  data:             ${dataDir}`,
+    `  operations:       ${new URL('/healthz', url).href}, /readyz${server.config.metrics.enabled ? `, /metrics${server.config.metrics.token ? ' (bearer token)' : ''}` : ''}`,
   ];
   if (server.devToken?.created) {
     lines.push(`  dev token:        ${server.devToken.token}  (shown once; kept in ${server.devToken.file})`);
