@@ -192,6 +192,7 @@ describe('the packed tarballs, installed outside the repository', () => {
     });
     const { url, token, banner } = await startIndex(config);
     expect(banner).toMatch(/mechanisms:\s+http-post-bytes, vnd-acme-put-v1/);
+    expect(await (await fetch(new URL('/readyz', url))).json()).toMatchObject({ status: 'ready' });
 
     const wheel = readFileSync(WHEEL);
     const { createHash } = await import('node:crypto');

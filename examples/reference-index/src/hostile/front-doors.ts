@@ -6,7 +6,8 @@ import type { FrontDoor } from './door.js';
 import { httpFraming } from './framing.js';
 import { httpPostBytes } from './http-post-bytes.js';
 import { multipart } from './multipart.js';
+import { operations } from './operations.js';
 import { sessionApi } from './session-api.js';
 import { tus } from './tus.js';
 
-export const FRONT_DOORS: readonly FrontDoor[] = [sessionApi, httpPostBytes, multipart, tus, httpFraming];
+export const FRONT_DOORS: readonly FrontDoor[] = [sessionApi, httpPostBytes, multipart, tus, httpFraming, operations];

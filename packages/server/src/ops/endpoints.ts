@@ -5,9 +5,10 @@
  * token). None of them touches the session protocol.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { Router, type RequestHandler } from 'express';
+import { Router, type NextFunction, type RequestHandler, type Response } from 'express';
 import { ProblemError, type BlobStore, type SessionStore } from '@pep694/core';
 import type { Logger } from 'pino';
+import { methodNotAllowed } from '../http/problems.js';
 import type { ServerMetrics } from './metrics.js';
 
 export const HEALTH_PATH = '/healthz';
@@ -57,44 +58,21 @@ const noStore: RequestHandler = (_req, res, next) => {
 
 export function opsRouter(opts: OpsEndpointsOptions, area: (name: string) => RequestHandler): Router {
   const router = Router({ caseSensitive: true, strict: true });
+  /** GET (and HEAD) only; any other method gets 405 with `Allow`. */
+  const serve = (path: string, name: string, handler: RequestHandler) =>
+    router
+      .route(path)
+      .get(area(name), noStore, handler)
+      .all(area(name), methodNotAllowed(['GET', 'HEAD']));
   if (opts.health) {
-    router.get(HEALTH_PATH, area('healthz'), noStore, (_req, res) => {
+    serve(HEALTH_PATH, 'healthz', (_req, res) => {
       res.json({ status: 'ok' });
     });
-    router.get(READY_PATH, area('readyz'), noStore, async (_req, res, next) => {
-      if (opts.closing()) return next(new ProblemError('unavailable', 'Not ready: the server is shutting down.'));
-      const [store, blobs] = await Promise.allSettled([
-        probe(opts.store.ping?.bind(opts.store), opts.readyTimeout),
-        probe(opts.blobs.ping?.bind(opts.blobs), opts.readyTimeout),
-      ]);
-      const checks = { store: store.status === 'fulfilled' ? 'ok' : 'failed', blobs: blobs.status === 'fulfilled' ? 'ok' : 'failed' };
-      if (store.status === 'fulfilled' && blobs.status === 'fulfilled') {
-        res.json({ status: 'ready', checks });
-        return;
-      }
-      for (const [what, r] of [
-        ['session store', store],
-        ['blob store', blobs],
-      ] as const) {
-        if (r.status === 'rejected') opts.logger.warn({ err: r.reason as unknown }, `readiness: the ${what} cannot be reached`);
-      }
-      const failed = [
-        store.status === 'rejected' ? 'the session store' : undefined,
-        blobs.status === 'rejected' ? 'the blob store' : undefined,
-      ]
-        .filter(Boolean)
-        .join(' and ');
-      next(
-        new ProblemError('unavailable', `Not ready: ${failed} cannot be reached.`, {
-          extensions: { checks },
-          headers: { 'Retry-After': '5' },
-        }),
-      );
-    });
+    serve(READY_PATH, 'readyz', (_req, res, next) => void ready(opts, res, next));
   }
   const metrics = opts.metrics;
   if (metrics) {
-    router.get(METRICS_PATH, area('metrics'), noStore, async (req, res, next) => {
+    serve(METRICS_PATH, 'metrics', (req, res, next) => {
       if (metrics.token !== undefined && !tokenMatches(req.headers.authorization, metrics.token)) {
         return next(
           new ProblemError('unauthenticated', 'The metrics need the bearer token the operator configured (metrics.token).', {
@@ -102,14 +80,40 @@ export function opsRouter(opts: OpsEndpointsOptions, area: (name: string) => Req
           }),
         );
       }
-      try {
-        const text = await metrics.registry.metrics();
+      metrics.registry.metrics().then((text) => {
         res.setHeader('Content-Type', metrics.registry.contentType);
         res.end(text);
-      } catch (err) {
-        next(err);
-      }
+      }, next);
     });
   }
   return router;
+}
+
+/** /readyz: both pings, each within `readyTimeout`; 503 naming what failed. */
+async function ready(opts: OpsEndpointsOptions, res: Response, next: NextFunction): Promise<void> {
+  if (opts.closing()) return next(new ProblemError('unavailable', 'Not ready: the server is shutting down.'));
+  const [store, blobs] = await Promise.allSettled([
+    probe(opts.store.ping?.bind(opts.store), opts.readyTimeout),
+    probe(opts.blobs.ping?.bind(opts.blobs), opts.readyTimeout),
+  ]);
+  const checks = { store: store.status === 'fulfilled' ? 'ok' : 'failed', blobs: blobs.status === 'fulfilled' ? 'ok' : 'failed' };
+  if (store.status === 'fulfilled' && blobs.status === 'fulfilled') {
+    res.json({ status: 'ready', checks });
+    return;
+  }
+  const failed: string[] = [];
+  for (const [what, r] of [
+    ['the session store', store],
+    ['the blob store', blobs],
+  ] as const) {
+    if (r.status !== 'rejected') continue;
+    failed.push(what);
+    opts.logger.warn({ err: r.reason as unknown }, `readiness: ${what} cannot be reached`);
+  }
+  next(
+    new ProblemError('unavailable', `Not ready: ${failed.join(' and ')} cannot be reached.`, {
+      extensions: { checks },
+      headers: { 'Retry-After': '5' },
+    }),
+  );
 }

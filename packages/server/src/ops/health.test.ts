@@ -33,6 +33,9 @@ describe('health and readiness', () => {
     const ready = await get(t.origin, '/readyz');
     expect(ready).toMatchObject({ status: 200, body: { status: 'ready', checks: { store: 'ok', blobs: 'ok' } } });
     expect(ready.headers.get('cache-control')).toBe('no-store');
+    const post = await fetch(`${t.origin}/readyz`, { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
   });
 
   it('/readyz answers 503 once the SQLite store is closed; /healthz stays 200', async () => {
