@@ -579,8 +579,16 @@ describe('PEP 694 Authentication and Authorization: the auth matrix', () => {
       for (const m of methods) documented.add(`${m} ${norm(`/${path!.slice('{root}'.length)}`)}`);
     }
     expect([...documented].sort()).toEqual([...rows].sort());
-    // The rest: mechanism routes (rows below) and the credential-free index (its own tests).
-    expect(others.sort()).toEqual(['* {root}mechanisms/{identifier}/…', 'GET {simplePath}…', 'GET {stagePath}{token}/…']);
+    // The rest: mechanism routes (rows below), the credential-free index and the operator's
+    // endpoints (their own tests: packages/server/src/ops/).
+    expect(others.sort()).toEqual([
+      '* {root}mechanisms/{identifier}/…',
+      'GET /healthz',
+      'GET /metrics',
+      'GET /readyz',
+      'GET {simplePath}…',
+      'GET {stagePath}{token}/…',
+    ]);
     tally('auth cases', routed.size);
   });
 

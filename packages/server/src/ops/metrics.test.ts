@@ -4,6 +4,7 @@
  * name routes by template (never an id), and the token and the on/off switch are honoured.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../testing/index.js';
 import {
   api,
   createFile,
@@ -113,6 +114,40 @@ describe('GET /metrics', () => {
     expect(value(text, 'pep694_http_requests_total', { method: 'GET', route: 'metrics /metrics', status: '200' })).toBeGreaterThanOrEqual(
       1,
     );
+  });
+});
+
+describe('deferred publishes', () => {
+  it('count as deferred at the 202, then as deferred-published or deferred-failed when their checks end', async () => {
+    // A publish check that refuses the second project: one deferred publish of each ending.
+    const t = await startServer({
+      publishChecks: [
+        async (session) => (session.project === 'refused-pkg' ? { ok: false, notices: ['refused by policy'] } : { ok: true }),
+      ],
+    });
+    try {
+      for (const name of ['demo-pkg', 'refused-pkg']) {
+        const session = await createSession(t.url, name, '1.0.0');
+        const res = await api('POST', session.links.publish!, { token: TEST_TOKENS.alice, body: { meta: META } });
+        expect(res.status, JSON.stringify(res.body)).toBe(202);
+      }
+      await until(async () => {
+        const { text } = await scrape(t.origin);
+        return (
+          value(text, 'pep694_publishes_total', { outcome: 'deferred-published' }) +
+            value(text, 'pep694_publishes_total', { outcome: 'deferred-failed' }) ===
+          2
+        );
+      });
+      const { text } = await scrape(t.origin);
+      expect(value(text, 'pep694_publishes_total', { outcome: 'deferred' })).toBe(2);
+      expect(value(text, 'pep694_publishes_total', { outcome: 'deferred-published' })).toBe(1);
+      expect(value(text, 'pep694_publishes_total', { outcome: 'deferred-failed' })).toBe(1);
+      expect(value(text, 'pep694_publishes_total', { outcome: 'published' })).toBe(0);
+      expect(value(text, 'pep694_publishing_sessions', { status: 'error' })).toBe(1);
+    } finally {
+      await t.close();
+    }
   });
 });
 
