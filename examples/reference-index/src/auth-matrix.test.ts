@@ -678,9 +678,13 @@ describe('PEP 694 Authentication and Authorization: the auth matrix', () => {
       for (const m of methods) documented.add(`${m} ${norm(`/${path!.slice('{root}'.length)}`)}`);
     }
     expect([...documented].sort()).toEqual([...rows].sort());
-    // The rest: mechanism routes (rows below), the credential-free index (its own tests) and the legacy API (its block below).
+    // The rest: mechanism routes (rows below), the credential-free index, the legacy API (its block
+    // below) and the operator's endpoints (their own tests: packages/server/src/ops/).
     expect(others.sort()).toEqual([
       '* {root}mechanisms/{identifier}/…',
+      'GET /healthz',
+      'GET /metrics',
+      'GET /readyz',
       'GET {simplePath}…',
       'GET {stagePath}{token}/…',
       'POST {legacyPath}',

@@ -8,7 +8,8 @@
  * mechanisms and their order), PEP694_LOG_LEVEL, PEP694_VALIDATE_ARTIFACTS (0: no archive checks),
  * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits),
  * PEP694_TRUSTED_PUBLISHERS_FILE, PEP694_SIGSTORE_TRUSTED_ROOT, PEP694_SIGSTORE_CTLOG_THRESHOLD (PEP 740
- * attestations, verified with Sigstore: see attestations.ts).
+ * attestations, verified with Sigstore: see attestations.ts),
+ * PEP694_METRICS (0: no /metrics), PEP694_METRICS_TOKEN (/metrics behind a bearer token).
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
@@ -60,6 +61,11 @@ async function main(): Promise<void> {
       // The legacy upload API at /legacy/ (twine upload --repository-url …/legacy/), one namespace with Upload 2.0.
       legacy: {},
       limits: limitsFromEnv(),
+      // GET /metrics: PEP694_METRICS=0 turns it off, PEP694_METRICS_TOKEN puts it behind a bearer token.
+      metrics: {
+        enabled: process.env.PEP694_METRICS !== '0',
+        ...(process.env.PEP694_METRICS_TOKEN ? { token: process.env.PEP694_METRICS_TOKEN } : {}),
+      },
     },
     mechanisms: await loadMechanisms(process.env.PEP694_CONFIG),
     // Wheels and sdists must be readable archives whose metadata names the session's release
@@ -78,6 +84,7 @@ async function main(): Promise<void> {
     `  attestations:     ${attestations.description}`,
     `  mechanisms:       ${server.mechanisms.map((m) => m.identifier).join(', ') || '(none)'}`,
     `  data:             ${dataDir}`,
+    `  operations:       ${new URL('/healthz', url).href}, /readyz${server.config.metrics.enabled ? `, /metrics${server.config.metrics.token ? ' (bearer token)' : ''}` : ''}`,
   ];
   if (server.devToken?.created) {
     lines.push(`  dev token:        ${server.devToken.token}  (shown once; kept in ${server.devToken.file})`);

@@ -523,6 +523,17 @@ export interface HousekeepingStore {
  */
 export interface SessionStore extends UploadStore, IndexReadStore, HousekeepingStore {
   close(): Promise<void>;
+  /**
+   * Optional, for readiness probes: resolves when the store can serve requests now (the database
+   * is open and answers), rejects when it cannot. Cheap: a host may call it every few seconds. A
+   * store without it is taken as reachable.
+   */
+  ping?(): Promise<void>;
+  /**
+   * Optional, for monitoring: how many publishing sessions the store holds in each status now
+   * (terminal ones until `forgetEndedSessions` removes them); a status with none may be left out.
+   */
+  countSessionsByStatus?(): Promise<Partial<Record<PublishingSessionStatus, number>>>;
 }
 
 // ---- Blob store -------------------------------------------------------------------------------
@@ -574,6 +585,12 @@ export interface BlobStore {
    * (they are under no key, so `list` does not see them). Returns how many it removed.
    */
   sweepTemp?(olderThanMs: number): Promise<number>;
+  /**
+   * Optional, for readiness probes: resolves when blobs can be read and written now (the
+   * directory or bucket is there and accessible), rejects when they cannot. Cheap, writes nothing
+   * durable. A store without it is taken as reachable.
+   */
+  ping?(): Promise<void>;
 }
 
 // ---- File validation ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@
  *     the name, the version, a normalized file name of that release, upload (or registration)
  *     permission on the project, and whether the file's identity is already published (409);
  *  3. stream the file part into the blob store's staging key, hashed in the same pass;
- *  4. verify the declared digests, the PEP 740 `attestations` field (core's `validateAttestations`,
+ *  4. verify the declared digests, the PEP 740 `attestations` field (core's `acceptAttestations`,
  *     the function every mechanism uses), and the artifact (the host's file validators, as at
  *     completion);
  *  5. move the bytes to their permanent key and publish through `UploadStore.publishFile`, the
@@ -17,14 +17,15 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  acceptAttestations,
   DEFAULT_IDLE_TIMEOUT,
   digestsMatch,
   distributionIdentity,
   parseMediaType,
   ProblemError,
   releaseKey,
-  validateAttestations,
-  type Attestation,
+  type AcceptedAttestations,
+  type AttestationVerifier,
   type Authenticator,
   type Authorizer,
   type BlobStore,
@@ -76,6 +77,12 @@ export interface LegacyUploadOptions {
    * spare them (the server passes its `creating` set).
    */
   readonly inFlight?: Set<string>;
+  /**
+   * PEP 740: verifies the `attestations` field (the host's verifier, as mechanisms get it on
+   * `MechanismHost.attestationVerifier`). Absent: attestations are shape-checked and stored, never
+   * served as provenance.
+   */
+  readonly attestationVerifier?: AttestationVerifier;
   /** A page for users, named in the 403 messages ("See … for more information."). */
   readonly helpUrl?: string;
   /** `type` base of problem+json answers. */
@@ -178,7 +185,7 @@ async function publish(o: LegacyUploadOptions, principal: Principal, release: Le
     );
   }
   const sha256 = form.digests.sha256!;
-  const attestations = readAttestations(form.fields, release.filename, sha256);
+  const attestations = await readAttestations(o, form.fields, release, sha256);
   let coreMetadata: Uint8Array | null = null;
   let requiresPython: string | null = null;
   for (const validator of o.validators) {
@@ -239,8 +246,17 @@ async function publish(o: LegacyUploadOptions, principal: Principal, release: Le
   }
 }
 
-/** The optional PEP 740 `attestations` field: a JSON array, checked by core as every mechanism checks it. */
-function readAttestations(fields: FormFields, filename: string, sha256: string): Attestation[] | null {
+/**
+ * The optional PEP 740 `attestations` field: a JSON array, checked and verified by core's
+ * `acceptAttestations`, the one entry point every mechanism uses (with the host's verifier).
+ */
+async function readAttestations(
+  o: LegacyUploadOptions,
+  fields: FormFields,
+  release: LegacyRelease,
+  sha256: string,
+): Promise<AcceptedAttestations | null> {
+  const filename = release.filename;
   const values = fields.get('attestations');
   if (values === undefined) return null;
   if (values.length > 1)
@@ -257,7 +273,7 @@ function readAttestations(fields: FormFields, filename: string, sha256: string):
     );
   }
   try {
-    return validateAttestations(parsed, { filename, hashes: { sha256 } });
+    return await acceptAttestations(parsed, { project: release.project, filename, hashes: { sha256 } }, o.attestationVerifier);
   } catch (err) {
     if (ProblemError.is(err) && err.code === 'invalid-attestations') {
       throw new ProblemError('invalid-attestations', `Invalid attestations supplied during upload: ${err.detail}`, {

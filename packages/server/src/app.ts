@@ -50,6 +50,9 @@ import { reap as reapOnce, type ReapReport } from './service/reaper.js';
 import { recover } from './service/recovery.js';
 import { newId } from './service/secrets.js';
 import { fileKey, stagingKey } from './service/transfer.js';
+import { opsRouter } from './ops/endpoints.js';
+import { instrumentBlobStore, instrumentSessionStore } from './ops/instrument-store.js';
+import { ServerMetrics } from './ops/metrics.js';
 import { FsBlobStore } from './storage/fs-blob-store.js';
 import { SqliteSessionStore } from './storage/sqlite-store.js';
 
@@ -114,8 +117,18 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
     auth = { authenticator: fromEnv.auth, authorizer: fromEnv.auth, names: fromEnv.auth };
   }
   mkdirSync(config.dataDir, { recursive: true });
-  const store = options.store ?? new SqliteSessionStore(join(config.dataDir, 'pep694.sqlite'), { fileIdentity: distributionIdentity });
-  const blobs = options.blobs ?? (await FsBlobStore.open(config.dataDir));
+  const rawStore = options.store ?? new SqliteSessionStore(join(config.dataDir, 'pep694.sqlite'), { fileIdentity: distributionIdentity });
+  const rawBlobs = options.blobs ?? (await FsBlobStore.open(config.dataDir));
+  // Metrics are taken at the seams: the stores wrapped here, the HTTP middleware below.
+  const metrics = config.metrics.enabled
+    ? new ServerMetrics({
+        processMetrics: config.metrics.processMetrics,
+        ...(rawStore.countSessionsByStatus ? { sessionsByStatus: () => rawStore.countSessionsByStatus!() } : {}),
+        onCollectError: (err) => logger.warn({ err }, 'metrics: the sessions could not be counted'),
+      })
+    : undefined;
+  const store = metrics ? instrumentSessionStore(rawStore, metrics) : rawStore;
+  const blobs = metrics ? instrumentBlobStore(rawBlobs, metrics) : rawBlobs;
   const clock = options.clock ?? { now: () => new Date() };
   const renderer = createProblemRenderer({ logger, typeBase: config.problemTypeBase });
 
@@ -157,22 +170,42 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  if (metrics) app.use(metrics.middleware());
+  const area = (name: string) => metrics?.area(name) ?? ((_req: unknown, _res: unknown, next: () => void) => next());
+  let closing = false;
   // A request for a host this index does not serve is refused (421), and the origin of links is
   // recorded (see trusted-origin.ts): by `listen()`'s server before express sees the request, and
   // here for an app served another way.
   const origins = new TrustedOrigins(config);
   app.use(origins.guard());
+  // /healthz, /readyz and /metrics, ahead of the root (which may be "/").
+  app.use(
+    opsRouter(
+      {
+        store: rawStore,
+        blobs: rawBlobs,
+        readyTimeout: config.health.readyTimeout,
+        closing: () => closing,
+        health: config.health.enabled,
+        ...(metrics ? { metrics: { registry: metrics.exposed, token: config.metrics.token } } : {}),
+        logger,
+      },
+      area,
+    ),
+  );
   // Mechanism routes first, without any body parser: they need the raw request stream.
   for (const m of mechanisms) {
     const routes = m.routes?.();
-    if (routes) app.use(`${config.rootPath}mechanisms/${m.identifier}`, routes);
+    const mount = `${config.rootPath}mechanisms/${m.identifier}`;
+    if (routes) app.use(mount, area(`mechanism:${m.identifier}`), routes);
   }
-  app.use(config.rootPath, sessionApiRouter(service));
-  if (config.legacy) {
+  app.use(config.rootPath, area('upload'), sessionApiRouter(service));
+    if (config.legacy) {
     // The legacy upload API: its own package, publishing through the same store step and rules.
     const { path, helpUrl, maxFieldBytes } = config.legacy;
     app.use(
       path.slice(0, -1),
+      area('legacy'),
       legacyUploadRouter({
         authenticator: auth.authenticator,
         authorizer: auth.authorizer,
@@ -185,6 +218,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
         newId,
         limits: { ...config.limits, maxFieldBytes },
         inFlight: service.creating,
+        ...(options.attestationVerifier ? { attestationVerifier: options.attestationVerifier } : {}),
         ...(helpUrl ? { helpUrl } : {}),
         ...(config.problemTypeBase ? { typeBase: config.problemTypeBase } : {}),
         onError: (err) => logger.error({ err }, 'legacy upload failed'),
@@ -195,9 +229,9 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
     // Read-only Simple Repository API: the published index and the stage previews (no credentials).
     // One page cache for both, so that one bound covers them (keyed by the store's change counters).
     const index = { store, blobs, clock, pageCache: new PageCache({ maxBytes: config.index.pageCacheBytes }) };
-    app.use(config.index.stagePath.slice(0, -1), stagePreviewRouter(index));
-    app.use(config.index.simplePath.slice(0, -1), publishedIndexRouter(index));
-    app.use(config.index.integrityPath.slice(0, -1), publishedIntegrityRouter(index));
+    app.use(config.index.stagePath.slice(0, -1), area('stage'), stagePreviewRouter(index));
+    app.use(config.index.simplePath.slice(0, -1), area('simple'), publishedIndexRouter(index));
+    app.use(config.index.integrityPath.slice(0, -1), area('integrity'), publishedIntegrityRouter(index));
   }
   app.use(renderer.notFound);
   app.use(renderer.errorHandler);
@@ -227,6 +261,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
         try {
           origins.check(req);
         } catch (err) {
+          metrics?.observe(req, res); // counted here: express never sees it
           renderer.send(res, err);
           return;
         }
@@ -264,6 +299,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
       return { server: httpServer, origin, url: `${origin}${config.rootPath}` };
     },
     async close() {
+      closing = true; // /readyz answers 503 from now on
       if (timer) clearInterval(timer);
       if (httpServer) {
         const closed = new Promise<void>((resolve) => httpServer!.close(() => resolve()));

@@ -109,6 +109,28 @@ export const ServerConfigSchema = z
     /** `Retry-After` (seconds) while a file upload is pending or processing. */
     retryAfter: seconds.default(1),
 
+    /**
+     * `GET /metrics` in Prometheus text format: requests by route and status, uploads, bytes,
+     * completions and publishes, sessions by status, store and blob latency (packages/server/README.md).
+     */
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** When set, `/metrics` answers only requests with `Authorization: Bearer <token>` (401 otherwise). */
+        token: z.string().min(16, 'must be at least 16 characters').optional(),
+        /** Also report the process's metrics (`process_*`, `nodejs_*`: CPU, memory, event loop, GC). */
+        processMetrics: z.boolean().default(true),
+      })
+      .prefault({}),
+    /** `GET /healthz` (alive) and `GET /readyz` (the session store and the blob store answer their ping). */
+    health: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Longest wait for each store's ping in `/readyz` before it counts as failed (ms). */
+        readyTimeout: z.number().int().positive().default(2_000),
+      })
+      .prefault({}),
+
     limits: z
       .object({
         /** Largest file a client may declare, in bytes. */

@@ -5,7 +5,8 @@
  */
 import fc from 'fast-check';
 import { UPLOAD_V2_JSON } from '@pep694/core';
-import { DEEPLY_NESTED_JSON, HOSTILE_API_PATHS, MALFORMED_JSON_BODIES, schemaShapedBody } from '@pep694/server/testing';
+import { DEEPLY_NESTED_JSON, HOSTILE_API_PATHS, MALFORMED_JSON_BODIES } from '@pep694/server/testing';
+import { schemaShapedBody } from '@pep694/server/testing/arbitraries';
 import { headBytes, type HostileRequest } from './exchange.js';
 import { HANDLED, headers, int, JSON_META, problem, status, type FrontDoor, type HostileGenerator } from './door.js';
 

@@ -7,14 +7,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UPLOAD_V2_JSON } from '@pep694/core';
-import {
-  DEEPLY_NESTED_JSON,
-  HOSTILE_API_PATHS,
-  MALFORMED_JSON_BODIES,
-  schemaShapedBody,
-  tally,
-  type TestServer,
-} from '../testing/index.js';
+import { DEEPLY_NESTED_JSON, HOSTILE_API_PATHS, MALFORMED_JSON_BODIES, tally, type TestServer } from '../testing/index.js';
+import { schemaShapedBody } from '../testing/arbitraries.js';
 import { api, createFile, createSession, META, startServer, TEST_TOKENS } from './helpers.js';
 
 let t: TestServer;

@@ -8,9 +8,9 @@
  * caller pipes into it and backpressure does the rest (DESIGN.md "Measured on our machines").
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, fsync, open, type WriteStream } from 'node:fs';
+import { constants, createReadStream, createWriteStream, fsync, open, type WriteStream } from 'node:fs';
 import { hostname } from 'node:os';
-import { lstat, mkdir, open as openHandle, opendir, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { access, lstat, mkdir, open as openHandle, opendir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -298,6 +298,15 @@ export class FsBlobStore implements BlobStore {
    * stalled longer than that loses its temp file, so pick more than the upload timeout; stagings
    * in flight in this process are always kept. Returns how many files it deleted.
    */
+  /**
+   * Readiness: both directories are there and this process may read and write them. Does not
+   * create them (as `open` does): a data directory that vanished (an unmounted volume, a deleted
+   * folder) must show as not ready, not be quietly recreated empty.
+   */
+  async ping(): Promise<void> {
+    for (const dir of [this.blobDir, this.tmpDir]) await access(dir, constants.R_OK | constants.W_OK | constants.X_OK);
+  }
+
   async sweepTemp(olderThanMs: number): Promise<number> {
     let names: string[];
     try {

@@ -2,7 +2,7 @@
  * The SQLite store's housekeeping role (HousekeepingStore): what the reaper and crash recovery
  * list, and forgetting ended sessions.
  */
-import type { FileUploadRecord, HousekeepingStore, PublishingSessionRecord } from '@pep694/core';
+import type { FileUploadRecord, HousekeepingStore, PublishingSessionRecord, PublishingSessionStatus } from '@pep694/core';
 import type { SqliteConnection } from './connection.js';
 import { fileFromRow, sessionFromRow, type FileRow, type SessionRow } from './rows.js';
 import { EDITABLE_SESSIONS_SQL, EXPIRING_SESSIONS_SQL, TERMINAL_SESSIONS_SQL } from './state-lists.js';
@@ -44,6 +44,15 @@ export class SqliteHousekeeping implements HousekeepingStore {
       this.connection.prepared(`DELETE FROM files WHERE session_id IN (${ended})`).run(t);
       return this.connection.prepared(`DELETE FROM sessions WHERE id IN (${ended})`).run(t).changes;
     });
+  }
+
+  /** For the sessions gauge of /metrics: one pass over the sessions table (terminal rows last until forgotten). */
+  async countSessionsByStatus(): Promise<Partial<Record<PublishingSessionStatus, number>>> {
+    const rows = this.connection.prepared('SELECT status, count(*) AS n FROM sessions GROUP BY status').all() as {
+      status: PublishingSessionStatus;
+      n: number;
+    }[];
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
   async isBlobReferenced(key: string): Promise<boolean> {

@@ -140,6 +140,15 @@ export class SqliteSessionStore implements SessionStore {
     return this.housekeeping.isBlobReferenced(...args);
   }
 
+  countSessionsByStatus(...args: Parameters<NonNullable<SessionStore['countSessionsByStatus']>>) {
+    return this.housekeeping.countSessionsByStatus(...args);
+  }
+
+  /** Readiness: the connection is open and answers a query (rejects once `close` ran). */
+  async ping(): Promise<void> {
+    this.connection.db.prepare('SELECT 1').get();
+  }
+
   async close(): Promise<void> {
     this.connection.close();
   }

@@ -1,3 +1,5 @@
+// The server README's error table lists every code of core's problem catalogue with its status.
+// (Not named readme.test.ts: pnpm pack ships every readme* file, whatever the files list says.)
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PROBLEM_CODES } from '@pep694/core';
