@@ -275,14 +275,24 @@ async function readAttestations(
   try {
     return await acceptAttestations(parsed, { project: release.project, filename, hashes: { sha256 } }, o.attestationVerifier);
   } catch (err) {
-    if (ProblemError.is(err) && err.code === 'invalid-attestations') {
-      throw new ProblemError('invalid-attestations', `Invalid attestations supplied during upload: ${err.detail}`, {
+    // Warehouse's prefix on every attestation refusal, verifier's too: twine shows only the reason
+    // phrase, and it should say that the attestations (not the file) were refused, then which check.
+    if (ProblemError.is(err) && ATTESTATION_REFUSALS.has(err.code)) {
+      throw new ProblemError(err.code, `Invalid attestations supplied during upload: ${err.detail}`, {
         errors: [...err.errors],
+        extensions: err.extensions,
       });
     }
     throw err;
   }
 }
+
+/** The codes `acceptAttestations` refuses with: shape and statement, then the verifier's checks. */
+const ATTESTATION_REFUSALS: ReadonlySet<string> = new Set([
+  'invalid-attestations',
+  'attestation-unverified',
+  'attestation-untrusted-publisher',
+]);
 
 /**
  * 401 without credentials (with the host's challenge, so curl and browsers can ask), 403 with
