@@ -366,6 +366,15 @@ async function alreadyExists(
 
 function requireMultipart(header: string | undefined): void {
   const m = header === undefined ? undefined : parseMediaType(header);
+  // PEP 694 "Legacy API Fallback": a client that tries Upload 2.0 first falls back to the legacy
+  // protocol on 404 or 406. Given this URL (the one twine users know), its Upload 2.0 request gets
+  // the 406 that tells it so, rather than a 415 it would take for a failure.
+  if (m?.type === 'application' && m.subtype.startsWith('vnd.pypi.upload.')) {
+    throw new ProblemError(
+      'not-acceptable',
+      "This is the legacy upload API: it takes a multipart/form-data body (twine upload), not Upload 2.0 requests; use the index's Upload 2.0 root for those.",
+    );
+  }
   if (m?.type !== 'multipart' || m.subtype !== 'form-data' || !m.params['boundary']) {
     throw new ProblemError(
       'unsupported-media-type',
