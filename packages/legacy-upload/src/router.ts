@@ -275,14 +275,24 @@ async function readAttestations(
   try {
     return await acceptAttestations(parsed, { project: release.project, filename, hashes: { sha256 } }, o.attestationVerifier);
   } catch (err) {
-    if (ProblemError.is(err) && err.code === 'invalid-attestations') {
-      throw new ProblemError('invalid-attestations', `Invalid attestations supplied during upload: ${err.detail}`, {
+    // Warehouse's prefix on every attestation refusal, verifier's too: twine shows only the reason
+    // phrase, and it should say that the attestations (not the file) were refused, then which check.
+    if (ProblemError.is(err) && ATTESTATION_REFUSALS.has(err.code)) {
+      throw new ProblemError(err.code, `Invalid attestations supplied during upload: ${err.detail}`, {
         errors: [...err.errors],
+        extensions: err.extensions,
       });
     }
     throw err;
   }
 }
+
+/** The codes `acceptAttestations` refuses with: shape and statement, then the verifier's checks. */
+const ATTESTATION_REFUSALS: ReadonlySet<string> = new Set([
+  'invalid-attestations',
+  'attestation-unverified',
+  'attestation-untrusted-publisher',
+]);
 
 /**
  * 401 without credentials (with the host's challenge, so curl and browsers can ask), 403 with
@@ -356,6 +366,15 @@ async function alreadyExists(
 
 function requireMultipart(header: string | undefined): void {
   const m = header === undefined ? undefined : parseMediaType(header);
+  // PEP 694 "Legacy API Fallback": a client that tries Upload 2.0 first falls back to the legacy
+  // protocol on 404 or 406. Given this URL (the one twine users know), its Upload 2.0 request gets
+  // the 406 that tells it so, rather than a 415 it would take for a failure.
+  if (m?.type === 'application' && m.subtype.startsWith('vnd.pypi.upload.')) {
+    throw new ProblemError(
+      'not-acceptable',
+      "This is the legacy upload API: it takes a multipart/form-data body (twine upload), not Upload 2.0 requests; use the index's Upload 2.0 root for those.",
+    );
+  }
   if (m?.type !== 'multipart' || m.subtype !== 'form-data' || !m.params['boundary']) {
     throw new ProblemError(
       'unsupported-media-type',
