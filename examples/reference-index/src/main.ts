@@ -6,12 +6,14 @@
  * PEP694_DATA, PEP694_TOKENS_FILE, PEP694_PUBLIC_URL, PEP694_ALLOWED_HOSTS (comma-separated Host
  * values served; default: the address listened on), PEP694_CONFIG (a JSON file choosing the
  * mechanisms and their order), PEP694_LOG_LEVEL, PEP694_VALIDATE_ARTIFACTS (0: no archive checks),
- * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits).
+ * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits),
+ * PEP694_BLOBS (an s3:// URL: file bytes in S3-compatible object storage; see blobs.ts).
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
 import { createDistributionValidator } from '@pep694/dist-validator';
 import { createServer } from '@pep694/server';
+import { blobsFromEnv } from './blobs.js';
 import { loadMechanisms } from './mechanisms.js';
 
 /** A positive integer from the environment, or undefined when unset; anything else stops the start. */
@@ -45,7 +47,9 @@ async function main(): Promise<void> {
     .map((h) => h.trim())
     .filter((h) => h !== '');
 
+  const blobs = await blobsFromEnv();
   const server = await createServer({
+    ...(blobs.blobs && { blobs: blobs.blobs }),
     config: {
       dataDir,
       ...(process.env.PEP694_PUBLIC_URL ? { publicUrl: process.env.PEP694_PUBLIC_URL } : {}),
@@ -69,6 +73,7 @@ async function main(): Promise<void> {
     `  hosts served:     ${allowedHosts?.join(', ') ?? (process.env.PEP694_PUBLIC_URL ? 'any (links use PEP694_PUBLIC_URL)' : 'the address above, and localhost on loopback (PEP694_ALLOWED_HOSTS for others)')}`,
     `  mechanisms:       ${server.mechanisms.map((m) => m.identifier).join(', ') || '(none)'}`,
     `  data:             ${dataDir}`,
+    `  file bytes:       ${blobs.describe}`,
   ];
   if (server.devToken?.created) {
     lines.push(`  dev token:        ${server.devToken.token}  (shown once; kept in ${server.devToken.file})`);

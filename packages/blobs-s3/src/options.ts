@@ -50,8 +50,10 @@ export function s3OptionsFromUrl(url: string): S3BlobStoreOptions {
   if (u.username || u.password) throw new Error('credentials do not belong in the s3:// URL: use the AWS SDK chain (AWS_ACCESS_KEY_ID, …)');
   const bucket = decodeURIComponent(u.hostname);
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new Error(`not an S3 bucket name: ${JSON.stringify(bucket)}`);
+  // The URL parser resolves `.` and `..` segments; the raw text still has them.
+  const rawPath = url.replace(/^s3:\/\/[^/?#]*/i, '').split(/[?#]/)[0] ?? '';
   let prefix = decodeURIComponent(u.pathname.replace(/^\/+/, ''));
-  if (!/^[A-Za-z0-9._/-]*$/.test(prefix) || prefix.split('/').some((s) => s === '.' || s === '..')) {
+  if (!/^[A-Za-z0-9._/-]*$/.test(prefix) || rawPath.split('/').some((s) => s === '.' || s === '..')) {
     throw new Error(`the key prefix may hold only [A-Za-z0-9._/-]: ${JSON.stringify(prefix)}`);
   }
   if (prefix !== '' && !prefix.endsWith('/')) prefix += '/';

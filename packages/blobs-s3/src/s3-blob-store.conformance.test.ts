@@ -3,7 +3,7 @@
 import { blobStoreConformance } from '@pep694/store-conformance';
 import { afterAll, beforeAll } from 'vitest';
 import { S3BlobStore } from './s3-blob-store.js';
-import { startS3rver, type TestS3 } from './test-support.js';
+import { startS3rver, type TestS3 } from './testing.js';
 
 let s3: TestS3;
 beforeAll(async () => {

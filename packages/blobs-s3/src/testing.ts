@@ -1,6 +1,7 @@
 /**
- * s3rver (npm) on loopback for the tests: the one S3-compatible server available here. A fresh
- * bucket per test comes from `bucket()`.
+ * `@pep694/blobs-s3/testing`: s3rver (npm, an optional peer dependency) on loopback, the
+ * S3-compatible server the tests run against. A fresh bucket per test comes from `bucket()`;
+ * `blobsUrl()` spells one as the `s3://` URL of `PEP694_BLOBS`.
  *
  * s3rver 3.7 lacks two calls the store uses: ListMultipartUploads (GET ?uploads answers
  * NotImplemented) and AbortMultipartUpload (DELETE ?uploadId answers MethodNotAllowed). A small
@@ -9,7 +10,7 @@
  * real HTTP against real upload state. The middleware also records every request, for tests that
  * count what an operation sends and receives.
  */
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +28,9 @@ export interface RecordedRequest {
   readonly copy: boolean;
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** `performance.now()` when s3rver got the request and when it had answered it. */
+  readonly start: number;
+  readonly end: number;
 }
 
 export interface TestS3 {
@@ -37,6 +41,16 @@ export interface TestS3 {
   readonly requests: RecordedRequest[];
   /** Store options for a new, empty bucket. */
   bucket(prefix?: string): Promise<S3BlobStoreOptions>;
+  /**
+   * A new, empty bucket as `PEP694_BLOBS` names it, and the environment a process needs to reach
+   * it (s3rver's fixed credentials, through the AWS SDK's standard variables).
+   */
+  blobsEnv(prefix?: string): Promise<{
+    bucket: string;
+    env: { PEP694_BLOBS: string; AWS_ACCESS_KEY_ID: string; AWS_SECRET_ACCESS_KEY: string };
+  }>;
+  /** Every object name in `bucket`, sorted. */
+  objects(bucket: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -52,7 +66,7 @@ export async function startS3rver(): Promise<TestS3> {
   server.middleware.splice(server.middleware.length - 1, 0, async (ctx, next) => {
     const [, bucket, ...rest] = ctx.path.split('/');
     const key = decodeURIComponent(rest.join('/'));
-    if (bucket && ctx.method === 'GET' && rest.length === 0 && 'uploads' in ctx.query) {
+    if (bucket && ctx.method === 'GET' && key === '' && 'uploads' in ctx.query) {
       const prefix = typeof ctx.query['prefix'] === 'string' ? ctx.query['prefix'] : '';
       const ids = await readdir(uploadsDir(bucket)).catch(() => [] as string[]);
       const uploads = [];
@@ -91,6 +105,7 @@ export async function startS3rver(): Promise<TestS3> {
   });
   // First of all, so it sees every request and the final status.
   server.middleware.unshift(async (ctx, next) => {
+    const start = performance.now();
     try {
       await next();
     } finally {
@@ -101,6 +116,8 @@ export async function startS3rver(): Promise<TestS3> {
         copy: 'x-amz-copy-source' in ctx.headers,
         bytesIn: ctx.request.length ?? 0,
         bytesOut: ctx.response.length ?? 0,
+        start,
+        end: performance.now(),
       });
     }
   });
@@ -116,14 +133,34 @@ export async function startS3rver(): Promise<TestS3> {
     responseChecksumValidation: 'WHEN_REQUIRED',
   } as const;
   const admin = new S3Client(client);
+  const bucket = async (prefix = '') => {
+    const name = `test-${process.pid}-${++buckets}`;
+    await admin.send(new CreateBucketCommand({ Bucket: name }));
+    return { bucket: name, prefix, client };
+  };
   return {
     endpoint,
     directory,
     requests,
-    async bucket(prefix = '') {
-      const name = `test-${process.pid}-${++buckets}`;
-      await admin.send(new CreateBucketCommand({ Bucket: name }));
-      return { bucket: name, prefix, client };
+    bucket,
+    async blobsEnv(prefix = '') {
+      const { bucket: name } = await bucket();
+      const query = new URLSearchParams({ endpoint, region: 'us-east-1', forcePathStyle: 'true' });
+      return {
+        bucket: name,
+        env: {
+          PEP694_BLOBS: `s3://${name}/${prefix}?${query.toString()}`,
+          AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+        },
+      };
+    },
+    async objects(name) {
+      const keys: string[] = [];
+      for await (const page of paginateListObjectsV2({ client: admin }, { Bucket: name })) {
+        for (const o of page.Contents ?? []) keys.push(o.Key!);
+      }
+      return keys.sort();
     },
     async close() {
       admin.destroy();
