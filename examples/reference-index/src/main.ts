@@ -7,7 +7,8 @@
  * values served; default: the address listened on), PEP694_CONFIG (a JSON file choosing the
  * mechanisms and their order), PEP694_LOG_LEVEL, PEP694_VALIDATE_ARTIFACTS (0: no archive checks),
  * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits),
- * PEP694_BLOBS (an s3:// URL: file bytes in S3-compatible object storage; see blobs.ts).
+ * PEP694_BLOBS (an s3:// URL: file bytes in S3-compatible object storage; see blobs.ts),
+ * PEP694_DOWNLOAD_REDIRECT_TTL (seconds: with S3, downloads redirect to presigned URLs).
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
@@ -36,6 +37,12 @@ function limitsFromEnv() {
   return Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
 }
 
+/** PEP694_DOWNLOAD_REDIRECT_TTL (seconds): downloads redirect to presigned URLs of the blob store, where it has them (S3). */
+function downloadRedirectFromEnv(): { downloadRedirectTtl?: number } {
+  const ttl = positiveIntEnv('PEP694_DOWNLOAD_REDIRECT_TTL');
+  return ttl === undefined ? {} : { downloadRedirectTtl: ttl };
+}
+
 async function main(): Promise<void> {
   const host = process.env.PEP694_HOST ?? '127.0.0.1';
   const port = Number(process.env.PEP694_PORT ?? 8694);
@@ -55,7 +62,7 @@ async function main(): Promise<void> {
       ...(process.env.PEP694_PUBLIC_URL ? { publicUrl: process.env.PEP694_PUBLIC_URL } : {}),
       ...(allowedHosts ? { allowedHosts } : {}),
       // Stage previews at /stage/{session-token}/ and the published index at /simple/.
-      index: {},
+      index: downloadRedirectFromEnv(),
       limits: limitsFromEnv(),
     },
     mechanisms: await loadMechanisms(process.env.PEP694_CONFIG),

@@ -21,17 +21,13 @@ const bytes = readFileSync(join('/work/shared/fixtures/dist', WHEEL));
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 let s3: TestS3;
-let dataDir: string;
-let tokensFile: string;
+const dirs: string[] = [];
 beforeAll(async () => {
   s3 = await startS3rver();
-  dataDir = mkdtempSync(join(tmpdir(), 'pep694-ref-s3-'));
-  tokensFile = join(dataDir, 'tokens.json');
-  writeFileSync(tokensFile, JSON.stringify({ tokens: [{ token: TOKEN, principal: 'ci', projects: ['*'] }] }));
 });
 afterAll(async () => {
   await s3?.close();
-  rmSync(dataDir, { recursive: true, force: true });
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 async function api(method: string, url: string, body?: unknown) {
@@ -44,43 +40,58 @@ async function api(method: string, url: string, body?: unknown) {
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
+/** A fresh data directory with the tokens file; removed after the tests. */
+function freshDataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pep694-ref-s3-'));
+  dirs.push(dir);
+  writeFileSync(join(dir, 'tokens.json'), JSON.stringify({ tokens: [{ token: TOKEN, principal: 'ci', projects: ['*'] }] }));
+  return dir;
+}
+
+/** Uploads the fixture wheel with http-post-bytes, completes and publishes it; its URL in the simple index. */
+async function uploadAndPublish(url: string): Promise<URL> {
+  const session = await api('POST', url, { name: 'demo-pkg', version: '1.0.0' });
+  expect(session.status, JSON.stringify(session.body)).toBe(201);
+  const file = await api('POST', session.body.links.upload, {
+    filename: WHEEL,
+    size: bytes.length,
+    hashes: { sha256: sha256(bytes) },
+    mechanism: 'http-post-bytes',
+  });
+  expect(file.status, JSON.stringify(file.body)).toBe(202);
+  const posted = await fetch(file.body.mechanism.file_url, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' },
+    body: bytes,
+  });
+  expect(posted.status).toBe(204);
+  const completed = await api('POST', file.body.links.complete, {});
+  expect(completed.status, JSON.stringify(completed.body)).toBe(201);
+  const published = await api('POST', session.body.links.publish, {});
+  expect(published.status, JSON.stringify(published.body)).toBe(201);
+
+  const simple = new URL('/simple/demo-pkg/', url);
+  const page = await fetch(simple, { headers: { accept: 'application/vnd.pypi.simple.v1+json' } });
+  expect(page.status).toBe(200);
+  const listed = ((await page.json()) as { files: { filename: string; url: string; hashes: { sha256: string } }[] }).files;
+  expect(listed.map((f) => f.filename)).toEqual([WHEEL]);
+  expect(listed[0]!.hashes.sha256).toBe(sha256(bytes));
+  return new URL(listed[0]!.url, simple);
+}
+
 describe('PEP694_BLOBS=s3://…', () => {
   it('keeps the bytes in the bucket: an http-post-bytes upload is published and downloads intact', async () => {
+    const dataDir = freshDataDir();
     const { bucket, env } = await s3.blobsEnv('pep694');
-    const { child, url } = await startReferenceIndex(dataDir, tokensFile, env);
+    const { child, url } = await startReferenceIndex(dataDir, join(dataDir, 'tokens.json'), env);
     try {
-      const session = await api('POST', url, { name: 'demo-pkg', version: '1.0.0' });
-      expect(session.status, JSON.stringify(session.body)).toBe(201);
-      const file = await api('POST', session.body.links.upload, {
-        filename: WHEEL,
-        size: bytes.length,
-        hashes: { sha256: sha256(bytes) },
-        mechanism: 'http-post-bytes',
-      });
-      expect(file.status, JSON.stringify(file.body)).toBe(202);
-      const posted = await fetch(file.body.mechanism.file_url, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/octet-stream' },
-        body: bytes,
-      });
-      expect(posted.status).toBe(204);
-      const completed = await api('POST', file.body.links.complete, {});
-      expect(completed.status, JSON.stringify(completed.body)).toBe(201);
-      const published = await api('POST', session.body.links.publish, {});
-      expect(published.status, JSON.stringify(published.body)).toBe(201);
-
-      const simple = new URL('/simple/demo-pkg/', url);
-      const page = await fetch(simple, { headers: { accept: 'application/vnd.pypi.simple.v1+json' } });
-      expect(page.status).toBe(200);
-      const listed = ((await page.json()) as { files: { filename: string; url: string; hashes: { sha256: string } }[] }).files;
-      expect(listed.map((f) => f.filename)).toEqual([WHEEL]);
-      const download = await fetch(new URL(listed[0]!.url, simple));
-      expect(download.status).toBe(200);
+      const fileUrl = await uploadAndPublish(url);
+      const download = await fetch(fileUrl, { redirect: 'manual' });
+      expect(download.status, 'streamed through the index by default').toBe(200);
       const got = Buffer.from(await download.arrayBuffer());
       expect(got.length).toBe(bytes.length);
       expect(sha256(got), 'the downloaded file is the uploaded one').toBe(sha256(bytes));
-      expect(listed[0]!.hashes.sha256).toBe(sha256(bytes));
-      const ranged = await fetch(new URL(listed[0]!.url, simple), { headers: { range: 'bytes=0-0' } });
+      const ranged = await fetch(fileUrl, { headers: { range: 'bytes=0-0' } });
       expect(ranged.status).toBe(206);
       expect(Buffer.from(await ranged.arrayBuffer()).equals(bytes.subarray(0, 1))).toBe(true);
 
@@ -94,7 +105,31 @@ describe('PEP694_BLOBS=s3://…', () => {
     }
   }, 60_000);
 
+  it('with PEP694_DOWNLOAD_REDIRECT_TTL, a download redirects to a presigned URL of the bucket that serves the file intact', async () => {
+    const dataDir = freshDataDir();
+    const { env } = await s3.blobsEnv('pep694');
+    const { child, url } = await startReferenceIndex(dataDir, join(dataDir, 'tokens.json'), { ...env, PEP694_DOWNLOAD_REDIRECT_TTL: '90' });
+    try {
+      const fileUrl = await uploadAndPublish(url);
+      const redirect = await fetch(fileUrl, { redirect: 'manual' });
+      expect(redirect.status).toBe(302);
+      expect(redirect.headers.get('cache-control'), 'the URL expires: the redirect is not kept').toBe('no-store');
+      const location = redirect.headers.get('location')!;
+      expect(location.startsWith(`${s3.endpoint}/`), location).toBe(true);
+      expect(location).toContain('X-Amz-Expires=90');
+      const got = Buffer.from(await (await fetch(location)).arrayBuffer());
+      expect(sha256(got), 'the presigned URL serves the uploaded file').toBe(sha256(bytes));
+      const head = await fetch(fileUrl, { method: 'HEAD', redirect: 'manual' });
+      expect(head.status, 'HEAD is answered by the index').toBe(200);
+      expect(head.headers.get('content-length')).toBe(String(bytes.length));
+    } finally {
+      child.kill('SIGTERM');
+    }
+  }, 60_000);
+
   it('stops the start with a message for a malformed URL or a bucket it cannot reach', async () => {
+    const dataDir = freshDataDir();
+    const tokensFile = join(dataDir, 'tokens.json');
     const main = new URL('../dist/main.js', import.meta.url).pathname;
     // Not spawnSync: s3rver runs in this process and must keep answering.
     const start = (extra: Record<string, string>) =>
