@@ -28,11 +28,6 @@ function quiet<T>(p: Promise<T>): Promise<T> {
   return p;
 }
 
-function isMissingUpload(err: unknown): boolean {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } } | null;
-  return e?.name === 'NoSuchUpload' || e?.$metadata?.httpStatusCode === 404;
-}
-
 export class PartUploadStream extends Writable {
   #pending: Buffer[] = [];
   #pendingBytes = 0;
@@ -142,7 +137,11 @@ export class PartUploadStream extends Writable {
     );
   }
 
-  /** Drops what was written: cancels requests in flight and aborts the multipart upload, if any. */
+  /**
+   * Drops what was written: cancels requests in flight and aborts the multipart upload, if any.
+   * Never rejects: if the bucket cannot be reached now (often why the staging failed), the
+   * upload is left to `sweepTemp`, and the caller's own error is the one that matters.
+   */
   async discard(): Promise<void> {
     this.#cancel.abort();
     if (!this.destroyed) this.destroy();
@@ -151,10 +150,8 @@ export class PartUploadStream extends Writable {
     await this.#inflight?.catch(() => undefined);
     const uploadId = await this.#uploadId?.catch(() => undefined);
     if (uploadId === undefined) return;
-    try {
-      await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey, UploadId: uploadId }));
-    } catch (err) {
-      if (!isMissingUpload(err)) throw err; // completed or aborted already
-    }
+    await this.s3
+      .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey, UploadId: uploadId }))
+      .catch(() => undefined); // gone already (completed, aborted), or for the sweep
   }
 }
