@@ -8,12 +8,16 @@
 // With BENCH_INDEX=<bytes> it also serves the simple index (/simple/, /stage/) with a page cache
 // of that many bytes (0: every page rendered per request).
 //
+// With BENCH_BLOBS=s3://… (and AWS credentials in the environment) the file bytes go to that
+// bucket through @pep694/blobs-s3 instead of <dataDir>/blobs.
+//
 // Prints "ROOT <url>" on stdout once it listens. SIGTERM closes it gracefully (a restart on the
 // same dataDir and port resumes tus uploads: the deferred-verification bench relies on that).
 import 'reflect-metadata';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { createServer, TokensFileAuth } from '@pep694/server';
+import { S3BlobStore, s3OptionsFromUrl } from '@pep694/blobs-s3';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
 import tus from '@pep694/mechanism-tus';
@@ -21,7 +25,9 @@ import resumable from '@pep694/mechanism-resumable';
 
 const [dataDir, token, port = '0'] = process.argv.slice(2);
 const auth = new TokensFileAuth({ tokens: [{ token, principal: 'bench', projects: ['*'] }] });
+const blobs = process.env.BENCH_BLOBS ? await S3BlobStore.open(s3OptionsFromUrl(process.env.BENCH_BLOBS)) : undefined;
 const server = await createServer({
+  ...(blobs ? { blobs } : {}),
   config: {
     dataDir,
     reaperInterval: 0,

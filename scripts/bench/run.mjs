@@ -10,10 +10,14 @@
 //   BENCH_SIZES            file sizes in MiB, comma separated (default "64,1024"; quick "8")
 //   BENCH_RUNS             repetitions of every figure (default 5; quick 1)
 //   BENCH_ONLY             sections, comma separated (default all of):
-//                          floors,http-post-bytes,tus,multipart,resumable,legacy,concurrency,control,index,client
+//                          floors,http-post-bytes,tus,multipart,resumable,legacy,concurrency,control,index,client,s3
 //                          and, only when named, preload: the raw node pipeline in a bare process
 //                          next to the same pipeline in a process that imported @pep694/server and
 //                          the plugins, or that also runs our host (idle), and our host itself
+//   BENCH_S3_MIB           s3 section: size of the http-post-bytes uploads into S3 (s3rver) and
+//                          into the filesystem, side by side, in MiB (default 64; quick 8)
+//   BENCH_S3_PUBLISH_MIB   s3 section: the big file of "publishing N MiB ÷ 1 KiB" on S3 (default
+//                          1024; quick 8)
 //   BENCH_CONCURRENCY      simultaneous uploads in the concurrency section (default 16)
 //   BENCH_CONC_MIB         size of each of them in MiB (default 64; quick 8)
 //   BENCH_CONTROL_SECONDS  duration of each autocannon run (default 5; quick 1)
@@ -68,7 +72,19 @@ const sizes = env('BENCH_SIZES', quick ? '8' : '64,1024')
   .split(',')
   .map((s) => Math.round(Number(s) * MiB));
 const runs = Number(env('BENCH_RUNS', quick ? 1 : 5));
-const SECTIONS = ['floors', 'http-post-bytes', 'tus', 'multipart', 'resumable', 'legacy', 'concurrency', 'control', 'index', 'client'];
+const SECTIONS = [
+  'floors',
+  'http-post-bytes',
+  'tus',
+  'multipart',
+  'resumable',
+  'legacy',
+  'concurrency',
+  'control',
+  'index',
+  'client',
+  's3',
+];
 /** Not in the default run: the raw node pipeline in a bare process vs one that loaded (or runs) our host. */
 const EXTRA_SECTIONS = ['preload'];
 const only = new Set(
@@ -82,6 +98,8 @@ for (const s of only)
     throw new Error(`BENCH_ONLY: unknown section ${s} (known: ${[...SECTIONS, ...EXTRA_SECTIONS].join(', ')})`);
 const concurrency = Number(env('BENCH_CONCURRENCY', 16));
 const concBytes = Math.round(Number(env('BENCH_CONC_MIB', quick ? 8 : 64)) * MiB);
+const s3Bytes = Math.round(Number(env('BENCH_S3_MIB', quick ? 8 : 64)) * MiB);
+const s3PublishBytes = Math.round(Number(env('BENCH_S3_PUBLISH_MIB', quick ? 8 : 1024)) * MiB);
 const controlSeconds = Number(env('BENCH_CONTROL_SECONDS', quick ? 1 : 5));
 const connections = Number(env('BENCH_CONNECTIONS', 64));
 const floorBytes = quick ? 128 * MiB : 1024 * MiB;
@@ -322,7 +340,7 @@ async function publish(srv, session) {
 }
 
 /** Deletes the published and staged blobs of a data dir (nothing reads them again), to keep the page cache and disk clean. */
-function dropBlobs(dataDir) {
+function dropBlobs(dataDir, dir = join(dataDir, 'blobs')) {
   const walk = (dir) => {
     let entries;
     try {
@@ -336,7 +354,7 @@ function dropBlobs(dataDir) {
       else if (e.isFile()) unlinkSync(p);
     }
   };
-  walk(join(dataDir, 'blobs'));
+  walk(dir);
 }
 
 // ---- mechanisms, their clients and their raw peers ---------------------------------------------
@@ -450,14 +468,18 @@ async function oursOnce(srv, mech, file, bytes) {
   if (mech.section === 'legacy') return legacyOnce(srv, mech, file, bytes);
   const { session, file: fs } = await prepareOne(srv, mech.identifier, bytes, file.sha256);
   let completeMs;
-  const m = await measure([srv.child.pid], async () => {
+  // With S3 blobs the object store's CPU (s3rver) is part of the server's.
+  const m = await measure([srv.child.pid, ...(srv.extraPids ?? [])], async () => {
     await mech.send(fs.mechanism, file.path, srv.auth);
+    srv.beforeComplete?.();
     const t1 = now();
     await complete(srv, fs);
     completeMs = since(t1) * 1000;
   });
+  srv.beforePublish?.();
   const publishMs = await publish(srv, session);
   dropBlobs(srv.dataDir);
+  srv.dropExtra?.();
   return {
     ...m,
     mbps: mbps(bytes, m.seconds),
@@ -538,6 +560,78 @@ async function uploadSection(name, file, bytes) {
   };
   await srv.stop();
   await Promise.all(raws.map((r) => stop(r.child)));
+  return entry;
+}
+
+/**
+ * S3 blobs (@pep694/blobs-s3 on s3rver, in its own process): http-post-bytes uploads of
+ * `file` into our host with S3 blobs and with filesystem blobs, side by side (runs alternate);
+ * then "publishing N MiB ÷ 1 KiB" on S3: completion (where the host moves the verified blob from
+ * staging/ to files/, a pointer rewrite on S3) and publish (a database step) of a big and a 1 KiB
+ * file. s3rver's CPU counts as the S3 host's.
+ */
+async function s3Section(file, bytes, bigFile) {
+  const mech = MECHANISMS['http-post-bytes'];
+  const { child: s3child, value } = await startChild(join(here, 's3rver.mjs'), [], 'S3ENV');
+  const s3 = JSON.parse(Buffer.from(value, 'base64url').toString());
+  const fsSrv = await startOurs('s3-fs');
+  const s3Srv = await startOurs('s3', { env: { ...s3.env, BENCH_BLOBS: s3.env.PEP694_BLOBS } });
+  s3Srv.extraPids = [s3child.pid];
+  // Nothing reads a run's objects again: s3rver's files go, as dropBlobs drops the filesystem's.
+  s3Srv.dropExtra = () => dropBlobs(undefined, join(s3.directory, s3.bucket));
+  // s3rver shares the disk with the host's SQLite (a real bucket does not): without a sync, a
+  // publish right after a big upload waits for s3rver's writeback in SQLite's fsync.
+  s3Srv.beforePublish = () => spawnSync('sync');
+  const peers = { fs: fsSrv, s3: s3Srv };
+  warmFile ??= await makeFile(8 * MiB, 'warm');
+  for (const srv of Object.values(peers)) await oursOnce(srv, mech, warmFile, warmFile.size);
+  const results = { fs: [], s3: [] };
+  for (let i = 0; i < runs; i++) {
+    for (const p of rotate(['fs', 's3'], i)) results[p].push(await oursOnce(peers[p], mech, file, bytes));
+  }
+  const tiny = await makeFile(1024, 's3-tiny');
+  // The same before each completion timed below (the upload figures above are taken without it).
+  s3Srv.beforeComplete = s3Srv.beforePublish;
+  const big = { completeMs: [], publishMs: [] };
+  const small = { completeMs: [], publishMs: [] };
+  for (let i = 0; i < runs; i++) {
+    // Three 1 KiB files per big one (they are cheap), the big one at a rotating place.
+    for (const [f, into] of rotate(
+      [
+        [bigFile, big],
+        [tiny, small],
+        [tiny, small],
+        [tiny, small],
+      ],
+      i,
+    )) {
+      const r = await oursOnce(s3Srv, mech, f, f.size);
+      into.completeMs.push(r.completeMs);
+      into.publishMs.push(r.publishMs);
+    }
+  }
+  rmSync(tiny.path, { force: true });
+  const entry = {
+    sizeMiB: bytes / MiB,
+    fs: { ...summarize(results.fs), peakRssMB: procUsage(fsSrv.child.pid).peakRssMB, runs: results.fs },
+    s3: {
+      ...summarize(results.s3),
+      peakRssMB: procUsage(s3Srv.child.pid).peakRssMB,
+      s3rverPeakRssMB: procUsage(s3child.pid).peakRssMB,
+      runs: results.s3,
+    },
+    ratio: paired(results.s3, results.fs, 'mbps'),
+    bigMiB: bigFile.size / MiB,
+    completeBigMs: stats(big.completeMs),
+    completeTinyMs: stats(small.completeMs),
+    publishBigMs: stats(big.publishMs),
+    publishTinyMs: stats(small.publishMs),
+  };
+  entry.completeRatio = entry.completeBigMs.median / entry.completeTinyMs.median;
+  entry.publishRatio = entry.publishBigMs.median / entry.publishTinyMs.median;
+  await fsSrv.stop();
+  await s3Srv.stop();
+  await stop(s3child);
   return entry;
 }
 
@@ -1410,6 +1504,35 @@ function render(report) {
     );
   }
 
+  const s3 = report.s3;
+  if (s3) {
+    L.push(`## 7. S3 blobs (@pep694/blobs-s3 on s3rver, loopback)`, '');
+    L.push(
+      "s3rver (a test server that writes each part to disk, then copies the parts into the object at completion) runs in its own process; its CPU counts as the S3 host's. It is not a production S3: the row shows what the store costs the host, not what AWS, MinIO or R2 would do.",
+      '',
+    );
+    L.push(
+      '| http-post-bytes, full flow | size | MB/s | S3 ÷ filesystem | server CPU s/GB | busy % (server main / fs thread / client) | peak RSS MB | others |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    );
+    L.push(
+      `| **ours, S3 blobs** | ${s3.sizeMiB} MiB | ${range(s3.s3.mbps)} | **${range(s3.ratio, 2)}** | ${range(s3.s3.cpuPerGB, 2)} (host + s3rver) | ${busy(s3.s3)} | ${fmt(s3.s3.peakRssMB)} (s3rver ${fmt(s3.s3.s3rverPeakRssMB)}) | ${pct(s3.s3.otherLoad)} |`,
+    );
+    L.push(
+      `| ours, filesystem blobs | ${s3.sizeMiB} MiB | ${range(s3.fs.mbps)} | | ${range(s3.fs.cpuPerGB, 2)} | ${busy(s3.fs)} | ${fmt(s3.fs.peakRssMB)} | ${pct(s3.fs.otherLoad)} |`,
+    );
+    L.push('');
+    L.push(
+      "On S3, publishing moves no bytes: the host moves a verified blob from `staging/` to `files/` at completion, which the S3 store does by rewriting a pointer object, and publishing is a database step. s3rver shares the disk with the host's SQLite (a real bucket does not), so the bench runs `sync` before each completion and publish timed here (not in the upload figures above): otherwise the first SQLite fsync after a big upload waits for s3rver's writeback of the object it just assembled.",
+      '',
+    );
+    L.push('| on S3 | completion (the move) ms | publish ms |', '| --- | --- | --- |');
+    L.push(`| one ${s3.bigMiB} MiB file | ${range(s3.completeBigMs, 1)} | ${range(s3.publishBigMs, 1)} |`);
+    L.push(`| one 1 KiB file | ${range(s3.completeTinyMs, 1)} | ${range(s3.publishTinyMs, 1)} |`);
+    L.push(`| ${s3.bigMiB} MiB ÷ 1 KiB (target ≤ 2) | **${fmt(s3.completeRatio, 2)}** | **${fmt(s3.publishRatio, 2)}** |`);
+    L.push('');
+  }
+
   L.push('## Targets', '');
   L.push('| target | measured | verdict |', '| --- | --- | --- |');
   for (const t of report.targets) L.push(`| ${t.target} | ${t.measured} | ${verdict(t.ok)} |`);
@@ -1503,6 +1626,19 @@ function targets(report) {
       ok: check(c.publishRatio, '<=', 2),
     });
   }
+  const s3 = report.s3;
+  if (s3) {
+    T.push({
+      target: `S3 (s3rver): publishing ${s3.bigMiB} MiB ≤ 2× publishing 1 KiB`,
+      measured: fmt(s3.publishRatio, 2),
+      ok: check(s3.publishRatio, '<=', 2),
+    });
+    T.push({
+      target: `S3 (s3rver): completing ${s3.bigMiB} MiB (its move to files/) ≤ 2× completing 1 KiB`,
+      measured: fmt(s3.completeRatio, 2),
+      ok: check(s3.completeRatio, '<=', 2),
+    });
+  }
   const x = report.index;
   if (x) {
     const m = (s) => `${fmt(s.median, 2)} (${fmt(s.min, 2)}–${fmt(s.max, 2)})`;
@@ -1551,6 +1687,7 @@ async function main() {
     control: undefined,
     index: undefined,
     client: undefined,
+    s3: undefined,
   };
   const log = (...a) => console.log(`[${since(start).toFixed(0).padStart(4)} s]`, ...a);
   log(
@@ -1649,6 +1786,15 @@ async function main() {
     report.client = c;
     log(
       `client ${c.sizeMiB} MiB: pep694 ${fmt(c.ours.mbps.median)} MB/s ${fmt(c.ours.clientCpuPerGB.median, 2)} client CPU s/GB; curl ${fmt(c.curl.mbps.median)} MB/s ${fmt(c.curl.clientCpuPerGB.median, 2)} (ratios ${fmt(c.throughputRatio.median, 2)}, CPU ${fmt(c.clientCpuRatio.median, 2)}); release of 21 files ${fmt(c.release.parallel4.median, 2)} s (--parallel 4) vs ${fmt(c.release.parallel1.median, 2)} s (--parallel 1)`,
+    );
+  }
+  if (only.has('s3')) {
+    const big = s3PublishBytes === s3Bytes ? await fileOf(s3Bytes) : await makeFile(s3PublishBytes, 's3-publish');
+    const x = await s3Section(await fileOf(s3Bytes), s3Bytes, big);
+    if (big.path !== files.get(s3Bytes)?.path) rmSync(big.path, { force: true });
+    report.s3 = x;
+    log(
+      `s3: http-post-bytes ${x.sizeMiB} MiB into S3 (s3rver) ${fmt(x.s3.mbps.median)} MB/s ${fmt(x.s3.cpuPerGB.median, 2)} CPU s/GB (host + s3rver), filesystem ${fmt(x.fs.mbps.median)} MB/s ${fmt(x.fs.cpuPerGB.median, 2)} CPU s/GB (ratio ${fmt(x.ratio.median, 2)}); ${x.bigMiB} MiB ÷ 1 KiB on S3: complete ${fmt(x.completeBigMs.median, 1)} ÷ ${fmt(x.completeTinyMs.median, 1)} ms (${fmt(x.completeRatio, 2)}), publish ${fmt(x.publishBigMs.median, 1)} ÷ ${fmt(x.publishTinyMs.median, 1)} ms (${fmt(x.publishRatio, 2)})`,
     );
   }
   report.loadavgEnd = loadavg();

@@ -9,13 +9,17 @@
  * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits),
  * PEP694_TRUSTED_PUBLISHERS_FILE, PEP694_SIGSTORE_TRUSTED_ROOT, PEP694_SIGSTORE_CTLOG_THRESHOLD (PEP 740
  * attestations, verified with Sigstore: see attestations.ts),
- * PEP694_METRICS (0: no /metrics), PEP694_METRICS_TOKEN (/metrics behind a bearer token).
+ * PEP694_METRICS (0: no /metrics), PEP694_METRICS_TOKEN (/metrics behind a bearer token),
+
+ * PEP694_BLOBS (an s3:// URL: file bytes in S3-compatible object storage; see blobs.ts),
+ * PEP694_DOWNLOAD_REDIRECT_TTL (seconds: with S3, downloads redirect to presigned URLs).
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
 import { createDistributionValidator } from '@pep694/dist-validator';
 import { createServer } from '@pep694/server';
 import { attestationVerifierFromEnv } from './attestations.js';
+import { blobsFromEnv } from './blobs.js';
 import { loadMechanisms } from './mechanisms.js';
 
 /** A positive integer from the environment, or undefined when unset; anything else stops the start. */
@@ -38,6 +42,12 @@ function limitsFromEnv() {
   return Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
 }
 
+/** PEP694_DOWNLOAD_REDIRECT_TTL (seconds): downloads redirect to presigned URLs of the blob store, where it has them (S3). */
+function downloadRedirectFromEnv(): { downloadRedirectTtl?: number } {
+  const ttl = positiveIntEnv('PEP694_DOWNLOAD_REDIRECT_TTL');
+  return ttl === undefined ? {} : { downloadRedirectTtl: ttl };
+}
+
 async function main(): Promise<void> {
   const host = process.env.PEP694_HOST ?? '127.0.0.1';
   const port = Number(process.env.PEP694_PORT ?? 8694);
@@ -50,14 +60,16 @@ async function main(): Promise<void> {
     .filter((h) => h !== '');
 
   const attestations = attestationVerifierFromEnv();
+  const blobs = await blobsFromEnv();
   const server = await createServer({
+    ...(blobs.blobs && { blobs: blobs.blobs }),
     attestationVerifier: attestations.verifier,
     config: {
       dataDir,
       ...(process.env.PEP694_PUBLIC_URL ? { publicUrl: process.env.PEP694_PUBLIC_URL } : {}),
       ...(allowedHosts ? { allowedHosts } : {}),
       // Stage previews at /stage/{session-token}/ and the published index at /simple/.
-      index: {},
+      index: downloadRedirectFromEnv(),
       // The legacy upload API at /legacy/ (twine upload --repository-url …/legacy/), one namespace with Upload 2.0.
       legacy: {},
       limits: limitsFromEnv(),
@@ -85,6 +97,7 @@ async function main(): Promise<void> {
     `  mechanisms:       ${server.mechanisms.map((m) => m.identifier).join(', ') || '(none)'}`,
     `  data:             ${dataDir}`,
     `  operations:       ${new URL('/healthz', url).href}, /readyz${server.config.metrics.enabled ? `, /metrics${server.config.metrics.token ? ' (bearer token)' : ''}` : ''}`,
+    `  file bytes:       ${blobs.describe}`,
   ];
   if (server.devToken?.created) {
     lines.push(`  dev token:        ${server.devToken.token}  (shown once; kept in ${server.devToken.file})`);

@@ -591,6 +591,18 @@ export interface BlobStore {
    * durable. A store without it is taken as reachable.
    */
   ping?(): Promise<void>;
+  /**
+   * Optional: a short-lived URL from which a client can GET the committed blob's bytes without
+   * the host (a presigned object storage URL), valid for `ttlSeconds`; undefined when there is no
+   * blob under `key`. A host may redirect downloads there instead of streaming them. `opts` sets
+   * the headers the URL's response carries. The URL must serve exactly the bytes committed under
+   * `key` when it was made, ranges included.
+   */
+  downloadUrl?(
+    key: string,
+    ttlSeconds: number,
+    opts?: { readonly contentDisposition?: string; readonly contentType?: string },
+  ): Promise<string | undefined>;
 }
 
 // ---- File validation ----------------------------------------------------------------------------

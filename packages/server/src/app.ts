@@ -228,7 +228,13 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
   if (config.index) {
     // Read-only Simple Repository API: the published index and the stage previews (no credentials).
     // One page cache for both, so that one bound covers them (keyed by the store's change counters).
-    const index = { store, blobs, clock, pageCache: new PageCache({ maxBytes: config.index.pageCacheBytes }) };
+    const index = {
+      store,
+      blobs,
+      clock,
+      pageCache: new PageCache({ maxBytes: config.index.pageCacheBytes }),
+      ...(config.index.downloadRedirectTtl !== undefined && { downloadRedirectTtl: config.index.downloadRedirectTtl }),
+    };
     app.use(config.index.stagePath.slice(0, -1), area('stage'), stagePreviewRouter(index));
     app.use(config.index.simplePath.slice(0, -1), area('simple'), publishedIndexRouter(index));
     app.use(config.index.integrityPath.slice(0, -1), area('integrity'), publishedIntegrityRouter(index));

@@ -71,6 +71,12 @@ export const ServerConfigSchema = z
           .int()
           .nonnegative()
           .default(32 * 1024 * 1024),
+        /**
+         * Seconds: when set and the blob store offers `downloadUrl` (`@pep694/blobs-s3`), file
+         * downloads answer 302 to a presigned URL valid this long instead of streaming through the
+         * index. Unset: the index streams every download.
+         */
+        downloadRedirectTtl: z.number().int().min(1).max(604_800).optional(),
       })
       .optional(),
 

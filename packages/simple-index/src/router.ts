@@ -25,7 +25,13 @@ import { publishedView, stageView, versionsOf, type IndexStore, type RepositoryV
 
 export interface SimpleIndexOptions {
   readonly store: IndexStore;
-  readonly blobs: Pick<BlobStore, 'read'>;
+  readonly blobs: Pick<BlobStore, 'read' | 'downloadUrl'>;
+  /**
+   * Seconds: when set and the blob store has `downloadUrl` (object storage), a file download
+   * answers 302 to a URL of the store valid this long, instead of streaming the bytes through the
+   * index. HEAD and conditional requests that match are still answered here.
+   */
+  readonly downloadRedirectTtl?: number;
   /** For stage expiry; default: the system clock. */
   readonly clock?: Clock;
   /**
@@ -122,7 +128,13 @@ async function sendPage(
 }
 
 /** The repository layout over whatever view `resolve` gives for the request. */
-function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>, notFound: NotFound, cache: PageCache): Router {
+function repositoryRouter(
+  resolve: ViewResolver,
+  blobs: Pick<BlobStore, 'read' | 'downloadUrl'>,
+  notFound: NotFound,
+  cache: PageCache,
+  redirectTtl: number | undefined,
+): Router {
   const router = Router({ caseSensitive: true, strict: true, mergeParams: true });
   const view = async (req: Request): Promise<RepositoryView> => {
     const v = await resolve(req);
@@ -213,10 +225,20 @@ function repositoryRouter(resolve: ViewResolver, blobs: Pick<BlobStore, 'read'>,
         const file = await v.file(name, filename);
         if (file) {
           const h = primaryHash(file.hashes);
+          const etag = `"${h ? `${h.name}-${h.hex}` : file.blobKey}"`;
+          if (redirectTtl !== undefined && blobs.downloadUrl && req.method === 'GET' && !matchesEtag(req.headers['if-none-match'], etag)) {
+            const target = await blobs.downloadUrl(file.blobKey, redirectTtl, { contentType: contentTypeFor(file.filename) });
+            if (target !== undefined) {
+              // The URL expires: nothing may keep the redirect longer than the page that led to it.
+              res.setHeader('Cache-Control', 'no-store');
+              res.redirect(302, target);
+              return;
+            }
+          }
           return sendBody(req, res, {
             size: file.size,
             contentType: contentTypeFor(file.filename),
-            etag: `"${h ? `${h.name}-${h.hex}` : file.blobKey}"`,
+            etag,
             ...(file.uploadTime ? { lastModified: file.uploadTime } : {}),
             cacheControl,
             open: (range) => blobs.read(file.blobKey, range),
@@ -323,6 +345,7 @@ export function publishedIndexRouter(opts: SimpleIndexOptions): Router {
     opts.blobs,
     (what) => new ProblemError('not-found', `This index has no ${what}.`),
     opts.pageCache ?? new PageCache(),
+    opts.downloadRedirectTtl,
   );
 }
 
@@ -351,7 +374,13 @@ export function stagePreviewRouter(opts: SimpleIndexOptions): Router {
   const cache = opts.pageCache ?? new PageCache();
   router.use(
     '/:token',
-    repositoryRouter((req) => stageView(opts.store, String(req.params['token']), clock, cache), opts.blobs, notFound, cache),
+    repositoryRouter(
+      (req) => stageView(opts.store, String(req.params['token']), clock, cache),
+      opts.blobs,
+      notFound,
+      cache,
+      opts.downloadRedirectTtl,
+    ),
   );
   router.use(
     wrap(async () => {

@@ -1,0 +1,3 @@
+export { S3BlobStore, type DownloadUrlOptions } from './s3-blob-store.js';
+export { s3OptionsFromUrl, DEFAULT_PART_SIZE, MIN_PART_SIZE, type S3BlobStoreOptions } from './options.js';
+export { assertBlobKey } from './keys.js';

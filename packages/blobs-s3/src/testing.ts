@@ -1,0 +1,171 @@
+/**
+ * `@pep694/blobs-s3/testing`: s3rver (npm, an optional peer dependency) on loopback, the
+ * S3-compatible server the tests run against. A fresh bucket per test comes from `bucket()`;
+ * `blobsUrl()` spells one as the `s3://` URL of `PEP694_BLOBS`.
+ *
+ * s3rver 3.7 lacks two calls the store uses: ListMultipartUploads (GET ?uploads answers
+ * NotImplemented) and AbortMultipartUpload (DELETE ?uploadId answers MethodNotAllowed). A small
+ * Koa middleware adds both over s3rver's own upload directory (`<bucket>/._S3rver_uploads/<id>/`,
+ * which holds the object key in `key` and one file per part), so the sweeps and aborts run over
+ * real HTTP against real upload state. The middleware also records every request, for tests that
+ * count what an operation sends and receives.
+ */
+import { CreateBucketCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import S3rver from 's3rver';
+import type { S3BlobStoreOptions } from './options.js';
+
+/** s3rver checks SigV4 signatures against this fixed key pair. */
+export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+export interface RecordedRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  /** Whether it was a server-side copy (CopyObject / UploadPartCopy). */
+  readonly copy: boolean;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  /** `performance.now()` when s3rver got the request and when it had answered it. */
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface TestS3 {
+  readonly endpoint: string;
+  /** s3rver's data directory. */
+  readonly directory: string;
+  /** Requests s3rver answered, oldest first; clear it with `requests.length = 0`. */
+  readonly requests: RecordedRequest[];
+  /** Store options for a new, empty bucket. */
+  bucket(prefix?: string): Promise<S3BlobStoreOptions>;
+  /**
+   * A new, empty bucket as `PEP694_BLOBS` names it, and the environment a process needs to reach
+   * it (s3rver's fixed credentials, through the AWS SDK's standard variables).
+   */
+  blobsEnv(prefix?: string): Promise<{
+    bucket: string;
+    env: { PEP694_BLOBS: string; AWS_ACCESS_KEY_ID: string; AWS_SECRET_ACCESS_KEY: string };
+  }>;
+  /** Every object name in `bucket`, sorted. */
+  objects(bucket: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+let buckets = 0;
+
+export async function startS3rver(): Promise<TestS3> {
+  const directory = await mkdtemp(join(tmpdir(), 'pep694-s3rver-'));
+  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, vhostBuckets: false });
+  const requests: RecordedRequest[] = [];
+  const uploadsDir = (bucket: string) => server.store.getResourcePath(bucket, undefined, 'uploads');
+
+  // Koa runs middleware in order; s3rver's router is the last one, so these go just before it.
+  server.middleware.splice(server.middleware.length - 1, 0, async (ctx, next) => {
+    const [, bucket, ...rest] = ctx.path.split('/');
+    const key = decodeURIComponent(rest.join('/'));
+    if (bucket && ctx.method === 'GET' && key === '' && 'uploads' in ctx.query) {
+      const prefix = typeof ctx.query['prefix'] === 'string' ? ctx.query['prefix'] : '';
+      const ids = await readdir(uploadsDir(bucket)).catch(() => [] as string[]);
+      const uploads = [];
+      for (const id of ids) {
+        const uploadKey = await readFile(join(uploadsDir(bucket), id, 'key'), 'utf8').catch(() => undefined);
+        if (uploadKey === undefined || !uploadKey.startsWith(prefix)) continue;
+        const { mtime } = await stat(join(uploadsDir(bucket), id, 'key'));
+        uploads.push({ Key: uploadKey, UploadId: id, Initiated: mtime.toISOString(), StorageClass: 'STANDARD' });
+      }
+      ctx.body = {
+        ListMultipartUploadsResult: {
+          '@': { xmlns: 'http://s3.amazonaws.com/doc/2006-03-01/' },
+          Bucket: bucket,
+          Prefix: prefix,
+          MaxUploads: 1000,
+          IsTruncated: false,
+          Upload: uploads,
+        },
+      };
+      return;
+    }
+    const uploadId = ctx.query['uploadId'];
+    if (bucket && key && ctx.method === 'DELETE' && typeof uploadId === 'string') {
+      const dir = join(uploadsDir(bucket), uploadId.replace(/[^0-9a-f]/g, ''));
+      const stored = await readFile(join(dir, 'key'), 'utf8').catch(() => undefined);
+      if (stored !== key) {
+        ctx.status = 404;
+        ctx.body = { Error: { Code: 'NoSuchUpload', Message: 'The specified upload does not exist.', UploadId: uploadId } };
+        return;
+      }
+      await rm(dir, { recursive: true, force: true });
+      ctx.status = 204;
+      return;
+    }
+    await next();
+  });
+  // First of all, so it sees every request and the final status.
+  server.middleware.unshift(async (ctx, next) => {
+    const start = performance.now();
+    try {
+      await next();
+    } finally {
+      requests.push({
+        method: ctx.method,
+        path: ctx.path,
+        query: Object.keys(ctx.query).join('&'),
+        copy: 'x-amz-copy-source' in ctx.headers,
+        bytesIn: ctx.request.length ?? 0,
+        bytesOut: ctx.response.length ?? 0,
+        start,
+        end: performance.now(),
+      });
+    }
+  });
+
+  const { port } = await server.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = {
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: S3RVER_CREDENTIALS,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  } as const;
+  const admin = new S3Client(client);
+  const bucket = async (prefix = '') => {
+    const name = `test-${process.pid}-${++buckets}`;
+    await admin.send(new CreateBucketCommand({ Bucket: name }));
+    return { bucket: name, prefix, client };
+  };
+  return {
+    endpoint,
+    directory,
+    requests,
+    bucket,
+    async blobsEnv(prefix = '') {
+      const { bucket: name } = await bucket();
+      const query = new URLSearchParams({ endpoint, region: 'us-east-1', forcePathStyle: 'true' });
+      return {
+        bucket: name,
+        env: {
+          PEP694_BLOBS: `s3://${name}/${prefix}?${query.toString()}`,
+          AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+        },
+      };
+    },
+    async objects(name) {
+      const keys: string[] = [];
+      for await (const page of paginateListObjectsV2({ client: admin }, { Bucket: name })) {
+        for (const o of page.Contents ?? []) keys.push(o.Key!);
+      }
+      return keys.sort();
+    },
+    async close() {
+      admin.destroy();
+      await server.close();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
