@@ -7,12 +7,14 @@
 //   this process for the five small JSON requests (`openssl dgst -sha256` for the hash): wall time, MB/s, client CPU s/GB (the child
 //   processes' user+system time from bash's `times`, plus this process's CPU for curl's JSON
 //   requests), server CPU s/GB;
-// - a release of one sdist and 20 wheels (1 MiB each) with `--parallel 4` next to `--parallel 1`.
-//   (twine against the legacy API of the same server is the comparison the issue asks for; this
-//   server has no legacy endpoint yet, so it is not measured here.)
+// - a release of one sdist and 20 wheels (1 MiB each) with `--parallel 4` next to `--parallel 1`;
+// - the same release as real archives (twine reads their metadata) through `pep694 upload` next to
+//   `twine upload` (`/usr/bin/python3 -m twine`, Debian's) to the legacy API (/legacy/) of the same
+//   server: wall time of each command, archives built beforehand (not timed). Skipped (with a note)
+//   where twine is missing.
 //
 // Runs alternate which flow goes first.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { linkSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -168,6 +170,9 @@ export async function clientSection(ctx) {
     }
   }
   rmSync(small.path, { force: true });
+
+  const twine = await twineComparison({ srv, dir, runs, fileBytes: 1024 * 1024, cli, bashRun: bash, seq: () => seq++ });
+
   await srv.stop();
   rmSync(dir, { recursive: true, force: true });
 
@@ -192,5 +197,101 @@ export async function clientSection(ctx) {
       parallel1: stats(p1),
       ratio: stats(p4.map((x, i) => x / p1[i])),
     },
+    twine: twine && {
+      files: 21,
+      fileMiB: 1,
+      pep694: stats(twine.pep694),
+      twine: stats(twine.twine),
+      // Per-run ratios of paired runs (run i against run i).
+      ratio: stats(twine.pep694.map((x, i) => x / twine.twine[i])),
+    },
+    twineSkipped: twine ? undefined : 'twine is not installed (/usr/bin/python3 -m twine)',
   };
+}
+
+const PYTHON = '/usr/bin/python3';
+
+/**
+ * Writes a release as twine needs it: one sdist (`<name>-<version>/PKG-INFO` in a tar.gz) and 20
+ * wheels (`<name>.dist-info/METADATA`, `WHEEL`, `RECORD`; one per manylinux tag), each padded with
+ * `fileBytes` random bytes stored uncompressed so that every file is about that size.
+ */
+function writeRealRelease(rdir, name, version, fileBytes) {
+  const script = String.raw`
+import io, os, sys, tarfile, zipfile
+rdir, name, ver, size = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+meta = f'Metadata-Version: 2.1\nName: {name}\nVersion: {ver}\nSummary: bench release\n'.encode()
+paths = []
+sdist = os.path.join(rdir, f'{name}-{ver}.tar.gz')
+with tarfile.open(sdist, 'w:gz', compresslevel=1) as t:
+    for arc, data in ((f'{name}-{ver}/PKG-INFO', meta), (f'{name}-{ver}/pad.bin', os.urandom(size))):
+        info = tarfile.TarInfo(arc); info.size = len(data); t.addfile(info, io.BytesIO(data))
+paths.append(sdist)
+for i in range(20):
+    tag = f'py3-none-manylinux_2_{i + 17}_x86_64'
+    whl = os.path.join(rdir, f'{name}-{ver}-{tag}.whl')
+    di = f'{name}-{ver}.dist-info'
+    with zipfile.ZipFile(whl, 'w', zipfile.ZIP_STORED) as z:
+        z.writestr(f'{name}/pad.bin', os.urandom(size))
+        z.writestr(f'{di}/METADATA', meta)
+        z.writestr(f'{di}/WHEEL', f'Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: false\nTag: {tag}\n')
+        z.writestr(f'{di}/RECORD', '')
+    paths.append(whl)
+print('\n'.join(paths))
+`;
+  const r = spawnSync(PYTHON, ['-c', script, rdir, name, version, String(fileBytes)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`writing the release ${name}: ${r.stderr}`);
+  return r.stdout.trim().split('\n');
+}
+
+/**
+ * The issue's comparison: a release of one sdist and 20 wheels through `pep694 upload` (default
+ * --parallel 4, the server's preferred mechanism, published) and through `twine upload` to the
+ * legacy API of the same server (one request per file, each published at once). Resolves with the
+ * wall seconds of each run, or undefined without twine. Runs alternate which goes first.
+ */
+async function twineComparison({ srv, dir, runs, fileBytes, cli, bashRun, seq }) {
+  if (spawnSync(PYTHON, ['-m', 'twine', '--version']).status !== 0) return undefined;
+  const legacyUrl = new URL('/legacy/', srv.url).href;
+  // One project, a new version per run: the host limits how many new project names a principal registers per hour.
+  const name = 'benchtwine';
+  const once = async (tool) => {
+    const version = `1.0.${seq()}`;
+    const rdir = join(dir, `${name}-${version}`);
+    mkdirSync(rdir);
+    const paths = writeRealRelease(rdir, name, version, fileBytes).map((p) => `"${p}"`);
+    const r =
+      tool === 'pep694'
+        ? await bashRun(
+            `node ${CLI_ARGS.join(' ')} "$CLI" upload --repository-url "$URL" --json --cache-dir "$CACHE" ${paths.join(' ')} >/dev/null`,
+            {
+              CLI: cli,
+              URL: srv.url,
+              CACHE: join(dir, 'cache'),
+              PEP694_TOKEN: srv.token,
+              PEP694_PYPIRC: '/nonexistent',
+            },
+          )
+        : await bashRun(
+            `${PYTHON} -m twine upload --repository-url "$URL" -u __token__ -p "$TOKEN" --non-interactive --disable-progress-bar ${paths.join(' ')} >/dev/null`,
+            { URL: legacyUrl, TOKEN: srv.token, HOME: dir, TWINE_CERT: '' },
+          );
+    rmSync(rdir, { recursive: true, force: true });
+    return r.seconds;
+  };
+  // Warm-up (not timed): python's and node's first start read their files from disk.
+  await once('pep694');
+  await once('twine');
+  const pep694 = [];
+  const twine = [];
+  for (let i = 0; i < runs; i++) {
+    if (i % 2 === 0) {
+      pep694.push(await once('pep694'));
+      twine.push(await once('twine'));
+    } else {
+      twine.push(await once('twine'));
+      pep694.push(await once('pep694'));
+    }
+  }
+  return { pep694, twine };
 }

@@ -1499,7 +1499,13 @@ function render(report) {
       L.push(`| ${k} | ${range(r.mbps)} | ${range(r.seconds, 2)} | ${range(r.clientCpuPerGB, 2)} | ${range(r.cpuPerGB, 2)} |`);
     L.push('');
     L.push(
-      `pep694 ÷ curl: throughput **${range(c.throughputRatio, 2)}** (target ≥ 0.9), client CPU **${range(c.clientCpuRatio, 2)}** (target ≤ 1.5). A release of one sdist and 20 wheels (1 MiB each): \`--parallel 4\` ${range(c.release.parallel4, 2)} s, \`--parallel 1\` ${range(c.release.parallel1, 2)} s (ratio ${range(c.release.ratio, 2)}); twine against the legacy API of the same server is not measured (this server has no legacy endpoint yet).`,
+      `pep694 ÷ curl: throughput **${range(c.throughputRatio, 2)}** (target ≥ 0.9), client CPU **${range(c.clientCpuRatio, 2)}** (target ≤ 1.5). A release of one sdist and 20 wheels (1 MiB each): \`--parallel 4\` ${range(c.release.parallel4, 2)} s, \`--parallel 1\` ${range(c.release.parallel1, 2)} s (ratio ${range(c.release.ratio, 2)}).`,
+      '',
+    );
+    L.push(
+      c.twine
+        ? `The same release as real archives (${c.twine.files} files, ${c.twine.fileMiB} MiB each), published: \`pep694 upload\` (default \`--parallel 4\`, the server's preferred mechanism) ${range(c.twine.pep694, 2)} s, \`twine upload\` to the legacy API (/legacy/) of the same server ${range(c.twine.twine, 2)} s: pep694 ÷ twine wall time **${range(c.twine.ratio, 2)}** (target ≤ 0.5). Archives built before each run, not timed; runs alternate which goes first.`
+        : `\`pep694 upload\` against \`twine upload\`: not measured (${c.twineSkipped}).`,
       '',
     );
   }
@@ -1554,6 +1560,12 @@ function targets(report) {
       measured: `${fmt(c.clientCpuRatio.median, 2)} (${fmt(c.ours.clientCpuPerGB.median, 2)} vs ${fmt(c.curl.clientCpuPerGB.median, 2)})`,
       ok: check(c.clientCpuRatio.median, '<=', 1.5),
     });
+    if (c.twine)
+      T.push({
+        target: `pep694 upload of a release of ${c.twine.files} files (${c.twine.fileMiB} MiB each) wall time ≤ 0.5× twine upload's to /legacy/`,
+        measured: `${fmt(c.twine.ratio.median, 2)} (${fmt(c.twine.pep694.median, 2)} s vs ${fmt(c.twine.twine.median, 2)} s)`,
+        ok: check(c.twine.ratio.median, '<=', 0.5),
+      });
   }
   const limit = report.floors?.cpuLimit?.mbps;
   for (const u of report.uploads) {
@@ -1785,7 +1797,7 @@ async function main() {
     });
     report.client = c;
     log(
-      `client ${c.sizeMiB} MiB: pep694 ${fmt(c.ours.mbps.median)} MB/s ${fmt(c.ours.clientCpuPerGB.median, 2)} client CPU s/GB; curl ${fmt(c.curl.mbps.median)} MB/s ${fmt(c.curl.clientCpuPerGB.median, 2)} (ratios ${fmt(c.throughputRatio.median, 2)}, CPU ${fmt(c.clientCpuRatio.median, 2)}); release of 21 files ${fmt(c.release.parallel4.median, 2)} s (--parallel 4) vs ${fmt(c.release.parallel1.median, 2)} s (--parallel 1)`,
+      `client ${c.sizeMiB} MiB: pep694 ${fmt(c.ours.mbps.median)} MB/s ${fmt(c.ours.clientCpuPerGB.median, 2)} client CPU s/GB; curl ${fmt(c.curl.mbps.median)} MB/s ${fmt(c.curl.clientCpuPerGB.median, 2)} (ratios ${fmt(c.throughputRatio.median, 2)}, CPU ${fmt(c.clientCpuRatio.median, 2)}); release of 21 files ${fmt(c.release.parallel4.median, 2)} s (--parallel 4) vs ${fmt(c.release.parallel1.median, 2)} s (--parallel 1); ${c.twine ? `pep694 ${fmt(c.twine.pep694.median, 2)} s vs twine ${fmt(c.twine.twine.median, 2)} s (ratio ${fmt(c.twine.ratio.median, 2)})` : 'twine not measured'}`,
     );
   }
   if (only.has('s3')) {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ALICE, completeFile, draftRequest, fileSession, fileStatus, I6, I8, startHost, type Host } from './test-support.js';
-import { ResumableUploadError, uploadResumable } from './client.js';
+import { mechanismClient, ResumableUploadError, uploadResumable } from './client.js';
 
 let host: Host;
 beforeEach(async () => {
@@ -150,4 +150,37 @@ describe('uploadResumable', () => {
     expect(err).toBeInstanceOf(ResumableUploadError);
     expect((err as ResumableUploadError).code).toBe('file-not-pending');
   });
+});
+
+describe('mechanismClient (the MechanismClient shape)', () => {
+  it('matches any operator’s i6/i8 identifier, saves the upload resource as resume state, and resumes from it', async () => {
+    expect(mechanismClient.matches('vnd-acme-resumable-i8')).toBe(true);
+    expect(mechanismClient.matches('vnd-acme-resumable-i6')).toBe(true);
+    expect(mechanismClient.matches('vnd-acme-tus')).toBe(false);
+    expect(mechanismClient.resumable).toBe(true);
+    const bytes = randomBytes(32 * 1024 * 1024);
+    const file = await fileSession(host.t, I8, bytes);
+    const instructions = { ...file.mechanism, identifier: I8 };
+    const saved: unknown[] = [];
+    const controller = new AbortController();
+    const first = mechanismClient.upload({
+      instructions,
+      filename: 'f1',
+      body: bytes,
+      authorization: ALICE,
+      signal: controller.signal,
+      saveResumeState: (s) => saved.push(s),
+      onProgress: (sent) => {
+        if (sent > 4 * 1024 * 1024) controller.abort(new Error('paused'));
+      },
+    });
+    await expect(first).rejects.toThrow('paused');
+    expect(saved).toHaveLength(1);
+    await expect.poll(async () => (await fileStatus(file)).meta?._pep694?.['bytes-received'] > 0).toBe(true);
+    // A later run (a new process) has only what was saved.
+    const result = await mechanismClient.upload({ instructions, filename: 'f1', body: bytes, authorization: ALICE, resumeState: saved[0] });
+    expect(result?.resumedFrom).toBeGreaterThan(0);
+    expect(result?.bytesSent).toBe(bytes.length - result!.resumedFrom!);
+    expect((await completeFile(file)).status).toBe(201);
+  }, 60_000);
 });

@@ -27,6 +27,7 @@ import {
   problemOf,
   sendRequest,
   type HttpAnswer,
+  type MechanismClient,
   type RequestBody,
   type UploadBody,
   type UploadClientOptions,
@@ -71,6 +72,8 @@ export interface ResumableUploadResult {
   readonly appends: number;
   /** Retries after failures. */
   readonly retries: number;
+  /** Bytes of the file handed to the connection by this call (resent bytes after a failure count again). */
+  readonly bytesSent: number;
 }
 
 /** A non-2xx answer. `problem` is the server's RFC 9457 document when it sent one. */
@@ -277,11 +280,20 @@ export async function uploadResumable(opts: UploadResumableOptions): Promise<Res
     const body = await source.range(offset, end);
     const onProgress = opts.onProgress;
     const last = end === total;
+    let counted = 0;
     const answer = await send(
       'PATCH',
       url,
       { 'Content-Type': 'application/partial-upload', 'Upload-Offset': String(offset), 'Upload-Complete': last ? '?1' : '?0' },
-      { source: body, size: end - offset, ...(onProgress ? { onProgress: (n: number) => onProgress(offset + n, total) } : {}) },
+      {
+        source: body,
+        size: end - offset,
+        onProgress: (n: number) => {
+          bytesSent += n - counted;
+          counted = n;
+          onProgress?.(offset + n, total);
+        },
+      },
     );
     if (answer.status < 200 || answer.status >= 300) throw fail('PATCH', url, answer);
     return integerOf(answer, 'Upload-Offset') ?? end;
@@ -294,6 +306,7 @@ export async function uploadResumable(opts: UploadResumableOptions): Promise<Res
   let failures = 0;
   let appends = 0;
   let retries = 0;
+  let bytesSent = 0;
   try {
     for (;;) {
       try {
@@ -332,5 +345,41 @@ export async function uploadResumable(opts: UploadResumableOptions): Promise<Res
   } finally {
     source.close();
   }
-  return { size: total, uploadUrl: url.href, resumedFrom: resumedFrom ?? 0, appends, retries };
+  return { size: total, uploadUrl: url.href, resumedFrom: resumedFrom ?? 0, appends, retries, bytesSent };
 }
+
+/** What this half keeps to resume a transfer (`MechanismUploadContext.saveResumeState`). */
+interface ResumableResumeState {
+  readonly uploadUrl: string;
+}
+
+const uploadUrlOf = (state: unknown): string | undefined =>
+  typeof state === 'object' && state !== null && typeof (state as Partial<ResumableResumeState>).uploadUrl === 'string'
+    ? (state as ResumableResumeState).uploadUrl
+    : undefined;
+
+/**
+ * This half in the shape every client half has (`MechanismClient`), for clients that pick a half
+ * by the server's mechanism identifier (`@pep694/client`, the `pep694` command). Unlike tus, the
+ * upload resource is not in the mechanism map (the client creates it at `creation_url`), so its
+ * URI is saved with `saveResumeState` as soon as it is known: a later run (after the process was
+ * killed, say) HEADs it for the server's offset and appends only the rest.
+ */
+export const mechanismClient: MechanismClient = {
+  name: '@pep694/mechanism-resumable',
+  matches: (identifier) => /^vnd-[a-z0-9]+-resumable-i(6|8)$/.test(identifier),
+  resumable: true,
+  async upload(ctx) {
+    const uploadUrl = uploadUrlOf(ctx.resumeState);
+    const result = await uploadResumable({
+      ...ctx,
+      authorization: ctx.authorization ?? '',
+      ...(uploadUrl !== undefined ? { uploadUrl } : {}),
+      onUploadUrl: (url) => {
+        if (url !== uploadUrl) ctx.saveResumeState?.({ uploadUrl: url } satisfies ResumableResumeState);
+      },
+    });
+    return { bytesSent: result.bytesSent, resumedFrom: result.resumedFrom };
+  },
+};
+export default mechanismClient;

@@ -1,9 +1,10 @@
 /**
- * Runs that do not end normally. A SIGKILLed `pep694 upload` in the middle of a large tus transfer,
- * run again with the same arguments, joins its live session (PEP 694 "Multiple Session Creation
- * Requests": 409 + Location), skips the file already `completed`, and sends only what the server
- * lacks (the tus offset). Ctrl+C (SIGINT) during an upload without --stage cancels the session (PEP
- * 694 "Error Handling": "Graceful cancellation"); with --stage it leaves it open.
+ * Runs that do not end normally. A SIGKILLed `pep694 upload` in the middle of a large tus (or IETF
+ * resumable-upload, interop 8) transfer, run again with the same arguments, joins its live session
+ * (PEP 694 "Multiple Session Creation Requests": 409 + Location), skips the file already
+ * `completed`, and sends only what the server lacks (the tus or resumable-upload offset). Ctrl+C
+ * (SIGINT) during an upload without --stage cancels the session (PEP 694 "Error Handling":
+ * "Graceful cancellation"); with --stage it leaves it open.
  */
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
@@ -53,12 +54,14 @@ interface JsonResult {
 }
 
 describe('interrupted runs', () => {
-  it(
-    'SIGKILL in the middle of a large tus upload: the re-run joins the session, skips the completed file, and resumes from the server’s offset',
+  // tus: the resume point is the mechanism map's upload_url. resumable-i8: the client creates the
+  // upload resource, so its URI must come back from the half's saved resume state.
+  it.each(['vnd-pep694-tus', 'vnd-pep694-resumable-i8'])(
+    'SIGKILL in the middle of a large %s upload: the re-run joins the session, skips the completed file, and resumes from the server’s offset',
     { timeout: 180_000 },
-    async () => {
+    async (mechanism) => {
       const cache = mkdtempSync(join(tmpdir(), 'pep694-cache-'));
-      const args = ['upload', '--repository-url', index.url, '--stage', '--mechanism', 'vnd-pep694-tus', small, big];
+      const args = ['upload', '--repository-url', index.url, '--stage', '--mechanism', mechanism, small, big];
       const first = startCli(args, { PEP694_CACHE_DIR: cache });
       await first.waitForLine(/^bigpkg-1\.0\.0-py3-none-any\.whl: 25%/);
       first.child.kill('SIGKILL');
@@ -87,7 +90,9 @@ describe('interrupted runs', () => {
         'bigpkg-1.0.0-py3-none-any.whl': { status: 'completed' },
         'bigpkg-1.0.0.tar.gz': { status: 'completed' },
       });
-      console.log(`resume: ${BIG} bytes, server had ${bigFile.resumedFrom} after the kill, the re-run sent ${bigFile.bytesSent}`);
+      console.log(
+        `resume (${mechanism}): ${BIG} bytes, server had ${bigFile.resumedFrom} after the kill, the re-run sent ${bigFile.bytesSent}`,
+      );
       await runCli(['session', 'cancel', release.sessionUrl], { PEP694_CACHE_DIR: cache });
       rmSync(cache, { recursive: true, force: true });
     },

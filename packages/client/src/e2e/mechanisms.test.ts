@@ -24,7 +24,7 @@ afterEach(async () => {
 const DISTS = [join(FIXTURES, 'demo_pkg-1.0.0-py3-none-any.whl'), join(FIXTURES, 'demo_pkg-1.0.0.tar.gz')];
 
 describe.skipIf(!HAVE_PIP)('pep694 upload --stage, pip from the stage, session publish, pip from /simple/', () => {
-  for (const mechanism of ['http-post-bytes', 'vnd-pep694-multipart', 'vnd-pep694-tus']) {
+  for (const mechanism of ['http-post-bytes', 'vnd-pep694-multipart', 'vnd-pep694-tus', 'vnd-pep694-resumable-i8']) {
     it(`through ${mechanism}`, { timeout: 120_000 }, async () => {
       const env = { PEP694_CACHE_DIR: cache };
       const staged = await runCli(['upload', '--repository-url', index.url, '--stage', '--mechanism', mechanism, ...DISTS], env);
