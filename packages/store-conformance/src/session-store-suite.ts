@@ -998,7 +998,7 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must(await store.acquireLease('reaper', 'node-dead', 200), 'a short lease').toBe(true);
       must(await store.acquireLease('reaper', 'node-b', minute), 'not before it runs out').toBe(false);
       await new Promise((resolve) => setTimeout(resolve, 400));
-      must(await store.acquireLease('reaper', 'node-b', minute), "an expired lease is taken over").toBe(true);
+      must(await store.acquireLease('reaper', 'node-b', minute), 'an expired lease is taken over').toBe(true);
       must(await store.acquireLease('reaper', 'node-dead', minute), 'and its old holder cannot take it back').toBe(false);
       const results = await race((h, i) => h.acquireLease!('publish:s-1', `node-${i}`, minute));
       must(results.filter(Boolean).length, `${n} concurrent acquires of one free key by different owners`).toBe(1);
