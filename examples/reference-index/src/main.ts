@@ -6,23 +6,16 @@
  * PEP694_DATA, PEP694_TOKENS_FILE, PEP694_PUBLIC_URL, PEP694_ALLOWED_HOSTS (comma-separated Host
  * values served; default: the address listened on), PEP694_CONFIG (a JSON file choosing the
  * mechanisms and their order), PEP694_LOG_LEVEL, PEP694_VALIDATE_ARTIFACTS (0: no archive checks),
- * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits).
+ * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits),
+ * PEP694_DATABASE_URL (postgres://…: sessions in PostgreSQL, shared by any number of nodes; unset:
+ * SQLite in the data directory) and PEP694_DATABASE_POOL_SIZE.
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
 import { createDistributionValidator } from '@pep694/dist-validator';
 import { createServer } from '@pep694/server';
 import { loadMechanisms } from './mechanisms.js';
-
-/** A positive integer from the environment, or undefined when unset; anything else stops the start. */
-function positiveIntEnv(name: string): number | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n) || n < 1)
-    throw new Error(`${name} must be a positive integer, not ${JSON.stringify(raw)}`);
-  return n;
-}
+import { describeStore, positiveIntEnv, sessionStoreFromEnv } from './session-store.js';
 
 /** Per-principal limits the operator may set (see the server README's configuration table). */
 function limitsFromEnv() {
@@ -45,7 +38,9 @@ async function main(): Promise<void> {
     .map((h) => h.trim())
     .filter((h) => h !== '');
 
+  const store = await sessionStoreFromEnv();
   const server = await createServer({
+    ...(store ? { store } : {}),
     config: {
       dataDir,
       ...(process.env.PEP694_PUBLIC_URL ? { publicUrl: process.env.PEP694_PUBLIC_URL } : {}),
@@ -69,6 +64,7 @@ async function main(): Promise<void> {
     `  hosts served:     ${allowedHosts?.join(', ') ?? (process.env.PEP694_PUBLIC_URL ? 'any (links use PEP694_PUBLIC_URL)' : 'the address above, and localhost on loopback (PEP694_ALLOWED_HOSTS for others)')}`,
     `  mechanisms:       ${server.mechanisms.map((m) => m.identifier).join(', ') || '(none)'}`,
     `  data:             ${dataDir}`,
+    `  sessions:         ${describeStore() ?? `SQLite in ${dataDir} (PEP694_DATABASE_URL for PostgreSQL)`}`,
   ];
   if (server.devToken?.created) {
     lines.push(`  dev token:        ${server.devToken.token}  (shown once; kept in ${server.devToken.file})`);
