@@ -35,7 +35,12 @@ export async function sessionStoreFromEnv(env: NodeJS.ProcessEnv = process.env):
     return await PostgresSessionStore.open({ connectionString: url, ...(poolSize ? { poolSize } : {}) });
   } catch (err) {
     // Never echo the URL: it may carry a password.
-    throw new Error(`PEP694_DATABASE_URL: cannot open the PostgreSQL store at ${parsed.host}${parsed.pathname}: ${(err as Error).message}`);
+    throw new Error(
+      `PEP694_DATABASE_URL: cannot open the PostgreSQL store at ${parsed.host}${parsed.pathname}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
 }
 
