@@ -33,6 +33,9 @@ export interface PostgresConnectionOptions {
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
 const isRetryable = (err: unknown) => typeof err === 'object' && err !== null && RETRYABLE.has((err as { code?: string }).code ?? '');
 
+/** A statement that only reads. */
+const READ = /^\s*SELECT\b/i;
+
 /** The OID of int8 (bigint): read as a JS number (sizes, counters: all far below 2^53). */
 const INT8_OID = 20;
 const types = {
@@ -63,8 +66,16 @@ export class PostgresConnection {
     this.maxAttempts = opts.maxAttempts ?? 60;
   }
 
-  /** Rows of one statement, outside a transaction (a single statement sees one snapshot). */
+  /**
+   * Rows of one statement (outside a transaction, a single statement sees one snapshot).
+   *
+   * PostgreSQL text cannot hold a NUL character, and refuses a parameter with one (22021), where
+   * SQLite would simply find nothing: a URL such as `sessions/%00` reaches the store's lookups as
+   * such a string. No stored value can equal it, and the store's reads compare parameters by
+   * equality only, so a read given one answers no rows, as it would for any other unknown key.
+   */
   async rows<R extends QueryResultRow>(sql: string, params: readonly unknown[] = [], on: Queryable = this.pool): Promise<R[]> {
+    if (READ.test(sql) && params.some((p) => typeof p === 'string' && p.includes('\0'))) return [];
     return (await on.query<R>(sql, params as unknown[])).rows;
   }
 
