@@ -21,7 +21,7 @@ const TEMPLATE = `pep694_template_${createHash('sha256').update(MIGRATIONS.join(
 const TEMPLATE_LOCK_KEY = 0x70657054;
 
 let admin: Promise<pg.Pool> | undefined;
-let template: Promise<void> | undefined;
+let templateReady: Promise<void> | undefined;
 
 /** A URL on the same server as `url`, naming database `name`. */
 export function databaseUrl(url: string, name: string): string {
@@ -41,7 +41,7 @@ function adminPool(): Promise<pg.Pool> {
 
 /** Creates and migrates the template once per server, whichever test process gets there first. */
 function ensureTemplate(): Promise<void> {
-  template ??= (async () => {
+  templateReady ??= (async () => {
     const pool = await adminPool();
     const client = await pool.connect();
     try {
@@ -66,17 +66,21 @@ function ensureTemplate(): Promise<void> {
       client.release();
     }
   })();
-  return template;
+  return templateReady;
 }
 
-/** A new, migrated, empty database on the run's cluster. */
-export async function createTestDatabase(): Promise<TestDatabase> {
-  await ensureTemplate();
+/**
+ * A new, migrated, empty database on the run's cluster; with `unmigrated`, one without the store's
+ * schema (for tests of migrating).
+ */
+export async function createTestDatabase(opts: { readonly unmigrated?: boolean } = {}): Promise<TestDatabase> {
+  const template = opts.unmigrated ? 'template0' : TEMPLATE;
+  if (!opts.unmigrated) await ensureTemplate();
   const pool = await adminPool();
   const name = `pep694_test_${randomBytes(8).toString('hex')}`;
   for (let attempt = 1; ; attempt++) {
     try {
-      await pool.query(`CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE}"`);
+      await pool.query(`CREATE DATABASE "${name}" TEMPLATE "${template}"`);
       break;
     } catch (err) {
       // 55006 object_in_use: another connection on the template for a moment; try again.
