@@ -93,6 +93,18 @@ export async function createTestDatabase(opts: { readonly unmigrated?: boolean }
     url,
     name,
     async drop() {
+      // node-postgres' pool.end() resolves before its sockets have closed: a forced drop at once
+      // would terminate connections still closing, and their clients would throw 57P01 at nobody.
+      // So wait for them (55006: still in use), and force only what a test left open.
+      for (let attempt = 1; attempt <= 40; attempt++) {
+        try {
+          await pool.query(`DROP DATABASE IF EXISTS "${name}"`);
+          return;
+        } catch (err) {
+          if ((err as { code?: string }).code !== '55006') throw err;
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+      }
       await pool.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     },
   };
