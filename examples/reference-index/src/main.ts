@@ -9,7 +9,9 @@
  * PEP694_MAX_STAGED_BYTES, PEP694_MAX_NEW_PROJECTS, PEP694_NEW_PROJECTS_WINDOW (per-principal limits),
  * PEP694_TRUSTED_PUBLISHERS_FILE, PEP694_SIGSTORE_TRUSTED_ROOT, PEP694_SIGSTORE_CTLOG_THRESHOLD (PEP 740
  * attestations, verified with Sigstore: see attestations.ts),
- * PEP694_METRICS (0: no /metrics), PEP694_METRICS_TOKEN (/metrics behind a bearer token).
+ * PEP694_METRICS (0: no /metrics), PEP694_METRICS_TOKEN (/metrics behind a bearer token),
+ * PEP694_DATABASE_URL (postgres://…: sessions in PostgreSQL, shared by any number of nodes; unset:
+ * SQLite in the data directory) and PEP694_DATABASE_POOL_SIZE.
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
@@ -17,16 +19,7 @@ import { createDistributionValidator } from '@pep694/dist-validator';
 import { createServer } from '@pep694/server';
 import { attestationVerifierFromEnv } from './attestations.js';
 import { loadMechanisms } from './mechanisms.js';
-
-/** A positive integer from the environment, or undefined when unset; anything else stops the start. */
-function positiveIntEnv(name: string): number | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n) || n < 1)
-    throw new Error(`${name} must be a positive integer, not ${JSON.stringify(raw)}`);
-  return n;
-}
+import { describeStore, positiveIntEnv, sessionStoreFromEnv } from './session-store.js';
 
 /** Per-principal limits the operator may set (see the server README's configuration table). */
 function limitsFromEnv() {
@@ -50,7 +43,9 @@ async function main(): Promise<void> {
     .filter((h) => h !== '');
 
   const attestations = attestationVerifierFromEnv();
+  const store = await sessionStoreFromEnv();
   const server = await createServer({
+    ...(store ? { store } : {}),
     attestationVerifier: attestations.verifier,
     config: {
       dataDir,
@@ -85,6 +80,7 @@ async function main(): Promise<void> {
     `  mechanisms:       ${server.mechanisms.map((m) => m.identifier).join(', ') || '(none)'}`,
     `  data:             ${dataDir}`,
     `  operations:       ${new URL('/healthz', url).href}, /readyz${server.config.metrics.enabled ? `, /metrics${server.config.metrics.token ? ' (bearer token)' : ''}` : ''}`,
+    `  sessions:         ${describeStore() ?? `SQLite in ${dataDir} (PEP694_DATABASE_URL for PostgreSQL)`}`,
   ];
   if (server.devToken?.created) {
     lines.push(`  dev token:        ${server.devToken.token}  (shown once; kept in ${server.devToken.file})`);
