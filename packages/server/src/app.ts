@@ -200,7 +200,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
     if (routes) app.use(mount, area(`mechanism:${m.identifier}`), routes);
   }
   app.use(config.rootPath, area('upload'), sessionApiRouter(service));
-    if (config.legacy) {
+  if (config.legacy) {
     // The legacy upload API: its own package, publishing through the same store step and rules.
     const { path, helpUrl, maxFieldBytes } = config.legacy;
     app.use(

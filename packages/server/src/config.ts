@@ -194,7 +194,12 @@ export const ServerConfigSchema = z
   .superRefine((config, ctx) => {
     if (!config.index && !config.legacy) return;
     const mounts: (readonly [string, string])[] = [['rootPath', config.rootPath]];
-    if (config.index) mounts.push(['index.simplePath', config.index.simplePath], ['index.stagePath', config.index.stagePath], ['index.integrityPath', config.index.integrityPath]);
+    if (config.index)
+      mounts.push(
+        ['index.simplePath', config.index.simplePath],
+        ['index.stagePath', config.index.stagePath],
+        ['index.integrityPath', config.index.integrityPath],
+      );
     if (config.legacy) mounts.push(['legacy.path', config.legacy.path]);
     for (const [a, pa] of mounts) {
       for (const [b, pb] of mounts) {
