@@ -2,7 +2,7 @@
  * The PostgreSQL store's housekeeping role (HousekeepingStore): what the reaper and crash recovery
  * list, forgetting ended sessions, and the leases that let several nodes share that work.
  */
-import type { FileUploadRecord, HousekeepingStore, PublishingSessionRecord } from '@pep694/core';
+import type { FileUploadRecord, HousekeepingStore, PublishingSessionRecord, PublishingSessionStatus } from '@pep694/core';
 import type { PostgresConnection } from './connection.js';
 import { fileFromRow, sessionFromRow, type FileRow, type SessionRow } from './rows.js';
 import { EDITABLE_SESSIONS_SQL, EXPIRING_SESSIONS_SQL, TERMINAL_SESSIONS_SQL } from './sql.js';
@@ -48,6 +48,14 @@ export class PostgresHousekeeping implements Required<HousekeepingStore> {
       await c.query(`DELETE FROM files WHERE session_id IN (${ended})`, [before]);
       return (await c.query(`DELETE FROM sessions WHERE id IN (${ended})`, [before])).rowCount ?? 0;
     });
+  }
+
+  /** For the sessions gauge of /metrics: one pass over the sessions table (terminal rows last until forgotten). */
+  async countSessionsByStatus(): Promise<Partial<Record<PublishingSessionStatus, number>>> {
+    const rows = await this.connection.rows<{ status: PublishingSessionStatus; n: number }>(
+      'SELECT status, COUNT(*)::bigint AS n FROM sessions GROUP BY status',
+    );
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
   async isBlobReferenced(key: string): Promise<boolean> {

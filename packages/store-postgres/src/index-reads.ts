@@ -52,6 +52,25 @@ export class PostgresIndexReads implements IndexReadStore {
     return bytesFromBytea(row?.core_metadata ?? null) ?? undefined;
   }
 
+  /**
+   * Published files' attestations from published_attestations (kept after their file rows are
+   * forgotten), staged files' from their file rows; one statement, the ids bound as one array.
+   */
+  async getAttestations(fileIds: readonly string[]): Promise<ReadonlyMap<string, readonly unknown[]>> {
+    const found = new Map<string, readonly unknown[]>();
+    // A NUL cannot be bound as text (see PostgresConnection.rows) and matches no stored id.
+    const ids = fileIds.filter((id) => !id.includes('\0'));
+    if (ids.length === 0) return found;
+    const rows = await this.connection.rows<{ id: string; attestations: unknown[] }>(
+      `SELECT file_id AS id, attestations FROM published_attestations WHERE file_id = ANY($1::text[])
+       UNION ALL SELECT id, attestations FROM files WHERE attestations IS NOT NULL AND id = ANY($1::text[])
+         AND id NOT IN (SELECT file_id FROM published_attestations WHERE file_id = ANY($1::text[]))`,
+      [ids],
+    );
+    for (const row of rows) found.set(row.id, row.attestations);
+    return found;
+  }
+
   async indexVersion(scope: IndexScope): Promise<number> {
     const row =
       scope.kind === 'projects'

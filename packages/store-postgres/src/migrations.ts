@@ -167,6 +167,19 @@ export const MIGRATIONS: readonly string[] = [
     expires_at timestamptz NOT NULL
   );
   `,
+  // The PEP 740 attestations of published files, kept with them: the file upload session rows they
+  // came from are forgotten after `retention`, the provenance a file is served with must not be.
+  // A table of its own, so that a project page asking which files have some reads neither
+  // published_files' metadata nor more than the rows it names. Filled from the file rows of the
+  // files already published (those not yet forgotten).
+  `
+  CREATE TABLE published_attestations (
+    file_id      text PRIMARY KEY,
+    attestations json NOT NULL
+  );
+  INSERT INTO published_attestations (file_id, attestations)
+    SELECT p.file_id, f.attestations FROM published_files p JOIN files f ON f.id = p.file_id WHERE f.attestations IS NOT NULL;
+  `,
 ];
 
 /**

@@ -1,19 +1,46 @@
 /**
- * The PostgreSQL store's publishing (UploadStore's `publish` and `settlePublish`): the
+ * The PostgreSQL store's publishing (UploadStore's `publish`, `settlePublish` and `publishFile`): the
  * all-or-nothing check of PEP 694 "Atomic Publication and Conflicts", made on file identities, and
  * the move of a session's files into the published namespace, at once or through filename claims.
  * Two publishes of one identity that run at once conflict in PostgreSQL's serializable snapshot
  * isolation (each read what the other writes); the loser's retry finds the winner's file.
  */
-import type { FileUploadStatus, PublishingSessionRecord, PublishingSessionStatus, PublishResult, UploadStore } from '@pep694/core';
+import {
+  LIVE_SESSION_STATES,
+  type DirectPublishResult,
+  type FileUploadStatus,
+  type NewDirectPublish,
+  type NewNameLimit,
+  type PublishingSessionRecord,
+  type PublishingSessionStatus,
+  type PublishResult,
+  type UploadStore,
+} from '@pep694/core';
 import type { PostgresConnection, Queryable } from './connection.js';
-import { json, sessionFromRow, type SessionRow } from './rows.js';
+import {
+  byteaFromBytes,
+  json,
+  metadataSha256,
+  PUBLISHED_COLUMNS_WITHOUT_METADATA,
+  publishedFileFromRow,
+  sessionFromRow,
+  type ProjectRow,
+  type PublishedRow,
+  type SessionRow,
+} from './rows.js';
+import { newNameRefusal } from './uploads.js';
 
-/** Which of a session's files a publish moves into the published namespace. */
-const NON_CANCELED_FILES = `SELECT * FROM files WHERE session_id = $5 AND status <> 'canceled'`;
-const CLAIMED_FILES = `SELECT files.* FROM filename_claims JOIN files ON files.id = filename_claims.file_id WHERE filename_claims.session_id = $5`;
+/**
+ * Which of a session's files a publish moves into the published namespace, given the placeholder
+ * its statement binds the session id to.
+ */
+type FilesSql = (sessionParam: string) => string;
+const NON_CANCELED_FILES: FilesSql = (p) => `SELECT * FROM files WHERE session_id = ${p} AND status <> 'canceled'`;
+const CLAIMED_FILES: FilesSql = (p) =>
+  `SELECT files.* FROM filename_claims JOIN files ON files.id = filename_claims.file_id WHERE filename_claims.session_id = ${p}`;
+const ALL_FILES: FilesSql = (p) => `SELECT * FROM files WHERE session_id = ${p}`;
 
-export class PostgresPublishing implements Pick<UploadStore, 'publish' | 'settlePublish'> {
+export class PostgresPublishing implements Pick<UploadStore, 'publish' | 'settlePublish' | 'publishFile'> {
   constructor(private readonly connection: PostgresConnection) {}
 
   async publish(
@@ -60,6 +87,75 @@ export class PostgresPublishing implements Pick<UploadStore, 'publish' | 'settle
   }
 
   /**
+   * The legacy upload API's publish: one verified file, recorded as a session of its own that is
+   * published in the same transaction, through the same `publishFiles` as a session's publish, so
+   * the project registration, the published namespace and its unique indexes are the same. A
+   * session publish of the same identity running at once conflicts with it in SERIALIZABLE (or on
+   * the unique index published_identity), and the retry finds the winner's file.
+   */
+  async publishFile(input: NewDirectPublish, opts: { readonly newNames?: NewNameLimit } = {}): Promise<DirectPublishResult> {
+    return this.connection.inWriteTransaction(async (c): Promise<DirectPublishResult> => {
+      const project = await this.connection.row<ProjectRow>('SELECT * FROM projects WHERE name = $1', [input.project], c);
+      if (!project?.registered) {
+        const holder = project?.reserved_by ? await this.connection.readSession(project.reserved_by, c) : undefined;
+        if (holder && LIVE_SESSION_STATES.includes(holder.status) && holder.createdBy !== input.createdBy) {
+          return { kind: 'name-reserved', session: holder };
+        }
+        // The creator's own reservation is no new name; anything else registers one.
+        const own = holder !== undefined && LIVE_SESSION_STATES.includes(holder.status);
+        const refusal =
+          !own && opts.newNames ? await newNameRefusal(this.connection, c, input.createdBy, input.at, opts.newNames) : undefined;
+        if (refusal) return refusal;
+      }
+      const holder = await this.connection.row<{ filename: string }>(
+        `SELECT filename FROM published_files WHERE project = $1 AND identity = $2
+         UNION ALL SELECT filename FROM filename_claims WHERE project = $1 AND identity = $2 LIMIT 1`,
+        [input.project, input.identity],
+        c,
+      );
+      if (holder) return { kind: 'conflict', filename: holder.filename };
+
+      await c.query(
+        `INSERT INTO sessions (id, project, display_name, version, release_key, status, stage_token, stage_key,
+           created_by, created_at, expires_at, ended_at, reserves_name, notices)
+         VALUES ($1, $2, $3, $4, $5, 'published', NULL, NULL, $6, $7, $7, $7, false, '[]')`,
+        [input.sessionId, input.project, input.displayName, input.version, input.releaseKey, input.createdBy, input.at],
+      );
+      await c.query(
+        `INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at,
+           notices, blob_key, attestations, instructions, core_metadata, requires_python, identity, created_by, core_metadata_sha256)
+         VALUES ($1, $2, $3, $4, $5, $6, 'completed', $7, $7, '[]', $8, $9, NULL, $10, $11, $12, $13, $14)`,
+        [
+          input.fileId,
+          input.sessionId,
+          input.filename,
+          input.size,
+          json(input.hashes),
+          input.mechanism,
+          input.at,
+          input.blobKey,
+          json(input.attestations),
+          byteaFromBytes(input.coreMetadata),
+          input.requiresPython,
+          input.identity,
+          input.createdBy,
+          input.coreMetadata ? metadataSha256(input.coreMetadata) : null,
+        ],
+      );
+      // Inserted `published` (never live, so a live session of the same release is no obstacle),
+      // then its file published as any session's are.
+      const session = (await this.connection.readSession(input.sessionId, c))!;
+      await this.publishFiles(c, session, input.at, ALL_FILES);
+      const row = await this.connection.row<PublishedRow>(
+        `SELECT ${PUBLISHED_COLUMNS_WITHOUT_METADATA} FROM published_files WHERE project = $1 AND filename = $2`,
+        [input.project, input.filename],
+        c,
+      );
+      return { kind: 'published', file: publishedFileFromRow(row!) };
+    });
+  }
+
+  /**
    * The session's files whose identity is published in the project, claimed by another session's
    * publish, or shared with another file of the session, each with the file name holding it.
    */
@@ -79,11 +175,16 @@ export class PostgresPublishing implements Pick<UploadStore, 'publish' | 'settle
   }
 
   /**
-   * Publishes the files selected by `filesSql` (parameter $5: the session id) and ends the session
+   * Publishes the files selected by `filesSql` (given the placeholder of the session id) and ends the session
    * as published. The project becomes registered first (a reservation turns permanent, also for an
    * empty session), so published_files' foreign key holds.
    */
-  private async publishFiles(c: Queryable, session: PublishingSessionRecord, at: Date, filesSql: string): Promise<PublishingSessionRecord> {
+  private async publishFiles(
+    c: Queryable,
+    session: PublishingSessionRecord,
+    at: Date,
+    filesSql: FilesSql,
+  ): Promise<PublishingSessionRecord> {
     const wasRegistered = await this.connection.row('SELECT 1 FROM projects WHERE name = $1 AND registered', [session.project], c);
     await c.query(
       `INSERT INTO projects (name, display_name, registered, reserved_by) VALUES ($1, $2, true, NULL)
@@ -100,8 +201,14 @@ export class PostgresPublishing implements Pick<UploadStore, 'publish' | 'settle
          published_at, session_id, file_id, core_metadata, requires_python, identity, core_metadata_sha256)
        SELECT $1, f.filename, $2, $3, f.size, f.hashes, f.blob_key, $4, f.session_id, f.id, f.core_metadata, f.requires_python,
          f.identity, f.core_metadata_sha256
-       FROM (${filesSql}) f`,
+       FROM (${filesSql('$5')}) f`,
       [session.project, session.displayName, session.version, at, session.id],
+    );
+    // Their attestations outlive the file upload session rows (see MIGRATIONS: published_attestations).
+    await c.query(
+      `INSERT INTO published_attestations (file_id, attestations)
+       SELECT f.id, f.attestations FROM (${filesSql('$1')}) f WHERE f.attestations IS NOT NULL`,
+      [session.id],
     );
     await c.query('DELETE FROM filename_claims WHERE session_id = $1', [session.id]);
     const row = await this.connection.row<SessionRow>(

@@ -46,14 +46,14 @@ export class PostgresSessionStore implements SessionStore {
     return new PostgresSessionStore(connection);
   }
 
-  /** Whether the database answers (`SELECT 1`), for readiness checks. */
-  async ping(): Promise<boolean> {
-    try {
-      await this.connection.row('SELECT 1');
-      return true;
-    } catch {
-      return false;
-    }
+  /** Readiness: resolves when the database answers `SELECT 1`, rejects when it cannot (or once `close` ran). */
+  async ping(): Promise<void> {
+    await this.connection.row('SELECT 1');
+  }
+
+  /** For the sessions gauge of /metrics. */
+  countSessionsByStatus(...args: Parameters<NonNullable<SessionStore['countSessionsByStatus']>>) {
+    return this.housekeeping.countSessionsByStatus(...args);
   }
 
   // ---- UploadStore ------------------------------------------------------------------------------
@@ -72,6 +72,9 @@ export class PostgresSessionStore implements SessionStore {
   }
   cancelSession(...args: Parameters<UploadStore['cancelSession']>) {
     return this.uploads.cancelSession(...args);
+  }
+  publishFile(...args: Parameters<UploadStore['publishFile']>) {
+    return this.publishing.publishFile(...args);
   }
   publish(...args: Parameters<UploadStore['publish']>) {
     return this.publishing.publish(...args);
@@ -120,6 +123,9 @@ export class PostgresSessionStore implements SessionStore {
   }
   getPublishedCoreMetadata(...args: Parameters<IndexReadStore['getPublishedCoreMetadata']>) {
     return this.index.getPublishedCoreMetadata(...args);
+  }
+  getAttestations(fileIds: readonly string[]) {
+    return this.index.getAttestations(fileIds);
   }
   indexVersion(...args: Parameters<IndexReadStore['indexVersion']>) {
     return this.index.indexVersion(...args);

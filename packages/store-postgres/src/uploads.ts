@@ -51,7 +51,7 @@ const IDENTITY_HOLDER_SQL = `
 /** `$from, $from+1, …`: `n` positional parameters, for `IN (…)` over a list the caller binds. */
 const params = (from: number, n: number) => Array.from({ length: n }, (_, i) => `$${from + i}`).join(', ');
 
-export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePublish'> {
+export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePublish' | 'publishFile'> {
   constructor(private readonly connection: PostgresConnection) {}
 
   private async isTakenByAnother(project: string, filename: string, session: string, on?: Queryable): Promise<boolean> {
@@ -89,14 +89,24 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
 
       const project = await this.connection.row<ProjectRow>('SELECT * FROM projects WHERE name = $1', [input.project], c);
       let reserves = !project;
+      // Another version of a name the creator already reserves: the session is a first release
+      // too (its creator stays authorized), but the reservation row keeps its holder.
+      let joinsReservation = false;
       if (project && !project.registered) {
         const holder = project.reserved_by === null ? undefined : await this.connection.readSession(project.reserved_by, c);
         if (holder && LIVE_SESSION_STATES.includes(holder.status)) {
-          return { kind: holder.releaseKey === input.releaseKey ? 'exists' : 'name-reserved', session: holder };
+          if (holder.releaseKey === input.releaseKey) return { kind: 'exists', session: holder };
+          // The reservation keeps *other* claimants off a new name; its holder's other versions
+          // get their own sessions (PEP 694 "Multiple Session Creation Requests").
+          if (holder.createdBy !== input.createdBy) return { kind: 'name-reserved', session: holder };
+          joinsReservation = true;
         }
         reserves = true; // a stale reservation (no live holder): take it over
       }
-      const refusal = reserves && opts.newNames ? await this.newNameRefusal(c, input.createdBy, input.createdAt, opts.newNames) : undefined;
+      const refusal =
+        reserves && !joinsReservation && opts.newNames
+          ? await newNameRefusal(this.connection, c, input.createdBy, input.createdAt, opts.newNames)
+          : undefined;
       if (refusal) return refusal;
 
       const row = await this.connection.row<SessionRow>(
@@ -118,7 +128,7 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
         ],
         c,
       );
-      if (reserves) {
+      if (reserves && !joinsReservation) {
         await c.query(
           `INSERT INTO projects (name, display_name, registered, reserved_by) VALUES ($1, $2, false, $3)
            ON CONFLICT (name) DO UPDATE SET display_name = excluded.display_name, reserved_by = excluded.reserved_by`,
@@ -127,40 +137,6 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
       }
       return { kind: 'created', session: sessionFromRow(row!) };
     });
-  }
-
-  /**
-   * Whether `principal` may take one more new project name at `now`: names it registered within
-   * the window plus names its live sessions reserve stay under `limit`. Checked in the creating
-   * transaction, so parallel creations cannot all slip under it.
-   */
-  private async newNameRefusal(
-    c: Queryable,
-    principal: string,
-    now: Date,
-    { limit, windowMs }: NewNameLimit,
-  ): Promise<CreateSessionResult | undefined> {
-    const registeredAt = (
-      await this.connection.rows<{ registered_at: Date }>(
-        'SELECT registered_at FROM projects WHERE registered_by = $1 AND registered_at > $2 ORDER BY registered_at',
-        [principal, new Date(now.getTime() - windowMs)],
-        c,
-      )
-    ).map((r) => r.registered_at);
-    const reserved =
-      (
-        await this.connection.row<{ n: number }>(
-          `SELECT COUNT(*)::bigint AS n FROM projects p JOIN sessions s ON s.id = p.reserved_by
-         WHERE NOT p.registered AND s.created_by = $1 AND s.status IN ${LIVE_SESSIONS_SQL}`,
-          [principal],
-          c,
-        )
-      )?.n ?? 0;
-    if (registeredAt.length + reserved < limit) return undefined;
-    // The oldest registration leaving the window frees a place; reservations free theirs when
-    // their session is published (then counted as registered) or canceled.
-    const retryAt = new Date((registeredAt[0]?.getTime() ?? now.getTime()) + windowMs);
-    return { kind: 'too-many-new-names', limit, registered: registeredAt.length, reserved, retryAt };
   }
 
   async getSession(id: string): Promise<PublishingSessionRecord | undefined> {
@@ -212,8 +188,24 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
         c,
       );
       await c.query('DELETE FROM filename_claims WHERE session_id = $1', [id]);
-      // PEP 694: a canceled first-release session deletes the project "as if it were never uploaded".
-      await c.query('DELETE FROM projects WHERE name = $1 AND reserved_by = $2 AND NOT registered', [row.project, id]);
+      // A reservation held with other live first-release sessions of the same creator (other
+      // versions) passes to the oldest of them; otherwise PEP 694: a canceled first-release session
+      // deletes the project "as if it were never uploaded".
+      const heir = await this.connection.row<{ id: string }>(
+        `SELECT id FROM sessions WHERE project = $1 AND id <> $2 AND reserves_name AND created_by = $3
+           AND status IN ${LIVE_SESSIONS_SQL} ORDER BY created_at, id COLLATE "C" LIMIT 1`,
+        [row.project, id, row.created_by],
+        c,
+      );
+      if (heir) {
+        await c.query('UPDATE projects SET reserved_by = $1 WHERE name = $2 AND reserved_by = $3 AND NOT registered', [
+          heir.id,
+          row.project,
+          id,
+        ]);
+      } else {
+        await c.query('DELETE FROM projects WHERE name = $1 AND reserved_by = $2 AND NOT registered', [row.project, id]);
+      }
       files.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : 1));
       return { session: sessionFromRow(row), files: files.map(fileFromRow) };
     });
@@ -352,4 +344,39 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
   async findPublishedIdentity(project: string, identity: string): Promise<string | undefined> {
     return this.filenameHoldingIdentity(project, identity, '');
   }
+}
+
+/**
+ * Whether `principal` may take one more new project name at `now`: names it registered within
+ * the window plus names its live sessions reserve stay under `limit`. Checked in the creating
+ * transaction (`c`), so parallel creations cannot all slip under it.
+ */
+export async function newNameRefusal(
+  connection: PostgresConnection,
+  c: Queryable,
+  principal: string,
+  now: Date,
+  { limit, windowMs }: NewNameLimit,
+): Promise<Extract<CreateSessionResult, { kind: 'too-many-new-names' }> | undefined> {
+  const registeredAt = (
+    await connection.rows<{ registered_at: Date }>(
+      'SELECT registered_at FROM projects WHERE registered_by = $1 AND registered_at > $2 ORDER BY registered_at',
+      [principal, new Date(now.getTime() - windowMs)],
+      c,
+    )
+  ).map((r) => r.registered_at);
+  const reserved =
+    (
+      await connection.row<{ n: number }>(
+        `SELECT COUNT(*)::bigint AS n FROM projects p JOIN sessions s ON s.id = p.reserved_by
+         WHERE NOT p.registered AND s.created_by = $1 AND s.status IN ${LIVE_SESSIONS_SQL}`,
+        [principal],
+        c,
+      )
+    )?.n ?? 0;
+  if (registeredAt.length + reserved < limit) return undefined;
+  // The oldest registration leaving the window frees a place; reservations free theirs when
+  // their session is published (then counted as registered) or canceled.
+  const retryAt = new Date((registeredAt[0]?.getTime() ?? now.getTime()) + windowMs);
+  return { kind: 'too-many-new-names', limit, registered: registeredAt.length, reserved, retryAt };
 }
