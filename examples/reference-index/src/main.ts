@@ -10,9 +10,10 @@
  * PEP694_TRUSTED_PUBLISHERS_FILE, PEP694_SIGSTORE_TRUSTED_ROOT, PEP694_SIGSTORE_CTLOG_THRESHOLD (PEP 740
  * attestations, verified with Sigstore: see attestations.ts),
  * PEP694_METRICS (0: no /metrics), PEP694_METRICS_TOKEN (/metrics behind a bearer token),
-
  * PEP694_BLOBS (an s3:// URL: file bytes in S3-compatible object storage; see blobs.ts),
- * PEP694_DOWNLOAD_REDIRECT_TTL (seconds: with S3, downloads redirect to presigned URLs).
+ * PEP694_DOWNLOAD_REDIRECT_TTL (seconds: with S3, downloads redirect to presigned URLs),
+ * PEP694_DATABASE_URL (postgres://…: sessions in PostgreSQL, shared by any number of nodes; unset:
+ * SQLite in the data directory) and PEP694_DATABASE_POOL_SIZE.
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
@@ -21,16 +22,7 @@ import { createServer } from '@pep694/server';
 import { attestationVerifierFromEnv } from './attestations.js';
 import { blobsFromEnv } from './blobs.js';
 import { loadMechanisms } from './mechanisms.js';
-
-/** A positive integer from the environment, or undefined when unset; anything else stops the start. */
-function positiveIntEnv(name: string): number | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!/^[0-9]+$/.test(raw) || !Number.isSafeInteger(n) || n < 1)
-    throw new Error(`${name} must be a positive integer, not ${JSON.stringify(raw)}`);
-  return n;
-}
+import { describeStore, positiveIntEnv, sessionStoreFromEnv } from './session-store.js';
 
 /** Per-principal limits the operator may set (see the server README's configuration table). */
 function limitsFromEnv() {
@@ -61,8 +53,10 @@ async function main(): Promise<void> {
 
   const attestations = attestationVerifierFromEnv();
   const blobs = await blobsFromEnv();
+  const store = await sessionStoreFromEnv();
   const server = await createServer({
     ...(blobs.blobs && { blobs: blobs.blobs }),
+    ...(store ? { store } : {}),
     attestationVerifier: attestations.verifier,
     config: {
       dataDir,
@@ -98,6 +92,7 @@ async function main(): Promise<void> {
     `  data:             ${dataDir}`,
     `  operations:       ${new URL('/healthz', url).href}, /readyz${server.config.metrics.enabled ? `, /metrics${server.config.metrics.token ? ' (bearer token)' : ''}` : ''}`,
     `  file bytes:       ${blobs.describe}`,
+    `  sessions:         ${describeStore() ?? `SQLite in ${dataDir} (PEP694_DATABASE_URL for PostgreSQL)`}`,
   ];
   if (server.devToken?.created) {
     lines.push(`  dev token:        ${server.devToken.token}  (shown once; kept in ${server.devToken.file})`);

@@ -515,6 +515,18 @@ export interface HousekeepingStore {
   forgetEndedSessions(before: Date): Promise<number>;
   /** Whether any file row (live, or a published file, also after its session was forgotten) refers to the blob key, for the orphan reaper. */
   isBlobReferenced(key: string): Promise<boolean>;
+  /**
+   * Optional, for a backend several server processes (nodes) share: an exclusive, expiring lease
+   * on a named piece of work (a deferred verification or publish, a reaper pass), so that work
+   * that must happen once runs on one node at a time, and a dead node's work is taken over once
+   * its lease runs out. Resolves true when `owner` now holds `key` for `ttlMs` from now (taken
+   * because it was free or expired, or renewed because `owner` held it), false while another
+   * owner holds it unexpired. Time is the backend's own clock, shared by every node. Without it a
+   * host assumes it is the only node.
+   */
+  acquireLease?(key: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Optional, with `acquireLease`: gives up `owner`'s lease on `key`; a lease another owner holds is left alone. */
+  releaseLease?(key: string, owner: string): Promise<void>;
 }
 
 /**

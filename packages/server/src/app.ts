@@ -248,6 +248,8 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
   if (config.reaperInterval > 0) {
     timer = setInterval(() => {
       reapOnce(service).catch((err: unknown) => logger.error({ err }, 'reaper failed'));
+      // On a store several nodes share, deferred work whose node died is taken over (see recovery.ts).
+      if (service.leases.shared) recover(service);
     }, config.reaperInterval);
     timer.unref();
   }

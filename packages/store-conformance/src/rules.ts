@@ -187,6 +187,10 @@ export const SESSION_STORE_RULES = {
     "isBlobReferenced: a held file's blob and a published file's blob are referenced, also after the session is forgotten; a forgotten file's is not",
     PEP694('Publishing Session Cancellation'),
   ),
+  workLeasesExclusive: rule(
+    'acquireLease (where implemented) is exclusive: one owner holds a key until it releases it or the lease runs out; N concurrent acquires of a free key by different owners give exactly one holder',
+    `${PEP694('Publishing Session States')}: deferred work (processing), expiry and sweeps run once across nodes`,
+  ),
 } as const satisfies Record<string, Rule>;
 
 export const BLOB_STORE_RULES = {

@@ -1136,5 +1136,27 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must(await store.isBlobReferenced(liveFile.blobKey!), "a live file's blob, after forgetting others").toBe(true);
       must(await store.isBlobReferenced('files/none'), 'a key nothing refers to').toBe(false);
     });
+
+    ruleTest(R.workLeasesExclusive, async (must) => {
+      // Optional in the port: a backend one process owns (embedded SQLite) has no other node to exclude.
+      if (!store.acquireLease || !store.releaseLease) return;
+      const minute = 60_000;
+      must(await store.acquireLease('verify:f-1', 'node-a', minute), 'a free key is taken').toBe(true);
+      must(await store.acquireLease('verify:f-1', 'node-b', minute), 'another owner cannot take a held key').toBe(false);
+      must(await store.acquireLease('verify:f-1', 'node-a', minute), 'the holder renews its lease').toBe(true);
+      must(await store.acquireLease('verify:f-2', 'node-b', minute), 'keys are independent').toBe(true);
+      await store.releaseLease('verify:f-1', 'node-b');
+      must(await store.acquireLease('verify:f-1', 'node-c', minute), "releasing someone else's lease does nothing").toBe(false);
+      await store.releaseLease('verify:f-1', 'node-a');
+      must(await store.acquireLease('verify:f-1', 'node-c', minute), 'a released key is taken by another owner').toBe(true);
+      // A holder that dies stops renewing: once its lease runs out (by the backend's clock), another takes over.
+      must(await store.acquireLease('reaper', 'node-dead', 200), 'a short lease').toBe(true);
+      must(await store.acquireLease('reaper', 'node-b', minute), 'not before it runs out').toBe(false);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      must(await store.acquireLease('reaper', 'node-b', minute), 'an expired lease is taken over').toBe(true);
+      must(await store.acquireLease('reaper', 'node-dead', minute), 'and its old holder cannot take it back').toBe(false);
+      const results = await race((h, i) => h.acquireLease!('publish:s-1', `node-${i}`, minute));
+      must(results.filter(Boolean).length, `${n} concurrent acquires of one free key by different owners`).toBe(1);
+    });
   });
 }

@@ -21,7 +21,7 @@ import { UPLOAD_V2_JSON } from '@pep694/core';
 import { createServer } from '../app.js';
 import { TokensFileAuth } from '../auth/tokens-file.js';
 import type { ServerConfigInput } from '../config.js';
-import { requestWithHost, stringsIn, tally, type TestServer } from '../testing/index.js';
+import { requestWithHost, stringsIn, tally, testStoreIsPostgres, type TestServer } from '../testing/index.js';
 import { api, createFile, createSession, META, postBytes, sha256, startServer, TEST_TOKENS } from './helpers.js';
 
 const { alice, bob } = TEST_TOKENS;
@@ -106,64 +106,72 @@ describe('PEP 694 links on a trusted origin (issue #21 finding 5)', () => {
     expect(JSON.stringify([file, status.body])).not.toContain('attacker');
   });
 
-  it('instructions are stored without an origin: a co-publisher reading through another allowed host gets that host', async () => {
-    // localhost:<port> and 127.0.0.1:<port> are both this index (the bound loopback address).
-    const session = await createSession(t.url, 'bob-two-hosts', '1.0.0', bob);
-    const bytes = Buffer.from('two hosts');
-    const created = await viaHost('POST', session.links.upload!, `localhost:${port}`, {
-      token: alice,
-      body: fileBody('bob_two_hosts-1.0.0.tar.gz', bytes),
-    });
-    expect(created.status, JSON.stringify(created.body)).toBe(202);
-    expect(created.body.mechanism.file_url).toMatch(new RegExp(`^http://localhost:${port}/upload/mechanisms/http-post-bytes/files/`));
-    expect(created.headers.location).toMatch(new RegExp(`^http://localhost:${port}/`));
+  // Reads and writes the SQLite file itself: not on PostgreSQL (PEP694_TEST_STORE=postgres).
+  it.skipIf(testStoreIsPostgres())(
+    'instructions are stored without an origin: a co-publisher reading through another allowed host gets that host',
+    async () => {
+      // localhost:<port> and 127.0.0.1:<port> are both this index (the bound loopback address).
+      const session = await createSession(t.url, 'bob-two-hosts', '1.0.0', bob);
+      const bytes = Buffer.from('two hosts');
+      const created = await viaHost('POST', session.links.upload!, `localhost:${port}`, {
+        token: alice,
+        body: fileBody('bob_two_hosts-1.0.0.tar.gz', bytes),
+      });
+      expect(created.status, JSON.stringify(created.body)).toBe(202);
+      expect(created.body.mechanism.file_url).toMatch(new RegExp(`^http://localhost:${port}/upload/mechanisms/http-post-bytes/files/`));
+      expect(created.headers.location).toMatch(new RegExp(`^http://localhost:${port}/`));
 
-    // The row holds no origin at all.
-    const db = new Database(join(t.dataDir, 'pep694.sqlite'), { readonly: true });
-    const row = db.prepare('SELECT instructions FROM files WHERE filename = ?').get('bob_two_hosts-1.0.0.tar.gz') as {
-      instructions: string;
-    };
-    db.close();
-    expect(row.instructions).not.toMatch(/https?:|localhost|127\.0\.0\.1/);
+      // The row holds no origin at all.
+      const db = new Database(join(t.dataDir, 'pep694.sqlite'), { readonly: true });
+      const row = db.prepare('SELECT instructions FROM files WHERE filename = ?').get('bob_two_hosts-1.0.0.tar.gz') as {
+        instructions: string;
+      };
+      db.close();
+      expect(row.instructions).not.toMatch(/https?:|localhost|127\.0\.0\.1/);
 
-    // bob reads it on 127.0.0.1 and gets URLs there, which work with his own token.
-    const read = await api('GET', created.body.links['file-upload-session'].replace(`localhost:${port}`, `127.0.0.1:${port}`), {
-      token: bob,
-    });
-    expect(read.status).toBe(200);
-    expect(read.body.mechanism.file_url).toBe(created.body.mechanism.file_url.replace(`localhost:${port}`, `127.0.0.1:${port}`));
-    expect(read.body.links['file-upload-session'].startsWith(`${trusted}/`)).toBe(true);
-    expect(await postBytes(read.body, bytes, bob)).toBeLessThan(300);
-    const done = await api('POST', read.body.links.complete, { token: bob, body: { meta: META } });
-    expect(done.status, JSON.stringify(done.body)).toBe(201);
-  });
+      // bob reads it on 127.0.0.1 and gets URLs there, which work with his own token.
+      const read = await api('GET', created.body.links['file-upload-session'].replace(`localhost:${port}`, `127.0.0.1:${port}`), {
+        token: bob,
+      });
+      expect(read.status).toBe(200);
+      expect(read.body.mechanism.file_url).toBe(created.body.mechanism.file_url.replace(`localhost:${port}`, `127.0.0.1:${port}`));
+      expect(read.body.links['file-upload-session'].startsWith(`${trusted}/`)).toBe(true);
+      expect(await postBytes(read.body, bytes, bob)).toBeLessThan(300);
+      const done = await api('POST', read.body.links.complete, { token: bob, body: { meta: META } });
+      expect(done.status, JSON.stringify(done.body)).toBe(201);
+    },
+  );
 
-  it('a row stored before this fix (absolute URLs on a forged Host) is read back on the trusted origin', async () => {
-    const session = await createSession(t.url, 'bob-legacy', '1.0.0', bob);
-    const bytes = Buffer.from('legacy row');
-    const file = await createFile(session, 'bob_legacy-1.0.0.tar.gz', bytes, bob);
-    const id = file.links['file-upload-session']!.split('/').pop()!;
-    // What the old code stored for a create sent with `Host: attacker.example:8080`, plus a URL of
-    // some other service a mechanism may hand out, which is not the index's to move.
-    const legacy = {
-      identifier: 'http-post-bytes',
-      file_url: `http://${ATTACKER}/upload/mechanisms/http-post-bytes/files/${id}`,
-      mirror: 'https://storage.example/bucket/object?sig=1',
-    };
-    const db = new Database(join(t.dataDir, 'pep694.sqlite'));
-    db.prepare('UPDATE files SET instructions = ? WHERE id = ?').run(JSON.stringify(legacy), id);
-    db.close();
+  // Reads and writes the SQLite file itself: not on PostgreSQL (PEP694_TEST_STORE=postgres).
+  it.skipIf(testStoreIsPostgres())(
+    'a row stored before this fix (absolute URLs on a forged Host) is read back on the trusted origin',
+    async () => {
+      const session = await createSession(t.url, 'bob-legacy', '1.0.0', bob);
+      const bytes = Buffer.from('legacy row');
+      const file = await createFile(session, 'bob_legacy-1.0.0.tar.gz', bytes, bob);
+      const id = file.links['file-upload-session']!.split('/').pop()!;
+      // What the old code stored for a create sent with `Host: attacker.example:8080`, plus a URL of
+      // some other service a mechanism may hand out, which is not the index's to move.
+      const legacy = {
+        identifier: 'http-post-bytes',
+        file_url: `http://${ATTACKER}/upload/mechanisms/http-post-bytes/files/${id}`,
+        mirror: 'https://storage.example/bucket/object?sig=1',
+      };
+      const db = new Database(join(t.dataDir, 'pep694.sqlite'));
+      db.prepare('UPDATE files SET instructions = ? WHERE id = ?').run(JSON.stringify(legacy), id);
+      db.close();
 
-    const read = await api('GET', file.links['file-upload-session']!, { token: alice });
-    expect(read.status).toBe(200);
-    expect(read.body.mechanism).toEqual({
-      identifier: 'http-post-bytes',
-      file_url: `${trusted}/upload/mechanisms/http-post-bytes/files/${id}`,
-      mirror: 'https://storage.example/bucket/object?sig=1',
-    });
-    expect(await postBytes(read.body, bytes, alice)).toBeLessThan(300);
-    expect((await api('POST', read.body.links.complete, { token: alice, body: { meta: META } })).status).toBe(201);
-  });
+      const read = await api('GET', file.links['file-upload-session']!, { token: alice });
+      expect(read.status).toBe(200);
+      expect(read.body.mechanism).toEqual({
+        identifier: 'http-post-bytes',
+        file_url: `${trusted}/upload/mechanisms/http-post-bytes/files/${id}`,
+        mirror: 'https://storage.example/bucket/object?sig=1',
+      });
+      expect(await postBytes(read.body, bytes, alice)).toBeLessThan(300);
+      expect((await api('POST', read.body.links.complete, { token: alice, body: { meta: META } })).status).toBe(201);
+    },
+  );
 
   it('refuses a Host it does not serve on every kind of route (421), and a missing, repeated or malformed one (400)', async () => {
     const session = await createSession(t.url, 'bob-hosts', '1.0.0', bob);

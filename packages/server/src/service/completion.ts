@@ -78,7 +78,10 @@ export async function completeFile(
       sessionAllowsFileChange(),
     );
     if (!processing) throw await raceLost(ctx, fileId);
-    ctx.background.run('deferred verification', () => finishProcessing(ctx, processing, session, outcome));
+    // Under the file's lease: a recovery pass (here or on another node) leaves it alone meanwhile.
+    ctx.background.run('deferred verification', () =>
+      ctx.leases.run(verificationLease(file.id), () => finishProcessing(ctx, processing, session, outcome)),
+    );
     return {
       status: 202,
       body: fileBody(processing, links, ctx.config),
@@ -96,6 +99,9 @@ export async function completeFile(
   }
   return { status: 201, body: fileBody(completed, links, ctx.config), headers };
 }
+
+/** The lease key of a file's deferred verification (see `WorkLeases`). */
+export const verificationLease = (fileId: string) => `verify:${fileId}`;
 
 /** The deferred work of a file in `processing`: `processing-succeeded`, or `processing-failed`. */
 async function finishProcessing(

@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
 import type { AccessDeps } from './access.js';
 import { BackgroundTasks } from './background.js';
+import { WorkLeases } from './leases.js';
 import { Links } from './links.js';
 
 /** An operator's check run before a deferred publish commits (e.g. a malware scan). */
@@ -52,6 +53,8 @@ export interface ServiceContext extends ServiceDeps {
   readonly creating: Set<string>;
   /** When the reaper last walked the blob store (ms since the epoch). */
   lastBlobSweep: number;
+  /** Work that must run once, on one node at a time (deferred work, reaper passes). */
+  readonly leases: WorkLeases;
 }
 
 export function createServiceContext(deps: ServiceDeps): ServiceContext {
@@ -61,6 +64,7 @@ export function createServiceContext(deps: ServiceDeps): ServiceContext {
     background: new BackgroundTasks(deps.logger),
     creating: new Set(),
     lastBlobSweep: 0,
+    leases: new WorkLeases(deps.store, deps.logger),
   };
 }
 

@@ -22,6 +22,23 @@ export interface ReapReport {
  * record refers to.
  */
 export async function reap(ctx: ServiceContext, opts: { sweepBlobs?: boolean } = {}): Promise<ReapReport> {
+  // One node at a time reaps a shared store: a pass skipped here is another node's to make.
+  // (Passes on one node may overlap, as before: every change is a compare-and-set.)
+  let report: ReapReport = { expired: 0, forgotten: 0, orphans: 0 };
+  await ctx.leases.run(
+    REAPER_LEASE,
+    async () => {
+      report = await reapPass(ctx, opts);
+    },
+    { locally: false },
+  );
+  return report;
+}
+
+/** The lease key of reaper passes (see `WorkLeases`). */
+export const REAPER_LEASE = 'reaper';
+
+async function reapPass(ctx: ServiceContext, opts: { sweepBlobs?: boolean }): Promise<ReapReport> {
   const { store, clock, config } = ctx;
   const now = clock.now();
   // Walking every blob is the expensive part: it runs once per blobSweepInterval, or when asked.

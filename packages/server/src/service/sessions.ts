@@ -197,7 +197,9 @@ export async function publishSession(
     case 'published':
       return { status: 201, body: await currentBody(ctx, result.session, links), headers: { Location: links.session(session.id) } };
     case 'processing':
-      ctx.background.run('deferred publish', () => finishDeferredPublish(ctx, result.session));
+      ctx.background.run('deferred publish', () =>
+        ctx.leases.run(publishLease(session.id), () => finishDeferredPublish(ctx, result.session)),
+      );
       return {
         status: 202,
         body: await currentBody(ctx, result.session, links),
@@ -205,6 +207,9 @@ export async function publishSession(
       };
   }
 }
+
+/** The lease key of a session's deferred publish (see `WorkLeases`). */
+export const publishLease = (sessionId: string) => `publish:${sessionId}`;
 
 /**
  * Runs the publish checks of a session in `processing` and settles it in the store: the

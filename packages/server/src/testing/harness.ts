@@ -51,7 +51,28 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/**
+ * `PEP694_TEST_STORE=postgres`: servers started here without a `store` of their own keep their
+ * sessions in PostgreSQL, a fresh database each (from `@pep694/store-postgres/testing`, whose
+ * vitest global setup starts the cluster), so the same end-to-end suites run on both stores.
+ * Unset (or `sqlite`): SQLite in the data directory, as `createServer` does by default.
+ */
+export const TEST_STORE_ENV = 'PEP694_TEST_STORE';
+
+/** Whether this run's test servers keep their sessions in PostgreSQL (for the few tests that read SQLite's file). */
+export const testStoreIsPostgres = (): boolean => process.env[TEST_STORE_ENV] === 'postgres';
+
+/** A database of its own for a test server, when the suite runs on PostgreSQL. */
+async function testDatabase(opts: TestServerOptions): Promise<{ url: string; drop(): Promise<void> } | undefined> {
+  const kind = process.env[TEST_STORE_ENV] ?? 'sqlite';
+  if (opts.store || kind === 'sqlite') return undefined;
+  if (kind !== 'postgres') throw new Error(`${TEST_STORE_ENV} must be sqlite or postgres, not ${JSON.stringify(kind)}`);
+  const { createTestDatabase } = await import('@pep694/store-postgres/testing');
+  return createTestDatabase();
+}
+
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
+  const database = await testDatabase(opts);
   const dataDir = mkdtempSync(join(tmpdir(), 'pep694-test-'));
   const tokensFile = join(dataDir, 'tokens.json');
   const setGrants = (grants: TokensFile['tokens']) => {
@@ -60,7 +81,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     renameSync(tmp, tokensFile);
   };
   setGrants(opts.grants ?? DEFAULT_TEST_GRANTS);
-  return boot(opts, dataDir, tokensFile, setGrants, 0);
+  return boot(opts, dataDir, tokensFile, setGrants, 0, database);
 }
 
 async function boot(
@@ -69,10 +90,16 @@ async function boot(
   tokensFile: string,
   setGrants: TestServer['setGrants'],
   port: number,
+  database?: { url: string; drop(): Promise<void> },
 ): Promise<TestServer> {
   const auth = new TokensFileAuth({ path: tokensFile });
   const { config, grants: _grants, ...rest } = opts;
+  // A restart opens a new store (pool) on the same database, as a restarted node would.
+  const store = database
+    ? await (await import('@pep694/store-postgres')).PostgresSessionStore.open({ connectionString: database.url, migrate: false })
+    : undefined;
   const server = await createServer({
+    ...(store ? { store } : {}),
     auth: { authenticator: auth, authorizer: auth, names: auth },
     logger: pino({ level: process.env.PEP694_TEST_LOG ?? 'silent' }),
     ...rest,
@@ -91,11 +118,12 @@ async function boot(
     async restart() {
       const { port: same } = http.address() as AddressInfo;
       await server.close();
-      return boot(opts, dataDir, tokensFile, setGrants, same);
+      return boot(opts, dataDir, tokensFile, setGrants, same, database);
     },
     async close() {
       await server.close();
       rmSync(dataDir, { recursive: true, force: true });
+      await database?.drop();
     },
   };
 }

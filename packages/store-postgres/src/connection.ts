@@ -1,0 +1,147 @@
+/**
+ * The store's pool of connections to PostgreSQL, and the one way it writes: every write step is a
+ * SERIALIZABLE transaction, retried when PostgreSQL aborts it for a serialization failure, a
+ * deadlock or a unique violation.
+ *
+ * The uniqueness rules of PEP 694 are unique indexes in the schema (./migrations.ts), and the
+ * read-check-write steps (is a session for this release live? is this identity published?) run
+ * under SERIALIZABLE, so PostgreSQL itself settles races between any number of connections and
+ * nodes: of two steps that would each have decided differently had they seen the other, one is
+ * aborted (SQLSTATE 40001), and its retry sees the winner and returns the proper result kind
+ * ('exists', 'conflict', ...). No lock of one process is involved.
+ */
+import pg from 'pg';
+import type { PoolClient, QueryResultRow } from 'pg';
+import type { FileUploadRecord, PublishingSessionRecord } from '@pep694/core';
+import { fileFromRow, sessionFromRow, type FileRow, type SessionRow } from './rows.js';
+
+/** How the store reaches PostgreSQL. */
+export interface PostgresConnectionOptions {
+  /** `postgres://user:password@host:port/database` (libpq URL; `?sslmode=…` and friends as node-postgres reads them). */
+  readonly connectionString: string;
+  /** Most connections the pool opens (default 10). */
+  readonly poolSize?: number;
+  /** Milliseconds an idle connection stays open (default 10 000). */
+  readonly idleTimeoutMillis?: number;
+  /** Milliseconds to wait for a connection before a call fails (default 10 000; 0 waits forever). */
+  readonly connectionTimeoutMillis?: number;
+  /** Most attempts of one write step aborted by serialization failures (default 60). */
+  readonly maxAttempts?: number;
+}
+
+/** SQLSTATEs after which the whole step is run again: serialization_failure, deadlock_detected, unique_violation. */
+const RETRYABLE = new Set(['40001', '40P01', '23505']);
+const isRetryable = (err: unknown) => typeof err === 'object' && err !== null && RETRYABLE.has((err as { code?: string }).code ?? '');
+
+/** A statement that only reads. */
+const READ = /^\s*SELECT\b/i;
+
+/** The OID of int8 (bigint): read as a JS number (sizes, counters: all far below 2^53). */
+const INT8_OID = 20;
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8_OID && format !== 'binary'
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+};
+
+/** Something that runs a query: the pool (one statement, autocommit) or a transaction's client. */
+export type Queryable = Pick<PoolClient, 'query'>;
+
+export class PostgresConnection {
+  readonly pool: pg.Pool;
+  private readonly maxAttempts: number;
+
+  constructor(opts: PostgresConnectionOptions) {
+    this.pool = new pg.Pool({
+      connectionString: opts.connectionString,
+      max: opts.poolSize ?? 10,
+      idleTimeoutMillis: opts.idleTimeoutMillis ?? 10_000,
+      connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 10_000,
+      types,
+    });
+    // An idle connection the server drops (a restart, a network cut) must not crash the process:
+    // the pool discards it and opens another on the next call.
+    this.pool.on('error', () => {});
+    this.maxAttempts = opts.maxAttempts ?? 60;
+  }
+
+  /**
+   * Rows of one statement (outside a transaction, a single statement sees one snapshot).
+   *
+   * PostgreSQL text cannot hold a NUL character, and refuses a parameter with one (22021), where
+   * SQLite would simply find nothing: a URL such as `sessions/%00` reaches the store's lookups as
+   * such a string. No stored value can equal it, and the store's reads compare parameters by
+   * equality only, so a read given one answers no rows, as it would for any other unknown key.
+   */
+  async rows<R extends QueryResultRow>(sql: string, params: readonly unknown[] = [], on: Queryable = this.pool): Promise<R[]> {
+    if (READ.test(sql) && params.some((p) => typeof p === 'string' && p.includes('\0'))) return [];
+    return (await on.query<R>(sql, params as unknown[])).rows;
+  }
+
+  /** The first row of one statement, or undefined. */
+  async row<R extends QueryResultRow>(sql: string, params: readonly unknown[] = [], on: Queryable = this.pool): Promise<R | undefined> {
+    return (await this.rows<R>(sql, params, on))[0];
+  }
+
+  /**
+   * One atomic write step: `step` runs in a SERIALIZABLE transaction and runs again, from the
+   * start on a fresh snapshot, whenever PostgreSQL aborts it for a conflict with another
+   * transaction (see the module comment). `step` must therefore do nothing but queries on `c`.
+   */
+  async inWriteTransaction<T>(step: (c: PoolClient) => Promise<T>): Promise<T> {
+    return this.inTransaction('ISOLATION LEVEL SERIALIZABLE', step);
+  }
+
+  /** One consistent snapshot for a read of several statements. */
+  async inReadSnapshot<T>(step: (c: PoolClient) => Promise<T>): Promise<T> {
+    return this.inTransaction('ISOLATION LEVEL REPEATABLE READ READ ONLY', step);
+  }
+
+  private async inTransaction<T>(mode: string, step: (c: PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query(`BEGIN ${mode}`);
+        const result = await step(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
+          broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+        });
+        if (!isRetryable(err) || attempt >= this.maxAttempts) throw err;
+      } finally {
+        // A connection that could not even roll back is destroyed, not handed to the next caller.
+        client.release(broken);
+      }
+      await backoff(attempt);
+    }
+  }
+
+  /** The session as stored; shared by the roles that answer with sessions. */
+  async readSession(id: string, on: Queryable = this.pool): Promise<PublishingSessionRecord | undefined> {
+    const row = await this.row<SessionRow>('SELECT * FROM sessions WHERE id = $1', [id], on);
+    return row && sessionFromRow(row);
+  }
+
+  /** The file as stored, with its metadata bytes; shared by the roles that read one file. */
+  async readFile(id: string, on: Queryable = this.pool): Promise<FileUploadRecord | undefined> {
+    const row = await this.row<FileRow>('SELECT * FROM files WHERE id = $1', [id], on);
+    return row && fileFromRow(row);
+  }
+
+  async close(): Promise<void> {
+    if (!this.pool.ended) await this.pool.end();
+  }
+}
+
+/**
+ * Waits before a retry: a random time up to a bound doubling from 2 ms to 200 ms, so that the
+ * losers of one conflict do not collide again in lockstep.
+ */
+function backoff(attempt: number): Promise<void> {
+  const bound = Math.min(200, 2 ** attempt);
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * bound));
+}

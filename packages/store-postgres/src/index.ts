@@ -1,0 +1,7 @@
+/**
+ * `@pep694/store-postgres`: the PEP 694 SessionStore on PostgreSQL 15+ (node-postgres). The
+ * `./testing` entry starts a throwaway cluster and fresh databases for tests.
+ */
+export { PostgresSessionStore, type PostgresSessionStoreOptions } from './store.js';
+export type { PostgresConnectionOptions } from './connection.js';
+export { migrate, MIGRATIONS } from './migrations.js';
