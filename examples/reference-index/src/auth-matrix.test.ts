@@ -678,13 +678,14 @@ describe('PEP 694 Authentication and Authorization: the auth matrix', () => {
       for (const m of methods) documented.add(`${m} ${norm(`/${path!.slice('{root}'.length)}`)}`);
     }
     expect([...documented].sort()).toEqual([...rows].sort());
-    // The rest: mechanism routes (rows below), the credential-free index, the legacy API (its block
-    // below) and the operator's endpoints (their own tests: packages/server/src/ops/).
+    // The rest: mechanism routes (rows below), the credential-free index and provenance, the legacy
+    // API (its block below) and the operator's endpoints (their own tests: packages/server/src/ops/).
     expect(others.sort()).toEqual([
       '* {root}mechanisms/{identifier}/…',
       'GET /healthz',
       'GET /metrics',
       'GET /readyz',
+      'GET {integrityPath}{project}/{version}/{filename}/provenance',
       'GET {simplePath}…',
       'GET {stagePath}{token}/…',
       'POST {legacyPath}',

@@ -130,5 +130,5 @@ describe('crash consistency: SIGKILL during completion (PEP 694 "Complete a File
     const last = await startServer(dir, { port, reap: true });
     await checkInvariants(dir, last, seen, `completion after ${points} kill points`);
     await stopServer(last);
-  }, 120_000);
+  }, 300_000);
 });

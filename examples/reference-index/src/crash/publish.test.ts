@@ -111,7 +111,7 @@ describe('crash consistency: SIGKILL during publish (PEP 694 "Atomic Publication
       if (outcome === 'published') fully += 1;
     }
     console.log(`crash (seed ${SEED}): external kills around publish: ${fully} of ${rounds} releases already published at the restart`);
-  }, 120_000);
+  }, 300_000);
 
   it('killed at the publish transaction, and during a deferred publish (pre-publish checks, settlement)', async () => {
     const points: { fault: string; publishCheck?: boolean }[] = [
@@ -130,5 +130,5 @@ describe('crash consistency: SIGKILL during publish (PEP 694 "Atomic Publication
     expect(outcomes[0], `(seed ${SEED})`).toBe('open');
     expect(outcomes[1], `(seed ${SEED})`).toBe('published');
     expect(outcomes[6], `(seed ${SEED})`).toBe('published');
-  }, 120_000);
+  }, 300_000);
 });

@@ -136,5 +136,5 @@ describe('crash consistency: SIGKILL during cancel, delete and expiry purge', ()
     const last = await startServer(dir, { port, reap: true });
     await checkInvariants(dir, last, seen, `purge after ${points.length} kill points`);
     await stopServer(last);
-  }, 120_000);
+  }, 300_000);
 });

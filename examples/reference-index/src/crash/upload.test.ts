@@ -131,7 +131,7 @@ describe('crash consistency: SIGKILL mid-upload (PEP 694 "File Upload Mechanisms
       const last = await startServer(dir, { port, reap: true });
       await checkInvariants(dir, last, seen, `${mechanism} after ${points} kill points`);
       await stopServer(last);
-    }, 120_000);
+    }, 300_000);
   }
 
   it('vnd-pep694-tus: killed between or inside PATCHes; tus-js-client resumes on the same upload_url and the file completes with the right sha256', async () => {
@@ -210,7 +210,7 @@ describe('crash consistency: SIGKILL mid-upload (PEP 694 "File Upload Mechanisms
     const last = await startServer(dir, { port, reap: true });
     await checkInvariants(dir, last, seen, `tus after ${points} kill points`);
     await stopServer(last);
-  }, 120_000);
+  }, 300_000);
 
   it('vnd-pep694-resumable-i8: killed between or inside appends; the client half resumes on the same upload resource (HEAD, PATCH) and the file completes with the right sha256', async () => {
     const random = seeded('upload/resumable-i8');
@@ -278,5 +278,5 @@ describe('crash consistency: SIGKILL mid-upload (PEP 694 "File Upload Mechanisms
     const last = await startServer(dir, { port, reap: true });
     await checkInvariants(dir, last, seen, `resumable after ${points} kill points`);
     await stopServer(last);
-  }, 120_000);
+  }, 300_000);
 });
