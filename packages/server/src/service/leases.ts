@@ -6,16 +6,16 @@
  * it, renews the lease while it runs and gives it up at the end. A node that dies stops renewing,
  * so once its lease runs out another node's recovery pass takes the work over.
  */
-import { randomUUID } from 'node:crypto';
 import type { HousekeepingStore } from '@pep694/core';
 import type { Logger } from 'pino';
+import { newId } from './secrets.js';
 
 /** How long a lease lasts without renewal: how long a dead node's work waits to be taken over. */
 export const DEFAULT_LEASE_TTL_MS = 30_000;
 
 export class WorkLeases {
   /** This process, as lease owner. */
-  readonly owner = randomUUID();
+  readonly owner = newId();
   private readonly running = new Set<string>();
 
   constructor(
