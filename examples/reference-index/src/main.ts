@@ -13,7 +13,9 @@
  * PEP694_BLOBS (an s3:// URL: file bytes in S3-compatible object storage; see blobs.ts),
  * PEP694_DOWNLOAD_REDIRECT_TTL (seconds: with S3, downloads redirect to presigned URLs),
  * PEP694_DATABASE_URL (postgres://…: sessions in PostgreSQL, shared by any number of nodes; unset:
- * SQLite in the data directory) and PEP694_DATABASE_POOL_SIZE.
+ * SQLite in the data directory) and PEP694_DATABASE_POOL_SIZE; for one node of several
+ * (docs/scaling.md), PEP694_NODE_ID, PEP694_REAPER_INTERVAL, PEP694_WORK_LEASE_TTL and
+ * PEP694_DEFER_VERIFICATION_ABOVE.
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
@@ -30,8 +32,24 @@ function limitsFromEnv() {
     maxStagedBytesPerPrincipal: positiveIntEnv('PEP694_MAX_STAGED_BYTES'),
     maxNewProjectsPerWindow: positiveIntEnv('PEP694_MAX_NEW_PROJECTS'),
     newProjectsWindow: positiveIntEnv('PEP694_NEW_PROJECTS_WINDOW'),
+    deferVerificationAbove: positiveIntEnv('PEP694_DEFER_VERIFICATION_ABOVE'),
   };
   return Object.fromEntries(Object.entries(limits).filter(([, v]) => v !== undefined));
+}
+
+/**
+ * Running as one node of several (docs/scaling.md): PEP694_NODE_ID names it in `X-PEP694-Node`;
+ * PEP694_REAPER_INTERVAL and PEP694_WORK_LEASE_TTL (seconds) bound how soon a dead node's deferred
+ * work is taken over (lease expiry, then the next recovery pass).
+ */
+function nodeFromEnv(): { nodeId?: string; reaperInterval?: number; workLeaseTtl?: number } {
+  const reaper = positiveIntEnv('PEP694_REAPER_INTERVAL');
+  const lease = positiveIntEnv('PEP694_WORK_LEASE_TTL');
+  return {
+    ...(process.env.PEP694_NODE_ID ? { nodeId: process.env.PEP694_NODE_ID } : {}),
+    ...(reaper !== undefined ? { reaperInterval: reaper * 1000 } : {}),
+    ...(lease !== undefined ? { workLeaseTtl: lease * 1000 } : {}),
+  };
 }
 
 /** PEP694_DOWNLOAD_REDIRECT_TTL (seconds): downloads redirect to presigned URLs of the blob store, where it has them (S3). */
@@ -67,6 +85,7 @@ async function main(): Promise<void> {
       // The legacy upload API at /legacy/ (twine upload --repository-url …/legacy/), one namespace with Upload 2.0.
       legacy: {},
       limits: limitsFromEnv(),
+      ...nodeFromEnv(),
       // GET /metrics: PEP694_METRICS=0 turns it off, PEP694_METRICS_TOKEN puts it behind a bearer token.
       metrics: {
         enabled: process.env.PEP694_METRICS !== '0',

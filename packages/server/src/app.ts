@@ -170,6 +170,10 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Which node answered, when several share a store behind a load balancer (set here for an app
+  // served another way; `listen()`'s server sets it before anything can refuse the request).
+  const nodeId = config.nodeId;
+  if (nodeId) app.use(nodeHeader(nodeId));
   if (metrics) app.use(metrics.middleware());
   const area = (name: string) => metrics?.area(name) ?? ((_req: unknown, _res: unknown, next: () => void) => next());
   let closing = false;
@@ -266,6 +270,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
       const { headersTimeout, requestTimeout } = config.limits;
       // Checked before express, so that an absolute-form target can still be rewritten to a path.
       const handle = (req: IncomingMessage, res: ServerResponse) => {
+        if (nodeId) res.setHeader(NODE_HEADER, nodeId);
         try {
           origins.check(req);
         } catch (err) {
@@ -318,6 +323,16 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
       for (const m of mechanisms) await m.close?.();
       await store.close();
     },
+  };
+}
+
+/** The response header naming the node that answered (`config.nodeId`). */
+export const NODE_HEADER = 'X-PEP694-Node';
+
+function nodeHeader(nodeId: string) {
+  return (_req: IncomingMessage, res: ServerResponse, next: () => void) => {
+    res.setHeader(NODE_HEADER, nodeId);
+    next();
   };
 }
 

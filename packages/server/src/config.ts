@@ -114,6 +114,20 @@ export const ServerConfigSchema = z
     blobSweepInterval: ms.default(3_600_000),
     /** `Retry-After` (seconds) while a file upload is pending or processing. */
     retryAfter: seconds.default(1),
+    /**
+     * How long a work lease lasts without renewal (ms; renewed every third of it while the work
+     * runs): on a store several nodes share, how long a dead node's deferred work waits before
+     * another node's recovery pass (every `reaperInterval`) takes it over.
+     */
+    workLeaseTtl: z.number().int().min(1_000).default(30_000),
+    /**
+     * This node's name among several behind a load balancer: when set, every response carries
+     * `X-PEP694-Node: <nodeId>` (which node answered, for logs, tests and balancer checks).
+     */
+    nodeId: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 characters of [A-Za-z0-9._-]')
+      .optional(),
 
     /**
      * `GET /metrics` in Prometheus text format: requests by route and status, uploads, bytes,
