@@ -17,7 +17,11 @@ import { startTestCluster, type TestCluster } from '@pep694/store-postgres/testi
 import { RoundRobinProxy } from './proxy.js';
 
 /** The reference index's entry point (built), which every node runs. */
-export const REFERENCE_INDEX_MAIN = join(dirname(createRequire(import.meta.url).resolve('@pep694/reference-index/package.json')), 'dist', 'main.js');
+export const REFERENCE_INDEX_MAIN = join(
+  dirname(createRequire(import.meta.url).resolve('@pep694/reference-index/package.json')),
+  'dist',
+  'main.js',
+);
 
 export interface ClusterOptions {
   /** Number of nodes (default 3). */
@@ -95,13 +99,18 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     });
     const started = await Promise.allSettled(
       Array.from({ length: count }, (_, i) =>
-        startNode(`node-${i + 1}`, join(work, `node-${i + 1}`), {
-          ...blobsEnv,
-          PEP694_DATABASE_URL: databaseUrl,
-          PEP694_TOKENS_FILE: tokensFile,
-          PEP694_PUBLIC_URL: url,
-          ...opts.env,
-        }, opts.onNodeOutput),
+        startNode(
+          `node-${i + 1}`,
+          join(work, `node-${i + 1}`),
+          {
+            ...blobsEnv,
+            PEP694_DATABASE_URL: databaseUrl,
+            PEP694_TOKENS_FILE: tokensFile,
+            PEP694_PUBLIC_URL: url,
+            ...opts.env,
+          },
+          opts.onNodeOutput,
+        ),
       ),
     );
     for (const s of started) if (s.status === 'fulfilled') nodes.push(s.value);

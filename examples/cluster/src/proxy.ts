@@ -14,10 +14,13 @@
  * - health checks: `GET /readyz` on every node each `healthInterval`; a node that is not ready,
  *   or that refused a connection, is skipped until it answers again;
  * - a request without a body that could not connect to its node is sent to the next one;
- * - upload affinity: the tus and resumable mechanisms keep an upload in progress on the node that
- *   received it (files under its `PEP694_DATA`; the tus-across-nodes work moves tus's to shared
- *   storage), so every request of such an upload, and the completion, cancel and status of its
- *   file, go to the node that took its first request (`pinned`: which mechanism routes to pin).
+ * - upload affinity: the resumable mechanism keeps an upload in progress on the node that created
+ *   it (files under its `PEP694_DATA`), at its first request (`POST creation_url`), so every
+ *   later request of that upload, and the completion, cancel and status of its file, go to that
+ *   node (`pinned`: which mechanism routes to pin). tus cannot be pinned by path: the index
+ *   creates a tus upload when the file upload session is created, on whichever node took that
+ *   request, so until tus keeps its uploads on shared storage (the tus-across-nodes work) every
+ *   request of a tus file must reach that node some other way (see docs/scaling.md).
  */
 import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -32,7 +35,7 @@ export interface Backend {
 export interface ProxyOptions {
   /** Root path of the Upload 2.0 API on the nodes (default `/upload/`), for upload affinity. */
   readonly rootPath?: string;
-  /** Mechanism identifiers whose uploads stay on one node (default: tus and resumable). */
+  /** Mechanism identifiers whose uploads stay on the node of their first request (default: resumable). */
   readonly pinned?: RegExp;
   /** Milliseconds between health checks (default 1000). */
   readonly healthInterval?: number;
@@ -46,7 +49,17 @@ interface Member extends Backend {
 }
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection and are not forwarded. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 
 function forwardable(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   const named = new Set(
@@ -63,7 +76,7 @@ const hasBody = (req: IncomingMessage) =>
 export class RoundRobinProxy {
   private readonly members: Member[] = [];
   private next = 0;
-  /** File id → the node its tus/resumable upload lives on. */
+  /** File id → the node its resumable upload lives on. */
   private readonly pins = new Map<string, Member>();
   private readonly server: Server;
   private readonly rootPath: string;
@@ -80,7 +93,7 @@ export class RoundRobinProxy {
 
   constructor(private readonly options: ProxyOptions = {}) {
     this.rootPath = options.rootPath ?? '/upload/';
-    this.pinned = options.pinned ?? /-(?:tus|resumable-i\d+)$/;
+    this.pinned = options.pinned ?? /-resumable-i\d+$/;
     // No requestTimeout: uploads take as long as they take; the nodes enforce their own limits.
     this.server = createServer({ requestTimeout: 0 }, (req, res) => this.handle(req, res));
     // Without this listener node would answer `100 Continue` itself before the node decides.
@@ -127,14 +140,13 @@ export class RoundRobinProxy {
   async checkHealth(): Promise<void> {
     await Promise.all(
       this.members.map(async (m) => {
-        let ready = false;
-        try {
-          const res = await fetch(`${m.origin}/readyz`, { signal: AbortSignal.timeout(1000) });
-          ready = res.status === 200;
-          await res.body?.cancel();
-        } catch {
-          ready = false;
-        }
+        const ready = await fetch(`${m.origin}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
+          async (res) => {
+            await res.body?.cancel();
+            return res.status === 200;
+          },
+          () => false,
+        );
         this.mark(m, ready);
       }),
     );
@@ -204,7 +216,12 @@ export class RoundRobinProxy {
     upstream.on('response', (answer) => {
       answered = true;
       const node = answer.headers['x-pep694-node'];
-      this.history.push({ method: req.method ?? '', path: req.url ?? '', status: answer.statusCode ?? 0, node: typeof node === 'string' ? node : undefined });
+      this.history.push({
+        method: req.method ?? '',
+        path: req.url ?? '',
+        status: answer.statusCode ?? 0,
+        node: typeof node === 'string' ? node : undefined,
+      });
       if (this.history.length > 1000) this.history.shift();
       const out = forwardable(answer.headers);
       out['x-cluster-backend'] = target.name;

@@ -1,0 +1,303 @@
+/**
+ * Three reference-index nodes (real processes) sharing one PostgreSQL database and one S3 bucket
+ * (s3rver) behind the round-robin proxy, started by `startCluster` as `pnpm cluster` starts them
+ * (issue #17, "Must show"):
+ *
+ * - every mechanism's full flow with consecutive requests answered by different nodes (each
+ *   answer names its node in `X-PEP694-Node`; the proxy records them): http-post-bytes and
+ *   multipart, whose upload lands on one node and whose completion on another (the staged bytes
+ *   are in the bucket, re-read there); resumable-i8 and tus, whose upload state stays on the node
+ *   that took it (files under its data directory), so the proxy pins an upload's requests and its
+ *   completion to one node (the tus-across-nodes work lifts this for tus) while the session's
+ *   requests still go round;
+ * - 24 concurrent creates of one release, spread over the nodes: one 201, 23 × 409 with the
+ *   winner's Location (PEP 694 "Create a Publishing Session": a second session for the same
+ *   release is refused while one is open);
+ * - a node SIGKILLed during a deferred verification (a 64 MiB wheel uploaded through one node,
+ *   completed through another, which must re-read it: 202 and `processing`), and the client
+ *   finishing through the other nodes once one of them took the work over (its lease ran out);
+ * - the release published first stays intact throughout: its files re-downloaded through every
+ *   node still up and re-hashed after each step, its index page listing exactly them.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import yazl from 'yazl';
+import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
+import { uploadMultipart } from '@pep694/mechanism-multipart/client';
+import { uploadResumable } from '@pep694/mechanism-resumable/client';
+import { uploadTus } from '@pep694/mechanism-tus/client';
+import { createTestDatabase, type TestDatabase } from '@pep694/store-postgres/testing';
+import { startCluster, type Cluster } from './cluster.js';
+
+const META = { 'api-version': '2.0' };
+const JSON_TYPE = 'application/vnd.pypi.upload.v2+json';
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** A wheel the distribution validator accepts, with `payload` random bytes stored (not compressed) in it. */
+function wheel(project: string, version: string, payload: number, tag = 'py3-none-any'): Promise<{ filename: string; bytes: Buffer }> {
+  const dist = project.replace(/-/g, '_');
+  const zip = new yazl.ZipFile();
+  const add = (name: string, data: string | Buffer) => zip.addBuffer(Buffer.from(data), name, { compress: false });
+  add(`${dist}/__init__.py`, '');
+  add(`${dist}/data.bin`, randomBytes(payload));
+  add(`${dist}-${version}.dist-info/METADATA`, `Metadata-Version: 2.1\nName: ${project}\nVersion: ${version}\n\n`);
+  add(`${dist}-${version}.dist-info/WHEEL`, `Wheel-Version: 1.0\nGenerator: cluster-test\nRoot-Is-Purelib: true\nTag: ${tag}\n`);
+  zip.end();
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    zip.outputStream.on('data', (c: Buffer) => chunks.push(c));
+    zip.outputStream.on('error', reject);
+    zip.outputStream.on('end', () => resolve({ filename: `${dist}-${version}-${tag}.whl`, bytes: Buffer.concat(chunks) }));
+  });
+}
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  body: any;
+  node: string | null;
+}
+
+let cluster: Cluster;
+let database: TestDatabase;
+const auth = () => `Bearer ${cluster.token}`;
+
+async function api(method: string, url: string, body?: unknown): Promise<Answer> {
+  const res = await fetch(url, {
+    method,
+    headers: { authorization: auth(), accept: JSON_TYPE, ...(body ? { 'content-type': JSON_TYPE } : {}) },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined, node: res.headers.get('x-pep694-node') };
+}
+
+async function createSession(name: string, version: string) {
+  const res = await api('POST', cluster.root, { meta: META, name, version });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body as { links: Record<string, string>; [k: string]: any };
+}
+
+async function createFile(session: { links: Record<string, string> }, file: { filename: string; bytes: Buffer }, mechanism: string) {
+  const res = await api('POST', session.links.upload!, {
+    meta: META,
+    filename: file.filename,
+    size: file.bytes.length,
+    hashes: { sha256: sha256(file.bytes) },
+    mechanism,
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(202);
+  return res.body as { links: Record<string, string>; mechanism: Record<string, unknown>; [k: string]: any };
+}
+
+/** Completes a file; a 202 (processing) is polled until the file settles. */
+async function complete(file: { links: Record<string, string> }) {
+  const res = await api('POST', file.links.complete!, { meta: META });
+  expect([201, 202], JSON.stringify(res.body)).toContain(res.status);
+  let status = res.body.status as string;
+  for (let i = 0; status === 'processing' && i < 300; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    status = (await api('GET', res.headers.get('location')!)).body.status as string;
+  }
+  expect(status).toBe('completed');
+}
+
+/** Publishes and waits until the session is `published` (a deferred publish answers 202). */
+async function publish(session: { links: Record<string, string> }) {
+  const res = await api('POST', session.links.publish!, { meta: META });
+  expect([201, 202], JSON.stringify(res.body)).toContain(res.status);
+  let status = res.body.status as string;
+  for (let i = 0; status !== 'published' && i < 300; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    status = (await api('GET', session.links.session!)).body.status as string;
+  }
+  expect(status).toBe('published');
+}
+
+/** The nodes that answered through the proxy since `from`, oldest first. */
+const answeredBy = (from: number) => cluster.proxy.history.slice(from).map((h) => h.node);
+
+/** No two consecutive answers came from the same node. */
+function expectRotation(nodes: (string | undefined)[]) {
+  expect(nodes.every((n) => n !== undefined)).toBe(true);
+  for (let i = 1; i < nodes.length; i++) expect(nodes[i], `answers ${i - 1} and ${i}: ${nodes.join(' ')}`).not.toBe(nodes[i - 1]);
+}
+
+// ---- the release published first, checked after every step -------------------------------------
+
+let published: { project: string; files: Map<string, string> };
+
+async function expectPublishedIntact() {
+  for (const origin of [
+    cluster.url,
+    ...cluster.nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null).map((n) => n.origin),
+  ]) {
+    const page = await fetch(`${origin}/simple/${published.project}/`, { headers: { accept: 'application/vnd.pypi.simple.v1+json' } });
+    expect(page.status).toBe(200);
+    const listing = (await page.json()) as { files: { filename: string; url: string; hashes: { sha256: string } }[] };
+    expect(new Map(listing.files.map((f) => [f.filename, f.hashes.sha256]))).toEqual(published.files);
+    for (const f of listing.files) {
+      const res = await fetch(new URL(f.url, `${origin}/simple/${published.project}/`).href.replace(cluster.url, origin));
+      expect(res.status).toBe(200);
+      expect(sha256(Buffer.from(await res.arrayBuffer())), `${f.filename} through ${origin}`).toBe(published.files.get(f.filename));
+    }
+  }
+}
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  cluster = await startCluster({
+    nodes: 3,
+    databaseUrl: database.url,
+    env: {
+      PEP694_LOG_LEVEL: 'silent',
+      // Completions that must re-read more than 1 MiB verify in the background (202).
+      PEP694_DEFER_VERIFICATION_ABOVE: String(1024 * 1024),
+      // A dead node's work is taken over within about 5 + 1 s (defaults: 30 + 60 s).
+      PEP694_WORK_LEASE_TTL: '5',
+      PEP694_REAPER_INTERVAL: '1',
+    },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+  await database?.drop();
+});
+
+describe('three nodes behind a round-robin proxy, one PostgreSQL, one bucket', () => {
+  it('http-post-bytes: each request of the flow on another node, the upload on one and its completion on the next', async () => {
+    const from = cluster.proxy.history.length;
+    const session = await createSession('cluster-demo', '1.0.0');
+    const files = [await wheel('cluster-demo', '1.0.0', 4096)];
+    for (const f of files) {
+      const file = await createFile(session, f, 'http-post-bytes');
+      await uploadHttpPostBytes({ instructions: file.mechanism, body: f.bytes, authorization: auth() });
+      await complete(file);
+    }
+    await publish(session);
+    const nodes = answeredBy(from);
+    expectRotation(nodes);
+    expect(new Set(nodes).size).toBe(3);
+    published = { project: 'cluster-demo', files: new Map(files.map((f) => [f.filename, sha256(f.bytes)])) };
+    await expectPublishedIntact();
+  });
+
+  it('multipart: the same, through the multipart form', async () => {
+    const from = cluster.proxy.history.length;
+    const session = await createSession('cluster-multipart', '1.0.0');
+    const f = await wheel('cluster-multipart', '1.0.0', 4096);
+    const file = await createFile(session, f, 'vnd-pep694-multipart');
+    await uploadMultipart({
+      instructions: file.mechanism,
+      body: f.bytes,
+      filename: f.filename,
+      authorization: auth(),
+    });
+    await complete(file);
+    await publish(session);
+    expectRotation(answeredBy(from));
+    await expectPublishedIntact();
+  });
+
+  it('resumable-i8: the upload and its completion on the node that created it (pinned by the proxy), the session requests going round', async () => {
+    const from = cluster.proxy.history.length;
+    const session = await createSession('cluster-resumable', '1.0.0');
+    const f = await wheel('cluster-resumable', '1.0.0', 4096);
+    const file = await createFile(session, f, 'vnd-pep694-resumable-i8');
+    const mark = cluster.proxy.history.length;
+    // The client half creates the upload (POST creation_url), then appends (PATCH).
+    await uploadResumable({ instructions: file.mechanism, body: f.bytes, authorization: auth() });
+    await complete(file);
+    const upload = cluster.proxy.history.slice(mark).filter((h) => h.path.includes('/mechanisms/') || h.path.endsWith('/complete'));
+    expect(upload.length, JSON.stringify(upload)).toBeGreaterThanOrEqual(3);
+    expect(new Set(upload.map((h) => h.node)).size, JSON.stringify(upload)).toBe(1);
+    await publish(session);
+    // The requests that are not the upload's went round.
+    const rest = cluster.proxy.history.slice(from).filter((h) => !upload.includes(h));
+    expectRotation(rest.map((h) => h.node));
+    expect(new Set(answeredBy(from)).size).toBe(3);
+    await expectPublishedIntact();
+  });
+
+  it('tus: every request of the upload on the node that created the file upload session, the rest going round', async () => {
+    // The index creates the tus upload with the file upload session, in the data directory of the
+    // node that took that request; until tus keeps its uploads on shared storage (the
+    // tus-across-nodes work), HEAD, PATCH and the completion must reach that node, here directly.
+    const from = cluster.proxy.history.length;
+    const session = await createSession('cluster-tus', '1.0.0');
+    const f = await wheel('cluster-tus', '1.0.0', 8192);
+    const file = await api('POST', session.links.upload!, {
+      meta: META,
+      filename: f.filename,
+      size: f.bytes.length,
+      hashes: { sha256: sha256(f.bytes) },
+      mechanism: 'vnd-pep694-tus',
+    });
+    expect(file.status, JSON.stringify(file.body)).toBe(202);
+    const owner = cluster.nodes.find((n) => n.name === file.node)!;
+    const direct = (url: string) => url.replace(cluster.url, owner.origin);
+    const instructions = { ...file.body.mechanism, upload_url: direct(file.body.mechanism.upload_url as string) };
+    const result = await uploadTus({ instructions, body: f.bytes, authorization: auth() });
+    expect(result.resumedFrom).toBe(0);
+    const done = await fetch(direct(file.body.links.complete as string), {
+      method: 'POST',
+      headers: { authorization: auth(), 'content-type': JSON_TYPE, accept: JSON_TYPE },
+      body: JSON.stringify({ meta: META }),
+    });
+    expect(done.status).toBe(201);
+    expect(done.headers.get('x-pep694-node')).toBe(owner.name);
+    await publish(session);
+    expectRotation(answeredBy(from));
+    await expectPublishedIntact();
+  });
+
+  it('24 concurrent creates of one release over the three nodes: one 201, 23 × 409 naming the winner', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 24 }, () => api('POST', cluster.root, { meta: META, name: 'cluster-race', version: '1.0' })),
+    );
+    const created = answers.filter((a) => a.status === 201);
+    expect(created).toHaveLength(1);
+    const winner = created[0]!.headers.get('location');
+    const refused = answers.filter((a) => a.status === 409);
+    expect(refused).toHaveLength(23);
+    for (const r of refused) {
+      expect(r.body.code).toBe('session-exists');
+      expect(r.headers.get('location')).toBe(winner);
+    }
+    expect(new Set(answers.map((a) => a.node))).toEqual(new Set(['node-1', 'node-2', 'node-3']));
+    await expectPublishedIntact();
+  });
+
+  it('a node SIGKILLed during a deferred verification: another node takes the work over and the client finishes through the others', async () => {
+    const session = await createSession('cluster-big', '1.0.0');
+    const f = await wheel('cluster-big', '1.0.0', 64 * 1024 * 1024);
+    const file = await createFile(session, f, 'http-post-bytes');
+    await uploadHttpPostBytes({ instructions: file.mechanism, body: f.bytes, authorization: auth() });
+    const uploadedOn = cluster.proxy.history.at(-1)!.node;
+    // The completion lands on the next node, which has no digests of these bytes: it must re-read
+    // 64 MiB from the bucket, so it answers 202 and verifies in the background, under its lease.
+    const res = await api('POST', file.links.complete!, { meta: META });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    expect(res.node).not.toBe(uploadedOn);
+    await cluster.kill(res.node!);
+    const status = await api('GET', res.headers.get('location')!);
+    expect(status.body.status, 'killed before its verification ended').toBe('processing');
+    expect(status.node).not.toBe(res.node);
+
+    // Once the lease runs out (5 s), a recovery pass of a live node re-verifies the bytes.
+    const deadline = Date.now() + 40_000;
+    let now = status;
+    while (now.body.status === 'processing' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      now = await api('GET', res.headers.get('location')!);
+    }
+    expect(now.body.status).toBe('completed');
+    await publish(session);
+    const page = await fetch(`${cluster.url}/simple/cluster-big/`, { headers: { accept: 'application/vnd.pypi.simple.v1+json' } });
+    const listing = (await page.json()) as { files: { filename: string; hashes: { sha256: string } }[] };
+    expect(listing.files.map((x) => [x.filename, x.hashes.sha256])).toEqual([[f.filename, sha256(f.bytes)]]);
+    expect(cluster.proxy.backends.find((b) => b.name === res.node)?.up).toBe(false);
+    await expectPublishedIntact();
+  }, 90_000);
+});
