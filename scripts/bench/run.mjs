@@ -10,7 +10,9 @@
 //   BENCH_SIZES            file sizes in MiB, comma separated (default "64,1024"; quick "8")
 //   BENCH_RUNS             repetitions of every figure (default 5; quick 1)
 //   BENCH_ONLY             sections, comma separated (default all of):
-//                          floors,http-post-bytes,tus,multipart,resumable,legacy,concurrency,control,index,client,s3
+//                          floors,http-post-bytes,tus,multipart,resumable,legacy,concurrency,control,index,client,s3,cluster
+//                          (cluster: one reference-index node direct vs three behind examples/cluster's proxy,
+//                          on PostgreSQL + s3rver; control-plane req/s and a small upload burst)
 //                          and, only when named, preload: the raw node pipeline in a bare process
 //                          next to the same pipeline in a process that imported @pep694/server and
 //                          the plugins, or that also runs our host (idle), and our host itself
@@ -61,6 +63,7 @@ import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
 import { clientSection } from './client.mjs';
+import { clusterSection, renderCluster } from './cluster.mjs';
 import { uploadResumable } from '@pep694/mechanism-resumable/client';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -84,6 +87,7 @@ const SECTIONS = [
   'index',
   'client',
   's3',
+  'cluster',
 ];
 /** Not in the default run: the raw node pipeline in a bare process vs one that loaded (or runs) our host. */
 const EXTRA_SECTIONS = ['preload'];
@@ -1539,6 +1543,8 @@ function render(report) {
     L.push('');
   }
 
+  if (report.cluster) L.push(...renderCluster(report.cluster, fmt));
+
   L.push('## Targets', '');
   L.push('| target | measured | verdict |', '| --- | --- | --- |');
   for (const t of report.targets) L.push(`| ${t.target} | ${t.measured} | ${verdict(t.ok)} |`);
@@ -1700,6 +1706,7 @@ async function main() {
     index: undefined,
     client: undefined,
     s3: undefined,
+    cluster: undefined,
   };
   const log = (...a) => console.log(`[${since(start).toFixed(0).padStart(4)} s]`, ...a);
   log(
@@ -1808,6 +1815,14 @@ async function main() {
     log(
       `s3: http-post-bytes ${x.sizeMiB} MiB into S3 (s3rver) ${fmt(x.s3.mbps.median)} MB/s ${fmt(x.s3.cpuPerGB.median, 2)} CPU s/GB (host + s3rver), filesystem ${fmt(x.fs.mbps.median)} MB/s ${fmt(x.fs.cpuPerGB.median, 2)} CPU s/GB (ratio ${fmt(x.ratio.median, 2)}); ${x.bigMiB} MiB ÷ 1 KiB on S3: complete ${fmt(x.completeBigMs.median, 1)} ÷ ${fmt(x.completeTinyMs.median, 1)} ms (${fmt(x.completeRatio, 2)}), publish ${fmt(x.publishBigMs.median, 1)} ÷ ${fmt(x.publishTinyMs.median, 1)} ms (${fmt(x.publishRatio, 2)})`,
     );
+  }
+  if (only.has('cluster')) {
+    const c = await clusterSection({ root, runs, quick, controlSeconds, connections, stats, rotate });
+    report.cluster = c;
+    log(
+      `cluster: status ${fmt(c.one.statusRps.median)} req/s one node vs ${fmt(c.three.statusRps.median)} three behind the proxy (${fmt(c.statusRatio, 2)}); create file ${fmt(c.one.createRps.median)} vs ${fmt(c.three.createRps.median)} (${fmt(c.createRatio, 2)}); ${c.uploads}× ${c.uploadMiB} MiB uploads ${fmt(c.one.uploadMbps.median, 1)} vs ${fmt(c.three.uploadMbps.median, 1)} MB/s (${fmt(c.uploadRatio, 2)})`,
+    );
+    log(`cluster: ${c.note}`);
   }
   report.loadavgEnd = loadavg();
   report.seconds = since(start);
