@@ -285,14 +285,16 @@ describe('three nodes behind a round-robin proxy, one PostgreSQL, one bucket', (
     expect(status.body.status, 'killed before its verification ended').toBe('processing');
     expect(status.node).not.toBe(res.node);
 
-    // Once the lease runs out (5 s), a recovery pass of a live node re-verifies the bytes.
-    const deadline = Date.now() + 40_000;
+    // Once the lease runs out (5 s), a recovery pass of a live node (every 1 s) re-verifies the
+    // bytes. 25 s: with the default lease (30 s) this would fail.
+    const killedAt = Date.now();
+    const deadline = killedAt + 25_000;
     let now = status;
     while (now.body.status === 'processing' && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 250));
       now = await api('GET', res.headers.get('location')!);
     }
-    expect(now.body.status).toBe('completed');
+    expect(now.body.status, `${(Date.now() - killedAt) / 1000} s after the kill`).toBe('completed');
     await publish(session);
     const page = await fetch(`${cluster.url}/simple/cluster-big/`, { headers: { accept: 'application/vnd.pypi.simple.v1+json' } });
     const listing = (await page.json()) as { files: { filename: string; hashes: { sha256: string } }[] };
