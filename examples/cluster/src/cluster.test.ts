@@ -13,7 +13,7 @@
  * - 24 concurrent creates of one release, spread over the nodes: one 201, 23 × 409 with the
  *   winner's Location (PEP 694 "Create a Publishing Session": a second session for the same
  *   release is refused while one is open);
- * - a node SIGKILLed during a deferred verification (a 64 MiB wheel uploaded through one node,
+ * - a node SIGKILLed during a deferred verification (a 32 MiB wheel uploaded through one node,
  *   completed through another, which must re-read it: 202 and `processing`), and the client
  *   finishing through the other nodes once one of them took the work over (its lease ran out);
  * - the release published first stays intact throughout: its files re-downloaded through every
@@ -26,6 +26,7 @@ import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadResumable } from '@pep694/mechanism-resumable/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
+import { tally } from '@pep694/server/testing';
 import { createTestDatabase, type TestDatabase } from '@pep694/store-postgres/testing';
 import { startCluster, type Cluster } from './cluster.js';
 
@@ -267,16 +268,17 @@ describe('three nodes behind a round-robin proxy, one PostgreSQL, one bucket', (
     }
     expect(new Set(answers.map((a) => a.node))).toEqual(new Set(['node-1', 'node-2', 'node-3']));
     await expectPublishedIntact();
+    tally('races run');
   });
 
   it('a node SIGKILLed during a deferred verification: another node takes the work over and the client finishes through the others', async () => {
     const session = await createSession('cluster-big', '1.0.0');
-    const f = await wheel('cluster-big', '1.0.0', 64 * 1024 * 1024);
+    const f = await wheel('cluster-big', '1.0.0', 32 * 1024 * 1024);
     const file = await createFile(session, f, 'http-post-bytes');
     await uploadHttpPostBytes({ instructions: file.mechanism, body: f.bytes, authorization: auth() });
     const uploadedOn = cluster.proxy.history.at(-1)!.node;
     // The completion lands on the next node, which has no digests of these bytes: it must re-read
-    // 64 MiB from the bucket, so it answers 202 and verifies in the background, under its lease.
+    // 32 MiB from the bucket, so it answers 202 and verifies in the background, under its lease.
     const res = await api('POST', file.links.complete!, { meta: META });
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect(res.node).not.toBe(uploadedOn);
@@ -301,5 +303,6 @@ describe('three nodes behind a round-robin proxy, one PostgreSQL, one bucket', (
     expect(listing.files.map((x) => [x.filename, x.hashes.sha256])).toEqual([[f.filename, sha256(f.bytes)]]);
     expect(cluster.proxy.backends.find((b) => b.name === res.node)?.up).toBe(false);
     await expectPublishedIntact();
+    tally('kill points survived');
   }, 90_000);
 });
