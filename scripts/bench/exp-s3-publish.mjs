@@ -160,7 +160,7 @@ async function once(f) {
 }
 
 const fmtStep = (s) =>
-  `${s.ms.toFixed(1)} ms | s3rver ${s.s3.n} req ${s.s3.ms.toFixed(1)} ms gc ${s.s3.gc.toFixed(1)} lagmax ${s.s3.lag.toFixed(0)}${s.s3.copies ? ` ${s.s3.copies} COPIES` : ''} [${s.s3.reqs.map((r) => `${r.method}${r.query ? '?' + r.query : ''} ${r.ms.toFixed(1)}`).join(', ')}] | host ${Object.entries(
+  `${s.ms.toFixed(1)} ms | s3rver ${s.s3.n} req ${s.s3.ms.toFixed(1)} ms gc ${s.s3.gc.toFixed(1)} lagmax ${s.s3.lag.toFixed(0)}${s.s3.copies ? ` ${s.s3.copies} COPIES` : ''} [${s.s3.reqs.map((r) => `${r.method} ${process.env.EXP_PATHS ? r.path : ''}${r.query ? '?' + r.query : ''} ${r.ms.toFixed(1)}`).join(', ')}] | host ${Object.entries(
     s.host,
   )
     .map(([k, v]) => `${k} ${v.toFixed(1)}`)
