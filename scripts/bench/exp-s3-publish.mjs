@@ -5,7 +5,13 @@
 // blob and store calls (from its /metrics histograms), the host's GC, and the CPU of host and
 // s3rver during the step.
 //
-//   node scripts/bench/exp-s3-publish.mjs [bigMiB=1024] [rounds=3] [pauseMs=0] [nosync]
+//   node scripts/bench/exp-s3-publish.mjs [bigMiB=1024] [rounds=3] [pauseMs=0] [nosync] [cross]
+//
+// By default each file is completed and published right after its own upload (a `sync` and
+// `pauseMs` in between; `nosync` leaves the sync out), the big file then three 1 KiB files per
+// round. With `cross`, a big and a 1 KiB file are both uploaded first, then completed and
+// published in alternating order (the same history for both, as the bench's s3 section does).
+// EXP_PATHS=1 prints the object path of every request to s3rver.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
