@@ -11,6 +11,9 @@
 // With BENCH_BLOBS=s3://… (and AWS credentials in the environment) the file bytes go to that
 // bucket through @pep694/blobs-s3 instead of <dataDir>/blobs.
 //
+// With BENCH_DATABASE_URL=postgres://… the sessions and metadata go to that PostgreSQL database
+// through @pep694/store-postgres (migrated at start) instead of SQLite in <dataDir>.
+//
 // Prints "ROOT <url>" on stdout once it listens. SIGTERM closes it gracefully (a restart on the
 // same dataDir and port resumes tus uploads: the deferred-verification bench relies on that).
 import 'reflect-metadata';
@@ -18,6 +21,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { createServer, TokensFileAuth } from '@pep694/server';
 import { S3BlobStore, s3OptionsFromUrl } from '@pep694/blobs-s3';
+import { PostgresSessionStore } from '@pep694/store-postgres';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
 import tus from '@pep694/mechanism-tus';
@@ -26,8 +30,10 @@ import resumable from '@pep694/mechanism-resumable';
 const [dataDir, token, port = '0'] = process.argv.slice(2);
 const auth = new TokensFileAuth({ tokens: [{ token, principal: 'bench', projects: ['*'] }] });
 const blobs = process.env.BENCH_BLOBS ? await S3BlobStore.open(s3OptionsFromUrl(process.env.BENCH_BLOBS)) : undefined;
+const store = process.env.BENCH_DATABASE_URL ? await PostgresSessionStore.open(process.env.BENCH_DATABASE_URL) : undefined;
 const server = await createServer({
   ...(blobs ? { blobs } : {}),
+  ...(store ? { store } : {}),
   config: {
     dataDir,
     reaperInterval: 0,
@@ -36,6 +42,8 @@ const server = await createServer({
       maxLiveSessionsPerPrincipal: 1_000_000,
       // The control-plane bench creates file upload sessions in one publishing session for seconds.
       maxFilesPerSession: 1_000_000,
+      // Every publishing session of the bench is the first release of a new project.
+      maxNewProjectsPerWindow: 1_000_000,
     },
     // The legacy upload API at /legacy/ (the bench's legacy section).
     legacy: {},
