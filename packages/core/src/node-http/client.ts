@@ -329,6 +329,16 @@ export function sendRequest(opts: SendRequestOptions): Promise<HttpAnswer> {
 }
 
 /**
+ * Spare 1 MiB buffers, kept between requests (at most 8: 4 parallel uploads of two each), so that
+ * a release of many small files does not pay fresh pages for every file either.
+ */
+const spareChunks: Buffer[] = [];
+const takeChunk = () => spareChunks.pop() ?? Buffer.allocUnsafeSlow(FILE_IO_CHUNK);
+const giveBack = (bufs: readonly (Buffer | undefined)[]) => {
+  for (const b of bufs) if (b && spareChunks.length < 8) spareChunks.push(b);
+};
+
+/**
  * Writes `size` bytes of `file` to `req` from two reused buffers: while one is being written, the
  * next read fills the other (see FileSource for why). One write in flight at a time; a buffer is
  * read into again only after its write's callback, when the connection no longer holds it.
@@ -349,15 +359,18 @@ function sendFile(
     if (length !== size) throw new RangeError(`the file has ${length} bytes in the range given, not the ${size} given as size`);
     const fh = await open(file.path, 'r');
     try {
-      const buffers = [Buffer.allocUnsafeSlow(Math.min(FILE_IO_CHUNK, Math.max(1, size))), undefined as Buffer | undefined];
+      const buffers: [Buffer, Buffer | undefined] = [takeChunk(), undefined];
       let written: Promise<void> = Promise.resolve();
       let sent = 0;
       let i = 0;
       while (sent < size) {
-        const buf = (buffers[i] ??= Buffer.allocUnsafeSlow(buffers[0]!.length));
+        const buf = (buffers[i] ??= takeChunk());
         const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - sent), file.start + sent);
         await written;
-        if (on.stopped()) return;
+        if (on.stopped()) {
+          giveBack(buffers);
+          return;
+        }
         if (bytesRead === 0) throw new RangeError(`the file ended after ${sent} bytes, not the ${size} given as size`);
         sent += bytesRead;
         const chunk = buf.subarray(0, bytesRead);
@@ -368,6 +381,8 @@ function sendFile(
         i ^= 1;
       }
       await written;
+      // Every write has called back: nothing holds the buffers any more. (After a failure one may still be in flight: dropped.)
+      giveBack(buffers);
     } finally {
       await fh.close();
     }
