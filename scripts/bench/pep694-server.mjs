@@ -36,6 +36,9 @@ const server = await createServer({
       maxLiveSessionsPerPrincipal: 1_000_000,
       // The control-plane bench creates file upload sessions in one publishing session for seconds.
       maxFilesPerSession: 1_000_000,
+      // The client section registers a new project name per run (two per repetition, more with
+      // BENCH_RUNS above 4 than the default 20 an hour).
+      maxNewProjectsPerWindow: 1_000_000,
     },
     // The legacy upload API at /legacy/ (the bench's legacy section).
     legacy: {},
