@@ -53,11 +53,11 @@ const slowHalf: MechanismClient = {
   },
 };
 
-async function slowUpload(version: string, extendBefore: number) {
+async function slowUpload(version: string, extendBefore: number, server: TestServer = t) {
   const [release] = await collectReleases([join(FIXTURES, `demo_pkg-${version}.tar.gz`)]);
   const events: UploadEvent[] = [];
   const run = uploadRelease({
-    root: t.url,
+    root: server.url,
     authorization: auth,
     release: release!,
     stage: true,
@@ -91,5 +91,35 @@ describe('a transfer longer than the session lifetimes', () => {
     const { run, events } = await slowUpload('1.0.1', -1e9);
     await expect(run).rejects.toThrow(/expired|not found|404|canceled/i);
     expect(events.some((e) => e.type === 'extended')).toBe(false);
+  }, 30_000);
+});
+
+describe('an index that does not grant extensions', () => {
+  it('is asked once for each session: a notice, no "extended" event, and the upload goes on', async () => {
+    // Sessions may not outlive their first lifetime: extend answers success with the same expires-at (PEP 694).
+    const strict = await startTestServer({
+      mechanisms: [{ plugin: httpPostBytes, options: {} }],
+      config: { sessionTtl: 60, sessionMaxLifetime: 60, fileTtl: 60 },
+    });
+    try {
+      // Always due (3600 s before expiry): without the refusal rule it would ask again every second of the 7 s transfer.
+      const { run, events } = await slowUpload('1.0.0', 3600, strict);
+      const result = await run;
+      expect(result.files[0]).toMatchObject({ status: 'completed' });
+      expect(events.filter((e) => e.type === 'extended')).toEqual([]);
+      const notices = events.flatMap((e) => (e.type === 'notice' ? [e.message] : []));
+      expect(notices.filter((m) => m.startsWith('the index did not extend the session'))).toHaveLength(1);
+      expect(notices.filter((m) => m.startsWith('the index did not extend the file upload session of demo_pkg-1.0.0.tar.gz'))).toHaveLength(
+        1,
+      );
+      const metrics = await (await fetch(new URL('/metrics', strict.url))).text();
+      const extendRequests = [...metrics.matchAll(/^pep694_http_requests_total\{[^}]*route="[^"]*extend"[^}]*\} (\d+)/gm)].reduce(
+        (sum, m) => sum + Number(m[1]),
+        0,
+      );
+      expect(extendRequests).toBe(2);
+    } finally {
+      await strict.close();
+    }
   }, 30_000);
 });

@@ -106,6 +106,8 @@ export interface UploadReleaseOptions {
 class KeepAlive {
   private timer: NodeJS.Timeout | undefined;
   private readonly warned = new Set<string>();
+  /** What the server would not extend (publishing session or file URLs). */
+  private readonly refused = new Set<string>();
   private stopped = false;
   private running: Promise<void> | undefined;
   /** File upload sessions in flight, by their URL, with the file's name for messages. */
@@ -156,6 +158,15 @@ class KeepAlive {
     return this.running;
   }
 
+  /**
+   * A server that does not grant an extension still answers with success and the unchanged
+   * `expires-at` (PEP 694 "Publishing Session Extension"): said once, and not asked again.
+   */
+  private refuse(key: string, message: string): void {
+    this.refused.add(key);
+    this.warnOnce(key, message);
+  }
+
   private warnOnce(key: string, message: string): void {
     if (this.warned.has(key)) return;
     this.warned.add(key);
@@ -166,22 +177,29 @@ class KeepAlive {
     const left = (iso: string) => (Date.parse(iso) - Date.now()) / 1000;
     const extendFor = this.opts.extendFor ?? 3600;
     if (left(this.session['expires-at']) < this.before) {
-      if (!this.session.links.extend) {
+      if (this.refused.has(this.session.links.session)) {
+        // Asked once and not granted: not asked again every second until it expires.
+      } else if (!this.session.links.extend) {
         this.warnOnce(
           this.session.links.session,
           `the session expires at ${this.session['expires-at']} and this index does not extend sessions: the upload may not finish in time`,
         );
       } else {
         try {
+          const before = this.session['expires-at'];
           this.session = await this.api.extend(this.session, extendFor);
-          this.opts.onEvent?.({ type: 'extended', expiresAt: this.session['expires-at'] });
+          if (Date.parse(this.session['expires-at']) > Date.parse(before)) {
+            this.opts.onEvent?.({ type: 'extended', expiresAt: this.session['expires-at'] });
+            // A file's extension may have been capped at the session's old expires-at: worth asking again.
+            for (const url of this.files.keys()) this.refused.delete(url);
+          } else this.refuse(this.session.links.session, `the index did not extend the session: it still expires at ${before}`);
         } catch (err) {
           this.opts.onEvent?.({ type: 'notice', message: `extending the session failed: ${(err as Error).message}` });
         }
       }
     }
     for (const [url, entry] of this.files) {
-      if (this.stopped || !(left(entry.file['expires-at']) < this.before)) continue;
+      if (this.stopped || this.refused.has(url) || !(left(entry.file['expires-at']) < this.before)) continue;
       if (!entry.file.links.extend) {
         this.warnOnce(
           url,
@@ -193,7 +211,13 @@ class KeepAlive {
         const file = await this.api.extendFile(entry.file, extendFor);
         // Still in flight? (The transfer may have ended while the request was out.)
         if (this.files.get(url) === entry) this.files.set(url, { filename: entry.filename, file });
-        this.opts.onEvent?.({ type: 'extended', expiresAt: file['expires-at'], filename: entry.filename });
+        if (Date.parse(file['expires-at']) > Date.parse(entry.file['expires-at']))
+          this.opts.onEvent?.({ type: 'extended', expiresAt: file['expires-at'], filename: entry.filename });
+        else
+          this.refuse(
+            url,
+            `the index did not extend the file upload session of ${entry.filename}: it still expires at ${entry.file['expires-at']}`,
+          );
       } catch (err) {
         this.opts.onEvent?.({
           type: 'notice',
