@@ -21,7 +21,7 @@ import { join } from 'node:path';
 const CLI_ARGS = ['--max-semi-space-size=8'];
 
 /** Runs a bash script; resolves with its children's CPU seconds (from `times`) and the wall time. */
-function bash(script, env = {}) {
+export function bash(script, env = {}) {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = spawn('bash', ['-c', `${script}\ncode=$?\ntimes >&3\nexit $code`], {

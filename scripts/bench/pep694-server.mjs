@@ -42,7 +42,8 @@ const server = await createServer({
       maxLiveSessionsPerPrincipal: 1_000_000,
       // The control-plane bench creates file upload sessions in one publishing session for seconds.
       maxFilesPerSession: 1_000_000,
-      // Every publishing session of the bench is the first release of a new project.
+      // Every publishing session of the bench is the first release of a new project, and the client
+      // section registers two new names per repetition (more than the default 20 an hour).
       maxNewProjectsPerWindow: 1_000_000,
     },
     // The legacy upload API at /legacy/ (the bench's legacy section).

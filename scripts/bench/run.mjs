@@ -26,6 +26,8 @@
 //   BENCH_CONC_MIB         size of each of them in MiB (default 64; quick 8)
 //   BENCH_CONTROL_SECONDS  duration of each autocannon run (default 5; quick 1)
 //   BENCH_CONNECTIONS      autocannon connections (default 64)
+//   BENCH_CURL             0 leaves out the http-post-bytes rows with curl -T as the client
+//                          (default: measured next to the rows with our client half)
 //   BENCH_DIR              where files and data dirs go (default the OS temp dir)
 //   BENCH_OUT              where the report goes (default <repo>/bench-results)
 //   BENCH_CHILD_ARGS       node flags for every server child process, space separated, for
@@ -35,7 +37,8 @@
 //
 // Every server under test runs in its own process: its CPU (user+system from /proc/<pid>/stat)
 // and peak RSS (VmHWM) are its own. The client is this process, with the same client code for a
-// mechanism and its raw peer (the mechanism's own client half). Within every repetition the
+// mechanism and its raw peer (the mechanism's own client half); for http-post-bytes, also curl
+// (its own process, its CPU counted as the client's). Within every repetition the
 // peers take turns going first (rotated), since the one that runs second inherits the other's
 // disk writeback; uploaded and published files are deleted after every run.
 import { spawn, spawnSync } from 'node:child_process';
@@ -66,7 +69,7 @@ import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
 import Pg from 'pg';
 import { postgresBinDir } from '@pep694/store-postgres/testing';
-import { clientSection } from './client.mjs';
+import { bash, clientSection } from './client.mjs';
 import { clusterSection, renderCluster } from './cluster.mjs';
 import { uploadResumable } from '@pep694/mechanism-resumable/client';
 
@@ -377,12 +380,27 @@ async function createRawTusUpload(base, bytes) {
   return new URL(res.headers.get('location'), base).href;
 }
 
+/**
+ * curl -T POSTing the file to `file_url`: a client nobody here wrote, for the same rows with
+ * another client than our half (issue #15). Its CPU (bash `times`) is returned as `childCpu`,
+ * which the row adds to the client's.
+ */
+async function curlPost(map, path, auth) {
+  const r = await bash(
+    'curl -sS -f -X POST -T "$FILE" -H "Authorization: $AUTH" -H "Content-Type: application/octet-stream" -H "Expect:" "$URL" -o /dev/null',
+    { FILE: path, AUTH: auth ?? '', URL: map.file_url },
+  );
+  return { childCpu: r.cpu };
+}
+
 const MECHANISMS = {
   'http-post-bytes': {
     section: 'http-post-bytes',
     identifier: 'http-post-bytes',
     raws: [{ key: 'raw-http', mode: 'http', label: 'raw node http → sha256 → file' }],
     send: (map, file, auth) => uploadHttpPostBytes({ instructions: map, body: file, authorization: auth }),
+    // The same rows again with curl as the client (BENCH_CURL=0 leaves them out).
+    curl: curlPost,
     rawMap: async (raw) => ({ identifier: 'http-post-bytes', file_url: `${raw.base}/` }),
   },
   tus: {
@@ -475,17 +493,20 @@ function sendLegacyForm(url, path, auth, { size, sha256 }) {
 }
 
 /** One upload through the full flow (session → file session → execute → complete → publish). */
-async function oursOnce(srv, mech, file, bytes) {
+async function oursOnce(srv, mech, file, bytes, send = mech.send) {
   if (mech.section === 'legacy') return legacyOnce(srv, mech, file, bytes);
   const { session, file: fs } = await prepareOne(srv, mech.identifier, bytes, file.sha256);
   let completeMs;
   // With S3 blobs the object store's CPU (s3rver) is part of the server's.
-  const m = await measure([srv.child.pid, ...(srv.extraPids ?? [])], async () => {
-    await mech.send(fs.mechanism, file.path, srv.auth);
-    const t1 = now();
-    await complete(srv, fs);
-    completeMs = since(t1) * 1000;
-  });
+  const m = withChildCpu(
+    await measure([srv.child.pid, ...(srv.extraPids ?? [])], async () => {
+      const sent = await send(fs.mechanism, file.path, srv.auth);
+      const t1 = now();
+      await complete(srv, fs);
+      completeMs = since(t1) * 1000;
+      return { childCpu: sent?.childCpu ?? 0 };
+    }),
+  );
   const publishMs = await publish(srv, session);
   dropBlobs(srv.dataDir);
   srv.dropExtra?.();
@@ -507,9 +528,20 @@ async function legacyOnce(srv, mech, file, bytes) {
   return { ...m, mbps: mbps(bytes, m.seconds), cpuPerGB: m.serverCpu / (bytes / GB), clientCpuPerGB: m.clientCpu / (bytes / GB) };
 }
 
-async function rawOnce(raw, mech, file, bytes, auth) {
+/** A client in its own process (curl): its CPU counts as the client's, not as other processes' load. */
+function withChildCpu(m) {
+  const childCpu = m.childCpu ?? 0;
+  return { ...m, clientCpu: m.clientCpu + childCpu, otherLoad: Math.max(0, m.otherLoad - childCpu / (m.seconds * cores)) };
+}
+
+async function rawOnce(raw, mech, file, bytes, auth, send = mech.send) {
   const map = await mech.rawMap(raw, bytes, file);
-  const m = await measure([raw.child.pid], () => mech.send(map, file.path, auth));
+  const m = withChildCpu(
+    await measure([raw.child.pid], async () => {
+      const sent = await send(map, file.path, auth);
+      return { childCpu: sent?.childCpu ?? 0 };
+    }),
+  );
   return { ...m, mbps: mbps(bytes, m.seconds), cpuPerGB: m.serverCpu / (bytes / GB), clientCpuPerGB: m.clientCpu / (bytes / GB) };
 }
 
@@ -537,13 +569,19 @@ async function uploadSection(name, file, bytes) {
   const mech = MECHANISMS[name];
   const srv = await startOurs(`${name}-${bytes}`);
   const raws = await Promise.all(mech.raws.map(async (r) => ({ ...r, ...(await startRaw(r.mode)) })));
-  const peers = ['ours', ...raws.map((r) => r.key)];
+  // With curl as the client too: each peer again as "<peer>+curl".
+  const curl = mech.curl && env('BENCH_CURL', '1') !== '0' ? mech.curl : undefined;
+  const base = ['ours', ...raws.map((r) => r.key)];
+  const peers = [...base, ...(curl ? base.map((p) => `${p}+curl`) : [])];
   await warmUp(srv, raws, mech);
   const results = Object.fromEntries(peers.map((p) => [p, []]));
   for (let i = 0; i < runs; i++) {
     for (const p of rotate(peers, i)) {
-      const raw = raws.find((r) => r.key === p);
-      results[p].push(raw ? await rawOnce(raw, mech, file, bytes, srv.auth) : await oursOnce(srv, mech, file, bytes));
+      const viaCurl = p.endsWith('+curl');
+      const key = viaCurl ? p.slice(0, -'+curl'.length) : p;
+      const send = viaCurl ? curl : mech.send;
+      const raw = raws.find((r) => r.key === key);
+      results[p].push(raw ? await rawOnce(raw, mech, file, bytes, srv.auth, send) : await oursOnce(srv, mech, file, bytes, send));
     }
   }
   const entry = {
@@ -566,6 +604,20 @@ async function uploadSection(name, file, bytes) {
       cpuRatio: paired(results.ours, results[r.key], 'cpuPerGB'),
       runs: results[r.key],
     })),
+    // The same rows with curl -T as the client, and what changing the client did to each server's figure.
+    curl: curl && {
+      ours: { ...summarize(results['ours+curl']), runs: results['ours+curl'] },
+      halfOverCurl: paired(results.ours, results['ours+curl'], 'mbps'),
+      raws: raws.map((r) => ({
+        key: r.key,
+        label: r.label,
+        ...summarize(results[`${r.key}+curl`]),
+        ratio: paired(results['ours+curl'], results[`${r.key}+curl`], 'mbps'),
+        cpuRatio: paired(results['ours+curl'], results[`${r.key}+curl`], 'cpuPerGB'),
+        halfOverCurl: paired(results[r.key], results[`${r.key}+curl`], 'mbps'),
+        runs: results[`${r.key}+curl`],
+      })),
+    },
   };
   await srv.stop();
   await Promise.all(raws.map((r) => stop(r.child)));
@@ -892,13 +944,19 @@ async function preloadSection(file, bytes) {
     { key: 'server', label: 'raw node http, process also runs our host (idle)', env: { BENCH_PRELOAD: 'server' } },
   ];
   const raws = await Promise.all(variants.map(async (v) => ({ ...v, ...(await startRaw('http', v.env)) })));
-  const peers = ['ours', ...raws.map((r) => r.key)];
+  // With curl as the client too: each peer again as "<peer>+curl".
+  const curl = mech.curl && env('BENCH_CURL', '1') !== '0' ? mech.curl : undefined;
+  const base = ['ours', ...raws.map((r) => r.key)];
+  const peers = [...base, ...(curl ? base.map((p) => `${p}+curl`) : [])];
   await warmUp(srv, raws, mech);
   const results = Object.fromEntries(peers.map((p) => [p, []]));
   for (let i = 0; i < runs; i++) {
     for (const p of rotate(peers, i)) {
-      const raw = raws.find((r) => r.key === p);
-      results[p].push(raw ? await rawOnce(raw, mech, file, bytes, srv.auth) : await oursOnce(srv, mech, file, bytes));
+      const viaCurl = p.endsWith('+curl');
+      const key = viaCurl ? p.slice(0, -'+curl'.length) : p;
+      const send = viaCurl ? curl : mech.send;
+      const raw = raws.find((r) => r.key === key);
+      results[p].push(raw ? await rawOnce(raw, mech, file, bytes, srv.auth, send) : await oursOnce(srv, mech, file, bytes, send));
     }
   }
   const row = (key, label, pid) => ({
@@ -1621,8 +1679,31 @@ function render(report) {
           `| | | ${r.label} | ${range(r.mbps)} | **${range(r.ratio, 2)}** (${target}) | ${fmt(r.mbps.median / limit, 2)} | ${range(r.cpuPerGB, 2)} | ${range(r.cpuRatio, 2)}${u.mechanism === 'http-post-bytes' ? ' (≤ 1.1)' : ''} | ${range(r.clientCpuPerGB, 2)} | ${busy(r)} | ${fmt(r.peakRssMB)} | ${pct(r.otherLoad)} |`,
         );
       }
+      if (u.curl) {
+        L.push(
+          `| | | **ours**, curl -T as the client | ${range(u.curl.ours.mbps)} | | ${fmt(u.curl.ours.mbps.median / limit, 2)} | ${range(u.curl.ours.cpuPerGB, 2)} | | ${range(u.curl.ours.clientCpuPerGB, 2)} | ${busy(u.curl.ours)} | | ${pct(u.curl.ours.otherLoad)} |`,
+        );
+        for (const r of u.curl.raws)
+          L.push(
+            `| | | ${r.label}, curl -T as the client | ${range(r.mbps)} | **${range(r.ratio, 2)}** (≥ 0.9) | ${fmt(r.mbps.median / limit, 2)} | ${range(r.cpuPerGB, 2)} | ${range(r.cpuRatio, 2)} | ${range(r.clientCpuPerGB, 2)} | ${busy(r)} | | ${pct(r.otherLoad)} |`,
+          );
+      }
     }
     L.push('');
+    const curlRows = report.uploads.filter((u) => u.curl);
+    if (curlRows.length) {
+      L.push(
+        'Client or server? The http-post-bytes rows are measured twice, with our client half (in this process) and with curl -T (its own process) as the client. Throughput with our half ÷ with curl, same server: ' +
+          curlRows
+            .map(
+              (u) =>
+                `${u.sizeMiB} MiB ours ${range(u.curl.halfOverCurl, 2)}, ${u.curl.raws.map((r) => `${r.key} ${range(r.halfOverCurl, 2)}`).join(', ')}; ratio ours/raw with our half ${u.raws.map((r) => range(r.ratio, 2)).join(', ')}, with curl ${u.curl.raws.map((r) => range(r.ratio, 2)).join(', ')}`,
+            )
+            .join('; ') +
+          '. Client and servers share the two cores: a client that takes more CPU slows both servers, the one that needs less CPU more. See packages/client/README.md "Performance" for the finding.',
+        '',
+      );
+    }
   }
 
   if (report.preload.length) {
@@ -1888,6 +1969,13 @@ function targets(report) {
           ok: check(r.cpuRatio.median, '<=', 1.1),
         });
       }
+    }
+    for (const r of u.curl?.raws ?? []) {
+      T.push({
+        target: `${u.mechanism} ${u.sizeMiB} MiB ≥ 0.9× ${r.label}, curl -T as the client of both`,
+        measured: `${fmt(r.ratio.median, 2)} (${fmt(r.ratio.min, 2)}–${fmt(r.ratio.max, 2)})`,
+        ok: check(r.ratio.median, '>=', 0.9),
+      });
     }
     if (u.vsTus?.ratio !== undefined) {
       T.push({

@@ -5,6 +5,7 @@
  * bytes travel through a mechanism's client half.
  */
 import { ApiError, NotUpload2 } from './errors.js';
+import { header, requestText, type RawAnswer } from './http.js';
 
 export const UPLOAD_CONTENT_TYPE = 'application/vnd.pypi.upload.v2+json';
 const META = { 'api-version': '2.0' } as const;
@@ -58,9 +59,9 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Number.isNaN(at) ? undefined : Math.max(0, (at - now) / 1000);
 }
 
-async function problemOf(res: Response): Promise<{ problem: Record<string, unknown> | undefined; text: string }> {
-  const text = await res.text().catch(() => '');
-  if (!/json/i.test(res.headers.get('content-type') ?? '')) return { problem: undefined, text };
+function problemOf(res: RawAnswer): { problem: Record<string, unknown> | undefined; text: string } {
+  const text = res.text;
+  if (!/json/i.test(header(res, 'content-type') ?? '')) return { problem: undefined, text };
   try {
     const parsed: unknown = JSON.parse(text);
     return {
@@ -85,7 +86,7 @@ export class SessionApi {
   }
 
   /**
-   * One request; resolves with the raw Response (the caller reads it), rejects on network errors.
+   * One request (redirects are not followed); resolves with the whole answer, rejects on network errors.
    * `signal`: default the client's; null sends it with none (a cancel after Ctrl+C must still go out).
    */
   async raw(
@@ -93,14 +94,14 @@ export class SessionApi {
     url: string,
     body?: Record<string, unknown>,
     signal: AbortSignal | null | undefined = this.opts.signal,
-  ): Promise<Response> {
-    return fetch(url, {
+  ): Promise<RawAnswer> {
+    return requestText(
       method,
-      headers: this.headers(body !== undefined),
-      ...(body !== undefined ? { body: JSON.stringify({ meta: META, ...body }) } : {}),
-      redirect: 'manual',
-      ...(signal ? { signal } : {}),
-    });
+      url,
+      this.headers(body !== undefined),
+      body !== undefined ? JSON.stringify({ meta: META, ...body }) : undefined,
+      signal ?? undefined,
+    );
   }
 
   /** A request whose answer must have one of `ok` statuses and a JSON body (or none, for 204). */
@@ -113,10 +114,10 @@ export class SessionApi {
   ): Promise<Answer<T>> {
     const res = await this.raw(method, url, body);
     if (!ok.includes(res.status)) {
-      const { problem, text } = await problemOf(res);
+      const { problem, text } = problemOf(res);
       throw new ApiError(method, url, res.status, problem, text, what);
     }
-    const text = await res.text();
+    const text = res.text;
     let parsed: unknown = undefined;
     if (text !== '') {
       try {
@@ -128,8 +129,8 @@ export class SessionApi {
     return {
       status: res.status,
       body: parsed as T,
-      location: res.headers.get('location') ?? undefined,
-      retryAfter: parseRetryAfter(res.headers.get('retry-after')),
+      location: header(res, 'location') ?? undefined,
+      retryAfter: parseRetryAfter(header(res, 'retry-after')),
     };
   }
 
@@ -142,20 +143,23 @@ export class SessionApi {
   async createOrJoin(root: string, name: string, version: string): Promise<{ session: PublishingSession; joined: boolean }> {
     const res = await this.raw('POST', root, { name, version });
     if (res.status === 201) {
-      const session = (await res.json()) as PublishingSession;
+      let session: PublishingSession;
+      try {
+        session = JSON.parse(res.text) as PublishingSession;
+      } catch {
+        throw new ApiError('POST', root, res.status, undefined, `the answer is not JSON: ${res.text.slice(0, 100)}`);
+      }
       return { session, joined: false };
     }
-    const location = res.headers.get('location');
+    const location = header(res, 'location');
     if (res.status === 409 && location) {
-      await res.body?.cancel();
       const url = new URL(location, root).href;
       return { session: await this.status(url), joined: true };
     }
     if (res.status === 404 || res.status === 406) {
-      await res.body?.cancel();
       throw new NotUpload2(root, res.status);
     }
-    const { problem, text } = await problemOf(res);
+    const { problem, text } = problemOf(res);
     throw new ApiError('POST', root, res.status, problem, text, `creating the session for ${name} ${version}`);
   }
 
@@ -187,11 +191,8 @@ export class SessionApi {
   /** DELETE of a file upload session (cancel or delete the file); a 404 counts as done. */
   async deleteFile(url: string, filename: string): Promise<void> {
     const res = await this.raw('DELETE', url);
-    if (res.status === 204 || res.status === 200 || res.status === 404) {
-      await res.body?.cancel();
-      return;
-    }
-    const { problem, text } = await problemOf(res);
+    if (res.status === 204 || res.status === 200 || res.status === 404) return;
+    const { problem, text } = problemOf(res);
     throw new ApiError('DELETE', url, res.status, problem, text, `deleting ${filename}`);
   }
 
@@ -202,12 +203,24 @@ export class SessionApi {
   /** Cancels the publishing session; `signal` null: even when the client's signal was aborted (Ctrl+C). */
   async cancel(sessionUrl: string, signal: AbortSignal | null = null): Promise<void> {
     const res = await this.raw('DELETE', sessionUrl, undefined, signal);
-    if (res.status >= 200 && res.status < 300) {
-      await res.body?.cancel();
-      return;
-    }
-    const { problem, text } = await problemOf(res);
+    if (res.status >= 200 && res.status < 300) return;
+    const { problem, text } = problemOf(res);
     throw new ApiError('DELETE', sessionUrl, res.status, problem, text, 'canceling the session');
+  }
+
+  /** Extends a file upload session (PEP 694 "File Upload Session Extension"); the server may grant less. */
+  async extendFile(file: FileUploadSession, seconds: number): Promise<FileUploadSession> {
+    if (!file.links.extend)
+      throw new Error('this index does not extend file upload sessions (the file upload session has no links.extend)');
+    return (
+      await this.request<FileUploadSession>(
+        'POST',
+        file.links.extend,
+        { 'extend-for': seconds },
+        [200, 201],
+        'extending the file upload session',
+      )
+    ).body;
   }
 
   async extend(session: PublishingSession, seconds: number): Promise<PublishingSession> {

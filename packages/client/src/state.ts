@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -41,8 +42,17 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'pep694');
 }
 
+interface WriteSlot {
+  running: Promise<void>;
+  queued: Promise<void> | undefined;
+}
+
 export class StateStore {
   private readonly dir: string;
+  /** Per record id: the write running, and the one queued after it (which takes every change made meanwhile). */
+  private readonly writes = new Map<string, WriteSlot>();
+  /** The directory, made once by the first `saveAsync`. */
+  private made: Promise<void> | undefined;
 
   constructor(cacheDir: string) {
     this.dir = join(cacheDir, 'sessions');
@@ -91,9 +101,12 @@ export class StateStore {
       .at(-1);
   }
 
-  /** A new record for a session (a new id), or the existing one for its URL. */
-  open(init: Omit<SessionRecord, 'id' | 'createdAt' | 'files' | 'status'> & { status: string }): SessionRecord {
-    const existing = this.bySessionUrl(init.sessionUrl);
+  /**
+   * A new record for a session (a new id), or the existing one for its URL. `created`: the server
+   * has just created the session, so no record can name it yet (the lookup reads every record).
+   */
+  open(init: Omit<SessionRecord, 'id' | 'createdAt' | 'files' | 'status'> & { status: string }, created = false): SessionRecord {
+    const existing = created ? undefined : this.bySessionUrl(init.sessionUrl);
     if (existing) return existing;
     const record: SessionRecord = { ...init, id: randomBytes(4).toString('hex'), createdAt: new Date().toISOString(), files: {} };
     this.save(record);
@@ -106,6 +119,50 @@ export class StateStore {
     const tmp = `${final}.${process.pid}.tmp`;
     writeFileSync(tmp, JSON.stringify(record, null, 2), { mode: 0o600 });
     renameSync(tmp, final);
+  }
+
+  /**
+   * `save`, off the event loop: resolves once the record as it is when the write starts is in
+   * place. Saves of one record while a write of it runs are coalesced into one write after it (a
+   * release of many files saves its record for each of them). Do not mix with `save` for a record
+   * until these have resolved (both use the same temporary file).
+   */
+  saveAsync(record: SessionRecord): Promise<void> {
+    const id = record.id;
+    const write = async () => {
+      this.made ??= mkdir(this.dir, { recursive: true, mode: 0o700 }).then(
+        () => undefined,
+        (err: unknown) => {
+          this.made = undefined;
+          throw err;
+        },
+      );
+      await this.made;
+      const final = this.path(id);
+      const tmp = `${final}.${process.pid}.tmp`;
+      await writeFile(tmp, JSON.stringify(record, null, 2), { mode: 0o600 });
+      await rename(tmp, final);
+    };
+    const run = (slot: WriteSlot) =>
+      write().finally(() => {
+        if (slot.queued === undefined) this.writes.delete(id);
+      });
+    const slot = this.writes.get(id);
+    if (!slot) {
+      const fresh: WriteSlot = { running: Promise.resolve(), queued: undefined };
+      this.writes.set(id, fresh);
+      fresh.running = run(fresh);
+      return fresh.running;
+    }
+    // A write is running: one more after it (whatever its outcome) serializes the record as it is then.
+    slot.queued ??= slot.running
+      .catch(() => undefined)
+      .then(() => {
+        slot.queued = undefined;
+        slot.running = run(slot);
+        return slot.running;
+      });
+    return slot.queued;
   }
 
   remove(id: string): void {

@@ -33,7 +33,8 @@ export type UploadEvent =
   | { readonly type: 'file-skipped'; readonly filename: string; readonly size: number; readonly reason: string }
   | { readonly type: 'file-done'; readonly filename: string; readonly result: FileResult }
   | { readonly type: 'notice'; readonly message: string }
-  | { readonly type: 'extended'; readonly expiresAt: string }
+  /** The publishing session (or, with `filename`, that file's upload session) now expires at `expiresAt`. */
+  | { readonly type: 'extended'; readonly expiresAt: string; readonly filename?: string }
   | { readonly type: 'testing'; readonly stageUrl: string }
   | { readonly type: 'published'; readonly release: Release; readonly session: PublishingSession | undefined }
   | { readonly type: 'canceled'; readonly sessionUrl: string };
@@ -94,11 +95,23 @@ export interface UploadReleaseOptions {
   readonly userAgent?: string;
 }
 
-/** Keeps the session alive: extends it before `expires-at` while the upload goes on (PEP 694 "Session Management"). */
+/**
+ * Keeps the sessions alive while the upload goes on (PEP 694 "Session Expiration": clients monitor
+ * `expires-at` and extend before it when `links.extend` is there, or warn when it is not): the
+ * publishing session, and the file upload sessions whose bytes are in flight ("File Upload
+ * Session Extension"; a server caps a file's extension at its publishing session's `expires-at`,
+ * so the publishing session is extended first). Each is extended when fewer than `extendBefore`
+ * seconds are left, by `extendFor` seconds.
+ */
 class KeepAlive {
   private timer: NodeJS.Timeout | undefined;
-  private warned = false;
+  private readonly warned = new Set<string>();
+  /** What the server would not extend (publishing session or file URLs). */
+  private readonly refused = new Set<string>();
   private stopped = false;
+  private running: Promise<void> | undefined;
+  /** File upload sessions in flight, by their URL, with the file's name for messages. */
+  private readonly files = new Map<string, { filename: string; file: FileUploadSession }>();
 
   constructor(
     private session: PublishingSession,
@@ -114,33 +127,103 @@ class KeepAlive {
     this.schedule();
   }
 
+  /** Watches a file upload session while its bytes travel; `untrack` when they are in. */
+  track(url: string, filename: string, file: FileUploadSession): void {
+    this.files.set(url, { filename, file });
+    this.schedule();
+  }
+
+  untrack(url: string): void {
+    this.files.delete(url);
+  }
+
+  /** Seconds until the soonest `expires-at` among the publishing session and the tracked files. */
+  private soonest(): number {
+    let at = Date.parse(this.session['expires-at']);
+    for (const { file } of this.files.values()) at = Math.min(at, Date.parse(file['expires-at']));
+    return (at - Date.now()) / 1000;
+  }
+
   private schedule(): void {
     if (this.stopped) return;
-    const left = (Date.parse(this.session['expires-at']) - Date.now()) / 1000;
-    const wait = Math.max(1, Math.min(60, left - this.before));
+    clearTimeout(this.timer);
+    const wait = Math.max(1, Math.min(60, this.soonest() - this.before));
     this.timer = setTimeout(() => void this.check().finally(() => this.schedule()), wait * 1000);
     this.timer.unref();
   }
 
-  /** Extends when the session has less than `extendBefore` seconds left; warns once when the index does not extend. */
-  async check(): Promise<void> {
-    const left = (Date.parse(this.session['expires-at']) - Date.now()) / 1000;
-    if (!(left < this.before)) return;
-    if (!this.session.links.extend) {
-      if (!this.warned) {
-        this.warned = true;
+  /** Extends what has less than `extendBefore` seconds left (one check at a time); warns once for what cannot be extended. */
+  check(): Promise<void> {
+    this.running ??= this.extendDue().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  /**
+   * A server that does not grant an extension still answers with success and the unchanged
+   * `expires-at` (PEP 694 "Publishing Session Extension"): said once, and not asked again.
+   */
+  private refuse(key: string, message: string): void {
+    this.refused.add(key);
+    this.warnOnce(key, message);
+  }
+
+  private warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.opts.onEvent?.({ type: 'notice', message });
+  }
+
+  private async extendDue(): Promise<void> {
+    const left = (iso: string) => (Date.parse(iso) - Date.now()) / 1000;
+    const extendFor = this.opts.extendFor ?? 3600;
+    if (left(this.session['expires-at']) < this.before) {
+      if (this.refused.has(this.session.links.session)) {
+        // Asked once and not granted: not asked again every second until it expires.
+      } else if (!this.session.links.extend) {
+        this.warnOnce(
+          this.session.links.session,
+          `the session expires at ${this.session['expires-at']} and this index does not extend sessions: the upload may not finish in time`,
+        );
+      } else {
+        try {
+          const before = this.session['expires-at'];
+          this.session = await this.api.extend(this.session, extendFor);
+          if (Date.parse(this.session['expires-at']) > Date.parse(before)) {
+            this.opts.onEvent?.({ type: 'extended', expiresAt: this.session['expires-at'] });
+            // A file's extension may have been capped at the session's old expires-at: worth asking again.
+            for (const url of this.files.keys()) this.refused.delete(url);
+          } else this.refuse(this.session.links.session, `the index did not extend the session: it still expires at ${before}`);
+        } catch (err) {
+          this.opts.onEvent?.({ type: 'notice', message: `extending the session failed: ${(err as Error).message}` });
+        }
+      }
+    }
+    for (const [url, entry] of this.files) {
+      if (this.stopped || this.refused.has(url) || !(left(entry.file['expires-at']) < this.before)) continue;
+      if (!entry.file.links.extend) {
+        this.warnOnce(
+          url,
+          `the file upload session of ${entry.filename} expires at ${entry.file['expires-at']} and this index does not extend it: the transfer may not finish in time`,
+        );
+        continue;
+      }
+      try {
+        const file = await this.api.extendFile(entry.file, extendFor);
+        // Still in flight? (The transfer may have ended while the request was out.)
+        if (this.files.get(url) === entry) this.files.set(url, { filename: entry.filename, file });
+        if (Date.parse(file['expires-at']) > Date.parse(entry.file['expires-at']))
+          this.opts.onEvent?.({ type: 'extended', expiresAt: file['expires-at'], filename: entry.filename });
+        else
+          this.refuse(
+            url,
+            `the index did not extend the file upload session of ${entry.filename}: it still expires at ${entry.file['expires-at']}`,
+          );
+      } catch (err) {
         this.opts.onEvent?.({
           type: 'notice',
-          message: `the session expires at ${this.session['expires-at']} and this index does not extend sessions: the upload may not finish in time`,
+          message: `extending the file upload session of ${entry.filename} failed: ${(err as Error).message}`,
         });
       }
-      return;
-    }
-    try {
-      this.session = await this.api.extend(this.session, this.opts.extendFor ?? 3600);
-      this.opts.onEvent?.({ type: 'extended', expiresAt: this.session['expires-at'] });
-    } catch (err) {
-      this.opts.onEvent?.({ type: 'notice', message: `extending the session failed: ${(err as Error).message}` });
     }
   }
 
@@ -192,15 +275,18 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
 
   const { session: created, joined } = await api.createOrJoin(opts.root, release.name, release.version);
   let session = created;
-  const record: SessionRecord | undefined = state?.open({
-    root: opts.root,
-    name: release.name,
-    version: release.version,
-    sessionUrl: session.links.session,
-    ...(session.links.stage ? { stageUrl: session.links.stage } : {}),
-    ...(session['session-token'] ? { sessionToken: session['session-token'] } : {}),
-    status: session.status,
-  });
+  const record: SessionRecord | undefined = state?.open(
+    {
+      root: opts.root,
+      name: release.name,
+      version: release.version,
+      sessionUrl: session.links.session,
+      ...(session.links.stage ? { stageUrl: session.links.stage } : {}),
+      ...(session['session-token'] ? { sessionToken: session['session-token'] } : {}),
+      status: session.status,
+    },
+    !joined,
+  );
   emit({ type: 'session', release, joined, session, localId: record?.id });
   const notices: string[] = [...(session.notices ?? [])];
   for (const n of session.notices ?? []) emit({ type: 'notice', message: n });
@@ -214,11 +300,12 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
   const keepAlive = new KeepAlive(session, api, opts);
   keepAlive.start();
 
-  const saveFile = (filename: string, fs: FileState | undefined) => {
+  /** Records a file's state (or its removal); resolves once it is on disk. Writes of several files at once are coalesced. */
+  const saveFile = async (filename: string, fs: FileState | undefined): Promise<void> => {
     if (!record || !state) return;
     if (fs) record.files[filename] = fs;
     else delete record.files[filename];
-    state.save(record);
+    await state.saveAsync(record);
   };
 
   /** Waits out a file's deferred completion (`processing`), honouring Retry-After. */
@@ -269,7 +356,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
       if (!resume) {
         // A different file by the same name, a failed upload, or one that cannot be resumed: start over (PEP 694 "Replacing a Partially or Fully Uploaded File").
         await api.deleteFile(onServer.link, dist.filename);
-        saveFile(dist.filename, undefined);
+        await saveFile(dist.filename, undefined);
       }
     }
 
@@ -295,7 +382,8 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
       if (!createdFile) throw lastErr;
       file = createdFile.file;
       fileUrl = createdFile.url;
-      saveFile(dist.filename, { fileSessionUrl: fileUrl, sha256, size: dist.size, mechanism: file.mechanism.identifier });
+      // On disk before any byte is sent: a re-run after a kill must know this pending file is its own.
+      await saveFile(dist.filename, { fileSessionUrl: fileUrl, sha256, size: dist.size, mechanism: file.mechanism.identifier });
     }
 
     const identifier = file.mechanism.identifier;
@@ -310,6 +398,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
       });
     }
     emit({ type: 'file-start', filename: dist.filename, size: dist.size, mechanism: identifier, resuming: resume !== undefined });
+    keepAlive.track(fileUrl, dist.filename, file);
     let result;
     try {
       result = await half.upload({
@@ -322,7 +411,10 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
         ...(record?.files[dist.filename]?.resumeState !== undefined ? { resumeState: record.files[dist.filename]!.resumeState } : {}),
         saveResumeState: (resumeState) => {
           const fs = record?.files[dist.filename];
-          if (fs) saveFile(dist.filename, { ...fs, resumeState });
+          if (fs)
+            saveFile(dist.filename, { ...fs, resumeState }).catch((err: unknown) =>
+              emit({ type: 'notice', message: `saving the resume state of ${dist.filename} failed: ${(err as Error).message}` }),
+            );
         },
         onProgress: (sent, total) => emit({ type: 'progress', filename: dist.filename, sent, total }),
         ...(signal ? { signal } : {}),
@@ -333,9 +425,11 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
       // Failed: cancel it before anyone retries (PEP 694 "Error Handling": "File upload failures").
       if (!signal?.aborted && !half.resumable) {
         await api.deleteFile(fileUrl, dist.filename).catch(() => undefined);
-        saveFile(dist.filename, undefined);
+        await saveFile(dist.filename, undefined).catch(() => undefined);
       }
       throw err;
+    } finally {
+      keepAlive.untrack(fileUrl);
     }
     const completion = await api.completeFile(file, dist.filename);
     let final = completion.body;
@@ -362,7 +456,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
     const files = await inParallel(release.dists, opts.parallel ?? 4, uploadOne);
     if (record && state) {
       record.status = 'open';
-      state.save(record);
+      await state.saveAsync(record);
     }
     const base = {
       name: release.name,
@@ -383,7 +477,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
     const published = await publish(api, session, signal);
     if (record && state) {
       record.status = published.status;
-      state.save(record);
+      await state.saveAsync(record);
     }
     emit({ type: 'published', release, session: published.session });
     return { ...base, status: published.status };
@@ -398,7 +492,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
         await api.cancel(session.links.session);
         if (record && state) {
           record.status = 'canceled';
-          state.save(record);
+          await state.saveAsync(record);
         }
         emit({ type: 'canceled', sessionUrl: session.links.session });
       } catch (cancelErr) {

@@ -17,11 +17,10 @@
  * });
  * ```
  */
-import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import {
   bufferSlices,
-  FILE_IO_CHUNK,
+  FileSource,
   HttpAnswerError,
   measureUploadBody,
   problemOf,
@@ -158,8 +157,7 @@ async function openSource(body: UploadBody, size: number | undefined): Promise<S
       return {
         total,
         seekable: true,
-        range: async (start, end) =>
-          end > start ? createReadStream(measured.path, { start, end: end - 1, highWaterMark: FILE_IO_CHUNK }) : Readable.from([]),
+        range: async (start, end) => (end > start ? new FileSource(measured.path, start, end) : Readable.from([])),
         close() {},
       };
     case 'buffer':

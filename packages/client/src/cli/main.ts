@@ -3,12 +3,15 @@
  * The `pep694` command. Ctrl+C aborts the run (the upload cancels its session unless it was
  * started with --stage: PEP 694 "Graceful cancellation"); a second Ctrl+C quits at once.
  */
+import { setMaxListeners } from 'node:events';
 import { run } from './program.js';
 
 // `pnpm pep694 …` runs in the repository root; paths on its command line are the caller's.
 if (process.env['npm_lifecycle_event'] === 'pep694' && process.env['INIT_CWD']) process.chdir(process.env['INIT_CWD']);
 
 const controller = new AbortController();
+// Every request in flight listens to it (with --parallel 21, more than node's default of 10 listeners warns about).
+setMaxListeners(0, controller.signal);
 let interrupts = 0;
 process.on('SIGINT', () => {
   interrupts++;

@@ -67,7 +67,6 @@ function exitCodeOf(err: unknown, signal: AbortSignal): number {
   const code = (err as { cause?: { code?: unknown }; code?: unknown })?.cause?.code ?? (err as { code?: unknown })?.code;
   if (typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EPIPE|UND_ERR_.*)$/.test(code))
     return EXIT.network;
-  if (err instanceof TypeError && err.message === 'fetch failed') return EXIT.network;
   return EXIT.failure;
 }
 

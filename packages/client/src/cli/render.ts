@@ -48,7 +48,7 @@ function describe(e: FlowEvent): string | undefined {
     case 'notice':
       return `notice: ${e.message}`;
     case 'extended':
-      return `session extended to ${e.expiresAt}`;
+      return e.filename ? `${e.filename}: file upload session extended to ${e.expiresAt}` : `session extended to ${e.expiresAt}`;
     case 'testing':
       return `Installing from the stage to test: ${e.stageUrl}`;
     case 'test-output':

@@ -4,8 +4,8 @@
  * that arrives while the body is still being sent (a 413 or a 401, say) stops the sending and is
  * what the request reports.
  */
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { createReadStream, type ReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { basename } from 'node:path';
@@ -25,6 +25,52 @@ export function bufferSlices(buf: Buffer): Readable {
     for (let at = 0; at < buf.length; at += SLICE) yield buf.subarray(at, Math.min(at + SLICE, buf.length));
   }
   return Readable.from(slices(), { objectMode: false });
+}
+
+/**
+ * Bytes `start` to `end` (exclusive) of a file, as a stream. Read as any Readable (piped, or with
+ * 'data'), it is an fs read stream of 1 MiB reads. `sendRequest` does not read it that way: it
+ * reads the file itself into two buffers it reuses, writing one to the connection while it reads
+ * into the other. A read stream allocates a new buffer for each read, and on Linux a fresh 1 MiB
+ * buffer is fresh pages: the kernel zeroes and maps 256 of them per MiB (and unmaps them when the
+ * collector frees the buffer). That was most of an upload's client CPU: 256 MiB sent by a read
+ * stream piped to the request took 0.47–0.62 s of CPU (0.26–0.46 s system), by the two reused
+ * buffers 0.21–0.24 s (0.11–0.12 s system), curl -T 0.17–0.25 s.
+ */
+export class FileSource extends Readable {
+  private inner: ReadStream | undefined;
+
+  constructor(
+    readonly path: string,
+    readonly start: number,
+    /** Exclusive. */
+    readonly end: number,
+  ) {
+    super({ highWaterMark: FILE_IO_CHUNK });
+  }
+
+  override _read(): void {
+    if (this.end <= this.start) {
+      this.push(null);
+      return;
+    }
+    if (this.inner) {
+      this.inner.resume();
+      return;
+    }
+    const inner = createReadStream(this.path, { start: this.start, end: this.end - 1, highWaterMark: FILE_IO_CHUNK });
+    this.inner = inner;
+    inner.on('data', (chunk) => {
+      if (!this.push(chunk)) inner.pause();
+    });
+    inner.once('end', () => this.push(null));
+    inner.once('error', (err) => this.destroy(err));
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    this.inner?.destroy();
+    callback(err);
+  }
 }
 
 /** What a client half takes as the file: its bytes, a path to it, or a stream of it (then `size` is required). */
@@ -91,9 +137,9 @@ export async function openUploadBody(body: UploadBody, size: number | undefined)
   const measured = await measureUploadBody(body, size);
   switch (measured.kind) {
     case 'path':
-      // Large reads: each one is a thread-pool round trip (see FILE_IO_CHUNK).
+      // Large reads: each one is a thread-pool round trip (see FILE_IO_CHUNK); sendRequest reuses its buffers (FileSource).
       return {
-        source: createReadStream(measured.path, { highWaterMark: FILE_IO_CHUNK }),
+        source: new FileSource(measured.path, 0, measured.total),
         total: measured.total,
         name: basename(measured.path),
       };
@@ -242,6 +288,22 @@ export function sendRequest(opts: SendRequestOptions): Promise<HttpAnswer> {
       return;
     }
     const { source, size } = body;
+    if (source instanceof FileSource) {
+      if (body.head?.length) req.write(body.head);
+      sendFile(source, size, req, {
+        stopped: () => settled || responded,
+        onProgress: body.onProgress,
+        onError: (err) => {
+          // After an early answer, a write that fails because the server closed counts for nothing: the answer does.
+          if (!responded) done(reason(err));
+        },
+        onEnd: () => {
+          if (body.tail?.length) req.end(body.tail);
+          else req.end();
+        },
+      });
+      return;
+    }
     let sent = 0;
     source.on('data', (chunk: Buffer) => {
       sent += chunk.length;
@@ -263,5 +325,70 @@ export function sendRequest(opts: SendRequestOptions): Promise<HttpAnswer> {
     source.once('error', (err) => done(err));
     if (body.head?.length) req.write(body.head);
     source.pipe(req, { end: false });
+  });
+}
+
+/**
+ * Spare 1 MiB buffers, kept between requests (at most 8: 4 parallel uploads of two each), so that
+ * a release of many small files does not pay fresh pages for every file either.
+ */
+const spareChunks: Buffer[] = [];
+const takeChunk = () => spareChunks.pop() ?? Buffer.allocUnsafeSlow(FILE_IO_CHUNK);
+const giveBack = (bufs: readonly (Buffer | undefined)[]) => {
+  for (const b of bufs) if (b && spareChunks.length < 8) spareChunks.push(b);
+};
+
+/**
+ * Writes `size` bytes of `file` to `req` from two reused buffers: while one is being written, the
+ * next read fills the other (see FileSource for why). One write in flight at a time; a buffer is
+ * read into again only after its write's callback, when the connection no longer holds it.
+ */
+function sendFile(
+  file: FileSource,
+  size: number,
+  req: http.ClientRequest,
+  on: {
+    stopped: () => boolean;
+    onProgress: ((sent: number, size: number) => void) | undefined;
+    onError: (err: unknown) => void;
+    onEnd: () => void;
+  },
+): void {
+  const run = async () => {
+    const length = file.end - file.start;
+    if (length !== size) throw new RangeError(`the file has ${length} bytes in the range given, not the ${size} given as size`);
+    const fh = await open(file.path, 'r');
+    try {
+      const buffers: [Buffer, Buffer | undefined] = [takeChunk(), undefined];
+      let written: Promise<void> = Promise.resolve();
+      let sent = 0;
+      let i = 0;
+      while (sent < size) {
+        const buf = (buffers[i] ??= takeChunk());
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - sent), file.start + sent);
+        await written;
+        if (on.stopped()) {
+          giveBack(buffers);
+          return;
+        }
+        if (bytesRead === 0) throw new RangeError(`the file ended after ${sent} bytes, not the ${size} given as size`);
+        sent += bytesRead;
+        const chunk = buf.subarray(0, bytesRead);
+        written = new Promise<void>((resolve, reject) => req.write(chunk, (err) => (err ? reject(err) : resolve())));
+        // Handled now (it is awaited after the next read): a failed write must not count as an unhandled rejection meanwhile.
+        written.catch(() => undefined);
+        on.onProgress?.(sent, size);
+        i ^= 1;
+      }
+      await written;
+      // Every write has called back: nothing holds the buffers any more. (After a failure one may still be in flight: dropped.)
+      giveBack(buffers);
+    } finally {
+      await fh.close();
+    }
+    if (!on.stopped()) on.onEnd();
+  };
+  run().catch((err: unknown) => {
+    if (!on.stopped()) on.onError(err);
   });
 }
