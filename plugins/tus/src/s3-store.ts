@@ -118,7 +118,7 @@ export class HashingS3Store extends S3Store implements TusStore {
   async readFinished(id: string): Promise<Readable> {
     const key = this.key(id);
     await this.finishIfOpen(key);
-    return (await super.read(key));
+    return await super.read(key);
   }
 
   /**
