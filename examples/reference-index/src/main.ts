@@ -15,7 +15,9 @@
  * PEP694_DATABASE_URL (postgres://…: sessions in PostgreSQL, shared by any number of nodes; unset:
  * SQLite in the data directory) and PEP694_DATABASE_POOL_SIZE; for one node of several
  * (docs/scaling.md), PEP694_NODE_ID, PEP694_REAPER_INTERVAL, PEP694_WORK_LEASE_TTL and
- * PEP694_DEFER_VERIFICATION_ABOVE.
+ * PEP694_DEFER_VERIFICATION_ABOVE. With both PEP694_DATABASE_URL and an s3:// PEP694_BLOBS, tus
+ * uploads in progress live in the bucket and their locks in PostgreSQL, so any node continues them
+ * (tus-shared.ts).
  */
 import 'reflect-metadata';
 import { resolve } from 'node:path';
@@ -25,6 +27,7 @@ import { attestationVerifierFromEnv } from './attestations.js';
 import { blobsFromEnv } from './blobs.js';
 import { loadMechanisms } from './mechanisms.js';
 import { describeStore, positiveIntEnv, sessionStoreFromEnv } from './session-store.js';
+import { sharedTusFromEnv } from './tus-shared.js';
 
 /** Per-principal limits the operator may set (see the server README's configuration table). */
 function limitsFromEnv() {
@@ -92,7 +95,8 @@ async function main(): Promise<void> {
         ...(process.env.PEP694_METRICS_TOKEN ? { token: process.env.PEP694_METRICS_TOKEN } : {}),
       },
     },
-    mechanisms: await loadMechanisms(process.env.PEP694_CONFIG),
+    // With PEP694_DATABASE_URL and an s3:// PEP694_BLOBS, tus uploads continue on any node (tus-shared.ts).
+    mechanisms: await loadMechanisms(process.env.PEP694_CONFIG, sharedTusFromEnv()),
     // Wheels and sdists must be readable archives whose metadata names the session's release
     // (PEP694_VALIDATE_ARTIFACTS=0 turns this off, e.g. for tests that upload placeholder bytes).
     validators: process.env.PEP694_VALIDATE_ARTIFACTS === '0' ? [] : [createDistributionValidator()],

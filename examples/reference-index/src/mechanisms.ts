@@ -21,17 +21,25 @@ import type { MechanismPlugin } from '@pep694/core';
 import type { MechanismRegistration } from '@pep694/server';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
-import tus from '@pep694/mechanism-tus';
+import tus, { PLUGIN_NAME as TUS_PLUGIN, type TusOptionsInput } from '@pep694/mechanism-tus';
 import resumable from '@pep694/mechanism-resumable';
 
-/** `dataDir` holds the tus and resumable uploads in progress (`<dataDir>/tus`, `<dataDir>/resumable`, beside the blob store); default `PEP694_DATA` or `./data`, as main.ts. */
-export function defaultMechanisms(dataDir = resolve(process.env.PEP694_DATA ?? 'data')): MechanismRegistration[] {
+/**
+ * `dataDir` holds the tus and resumable uploads in progress (`<dataDir>/tus`, `<dataDir>/resumable`,
+ * beside the blob store); default `PEP694_DATA` or `./data`, as main.ts. `sharedTus` (see
+ * tus-shared.ts): tus uploads in a bucket with a lock in PostgreSQL, for several nodes.
+ */
+export function defaultMechanisms(
+  dataDir = resolve(process.env.PEP694_DATA ?? 'data'),
+  sharedTus?: Pick<TusOptionsInput, 's3' | 'locker'>,
+): MechanismRegistration[] {
   return [
     { plugin: httpPostBytes, options: {} },
     // vnd-pep694-multipart: HTML forms, FormData and curl -F.
     { plugin: multipart, options: { operator: 'pep694' } },
     // vnd-pep694-tus: resumable uploads (tus 1.0) for large files.
-    { plugin: tus, options: { operator: 'pep694', directory: join(dataDir, 'tus') } },
+    // With shared storage (several nodes), the uploads in the bucket and the lock in PostgreSQL.
+    { plugin: tus, options: { operator: 'pep694', ...(sharedTus ?? { directory: join(dataDir, 'tus') }) } },
     // vnd-pep694-resumable-i6 and -i8: the IETF "Resumable Uploads for HTTP" draft (interop
     // versions 6 and 8), a future standard, after the stable mechanisms.
     { plugin: resumable, options: { operator: 'pep694', directory: join(dataDir, 'resumable') } },
@@ -67,8 +75,15 @@ export function pluginUrl(plugin: string, configFile: string): string {
   }
 }
 
-export async function loadMechanisms(configPath: string | undefined): Promise<MechanismRegistration[]> {
-  if (!configPath) return defaultMechanisms();
+/**
+ * The mechanisms `configPath` names (default: `defaultMechanisms`). `sharedTus` goes into the
+ * options of a tus entry that names neither `directory` nor `s3` (a JSON file cannot carry a locker).
+ */
+export async function loadMechanisms(
+  configPath: string | undefined,
+  sharedTus?: Pick<TusOptionsInput, 's3' | 'locker'>,
+): Promise<MechanismRegistration[]> {
+  if (!configPath) return defaultMechanisms(undefined, sharedTus);
   const parsed = ConfigSchema.safeParse(JSON.parse(readFileSync(configPath, 'utf8')));
   if (!parsed.success) throw new Error(`${configPath}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const registrations: MechanismRegistration[] = [];
@@ -76,7 +91,9 @@ export async function loadMechanisms(configPath: string | undefined): Promise<Me
     const mod = (await import(pluginUrl(entry.plugin, configPath))) as { default?: MechanismPlugin<unknown> };
     if (!mod.default || typeof mod.default.register !== 'function')
       throw new Error(`${entry.plugin} has no default-exported mechanism plugin`);
-    registrations.push({ plugin: mod.default, options: entry.options });
+    const options = entry.options as Record<string, unknown> | undefined;
+    const fill = sharedTus && mod.default.name === TUS_PLUGIN && options?.['directory'] === undefined && options?.['s3'] === undefined;
+    registrations.push({ plugin: mod.default, options: fill ? { ...sharedTus, ...options } : entry.options });
   }
   return registrations;
 }

@@ -189,6 +189,20 @@ describe('S3BlobStore sweepTemp', () => {
   });
 });
 
+describe('S3BlobStore lastModified', () => {
+  it("is the key's pointer time: set on commit, set again by a move, undefined without a blob", async () => {
+    const before = Date.now() - 2000; // s3rver keeps whole seconds
+    await put('staging/lm', Buffer.from('x'));
+    const committed = await store.lastModified('staging/lm');
+    expect(committed!.getTime()).toBeGreaterThanOrEqual(before);
+    expect(committed!.getTime()).toBeLessThanOrEqual(Date.now() + 1000);
+    await store.move('staging/lm', 'files/lm');
+    expect(await store.lastModified('staging/lm')).toBeUndefined();
+    expect((await store.lastModified('files/lm'))!.getTime()).toBeGreaterThanOrEqual(committed!.getTime());
+    expect(await store.lastModified('files/none')).toBeUndefined();
+  });
+});
+
 describe('S3BlobStore downloadUrl', () => {
   it('presigns a GET of the bytes that serves them without credentials, ranges included', async () => {
     const data = randomBytes(10_000);

@@ -21,6 +21,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
+  HeadObjectCommand,
   ListMultipartUploadsCommand,
   paginateListObjectsV2,
   PutObjectCommand,
@@ -163,6 +164,17 @@ export class S3BlobStore implements BlobStore {
 
   async size(key: string): Promise<number | undefined> {
     return (await this.#pointer(this.layout.pointer(key)))?.size;
+  }
+
+  /** When the key's pointer was written (a commit or a move): the pointer object's Last-Modified. */
+  async lastModified(key: string): Promise<Date | undefined> {
+    try {
+      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.layout.pointer(key) }));
+      return head.LastModified;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 
   /** Rewrites pointers, whatever the blob's size: no byte of the blob is read, copied or written. */

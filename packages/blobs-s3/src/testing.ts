@@ -3,9 +3,9 @@
  * S3-compatible server the tests run against. A fresh bucket per test comes from `bucket()`;
  * `blobsUrl()` spells one as the `s3://` URL of `PEP694_BLOBS`.
  *
- * s3rver 3.7 lacks two calls the store uses: ListMultipartUploads (GET ?uploads answers
- * NotImplemented) and AbortMultipartUpload (DELETE ?uploadId answers MethodNotAllowed). A small
- * Koa middleware adds both over s3rver's own upload directory (`<bucket>/._S3rver_uploads/<id>/`,
+ * s3rver 3.7 lacks three calls the stores use: ListMultipartUploads (GET ?uploads answers
+ * NotImplemented), AbortMultipartUpload (DELETE ?uploadId answers MethodNotAllowed), and ListParts
+ * (GET ?uploadId, which `@tus/s3-store` reads offsets from). A small Koa middleware adds them over s3rver's own upload directory (`<bucket>/._S3rver_uploads/<id>/`,
  * which holds the object key in `key` and one file per part), so the sweeps and aborts run over
  * real HTTP against real upload state. The middleware also records every request, for tests that
  * count what an operation sends and receives.
@@ -89,6 +89,38 @@ export async function startS3rver(): Promise<TestS3> {
       return;
     }
     const uploadId = ctx.query['uploadId'];
+    if (bucket && key && ctx.method === 'GET' && typeof uploadId === 'string' && !('partNumber' in ctx.query)) {
+      // ListParts (@tus/s3-store reads an upload's offset from it): the parts s3rver finished,
+      // i.e. those whose `.md5` it wrote after the part's bytes.
+      const dir = join(uploadsDir(bucket), uploadId.replace(/[^0-9a-f]/g, ''));
+      const stored = await readFile(join(dir, 'key'), 'utf8').catch(() => undefined);
+      if (stored !== key) {
+        ctx.status = 404;
+        ctx.body = { Error: { Code: 'NoSuchUpload', Message: 'The specified upload does not exist.', UploadId: uploadId } };
+        return;
+      }
+      const parts = [];
+      for (const name of await readdir(dir)) {
+        const m = /^([0-9]+)\.md5$/.exec(name);
+        if (!m) continue;
+        const md5 = await readFile(join(dir, name), 'utf8');
+        const { size, mtime } = await stat(join(dir, m[1]!));
+        parts.push({ PartNumber: Number(m[1]), LastModified: mtime.toISOString(), ETag: JSON.stringify(md5), Size: size });
+      }
+      parts.sort((a, b) => a.PartNumber - b.PartNumber);
+      ctx.body = {
+        ListPartsResult: {
+          '@': { xmlns: 'http://s3.amazonaws.com/doc/2006-03-01/' },
+          Bucket: bucket,
+          Key: key,
+          UploadId: uploadId,
+          MaxParts: 10000,
+          IsTruncated: false,
+          Part: parts,
+        },
+      };
+      return;
+    }
     if (bucket && key && ctx.method === 'DELETE' && typeof uploadId === 'string') {
       const dir = join(uploadsDir(bucket), uploadId.replace(/[^0-9a-f]/g, ''));
       const stored = await readFile(join(dir, 'key'), 'utf8').catch(() => undefined);

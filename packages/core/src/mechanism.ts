@@ -259,8 +259,11 @@ export interface UploadMechanism {
    * how many it deleted. The host's reaper calls it with its blob sweep; `keep` is true for files
    * still pending (or being created), so what is deleted was left by a crash between a cancel or
    * delete and its purge, or between preparing a transfer and storing the file upload session.
+   * Pass `createdAt`, when the state was created, where it is known: on storage several nodes
+   * share, `keep` then also spares young state no record names yet (another node's file upload
+   * session being created); without it such state is taken as orphaned.
    */
-  sweep?(keep: (fileId: string) => Promise<boolean>): Promise<number>;
+  sweep?(keep: (fileId: string, createdAt?: Date) => Promise<boolean>): Promise<number>;
   /** The routes clients call to execute this mechanism (rules 1 to 4); mounted by the host at `ctx.baseUrl`. */
   routes?(): HttpHandler;
   /** Releases resources when the host closes (symmetric with registration). */

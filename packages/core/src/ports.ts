@@ -598,6 +598,13 @@ export interface BlobStore {
    */
   sweepTemp?(olderThanMs: number): Promise<number>;
   /**
+   * Optional: when the blob under `key` was committed (or moved there), as the backend records it;
+   * undefined when there is none. The reaper spares a key that no record names while it is young:
+   * on a store several nodes share, it may be another node's upload about to be recorded. A store
+   * without it has its unnamed keys deleted at once (right for one process, not for several).
+   */
+  lastModified?(key: string): Promise<Date | undefined>;
+  /**
    * Optional, for readiness probes: resolves when blobs can be read and written now (the
    * directory or bucket is there and accessible), rejects when they cannot. Cheap, writes nothing
    * durable. A store without it is taken as reachable.

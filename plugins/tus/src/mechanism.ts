@@ -12,7 +12,6 @@
  *   size, and hands the file to the host's blob store under `ctx.stagingKey` (handover.ts).
  * - `sweep` removes the uploads of file upload sessions the host does not keep.
  */
-import { readdir } from 'node:fs/promises';
 import {
   negotiateMaxFileSize,
   vendorIdentifier,
@@ -75,7 +74,7 @@ export class TusMechanism implements UploadMechanism {
   async instructions(ctx: FileUploadContext): Promise<TusInstructions> {
     const { store } = await this.runtime.get();
     const id = ctx.file.id;
-    store.path(id); // refuses an id that cannot name a file here
+    store.checkId(id); // refuses an id that cannot name an upload here
     await store.create(
       new Upload({
         id,
@@ -155,20 +154,16 @@ export class TusMechanism implements UploadMechanism {
   }
 
   /**
-   * Deletes the tus uploads (data and info files) of file upload sessions the host does not keep:
-   * what a crash left between a cancel and its purge, or before the session's row was stored.
+   * Deletes the tus uploads of file upload sessions the host does not keep: what a crash left
+   * between a cancel and its purge, or before the session's row was stored. Each upload's creation
+   * time goes to `keep`, so that a host whose nodes share the uploads can spare one that another
+   * node created and is about to record.
    */
-  async sweep(keep: (fileId: string) => Promise<boolean>): Promise<number> {
+  async sweep(keep: (fileId: string, createdAt?: Date) => Promise<boolean>): Promise<number> {
     const { store } = await this.runtime.get();
-    const ids = new Set((await readdir(this.options.directory)).map((name) => name.replace(/\.json$/, '')));
     let removed = 0;
-    for (const id of ids) {
-      try {
-        store.path(id); // not an upload id: not ours
-      } catch {
-        continue;
-      }
-      if (await keep(id)) continue;
+    for await (const { id, createdAt } of store.uploads()) {
+      if (await keep(id, createdAt)) continue;
       try {
         await this.runtime.withLock(id, () => store.purge(id));
         removed++;

@@ -7,12 +7,14 @@
 import { mkdir } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { ProblemError } from '@pep694/core';
-import { MemoryLocker, Server } from '@tus/server';
+import { MemoryLocker, Server, type Locker } from '@tus/server';
 import type { TusOptions } from './options.js';
+import { HashingS3Store } from './s3-store.js';
 import { HashingFileStore } from './store.js';
+import type { TusStore } from './tus-store.js';
 
 export interface TusServer {
-  readonly store: HashingFileStore;
+  readonly store: TusStore;
   readonly server: Server;
 }
 
@@ -21,7 +23,7 @@ const nodeRequestOf = (req: { runtime?: { node?: { req: unknown } } }): Incoming
   req.runtime?.node?.req as IncomingMessage | undefined;
 
 export class TusRuntime {
-  private readonly locker = new MemoryLocker();
+  private readonly locker: Locker;
   private serverP: Promise<TusServer> | undefined;
   /** The upload id each request was authorized for: @tus/server reads it from here, not from the URL again. */
   private readonly authorizedIds = new WeakMap<IncomingMessage, string>();
@@ -30,14 +32,31 @@ export class TusRuntime {
   /** PATCH requests running per upload, to report `active` and to stop them. */
   private readonly patches = new Map<string, Set<IncomingMessage>>();
 
-  constructor(private readonly options: Pick<TusOptions, 'directory' | 'maxChunkSize' | 'lockDrainTimeout'>) {}
+  constructor(private readonly options: Pick<TusOptions, 'directory' | 's3' | 'locker' | 'maxChunkSize' | 'lockDrainTimeout'>) {
+    this.locker = options.locker ?? new MemoryLocker();
+  }
+
+  /** The data store the options name: a bucket (`s3`) or a directory. */
+  private async openStore(): Promise<TusStore> {
+    const { s3, directory, maxChunkSize } = this.options;
+    if (s3) {
+      return new HashingS3Store({
+        s3ClientConfig: { ...s3.client, bucket: s3.bucket },
+        prefix: s3.prefix,
+        partSize: s3.partSize,
+        maxChunkSize,
+      });
+    }
+    if (directory === undefined) throw new Error('the tus mechanism needs a directory or s3');
+    // Created here so a bad directory rejects; FileStore's own mkdir would throw from a callback.
+    await mkdir(directory, { recursive: true });
+    return new HashingFileStore({ directory, maxChunkSize });
+  }
 
   /** The file store and @tus/server; a failure (a bad directory) rejects, and the next call tries again. */
   get(): Promise<TusServer> {
     this.serverP ??= (async () => {
-      // Created here so a bad directory rejects; FileStore's own mkdir would throw from a callback.
-      await mkdir(this.options.directory, { recursive: true });
-      const store = new HashingFileStore({ directory: this.options.directory, maxChunkSize: this.options.maxChunkSize });
+      const store = await this.openStore();
       const server = new Server({
         path: '/files',
         datastore: store,
@@ -110,7 +129,8 @@ export class TusRuntime {
     const lock = this.locker.newLock(id);
     const stop = new AbortController();
     try {
-      await lock.lock(stop.signal, async () => {});
+      // Nothing asks this holder to let go: what runs under it is short (completion, cancel, sweep).
+      await lock.lock(stop.signal, () => {});
     } catch {
       throw new ProblemError('unavailable', 'The upload is busy with another request; try again shortly.');
     }

@@ -82,23 +82,39 @@ async function expireFiles(ctx: ServiceContext, now: Date): Promise<void> {
 
 /** Deletes blobs, mechanism transfer state and staging temp files that no live record refers to. */
 async function sweepOrphans(ctx: ServiceContext): Promise<number> {
-  const { store, blobs, config } = ctx;
-  const inFlight = async (fileId: string) => {
-    const status = (await store.getFile(fileId))?.status;
-    return status !== undefined && IN_FLIGHT_FILE_STATES.includes(status);
+  const { store, blobs, config, clock } = ctx;
+  // Live stagings and creates are younger than the longest request; twice that, at least two hours.
+  const tempAge = Math.max(config.limits.requestTimeout, 3_600_000) * 2;
+  const now = clock.now().getTime();
+  /**
+   * Whether a record claims file `fileId`'s bytes or transfer state: its file upload session is in
+   * flight, or there is no record yet and the state is younger than `tempAge`. The second case is a
+   * create in flight: bytes a legacy upload staged and is about to record, or a transfer a
+   * mechanism prepared before the row is stored. `ctx.creating` knows those of this process only;
+   * with a store several nodes share (one that offers leases), another node's look exactly like a
+   * crash's leftovers but for their age, so they are deleted only once old enough. With a store of
+   * one process (SQLite), `ctx.creating` knows every create in flight, and a leftover goes at once.
+   */
+  const claimed = async (fileId: string, createdAt: () => Promise<Date | undefined>) => {
+    if (ctx.creating.has(fileId)) return true;
+    const file = await store.getFile(fileId);
+    if (file) return IN_FLIGHT_FILE_STATES.includes(file.status);
+    if (!ctx.leases.shared) return false;
+    const at = await createdAt();
+    return at !== undefined && now - at.getTime() < tempAge;
   };
   let orphans = 0;
   for (const prefix of ['staging/', 'files/']) {
     for await (const key of blobs.list(prefix)) {
       const id = key.slice(prefix.length);
-      // `creating`: bytes a legacy upload staged (or moved) and is about to record.
-      if (ctx.creating.has(id) || (await inFlight(id)) || (await store.isBlobReferenced(key))) continue;
+      if (await store.isBlobReferenced(key)) continue;
+      if (await claimed(id, async () => blobs.lastModified?.(key))) continue;
       await blobs.delete(key);
       orphans += 1;
     }
   }
-  // Transfer state mechanisms keep outside the blob store (e.g. tus uploads on disk).
-  const keep = async (fileId: string) => ctx.creating.has(fileId) || (await inFlight(fileId));
+  // Transfer state mechanisms keep outside the blob store (e.g. tus uploads on disk or in a bucket).
+  const keep = (fileId: string, createdAt?: Date) => claimed(fileId, async () => createdAt);
   for (const m of ctx.mechanisms) {
     try {
       orphans += (await m.sweep?.(keep)) ?? 0;
@@ -107,7 +123,6 @@ async function sweepOrphans(ctx: ServiceContext): Promise<number> {
     }
   }
   // Temp files of stagings a crash interrupted; live ones are younger than the longest request.
-  const tempAge = Math.max(config.limits.requestTimeout, 3_600_000) * 2;
   orphans += (await blobs.sweepTemp?.(tempAge)) ?? 0;
   return orphans;
 }

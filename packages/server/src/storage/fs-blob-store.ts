@@ -227,6 +227,17 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /** The blob file's mtime: when it was written (a move renames it and keeps the time). */
+  async lastModified(key: string): Promise<Date | undefined> {
+    try {
+      const st = await stat(this.#path(key));
+      return st.isFile() ? st.mtime : undefined;
+    } catch (err) {
+      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return undefined;
+      throw err;
+    }
+  }
+
   /** Takes over a local file as `key` by renaming it (no copy); false across filesystems. */
   async adoptFile(key: string, path: string): Promise<boolean> {
     const dst = this.#path(key);

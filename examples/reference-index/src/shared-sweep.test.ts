@@ -1,0 +1,80 @@
+/**
+ * Two nodes sharing one PostgreSQL store and one bucket (issue #17): node A has staged a file's
+ * bytes and is about to record them (a legacy upload between its staging commit and its publish,
+ * a window that only A's own `creating` set knows about), when node B's reaper sweeps the bucket.
+ * B must not delete them: with a store several nodes share, a key no record names is spared while
+ * younger than the reaper's threshold (twice the longest request, at least two hours), and
+ * deleted once older, as a crash's leftover. Real PostgreSQL, real s3rver.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readdir, stat, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { S3BlobStore, type S3BlobStoreOptions } from '@pep694/blobs-s3';
+import { startS3rver, type TestS3 } from '@pep694/blobs-s3/testing';
+import { createServer, type Pep694Server } from '@pep694/server';
+import { openTestStore, type TestStore } from '@pep694/store-postgres/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+let s3: TestS3;
+let db: TestStore;
+let options: S3BlobStoreOptions;
+const stores: S3BlobStore[] = [];
+let nodeB: Pep694Server;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  process.env.PEP694_LOG_LEVEL ??= 'silent';
+  s3 = await startS3rver();
+  db = await openTestStore();
+  options = await s3.bucket('idx/');
+  const blobs = await S3BlobStore.open(options);
+  stores.push(blobs);
+  const dataDir = mkdtempSync(join(tmpdir(), 'pep694-shared-sweep-'));
+  dirs.push(dataDir);
+  nodeB = await createServer({
+    config: { dataDir, reaperInterval: 0 },
+    store: await db.connect(),
+    blobs,
+  });
+});
+afterAll(async () => {
+  await nodeB?.close();
+  for (const s of stores) s.close();
+  await db?.dispose();
+  await s3?.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** Sets every file's mtime in s3rver's bucket directory `hours` back (s3rver reports them as LastModified). */
+async function age(dir: string, hours: number): Promise<void> {
+  const then = new Date(Date.now() - hours * 3_600_000);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await age(path, hours);
+    else if ((await stat(path)).isFile()) await utimes(path, then, then);
+  }
+}
+
+describe("a sweep on one node and another node's create in flight (shared PostgreSQL and bucket)", () => {
+  it("spares the staged bytes another node is about to record, and deletes them once they are a crash's leftovers", async () => {
+    const nodeA = await S3BlobStore.open(options);
+    stores.push(nodeA);
+    const key = `staging/${randomBytes(16).toString('base64url')}`;
+    const staging = await nodeA.stage(key);
+    await pipeline(Readable.from([randomBytes(4096)]), staging.stream);
+    await staging.commit(); // node A now validates the file before recording it
+
+    const first = await nodeB.reap();
+    expect(first.orphans, "node B's sweep spares node A's in-flight staging").toBe(0);
+    expect(await nodeA.size(key), 'node A still finds its bytes to record').toBe(4096);
+
+    await age(join(s3.directory, options.bucket), 3);
+    const later = await nodeB.reap();
+    expect(later.orphans, 'older than the threshold and still no record: a leftover').toBe(1);
+    expect(await nodeA.size(key)).toBeUndefined();
+  });
+});
