@@ -178,7 +178,7 @@ export async function uploadS3Presigned(opts: UploadS3PresignedOptions): Promise
       if (!retryable || attempt >= delays.length) throw failure ?? new S3PresignedError('PUT', redact(url), answer!);
       retries++;
       progress();
-      await sleep(delays[attempt]!, undefined, signal ? { signal } : undefined);
+      await sleep(delays[attempt], undefined, signal ? { signal } : undefined);
     }
   };
 
