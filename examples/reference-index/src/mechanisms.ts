@@ -11,6 +11,11 @@
  * - a relative path (`./plugins/stream/dist/index.js`), from the config file's directory;
  * - an absolute path (`/opt/pep694/stream/dist/index.js`);
  * - a `file://` URL.
+ *
+ * With an S3 blob store (`PEP694_BLOBS=s3://…`), `vnd-pep694-s3multipart-presigned` is served too
+ * (last, after the mechanisms that work on any store): clients PUT the file's parts straight into
+ * the bucket. Its plugin takes that store as its `store` option, which a JSON config cannot spell:
+ * a config entry of `@pep694/mechanism-s3-presigned` gets it filled in.
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -23,9 +28,15 @@ import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
 import tus from '@pep694/mechanism-tus';
 import resumable from '@pep694/mechanism-resumable';
+import s3presigned, { PLUGIN_NAME as S3_PRESIGNED } from '@pep694/mechanism-s3-presigned';
+import type { S3BlobStore } from '@pep694/blobs-s3';
 
-/** `dataDir` holds the tus and resumable uploads in progress (`<dataDir>/tus`, `<dataDir>/resumable`, beside the blob store); default `PEP694_DATA` or `./data`, as main.ts. */
-export function defaultMechanisms(dataDir = resolve(process.env.PEP694_DATA ?? 'data')): MechanismRegistration[] {
+/**
+ * `dataDir` holds the tus and resumable uploads in progress (`<dataDir>/tus`, `<dataDir>/resumable`,
+ * beside the blob store); default `PEP694_DATA` or `./data`, as main.ts. `s3`: the S3 blob store,
+ * when the index keeps its files in S3.
+ */
+export function defaultMechanisms(dataDir = resolve(process.env.PEP694_DATA ?? 'data'), s3?: S3BlobStore): MechanismRegistration[] {
   return [
     { plugin: httpPostBytes, options: {} },
     // vnd-pep694-multipart: HTML forms, FormData and curl -F.
@@ -35,6 +46,8 @@ export function defaultMechanisms(dataDir = resolve(process.env.PEP694_DATA ?? '
     // vnd-pep694-resumable-i6 and -i8: the IETF "Resumable Uploads for HTTP" draft (interop
     // versions 6 and 8), a future standard, after the stable mechanisms.
     { plugin: resumable, options: { operator: 'pep694', directory: join(dataDir, 'resumable') } },
+    // vnd-pep694-s3multipart-presigned: with S3 blobs, the bytes go from the client to the bucket.
+    ...(s3 ? [{ plugin: s3presigned, options: { operator: 'pep694', store: s3 } }] : []),
   ];
 }
 
@@ -67,8 +80,8 @@ export function pluginUrl(plugin: string, configFile: string): string {
   }
 }
 
-export async function loadMechanisms(configPath: string | undefined): Promise<MechanismRegistration[]> {
-  if (!configPath) return defaultMechanisms();
+export async function loadMechanisms(configPath: string | undefined, s3?: S3BlobStore): Promise<MechanismRegistration[]> {
+  if (!configPath) return defaultMechanisms(undefined, s3);
   const parsed = ConfigSchema.safeParse(JSON.parse(readFileSync(configPath, 'utf8')));
   if (!parsed.success) throw new Error(`${configPath}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const registrations: MechanismRegistration[] = [];
@@ -76,7 +89,11 @@ export async function loadMechanisms(configPath: string | undefined): Promise<Me
     const mod = (await import(pluginUrl(entry.plugin, configPath))) as { default?: MechanismPlugin<unknown> };
     if (!mod.default || typeof mod.default.register !== 'function')
       throw new Error(`${entry.plugin} has no default-exported mechanism plugin`);
-    registrations.push({ plugin: mod.default, options: entry.options });
+    let options = entry.options;
+    if (mod.default.name === S3_PRESIGNED && s3 && typeof options === 'object' && options !== null && !('store' in options)) {
+      options = { ...options, store: s3 };
+    }
+    registrations.push({ plugin: mod.default, options });
   }
   return registrations;
 }
