@@ -212,14 +212,18 @@ export class S3PresignedMechanism implements UploadMechanism {
     return asHttpHandler(router);
   }
 
-  /** `GET parts_url`: authorized first (rule 1); every other method refused, its body drained (rule 3). */
+  /**
+   * `GET parts_url`: authorized (rule 1) before anything about the file is read. Another method
+   * is refused (405, its body drained: rule 3) whoever asks, as every route of the index does:
+   * the answer says nothing about the file.
+   */
   private async serveParts(req: Request, res: Response, fileId: string): Promise<void> {
     const fail = (err: unknown) => refuse(this.host, req, res, err, { linger: this.options.linger });
     try {
-      const ctx = await this.host.authorizeTransfer(req, this.identifier, fileId);
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         throw new ProblemError('method-not-allowed', `${req.method} is not allowed here; use GET.`, { headers: { Allow: 'GET, HEAD' } });
       }
+      const ctx = await this.host.authorizeTransfer(req, this.identifier, fileId);
       const answer = await this.partsAnswer(ctx, req);
       sendJson(res, answer, req.method === 'HEAD');
     } catch (err) {
