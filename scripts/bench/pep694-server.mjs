@@ -9,7 +9,8 @@
 // of that many bytes (0: every page rendered per request).
 //
 // With BENCH_BLOBS=s3://… (and AWS credentials in the environment) the file bytes go to that
-// bucket through @pep694/blobs-s3 instead of <dataDir>/blobs.
+// bucket through @pep694/blobs-s3 instead of <dataDir>/blobs, and vnd-bench-s3multipart-presigned
+// is served too (clients PUT parts straight to the bucket).
 //
 // Prints "ROOT <url>" on stdout once it listens. SIGTERM closes it gracefully (a restart on the
 // same dataDir and port resumes tus uploads: the deferred-verification bench relies on that).
@@ -22,6 +23,7 @@ import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
 import tus from '@pep694/mechanism-tus';
 import resumable from '@pep694/mechanism-resumable';
+import s3presigned from '@pep694/mechanism-s3-presigned';
 
 const [dataDir, token, port = '0'] = process.argv.slice(2);
 const auth = new TokensFileAuth({ tokens: [{ token, principal: 'bench', projects: ['*'] }] });
@@ -49,6 +51,7 @@ const server = await createServer({
     // deferred-verification bench forces that with a restart between PATCHes.
     { plugin: tus, options: { operator: 'bench', directory: join(dataDir, 'tus'), deferVerificationAbove: 0 } },
     { plugin: resumable, options: { operator: 'bench', directory: join(dataDir, 'resumable'), interopVersions: [8] } },
+    ...(blobs ? [{ plugin: s3presigned, options: { operator: 'bench', store: blobs } }] : []),
   ],
   logger: pino({ level: 'warn' }),
 });
