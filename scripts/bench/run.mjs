@@ -669,7 +669,7 @@ async function s3PresignedSection(file, bytes) {
     const c0 = selfCpu();
     const t0 = now();
     await mech.send(fs.mechanism, f.path, srv.auth);
-    const [h1, s1] = cpu();
+    const [h1] = cpu();
     const t1 = now();
     await complete(srv, fs);
     const [h2, s2] = cpu();
