@@ -8,9 +8,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CreateMultipartUploadCommand, GetObjectCommand } from '@aws-sdk/client-s3';
-import { startS3rver, type TestS3 } from '@pep694/blobs-s3/testing';
+import { S3BlobStore } from '@pep694/blobs-s3';
+import { S3RVER_CREDENTIALS, startS3rver, type TestS3 } from '@pep694/blobs-s3/testing';
+import { startTestServer } from '@pep694/server/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { uploadS3Presigned } from './client.js';
+import plugin from './index.js';
 import { api, fileSession, META, partPuts, settled, sha256, startHost, TEST_TOKENS, type Host } from './test-support.js';
 
 const MiB = 1024 ** 2;
@@ -128,6 +131,39 @@ describe('cancel, expiry and the sweep leave no multipart upload behind (PEP 694
     await host.t.server.reap();
     expect(await host.uploads()).toEqual([host.store.directObject(`staging/${String(instructions.parts_url).split('/').at(-2)}`)]);
     await upload(instructions, bytes);
+  });
+});
+
+describe('object storage down', () => {
+  it('creating a file upload session answers 503 unavailable, not 500, when S3 cannot be reached', async () => {
+    const store = new S3BlobStore({
+      bucket: 'unreachable',
+      client: {
+        endpoint: 'http://127.0.0.1:9',
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: S3RVER_CREDENTIALS,
+        maxAttempts: 1,
+      },
+    });
+    const t = await startTestServer({ blobs: store, mechanisms: [{ plugin, options: { operator: 'acme', store } }] });
+    try {
+      const s = await api('POST', t.url, { body: { meta: META, name: 'down', version: '1.0' } });
+      const f = await api('POST', s.body.links.upload, {
+        body: {
+          meta: META,
+          filename: 'down-1.0.tar.gz',
+          size: 10,
+          hashes: { sha256: sha256(Buffer.alloc(10)) },
+          mechanism: 'vnd-acme-s3multipart-presigned',
+        },
+      });
+      expect(f.status, JSON.stringify(f.body)).toBe(503);
+      expect(f.body.code).toBe('unavailable');
+    } finally {
+      await t.close();
+      store.close();
+    }
   });
 });
 

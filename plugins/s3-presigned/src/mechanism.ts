@@ -72,6 +72,8 @@ export interface PartsAnswer {
 
 const param = (req: Request, name: string): string => String(req.params[name]);
 const s3Down = (err: unknown) => new ProblemError('unavailable', 'The object storage did not answer; try again shortly.', { cause: err });
+/** An S3 failure as 503 `unavailable` (nothing changed; the client may retry), never a 500. */
+const orUnavailable = <T>(p: Promise<T>): Promise<T> => p.catch((err: unknown) => Promise.reject(ProblemError.is(err) ? err : s3Down(err)));
 
 export class S3PresignedMechanism implements UploadMechanism {
   readonly identifier: VendorMechanismIdentifier;
@@ -98,7 +100,7 @@ export class S3PresignedMechanism implements UploadMechanism {
 
   async instructions(ctx: FileUploadContext): Promise<S3PresignedInstructions> {
     const plan = this.plan(ctx);
-    const uploadId = await this.uploads.start(ctx.stagingKey);
+    const uploadId = await orUnavailable(this.uploads.start(ctx.stagingKey));
     const first = Array.from({ length: Math.min(plan.partCount, this.options.batch) }, (_, i) => i + 1);
     const { urls, expiresAt } = await this.sign(ctx, plan, uploadId, first);
     return {
@@ -123,7 +125,11 @@ export class S3PresignedMechanism implements UploadMechanism {
     return { urls, expiresAt };
   }
 
-  async completion(ctx: FileUploadContext): Promise<CompletionOutcome> {
+  completion(ctx: FileUploadContext): Promise<CompletionOutcome> {
+    return orUnavailable(this.complete(ctx));
+  }
+
+  private async complete(ctx: FileUploadContext): Promise<CompletionOutcome> {
     const key = ctx.stagingKey;
     const defer = this.options.deferAbove !== undefined && ctx.file.size > this.options.deferAbove;
     const uploadId = await this.uploads.find(key);
@@ -180,7 +186,11 @@ export class S3PresignedMechanism implements UploadMechanism {
     return { kind: 'received', size, digests: {}, ...(defer ? { defer: true } : {}) };
   }
 
-  async status(ctx: FileUploadContext): Promise<TransferStatus> {
+  status(ctx: FileUploadContext): Promise<TransferStatus> {
+    return orUnavailable(this.progress(ctx));
+  }
+
+  private async progress(ctx: FileUploadContext): Promise<TransferStatus> {
     const uploadId = await this.uploads.find(ctx.stagingKey);
     if (uploadId === undefined) return { bytesReceived: (await this.host.blobs.size(ctx.stagingKey)) ?? 0 };
     try {
@@ -253,7 +263,7 @@ export class S3PresignedMechanism implements UploadMechanism {
     }
     const have = new Set(parts.map((p) => p.number));
     const numbers = asked ?? this.firstMissing(plan, have);
-    const { urls, expiresAt } = await this.sign(ctx, plan, uploadId, numbers);
+    const { urls, expiresAt } = await orUnavailable(this.sign(ctx, plan, uploadId, numbers));
     return {
       size: ctx.file.size,
       part_size: plan.partSize,
