@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { CreateMultipartUploadCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { S3BlobStore } from '@pep694/blobs-s3';
 import { S3RVER_CREDENTIALS, startS3rver, type TestS3 } from '@pep694/blobs-s3/testing';
-import { startTestServer } from '@pep694/server/testing';
+import { startTestServer, tally } from '@pep694/server/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { uploadS3Presigned } from './client.js';
 import plugin from './index.js';
@@ -234,6 +234,7 @@ describe('security (PEP 694 "Authentication and Authorization")', () => {
     expect((await api('GET', fb.instructions.parts_url)).body.uploaded).toEqual([]);
     expect((await put(url, first)).status).toBe(200);
     expect((await api('GET', fa.instructions.parts_url)).body.uploaded).toEqual([{ part: 1, size: 5 * MiB }]);
+    tally('hostile cases', 6);
   });
 
   it('an expired URL is refused', async () => {
@@ -245,6 +246,7 @@ describe('security (PEP 694 "Authentication and Authorization")', () => {
     expect(r.status).toBe(403);
     expect(await r.text()).toMatch(/expired/);
     expect((await api('GET', instructions.parts_url)).body.uploaded).toEqual([]);
+    tally('hostile cases', 1);
   });
 
   it('parts_url needs the session’s credentials: 401 without, 403 for a principal without permission, 404 for an unknown file, 405 for other methods', async () => {
@@ -267,6 +269,7 @@ describe('security (PEP 694 "Authentication and Authorization")', () => {
       expect(r.status, bad).toBe(400);
       expect(r.body.code).toBe('invalid-parameter');
     }
+    tally('hostile cases', 11);
   });
 
   it('the instructions let the client write only its own object (the blob store’s direct object of its staging key)', async () => {
