@@ -9,7 +9,8 @@
 // of that many bytes (0: every page rendered per request).
 //
 // With BENCH_BLOBS=s3://… (and AWS credentials in the environment) the file bytes go to that
-// bucket through @pep694/blobs-s3 instead of <dataDir>/blobs.
+// bucket through @pep694/blobs-s3 instead of <dataDir>/blobs, and vnd-bench-s3multipart-presigned
+// is served too (clients PUT parts straight to the bucket).
 //
 // With BENCH_DATABASE_URL=postgres://… the sessions and metadata go to that PostgreSQL database
 // through @pep694/store-postgres (migrated at start) instead of SQLite in <dataDir>.
@@ -26,6 +27,7 @@ import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
 import tus from '@pep694/mechanism-tus';
 import resumable from '@pep694/mechanism-resumable';
+import s3presigned from '@pep694/mechanism-s3-presigned';
 
 const [dataDir, token, port = '0'] = process.argv.slice(2);
 const auth = new TokensFileAuth({ tokens: [{ token, principal: 'bench', projects: ['*'] }] });
@@ -58,6 +60,7 @@ const server = await createServer({
     // deferred-verification bench forces that with a restart between PATCHes.
     { plugin: tus, options: { operator: 'bench', directory: join(dataDir, 'tus'), deferVerificationAbove: 0 } },
     { plugin: resumable, options: { operator: 'bench', directory: join(dataDir, 'resumable'), interopVersions: [8] } },
+    ...(blobs ? [{ plugin: s3presigned, options: { operator: 'bench', store: blobs } }] : []),
   ],
   logger: pino({ level: 'warn' }),
 });

@@ -11,7 +11,7 @@
 //   BENCH_RUNS             repetitions of every figure (default 5; quick 1)
 //   BENCH_ONLY             sections, comma separated (default all of):
 //                          floors,http-post-bytes,tus,multipart,resumable,legacy,concurrency,control,
-//                          control-postgres,index,client,s3,cluster (control-postgres needs Debian's
+//                          control-postgres,index,client,s3,s3-presigned,cluster (control-postgres needs Debian's
 //                          postgresql package, as the tests do; see packages/store-postgres)
 //                          (cluster: one reference-index node direct vs three behind examples/cluster's proxy,
 //                          on PostgreSQL + s3rver; control-plane req/s and a small upload burst)
@@ -22,6 +22,9 @@
 //                          into the filesystem, side by side, in MiB (default 64; quick 8)
 //   BENCH_S3_PUBLISH_MIB   s3 section: the big file of "publishing N MiB ÷ 1 KiB" on S3 (default
 //                          1024; quick 8)
+//   BENCH_S3P_MIB          s3-presigned section: size of the uploads through
+//                          vnd-bench-s3multipart-presigned and http-post-bytes into the same S3
+//                          backend (s3rver), side by side, in MiB (default 1024; quick 8)
 //   BENCH_CONCURRENCY      simultaneous uploads in the concurrency section (default 16)
 //   BENCH_CONC_MIB         size of each of them in MiB (default 64; quick 8)
 //   BENCH_CONTROL_SECONDS  duration of each autocannon run (default 5; quick 1)
@@ -72,6 +75,7 @@ import { postgresBinDir } from '@pep694/store-postgres/testing';
 import { bash, clientSection } from './client.mjs';
 import { clusterSection, renderCluster } from './cluster.mjs';
 import { uploadResumable } from '@pep694/mechanism-resumable/client';
+import { uploadS3Presigned } from '@pep694/mechanism-s3-presigned/client';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -95,6 +99,7 @@ const SECTIONS = [
   'index',
   'client',
   's3',
+  's3-presigned',
   'cluster',
 ];
 /** Not in the default run: the raw node pipeline in a bare process vs one that loaded (or runs) our host. */
@@ -112,6 +117,7 @@ const concurrency = Number(env('BENCH_CONCURRENCY', 16));
 const concBytes = Math.round(Number(env('BENCH_CONC_MIB', quick ? 8 : 64)) * MiB);
 const s3Bytes = Math.round(Number(env('BENCH_S3_MIB', quick ? 8 : 64)) * MiB);
 const s3PublishBytes = Math.round(Number(env('BENCH_S3_PUBLISH_MIB', quick ? 8 : 1024)) * MiB);
+const s3pBytes = Math.round(Number(env('BENCH_S3P_MIB', quick ? 8 : 1024)) * MiB);
 const controlSeconds = Number(env('BENCH_CONTROL_SECONDS', quick ? 1 : 5));
 const connections = Number(env('BENCH_CONNECTIONS', 64));
 const floorBytes = quick ? 128 * MiB : 1024 * MiB;
@@ -336,10 +342,10 @@ async function prepareOne(srv, mechanism, bytes, sha256) {
 }
 
 /** Completes a file upload session; waits out `processing` (deferred verification). */
-async function complete(srv, file) {
+async function complete(srv, file, pollMs = 10) {
   let doc = await api('POST', file.links.complete, srv.token, { meta: META });
   while (doc.status === 'processing') {
-    await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, pollMs));
     doc = await api('GET', file.links['file-upload-session'], srv.token);
   }
   if (doc.status !== 'completed') throw new Error(`completion: ${JSON.stringify(doc)}`);
@@ -773,6 +779,83 @@ async function s3Section(file, bytes, bigFile) {
   entry.publishRatio = ratio(entry.publish.big.ms, entry.publish.tiny.ms);
   await fsSrv.stop();
   await s3Srv.stop();
+  await stop(s3child);
+  return entry;
+}
+
+/**
+ * S3 presigned parts against http-post-bytes, into the same S3 backend (one host with S3 blobs,
+ * s3rver in its own process), runs alternating. The host's CPU is taken apart: during the
+ * transfer (for presigned parts: the parts route only; the bytes go from the client to s3rver)
+ * and from `POST complete` to `completed` (for presigned parts: CompleteMultipartUpload and the
+ * verification read of the whole object; for http-post-bytes: the move). s3rver's CPU is shown
+ * on its own: it is what the bucket spends, which a real S3 spends on its own machines.
+ */
+async function s3PresignedSection(file, bytes) {
+  const { child: s3child, value } = await startChild(join(here, 's3rver.mjs'), [], 'S3ENV');
+  const s3 = JSON.parse(Buffer.from(value, 'base64url').toString());
+  const srv = await startOurs('s3-presigned', { env: { ...s3.env, BENCH_BLOBS: s3.env.PEP694_BLOBS } });
+  srv.dropExtra = () => dropBlobs(undefined, join(s3.directory, s3.bucket));
+  const mechs = {
+    'http-post-bytes': MECHANISMS['http-post-bytes'],
+    presigned: {
+      identifier: 'vnd-bench-s3multipart-presigned',
+      send: (map, path, auth) => uploadS3Presigned({ instructions: map, body: path, authorization: auth }),
+    },
+  };
+  const once = async (mech, f, size) => {
+    const { session, file: fs } = await prepareOne(srv, mech.identifier, size, f.sha256);
+    const cpu = () => [procUsage(srv.child.pid).cpu, procUsage(s3child.pid).cpu];
+    const [h0, s0] = cpu();
+    const c0 = selfCpu();
+    const t0 = now();
+    await mech.send(fs.mechanism, f.path, srv.auth);
+    const [h1] = cpu();
+    const t1 = now();
+    // Polled every 250 ms, as a client would (the shared complete() polls every 10 ms, which on a
+    // verification of a minute would put thousands of status requests in the host's CPU).
+    await complete(srv, fs, 250);
+    const [h2, s2] = cpu();
+    const seconds = since(t0);
+    const completeMs = since(t1) * 1000;
+    const clientCpu = selfCpu() - c0;
+    await publish(srv, session);
+    dropBlobs(srv.dataDir);
+    srv.dropExtra();
+    const perGB = (cpuSeconds) => cpuSeconds / (size / GB);
+    return {
+      seconds,
+      mbps: mbps(size, seconds),
+      completeMs,
+      hostCpuPerGB: perGB(h2 - h0),
+      hostTransferCpuPerGB: perGB(h1 - h0),
+      hostCompleteCpuPerGB: perGB(h2 - h1),
+      s3rverCpuPerGB: perGB(s2 - s0),
+      clientCpuPerGB: perGB(clientCpu),
+    };
+  };
+  warmFile ??= await makeFile(8 * MiB, 'warm');
+  for (const mech of Object.values(mechs)) await once(mech, warmFile, warmFile.size);
+  const results = { 'http-post-bytes': [], presigned: [] };
+  for (let i = 0; i < runs; i++) for (const k of rotate(Object.keys(mechs), i)) results[k].push(await once(mechs[k], file, bytes));
+  const sum = (rs) => ({
+    mbps: stats(rs.map((r) => r.mbps)),
+    completeMs: stats(rs.map((r) => r.completeMs)),
+    hostCpuPerGB: stats(rs.map((r) => r.hostCpuPerGB)),
+    hostTransferCpuPerGB: stats(rs.map((r) => r.hostTransferCpuPerGB)),
+    hostCompleteCpuPerGB: stats(rs.map((r) => r.hostCompleteCpuPerGB)),
+    s3rverCpuPerGB: stats(rs.map((r) => r.s3rverCpuPerGB)),
+    clientCpuPerGB: stats(rs.map((r) => r.clientCpuPerGB)),
+    runs: rs,
+  });
+  const entry = {
+    sizeMiB: bytes / MiB,
+    presigned: sum(results.presigned),
+    httpPostBytes: sum(results['http-post-bytes']),
+    hostCpuRatio: paired(results.presigned, results['http-post-bytes'], 'hostCpuPerGB'),
+    peakRssMB: procUsage(srv.child.pid).peakRssMB,
+  };
+  await srv.stop();
   await stop(s3child);
   return entry;
 }
@@ -1923,6 +2006,32 @@ function render(report) {
     );
   }
 
+  const s3p = report.s3presigned;
+  if (s3p) {
+    L.push(`## 8. S3 presigned parts (vnd-bench-s3multipart-presigned) next to http-post-bytes, same S3 backend`, '');
+    L.push(
+      "One host with S3 blobs (s3rver in its own process), runs alternating. With presigned parts the client PUTs the bytes to s3rver itself; the host answers the parts route, completes the multipart upload, and verifies the file by reading it back (S3 has no whole-object SHA-256 of a multipart upload): that read is most of its CPU. s3rver's CPU is the bucket's (a real S3 spends it on its own machines); s3rver also copies the parts into the object at completion, which AWS does not do in the caller's time.",
+      '',
+    );
+    L.push(
+      '| mechanism | size | MB/s (flow) | host CPU s/GB | of which transfer / completion+verification | s3rver CPU s/GB | client CPU s/GB | complete ms |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    );
+    for (const [label, x] of [
+      ['**s3multipart-presigned**', s3p.presigned],
+      ['http-post-bytes', s3p.httpPostBytes],
+    ]) {
+      L.push(
+        `| ${label} | ${s3p.sizeMiB} MiB | ${range(x.mbps)} | ${range(x.hostCpuPerGB, 2)} | ${range(x.hostTransferCpuPerGB, 2)} / ${range(x.hostCompleteCpuPerGB, 2)} | ${range(x.s3rverCpuPerGB, 2)} | ${range(x.clientCpuPerGB, 2)} | ${range(x.completeMs, 0)} |`,
+      );
+    }
+    L.push(
+      '',
+      `Host CPU per GB, presigned ÷ http-post-bytes: **${range(s3p.hostCpuRatio, 2)}**. Host peak RSS ${fmt(s3p.peakRssMB)} MB.`,
+      '',
+    );
+  }
+
   if (report.cluster) L.push(...renderCluster(report.cluster, fmt));
 
   L.push('## Targets', '');
@@ -2233,6 +2342,15 @@ async function main() {
     report.s3 = x;
     log(
       `s3: http-post-bytes ${x.sizeMiB} MiB into S3 (s3rver) ${fmt(x.s3.mbps.median)} MB/s ${fmt(x.s3.cpuPerGB.median, 2)} CPU s/GB (host + s3rver; s3rver's assembly ${fmt(x.s3.assembleMs.median)} ms), filesystem ${fmt(x.fs.mbps.median)} MB/s ${fmt(x.fs.cpuPerGB.median, 2)} CPU s/GB (ratio ${fmt(x.ratio.median, 2)}, ${fmt(x.ratioWithoutAssembly.median, 2)} without the assembly); ${x.bigMiB} MiB ÷ 1 KiB on S3: complete ${fmt(x.complete.big.ms.median, 1)} ÷ ${fmt(x.complete.tiny.ms.median, 1)} ms (${fmt(x.completeRatio, 2)}; without s3rver ${fmt(x.completeRatioWithoutS3, 2)}), publish ${fmt(x.publish.big.ms.median, 1)} ÷ ${fmt(x.publish.tiny.ms.median, 1)} ms (${fmt(x.publishRatio, 2)})`,
+    );
+  }
+  if (only.has('s3-presigned')) {
+    const x = await s3PresignedSection(await fileOf(s3pBytes), s3pBytes);
+    report.s3presigned = x;
+    const p = x.presigned;
+    const h = x.httpPostBytes;
+    log(
+      `s3-presigned ${x.sizeMiB} MiB into S3 (s3rver): presigned ${fmt(p.mbps.median)} MB/s, host ${fmt(p.hostCpuPerGB.median, 2)} CPU s/GB (transfer ${fmt(p.hostTransferCpuPerGB.median, 2)}, completion+verification ${fmt(p.hostCompleteCpuPerGB.median, 2)}), s3rver ${fmt(p.s3rverCpuPerGB.median, 2)}; http-post-bytes ${fmt(h.mbps.median)} MB/s, host ${fmt(h.hostCpuPerGB.median, 2)} CPU s/GB (transfer ${fmt(h.hostTransferCpuPerGB.median, 2)}, completion ${fmt(h.hostCompleteCpuPerGB.median, 2)}), s3rver ${fmt(h.s3rverCpuPerGB.median, 2)}; host CPU ratio ${fmt(x.hostCpuRatio.median, 2)}`,
     );
   }
   if (only.has('cluster')) {

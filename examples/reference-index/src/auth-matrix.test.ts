@@ -1,6 +1,7 @@
 /**
- * The auth matrix (issue #10): every endpoint of the session API and every route of the three
- * first-party mechanisms, composed as the reference index composes them, against every kind of
+ * The auth matrix (issue #10): every endpoint of the session API and every route of the
+ * first-party mechanisms, composed as the reference index composes them (with its file bytes in
+ * S3, s3rver on loopback, so that vnd-pep694-s3multipart-presigned is served too), against every kind of
  * caller: none, bad credentials (Bearer and Basic), a principal without permission, a principal
  * whose permission is revoked mid-session (the session's own creator), one granted mid-session,
  * and Basic `__token__` credentials that work as Bearer does. Where an authorized principal would
@@ -39,6 +40,8 @@ import {
   type RawResponse,
   type TestServer,
 } from '@pep694/server/testing';
+import { S3BlobStore } from '@pep694/blobs-s3';
+import { startS3rver, type TestS3 } from '@pep694/blobs-s3/testing';
 import { defaultMechanisms } from './mechanisms.js';
 
 const PROJECT = 'bob-auth';
@@ -47,6 +50,7 @@ const MULTIPART = 'vnd-pep694-multipart';
 const TUS = 'vnd-pep694-tus';
 const RESUMABLE_I6 = 'vnd-pep694-resumable-i6';
 const RESUMABLE_I8 = 'vnd-pep694-resumable-i8';
+const S3P = 'vnd-pep694-s3multipart-presigned';
 /** The shape of a real ID (22 base64url characters) that no session or file has. */
 const UNKNOWN_ID = 'AAAAAAAAAAAAAAAAAAAAAA';
 
@@ -69,14 +73,19 @@ interface Req {
 
 let t: TestServer;
 let tusDir: string;
+let s3: TestS3;
+let blobs: S3BlobStore;
 let version = 0;
 const nextVersion = () => `1.0.${++version}`;
 
 beforeAll(async () => {
   tusDir = mkdtempSync(join(tmpdir(), 'pep694-auth-tus-'));
+  s3 = await startS3rver();
+  blobs = await S3BlobStore.open(await s3.bucket());
   t = await startTestServer({
+    blobs,
     // Composed as the reference index composes them (tus keeps its uploads under tusDir/tus).
-    mechanisms: defaultMechanisms(tusDir),
+    mechanisms: defaultMechanisms(tusDir, { s3: blobs }),
     // Many sessions per principal: every cell gets a fresh target.
     config: { index: {}, legacy: {}, limits: { maxLiveSessionsPerPrincipal: 100_000 } },
   });
@@ -89,6 +98,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await t?.close();
+  blobs?.close();
+  await s3?.close();
   rmSync(tusDir, { recursive: true, force: true });
 });
 
@@ -593,6 +604,29 @@ const ROWS: Row[] = [
   },
   ...resumableRows(RESUMABLE_I6),
   ...resumableRows(RESUMABLE_I8),
+  {
+    // The part URLs themselves go to the bucket, authorized by their signatures (plugins/s3-presigned e2e tests).
+    key: `${S3P} GET parts_url`,
+    pep: 'vnd-pep694-s3multipart-presigned',
+    ok: 200,
+    build: async (owner) => ({ method: 'GET', url: (await newFile(await newSession(owner), owner, S3P)).file.mechanism.parts_url }),
+    conflict: async (owner) => ({ method: 'GET', url: (await erroredFile(owner, S3P)).file.mechanism.parts_url }),
+    unknown: async (owner) => {
+      const f = await newFile(await newSession(owner), owner, S3P);
+      return { method: 'GET', url: withId(f.file.mechanism.parts_url, lastSegment(f.file.links['file-upload-session']!)) };
+    },
+  },
+  {
+    key: `${S3P} HEAD parts_url`,
+    pep: 'vnd-pep694-s3multipart-presigned',
+    ok: 200,
+    build: async (owner) => ({ method: 'HEAD', url: (await newFile(await newSession(owner), owner, S3P)).file.mechanism.parts_url }),
+    conflict: async (owner) => ({ method: 'HEAD', url: (await erroredFile(owner, S3P)).file.mechanism.parts_url }),
+    unknown: async (owner) => {
+      const f = await newFile(await newSession(owner), owner, S3P);
+      return { method: 'HEAD', url: withId(f.file.mechanism.parts_url, lastSegment(f.file.links['file-upload-session']!)) };
+    },
+  },
 ];
 
 /** Routes that need no credentials by design, with why; checked in their own tests below. */
@@ -694,7 +728,7 @@ describe('PEP 694 Authentication and Authorization: the auth matrix', () => {
   });
 
   it('has a row (or a documented exemption) for every URL and method of every mechanism', async () => {
-    expect(t.server.mechanisms.map((m) => m.identifier)).toEqual([HPB, MULTIPART, TUS, RESUMABLE_I6, RESUMABLE_I8]);
+    expect(t.server.mechanisms.map((m) => m.identifier)).toEqual([HPB, MULTIPART, TUS, RESUMABLE_I6, RESUMABLE_I8, S3P]);
     const wanted = new Set<string>();
     for (const m of t.server.mechanisms) {
       const f = await newFile(await newSession(alice), alice, m.identifier);

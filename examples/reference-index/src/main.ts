@@ -10,7 +10,8 @@
  * PEP694_TRUSTED_PUBLISHERS_FILE, PEP694_SIGSTORE_TRUSTED_ROOT, PEP694_SIGSTORE_CTLOG_THRESHOLD (PEP 740
  * attestations, verified with Sigstore: see attestations.ts),
  * PEP694_METRICS (0: no /metrics), PEP694_METRICS_TOKEN (/metrics behind a bearer token),
- * PEP694_BLOBS (an s3:// URL: file bytes in S3-compatible object storage; see blobs.ts),
+ * PEP694_BLOBS (an s3:// URL: file bytes in S3-compatible object storage, and the
+ * vnd-pep694-s3multipart-presigned mechanism; see blobs.ts),
  * PEP694_DOWNLOAD_REDIRECT_TTL (seconds: with S3, downloads redirect to presigned URLs),
  * PEP694_DATABASE_URL (postgres://…: sessions in PostgreSQL, shared by any number of nodes; unset:
  * SQLite in the data directory) and PEP694_DATABASE_POOL_SIZE; for one node of several
@@ -24,6 +25,7 @@ import { resolve } from 'node:path';
 import { createDistributionValidator } from '@pep694/dist-validator';
 import { createServer } from '@pep694/server';
 import { attestationVerifierFromEnv } from './attestations.js';
+import { S3BlobStore } from '@pep694/blobs-s3';
 import { blobsFromEnv } from './blobs.js';
 import { loadMechanisms } from './mechanisms.js';
 import { describeStore, positiveIntEnv, sessionStoreFromEnv } from './session-store.js';
@@ -95,8 +97,12 @@ async function main(): Promise<void> {
         ...(process.env.PEP694_METRICS_TOKEN ? { token: process.env.PEP694_METRICS_TOKEN } : {}),
       },
     },
-    // With PEP694_DATABASE_URL and an s3:// PEP694_BLOBS, tus uploads continue on any node (tus-shared.ts).
-    mechanisms: await loadMechanisms(process.env.PEP694_CONFIG, sharedTusFromEnv()),
+    // With PEP694_DATABASE_URL and an s3:// PEP694_BLOBS, tus uploads continue on any node (tus-shared.ts);
+    // with S3 blobs, vnd-pep694-s3multipart-presigned is served too.
+    mechanisms: await loadMechanisms(process.env.PEP694_CONFIG, {
+      tus: sharedTusFromEnv(),
+      s3: blobs.blobs instanceof S3BlobStore ? blobs.blobs : undefined,
+    }),
     // Wheels and sdists must be readable archives whose metadata names the session's release
     // (PEP694_VALIDATE_ARTIFACTS=0 turns this off, e.g. for tests that upload placeholder bytes).
     validators: process.env.PEP694_VALIDATE_ARTIFACTS === '0' ? [] : [createDistributionValidator()],

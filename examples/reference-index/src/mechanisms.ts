@@ -11,6 +11,11 @@
  * - a relative path (`./plugins/stream/dist/index.js`), from the config file's directory;
  * - an absolute path (`/opt/pep694/stream/dist/index.js`);
  * - a `file://` URL.
+ *
+ * With an S3 blob store (`PEP694_BLOBS=s3://…`), `vnd-pep694-s3multipart-presigned` is served too
+ * (last, after the mechanisms that work on any store): clients PUT the file's parts straight into
+ * the bucket. Its plugin takes that store as its `store` option, which a JSON config cannot spell:
+ * a config entry of `@pep694/mechanism-s3-presigned` gets it filled in.
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -23,16 +28,25 @@ import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
 import tus, { PLUGIN_NAME as TUS_PLUGIN, type TusOptionsInput } from '@pep694/mechanism-tus';
 import resumable from '@pep694/mechanism-resumable';
+import s3presigned, { PLUGIN_NAME as S3_PRESIGNED } from '@pep694/mechanism-s3-presigned';
+import type { S3BlobStore } from '@pep694/blobs-s3';
+
+/** Backends the nodes of a cluster share, which some mechanisms use when they are there. */
+export interface SharedBackends {
+  /** tus uploads in the bucket and their lock in PostgreSQL (tus-shared.ts). */
+  readonly tus?: Pick<TusOptionsInput, 's3' | 'locker'> | undefined;
+  /** The S3 blob store: vnd-pep694-s3multipart-presigned writes straight into it. */
+  readonly s3?: S3BlobStore | undefined;
+}
 
 /**
  * `dataDir` holds the tus and resumable uploads in progress (`<dataDir>/tus`, `<dataDir>/resumable`,
- * beside the blob store); default `PEP694_DATA` or `./data`, as main.ts. `sharedTus` (see
- * tus-shared.ts): tus uploads in a bucket with a lock in PostgreSQL, for several nodes.
+ * beside the blob store); default `PEP694_DATA` or `./data`, as main.ts. `shared.tus` (see
+ * tus-shared.ts): tus uploads in a bucket with a lock in PostgreSQL, for several nodes. `shared.s3`:
+ * the S3 blob store, when the index keeps its files in S3 (adds vnd-pep694-s3multipart-presigned).
  */
-export function defaultMechanisms(
-  dataDir = resolve(process.env.PEP694_DATA ?? 'data'),
-  sharedTus?: Pick<TusOptionsInput, 's3' | 'locker'>,
-): MechanismRegistration[] {
+export function defaultMechanisms(dataDir = resolve(process.env.PEP694_DATA ?? 'data'), shared: SharedBackends = {}): MechanismRegistration[] {
+  const { tus: sharedTus, s3 } = shared;
   return [
     { plugin: httpPostBytes, options: {} },
     // vnd-pep694-multipart: HTML forms, FormData and curl -F.
@@ -43,6 +57,8 @@ export function defaultMechanisms(
     // vnd-pep694-resumable-i6 and -i8: the IETF "Resumable Uploads for HTTP" draft (interop
     // versions 6 and 8), a future standard, after the stable mechanisms.
     { plugin: resumable, options: { operator: 'pep694', directory: join(dataDir, 'resumable') } },
+    // vnd-pep694-s3multipart-presigned: with S3 blobs, the bytes go from the client to the bucket.
+    ...(s3 ? [{ plugin: s3presigned, options: { operator: 'pep694', store: s3 } }] : []),
   ];
 }
 
@@ -76,14 +92,13 @@ export function pluginUrl(plugin: string, configFile: string): string {
 }
 
 /**
- * The mechanisms `configPath` names (default: `defaultMechanisms`). `sharedTus` goes into the
- * options of a tus entry that names neither `directory` nor `s3` (a JSON file cannot carry a locker).
+ * The mechanisms `configPath` names (default: `defaultMechanisms`). `shared.tus` goes into the
+ * options of a tus entry that names neither `directory` nor `s3` (a JSON file cannot carry a locker);
+ * `shared.s3` becomes the `store` of an s3-presigned entry that names none.
  */
-export async function loadMechanisms(
-  configPath: string | undefined,
-  sharedTus?: Pick<TusOptionsInput, 's3' | 'locker'>,
-): Promise<MechanismRegistration[]> {
-  if (!configPath) return defaultMechanisms(undefined, sharedTus);
+export async function loadMechanisms(configPath: string | undefined, shared: SharedBackends = {}): Promise<MechanismRegistration[]> {
+  if (!configPath) return defaultMechanisms(undefined, shared);
+  const { tus: sharedTus, s3 } = shared;
   const parsed = ConfigSchema.safeParse(JSON.parse(readFileSync(configPath, 'utf8')));
   if (!parsed.success) throw new Error(`${configPath}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const registrations: MechanismRegistration[] = [];
@@ -91,9 +106,14 @@ export async function loadMechanisms(
     const mod = (await import(pluginUrl(entry.plugin, configPath))) as { default?: MechanismPlugin<unknown> };
     if (!mod.default || typeof mod.default.register !== 'function')
       throw new Error(`${entry.plugin} has no default-exported mechanism plugin`);
-    const options = entry.options as Record<string, unknown> | undefined;
-    const fill = sharedTus && mod.default.name === TUS_PLUGIN && options?.['directory'] === undefined && options?.['s3'] === undefined;
-    registrations.push({ plugin: mod.default, options: fill ? { ...sharedTus, ...options } : entry.options });
+    let options = entry.options as Record<string, unknown> | undefined;
+    if (sharedTus && mod.default.name === TUS_PLUGIN && options?.['directory'] === undefined && options?.['s3'] === undefined) {
+      options = { ...sharedTus, ...options };
+    }
+    if (mod.default.name === S3_PRESIGNED && s3 && typeof options === 'object' && options !== null && !('store' in options)) {
+      options = { ...options, store: s3 };
+    }
+    registrations.push({ plugin: mod.default, options });
   }
   return registrations;
 }

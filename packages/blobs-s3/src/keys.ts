@@ -5,6 +5,10 @@
  *    PutObject for a blob smaller than a part) and never rewritten; `id` is random per staging.
  *  - `<prefix>blobs/<key>`: a pointer, a small JSON object naming the data object and its size.
  *    A key exists exactly when its pointer does.
+ *  - `<prefix>data/up-<hex of key>`: the data object of a *direct* upload (see `direct.ts`), which
+ *    a client writes itself through presigned URLs. Its name follows from the blob key, so every
+ *    index node finds it without shared state; it is written once too (a key a direct upload
+ *    targets, a file session's staging key, is used for one upload).
  *
  * So `move` rewrites a pointer of a few dozen bytes whatever the blob's size (S3 has no rename,
  * and CopyObject copies the bytes server-side), and a staging is invisible until its pointer is
@@ -56,6 +60,31 @@ export class KeyLayout {
     return objectKey.startsWith(this.pointers) ? objectKey.slice(this.pointers.length) : undefined;
   }
 
+  /** The data object a direct upload to blob key `key` writes (see `direct.ts`): the same on every node. */
+  directObject(key: string): string {
+    assertBlobKey(key);
+    if (key.length > MAX_DIRECT_KEY_LENGTH) throw new Error(`a direct upload key is at most ${MAX_DIRECT_KEY_LENGTH} characters: ${key}`);
+    return this.data + DIRECT_ID_PREFIX + Buffer.from(key, 'utf8').toString('hex');
+  }
+
+  /** Every direct upload's data object starts with this (for ListMultipartUploads). */
+  get directObjects(): string {
+    return this.data + DIRECT_ID_PREFIX;
+  }
+
+  /** The blob key a direct upload's data object belongs to, or undefined for any other name. */
+  keyOfDirectObject(objectKey: string): string | undefined {
+    const id = this.idOfData(objectKey);
+    if (id === undefined || !isDirectId(id)) return undefined;
+    const key = Buffer.from(id.slice(DIRECT_ID_PREFIX.length), 'hex').toString('utf8');
+    try {
+      assertBlobKey(key);
+    } catch {
+      return undefined;
+    }
+    return key;
+  }
+
   /** The data id of a data object's name, or undefined for anything else. */
   idOfData(objectKey: string): string | undefined {
     const id = objectKey.startsWith(this.data) ? objectKey.slice(this.data.length) : undefined;
@@ -63,4 +92,16 @@ export class KeyLayout {
   }
 }
 
-const DATA_ID = /^[0-9a-z]+-[0-9a-f]{24}$/;
+/**
+ * A staging's data id (time in base 36, at least 8 digits since 1973, and 96 random bits), or a
+ * direct upload's (`up-` and the hex of its blob key): the two never look alike.
+ */
+const DATA_ID = /^(?:[0-9a-z]+-[0-9a-f]{24}|up-(?:[0-9a-f]{2})+)$/;
+const DIRECT_ID_PREFIX = 'up-';
+/** Hex doubles the key; S3 names are at most 1024 bytes. */
+const MAX_DIRECT_KEY_LENGTH = 400;
+
+/** Whether a data id is a direct upload's (whose multipart upload the store's own sweep leaves alone). */
+export function isDirectId(id: string): boolean {
+  return id.startsWith(DIRECT_ID_PREFIX);
+}

@@ -11,6 +11,8 @@
  *    presigns a GET of the data object, for hosts that redirect downloads.
  *  - `sweepTemp` aborts multipart uploads a crash left behind and deletes data objects no
  *    pointer names (a commit interrupted between its two steps, a lost race between two commits).
+ *  - `directObject`/`adoptDirectObject` (the `DirectUploadTarget` port, `direct.ts`) let a
+ *    mechanism have clients write a blob's bytes into the bucket themselves.
  *
  * Operations on one key are not atomic against each other across steps the way a rename is (a
  * `delete` racing a `move` of the same key may leave the moved pointer naming deleted bytes). The
@@ -32,7 +34,8 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { BlobStore, StagingWrite } from '@pep694/core';
-import { assertKeyPrefix, KeyLayout } from './keys.js';
+import type { DirectUploadTarget } from './direct.js';
+import { assertKeyPrefix, isDirectId, KeyLayout } from './keys.js';
 import { DEFAULT_PART_SIZE, MIN_PART_SIZE, type S3BlobStoreOptions } from './options.js';
 import { decodePointer, encodePointer, newDataId, pointerEtag, type Pointer } from './pointer.js';
 import { sliceToRange } from './range-slice.js';
@@ -51,7 +54,7 @@ export interface DownloadUrlOptions {
   readonly contentType?: string;
 }
 
-export class S3BlobStore implements BlobStore {
+export class S3BlobStore implements BlobStore, DirectUploadTarget {
   readonly s3: S3Client;
   readonly bucket: string;
   readonly layout: KeyLayout;
@@ -228,6 +231,47 @@ export class S3BlobStore implements BlobStore {
     return getSignedUrl(this.s3, command, { expiresIn: ttlSeconds });
   }
 
+  // ---- direct uploads (see direct.ts) ----------------------------------------------------------
+
+  directObject(key: string): string {
+    return this.layout.directObject(key);
+  }
+
+  get directObjects(): string {
+    return this.layout.directObjects;
+  }
+
+  keyOfDirectObject(objectKey: string): string | undefined {
+    return this.layout.keyOfDirectObject(objectKey);
+  }
+
+  async adoptDirectObject(key: string): Promise<number | undefined> {
+    const pointerKey = this.layout.pointer(key);
+    const objectKey = this.layout.directObject(key);
+    const id = this.layout.idOfData(objectKey)!;
+    const size = await this.#objectSize(objectKey);
+    if (size === undefined) return undefined;
+    await this.#writePointer(pointerKey, { data: id, size });
+    // A sweep on another node may have listed the object as unreferenced just before the pointer
+    // existed (a multipart object's date can be its upload's start, hours ago): make sure it is
+    // still there, or take the pointer back so that the key never names missing bytes.
+    if ((await this.#objectSize(objectKey)) === undefined) {
+      await this.#deleteObject(pointerKey);
+      throw new Error(`the direct upload for ${key} was deleted while it was being adopted`);
+    }
+    return size;
+  }
+
+  async #objectSize(objectKey: string): Promise<number | undefined> {
+    try {
+      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }));
+      return head.ContentLength ?? 0;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
   /**
    * Removes what interrupted stagings left: multipart uploads under `data/` started more than
    * `olderThanMs` ago, and data objects older than that which no pointer names. Stagings in
@@ -255,7 +299,8 @@ export class S3BlobStore implements BlobStore {
       );
       for (const upload of page.Uploads ?? []) {
         const id = upload.Key && this.layout.idOfData(upload.Key);
-        if (!id || !upload.UploadId || this.#live.has(id)) continue;
+        // A direct upload belongs to its file session, however old: its mechanism aborts it (cancel, sweep).
+        if (!id || !upload.UploadId || this.#live.has(id) || isDirectId(id)) continue;
         if (!upload.Initiated || upload.Initiated.getTime() > cutoff) continue;
         try {
           await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }));

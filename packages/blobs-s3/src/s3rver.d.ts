@@ -15,6 +15,8 @@ declare module 's3rver' {
     method: string;
     path: string;
     query: Record<string, string | string[] | undefined>;
+    /** The raw query string, without `?`. */
+    querystring: string;
     headers: Record<string, string | string[] | undefined>;
     status: number;
     body: unknown;

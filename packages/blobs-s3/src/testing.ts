@@ -9,8 +9,17 @@
  * which holds the object key in `key` and one file per part), so the sweeps and aborts run over
  * real HTTP against real upload state. The middleware also records every request, for tests that
  * count what an operation sends and receives.
+ *
+ * For direct uploads through presigned URLs (`@pep694/mechanism-s3-presigned`) it adds what AWS
+ * does and s3rver does not: ListParts (GET ?uploadId), NoSuchUpload for an UploadPart to an
+ * upload that does not exist or belongs to another key (s3rver creates the part anyway), and the
+ * check of a presigned URL's SigV4 signature (s3rver checks only its expiry): a URL whose path,
+ * query or signed headers (Content-Length) were changed is refused with 403
+ * SignatureDoesNotMatch, as AWS refuses it.
  */
 import { CreateBucketCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
+import { S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +64,64 @@ export interface TestS3 {
 }
 
 let buckets = 0;
+const REGION = 'us-east-1';
+
+/** The SDK's hash interface over node:crypto (an HMAC when given a secret). */
+class Sha256 {
+  readonly #hash;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    const key =
+      secret === undefined || typeof secret === 'string'
+        ? secret
+        : secret instanceof ArrayBuffer
+          ? Buffer.from(secret)
+          : Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength);
+    this.#hash = key === undefined ? createHash('sha256') : createHmac('sha256', key);
+  }
+  update(data: string | Uint8Array): void {
+    this.#hash.update(data);
+  }
+  digest(): Promise<Uint8Array> {
+    return Promise.resolve(new Uint8Array(this.#hash.digest()));
+  }
+  reset(): void {}
+}
+
+const presigner = new S3RequestPresigner({ credentials: S3RVER_CREDENTIALS, region: REGION, sha256: Sha256 });
+
+/**
+ * Whether a presigned (query-authenticated) request carries the signature its method, path, query
+ * and signed headers call for: the URL is signed again with s3rver's credentials at the URL's own
+ * date and expiry, and the two signatures compared.
+ */
+async function presignedSignatureValid(ctx: {
+  method: string;
+  path: string;
+  querystring: string;
+  headers: Record<string, string | string[] | undefined>;
+}): Promise<boolean> {
+  const params = new URLSearchParams(ctx.querystring);
+  const signature = params.get('X-Amz-Signature') ?? '';
+  const date = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(params.get('X-Amz-Date') ?? '');
+  const signed = (params.get('X-Amz-SignedHeaders') ?? '').split(';');
+  if (!date || !signed.includes('host')) return false;
+  const query: Record<string, string> = {};
+  for (const [k, v] of params) if (!k.startsWith('X-Amz-')) query[k] = v;
+  const headers: Record<string, string> = {};
+  for (const h of signed) headers[h] = String(ctx.headers[h] ?? '');
+  const [host, port] = headers['host']!.split(':');
+  const again = await presigner.presign(
+    { method: ctx.method, protocol: 'http:', hostname: host!, port: Number(port), path: ctx.path, query, headers },
+    {
+      signingDate: new Date(`${date[1]}-${date[2]}-${date[3]}T${date[4]}:${date[5]}:${date[6]}Z`),
+      expiresIn: Number(params.get('X-Amz-Expires')),
+      signableHeaders: new Set(signed),
+    },
+  );
+  const expected = Buffer.from(String(again.query?.['X-Amz-Signature']));
+  const given = Buffer.from(signature);
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
 
 export async function startS3rver(): Promise<TestS3> {
   const directory = await mkdtemp(join(tmpdir(), 'pep694-s3rver-'));
@@ -66,6 +133,45 @@ export async function startS3rver(): Promise<TestS3> {
   server.middleware.splice(server.middleware.length - 1, 0, async (ctx, next) => {
     const [, bucket, ...rest] = ctx.path.split('/');
     const key = decodeURIComponent(rest.join('/'));
+    if ('X-Amz-Signature' in ctx.query && !(await presignedSignatureValid(ctx))) {
+      ctx.status = 403;
+      ctx.body = {
+        Error: { Code: 'SignatureDoesNotMatch', Message: 'The request signature we calculated does not match the signature you provided.' },
+      };
+      return;
+    }
+    const partUploadId = ctx.query['uploadId'];
+    if (bucket && key && typeof partUploadId === 'string' && (ctx.method === 'PUT' || ctx.method === 'GET')) {
+      // UploadPart and ListParts of an upload that does not exist (aborted, completed) or is another key's.
+      const dir = join(uploadsDir(bucket), partUploadId.replace(/[^0-9a-f]/g, ''));
+      const stored = await readFile(join(dir, 'key'), 'utf8').catch(() => undefined);
+      if (stored !== key) {
+        ctx.status = 404;
+        ctx.body = { Error: { Code: 'NoSuchUpload', Message: 'The specified upload does not exist.', UploadId: partUploadId } };
+        return;
+      }
+      if (ctx.method === 'GET') {
+        const parts = [];
+        for (const name of await readdir(dir)) {
+          if (!/^\d+$/.test(name)) continue;
+          const [st, md5] = await Promise.all([stat(join(dir, name)), readFile(join(dir, `${name}.md5`), 'utf8').catch(() => '')]);
+          parts.push({ PartNumber: Number(name), LastModified: st.mtime.toISOString(), ETag: JSON.stringify(md5), Size: st.size });
+        }
+        parts.sort((a, b) => a.PartNumber - b.PartNumber);
+        ctx.body = {
+          ListPartsResult: {
+            '@': { xmlns: 'http://s3.amazonaws.com/doc/2006-03-01/' },
+            Bucket: bucket,
+            Key: key,
+            UploadId: partUploadId,
+            MaxParts: 10000,
+            IsTruncated: false,
+            Part: parts,
+          },
+        };
+        return;
+      }
+    }
     if (bucket && ctx.method === 'GET' && key === '' && 'uploads' in ctx.query) {
       const prefix = typeof ctx.query['prefix'] === 'string' ? ctx.query['prefix'] : '';
       const ids = await readdir(uploadsDir(bucket)).catch(() => [] as string[]);
@@ -158,7 +264,7 @@ export async function startS3rver(): Promise<TestS3> {
   const endpoint = `http://127.0.0.1:${port}`;
   const client = {
     endpoint,
-    region: 'us-east-1',
+    region: REGION,
     forcePathStyle: true,
     credentials: S3RVER_CREDENTIALS,
     requestChecksumCalculation: 'WHEN_REQUIRED',

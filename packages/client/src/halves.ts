@@ -1,5 +1,5 @@
 /**
- * The client halves this client can execute: the four first-party ones, plus any third party's
+ * The client halves this client can execute: the five first-party ones, plus any third party's
  * named by package in the config (its `./client` subpath, or the package itself, exporting a
  * `MechanismClient` as default or as `mechanismClient`). The mechanism for a file is the first of
  * the server's list (its order of preference) that a half matches, unless the user names one.
@@ -11,10 +11,11 @@ import { isMechanismClient, type MechanismClient } from '@pep694/core/node-http'
 import httpPostBytes from '@pep694/mechanism-http-post-bytes/client';
 import multipart from '@pep694/mechanism-multipart/client';
 import resumable from '@pep694/mechanism-resumable/client';
+import s3presigned from '@pep694/mechanism-s3-presigned/client';
 import tus from '@pep694/mechanism-tus/client';
 import { UsageError } from './errors.js';
 
-export const FIRST_PARTY_HALVES: readonly MechanismClient[] = [httpPostBytes, multipart, tus, resumable];
+export const FIRST_PARTY_HALVES: readonly MechanismClient[] = [httpPostBytes, multipart, tus, resumable, s3presigned];
 
 /**
  * Loads a third party's half: `spec` is a package name (resolved from `from`, the directory of the

@@ -21,6 +21,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe } from 'vitest';
+import type { BlobStore } from '@pep694/core';
 import { FsBlobStore } from '../storage/fs-blob-store.js';
 import { startTestServer, type TestServer } from './harness.js';
 import { SuiteContext, type MechanismConformanceOptions } from './conformance/context.js';
@@ -35,12 +36,21 @@ export function mechanismConformance<O>(suite: MechanismConformanceOptions<O>): 
   describe(`mechanism conformance: ${suite.plugin.name}`, () => {
     const c = new SuiteContext(suite);
     let blobDir: string | undefined;
+    let releaseBlobs: (() => Promise<void>) | undefined;
     beforeAll(async () => {
       const clock = { offset: 0, now: () => new Date(Date.now() + clock.offset) };
-      blobDir = mkdtempSync(join(tmpdir(), 'pep694-conformance-blobs-'));
-      c.blobs = new RecordingBlobStore(await FsBlobStore.open(blobDir));
+      let store: BlobStore;
+      if (suite.blobs) {
+        const given = await suite.blobs();
+        store = given.store;
+        releaseBlobs = () => given.close();
+      } else {
+        blobDir = mkdtempSync(join(tmpdir(), 'pep694-conformance-blobs-'));
+        store = await FsBlobStore.open(blobDir);
+      }
+      c.blobs = new RecordingBlobStore(store);
       c.t = await startTestServer({
-        mechanisms: [{ plugin: suite.plugin, options: suite.options }],
+        mechanisms: [{ plugin: suite.plugin, options: suite.optionsFor ? suite.optionsFor(store) : suite.options }],
         clock,
         blobs: c.blobs,
         config: { fileTtl: 3600, ...suite.config },
@@ -50,6 +60,7 @@ export function mechanismConformance<O>(suite: MechanismConformanceOptions<O>): 
     });
     afterAll(async () => {
       await c.t?.close();
+      await releaseBlobs?.();
       if (blobDir) rmSync(blobDir, { recursive: true, force: true });
     });
 

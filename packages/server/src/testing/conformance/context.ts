@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import { Readable } from 'node:stream';
 import { expect } from 'vitest';
-import type { MechanismMap, MechanismPlugin, UploadMechanism } from '@pep694/core';
+import type { BlobStore, MechanismMap, MechanismPlugin, UploadMechanism } from '@pep694/core';
 import { api, META, TEST_TOKENS, type ApiResponse, type startTestServer, type TestServer } from '../harness.js';
 import type { RecordingBlobStore } from './recording-blob-store.js';
 
@@ -31,6 +31,14 @@ export type ClientHalf = (args: {
 export interface MechanismConformanceOptions<O> {
   readonly plugin: MechanismPlugin<O>;
   readonly options?: unknown;
+  /**
+   * The blob store the host runs on, and how to release it after the suite. Default: a fresh
+   * filesystem store in a temporary directory. For mechanisms that need a particular backend
+   * (object storage they hand clients URLs of).
+   */
+  readonly blobs?: () => Promise<{ readonly store: BlobStore; close(): Promise<void> }>;
+  /** The plugin's options made from that blob store (for a mechanism that takes it as an option); replaces `options`. */
+  readonly optionsFor?: (blobs: BlobStore) => unknown;
   readonly client: ClientHalf;
   /** Offers the mechanism is documented to decline, e.g. `[{ size: 10 * 2 ** 30 }]`. */
   readonly declines?: readonly { readonly size?: number; readonly filename?: string }[];
