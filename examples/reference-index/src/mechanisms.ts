@@ -45,7 +45,10 @@ export interface SharedBackends {
  * tus-shared.ts): tus uploads in a bucket with a lock in PostgreSQL, for several nodes. `shared.s3`:
  * the S3 blob store, when the index keeps its files in S3 (adds vnd-pep694-s3multipart-presigned).
  */
-export function defaultMechanisms(dataDir = resolve(process.env.PEP694_DATA ?? 'data'), shared: SharedBackends = {}): MechanismRegistration[] {
+export function defaultMechanisms(
+  dataDir = resolve(process.env.PEP694_DATA ?? 'data'),
+  shared: SharedBackends = {},
+): MechanismRegistration[] {
   const { tus: sharedTus, s3 } = shared;
   return [
     { plugin: httpPostBytes, options: {} },
