@@ -112,6 +112,12 @@ export const ServerConfigSchema = z
     reaperInterval: ms.default(60_000),
     /** How often the reaper also walks the blob store for orphaned bytes and crashed stagings (ms). */
     blobSweepInterval: ms.default(3_600_000),
+    /**
+     * How long a work lease (a deferred verification or publish, a reaper pass) lasts without
+     * renewal on a store several nodes share (PostgreSQL): how long the work of a node that died
+     * waits before a live node's next reaper pass takes it over (ms).
+     */
+    leaseTtl: z.number().int().min(1_000).default(30_000),
     /** `Retry-After` (seconds) while a file upload is pending or processing. */
     retryAfter: seconds.default(1),
 

@@ -64,7 +64,7 @@ export function createServiceContext(deps: ServiceDeps): ServiceContext {
     background: new BackgroundTasks(deps.logger),
     creating: new Set(),
     lastBlobSweep: 0,
-    leases: new WorkLeases(deps.store, deps.logger),
+    leases: new WorkLeases(deps.store, deps.logger, deps.config.leaseTtl),
   };
 }
 
