@@ -35,8 +35,9 @@ export default defineConfig({
           name: 'sqlite-files',
           // Only sources: vitest 4 would otherwise also pick up compiled dist/**/*.test.js.
           include: ['packages/*/src/**/*.test.ts', 'plugins/*/src/**/*.test.ts', 'examples/*/src/**/*.test.ts'],
-          // A PostgreSQL cluster for the tests that ask for one (started on first use, stopped at the end).
-          globalSetup: ['./packages/store-postgres/src/testing/global-setup.ts'],
+          // A PostgreSQL cluster for the tests that ask for one (started on first use, stopped at the
+          // end); s3rver only when PEP694_TEST_BLOBS=s3 is set by hand (see the README, "Working on it").
+          globalSetup: ['./packages/store-postgres/src/testing/global-setup.ts', './packages/blobs-s3/src/testing-global-setup.ts'],
         },
       },
       {

@@ -44,6 +44,8 @@ export interface TestServer {
   readonly url: string;
   readonly origin: string;
   readonly dataDir: string;
+  /** With `PEP694_TEST_STORE=postgres`: this server's database (for tests that read its rows). */
+  readonly databaseUrl?: string;
   /** With `PEP694_TEST_BLOBS=s3`: the bucket that holds this server's bytes. */
   readonly bucket?: TestBucket;
   /** The node HTTP server (e.g. for `getConnections`). */
@@ -188,6 +190,7 @@ async function boot(
     url,
     origin,
     dataDir,
+    ...(database && { databaseUrl: database.url }),
     ...(bucket && { bucket }),
     setGrants,
     async restart() {
