@@ -117,10 +117,9 @@ function decorate(prefix, target, special = {}) {
   });
 }
 
-const store = decorate(
-  'store',
-  (await sessionStoreFromEnv()) ?? new SqliteSessionStore(join(dataDir, 'pep694.sqlite'), { fileIdentity: distributionIdentity }),
-);
+const rawStore =
+  (await sessionStoreFromEnv()) ?? new SqliteSessionStore(join(dataDir, 'pep694.sqlite'), { fileIdentity: distributionIdentity });
+const store = decorate('store', rawStore);
 const rawBlobs = (await blobsFromEnv()).blobs ?? (await FsBlobStore.open(dataDir));
 const blobs = decorate('blob', rawBlobs, {
   async stage(key) {
@@ -181,6 +180,15 @@ http.prependListener('request', (req) => {
   if (armed && fault?.kind === 'patch' && req.method === 'PATCH' && count('http.patch') === fault.n) die();
 });
 if (process.env.PEP694_CRASH_REAP === '1') {
+  // On a store nodes share (PostgreSQL), the killed process may have died holding the reaper's
+  // lease, and a pass under another owner's lease is skipped: wait (bounded) until the lease is
+  // this process's, as the next pass of a live node would once the dead one's ran out.
+  if (rawStore.acquireLease) {
+    const deadline = Date.now() + 30_000;
+    while (!(await rawStore.acquireLease('reaper', server.service.leases.owner, server.config.leaseTtl)) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
   const reaped = await server.reap();
   process.stdout.write(`REAPED ${JSON.stringify(reaped)}\n`);
 }
