@@ -17,14 +17,16 @@
  * query or signed headers (Content-Length) were changed is refused with 403
  * SignatureDoesNotMatch, as AWS refuses it.
  */
-import { CreateBucketCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
 import { S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import S3rver from 's3rver';
+import { KeyLayout } from './keys.js';
 import type { S3BlobStoreOptions } from './options.js';
+import { decodePointer } from './pointer.js';
 
 /** s3rver checks SigV4 signatures against this fixed key pair. */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -56,14 +58,23 @@ export interface TestS3 {
    */
   blobsEnv(prefix?: string): Promise<{
     bucket: string;
+    /** The same bucket and prefix as store options (with s3rver's credentials). */
+    options: S3BlobStoreOptions;
     env: { PEP694_BLOBS: string; AWS_ACCESS_KEY_ID: string; AWS_SECRET_ACCESS_KEY: string };
   }>;
   /** Every object name in `bucket`, sorted. */
   objects(bucket: string): Promise<string[]>;
+  /** The object names of the multipart uploads in progress in `bucket`, sorted. */
+  uploads(bucket: string): Promise<string[]>;
+  /**
+   * What in `bucket` no blob of the store at `prefix` owns: objects that are neither a pointer nor
+   * the data object a pointer names (each pointer is read), and multipart uploads in progress
+   * (named `upload of <key>`). Empty for a store whose sweep left nothing behind.
+   */
+  unowned(bucket: string, prefix?: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
-let buckets = 0;
 const REGION = 'us-east-1';
 
 /** The SDK's hash interface over node:crypto (an HMAC when given a secret). */
@@ -123,7 +134,8 @@ async function presignedSignatureValid(ctx: {
   return expected.length === given.length && timingSafeEqual(expected, given);
 }
 
-export async function startS3rver(): Promise<TestS3> {
+/** `record: false`: keep no log of requests (a server shared by a whole test run would grow it without end). */
+export async function startS3rver(opts: { readonly record?: boolean } = {}): Promise<TestS3> {
   const directory = await mkdtemp(join(tmpdir(), 'pep694-s3rver-'));
   const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, vhostBuckets: false });
   const requests: RecordedRequest[] = [];
@@ -242,27 +254,46 @@ export async function startS3rver(): Promise<TestS3> {
     await next();
   });
   // First of all, so it sees every request and the final status.
-  server.middleware.unshift(async (ctx, next) => {
-    const start = performance.now();
-    try {
-      await next();
-    } finally {
-      requests.push({
-        method: ctx.method,
-        path: ctx.path,
-        query: Object.keys(ctx.query).join('&'),
-        copy: 'x-amz-copy-source' in ctx.headers,
-        bytesIn: ctx.request.length ?? 0,
-        bytesOut: ctx.response.length ?? 0,
-        start,
-        end: performance.now(),
-      });
-    }
-  });
+  if (opts.record !== false)
+    server.middleware.unshift(async (ctx, next) => {
+      const start = performance.now();
+      try {
+        await next();
+      } finally {
+        requests.push({
+          method: ctx.method,
+          path: ctx.path,
+          query: Object.keys(ctx.query).join('&'),
+          copy: 'x-amz-copy-source' in ctx.headers,
+          bytesIn: ctx.request.length ?? 0,
+          bytesOut: ctx.response.length ?? 0,
+          start,
+          end: performance.now(),
+        });
+      }
+    });
 
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = {
+  const client = s3TestClient(endpoint);
+  return {
+    ...client,
+    directory,
+    requests,
+    async close() {
+      await client.close();
+      await server.close();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What a test needs of an S3-compatible server it did not start: new buckets, and what is in them. */
+export type TestS3Client = Omit<TestS3, 'directory' | 'requests'>;
+
+/** s3rver's client settings at `endpoint` (fixed credentials, checksums only where required). */
+function clientConfig(endpoint: string) {
+  return {
     endpoint,
     region: REGION,
     forcePathStyle: true,
@@ -270,22 +301,39 @@ export async function startS3rver(): Promise<TestS3> {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   } as const;
+}
+
+/** Buckets, listings and `PEP694_BLOBS` URLs on the s3rver at `endpoint` (this process's, or the run's). */
+export function s3TestClient(endpoint: string): TestS3Client {
+  const client = clientConfig(endpoint);
   const admin = new S3Client(client);
   const bucket = async (prefix = '') => {
-    const name = `test-${process.pid}-${++buckets}`;
+    // Random, not a counter: test workers may be threads of one process, or processes of one run.
+    const name = `test-${process.pid}-${randomBytes(6).toString('hex')}`;
     await admin.send(new CreateBucketCommand({ Bucket: name }));
     return { bucket: name, prefix, client };
   };
+  const objects = async (name: string) => {
+    const keys: string[] = [];
+    for await (const page of paginateListObjectsV2({ client: admin }, { Bucket: name })) {
+      for (const o of page.Contents ?? []) keys.push(o.Key!);
+    }
+    return keys.sort();
+  };
+  const uploads = async (name: string) => {
+    const out = await admin.send(new ListMultipartUploadsCommand({ Bucket: name }));
+    return (out.Uploads ?? []).map((u) => u.Key!).sort();
+  };
   return {
     endpoint,
-    directory,
-    requests,
     bucket,
     async blobsEnv(prefix = '') {
-      const { bucket: name } = await bucket();
+      const options = await bucket(prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`);
+      const name = options.bucket;
       const query = new URLSearchParams({ endpoint, region: 'us-east-1', forcePathStyle: 'true' });
       return {
         bucket: name,
+        options,
         env: {
           PEP694_BLOBS: `s3://${name}/${prefix}?${query.toString()}`,
           AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
@@ -293,17 +341,43 @@ export async function startS3rver(): Promise<TestS3> {
         },
       };
     },
-    async objects(name) {
-      const keys: string[] = [];
-      for await (const page of paginateListObjectsV2({ client: admin }, { Bucket: name })) {
-        for (const o of page.Contents ?? []) keys.push(o.Key!);
+    objects,
+    uploads,
+    async unowned(name, prefix = '') {
+      const layout = new KeyLayout(prefix);
+      const all = await objects(name);
+      const owned = new Set<string>();
+      for (const key of all) {
+        if (layout.keyOfPointer(key) === undefined) continue;
+        owned.add(key);
+        const got = await admin.send(new GetObjectCommand({ Bucket: name, Key: key }));
+        const pointer = decodePointer(await got.Body!.transformToString(), key);
+        owned.add(layout.dataObject(pointer.data));
       }
-      return keys.sort();
+      return [...all.filter((k) => !owned.has(k)), ...(await uploads(name)).map((k) => `upload of ${k}`)];
     },
     async close() {
       admin.destroy();
-      await server.close();
-      await rm(directory, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Set by the vitest global setup `@pep694/blobs-s3/testing/global-setup` for the processes of a
+ * test run: the endpoint of the one s3rver the run shares.
+ */
+export const TEST_S3_ENDPOINT_ENV = 'PEP694_TEST_S3_ENDPOINT';
+
+let shared: TestS3Client | undefined;
+
+/** The run's s3rver (see TEST_S3_ENDPOINT_ENV), for test servers that keep their blobs in S3. */
+export function sharedTestS3(): TestS3Client {
+  const endpoint = process.env[TEST_S3_ENDPOINT_ENV];
+  if (!endpoint) {
+    throw new Error(
+      `no s3rver for tests: add '@pep694/blobs-s3/testing/global-setup' to vitest's globalSetup (the root vitest.config.ts has it in its pg-s3 project), or set ${TEST_S3_ENDPOINT_ENV}`,
+    );
+  }
+  shared ??= s3TestClient(endpoint);
+  return shared;
 }

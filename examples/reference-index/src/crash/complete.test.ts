@@ -4,16 +4,17 @@
  * during deferred verification (202 + processing). After the restart the client's completion must
  * succeed (PEP 694 "Complete a File Upload Session") and the stored bytes be the wheel's.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import Database from 'better-sqlite3';
 import { attestation, tally } from '@pep694/server/testing';
 import {
+  blobBytes,
   call,
   checkInvariants,
   dataDir,
+  fileRow,
   fixture,
   idOf,
   injectedKill,
@@ -108,17 +109,12 @@ describe('crash consistency: SIGKILL during completion (PEP 694 "Complete a File
       }
       expect(status.body.status, `${where}: ${JSON.stringify(status.body)}`).toBe('completed');
       const fileId = idOf(file.links['file-upload-session']);
-      expect(sha256(readFileSync(join(dir, 'blobs', 'files', fileId))), where).toBe(WHEEL.sha256);
+      expect(sha256((await blobBytes(dir, `files/${fileId}`)) ?? Buffer.alloc(0)), where).toBe(WHEEL.sha256);
       if (attested) {
-        const db = new Database(join(dir, 'pep694.sqlite'), { readonly: true });
-        try {
-          const stored = db.prepare('SELECT attestations FROM files WHERE id = ?').pluck().get(fileId) as string | null;
-          expect(stored === null ? null : JSON.parse(stored), `${where}: the attestations answered 204 are kept with the file`).toEqual(
-            attested,
-          );
-        } finally {
-          db.close();
-        }
+        const stored = (await fileRow(dir, fileId))?.attestations ?? null;
+        expect(stored === null ? null : JSON.parse(stored), `${where}: the attestations answered 204 are kept with the file`).toEqual(
+          attested,
+        );
       }
       // Cancel to free 1.0.0 for the next kill point (its bytes must go; the next check sees to it).
       expect((await call('DELETE', session.links.session)).status, where).toBe(204);

@@ -21,7 +21,9 @@
 //   PEP694_CRASH_PUBLISH_CHECK 1: a publish check that re-hashes every file (publishing is deferred)
 //   PEP694_CRASH_REAP          1: one full reaper pass (blob sweep included) once listening; its
 //                              result is printed as "REAPED <json>" before "READY <url>"
-// and those of main.ts: PEP694_DATA, PEP694_PORT, PEP694_TOKENS_FILE, PEP694_VALIDATE_ARTIFACTS.
+// and those of main.ts: PEP694_DATA, PEP694_PORT, PEP694_TOKENS_FILE, PEP694_VALIDATE_ARTIFACTS,
+// PEP694_DATABASE_URL (sessions in PostgreSQL instead of SQLite) and PEP694_BLOBS (bytes in an
+// s3:// bucket instead of files), read as main.ts reads them; the faults wrap either store alike.
 //
 // With PEP694_CRASH_WARM=1 the process loads its modules and then waits for one line of JSON on
 // stdin with the variables above, so a test can start the next server while the current one runs
@@ -34,7 +36,9 @@ import { createInterface } from 'node:readline';
 import { distributionIdentity } from '@pep694/core';
 import { createDistributionValidator } from '@pep694/dist-validator';
 import { createServer, FsBlobStore, SqliteSessionStore } from '@pep694/server';
+import { blobsFromEnv } from '../../dist/blobs.js';
 import { defaultMechanisms } from '../../dist/mechanisms.js';
+import { sessionStoreFromEnv } from '../../dist/session-store.js';
 
 if (process.env.PEP694_CRASH_WARM === '1') {
   const lines = createInterface({ input: process.stdin });
@@ -113,13 +117,15 @@ function decorate(prefix, target, special = {}) {
   });
 }
 
-const store = decorate('store', new SqliteSessionStore(join(dataDir, 'pep694.sqlite'), { fileIdentity: distributionIdentity }));
-const fsBlobs = await FsBlobStore.open(dataDir);
-const blobs = decorate('blob', fsBlobs, {
+const rawStore =
+  (await sessionStoreFromEnv()) ?? new SqliteSessionStore(join(dataDir, 'pep694.sqlite'), { fileIdentity: distributionIdentity });
+const store = decorate('store', rawStore);
+const rawBlobs = (await blobsFromEnv()).blobs ?? (await FsBlobStore.open(dataDir));
+const blobs = decorate('blob', rawBlobs, {
   async stage(key) {
     const nth = count('blob.stage');
     point('blob.stage', 'before', nth);
-    const staging = await fsBlobs.stage(key);
+    const staging = await rawBlobs.stage(key);
     point('blob.stage', 'after', nth);
     const { stream } = staging;
     const write = stream.write.bind(stream);
@@ -174,6 +180,15 @@ http.prependListener('request', (req) => {
   if (armed && fault?.kind === 'patch' && req.method === 'PATCH' && count('http.patch') === fault.n) die();
 });
 if (process.env.PEP694_CRASH_REAP === '1') {
+  // On a store nodes share (PostgreSQL), the killed process may have died holding the reaper's
+  // lease, and a pass under another owner's lease is skipped: wait (bounded) until the lease is
+  // this process's, as the next pass of a live node would once the dead one's ran out.
+  if (rawStore.acquireLease) {
+    const deadline = Date.now() + 30_000;
+    while (!(await rawStore.acquireLease('reaper', server.service.leases.owner, server.config.workLeaseTtl)) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
   const reaped = await server.reap();
   process.stdout.write(`REAPED ${JSON.stringify(reaped)}\n`);
 }

@@ -1,13 +1,14 @@
 /**
  * The crash suite's harness: starts crash-server.mjs (the reference index with fault injection)
  * as a child process, kills it, restarts it on the same data directory and port, and checks the
- * invariants of issue #10 against the SQLite file, the data directory and the public HTTP API.
+ * invariants of issue #10 against the store (SQLite file or PostgreSQL database), the blobs (data
+ * directory or bucket), the data directory and the public HTTP API. See ./backends.ts for the
+ * PostgreSQL + S3 runs (issue #17).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { expect } from 'vitest';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
@@ -20,6 +21,7 @@ import {
   type PublishingSessionStatus,
   type StateMachine,
 } from '@pep694/core';
+import { backendsFor, onPostgres, openBlobs, openState, releaseBackends, type FileRow } from './backends.js';
 
 const SERVER = new URL('./crash-server.mjs', import.meta.url).pathname;
 export const TOKEN = 'crash-test-token-0123456789';
@@ -113,7 +115,10 @@ function spawnWarm(): ChildProcess {
   return child;
 }
 
-/** Kills every server process this file started that is still running (afterAll, or a failed test). */
+/**
+ * Kills every server process this file started that is still running (afterAll, or a failed
+ * test), and drops the PostgreSQL databases of its data directories.
+ */
 export async function killAll(): Promise<void> {
   spare = undefined;
   const running = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
@@ -124,10 +129,24 @@ export async function killAll(): Promise<void> {
       return exited;
     }),
   );
+  await releaseBackends();
+}
+
+/**
+ * On PostgreSQL, a store nodes may share, the restarted process cannot tell that the killed one
+ * is dead: the deferred work it held is taken over once its lease runs out, by a reaper pass (see
+ * packages/server/src/service/recovery.ts). Short timers bring that within the invariants' wait;
+ * the takeover is then what the kill points exercise. Only the restarts (`reap`) get the fast
+ * reaper: on a server with a fault, its passes (a blob sweep first) would shift the counted calls.
+ * SQLite: the defaults (recovery at startup).
+ */
+function sharedStoreTimers(opts: StartOptions): Record<string, unknown> {
+  return onPostgres() ? { workLeaseTtl: 2_000, ...(opts.reap ? { reaperInterval: 500 } : {}) } : {};
 }
 
 export async function startServer(dir: string, opts: StartOptions = {}): Promise<CrashServer> {
   const env: Record<string, string> = {
+    ...(await backendsFor(dir)).env,
     PEP694_PORT: String(opts.port ?? 0),
     PEP694_DATA: dir,
     PEP694_TOKENS_FILE: join(dir, 'tokens.json'),
@@ -136,7 +155,7 @@ export async function startServer(dir: string, opts: StartOptions = {}): Promise
     PEP694_CRASH_REAP: opts.reap ? '1' : '0',
     PEP694_CRASH_PUBLISH_CHECK: opts.publishCheck ? '1' : '0',
     PEP694_CRASH_FAULT: opts.fault ?? '',
-    PEP694_CRASH_CONFIG: opts.config ? JSON.stringify(opts.config) : '',
+    PEP694_CRASH_CONFIG: JSON.stringify({ ...sharedStoreTimers(opts), ...opts.config }),
   };
   // Binding the port of a process that was just SIGKILLed can race its teardown: retry briefly.
   for (let attempt = 0; ; attempt++) {
@@ -262,34 +281,6 @@ export interface Observed {
 
 export const observed = (): Observed => ({ sessions: new Map(), files: new Map(), contents: new Map() });
 
-interface SessionRow {
-  id: string;
-  project: string;
-  status: PublishingSessionStatus;
-  expires_at: number;
-}
-interface FileRow {
-  id: string;
-  session_id: string;
-  filename: string;
-  mechanism: string;
-  status: FileUploadStatus;
-  blob_key: string | null;
-  expires_at: number;
-  size: number;
-  hashes: string;
-  attestations: string | null;
-}
-interface PublishedRow {
-  project: string;
-  filename: string;
-  session_id: string;
-  file_id: string;
-  blob_key: string;
-  size: number;
-  hashes: string;
-}
-
 function listTree(dir: string, prefix = ''): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -306,32 +297,24 @@ function listTree(dir: string, prefix = ''): string[] {
 export async function checkInvariants(dir: string, server: CrashServer, seen: Observed, label: string): Promise<void> {
   const where = `${label} (seed ${SEED})`;
   // Work the restart handed to the background (deferred verification or publish) must settle.
-  const db = new Database(join(dir, 'pep694.sqlite'), { readonly: true });
+  const db = await openState(dir);
+  const blobStore = await openBlobs(dir);
   try {
     for (let i = 0; ; i++) {
-      const busy = db
-        .prepare(
-          `SELECT (SELECT COUNT(*) FROM sessions WHERE status = 'processing') + (SELECT COUNT(*) FROM files WHERE status = 'processing')`,
-        )
-        .pluck()
-        .get() as number;
-      if (busy === 0) break;
+      if ((await db.busy()) === 0) break;
       expect(i, `${where}: a session or file stays processing after the restart`).toBeLessThan(100);
       await new Promise((r) => setTimeout(r, 100));
     }
-    const sessions = db.prepare('SELECT * FROM sessions').all() as SessionRow[];
-    const files = db.prepare('SELECT * FROM files').all() as FileRow[];
-    const published = db.prepare('SELECT * FROM published_files').all() as PublishedRow[];
-    const claims = db.prepare('SELECT * FROM filename_claims').all() as { session_id: string }[];
+    const { sessions, files, published, claims } = await db.read();
     const now = Date.now();
     const sessionById = new Map(sessions.map((s) => [s.id, s]));
     const fileById = new Map(files.map((f) => [f.id, f]));
 
     // 1. No published file is missing or corrupt: its bytes are re-hashed.
     for (const p of published) {
-      const path = join(dir, 'blobs', ...p.blob_key.split('/'));
-      expect(existsSync(path), `${where}: published ${p.filename} has its bytes`).toBe(true);
-      const bytes = readFileSync(path);
+      const bytes = await blobStore.bytes(p.blob_key);
+      expect(bytes, `${where}: published ${p.filename} has its bytes`).toBeDefined();
+      if (!bytes) continue;
       expect(bytes.length, `${where}: published ${p.filename} size`).toBe(p.size);
       const declared = (JSON.parse(p.hashes) as { sha256?: string }).sha256;
       expect(sha256(bytes), `${where}: published ${p.filename} sha256`).toBe(declared);
@@ -378,7 +361,7 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
     }
 
     // 3. No orphaned staged bytes after the reaper pass with blob sweep.
-    const blobs = listTree(join(dir, 'blobs'));
+    const blobs = await blobStore.keys();
     for (const key of blobs) {
       if (key.startsWith('staging/')) {
         const f = fileById.get(key.slice('staging/'.length));
@@ -407,6 +390,8 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
       }
     }
     expect(listTree(join(dir, 'tmp')), `${where}: no temp files of interrupted stagings`).toEqual([]);
+    // ... nor, in a bucket, data objects no blob names or multipart uploads (see BlobView.unowned).
+    expect(await blobStore.unowned(), `${where}: nothing in the bucket that no blob owns`).toEqual([]);
     for (const name of listTree(join(dir, 'tus'))) {
       const f = fileById.get(name.replace(/\.json$/, ''));
       expect(f?.status, `${where}: tus upload ${name} belongs to a pending file`).toBe('pending');
@@ -424,10 +409,7 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
     for (const f of files) {
       const session = sessionById.get(f.session_id)!;
       if (f.status === 'completed' && session.status !== 'canceled') {
-        expect(
-          f.blob_key && existsSync(join(dir, 'blobs', ...f.blob_key.split('/'))),
-          `${where}: completed ${f.filename} has its bytes`,
-        ).toBeTruthy();
+        expect(f.blob_key && (await blobStore.bytes(f.blob_key)), `${where}: completed ${f.filename} has its bytes`).toBeTruthy();
       }
     }
 
@@ -477,8 +459,34 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
       expect(res.status, `${where}: GET file ${f.filename}`).toBe(200);
       expect(res.body.status).toBe(f.status);
     }
+    // 5. The sweep above took nothing that was still owned: the published files are still whole.
+    for (const p of published) {
+      const bytes = await blobStore.bytes(p.blob_key);
+      expect(bytes && sha256(bytes), `${where}: published ${p.filename} intact after the sweep`).toBe(seen.contents.get(p.filename));
+    }
   } finally {
-    db.close();
+    await db.close();
+    blobStore.close();
+  }
+}
+
+/** A blob's bytes (from the data directory or the bucket), for flows that check what was stored. */
+export async function blobBytes(dir: string, key: string): Promise<Buffer | undefined> {
+  const view = await openBlobs(dir);
+  try {
+    return await view.bytes(key);
+  } finally {
+    view.close();
+  }
+}
+
+/** A file upload session's row, read from the store of the data directory. */
+export async function fileRow(dir: string, id: string): Promise<FileRow | undefined> {
+  const db = await openState(dir);
+  try {
+    return (await db.read()).files.find((f) => f.id === id);
+  } finally {
+    await db.close();
   }
 }
 

@@ -3,7 +3,7 @@
  * http-post-bytes, vnd-pep694-multipart, vnd-pep694-tus and vnd-pep694-resumable-i8. See harness.ts for the invariants and
  * crash-server.mjs for the kill points; every kill point is drawn from PEP694_CRASH_SEED.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Upload } from 'tus-js-client';
@@ -13,6 +13,7 @@ import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadResumable } from '@pep694/mechanism-resumable/client';
 import { tally } from '@pep694/server/testing';
 import {
+  blobBytes,
   AUTH,
   bytesFrom,
   call,
@@ -72,7 +73,7 @@ async function finish(
   expect(done.status, `${where}: ${JSON.stringify(done.body)}`).toBe(201);
   const published = await call('POST', links.session.links.publish, { meta: META });
   expect(published.status, `${where}: ${JSON.stringify(published.body)}`).toBe(201);
-  expect(sha256(readFileSync(join(dir, 'blobs', 'files', links.fileId))), where).toBe(sha256(bytes));
+  expect(sha256((await blobBytes(dir, `files/${links.fileId}`)) ?? Buffer.alloc(0)), where).toBe(sha256(bytes));
 }
 
 describe('crash consistency: SIGKILL mid-upload (PEP 694 "File Upload Mechanisms")', () => {

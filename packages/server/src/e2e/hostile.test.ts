@@ -126,6 +126,7 @@ function raw(
 describe('hostile file names (PEP 694 "Create a File Upload Session": filename MUST be a valid sdist or wheel name)', () => {
   it('each is refused with 400 problem+json naming the file, and nothing reaches storage', async () => {
     const before = walk(t.dataDir);
+    const bucketBefore = await t.bucket?.objects();
     for (const filename of HOSTILE_FILENAMES) {
       const what = `filename ${JSON.stringify(filename.slice(0, 80))}`;
       const res = await api('POST', session.links.upload!, {
@@ -151,6 +152,8 @@ describe('hostile file names (PEP 694 "Create a File Upload Session": filename M
     expect(after.filter((p) => p.startsWith('blobs/') || p.startsWith('tmp/')).sort()).toEqual(
       before.filter((p) => p.startsWith('blobs/') || p.startsWith('tmp/')).sort(),
     );
+    // ... and, on S3 (PEP694_TEST_BLOBS=s3), the bucket holds what it held.
+    expect(await t.bucket?.objects()).toEqual(bucketBefore);
     for (const p of after) {
       expect(p).toMatch(/^(pep694\.sqlite(-wal|-shm)?|tokens\.json|blobs\/(staging|files)\/[A-Za-z0-9_-]{22}|tmp\/[0-9a-f]{32}\.tmp)$/);
     }
@@ -313,8 +316,10 @@ describe('hostile IDs and tokens in URLs get 404 problem+json, and a 404 does no
 });
 
 // Guard against a vacuous walk: the data directory exists and has the SQLite file.
-it('the storage walk sees the data directory', () => {
+it('the storage walk sees the data directory', async () => {
   // On PostgreSQL (PEP694_TEST_STORE=postgres) the sessions are not in the data directory.
   if (!testStoreIsPostgres()) expect(statSync(join(t.dataDir, 'pep694.sqlite')).isFile()).toBe(true);
-  expect(walk(t.dataDir).some((p) => p.startsWith('blobs/files/'))).toBe(true);
+  // On S3 (PEP694_TEST_BLOBS=s3) the bytes are in the bucket: blob keys are its pointers' names.
+  const stored = t.bucket ? await t.bucket.objects() : walk(t.dataDir);
+  expect(stored.some((p) => p.startsWith('blobs/files/'))).toBe(true);
 });

@@ -30,6 +30,12 @@ export const DEFAULT_TEST_GRANTS: TokensFile['tokens'] = [
 export interface TestServerOptions extends Omit<Partial<CreateServerOptions>, 'config'> {
   readonly config?: Partial<ServerConfigInput>;
   readonly grants?: TokensFile['tokens'];
+  /**
+   * On PostgreSQL + S3 (`PEP694_TEST_STORE=postgres`, `PEP694_TEST_BLOBS=s3`), `close()` runs a
+   * reaper pass and then checks the storage invariants (see ./storage-invariants.ts), throwing
+   * if one is broken; `false` for a test that breaks them on purpose.
+   */
+  readonly storageInvariants?: boolean;
 }
 
 export interface TestServer {
@@ -38,8 +44,18 @@ export interface TestServer {
   readonly url: string;
   readonly origin: string;
   readonly dataDir: string;
+  /** With `PEP694_TEST_STORE=postgres`: this server's database (for tests that read its rows). */
+  readonly databaseUrl?: string;
+  /** With `PEP694_TEST_BLOBS=s3`: the bucket that holds this server's bytes. */
+  readonly bucket?: TestBucket;
   /** The node HTTP server (e.g. for `getConnections`). */
   readonly http: Server;
+  /**
+   * On PostgreSQL + S3: a reaper pass, then the storage invariants' violations, one line each
+   * (empty: all hold). The server must be idle. `close()` runs the same check and throws on a
+   * violation (unless `storageInvariants: false`).
+   */
+  storageViolations?(): Promise<string[]>;
   /** Rewrites the tokens file atomically; the next request sees the new grants. */
   setGrants(grants: TokensFile['tokens']): void;
   /**
@@ -62,6 +78,54 @@ export const TEST_STORE_ENV = 'PEP694_TEST_STORE';
 /** Whether this run's test servers keep their sessions in PostgreSQL (for the few tests that read SQLite's file). */
 export const testStoreIsPostgres = (): boolean => process.env[TEST_STORE_ENV] === 'postgres';
 
+/**
+ * `PEP694_TEST_BLOBS=s3`: servers started here without `blobs` of their own keep their bytes in
+ * S3 (`@pep694/blobs-s3`), a fresh bucket each on the run's s3rver (whose vitest global setup,
+ * `@pep694/blobs-s3/testing/global-setup`, starts it). Unset (or `files`): files under the data
+ * directory, as `createServer` does by default.
+ */
+export const TEST_BLOBS_ENV = 'PEP694_TEST_BLOBS';
+
+/** Whether this run's test servers keep their bytes in S3 (for the few tests that read the data directory's files). */
+export const testBlobsAreS3 = (): boolean => process.env[TEST_BLOBS_ENV] === 's3';
+
+/** Where a test server keeps its bytes when the suite runs on S3: its bucket, and the run's s3rver. */
+export interface TestBucket {
+  readonly bucket: string;
+  readonly endpoint: string;
+  /** Options of an `S3BlobStore` on the same bucket and prefix (with s3rver's credentials). */
+  readonly options: import('@pep694/blobs-s3').S3BlobStoreOptions;
+  /** Every object name in the bucket, sorted. */
+  objects(): Promise<string[]>;
+  /** Object names of the multipart uploads in progress in the bucket, sorted. */
+  uploads(): Promise<string[]>;
+  /** What in the bucket no blob owns (objects no pointer names, multipart uploads). */
+  unowned(): Promise<string[]>;
+}
+
+interface Backends {
+  readonly database?: { url: string; drop(): Promise<void> };
+  readonly bucket?: TestBucket;
+}
+
+/** A bucket of its own for a test server, when the suite runs on S3. */
+async function testBucket(opts: TestServerOptions): Promise<Backends['bucket']> {
+  const kind = process.env[TEST_BLOBS_ENV] ?? 'files';
+  if (opts.blobs || kind === 'files') return undefined;
+  if (kind !== 's3') throw new Error(`${TEST_BLOBS_ENV} must be files or s3, not ${JSON.stringify(kind)}`);
+  const { sharedTestS3 } = await import('@pep694/blobs-s3/testing');
+  const s3 = sharedTestS3();
+  const options = await s3.bucket();
+  return {
+    options,
+    bucket: options.bucket,
+    endpoint: s3.endpoint,
+    objects: () => s3.objects(options.bucket),
+    uploads: () => s3.uploads(options.bucket),
+    unowned: () => s3.unowned(options.bucket, options.prefix),
+  };
+}
+
 /** A database of its own for a test server, when the suite runs on PostgreSQL. */
 async function testDatabase(opts: TestServerOptions): Promise<{ url: string; drop(): Promise<void> } | undefined> {
   const kind = process.env[TEST_STORE_ENV] ?? 'sqlite';
@@ -73,6 +137,7 @@ async function testDatabase(opts: TestServerOptions): Promise<{ url: string; dro
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   const database = await testDatabase(opts);
+  const bucket = await testBucket(opts);
   const dataDir = mkdtempSync(join(tmpdir(), 'pep694-test-'));
   const tokensFile = join(dataDir, 'tokens.json');
   const setGrants = (grants: TokensFile['tokens']) => {
@@ -81,7 +146,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     renameSync(tmp, tokensFile);
   };
   setGrants(opts.grants ?? DEFAULT_TEST_GRANTS);
-  return boot(opts, dataDir, tokensFile, setGrants, 0, database);
+  return boot(opts, dataDir, tokensFile, setGrants, 0, { ...(database && { database }), ...(bucket && { bucket }) });
 }
 
 async function boot(
@@ -90,16 +155,19 @@ async function boot(
   tokensFile: string,
   setGrants: TestServer['setGrants'],
   port: number,
-  database?: { url: string; drop(): Promise<void> },
+  backends: Backends,
 ): Promise<TestServer> {
+  const { database, bucket } = backends;
   const auth = new TokensFileAuth({ path: tokensFile });
-  const { config, grants: _grants, ...rest } = opts;
+  const { config, grants: _grants, storageInvariants: _invariants, ...rest } = opts;
   // A restart opens a new store (pool) on the same database, as a restarted node would.
   const store = database
     ? await (await import('@pep694/store-postgres')).PostgresSessionStore.open({ connectionString: database.url, migrate: false })
     : undefined;
+  const blobs = bucket ? await (await import('@pep694/blobs-s3')).S3BlobStore.open(bucket.options) : undefined;
   const server = await createServer({
     ...(store ? { store } : {}),
+    ...(blobs ? { blobs } : {}),
     auth: { authenticator: auth, authorizer: auth, names: auth },
     logger: pino({ level: process.env.PEP694_TEST_LOG ?? 'silent' }),
     ...rest,
@@ -108,20 +176,45 @@ async function boot(
     config: { dataDir, reaperInterval: 0, ...config, limits: { maxNewProjectsPerWindow: Number.MAX_SAFE_INTEGER, ...config?.limits } },
   });
   const { url, origin, server: http } = await server.listen(port, '127.0.0.1');
+  // On PostgreSQL + S3, every server ends with the storage invariants checked (./storage-invariants.ts).
+  const target = database && bucket ? { databaseUrl: database.url, bucket: bucket.options, unowned: bucket.unowned } : undefined;
+  const check = target !== undefined && opts.storageInvariants !== false;
+  const violations = async (): Promise<string[]> => {
+    if (!target) return [];
+    const { storageViolations } = await import('./storage-invariants.js');
+    return storageViolations(target);
+  };
   return {
     server,
     http,
     url,
     origin,
     dataDir,
+    ...(database && { databaseUrl: database.url }),
+    ...(bucket && { bucket }),
     setGrants,
     async restart() {
       const { port: same } = http.address() as AddressInfo;
       await server.close();
-      return boot(opts, dataDir, tokensFile, setGrants, same, database);
+      blobs?.close();
+      return boot(opts, dataDir, tokensFile, setGrants, same, backends);
     },
+    ...(target && {
+      async storageViolations() {
+        await server.reap();
+        return violations();
+      },
+    }),
     async close() {
+      if (check) await server.reap();
       await server.close();
+      blobs?.close();
+      const broken = check ? await violations() : [];
+      if (broken.length > 0) {
+        rmSync(dataDir, { recursive: true, force: true });
+        await database?.drop();
+        throw new Error(`storage invariants broken on PostgreSQL + S3:\n  ${broken.join('\n  ')}`);
+      }
       rmSync(dataDir, { recursive: true, force: true });
       await database?.drop();
     },

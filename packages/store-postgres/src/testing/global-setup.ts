@@ -11,7 +11,8 @@ import { postgresBinDir, stopCluster } from './cluster.js';
 import { clusterFile, EXTERNAL_URL_ENV, RUN_DIR_ENV } from './shared-cluster.js';
 
 export function setup(): (() => Promise<void>) | undefined {
-  if (process.env[EXTERNAL_URL_ENV]) return undefined;
+  // An existing server, or another project of the same run set the run up already.
+  if (process.env[EXTERNAL_URL_ENV] || process.env[RUN_DIR_ENV]) return undefined;
   const runDir = mkdtempSync(join(tmpdir(), 'pep694-pg-run-'));
   // Test processes start after global setup, with this environment.
   process.env[RUN_DIR_ENV] = runDir;
