@@ -6,16 +6,19 @@
  * - every mechanism's full flow with consecutive requests answered by different nodes (each
  *   answer names its node in `X-PEP694-Node`; the proxy records them): http-post-bytes and
  *   multipart, whose upload lands on one node and whose completion on another (the staged bytes
- *   are in the bucket, re-read there); resumable-i8 and tus, whose upload state stays on the node
+ *   are in the bucket, re-read there); resumable-i8, whose upload state stays on the node
  *   that took it (files under its data directory), so the proxy pins an upload's requests and its
- *   completion to one node (the tus-across-nodes work lifts this for tus) while the session's
- *   requests still go round;
+ *   completion to one node while the session's requests still go round; tus, whose uploads are in
+ *   the bucket and their locks in PostgreSQL, so its HEAD, each of its PATCHes and the completion
+ *   go to the next node too;
  * - 24 concurrent creates of one release, spread over the nodes: one 201, 23 × 409 with the
  *   winner's Location (PEP 694 "Create a Publishing Session": a second session for the same
  *   release is refused while one is open);
+ * - a node SIGKILLed in the middle of a tus PATCH sent through the proxy, and the client resuming
+ *   from HEAD's offset and finishing through the two nodes left;
  * - a node SIGKILLed during a deferred verification (a 32 MiB wheel uploaded through one node,
  *   completed through another, which must re-read it: 202 and `processing`), and the client
- *   finishing through the other nodes once one of them took the work over (its lease ran out);
+ *   finishing through the node left once it took the work over (its lease ran out);
  * - the release published first stays intact throughout: its files re-downloaded through every
  *   node still up and re-hashed after each step, its index page listing exactly them.
  */
@@ -26,7 +29,7 @@ import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadResumable } from '@pep694/mechanism-resumable/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
-import { tally } from '@pep694/server/testing';
+import { rawRequest, tally } from '@pep694/server/testing';
 import { createTestDatabase, type TestDatabase } from '@pep694/store-postgres/testing';
 import { startCluster, type Cluster } from './cluster.js';
 
@@ -145,6 +148,18 @@ async function expectPublishedIntact() {
   }
 }
 
+/** `project`'s index page, through the proxy, lists just `f`, and its download re-hashes to it. */
+async function expectListedIntact(project: string, f: { filename: string; bytes: Buffer }) {
+  const index = `${cluster.url}/simple/${project}/`;
+  const page = await fetch(index, { headers: { accept: 'application/vnd.pypi.simple.v1+json' } });
+  expect(page.status).toBe(200);
+  const listing = (await page.json()) as { files: { filename: string; url: string; hashes: { sha256: string } }[] };
+  expect(listing.files.map((x) => [x.filename, x.hashes.sha256])).toEqual([[f.filename, sha256(f.bytes)]]);
+  const download = await fetch(new URL(listing.files[0]!.url, index));
+  expect(download.status).toBe(200);
+  expect(sha256(Buffer.from(await download.arrayBuffer())), `${f.filename} re-hashed`).toBe(sha256(f.bytes));
+}
+
 beforeAll(async () => {
   database = await createTestDatabase();
   cluster = await startCluster({
@@ -221,35 +236,28 @@ describe('three nodes behind a round-robin proxy, one PostgreSQL, one bucket', (
     await expectPublishedIntact();
   });
 
-  it('tus: every request of the upload on the node that created the file upload session, the rest going round', async () => {
-    // The index creates the tus upload with the file upload session, in the data directory of the
-    // node that took that request; until tus keeps its uploads on shared storage (the
-    // tus-across-nodes work), HEAD, PATCH and the completion must reach that node, here directly.
+  it('tus: every request of the flow on another node, the upload in several PATCHes each answered by the next node', async () => {
+    // With PostgreSQL and the bucket shared, tus keeps the upload in the bucket (@tus/s3-store)
+    // and its lock in PostgreSQL (examples/reference-index/src/tus-shared.ts): any node continues it.
     const from = cluster.proxy.history.length;
     const session = await createSession('cluster-tus', '1.0.0');
-    const f = await wheel('cluster-tus', '1.0.0', 8192);
-    const file = await api('POST', session.links.upload!, {
-      meta: META,
-      filename: f.filename,
-      size: f.bytes.length,
-      hashes: { sha256: sha256(f.bytes) },
-      mechanism: 'vnd-pep694-tus',
-    });
-    expect(file.status, JSON.stringify(file.body)).toBe(202);
-    const owner = cluster.nodes.find((n) => n.name === file.node)!;
-    const direct = (url: string) => url.replace(cluster.url, owner.origin);
-    const instructions = { ...file.body.mechanism, upload_url: direct(file.body.mechanism.upload_url as string) };
-    const result = await uploadTus({ instructions, body: f.bytes, authorization: auth() });
+    const f = await wheel('cluster-tus', '1.0.0', 64 * 1024);
+    const file = await createFile(session, f, 'vnd-pep694-tus');
+    const uploadPath = new URL(file.mechanism.upload_url as string).pathname;
+    const result = await uploadTus({ instructions: file.mechanism, body: f.bytes, authorization: auth(), chunkSize: 16 * 1024 });
     expect(result.resumedFrom).toBe(0);
-    const done = await fetch(direct(file.body.links.complete as string), {
-      method: 'POST',
-      headers: { authorization: auth(), 'content-type': JSON_TYPE, accept: JSON_TYPE },
-      body: JSON.stringify({ meta: META }),
-    });
-    expect(done.status).toBe(201);
-    expect(done.headers.get('x-pep694-node')).toBe(owner.name);
+    expect(result.retries).toBe(0);
+    await complete(file);
     await publish(session);
-    expectRotation(answeredBy(from));
+    const nodes = answeredBy(from);
+    expectRotation(nodes);
+    expect(new Set(nodes).size).toBe(3);
+    // HEAD and the PATCHes (five: 64 KiB and the wheel's zip overhead in 16 KiB chunks) went round too.
+    const tus = cluster.proxy.history.slice(from).filter((h) => h.path.startsWith(uploadPath));
+    expect(tus.map((h) => h.method)).toEqual(['HEAD', ...Array<string>(result.patches).fill('PATCH')]);
+    expect(result.patches).toBeGreaterThanOrEqual(4);
+    expect(new Set(tus.map((h) => h.node)).size).toBe(3);
+    await expectListedIntact('cluster-tus', f);
     await expectPublishedIntact();
   });
 
@@ -270,6 +278,55 @@ describe('three nodes behind a round-robin proxy, one PostgreSQL, one bucket', (
     await expectPublishedIntact();
     tally('races run');
   });
+
+  it('a node SIGKILLed in the middle of a tus PATCH: the client HEADs through the proxy and finishes on the other nodes', async () => {
+    const session = await createSession('cluster-tus-kill', '1.0.0');
+    const f = await wheel('cluster-tus-kill', '1.0.0', 16 * 1024 * 1024);
+    const file = await createFile(session, f, 'vnd-pep694-tus');
+    const uploadUrl = file.mechanism.upload_url as string;
+    // A PATCH of the whole file through the proxy that sends 10 MiB and stalls, as a client whose
+    // node dies under it would see: which node took it, the proxy's count of forwarded requests says.
+    const before = new Map(cluster.proxy.forwarded);
+    const held = rawRequest('PATCH', uploadUrl, {
+      headers: {
+        'Tus-Resumable': '1.0.0',
+        Authorization: auth(),
+        'Content-Type': 'application/offset+octet-stream',
+        'Upload-Offset': '0',
+      },
+      chunks: [f.bytes.subarray(0, 10 * 1024 * 1024)],
+      contentLength: f.bytes.length,
+      hold: true,
+    });
+    // (A node that answered at once, as a node without the upload would, ends the wait too.)
+    await Promise.race([held.written, held.response.catch(() => {})]);
+    const victim = [...cluster.proxy.forwarded].find(([name, n]) => n > (before.get(name) ?? 0))?.[0];
+    expect(victim).toBeDefined();
+    await new Promise((r) => setTimeout(r, 1500)); // the first 8 MiB part on its way to the bucket
+    await cluster.kill(victim!);
+    await held.response.then(
+      (r) => expect(r.status, 'the proxy answers for the dead node').toBe(502),
+      () => {}, // or the connection is cut
+    );
+    await cluster.proxy.checkHealth();
+    expect(cluster.proxy.backends.find((b) => b.name === victim)?.up).toBe(false);
+
+    // The client resumes from the offset the bucket holds, in 4 MiB PATCHes through the proxy.
+    const from = cluster.proxy.history.length;
+    const result = await uploadTus({ instructions: file.mechanism, body: f.bytes, authorization: auth(), chunkSize: 4 * 1024 * 1024 });
+    expect(result.resumedFrom).toBeLessThanOrEqual(10 * 1024 * 1024);
+    expect(result.patches).toBeGreaterThanOrEqual(2);
+    // The completion re-reads the 16 MiB (no node saw all the bytes in order): 202, then completed.
+    await complete(file);
+    await publish(session);
+    const nodes = answeredBy(from);
+    expectRotation(nodes);
+    expect(new Set(nodes).size, 'the two nodes left').toBe(2);
+    expect(nodes).not.toContain(victim);
+    await expectListedIntact('cluster-tus-kill', f);
+    await expectPublishedIntact();
+    tally('kill points survived');
+  }, 90_000);
 
   it('a node SIGKILLed during a deferred verification: another node takes the work over and the client finishes through the others', async () => {
     const session = await createSession('cluster-big', '1.0.0');

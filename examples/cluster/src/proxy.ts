@@ -17,10 +17,9 @@
  * - upload affinity: the resumable mechanism keeps an upload in progress on the node that created
  *   it (files under its `PEP694_DATA`), at its first request (`POST creation_url`), so every
  *   later request of that upload, and the completion, cancel and status of its file, go to that
- *   node (`pinned`: which mechanism routes to pin). tus cannot be pinned by path: the index
- *   creates a tus upload when the file upload session is created, on whichever node took that
- *   request, so until tus keeps its uploads on shared storage (the tus-across-nodes work) every
- *   request of a tus file must reach that node some other way (see docs/scaling.md).
+ *   node (`pinned`: which mechanism routes to pin). tus needs no pin: with the nodes' shared
+ *   database and bucket its uploads are in the bucket and their locks in PostgreSQL, so any node
+ *   continues one (see docs/scaling.md).
  */
 import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
