@@ -5,3 +5,4 @@
 export { PostgresSessionStore, type PostgresSessionStoreOptions } from './store.js';
 export type { PostgresConnectionOptions } from './connection.js';
 export { migrate, MIGRATIONS } from './migrations.js';
+export { PostgresAdvisoryLocks, advisoryKey, type AdvisoryLockOptions } from './advisory-lock.js';
