@@ -105,6 +105,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
           {
             ...blobsEnv,
             PEP694_DATABASE_URL: databaseUrl,
+            // One directory of resumable uploads for all nodes (a shared filesystem in production).
+            PEP694_RESUMABLE_DIR: join(work, 'resumable'),
             PEP694_TOKENS_FILE: tokensFile,
             PEP694_PUBLIC_URL: url,
             ...opts.env,

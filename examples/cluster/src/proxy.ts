@@ -14,10 +14,11 @@
  * - health checks: `GET /readyz` on every node each `healthInterval`; a node that is not ready,
  *   or that refused a connection, is skipped until it answers again;
  * - a request without a body that could not connect to its node is sent to the next one;
- * - upload affinity: the resumable mechanism keeps an upload in progress on the node that created
- *   it (files under its `PEP694_DATA`), at its first request (`POST creation_url`), so every
- *   later request of that upload, and the completion, cancel and status of its file, go to that
- *   node (`pinned`: which mechanism routes to pin). tus cannot be pinned by path: the index
+ * - upload affinity, only when asked for (`pinned`: which mechanism routes to pin; none by
+ *   default): the upload of a matching mechanism stays on the node that took its first request,
+ *   and so do the completion, cancel and status of its file. The cluster pins nothing: the
+ *   resumable mechanism's uploads are in one directory all nodes share, its appends kept apart by
+ *   PostgreSQL advisory locks. tus cannot be pinned by path: the index
  *   creates a tus upload when the file upload session is created, on whichever node took that
  *   request, so until tus keeps its uploads on shared storage (the tus-across-nodes work) every
  *   request of a tus file must reach that node some other way (see docs/scaling.md).
@@ -35,7 +36,7 @@ export interface Backend {
 export interface ProxyOptions {
   /** Root path of the Upload 2.0 API on the nodes (default `/upload/`), for upload affinity. */
   readonly rootPath?: string;
-  /** Mechanism identifiers whose uploads stay on the node of their first request (default: resumable). */
+  /** Mechanism identifiers whose uploads stay on the node of their first request (default: none). */
   readonly pinned?: RegExp;
   /** Milliseconds between health checks (default 1000). */
   readonly healthInterval?: number;
@@ -76,11 +77,11 @@ const hasBody = (req: IncomingMessage) =>
 export class RoundRobinProxy {
   private readonly members: Member[] = [];
   private next = 0;
-  /** File id → the node its resumable upload lives on. */
+  /** File id → the node its pinned upload lives on. */
   private readonly pins = new Map<string, Member>();
   private readonly server: Server;
   private readonly rootPath: string;
-  private readonly pinned: RegExp;
+  private readonly pinned: RegExp | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Requests forwarded per node name. */
   readonly forwarded = new Map<string, number>();
@@ -93,7 +94,7 @@ export class RoundRobinProxy {
 
   constructor(private readonly options: ProxyOptions = {}) {
     this.rootPath = options.rootPath ?? '/upload/';
-    this.pinned = options.pinned ?? /-resumable-i\d+$/;
+    this.pinned = options.pinned;
     // No requestTimeout: uploads take as long as they take; the nodes enforce their own limits.
     this.server = createServer({ requestTimeout: 0 }, (req, res) => this.handle(req, res));
     // Without this listener node would answer `100 Continue` itself before the node decides.
@@ -162,6 +163,7 @@ export class RoundRobinProxy {
   private affinity(path: string): { fileId: string; mechanism: boolean } | undefined {
     if (!path.startsWith(this.rootPath)) return undefined;
     const rest = path.slice(this.rootPath.length).split('?')[0]!.split('/');
+    if (!this.pinned) return undefined;
     if (rest[0] === 'mechanisms' && rest[2] === 'files' && rest[3] && this.pinned.test(rest[1] ?? ''))
       return { fileId: decodeURIComponent(rest[3]), mechanism: true };
     if (rest[0] === 'files' && rest[1]) return { fileId: decodeURIComponent(rest[1]), mechanism: false };

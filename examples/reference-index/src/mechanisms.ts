@@ -22,7 +22,22 @@ import type { MechanismRegistration } from '@pep694/server';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
 import tus from '@pep694/mechanism-tus';
-import resumable from '@pep694/mechanism-resumable';
+import resumable, { type ResumableOptionsInput } from '@pep694/mechanism-resumable';
+import { PostgresAdvisoryLocks } from '@pep694/store-postgres';
+
+/**
+ * The resumable mechanism's options: its uploads in progress in `PEP694_RESUMABLE_DIR` (default
+ * `<dataDir>/resumable`). With `PEP694_DATABASE_URL` (several nodes may serve one index) the
+ * directory is taken as shared by the nodes (give them all the same one: a shared filesystem
+ * such as NFS or EFS across machines) and appends are kept apart by PostgreSQL advisory locks, so
+ * any node serves any request of an upload.
+ */
+export function resumableOptions(dataDir: string, env: NodeJS.ProcessEnv = process.env): ResumableOptionsInput {
+  const directory = env.PEP694_RESUMABLE_DIR ? resolve(env.PEP694_RESUMABLE_DIR) : join(dataDir, 'resumable');
+  const url = env.PEP694_DATABASE_URL;
+  if (!url) return { operator: 'pep694', directory };
+  return { operator: 'pep694', directory, shared: true, lock: new PostgresAdvisoryLocks({ connectionString: url }) };
+}
 
 /** `dataDir` holds the tus and resumable uploads in progress (`<dataDir>/tus`, `<dataDir>/resumable`, beside the blob store); default `PEP694_DATA` or `./data`, as main.ts. */
 export function defaultMechanisms(dataDir = resolve(process.env.PEP694_DATA ?? 'data')): MechanismRegistration[] {
@@ -34,7 +49,7 @@ export function defaultMechanisms(dataDir = resolve(process.env.PEP694_DATA ?? '
     { plugin: tus, options: { operator: 'pep694', directory: join(dataDir, 'tus') } },
     // vnd-pep694-resumable-i6 and -i8: the IETF "Resumable Uploads for HTTP" draft (interop
     // versions 6 and 8), a future standard, after the stable mechanisms.
-    { plugin: resumable, options: { operator: 'pep694', directory: join(dataDir, 'resumable') } },
+    { plugin: resumable, options: resumableOptions(dataDir) },
   ];
 }
 
