@@ -6,16 +6,19 @@
  * - every mechanism's full flow with consecutive requests answered by different nodes (each
  *   answer names its node in `X-PEP694-Node`; the proxy records them): http-post-bytes and
  *   multipart, whose upload lands on one node and whose completion on another (the staged bytes
- *   are in the bucket, re-read there); resumable-i8 and tus, whose upload state stays on the node
- *   that took it (files under its data directory), so the proxy pins an upload's requests and its
- *   completion to one node (the tus-across-nodes work lifts this for tus) while the session's
- *   requests still go round;
+ *   are in the bucket, re-read there); resumable-i8, whose creation, appends, offset retrievals
+ *   and completion land on different nodes (the nodes share its upload directory, appends kept
+ *   apart by PostgreSQL advisory locks: two appends on two nodes at once, one gets 409); tus,
+ *   whose upload state stays on the node that took it (files under its data directory), so its
+ *   requests go to that node (the tus-across-nodes work lifts this) while the session's go round;
  * - 24 concurrent creates of one release, spread over the nodes: one 201, 23 × 409 with the
  *   winner's Location (PEP 694 "Create a Publishing Session": a second session for the same
  *   release is refused while one is open);
  * - a node SIGKILLed during a deferred verification (a 32 MiB wheel uploaded through one node,
  *   completed through another, which must re-read it: 202 and `processing`), and the client
  *   finishing through the other nodes once one of them took the work over (its lease ran out);
+ * - a node SIGKILLed in the middle of a resumable append, and the client HEADing and finishing
+ *   through another node, the published file intact;
  * - the release published first stays intact throughout: its files re-downloaded through every
  *   node still up and re-hashed after each step, its index page listing exactly them.
  */

@@ -2,7 +2,8 @@
  * The cluster on one machine: a PostgreSQL 15 cluster (`@pep694/store-postgres/testing`: initdb and
  * pg_ctl in a temp directory, as the `postgres` user when root), s3rver (`@pep694/blobs-s3/testing`),
  * N reference-index nodes (`examples/reference-index`, each its own process with its own data
- * directory, all with the same `PEP694_DATABASE_URL`, `PEP694_BLOBS` and tokens file) and the
+ * directory, all with the same `PEP694_DATABASE_URL`, `PEP694_BLOBS`, tokens file and
+ * `PEP694_RESUMABLE_DIR`, the resumable uploads in progress) and the
  * round-robin proxy in front (`proxy.ts`), whose origin every node uses for its links
  * (`PEP694_PUBLIC_URL`). `pnpm cluster` (main.ts) and the cluster test start it through here.
  */
