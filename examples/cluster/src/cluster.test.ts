@@ -6,11 +6,11 @@
  * - every mechanism's full flow with consecutive requests answered by different nodes (each
  *   answer names its node in `X-PEP694-Node`; the proxy records them): http-post-bytes and
  *   multipart, whose upload lands on one node and whose completion on another (the staged bytes
- *   are in the bucket, re-read there); resumable-i8, whose upload state stays on the node
- *   that took it (files under its data directory), so the proxy pins an upload's requests and its
- *   completion to one node while the session's requests still go round; tus, whose uploads are in
- *   the bucket and their locks in PostgreSQL, so its HEAD, each of its PATCHes and the completion
- *   go to the next node too;
+ *   are in the bucket, re-read there); resumable-i8, whose creation, appends, offset retrievals
+ *   and completion land on different nodes (the nodes share its upload directory, appends kept
+ *   apart by PostgreSQL advisory locks: two appends on two nodes at once, one gets 409); tus,
+ *   whose uploads are in the bucket and their locks in PostgreSQL, so its HEAD, each of its
+ *   PATCHes and the completion go to the next node too;
  * - 24 concurrent creates of one release, spread over the nodes: one 201, 23 × 409 with the
  *   winner's Location (PEP 694 "Create a Publishing Session": a second session for the same
  *   release is refused while one is open);
@@ -19,6 +19,8 @@
  * - a node SIGKILLed during a deferred verification (a 32 MiB wheel uploaded through one node,
  *   completed through another, which must re-read it: 202 and `processing`), and the client
  *   finishing through the node left once it took the work over (its lease ran out);
+ * - a node SIGKILLed in the middle of a resumable append, and the client HEADing and finishing
+ *   through another node, the published file intact;
  * - the release published first stays intact throughout: its files re-downloaded through every
  *   node still up and re-hashed after each step, its index page listing exactly them.
  */
@@ -27,9 +29,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yazl from 'yazl';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
-import { uploadResumable } from '@pep694/mechanism-resumable/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
 import { rawRequest, tally } from '@pep694/server/testing';
+import { PostgresAdvisoryLocks } from '@pep694/store-postgres';
 import { createTestDatabase, type TestDatabase } from '@pep694/store-postgres/testing';
 import { startCluster, type Cluster } from './cluster.js';
 
@@ -127,6 +129,104 @@ function expectRotation(nodes: (string | undefined)[]) {
   for (let i = 1; i < nodes.length; i++) expect(nodes[i], `answers ${i - 1} and ${i}: ${nodes.join(' ')}`).not.toBe(nodes[i - 1]);
 }
 
+// ---- the resumable draft (interop version 8) by hand, one request at a time -----------------------
+
+const V8 = { 'upload-draft-interop-version': '8' };
+const alive = (n: { child: { exitCode: number | null; signalCode: string | null } }) =>
+  n.child.exitCode === null && n.child.signalCode === null;
+
+/** Upload creation with the first bytes (`Upload-Complete: ?0`); the upload resource's URL. */
+async function createResumable(creationUrl: string, first: Uint8Array): Promise<string> {
+  const res = await fetch(creationUrl, { method: 'POST', headers: { authorization: auth(), ...V8, 'upload-complete': '?0' }, body: first });
+  expect(res.status, await res.clone().text()).toBe(201);
+  expect(res.headers.get('upload-offset')).toBe(String(first.length));
+  return new URL(res.headers.get('location')!, creationUrl).href;
+}
+
+/** An append at `offset` (PATCH, `application/partial-upload`). */
+async function appendResumable(
+  url: string,
+  offset: number,
+  body: Uint8Array | ReadableStream<Uint8Array>,
+  last: boolean,
+): Promise<{ status: number; text: string; node: string | null }> {
+  const res = await fetch(url, {
+    method: 'PATCH',
+    headers: {
+      authorization: auth(),
+      ...V8,
+      'content-type': 'application/partial-upload',
+      'upload-offset': String(offset),
+      'upload-complete': last ? '?1' : '?0',
+    },
+    body,
+    ...(body instanceof ReadableStream ? { duplex: 'half' } : {}),
+  });
+  return { status: res.status, text: await res.text(), node: res.headers.get('x-pep694-node') };
+}
+
+/** Offset retrieval (HEAD). */
+async function offsetOf(url: string): Promise<number> {
+  const res = await fetch(url, { method: 'HEAD', headers: { authorization: auth(), ...V8 } });
+  expect(res.status).toBe(204);
+  return Number(res.headers.get('upload-offset'));
+}
+
+/** A request body whose bytes are held back until `send`. */
+function heldBody() {
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const stream = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
+  return {
+    stream,
+    send(bytes: Uint8Array, close = true) {
+      controller.enqueue(bytes);
+      if (close) controller.close();
+    },
+    fail() {
+      controller.error(new Error('client gone'));
+    },
+  };
+}
+
+/**
+ * Waits until some node holds the upload's lock (an append has started), seen through the lock
+ * itself: a take of it fails while it is held.
+ */
+async function waitForLockHeld(creationUrl: string): Promise<void> {
+  const fileId = decodeURIComponent(creationUrl.split('/files/')[1]!);
+  const locks = new PostgresAdvisoryLocks({ connectionString: database.url });
+  try {
+    for (let i = 0; i < 100; i++) {
+      const release = await locks.tryLock(`resumable-i8:${fileId}`);
+      if (!release) return;
+      await release();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await locks.close();
+  }
+  throw new Error('no append took the lock');
+}
+
+/** Waits until the file's status (from any node: they read the shared disk) counts `atLeast` bytes received. */
+async function waitForBytes(file: { links: Record<string, string> }, atLeast: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const s = await api('GET', file.links['file-upload-session']!);
+    if (((s.body?.meta?._pep694?.['bytes-received'] as number | undefined) ?? 0) >= atLeast) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`fewer than ${atLeast} bytes arrived`);
+}
+
+/** The published file `f` of `project`, downloaded through the proxy, has `f`'s bytes. */
+async function expectPublishedFile(project: string, f: { filename: string; bytes: Buffer }) {
+  const page = await fetch(`${cluster.url}/simple/${project}/`, { headers: { accept: 'application/vnd.pypi.simple.v1+json' } });
+  const listing = (await page.json()) as { files: { filename: string; url: string; hashes: { sha256: string } }[] };
+  expect(listing.files.map((x) => [x.filename, x.hashes.sha256])).toEqual([[f.filename, sha256(f.bytes)]]);
+  const res = await fetch(new URL(listing.files[0]!.url, `${cluster.url}/simple/${project}/`).href);
+  expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(sha256(f.bytes));
+}
+
 // ---- the release published first, checked after every step -------------------------------------
 
 let published: { project: string; files: Map<string, string> };
@@ -216,26 +316,55 @@ describe('three nodes behind a round-robin proxy, one PostgreSQL, one bucket', (
     await expectPublishedIntact();
   });
 
-  it('resumable-i8: the upload and its completion on the node that created it (pinned by the proxy), the session requests going round', async () => {
+  it('resumable-i8: creation, appends, offset retrieval and completion each on another node (the nodes share the upload directory)', async () => {
     const from = cluster.proxy.history.length;
     const session = await createSession('cluster-resumable', '1.0.0');
-    const f = await wheel('cluster-resumable', '1.0.0', 4096);
+    const f = await wheel('cluster-resumable', '1.0.0', 64 * 1024);
     const file = await createFile(session, f, 'vnd-pep694-resumable-i8');
     const mark = cluster.proxy.history.length;
-    // The client half creates the upload (POST creation_url), then appends (PATCH).
-    await uploadResumable({ instructions: file.mechanism, body: f.bytes, authorization: auth() });
+    const third = Math.floor(f.bytes.length / 3);
+    const location = await createResumable(file.mechanism.creation_url as string, f.bytes.subarray(0, third));
+    // Round robin: the creation, each append and the HEAD land on different nodes. A node that
+    // trusted what it had in memory would answer an offset another node has moved since.
+    expect((await appendResumable(location, third, f.bytes.subarray(third, 2 * third), false)).status).toBe(204);
+    expect(await offsetOf(location)).toBe(2 * third);
+    expect((await appendResumable(location, 2 * third, f.bytes.subarray(2 * third, 2 * third + 1000), false)).status).toBe(204);
+    expect(await offsetOf(location)).toBe(2 * third + 1000);
+    expect((await appendResumable(location, 2 * third + 1000, f.bytes.subarray(2 * third + 1000), true)).status).toBe(201);
     await complete(file);
-    const upload = cluster.proxy.history.slice(mark).filter((h) => h.path.includes('/mechanisms/') || h.path.endsWith('/complete'));
-    expect(upload.length, JSON.stringify(upload)).toBeGreaterThanOrEqual(3);
-    expect(new Set(upload.map((h) => h.node)).size, JSON.stringify(upload)).toBe(1);
+    const upload = cluster.proxy.history.slice(mark);
+    expect(new Set(upload.map((h) => h.node)).size, JSON.stringify(upload)).toBe(3);
     await publish(session);
-    // The requests that are not the upload's went round.
-    const rest = cluster.proxy.history.slice(from).filter((h) => !upload.includes(h));
-    expectRotation(rest.map((h) => h.node));
-    expect(new Set(answeredBy(from)).size).toBe(3);
+    expectRotation(answeredBy(from));
     await expectPublishedIntact();
+    await expectPublishedFile('cluster-resumable', f);
   });
 
+  it('resumable-i8: of two appends to one upload at one offset on two nodes, one writes and the other gets 409 upload-in-progress', async () => {
+    const session = await createSession('cluster-resumable-race', '1.0.0');
+    const f = await wheel('cluster-resumable-race', '1.0.0', 64 * 1024);
+    const file = await createFile(session, f, 'vnd-pep694-resumable-i8');
+    const half = Math.floor(f.bytes.length / 2);
+    const location = await createResumable(file.mechanism.creation_url as string, f.bytes.subarray(0, half));
+    const [nodeA, nodeB] = cluster.nodes.filter(alive);
+    // A, through node A, sends 1000 bytes and holds the rest back; B, through node B, appends
+    // the rest at the offset the disk now shows, which the offset check alone would accept: only
+    // the lock stands between it and a second writer.
+    const held = heldBody();
+    const a = appendResumable(location.replace(cluster.url, nodeA!.origin), half, held.stream, true);
+    held.send(f.bytes.subarray(half, half + 1000), false);
+    await waitForBytes(file, half + 1000);
+    const b = await appendResumable(location.replace(cluster.url, nodeB!.origin), half + 1000, f.bytes.subarray(half + 1000), true);
+    expect(b.status, b.text).toBe(409);
+    expect(JSON.parse(b.text).code).toBe('upload-in-progress');
+    held.send(f.bytes.subarray(half + 1000));
+    expect((await a).status).toBe(201);
+    expect(await offsetOf(location)).toBe(f.bytes.length);
+    await complete(file);
+    await publish(session);
+    await expectPublishedFile('cluster-resumable-race', f);
+    tally('races run');
+  });
   it('tus: every request of the flow on another node, the upload in several PATCHes each answered by the next node', async () => {
     // With PostgreSQL and the bucket shared, tus keeps the upload in the bucket (@tus/s3-store)
     // and its lock in PostgreSQL (examples/reference-index/src/tus-shared.ts): any node continues it.
@@ -326,6 +455,8 @@ describe('three nodes behind a round-robin proxy, one PostgreSQL, one bucket', (
     await expectListedIntact('cluster-tus-kill', f);
     await expectPublishedIntact();
     tally('kill points survived');
+    // Back into the rotation, so that the next kill still leaves two nodes.
+    await cluster.restart(victim!);
   }, 90_000);
 
   it('a node SIGKILLed during a deferred verification: another node takes the work over and the client finishes through the others', async () => {
@@ -359,6 +490,46 @@ describe('three nodes behind a round-robin proxy, one PostgreSQL, one bucket', (
     const listing = (await page.json()) as { files: { filename: string; hashes: { sha256: string } }[] };
     expect(listing.files.map((x) => [x.filename, x.hashes.sha256])).toEqual([[f.filename, sha256(f.bytes)]]);
     expect(cluster.proxy.backends.find((b) => b.name === res.node)?.up).toBe(false);
+    await expectPublishedIntact();
+    tally('kill points survived');
+    await cluster.restart(res.node!);
+  }, 90_000);
+
+  it('resumable-i8: a node SIGKILLed in the middle of an append; the client HEADs and finishes through another node, the file intact', async () => {
+    const session = await createSession('cluster-resumable-kill', '1.0.0');
+    const f = await wheel('cluster-resumable-kill', '1.0.0', 768 * 1024);
+    const file = await createFile(session, f, 'vnd-pep694-resumable-i8');
+    const first = 64 * 1024;
+    const location = await createResumable(file.mechanism.creation_url as string, f.bytes.subarray(0, first));
+    const before = new Map(cluster.proxy.forwarded);
+    const held = heldBody();
+    const append = appendResumable(location, first, held.stream, true).catch((err: unknown) => err);
+    held.send(f.bytes.subarray(first, first + 256 * 1024), false);
+    await waitForLockHeld(file.mechanism.creation_url as string);
+    const appender = [...cluster.proxy.forwarded].find(([name, n]) => n > (before.get(name) ?? 0))![0];
+    // The bytes sent so far are on the shared disk (any node's status reads them there).
+    await waitForBytes(file, first + 256 * 1024);
+    await cluster.kill(appender);
+    held.fail();
+    await append;
+    // The balancer's health check takes the dead node out of the rotation (a request with a body
+    // is not retried on another node: a real client would get a 502 and retry).
+    await cluster.proxy.checkHealth();
+
+    // Its PostgreSQL session died with it, and its lock: another node answers the offset (the
+    // bytes it had written, contiguous) and takes the rest.
+    const head = await fetch(location, { method: 'HEAD', headers: { authorization: auth(), ...V8 } });
+    expect(head.status).toBe(204);
+    expect(head.headers.get('x-pep694-node')).not.toBe(appender);
+    const offset = Number(head.headers.get('upload-offset'));
+    expect(offset).toBeGreaterThanOrEqual(first);
+    expect(offset).toBeLessThanOrEqual(first + 256 * 1024);
+    const rest = await appendResumable(location, offset, f.bytes.subarray(offset), true);
+    expect(rest.status, rest.text).toBe(201);
+    expect(rest.node).not.toBe(appender);
+    await complete(file);
+    await publish(session);
+    await expectPublishedFile('cluster-resumable-kill', f);
     await expectPublishedIntact();
     tally('kill points survived');
   }, 90_000);

@@ -2,7 +2,8 @@
  * The cluster on one machine: a PostgreSQL 15 cluster (`@pep694/store-postgres/testing`: initdb and
  * pg_ctl in a temp directory, as the `postgres` user when root), s3rver (`@pep694/blobs-s3/testing`),
  * N reference-index nodes (`examples/reference-index`, each its own process with its own data
- * directory, all with the same `PEP694_DATABASE_URL`, `PEP694_BLOBS` and tokens file) and the
+ * directory, all with the same `PEP694_DATABASE_URL`, `PEP694_BLOBS`, tokens file and
+ * `PEP694_RESUMABLE_DIR`, the resumable uploads in progress) and the
  * round-robin proxy in front (`proxy.ts`), whose origin every node uses for its links
  * (`PEP694_PUBLIC_URL`). `pnpm cluster` (main.ts) and the cluster test start it through here.
  */
@@ -62,6 +63,8 @@ export interface Cluster {
   readonly blobs: string;
   /** SIGKILLs a node (as a crash would) and waits until it is gone; the proxy drops it at its next health check. */
   kill(name: string): Promise<void>;
+  /** Starts a killed node again under its name, data directory and environment, and puts it back into the rotation. */
+  restart(name: string): Promise<void>;
   /** Stops every node (SIGTERM: in-flight work finishes), the proxy, s3rver and PostgreSQL; removes every temp directory. */
   stop(): Promise<void>;
 }
@@ -97,21 +100,17 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     undo.push(async () => {
       await Promise.all(nodes.map((n) => stopNode(n)));
     });
+    const nodeEnv = {
+      ...blobsEnv,
+      PEP694_DATABASE_URL: databaseUrl,
+      // One directory of resumable uploads for all nodes (a shared filesystem in production).
+      PEP694_RESUMABLE_DIR: join(work, 'resumable'),
+      PEP694_TOKENS_FILE: tokensFile,
+      PEP694_PUBLIC_URL: url,
+      ...opts.env,
+    };
     const started = await Promise.allSettled(
-      Array.from({ length: count }, (_, i) =>
-        startNode(
-          `node-${i + 1}`,
-          join(work, `node-${i + 1}`),
-          {
-            ...blobsEnv,
-            PEP694_DATABASE_URL: databaseUrl,
-            PEP694_TOKENS_FILE: tokensFile,
-            PEP694_PUBLIC_URL: url,
-            ...opts.env,
-          },
-          opts.onNodeOutput,
-        ),
-      ),
+      Array.from({ length: count }, (_, i) => startNode(`node-${i + 1}`, join(work, `node-${i + 1}`), nodeEnv, opts.onNodeOutput)),
     );
     for (const s of started) if (s.status === 'fulfilled') nodes.push(s.value);
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -133,6 +132,17 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         if (!node) throw new Error(`no node ${name}`);
         node.child.kill('SIGKILL');
         await node.exited;
+      },
+      async restart(name) {
+        const i = nodes.findIndex((n) => n.name === name);
+        if (i < 0) throw new Error(`no node ${name}`);
+        if (nodes[i]!.child.exitCode === null && nodes[i]!.child.signalCode === null) throw new Error(`${name} is still running`);
+        const node = await startNode(name, join(work, name), nodeEnv, opts.onNodeOutput);
+        nodes[i] = node;
+        // A new port: the proxy forgets the old member and takes the new one.
+        proxy.remove(name);
+        proxy.add({ name, origin: node.origin });
+        await proxy.checkHealth();
       },
       stop: unwind,
     };

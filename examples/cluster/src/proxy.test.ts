@@ -3,7 +3,7 @@
  * 100-continue` relayed from the node (never answered by the proxy itself: a node refuses a body
  * before it is sent, RFC 9110 §10.1.1), bodies streamed both ways, `X-Forwarded-*` added and
  * hop-by-hop headers dropped, round robin, a node that refuses connections skipped (a body-less
- * request retried on the next node), health checks on `/readyz`, and resumable uploads pinned.
+ * request retried on the next node), health checks on `/readyz`, and no upload affinity unless asked for (`pinned`).
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -144,9 +144,22 @@ describe('RoundRobinProxy', () => {
     expect((await fetch(`${url}/upload/`)).status).toBe(503);
   });
 
-  it('pins a resumable upload, and its file’s requests, to the node that took its creation', async () => {
+  it('pins nothing by default: the requests of one resumable upload go round (the nodes share its state)', async () => {
     const nodes = [await backend('node-1'), await backend('node-2'), await backend('node-3')];
     const { url } = await proxyOver(nodes);
+    const get = async (path: string, method = 'POST') =>
+      (await (await fetch(`${url}${path}`, { method, headers: { authorization: 'yes' } })).text()).split(' ')[0];
+    const answered = [
+      await get('/upload/mechanisms/vnd-pep694-resumable-i8/files/F1'),
+      await get('/upload/mechanisms/vnd-pep694-resumable-i8/files/F1/uploads/tok', 'PATCH'),
+      await get('/upload/files/F1/complete'),
+    ];
+    expect(new Set(answered).size).toBe(3);
+  });
+
+  it('with `pinned`, pins an upload, and its file’s requests, to the node that took its first mechanism request', async () => {
+    const nodes = [await backend('node-1'), await backend('node-2'), await backend('node-3')];
+    const { url } = await proxyOver(nodes, { pinned: /-resumable-i\d+$/ });
     const get = async (path: string, method = 'POST') =>
       (await (await fetch(`${url}${path}`, { method, headers: { authorization: 'yes' } })).text()).split(' ')[0];
     const creation = await get('/upload/mechanisms/vnd-pep694-resumable-i8/files/F1');

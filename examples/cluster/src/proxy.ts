@@ -14,12 +14,12 @@
  * - health checks: `GET /readyz` on every node each `healthInterval`; a node that is not ready,
  *   or that refused a connection, is skipped until it answers again;
  * - a request without a body that could not connect to its node is sent to the next one;
- * - upload affinity: the resumable mechanism keeps an upload in progress on the node that created
- *   it (files under its `PEP694_DATA`), at its first request (`POST creation_url`), so every
- *   later request of that upload, and the completion, cancel and status of its file, go to that
- *   node (`pinned`: which mechanism routes to pin). tus needs no pin: with the nodes' shared
- *   database and bucket its uploads are in the bucket and their locks in PostgreSQL, so any node
- *   continues one (see docs/scaling.md).
+ * - upload affinity, only when asked for (`pinned`: which mechanism routes to pin; none by
+ *   default): the upload of a matching mechanism stays on the node that took its first request,
+ *   and so do the completion, cancel and status of its file. The cluster pins nothing: the
+ *   resumable mechanism's uploads are in one directory all nodes share, its appends kept apart by
+ *   PostgreSQL advisory locks; tus keeps its uploads in the bucket and their locks in PostgreSQL,
+ *   so any node continues one (see docs/scaling.md).
  */
 import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -34,7 +34,7 @@ export interface Backend {
 export interface ProxyOptions {
   /** Root path of the Upload 2.0 API on the nodes (default `/upload/`), for upload affinity. */
   readonly rootPath?: string;
-  /** Mechanism identifiers whose uploads stay on the node of their first request (default: resumable). */
+  /** Mechanism identifiers whose uploads stay on the node of their first request (default: none). */
   readonly pinned?: RegExp;
   /** Milliseconds between health checks (default 1000). */
   readonly healthInterval?: number;
@@ -75,11 +75,11 @@ const hasBody = (req: IncomingMessage) =>
 export class RoundRobinProxy {
   private readonly members: Member[] = [];
   private next = 0;
-  /** File id → the node its resumable upload lives on. */
+  /** File id → the node its pinned upload lives on. */
   private readonly pins = new Map<string, Member>();
   private readonly server: Server;
   private readonly rootPath: string;
-  private readonly pinned: RegExp;
+  private readonly pinned: RegExp | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Requests forwarded per node name. */
   readonly forwarded = new Map<string, number>();
@@ -92,7 +92,7 @@ export class RoundRobinProxy {
 
   constructor(private readonly options: ProxyOptions = {}) {
     this.rootPath = options.rootPath ?? '/upload/';
-    this.pinned = options.pinned ?? /-resumable-i\d+$/;
+    this.pinned = options.pinned;
     // No requestTimeout: uploads take as long as they take; the nodes enforce their own limits.
     this.server = createServer({ requestTimeout: 0 }, (req, res) => this.handle(req, res));
     // Without this listener node would answer `100 Continue` itself before the node decides.
@@ -161,6 +161,7 @@ export class RoundRobinProxy {
   private affinity(path: string): { fileId: string; mechanism: boolean } | undefined {
     if (!path.startsWith(this.rootPath)) return undefined;
     const rest = path.slice(this.rootPath.length).split('?')[0]!.split('/');
+    if (!this.pinned) return undefined;
     if (rest[0] === 'mechanisms' && rest[2] === 'files' && rest[3] && this.pinned.test(rest[1] ?? ''))
       return { fileId: decodeURIComponent(rest[3]), mechanism: true };
     if (rest[0] === 'files' && rest[1]) return { fileId: decodeURIComponent(rest[1]), mechanism: false };

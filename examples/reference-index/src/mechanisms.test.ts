@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadMechanisms } from './mechanisms.js';
+import { PostgresAdvisoryLocks } from '@pep694/store-postgres';
+import { loadMechanisms, resumableOptions } from './mechanisms.js';
 
 let tmp: string;
 let configDir: string;
@@ -73,5 +74,20 @@ describe('PEP694_CONFIG plugin forms', () => {
     await expect(loadMechanisms(config)).rejects.toThrow(
       `${config}: cannot find the plugin package "@acme/not-installed" from ${configDir}`,
     );
+  });
+});
+
+describe('the resumable mechanism across nodes', () => {
+  it('alone (no PEP694_DATABASE_URL): its directory under the data directory, kept in memory, no lock', () => {
+    expect(resumableOptions('/srv/data', {})).toEqual({ operator: 'pep694', directory: join('/srv/data', 'resumable') });
+  });
+
+  it('with PEP694_DATABASE_URL: shared mode on PEP694_RESUMABLE_DIR, appends kept apart by PostgreSQL advisory locks', () => {
+    const options = resumableOptions('/srv/data', {
+      PEP694_DATABASE_URL: 'postgres://u@127.0.0.1:1/db',
+      PEP694_RESUMABLE_DIR: '/mnt/shared/resumable',
+    });
+    expect(options).toMatchObject({ operator: 'pep694', directory: '/mnt/shared/resumable', shared: true });
+    expect(options.lock).toBeInstanceOf(PostgresAdvisoryLocks);
   });
 });

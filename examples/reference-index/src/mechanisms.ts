@@ -27,9 +27,24 @@ import type { MechanismRegistration } from '@pep694/server';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
 import tus, { PLUGIN_NAME as TUS_PLUGIN, type TusOptionsInput } from '@pep694/mechanism-tus';
-import resumable from '@pep694/mechanism-resumable';
+import resumable, { type ResumableOptionsInput } from '@pep694/mechanism-resumable';
 import s3presigned, { PLUGIN_NAME as S3_PRESIGNED } from '@pep694/mechanism-s3-presigned';
 import type { S3BlobStore } from '@pep694/blobs-s3';
+import { PostgresAdvisoryLocks } from '@pep694/store-postgres';
+
+/**
+ * The resumable mechanism's options: its uploads in progress in `PEP694_RESUMABLE_DIR` (default
+ * `<dataDir>/resumable`). With `PEP694_DATABASE_URL` (several nodes may serve one index) the
+ * directory is taken as shared by the nodes (give them all the same one: a shared filesystem
+ * such as NFS or EFS across machines) and appends are kept apart by PostgreSQL advisory locks, so
+ * any node serves any request of an upload.
+ */
+export function resumableOptions(dataDir: string, env: NodeJS.ProcessEnv = process.env): ResumableOptionsInput {
+  const directory = env.PEP694_RESUMABLE_DIR ? resolve(env.PEP694_RESUMABLE_DIR) : join(dataDir, 'resumable');
+  const url = env.PEP694_DATABASE_URL;
+  if (!url) return { operator: 'pep694', directory };
+  return { operator: 'pep694', directory, shared: true, lock: new PostgresAdvisoryLocks({ connectionString: url }) };
+}
 
 /** Backends the nodes of a cluster share, which some mechanisms use when they are there. */
 export interface SharedBackends {
@@ -59,7 +74,7 @@ export function defaultMechanisms(
     { plugin: tus, options: { operator: 'pep694', ...(sharedTus ?? { directory: join(dataDir, 'tus') }) } },
     // vnd-pep694-resumable-i6 and -i8: the IETF "Resumable Uploads for HTTP" draft (interop
     // versions 6 and 8), a future standard, after the stable mechanisms.
-    { plugin: resumable, options: { operator: 'pep694', directory: join(dataDir, 'resumable') } },
+    { plugin: resumable, options: resumableOptions(dataDir) },
     // vnd-pep694-s3multipart-presigned: with S3 blobs, the bytes go from the client to the bucket.
     ...(s3 ? [{ plugin: s3presigned, options: { operator: 'pep694', store: s3 } }] : []),
   ];

@@ -6,3 +6,4 @@ export { PostgresSessionStore, type PostgresSessionStoreOptions } from './store.
 export type { PostgresConnectionOptions } from './connection.js';
 export { migrate, MIGRATIONS } from './migrations.js';
 export { PostgresTusLocker, TUS_LOCK_NAMESPACE, type PostgresTusLockerOptions, type RequestRelease, type TusLock } from './tus-locker.js';
+export { PostgresAdvisoryLocks, advisoryKey, type AdvisoryLockOptions } from './advisory-lock.js';

@@ -29,6 +29,7 @@ export {
   type ResumableOptionsInput,
 } from './options.js';
 export { PARTIAL_UPLOAD } from './routes.js';
+export { lockWithin, ProcessLocks, type ReleaseLock, type UploadLock } from './lock.js';
 /** The type of the `linger` option (see `answerAfterBody` in `@pep694/core/node-http`). */
 export type { LingerBudget } from '@pep694/core';
 

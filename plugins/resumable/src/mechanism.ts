@@ -33,6 +33,8 @@ import { join } from 'node:path';
 import { drainAppend } from './append.js';
 import { handOver } from './handover.js';
 import type { InteropVersion, ResumableOptions } from './options.js';
+import { UploadGuard } from './lock.js';
+import { uploadInProgress } from './problems.js';
 import { hashNamesFor, ResumableRoutes } from './routes.js';
 import { UploadFiles } from './store.js';
 
@@ -59,6 +61,7 @@ export class ResumableMechanism implements UploadMechanism {
   readonly identifier: VendorMechanismIdentifier;
   private readonly files: UploadFiles;
   private readonly http: ResumableRoutes;
+  private readonly guard: UploadGuard;
 
   /** `options` as `ResumableOptionsSchema` parses them. */
   constructor(
@@ -67,8 +70,10 @@ export class ResumableMechanism implements UploadMechanism {
     readonly version: InteropVersion,
   ) {
     this.identifier = resumableIdentifier(options.operator, version);
-    this.files = new UploadFiles(join(options.directory, `i${version}`));
-    this.http = new ResumableRoutes(host, this.identifier, version, this.files, options);
+    this.files = new UploadFiles(join(options.directory, `i${version}`), options.shared);
+    // Keyed by interop version and file id, not by path: nodes may mount the shared directory at different paths.
+    this.guard = new UploadGuard(options.lock, `resumable-i${version}`);
+    this.http = new ResumableRoutes(host, this.identifier, version, this.files, options, this.guard);
   }
 
   negotiate(offer: FileOffer): Negotiation {
@@ -86,6 +91,21 @@ export class ResumableMechanism implements UploadMechanism {
   }
 
   async completion(ctx: FileUploadContext): Promise<CompletionOutcome> {
+    // The file is leaving `pending`: an append still running here is cut (what it wrote is
+    // kept); one on another node is waited for, and holds the completion off while it runs (the
+    // data file must not be handed over under a writer).
+    const running = await this.files.get(ctx.file.id, hashNamesFor(ctx));
+    const stopped = running ? await drainAppend(running, 0, () => new Error('the file upload session is being completed')) : false;
+    const release = await this.guard.take(ctx.file.id, this.options.appendDrainTimeout);
+    if (!release) throw uploadInProgress('be completed');
+    try {
+      return await this.completeLocked(ctx, stopped);
+    } finally {
+      await release();
+    }
+  }
+
+  private async completeLocked(ctx: FileUploadContext, stopped: boolean): Promise<CompletionOutcome> {
     const id = ctx.file.id;
     const expected = ctx.file.size;
     const upload = await this.files.get(id, hashNamesFor(ctx));
@@ -101,8 +121,6 @@ export class ResumableMechanism implements UploadMechanism {
           'There is no upload resource for this file (it was never created at creation_url, or it was canceled with DELETE); create the upload and send the file before completing.',
       };
     }
-    // The file is leaving `pending`: an append still running is cut (what it wrote is kept).
-    const stopped = await drainAppend(upload, 0, () => new Error('the file upload session is being completed'));
     const received = upload.offset;
     if (received < expected) {
       await this.files.purge(id);
@@ -159,7 +177,12 @@ export class ResumableMechanism implements UploadMechanism {
     const id = ctx.file.id;
     const upload = await this.files.get(id, hashNamesFor(ctx));
     if (upload) await drainAppend(upload, 0, () => new Error('the file upload session was canceled'));
-    await this.files.purge(id);
+    const release = await this.guard.take(id, this.options.appendDrainTimeout);
+    try {
+      await this.files.purge(id);
+    } finally {
+      await release?.();
+    }
   }
 
   /** Deletes the uploads (data and info) of file upload sessions the host does not keep. */

@@ -4,7 +4,7 @@
 import { collectMechanisms, MECHANISM_HOST, MechanismRegistrationError, registerPlugin, type MechanismHost } from '@pep694/core';
 import { container } from 'tsyringe';
 import { describe, expect, it } from 'vitest';
-import plugin, { ResumableOptionsSchema } from './index.js';
+import plugin, { ProcessLocks, ResumableOptionsSchema } from './index.js';
 
 const host = { blobs: {}, authorizeTransfer: async () => undefined, sendProblem: () => {} } as unknown as MechanismHost;
 
@@ -25,6 +25,13 @@ describe('options', () => {
     ]);
   });
 
+  it('takes a shared directory with a lock, and keeps the lock object as given', () => {
+    const lock = new ProcessLocks();
+    const parsed = ResumableOptionsSchema.parse({ operator: 'acme', directory: '/tmp/x', shared: true, lock });
+    expect(parsed.shared).toBe(true);
+    expect(parsed.lock).toBe(lock);
+  });
+
   it('refuses what cannot be served', () => {
     for (const bad of [
       { directory: '/tmp/x' },
@@ -35,6 +42,9 @@ describe('options', () => {
       { operator: 'acme', directory: '/tmp/x', interopVersions: [7] },
       { operator: 'acme', directory: '/tmp/x', maxAppendSize: 0 },
       { operator: 'acme', directory: '/tmp/x', chunkSize: 5 },
+      // A directory shared by several processes without a lock across them would let two appends write at once.
+      { operator: 'acme', directory: '/tmp/x', shared: true },
+      { operator: 'acme', directory: '/tmp/x', shared: true, lock: {} },
     ]) {
       expect(ResumableOptionsSchema.safeParse(bad).success, JSON.stringify(bad)).toBe(false);
       expect(() => mechanismsFor(bad), JSON.stringify(bad)).toThrow(MechanismRegistrationError);

@@ -56,3 +56,15 @@ export const noUpload = (): ProblemError =>
     'not-found',
     'There is no active upload resource at this URL (it was canceled, replaced by a newer upload creation, or its data was handed over at completion); create the upload again at creation_url.',
   );
+
+/**
+ * 409 `upload-in-progress`: another request, possibly on another server node, is writing to this
+ * upload (the draft: one transfer per upload resource at a time, and an offset sent must be one a
+ * following append is accepted at, so nothing is answered while another node writes).
+ */
+export const uploadInProgress = (doing: string): ProblemError =>
+  new ProblemError(
+    'upload-in-progress',
+    `Another request is appending to this upload (the draft allows one at a time), so it cannot ${doing} now. An append the client gave up on ends when its connection closes or stays idle; retry then: HEAD the upload resource for the offset and append from it.`,
+    { headers: { 'Retry-After': '1' } },
+  );

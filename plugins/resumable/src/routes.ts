@@ -26,7 +26,8 @@ import { drainAppend, startAppend, type AppendResult } from './append.js';
 import { booleanField, field, integerField, interopVersionOf, reprDigestField, serializeLimits, sfBoolean } from './fields.js';
 import { send104 } from './interim.js';
 import type { InteropVersion, ResumableOptions } from './options.js';
-import { completedUpload, inconsistentLength, mismatchingOffset, noUpload } from './problems.js';
+import { completedUpload, inconsistentLength, mismatchingOffset, noUpload, uploadInProgress } from './problems.js';
+import type { UploadGuard } from './lock.js';
 import type { LiveUpload, UploadFiles } from './store.js';
 
 /** The media type of an append's content (draft: "Media Type application/partial-upload"). */
@@ -46,6 +47,15 @@ export function hashNamesFor(ctx: FileUploadContext, reprDigest?: Partial<Record
   return [...new Set([...(Object.keys(ctx.file.hashes) as HashName[]), ...(Object.keys(reprDigest ?? {}) as HashName[])])];
 }
 
+/** What an upload creation request says, checked. */
+interface CreationFields {
+  readonly complete: boolean;
+  readonly requested: boolean | undefined;
+  readonly uploadLength: number | undefined;
+  readonly cl: number | undefined;
+  readonly reprDigest: Partial<Record<HashName, string>> | undefined;
+}
+
 export class ResumableRoutes {
   constructor(
     private readonly host: MechanismHost,
@@ -53,6 +63,8 @@ export class ResumableRoutes {
     private readonly version: InteropVersion,
     private readonly files: UploadFiles,
     private readonly options: ResumableOptions,
+    /** The upload's lock across processes (taken by whoever writes, waited for by whoever reads the offset or removes it). */
+    private readonly guard: UploadGuard,
   ) {}
 
   /** `Upload-Limit` of the file's upload: its declared size, the append limit, and the time left (draft: `max-age`; -05: `expires`). */
@@ -219,6 +231,23 @@ export class ResumableRoutes {
     // learning its URI can only start over); its running append is cut first.
     const previous = await this.files.get(ctx.file.id, hashNamesFor(ctx));
     if (previous?.append) await drainAppend(previous, 0, () => new Error('replaced by a new upload creation'));
+    // An append running on another node cannot be cut from here: wait for it, then hold the lock
+    // while this creation writes.
+    const release = await this.guard.take(ctx.file.id, this.options.appendDrainTimeout);
+    if (!release) throw uploadInProgress('be replaced by a new upload creation');
+    try {
+      await this.createLocked(req, res, ctx, { complete, requested, uploadLength, cl, reprDigest });
+    } finally {
+      await release();
+    }
+  }
+
+  private async createLocked(
+    req: Request,
+    res: Response,
+    ctx: FileUploadContext,
+    { complete, requested, uploadLength, cl, reprDigest }: CreationFields,
+  ): Promise<void> {
     const length = uploadLength ?? (complete && cl !== undefined ? cl : undefined);
     const upload = await this.files.create(ctx.file.id, hashNamesFor(ctx, reprDigest), {
       ...(length !== undefined ? { length } : {}),
@@ -255,7 +284,21 @@ export class ResumableRoutes {
     // append is one the client gave up on (it may not retrieve the offset while appending): it
     // gets `appendDrainTimeout` to end, then it is cut.
     await drainAppend(upload, this.options.appendDrainTimeout, () => new Error('superseded by an offset retrieval'));
-    if ((await this.files.get(ctx.file.id, hashNamesFor(ctx))) !== upload) throw noUpload();
+    // Shared: an append through another node is waited for as long, through its lock; never
+    // answer an offset it may still move (the draft: the offset sent MUST be accepted next).
+    const release = await this.guard.take(ctx.file.id, this.options.appendDrainTimeout);
+    if (!release) throw uploadInProgress('answer its offset');
+    let now: LiveUpload | undefined;
+    try {
+      now = await this.files.get(ctx.file.id, hashNamesFor(ctx));
+    } finally {
+      await release();
+    }
+    if (!now || now.info.token !== upload.info.token || (!this.files.shared && now !== upload)) throw noUpload();
+    this.answerOffset(res, ctx, now);
+  }
+
+  private answerOffset(res: Response, ctx: FileUploadContext, upload: LiveUpload): void {
     res.statusCode = 204;
     res.setHeader('Upload-Offset', String(upload.offset));
     res.setHeader('Upload-Complete', sfBoolean(upload.info.complete));
@@ -300,6 +343,26 @@ export class ResumableRoutes {
         'Another request is appending to this upload (the draft allows one at a time); HEAD the upload resource, which ends it, then append from the offset it gives.',
       );
     }
+    // Another node may be appending: never two writers. Under the lock the upload is read again
+    // (shared: its offset is the data file's size now).
+    const release = await this.guard.take(ctx.file.id, 0);
+    if (!release) throw uploadInProgress('take another append');
+    try {
+      const current = await this.resource(req, ctx);
+      await this.appendLocked(req, res, ctx, current, { offset, complete, uploadLength });
+    } finally {
+      await release();
+    }
+  }
+
+  private async appendLocked(
+    req: Request,
+    res: Response,
+    ctx: FileUploadContext,
+    upload: LiveUpload,
+    { offset, complete, uploadLength }: { offset: number; complete: boolean; uploadLength: number | undefined },
+  ): Promise<void> {
+    if (upload.append) throw uploadInProgress('take another append');
     if (upload.info.complete) throw completedUpload(this.version, upload.offset);
     if (offset !== upload.offset) throw mismatchingOffset(upload.offset, offset);
     const cl = contentLength(req);
@@ -394,7 +457,14 @@ export class ResumableRoutes {
     if (this.version === 6) this.forbidFields(req, ['Upload-Offset', 'Upload-Complete'], 'A cancellation request');
     // The draft: terminate in-flight requests to the upload resource before answering.
     await drainAppend(upload, 0, () => new Error('canceled'));
-    await this.files.purge(upload.id);
+    // An append on another node is waited for (it cannot be cut from here); the upload is
+    // removed either way (that append then writes into a file no longer named here).
+    const release = await this.guard.take(ctx.file.id, this.options.appendDrainTimeout);
+    try {
+      await this.files.purge(upload.id);
+    } finally {
+      await release?.();
+    }
     res.statusCode = 204;
     res.end();
   }

@@ -11,6 +11,13 @@
  * written and the file's offset is checked against the state's before an append starts. A failed
  * write or a restart loses the state ("lost"); then completion reports no digests and the host
  * reads the file once.
+ *
+ * Shared (`shared: true`, several processes on one directory): another process may have appended,
+ * replaced, completed or removed the upload since this one last looked, so `get` reads the info
+ * and the data file's size from disk every time and keeps what it has in memory only while that
+ * still matches (same token, same offset): then this process saw every byte in order and its
+ * hash state stays; otherwise the state is lost and completion reads the file. The one exception
+ * is an upload this process is appending to (it holds the upload's lock, so nobody else writes).
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -61,7 +68,11 @@ export class UploadFiles {
   private readonly live = new Map<string, LiveUpload>();
   private ready: Promise<void> | undefined;
 
-  constructor(readonly directory: string) {}
+  constructor(
+    readonly directory: string,
+    /** Other processes share the directory: trust the disk, not memory (see above). */
+    readonly shared = false,
+  ) {}
 
   /** The data file of upload `id`. */
   path(id: string): string {
@@ -107,21 +118,31 @@ export class UploadFiles {
    */
   async get(id: string, names: readonly HashName[]): Promise<LiveUpload | undefined> {
     const known = this.live.get(id);
-    if (known) return known;
+    if (known && (!this.shared || known.append)) return known;
     let info: UploadInfo;
     try {
       info = JSON.parse(await readFile(this.infoPath(id), 'utf8')) as UploadInfo;
     } catch {
+      if (this.shared) this.live.delete(id);
       return undefined;
     }
     const size = await this.dataSize(id);
     if (size === undefined || typeof info.token !== 'string') {
-      await this.purge(id);
+      // Shared: another process may be between its data file and its info file (create, purge);
+      // only forget it here, whoever removes or completes it cleans up.
+      if (this.shared) this.live.delete(id);
+      else await this.purge(id);
       return undefined;
     }
     // Another request may have loaded it meanwhile.
     const again = this.live.get(id);
-    if (again) return again;
+    if (again && !this.shared) return again;
+    if (again && (again.append || (again.info.token === info.token && again.offset === size))) {
+      // Still the bytes this process saw (or it is writing them): keep the hash state, take the
+      // info from disk (another node may have recorded the length or completed it).
+      if (!again.append) again.info = info;
+      return again;
+    }
     const upload: LiveUpload = { id, info, offset: size, hashers: size === 0 ? createHashers(names) : undefined, inFlight: 0 };
     this.live.set(id, upload);
     return upload;
