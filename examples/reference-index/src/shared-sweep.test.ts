@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { S3BlobStore, type S3BlobStoreOptions } from '@pep694/blobs-s3';
+import s3presigned from '@pep694/mechanism-s3-presigned';
 import { startS3rver, type TestS3 } from '@pep694/blobs-s3/testing';
 import { createServer, type Pep694Server } from '@pep694/server';
 import { openTestStore, type TestStore } from '@pep694/store-postgres/testing';
@@ -39,6 +41,8 @@ beforeAll(async () => {
     config: { dataDir, reaperInterval: 0 },
     store: await db.connect(),
     blobs,
+    // Its sweep aborts direct uploads no file session owns (the case at the end).
+    mechanisms: [{ plugin: s3presigned, options: { operator: 'pep694', store: blobs } }],
   });
 });
 afterAll(async () => {
@@ -76,5 +80,24 @@ describe("a sweep on one node and another node's create in flight (shared Postgr
     const later = await nodeB.reap();
     expect(later.orphans, 'older than the threshold and still no record: a leftover').toBe(1);
     expect(await nodeA.size(key)).toBeUndefined();
+  });
+
+  it('spares a direct (presigned) multipart upload another node just started for a file session it has not recorded yet, and aborts it once old', async () => {
+    const nodeA = await S3BlobStore.open(options);
+    stores.push(nodeA);
+    const key = `staging/${randomBytes(16).toString('base64url')}`;
+    // Node A starts the multipart upload of a file session it is about to record.
+    await nodeA.s3.send(new CreateMultipartUploadCommand({ Bucket: nodeA.bucket, Key: nodeA.directObject(key) }));
+    const open = async () =>
+      ((await nodeA.s3.send(new ListMultipartUploadsCommand({ Bucket: nodeA.bucket, Prefix: nodeA.directObject(key) }))).Uploads ?? [])
+        .length;
+    expect(await open()).toBe(1);
+
+    await nodeB.reap();
+    expect(await open(), "node B's sweep spares node A's young upload").toBe(1);
+
+    await age(s3.directory, 3);
+    await nodeB.reap();
+    expect(await open(), 'older than the threshold and still no file session: aborted').toBe(0);
   });
 });

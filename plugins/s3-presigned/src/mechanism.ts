@@ -208,11 +208,13 @@ export class S3PresignedMechanism implements UploadMechanism {
   }
 
   /** Aborts every direct upload whose file session `keep` rejects (its staging key is `staging/<file id>`). */
-  sweep(keep: (fileId: string) => Promise<boolean>): Promise<number> {
-    return this.uploads.sweep(async (key) => {
+  sweep(keep: (fileId: string, createdAt?: Date) => Promise<boolean>): Promise<number> {
+    return this.uploads.sweep(async (key, initiated) => {
       const fileId = /^staging\/([^/]+)$/.exec(key)?.[1];
-      // A direct upload to any other key is not this host's file session layout: left alone.
-      return fileId === undefined ? true : keep(fileId);
+      // A direct upload to any other key is not this host's file session layout: left alone. Its
+      // start time goes with it: on a store several nodes share, an upload another node started
+      // for a file session it has not recorded yet is spared while young (the host's rule).
+      return fileId === undefined ? true : keep(fileId, initiated);
     });
   }
 

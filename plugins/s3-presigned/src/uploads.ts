@@ -187,11 +187,11 @@ export class MultipartUploads {
    * Aborts the direct uploads whose blob key `keep` rejects (every one under the target's direct
    * prefix, whoever started it); resolves how many it aborted.
    */
-  async sweep(keep: (key: string) => Promise<boolean>): Promise<number> {
+  async sweep(keep: (key: string, initiated?: Date) => Promise<boolean>): Promise<number> {
     let aborted = 0;
     for await (const u of this.#uploads(this.target.directObjects)) {
       const key = this.target.keyOfDirectObject(u.objectKey);
-      if (key === undefined || (await keep(key))) continue;
+      if (key === undefined || (await keep(key, u.initiated))) continue;
       this.forget(key);
       if (await this.#abortOne(u.objectKey, u.uploadId)) aborted++;
     }
