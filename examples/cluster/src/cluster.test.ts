@@ -30,6 +30,7 @@ import yazl from 'yazl';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
+import { uploadS3Presigned } from '@pep694/mechanism-s3-presigned/client';
 import { rawRequest, tally } from '@pep694/server/testing';
 import { PostgresAdvisoryLocks } from '@pep694/store-postgres';
 import { createTestDatabase, type TestDatabase } from '@pep694/store-postgres/testing';
@@ -389,6 +390,48 @@ describe('three nodes behind a round-robin proxy, one PostgreSQL, one bucket', (
     await expectListedIntact('cluster-tus', f);
     await expectPublishedIntact();
   });
+
+  it('s3multipart-presigned: the parts PUT straight to the bucket, parts_url, the completion and the rest of the flow each on another node', async () => {
+    // The mechanism keeps no state of its own (the upload is found by its object name in the
+    // bucket), so any node answers parts_url and completes what another node's instructions began.
+    // The reference index's part size is 16 MiB (S3 allows 5 MiB at least, the last part excepted):
+    // 32 MiB of payload and the wheel's zip overhead make three parts, the last a few hundred bytes.
+    const from = cluster.proxy.history.length;
+    const s3From = cluster.s3.requests.length;
+    const session = await createSession('cluster-presigned', '1.0.0');
+    const f = await wheel('cluster-presigned', '1.0.0', 32 * 1024 * 1024);
+    const file = await createFile(session, f, 'vnd-pep694-s3multipart-presigned');
+    expect(file.mechanism.part_size).toBe(16 * 1024 * 1024);
+    expect(file.mechanism.part_count).toBe(3);
+    const result = await uploadS3Presigned({ instructions: file.mechanism, body: f.bytes, authorization: auth() });
+    expect(result).toMatchObject({ size: f.bytes.length, resumedFrom: 0, puts: 3, retries: 0 });
+    await complete(file);
+    await publish(session);
+    const nodes = answeredBy(from);
+    expectRotation(nodes);
+    expect(new Set(nodes).size).toBe(3);
+
+    const history = cluster.proxy.history.slice(from);
+    const createdOn = history.find((h) => h.method === 'POST' && h.path === new URL(session.links.upload!).pathname)?.node;
+    const parts = history.filter((h) => h.path === new URL(file.mechanism.parts_url as string).pathname);
+    const completion = history.find((h) => h.method === 'POST' && h.path === new URL(file.links.complete!).pathname);
+    expect(createdOn).toBeDefined();
+    // The client asked parts_url (through the proxy) once, on the node after the one that created the file session.
+    expect(parts.map((h) => [h.method, h.status])).toEqual([['GET', 200]]);
+    expect(parts[0]!.node).not.toBe(createdOn);
+    // The completion on yet another node, which found the multipart upload in the bucket and
+    // verifies by reading the object back: 202 (above PEP694_DEFER_VERIFICATION_ABOVE), then polled.
+    expect(completion?.status).toBe(202);
+    expect(completion?.node).not.toBe(createdOn);
+    expect(completion?.node).not.toBe(parts[0]!.node);
+    // The bytes went to the bucket, never through the proxy: three part PUTs in s3rver, none in the proxy.
+    expect(history.filter((h) => h.method === 'PUT')).toEqual([]);
+    const partPuts = cluster.s3.requests.slice(s3From).filter((r) => r.method === 'PUT' && /(^|&)partNumber(&|$)/.test(r.query));
+    expect(partPuts).toHaveLength(3);
+    expect(partPuts.reduce((n, r) => n + r.bytesIn, 0)).toBe(f.bytes.length);
+    await expectListedIntact('cluster-presigned', f);
+    await expectPublishedIntact();
+  }, 90_000);
 
   it('24 concurrent creates of one release over the three nodes: one 201, 23 × 409 naming the winner', async () => {
     const answers = await Promise.all(
