@@ -24,6 +24,8 @@ export const PG_S3_SUITES = [
   'examples/reference-index/src/auth-matrix.test.ts',
   'examples/reference-index/src/crash/publish.test.ts',
   'examples/reference-index/src/crash/complete.test.ts',
+  'examples/reference-index/src/crash/upload.test.ts',
+  'examples/reference-index/src/crash/legacy.test.ts',
 ];
 
 export default defineConfig({

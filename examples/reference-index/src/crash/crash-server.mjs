@@ -20,7 +20,10 @@
 //   PEP694_CRASH_CONFIG        JSON merged into the server config (short TTLs, reaperInterval, limits)
 //   PEP694_CRASH_PUBLISH_CHECK 1: a publish check that re-hashes every file (publishing is deferred)
 //   PEP694_CRASH_REAP          1: one full reaper pass (blob sweep included) once listening; its
-//                              result is printed as "REAPED <json>" before "READY <url>"
+//                              result is printed as "REAPED <json>" before "READY <url>"; on a
+//                              shared store it sweeps blobs and tus uploads no record names as if
+//                              they were older than the temp threshold (the killed process was
+//                              the only other node)
 // and those of main.ts: PEP694_DATA, PEP694_PORT, PEP694_TOKENS_FILE, PEP694_VALIDATE_ARTIFACTS,
 // PEP694_DATABASE_URL (sessions in PostgreSQL instead of SQLite) and PEP694_BLOBS (bytes in an
 // s3:// bucket instead of files), read as main.ts reads them; the faults wrap either store alike.
@@ -121,7 +124,13 @@ const rawStore =
   (await sessionStoreFromEnv()) ?? new SqliteSessionStore(join(dataDir, 'pep694.sqlite'), { fileIdentity: distributionIdentity });
 const store = decorate('store', rawStore);
 const rawBlobs = (await blobsFromEnv()).blobs ?? (await FsBlobStore.open(dataDir));
+/** True during the restart's own reaper pass (PEP694_CRASH_REAP): what it sweeps counts as aged. */
+let startupSweep = false;
+const AGED = new Date(0);
 const blobs = decorate('blob', rawBlobs, {
+  async lastModified(key) {
+    return startupSweep ? AGED : rawBlobs.lastModified?.(key);
+  },
   async stage(key) {
     const nth = count('blob.stage');
     point('blob.stage', 'before', nth);
@@ -148,6 +157,14 @@ const blobs = decorate('blob', rawBlobs, {
   },
 });
 
+/** A mechanism whose sweep, during the restart's pass, reports every upload as aged (see PEP694_CRASH_REAP). */
+function agedDuringStartupSweep(mechanism) {
+  if (!mechanism.sweep) return mechanism;
+  const sweep = mechanism.sweep.bind(mechanism);
+  mechanism.sweep = (keep) => sweep((fileId, createdAt) => keep(fileId, startupSweep ? AGED : createdAt));
+  return mechanism;
+}
+
 const overrides = process.env.PEP694_CRASH_CONFIG ? JSON.parse(process.env.PEP694_CRASH_CONFIG) : {};
 const sha256Of = async (key) => {
   const hash = createHash('sha256');
@@ -156,7 +173,7 @@ const sha256Of = async (key) => {
 };
 const server = await createServer({
   config: { dataDir, index: {}, legacy: {}, ...overrides },
-  mechanisms: defaultMechanisms(dataDir),
+  mechanisms: defaultMechanisms(dataDir).map(agedDuringStartupSweep),
   validators: process.env.PEP694_VALIDATE_ARTIFACTS === '0' ? [] : [createDistributionValidator()],
   store,
   blobs,
@@ -189,7 +206,11 @@ if (process.env.PEP694_CRASH_REAP === '1') {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  const reaped = await server.reap();
+  // ... and its pass takes what no record names at once, as on SQLite: the harness's one other
+  // node is the killed one, so a staged key or tus upload without a record is a crash's leftover,
+  // however young (a live node would take it once older than the temp threshold; see reaper.ts).
+  startupSweep = true;
+  const reaped = await server.reap().finally(() => (startupSweep = false));
   process.stdout.write(`REAPED ${JSON.stringify(reaped)}\n`);
 }
 armed = true;
