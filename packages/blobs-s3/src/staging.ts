@@ -22,6 +22,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { Writable } from 'node:stream';
 
+/** Tries of AbortMultipartUpload before an upload is left to the sweep. */
+const ABORT_ATTEMPTS = 4;
+
 /** Swallows a rejection for now; whoever awaits the original promise still sees it. */
 function quiet<T>(p: Promise<T>): Promise<T> {
   p.catch(() => undefined);
@@ -150,8 +153,17 @@ export class PartUploadStream extends Writable {
     await this.#inflight?.catch(() => undefined);
     const uploadId = await this.#uploadId?.catch(() => undefined);
     if (uploadId === undefined) return;
-    await this.s3
-      .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey, UploadId: uploadId }))
-      .catch(() => undefined); // gone already (completed, aborted), or for the sweep
+    // A part still arriving when the abort does may survive it ("it might be necessary to abort a
+    // given multipart upload multiple times", AWS's AbortMultipartUpload docs; s3rver fails the
+    // abort outright while it still writes a canceled part): a few tries, then it is the sweep's.
+    for (let attempt = 1; attempt <= ABORT_ATTEMPTS; attempt++) {
+      try {
+        await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.objectKey, UploadId: uploadId }));
+        return;
+      } catch (err) {
+        if ((err as { name?: string }).name === 'NoSuchUpload') return; // gone already (completed, aborted)
+        if (attempt < ABORT_ATTEMPTS) await new Promise((r) => setTimeout(r, 100 * attempt));
+      }
+    }
   }
 }
