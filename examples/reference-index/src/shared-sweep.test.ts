@@ -8,7 +8,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { readdir, stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -16,7 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import { S3BlobStore, type S3BlobStoreOptions } from '@pep694/blobs-s3';
 import s3presigned from '@pep694/mechanism-s3-presigned';
-import { startS3rver, type TestS3 } from '@pep694/blobs-s3/testing';
+import { ageS3rverFiles, startS3rver, type TestS3 } from '@pep694/blobs-s3/testing';
 import { createServer, type Pep694Server } from '@pep694/server';
 import { openTestStore, type TestStore } from '@pep694/store-postgres/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,16 +52,6 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** Sets every file's mtime in s3rver's bucket directory `hours` back (s3rver reports them as LastModified). */
-async function age(dir: string, hours: number): Promise<void> {
-  const then = new Date(Date.now() - hours * 3_600_000);
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) await age(path, hours);
-    else if ((await stat(path)).isFile()) await utimes(path, then, then);
-  }
-}
-
 describe("a sweep on one node and another node's create in flight (shared PostgreSQL and bucket)", () => {
   it("spares the staged bytes another node is about to record, and deletes them once they are a crash's leftovers", async () => {
     const nodeA = await S3BlobStore.open(options);
@@ -76,7 +65,7 @@ describe("a sweep on one node and another node's create in flight (shared Postgr
     expect(first.orphans, "node B's sweep spares node A's in-flight staging").toBe(0);
     expect(await nodeA.size(key), 'node A still finds its bytes to record').toBe(4096);
 
-    await age(join(s3.directory, options.bucket), 3);
+    await ageS3rverFiles(join(s3.directory, options.bucket), 3);
     const later = await nodeB.reap();
     expect(later.orphans, 'older than the threshold and still no record: a leftover').toBe(1);
     expect(await nodeA.size(key)).toBeUndefined();
@@ -96,7 +85,7 @@ describe("a sweep on one node and another node's create in flight (shared Postgr
     await nodeB.reap();
     expect(await open(), "node B's sweep spares node A's young upload").toBe(1);
 
-    await age(s3.directory, 3);
+    await ageS3rverFiles(s3.directory, 3);
     await nodeB.reap();
     expect(await open(), 'older than the threshold and still no file session: aborted').toBe(0);
   });

@@ -9,7 +9,7 @@
  */
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, stat, utimes } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -18,7 +18,7 @@ import { startTestServer, TEST_TOKENS, type TestServer } from '@pep694/server/te
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MIN_PART_SIZE, type S3BlobStoreOptions } from './options.js';
 import { S3BlobStore } from './s3-blob-store.js';
-import { startS3rver, type TestS3 } from './testing.js';
+import { ageS3rverFiles, startS3rver, type TestS3 } from './testing.js';
 
 const META = { 'api-version': '2.0' };
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -72,16 +72,6 @@ async function stagedRelease(name: string, bytes: Buffer) {
   return session.body as { links: Record<string, string> };
 }
 
-/** Sets every file's mtime in s3rver's bucket directory `hours` back: s3rver reports them as LastModified/Initiated. */
-async function age(dir: string, hours: number): Promise<void> {
-  const then = new Date(Date.now() - hours * 3_600_000);
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) await age(path, hours);
-    else if ((await stat(path)).isFile()) await utimes(path, then, then);
-  }
-}
-
 describe('the host on S3 blobs', () => {
   it('keeps a published file intact through cancels and a sweep, and leaves nothing orphaned', { timeout: 120_000 }, async () => {
     const published = randomBytes(MIN_PART_SIZE + 4321); // multipart
@@ -105,7 +95,7 @@ describe('the host on S3 blobs', () => {
     await raw.send(new PutObjectCommand({ Bucket: bucket, Key: `idx/data/0-${'cd'.repeat(12)}`, Body: 'never pointed at' }));
     raw.destroy();
 
-    await age(join(s3.directory, bucket), 3);
+    await ageS3rverFiles(join(s3.directory, bucket), 3);
     const report = await host.server.reap();
     expect(report.orphans, 'the stray key, the dead upload and the unreferenced data object').toBe(3);
 

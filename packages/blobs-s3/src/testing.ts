@@ -20,7 +20,7 @@
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, paginateListObjectsV2, S3Client } from '@aws-sdk/client-s3';
 import { S3RequestPresigner } from '@aws-sdk/s3-request-presigner';
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import S3rver from 's3rver';
@@ -162,12 +162,17 @@ export async function startS3rver(opts: { readonly record?: boolean } = {}): Pro
         ctx.body = { Error: { Code: 'NoSuchUpload', Message: 'The specified upload does not exist.', UploadId: partUploadId } };
         return;
       }
-      if (ctx.method === 'GET') {
+      if (ctx.method === 'GET' && !('partNumber' in ctx.query)) {
+        // ListParts (@tus/s3-store reads an upload's offset from it; the presigned mechanism lists
+        // parts at completion): the parts s3rver finished, i.e. those whose `.md5` it wrote after
+        // the part's bytes, never one still being written.
         const parts = [];
         for (const name of await readdir(dir)) {
-          if (!/^\d+$/.test(name)) continue;
-          const [st, md5] = await Promise.all([stat(join(dir, name)), readFile(join(dir, `${name}.md5`), 'utf8').catch(() => '')]);
-          parts.push({ PartNumber: Number(name), LastModified: st.mtime.toISOString(), ETag: JSON.stringify(md5), Size: st.size });
+          const m = /^([0-9]+)\.md5$/.exec(name);
+          if (!m) continue;
+          const md5 = await readFile(join(dir, name), 'utf8');
+          const { size, mtime } = await stat(join(dir, m[1]!));
+          parts.push({ PartNumber: Number(m[1]), LastModified: mtime.toISOString(), ETag: JSON.stringify(md5), Size: size });
         }
         parts.sort((a, b) => a.PartNumber - b.PartNumber);
         ctx.body = {
@@ -207,38 +212,6 @@ export async function startS3rver(opts: { readonly record?: boolean } = {}): Pro
       return;
     }
     const uploadId = ctx.query['uploadId'];
-    if (bucket && key && ctx.method === 'GET' && typeof uploadId === 'string' && !('partNumber' in ctx.query)) {
-      // ListParts (@tus/s3-store reads an upload's offset from it): the parts s3rver finished,
-      // i.e. those whose `.md5` it wrote after the part's bytes.
-      const dir = join(uploadsDir(bucket), uploadId.replace(/[^0-9a-f]/g, ''));
-      const stored = await readFile(join(dir, 'key'), 'utf8').catch(() => undefined);
-      if (stored !== key) {
-        ctx.status = 404;
-        ctx.body = { Error: { Code: 'NoSuchUpload', Message: 'The specified upload does not exist.', UploadId: uploadId } };
-        return;
-      }
-      const parts = [];
-      for (const name of await readdir(dir)) {
-        const m = /^([0-9]+)\.md5$/.exec(name);
-        if (!m) continue;
-        const md5 = await readFile(join(dir, name), 'utf8');
-        const { size, mtime } = await stat(join(dir, m[1]!));
-        parts.push({ PartNumber: Number(m[1]), LastModified: mtime.toISOString(), ETag: JSON.stringify(md5), Size: size });
-      }
-      parts.sort((a, b) => a.PartNumber - b.PartNumber);
-      ctx.body = {
-        ListPartsResult: {
-          '@': { xmlns: 'http://s3.amazonaws.com/doc/2006-03-01/' },
-          Bucket: bucket,
-          Key: key,
-          UploadId: uploadId,
-          MaxParts: 10000,
-          IsTruncated: false,
-          Part: parts,
-        },
-      };
-      return;
-    }
     if (bucket && key && ctx.method === 'DELETE' && typeof uploadId === 'string') {
       const dir = join(uploadsDir(bucket), uploadId.replace(/[^0-9a-f]/g, ''));
       const stored = await readFile(join(dir, 'key'), 'utf8').catch(() => undefined);
@@ -380,4 +353,18 @@ export function sharedTestS3(): TestS3Client {
   }
   shared ??= s3TestClient(endpoint);
   return shared;
+}
+
+/**
+ * Sets the mtime of every file under `dir` (an s3rver directory, a bucket's, or `TestS3.directory`)
+ * `hours` back: s3rver reports them as objects' LastModified and, through this kit, as multipart
+ * uploads' Initiated. For tests of sweeps that spare what is young.
+ */
+export async function ageS3rverFiles(dir: string, hours: number): Promise<void> {
+  const then = new Date(Date.now() - hours * 3_600_000);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await ageS3rverFiles(path, hours);
+    else if (entry.isFile()) await utimes(path, then, then);
+  }
 }
