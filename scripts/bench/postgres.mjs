@@ -2,7 +2,7 @@
 // @pep694/store-postgres/testing (Debian's PostgreSQL, initdb in a temp dir, a free port on
 // 127.0.0.1), made durable like a production server before anything is measured: the testing
 // cluster runs with fsync, synchronous_commit and full_page_writes off (its data is thrown away),
-// and SQLite next to it commits with synchronous = FULL, so they are turned back on (ALTER SYSTEM,
+// and SQLite next to it answers only after an fsync (its group commit), so they are turned back on (ALTER SYSTEM,
 // then a reload: all three take effect without a restart). Prints "PGENV <base64url JSON>" (the
 // URL, the postmaster's pid, the settings in force) once it runs; SIGTERM stops the cluster and
 // deletes it.

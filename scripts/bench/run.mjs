@@ -1295,7 +1295,7 @@ async function pgRollbacks(pool) {
 
 /**
  * Status, create-file-session and publish on two hosts side by side, the same code and blobs
- * (files) but for the session store: SQLite in the data dir (WAL, synchronous = FULL), and
+ * (files) but for the session store: SQLite in the data dir (WAL, group commit: every answer after an fsync), and
  * PostgreSQL 15 on loopback (a cluster of its own, fsync and synchronous_commit on: see
  * postgres.mjs). The hosts take turns going first. PostgreSQL's CPU (all its processes) is shown
  * next to the host's: with SQLite the database work is in the host process.
@@ -1873,7 +1873,7 @@ function render(report) {
   else if (cp) {
     L.push(`## 5b. Control plane on PostgreSQL next to SQLite (${cp.connections} connections, ${cp.seconds} s per run)`, '');
     L.push(
-      `Two hosts side by side, the same code and the same blobs (files) but for the session store: SQLite in the data dir (WAL, \`synchronous = FULL\`) and PostgreSQL ${cp.postgres?.server_version ?? ''} on loopback (a cluster of its own, \`fsync\` ${cp.postgres?.fsync}, \`synchronous_commit\` ${cp.postgres?.synchronous_commit}, \`full_page_writes\` ${cp.postgres?.full_page_writes}; the store's pool of 10). They take turns going first. With SQLite the database work is in the host's CPU; PostgreSQL's (all its processes) is in a column of its own. PostgreSQL shares the 2 cores with the host and autocannon: the figures show what a network database costs per request on one machine, not what it gives (several nodes).`,
+      `Two hosts side by side, the same code and the same blobs (files) but for the session store: SQLite in the data dir (WAL, group commit: every answer after an fsync) and PostgreSQL ${cp.postgres?.server_version ?? ''} on loopback (a cluster of its own, \`fsync\` ${cp.postgres?.fsync}, \`synchronous_commit\` ${cp.postgres?.synchronous_commit}, \`full_page_writes\` ${cp.postgres?.full_page_writes}; the store's pool of 10). They take turns going first. With SQLite the database work is in the host's CPU; PostgreSQL's (all its processes) is in a column of its own. PostgreSQL shares the 2 cores with the host and autocannon: the figures show what a network database costs per request on one machine, not what it gives (several nodes).`,
       '',
     );
     L.push(

@@ -59,10 +59,10 @@ const UNDO_INDEX_SCHEMA = `
   DROP TABLE published_attestations; /* likewise */`;
 
 describe('setup', () => {
-  it('uses WAL, synchronous FULL, foreign keys, a busy timeout and a schema version', () => {
+  it('uses WAL, synchronous NORMAL (the group commit syncs), foreign keys, a busy timeout and a schema version', () => {
     const db = internalDb(store);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(db.pragma('synchronous', { simple: true })).toBe(2); // FULL
+    expect(db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL: ./sqlite/wal-sync.ts fsyncs the WAL
     expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
     expect(db.pragma('busy_timeout', { simple: true })).toBe(5000);
     const other = raw();

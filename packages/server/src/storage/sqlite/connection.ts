@@ -15,9 +15,16 @@ import Database from 'better-sqlite3';
 import type { FileUploadRecord, PublishingSessionRecord } from '@pep694/core';
 import { migrate, type MigrationOptions } from './migrations.js';
 import { fileFromRow, sessionFromRow, type FileRow, type SessionRow } from './rows.js';
+import { fdatasyncWal, WalSync, type WalSyncer } from './wal-sync.js';
 
 /** Options of the store: what opening (and migrating) its file needs. */
-export type SqliteSessionStoreOptions = MigrationOptions;
+export interface SqliteSessionStoreOptions extends MigrationOptions {
+  /**
+   * How the write-ahead log is made durable (./wal-sync.ts); by default an fdatasync of the
+   * `-wal` file on the thread pool. Tests replace it to watch or hold the syncs.
+   */
+  readonly syncWal?: WalSyncer;
+}
 
 const isUniqueViolation = (err: unknown) =>
   err instanceof Database.SqliteError && (err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY');
@@ -25,21 +32,30 @@ const isUniqueViolation = (err: unknown) =>
 export class SqliteConnection {
   readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement<unknown[], unknown>>();
+  /** The group commit: `await wal.durable()` before acting on anything read or written. */
+  readonly wal: WalSync;
 
   constructor(filename: string, opts: SqliteSessionStoreOptions = {}) {
     this.db = new Database(filename);
+    let wal: boolean;
     try {
       // busy_timeout first, so even switching to WAL waits for another process instead of failing.
       this.db.pragma('busy_timeout = 5000');
-      this.db.pragma('journal_mode = WAL');
-      // In WAL mode FULL fsyncs the WAL on every commit: a resolved publish survives a crash.
+      const journal = this.db.pragma('journal_mode = WAL', { simple: true });
+      // The migrations commit with an fsync each (FULL); after them, commits leave the fsync to
+      // the group commit of ./wal-sync.ts, which the store awaits before any call resolves.
       this.db.pragma('synchronous = FULL');
       this.db.pragma('foreign_keys = ON');
       migrate(this.db, opts);
+      // An in-memory database has no WAL (journal_mode stays 'memory') and nothing to sync.
+      wal = journal === 'wal';
+      if (wal) this.db.pragma('synchronous = NORMAL');
     } catch (err) {
       this.db.close();
       throw err;
     }
+    const changes = this.db.prepare('SELECT total_changes()').pluck();
+    this.wal = new WalSync(() => changes.get() as number, wal ? (opts.syncWal ?? fdatasyncWal(filename)) : async () => {});
   }
 
   /** The statement for `sql`, prepared once per connection. */

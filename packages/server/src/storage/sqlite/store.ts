@@ -2,7 +2,8 @@
  * SessionStore on embedded SQLite (better-sqlite3): one connection (./connection.ts, with the
  * schema in ./migrations.ts) shared by the store's roles, each in a file of its own: the upload
  * writes (./uploads.ts, ./publishing.ts), the index reads (./index-reads.ts) and housekeeping
- * (./housekeeping.ts). This class only hands each method of the port to its role.
+ * (./housekeeping.ts). This class only hands each method of the port to its role, and holds its
+ * answer until the write-ahead log is synced (./wal-sync.ts, the group commit).
  *
  * The state lists of the queries come from @pep694/core (./state-lists.ts). File identities
  * (`distributionIdentity` in core) come from the caller with each new file; the migration that
@@ -34,6 +35,16 @@ export class SqliteSessionStore implements SessionStore {
     this.housekeeping = new SqliteHousekeeping(this.connection);
   }
 
+  /**
+   * Every call of the port resolves only once what it wrote or read is durable (the group commit
+   * of ./wal-sync.ts): no answer, and no step taken on its word, before that.
+   */
+  private async durable<T>(call: Promise<T>): Promise<T> {
+    const value = await call;
+    await this.connection.wal.durable();
+    return value;
+  }
+
   static open(filename: string, opts: SqliteSessionStoreOptions = {}): SqliteSessionStore {
     return new SqliteSessionStore(filename, opts);
   }
@@ -50,98 +61,98 @@ export class SqliteSessionStore implements SessionStore {
   // ---- UploadStore ------------------------------------------------------------------------------
 
   createSession(...args: Parameters<UploadStore['createSession']>) {
-    return this.uploads.createSession(...args);
+    return this.durable(this.uploads.createSession(...args));
   }
   getSession(...args: Parameters<UploadStore['getSession']>) {
-    return this.uploads.getSession(...args);
+    return this.durable(this.uploads.getSession(...args));
   }
   countLiveSessions(...args: Parameters<UploadStore['countLiveSessions']>) {
-    return this.uploads.countLiveSessions(...args);
+    return this.durable(this.uploads.countLiveSessions(...args));
   }
   updateSession(...args: Parameters<UploadStore['updateSession']>) {
-    return this.uploads.updateSession(...args);
+    return this.durable(this.uploads.updateSession(...args));
   }
   cancelSession(...args: Parameters<UploadStore['cancelSession']>) {
-    return this.uploads.cancelSession(...args);
+    return this.durable(this.uploads.cancelSession(...args));
   }
   publishFile(...args: Parameters<UploadStore['publishFile']>) {
-    return this.publishing.publishFile(...args);
+    return this.durable(this.publishing.publishFile(...args));
   }
   publish(...args: Parameters<UploadStore['publish']>) {
-    return this.publishing.publish(...args);
+    return this.durable(this.publishing.publish(...args));
   }
   settlePublish(...args: Parameters<UploadStore['settlePublish']>) {
-    return this.publishing.settlePublish(...args);
+    return this.durable(this.publishing.settlePublish(...args));
   }
   createFile(...args: Parameters<UploadStore['createFile']>) {
-    return this.uploads.createFile(...args);
+    return this.durable(this.uploads.createFile(...args));
   }
   getFile(...args: Parameters<UploadStore['getFile']>) {
-    return this.uploads.getFile(...args);
+    return this.durable(this.uploads.getFile(...args));
   }
   listFiles(...args: Parameters<UploadStore['listFiles']>) {
-    return this.uploads.listFiles(...args);
+    return this.durable(this.uploads.listFiles(...args));
   }
   updateFile(...args: Parameters<UploadStore['updateFile']>) {
-    return this.uploads.updateFile(...args);
+    return this.durable(this.uploads.updateFile(...args));
   }
   isPublishedProject(...args: Parameters<UploadStore['isPublishedProject']>) {
-    return this.uploads.isPublishedProject(...args);
+    return this.durable(this.uploads.isPublishedProject(...args));
   }
   isFilenameTaken(...args: Parameters<UploadStore['isFilenameTaken']>) {
-    return this.uploads.isFilenameTaken(...args);
+    return this.durable(this.uploads.isFilenameTaken(...args));
   }
   findPublishedIdentity(...args: Parameters<UploadStore['findPublishedIdentity']>) {
-    return this.uploads.findPublishedIdentity(...args);
+    return this.durable(this.uploads.findPublishedIdentity(...args));
   }
 
   // ---- IndexReadStore (getFile is UploadStore's) ------------------------------------------------
 
   listPublishedProjects(...args: Parameters<IndexReadStore['listPublishedProjects']>) {
-    return this.index.listPublishedProjects(...args);
+    return this.durable(this.index.listPublishedProjects(...args));
   }
   listPublishedFiles(...args: Parameters<IndexReadStore['listPublishedFiles']>) {
-    return this.index.listPublishedFiles(...args);
+    return this.durable(this.index.listPublishedFiles(...args));
   }
   getPublishedFile(...args: Parameters<IndexReadStore['getPublishedFile']>) {
-    return this.index.getPublishedFile(...args);
+    return this.durable(this.index.getPublishedFile(...args));
   }
   getSessionByStageToken(...args: Parameters<IndexReadStore['getSessionByStageToken']>) {
-    return this.index.getSessionByStageToken(...args);
+    return this.durable(this.index.getSessionByStageToken(...args));
   }
   listStagedFiles(...args: Parameters<IndexReadStore['listStagedFiles']>) {
-    return this.index.listStagedFiles(...args);
+    return this.durable(this.index.listStagedFiles(...args));
   }
   getPublishedCoreMetadata(...args: Parameters<IndexReadStore['getPublishedCoreMetadata']>) {
-    return this.index.getPublishedCoreMetadata(...args);
+    return this.durable(this.index.getPublishedCoreMetadata(...args));
   }
   getAttestations(fileIds: readonly string[]) {
-    return this.index.getAttestations(fileIds);
+    return this.durable(this.index.getAttestations(fileIds));
   }
   indexVersion(...args: Parameters<IndexReadStore['indexVersion']>) {
-    return this.index.indexVersion(...args);
+    return this.durable(this.index.indexVersion(...args));
   }
 
   // ---- HousekeepingStore ------------------------------------------------------------------------
 
   listExpiredSessions(...args: Parameters<HousekeepingStore['listExpiredSessions']>) {
-    return this.housekeeping.listExpiredSessions(...args);
+    return this.durable(this.housekeeping.listExpiredSessions(...args));
   }
   listExpiredFiles(...args: Parameters<HousekeepingStore['listExpiredFiles']>) {
-    return this.housekeeping.listExpiredFiles(...args);
+    return this.durable(this.housekeeping.listExpiredFiles(...args));
   }
   listProcessing(...args: Parameters<HousekeepingStore['listProcessing']>) {
-    return this.housekeeping.listProcessing(...args);
+    return this.durable(this.housekeeping.listProcessing(...args));
   }
   forgetEndedSessions(...args: Parameters<HousekeepingStore['forgetEndedSessions']>) {
-    return this.housekeeping.forgetEndedSessions(...args);
+    return this.durable(this.housekeeping.forgetEndedSessions(...args));
   }
   isBlobReferenced(...args: Parameters<HousekeepingStore['isBlobReferenced']>) {
-    return this.housekeeping.isBlobReferenced(...args);
+    return this.durable(this.housekeeping.isBlobReferenced(...args));
   }
 
   countSessionsByStatus(...args: Parameters<NonNullable<SessionStore['countSessionsByStatus']>>) {
-    return this.housekeeping.countSessionsByStatus(...args);
+    return this.durable(this.housekeeping.countSessionsByStatus(...args));
   }
 
   /** Readiness: the connection is open and answers a query (rejects once `close` ran). */
@@ -150,6 +161,7 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   async close(): Promise<void> {
+    await this.connection.wal.idle();
     this.connection.close();
   }
 }
