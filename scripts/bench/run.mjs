@@ -2327,7 +2327,7 @@ async function main() {
       bytes: largest,
       runs,
       work,
-      cli: join(root, 'packages', 'client', 'dist', 'cli', 'main.js'),
+      cli: join(root, 'packages', 'client', 'dist', 'cli', 'pep694.mjs'),
       META,
     });
     report.client = c;

@@ -3,14 +3,23 @@
  * a real tokens file, the built `pep694` command as a child process, and Debian's pip.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
 const REFERENCE_MAIN = join(dirname(require.resolve('@pep694/reference-index/package.json')), 'dist', 'main.js');
-export const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
+/** The command as installed: the bundle the package's bin names (scripts/bundle.mjs). */
+export const CLI = new URL('../dist/cli/pep694.mjs', import.meta.url).pathname;
+// `tsc -b` alone (a watch, an IDE) leaves the bundle behind the modules it is made of: remake it.
+{
+  const main = new URL('../dist/cli/main.js', import.meta.url).pathname;
+  if (!existsSync(CLI) || statSync(CLI).mtimeMs < statSync(main).mtimeMs) {
+    const made = spawnSync(process.execPath, [new URL('../scripts/bundle.mjs', import.meta.url).pathname], { encoding: 'utf8' });
+    if (made.status !== 0) throw new Error(`bundling the pep694 command failed: ${made.stderr}`);
+  }
+}
 export const FIXTURES = new URL('../../../../shared/fixtures/dist/', import.meta.url).pathname;
 export const TOKEN = 'client-test-token-0123456789abcdef';
 export const PYTHON = '/usr/bin/python3';

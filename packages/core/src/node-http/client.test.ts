@@ -144,3 +144,36 @@ describe('sendRequest', () => {
     });
   });
 });
+
+describe('HttpAnswerError across copies of @pep694/core', () => {
+  it('instanceof holds for an error made by another copy of the module (a half with its own core, the bundled command)', async () => {
+    // Two instances of the built module in one process (a query string makes node load it again),
+    // as when a third-party half brings its own @pep694/core.
+    const dist = new URL('../../dist/node-http/client.js', import.meta.url).href;
+    const { spawnSync } = await import('node:child_process');
+    const script = `
+      const a = await import(${JSON.stringify(`${dist}?copy=a`)});
+      const b = await import(${JSON.stringify(`${dist}?copy=b`)});
+      class OtherHalfError extends b.HttpAnswerError {}
+      class OurHalfError extends a.HttpAnswerError {}
+      const theirs = new OtherHalfError('PUT', 'http://x/', 409, { code: 'conflict' }, '');
+      console.log(JSON.stringify({
+        distinctClasses: a.HttpAnswerError !== b.HttpAnswerError,
+        base: theirs instanceof a.HttpAnswerError,
+        ownSubclass: theirs instanceof OtherHalfError,
+        otherSubclass: theirs instanceof OurHalfError,
+        plainError: new Error('x') instanceof a.HttpAnswerError,
+        lookalike: { status: 409, name: 'HttpAnswerError' } instanceof a.HttpAnswerError,
+      }));`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toEqual({
+      distinctClasses: true,
+      base: true,
+      ownSubclass: true,
+      otherSubclass: false,
+      plainError: false,
+      lookalike: false,
+    });
+  });
+});

@@ -168,11 +168,31 @@ export function problemOf(answer: HttpAnswer): Record<string, unknown> | undefin
   }
 }
 
+/** Marks every HttpAnswerError, whichever copy of this package made it (see `Symbol.hasInstance`). */
+const HTTP_ANSWER_ERROR = Symbol.for('@pep694/core/node-http HttpAnswerError');
+
 /**
  * An answer a client half does not accept (a non-2xx, mostly). `problem` is the server's RFC 9457
  * document when it sent one. Each client half throws its own subclass (`HttpPostBytesError`, ...).
+ *
+ * `err instanceof HttpAnswerError` holds for one made by another copy of this package too: a
+ * third-party client half installed with its own `@pep694/core`, or the bundled `pep694` command
+ * running a half installed beside it, so the command still shows the server's problem and exits
+ * with the code for a refusal. (For a subclass, instanceof keeps its usual meaning.)
  */
 export class HttpAnswerError extends Error {
+  readonly [HTTP_ANSWER_ERROR] = true;
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    return (
+      this === HttpAnswerError &&
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[HTTP_ANSWER_ERROR] === true
+    );
+  }
+
   readonly status: number;
   readonly method: string;
   readonly url: string;
