@@ -33,6 +33,22 @@ export interface PostgresConnectionOptions {
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
 const isRetryable = (err: unknown) => typeof err === 'object' && err !== null && RETRYABLE.has((err as { code?: string }).code ?? '');
 
+/**
+ * What the store's write steps have cost so far in this process (one connection pool): how many
+ * steps ran and how many times PostgreSQL aborted one for a conflict and the store ran it again,
+ * by cause. Counters only grow; a reader takes differences.
+ */
+export interface WriteStats {
+  /** Transactions run to their end (write steps and multi-statement reads; committed, or ended by an error not retried). */
+  readonly transactions: number;
+  /** Attempts rolled back and run again: serialization failures (40001). */
+  readonly serializationRetries: number;
+  /** … deadlocks (40P01). */
+  readonly deadlockRetries: number;
+  /** … unique violations (23505). */
+  readonly uniqueViolationRetries: number;
+}
+
 /** A statement that only reads. */
 const READ = /^\s*SELECT\b/i;
 
@@ -51,6 +67,7 @@ export type Queryable = Pick<PoolClient, 'query'>;
 export class PostgresConnection {
   readonly pool: pg.Pool;
   private readonly maxAttempts: number;
+  private readonly counts = { transactions: 0, serializationRetries: 0, deadlockRetries: 0, uniqueViolationRetries: 0 };
 
   constructor(opts: PostgresConnectionOptions) {
     this.pool = new pg.Pool({
@@ -106,18 +123,34 @@ export class PostgresConnection {
         await client.query(`BEGIN ${mode}`);
         const result = await step(client);
         await client.query('COMMIT');
+        this.counts.transactions++;
         return result;
       } catch (err) {
         await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
           broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
         });
-        if (!isRetryable(err) || attempt >= this.maxAttempts) throw err;
+        if (!isRetryable(err) || attempt >= this.maxAttempts) {
+          this.counts.transactions++;
+          throw err;
+        }
+        this.countRetry((err as { code: string }).code);
       } finally {
         // A connection that could not even roll back is destroyed, not handed to the next caller.
         client.release(broken);
       }
       await backoff(attempt);
     }
+  }
+
+  /** The counters of the write steps so far (a copy). */
+  writeStats(): WriteStats {
+    return { ...this.counts };
+  }
+
+  private countRetry(code: string): void {
+    if (code === '40001') this.counts.serializationRetries++;
+    else if (code === '40P01') this.counts.deadlockRetries++;
+    else this.counts.uniqueViolationRetries++;
   }
 
   /** The session as stored; shared by the roles that answer with sessions. */
