@@ -9,10 +9,19 @@
  * nodes: of two steps that would each have decided differently had they seen the other, one is
  * aborted (SQLSTATE 40001), and its retry sees the winner and returns the proper result kind
  * ('exists', 'conflict', ...). No lock of one process is involved.
+ *
+ * Steps that are bound to conflict when they run at once (creates of files in one publishing
+ * session: each reads the session's files and adds one) can name a write queue: such a step first
+ * waits for the queue's advisory lock in PostgreSQL, which every node shares, and only then begins
+ * its transaction, so that its snapshot already holds the previous step's commit and PostgreSQL
+ * has nothing to abort. The queue only spares the retries: the rules stay held by the constraints
+ * and SERIALIZABLE transactions, also for a step that runs without the lock (see `inWriteTransaction`).
  */
 import pg from 'pg';
 import type { PoolClient, QueryResultRow } from 'pg';
 import type { FileUploadRecord, PublishingSessionRecord } from '@pep694/core';
+import { advisoryKey } from './advisory-lock.js';
+import { KeyedQueue } from './keyed-queue.js';
 import { fileFromRow, sessionFromRow, type FileRow, type SessionRow } from './rows.js';
 
 /** How the store reaches PostgreSQL. */
@@ -27,6 +36,25 @@ export interface PostgresConnectionOptions {
   readonly connectionTimeoutMillis?: number;
   /** Most attempts of one write step aborted by serialization failures (default 60). */
   readonly maxAttempts?: number;
+  /**
+   * Whether write steps that are bound to conflict queue on an advisory lock instead of running
+   * at once and being retried (default true; see `inWriteTransaction`).
+   */
+  readonly queueWrites?: boolean;
+  /**
+   * Milliseconds a queued write step waits for its queue's lock before it runs without it, and
+   * retries on conflicts as any other step (default 5 000): a stuck holder delays, never blocks.
+   */
+  readonly writeQueueTimeoutMillis?: number;
+}
+
+/** Options of one write step. */
+export interface WriteStepOptions {
+  /**
+   * The write queue of the step (for a file create: its publishing session): steps of one queue
+   * run one at a time, across nodes, in the order they reach PostgreSQL's lock.
+   */
+  readonly queue?: string;
 }
 
 /** SQLSTATEs after which the whole step is run again: serialization_failure, deadlock_detected, unique_violation. */
@@ -47,7 +75,12 @@ export interface WriteStats {
   readonly deadlockRetries: number;
   /** … unique violations (23505). */
   readonly uniqueViolationRetries: number;
+  /** Queued write steps that waited `writeQueueTimeoutMillis` for their queue's lock and then ran without it. */
+  readonly queueTimeouts: number;
 }
+
+/** The advisory lock key of write queue `queue` (a name of its own, apart from other advisory locks). */
+export const writeQueueLockKey = (queue: string): string => advisoryKey(`pep694-write-queue:${queue}`);
 
 /** A statement that only reads. */
 const READ = /^\s*SELECT\b/i;
@@ -67,7 +100,10 @@ export type Queryable = Pick<PoolClient, 'query'>;
 export class PostgresConnection {
   readonly pool: pg.Pool;
   private readonly maxAttempts: number;
-  private readonly counts = { transactions: 0, serializationRetries: 0, deadlockRetries: 0, uniqueViolationRetries: 0 };
+  private readonly queueWrites: boolean;
+  private readonly queueTimeoutMs: number;
+  private readonly localQueue = new KeyedQueue();
+  private readonly counts = { transactions: 0, serializationRetries: 0, deadlockRetries: 0, uniqueViolationRetries: 0, queueTimeouts: 0 };
 
   constructor(opts: PostgresConnectionOptions) {
     this.pool = new pg.Pool({
@@ -81,6 +117,8 @@ export class PostgresConnection {
     // the pool discards it and opens another on the next call.
     this.pool.on('error', () => {});
     this.maxAttempts = opts.maxAttempts ?? 60;
+    this.queueWrites = opts.queueWrites ?? true;
+    this.queueTimeoutMs = Math.max(1, Math.floor(opts.writeQueueTimeoutMillis ?? 5000));
   }
 
   /**
@@ -105,9 +143,21 @@ export class PostgresConnection {
    * One atomic write step: `step` runs in a SERIALIZABLE transaction and runs again, from the
    * start on a fresh snapshot, whenever PostgreSQL aborts it for a conflict with another
    * transaction (see the module comment). `step` must therefore do nothing but queries on `c`.
+   *
+   * With `queue`, each attempt first takes the queue's advisory lock (session-level, on the
+   * attempt's connection, before BEGIN: a SERIALIZABLE transaction's snapshot is taken by its
+   * first statement, so a lock taken inside it would come too late to show the previous holder's
+   * commit) and lets go of it after COMMIT or ROLLBACK. Within this node, the steps of one queue
+   * also wait for each other before they take a connection, so a queue holds one of the pool's
+   * connections at a time, not one per waiting step. A step that cannot have the lock within
+   * `writeQueueTimeoutMillis` runs without it; a connection lost while it is held takes the lock
+   * with it. Either way the transaction is the same SERIALIZABLE one: the lock decides the order,
+   * never the outcome.
    */
-  async inWriteTransaction<T>(step: (c: PoolClient) => Promise<T>): Promise<T> {
-    return this.inTransaction('ISOLATION LEVEL SERIALIZABLE', step);
+  async inWriteTransaction<T>(step: (c: PoolClient) => Promise<T>, opts: WriteStepOptions = {}): Promise<T> {
+    if (opts.queue === undefined || !this.queueWrites) return this.inTransaction('ISOLATION LEVEL SERIALIZABLE', step);
+    const lockKey = writeQueueLockKey(opts.queue);
+    return this.localQueue.run(opts.queue, () => this.inTransaction('ISOLATION LEVEL SERIALIZABLE', step, lockKey));
   }
 
   /** One consistent snapshot for a read of several statements. */
@@ -115,11 +165,13 @@ export class PostgresConnection {
     return this.inTransaction('ISOLATION LEVEL REPEATABLE READ READ ONLY', step);
   }
 
-  private async inTransaction<T>(mode: string, step: (c: PoolClient) => Promise<T>): Promise<T> {
+  private async inTransaction<T>(mode: string, step: (c: PoolClient) => Promise<T>, lockKey?: string): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken: Error | undefined;
+      let locked = false;
       try {
+        if (lockKey !== undefined) locked = await this.takeQueueLock(client, lockKey);
         await client.query(`BEGIN ${mode}`);
         const result = await step(client);
         await client.query('COMMIT');
@@ -135,10 +187,35 @@ export class PostgresConnection {
         }
         this.countRetry((err as { code: string }).code);
       } finally {
-        // A connection that could not even roll back is destroyed, not handed to the next caller.
+        if (locked && !broken) {
+          await client.query('SELECT pg_advisory_unlock($1::bigint)', [lockKey]).catch((unlockErr: unknown) => {
+            broken = unlockErr instanceof Error ? unlockErr : new Error(String(unlockErr));
+          });
+        }
+        // A connection that could not even roll back (or let go of its lock) is destroyed, not
+        // handed to the next caller: PostgreSQL ends its session, and with it the session's locks.
         client.release(broken);
       }
       await backoff(attempt);
+    }
+  }
+
+  /**
+   * Waits up to the queue timeout for the advisory lock `key` on `client`'s session; whether it
+   * has it. One simple-query round trip: the `SET` applies to this wait only (a failed statement
+   * rolls back the implicit transaction of the three, the `SET` with it). `key` is a decimal
+   * integer this code computed (`advisoryKey`), never a request's text.
+   */
+  private async takeQueueLock(client: PoolClient, key: string): Promise<boolean> {
+    if (!/^-?\d+$/.test(key)) throw new Error(`not an advisory lock key: ${key}`);
+    try {
+      await client.query(`SET lock_timeout = ${this.queueTimeoutMs}; SELECT pg_advisory_lock(${key}); RESET lock_timeout`);
+      return true;
+    } catch (err) {
+      // 55P03 lock_not_available: the holder takes too long; go on without the queue.
+      if ((err as { code?: string }).code !== '55P03') throw err;
+      this.counts.queueTimeouts++;
+      return false;
     }
   }
 
