@@ -20,7 +20,7 @@
 import pg from 'pg';
 import type { PoolClient, QueryResultRow } from 'pg';
 import type { FileUploadRecord, PublishingSessionRecord } from '@pep694/core';
-import { advisoryKey } from './advisory-lock.js';
+import { advisoryLockWithin, advisoryUnlock, hashedKey, type BigintKey } from './advisory-keys.js';
 import { KeyedQueue } from './keyed-queue.js';
 import { fileFromRow, sessionFromRow, type FileRow, type SessionRow } from './rows.js';
 
@@ -79,8 +79,8 @@ export interface WriteStats {
   readonly queueTimeouts: number;
 }
 
-/** The advisory lock key of write queue `queue` (a name of its own, apart from other advisory locks). */
-export const writeQueueLockKey = (queue: string): string => advisoryKey(`pep694-write-queue:${queue}`);
+/** The advisory lock key of write queue `queue` (a name of its own, apart from other advisory locks: ./advisory-keys.ts). */
+export const writeQueueLockKey = (queue: string): BigintKey => hashedKey(`pep694-write-queue:${queue}`);
 
 /** A statement that only reads. */
 const READ = /^\s*SELECT\b/i;
@@ -165,7 +165,7 @@ export class PostgresConnection {
     return this.inTransaction('ISOLATION LEVEL REPEATABLE READ READ ONLY', step);
   }
 
-  private async inTransaction<T>(mode: string, step: (c: PoolClient) => Promise<T>, lockKey?: string): Promise<T> {
+  private async inTransaction<T>(mode: string, step: (c: PoolClient) => Promise<T>, lockKey?: BigintKey): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken: Error | undefined;
@@ -188,7 +188,7 @@ export class PostgresConnection {
         this.countRetry((err as { code: string }).code);
       } finally {
         if (locked && !broken) {
-          await client.query('SELECT pg_advisory_unlock($1::bigint)', [lockKey]).catch((unlockErr: unknown) => {
+          await advisoryUnlock(client, lockKey!).catch((unlockErr: unknown) => {
             broken = unlockErr instanceof Error ? unlockErr : new Error(String(unlockErr));
           });
         }
@@ -200,23 +200,12 @@ export class PostgresConnection {
     }
   }
 
-  /**
-   * Waits up to the queue timeout for the advisory lock `key` on `client`'s session; whether it
-   * has it. One simple-query round trip: the `SET` applies to this wait only (a failed statement
-   * rolls back the implicit transaction of the three, the `SET` with it). `key` is a decimal
-   * integer this code computed (`advisoryKey`), never a request's text.
-   */
-  private async takeQueueLock(client: PoolClient, key: string): Promise<boolean> {
-    if (!/^-?\d+$/.test(key)) throw new Error(`not an advisory lock key: ${key}`);
-    try {
-      await client.query(`SET lock_timeout = ${this.queueTimeoutMs}; SELECT pg_advisory_lock(${key}); RESET lock_timeout`);
-      return true;
-    } catch (err) {
-      // 55P03 lock_not_available: the holder takes too long; go on without the queue.
-      if ((err as { code?: string }).code !== '55P03') throw err;
-      this.counts.queueTimeouts++;
-      return false;
-    }
+  /** Waits up to the queue timeout for the advisory lock `key` on `client`'s session; whether it has it. */
+  private async takeQueueLock(client: PoolClient, key: BigintKey): Promise<boolean> {
+    if (await advisoryLockWithin(client, key, this.queueTimeoutMs)) return true;
+    // The holder takes too long: go on without the queue.
+    this.counts.queueTimeouts++;
+    return false;
   }
 
   /** The counters of the write steps so far (a copy). */

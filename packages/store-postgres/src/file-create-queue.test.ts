@@ -110,7 +110,7 @@ for (const [mode, how] of Object.entries(MODES)) {
     const blocker = mode === 'blocked' ? new pg.Client({ connectionString: t!.database.url }) : undefined;
     if (blocker) {
       await blocker.connect();
-      await blocker.query('SELECT pg_advisory_lock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(id))]);
+      await blocker.query('SELECT pg_advisory_lock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(id)).bigint]);
     }
     try {
       const race = (call: (store: PostgresSessionStore, i: number) => Promise<CreateFileResult>) =>
@@ -147,12 +147,12 @@ it('a queued create waits for a holder in another node, then runs at once when i
   const holder = new pg.Client({ connectionString: t!.database.url });
   await holder.connect();
   try {
-    await holder.query('SELECT pg_advisory_lock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(id))]);
+    await holder.query('SELECT pg_advisory_lock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(id)).bigint]);
     let done = false;
     const create = createFile(store!, id, wheel(0), generous).finally(() => (done = true));
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(done).toBe(false);
-    await holder.query('SELECT pg_advisory_unlock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(id))]);
+    await holder.query('SELECT pg_advisory_unlock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(id)).bigint]);
     expect((await create).kind).toBe('created');
     expect(store!.writeStats().queueTimeouts).toBe(0);
   } finally {
