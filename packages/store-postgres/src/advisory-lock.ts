@@ -9,8 +9,10 @@
  * Generic on purpose (a string key, a release function): the resumable mechanism's `UploadLock`
  * port is this shape; other per-upload locks (tus's Locker) can sit on it.
  */
-import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { advisoryUnlock, hashedKey, tryAdvisoryLock } from './advisory-keys.js';
+
+export { advisoryKey } from './advisory-keys.js';
 
 export interface AdvisoryLockOptions {
   /** `postgres://…`, as for the store. */
@@ -19,11 +21,6 @@ export interface AdvisoryLockOptions {
   readonly maxHeld?: number;
   /** Milliseconds to wait for a connection (default 10 000). */
   readonly connectionTimeoutMillis?: number;
-}
-
-/** The advisory lock key of `key`: the first 8 bytes of its SHA-256, as a signed 64-bit integer (a string, as pg sends int8). */
-export function advisoryKey(key: string): string {
-  return createHash('sha256').update(key).digest().readBigInt64BE(0).toString();
 }
 
 export class PostgresAdvisoryLocks {
@@ -44,12 +41,11 @@ export class PostgresAdvisoryLocks {
 
   /** Takes the lock `key` if no session holds it; the release, or undefined when it is held. */
   async tryLock(key: string): Promise<(() => Promise<void>) | undefined> {
-    const id = advisoryKey(key);
+    const id = hashedKey(key);
     const client = await this.pool.connect();
     let got: boolean;
     try {
-      const r = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS locked', [id]);
-      got = r.rows[0]?.locked === true;
+      got = await tryAdvisoryLock(client, id);
     } catch (err) {
       client.release(err as Error);
       throw err;
@@ -67,7 +63,7 @@ export class PostgresAdvisoryLocks {
       if (released) return;
       released = true;
       try {
-        await client.query('SELECT pg_advisory_unlock($1::bigint)', [id]);
+        await advisoryUnlock(client, id);
         client.off('error', onError);
         client.release();
       } catch (err) {

@@ -9,10 +9,19 @@
  * nodes: of two steps that would each have decided differently had they seen the other, one is
  * aborted (SQLSTATE 40001), and its retry sees the winner and returns the proper result kind
  * ('exists', 'conflict', ...). No lock of one process is involved.
+ *
+ * Steps that are bound to conflict when they run at once (creates of files in one publishing
+ * session: each reads the session's files and adds one) can name a write queue: such a step first
+ * waits for the queue's advisory lock in PostgreSQL, which every node shares, and only then begins
+ * its transaction, so that its snapshot already holds the previous step's commit and PostgreSQL
+ * has nothing to abort. The queue only spares the retries: the rules stay held by the constraints
+ * and SERIALIZABLE transactions, also for a step that runs without the lock (see `inWriteTransaction`).
  */
 import pg from 'pg';
 import type { PoolClient, QueryResultRow } from 'pg';
 import type { FileUploadRecord, PublishingSessionRecord } from '@pep694/core';
+import { advisoryLockWithin, advisoryUnlock, hashedKey, type BigintKey } from './advisory-keys.js';
+import { KeyedQueue } from './keyed-queue.js';
 import { fileFromRow, sessionFromRow, type FileRow, type SessionRow } from './rows.js';
 
 /** How the store reaches PostgreSQL. */
@@ -27,11 +36,51 @@ export interface PostgresConnectionOptions {
   readonly connectionTimeoutMillis?: number;
   /** Most attempts of one write step aborted by serialization failures (default 60). */
   readonly maxAttempts?: number;
+  /**
+   * Whether write steps that are bound to conflict queue on an advisory lock instead of running
+   * at once and being retried (default true; see `inWriteTransaction`).
+   */
+  readonly queueWrites?: boolean;
+  /**
+   * Milliseconds a queued write step waits for its queue's lock before it runs without it, and
+   * retries on conflicts as any other step (default 5 000): a stuck holder delays, never blocks.
+   */
+  readonly writeQueueTimeoutMillis?: number;
+}
+
+/** Options of one write step. */
+export interface WriteStepOptions {
+  /**
+   * The write queue of the step (for a file create: its publishing session): steps of one queue
+   * run one at a time, across nodes, in the order they reach PostgreSQL's lock.
+   */
+  readonly queue?: string;
 }
 
 /** SQLSTATEs after which the whole step is run again: serialization_failure, deadlock_detected, unique_violation. */
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
 const isRetryable = (err: unknown) => typeof err === 'object' && err !== null && RETRYABLE.has((err as { code?: string }).code ?? '');
+
+/**
+ * What the store's write steps have cost so far in this process (one connection pool): how many
+ * steps ran and how many times PostgreSQL aborted one for a conflict and the store ran it again,
+ * by cause. Counters only grow; a reader takes differences.
+ */
+export interface WriteStats {
+  /** Transactions run to their end (write steps and multi-statement reads; committed, or ended by an error not retried). */
+  readonly transactions: number;
+  /** Attempts rolled back and run again: serialization failures (40001). */
+  readonly serializationRetries: number;
+  /** … deadlocks (40P01). */
+  readonly deadlockRetries: number;
+  /** … unique violations (23505). */
+  readonly uniqueViolationRetries: number;
+  /** Queued write steps that waited `writeQueueTimeoutMillis` for their queue's lock and then ran without it. */
+  readonly queueTimeouts: number;
+}
+
+/** The advisory lock key of write queue `queue` (a name of its own, apart from other advisory locks: ./advisory-keys.ts). */
+export const writeQueueLockKey = (queue: string): BigintKey => hashedKey(`pep694-write-queue:${queue}`);
 
 /** A statement that only reads. */
 const READ = /^\s*SELECT\b/i;
@@ -51,6 +100,10 @@ export type Queryable = Pick<PoolClient, 'query'>;
 export class PostgresConnection {
   readonly pool: pg.Pool;
   private readonly maxAttempts: number;
+  private readonly queueWrites: boolean;
+  private readonly queueTimeoutMs: number;
+  private readonly localQueue = new KeyedQueue();
+  private readonly counts = { transactions: 0, serializationRetries: 0, deadlockRetries: 0, uniqueViolationRetries: 0, queueTimeouts: 0 };
 
   constructor(opts: PostgresConnectionOptions) {
     this.pool = new pg.Pool({
@@ -64,6 +117,8 @@ export class PostgresConnection {
     // the pool discards it and opens another on the next call.
     this.pool.on('error', () => {});
     this.maxAttempts = opts.maxAttempts ?? 60;
+    this.queueWrites = opts.queueWrites ?? true;
+    this.queueTimeoutMs = Math.max(1, Math.floor(opts.writeQueueTimeoutMillis ?? 5000));
   }
 
   /**
@@ -88,9 +143,21 @@ export class PostgresConnection {
    * One atomic write step: `step` runs in a SERIALIZABLE transaction and runs again, from the
    * start on a fresh snapshot, whenever PostgreSQL aborts it for a conflict with another
    * transaction (see the module comment). `step` must therefore do nothing but queries on `c`.
+   *
+   * With `queue`, each attempt first takes the queue's advisory lock (session-level, on the
+   * attempt's connection, before BEGIN: a SERIALIZABLE transaction's snapshot is taken by its
+   * first statement, so a lock taken inside it would come too late to show the previous holder's
+   * commit) and lets go of it after COMMIT or ROLLBACK. Within this node, the steps of one queue
+   * also wait for each other before they take a connection, so a queue holds one of the pool's
+   * connections at a time, not one per waiting step. A step that cannot have the lock within
+   * `writeQueueTimeoutMillis` runs without it; a connection lost while it is held takes the lock
+   * with it. Either way the transaction is the same SERIALIZABLE one: the lock decides the order,
+   * never the outcome.
    */
-  async inWriteTransaction<T>(step: (c: PoolClient) => Promise<T>): Promise<T> {
-    return this.inTransaction('ISOLATION LEVEL SERIALIZABLE', step);
+  async inWriteTransaction<T>(step: (c: PoolClient) => Promise<T>, opts: WriteStepOptions = {}): Promise<T> {
+    if (opts.queue === undefined || !this.queueWrites) return this.inTransaction('ISOLATION LEVEL SERIALIZABLE', step);
+    const lockKey = writeQueueLockKey(opts.queue);
+    return this.localQueue.run(opts.queue, () => this.inTransaction('ISOLATION LEVEL SERIALIZABLE', step, lockKey));
   }
 
   /** One consistent snapshot for a read of several statements. */
@@ -98,26 +165,58 @@ export class PostgresConnection {
     return this.inTransaction('ISOLATION LEVEL REPEATABLE READ READ ONLY', step);
   }
 
-  private async inTransaction<T>(mode: string, step: (c: PoolClient) => Promise<T>): Promise<T> {
+  private async inTransaction<T>(mode: string, step: (c: PoolClient) => Promise<T>, lockKey?: BigintKey): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken: Error | undefined;
+      let locked = false;
       try {
+        if (lockKey !== undefined) locked = await this.takeQueueLock(client, lockKey);
         await client.query(`BEGIN ${mode}`);
         const result = await step(client);
         await client.query('COMMIT');
+        this.counts.transactions++;
         return result;
       } catch (err) {
         await client.query('ROLLBACK').catch((rollbackErr: unknown) => {
           broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
         });
-        if (!isRetryable(err) || attempt >= this.maxAttempts) throw err;
+        if (!isRetryable(err) || attempt >= this.maxAttempts) {
+          this.counts.transactions++;
+          throw err;
+        }
+        this.countRetry((err as { code: string }).code);
       } finally {
-        // A connection that could not even roll back is destroyed, not handed to the next caller.
+        if (locked && !broken) {
+          await advisoryUnlock(client, lockKey!).catch((unlockErr: unknown) => {
+            broken = unlockErr instanceof Error ? unlockErr : new Error(String(unlockErr));
+          });
+        }
+        // A connection that could not even roll back (or let go of its lock) is destroyed, not
+        // handed to the next caller: PostgreSQL ends its session, and with it the session's locks.
         client.release(broken);
       }
       await backoff(attempt);
     }
+  }
+
+  /** Waits up to the queue timeout for the advisory lock `key` on `client`'s session; whether it has it. */
+  private async takeQueueLock(client: PoolClient, key: BigintKey): Promise<boolean> {
+    if (await advisoryLockWithin(client, key, this.queueTimeoutMs)) return true;
+    // The holder takes too long: go on without the queue.
+    this.counts.queueTimeouts++;
+    return false;
+  }
+
+  /** The counters of the write steps so far (a copy). */
+  writeStats(): WriteStats {
+    return { ...this.counts };
+  }
+
+  private countRetry(code: string): void {
+    if (code === '40001') this.counts.serializationRetries++;
+    else if (code === '40P01') this.counts.deadlockRetries++;
+    else this.counts.uniqueViolationRetries++;
   }
 
   /** The session as stored; shared by the roles that answer with sessions. */

@@ -5,7 +5,7 @@
  * work leases (./housekeeping.ts). This class only hands each method of the port to its role.
  */
 import type { HousekeepingStore, IndexReadStore, SessionStore, UploadStore } from '@pep694/core';
-import { PostgresConnection, type PostgresConnectionOptions } from './connection.js';
+import { PostgresConnection, type PostgresConnectionOptions, type WriteStats } from './connection.js';
 import { PostgresHousekeeping } from './housekeeping.js';
 import { PostgresIndexReads } from './index-reads.js';
 import { migrate } from './migrations.js';
@@ -54,6 +54,14 @@ export class PostgresSessionStore implements SessionStore {
   /** For the sessions gauge of /metrics. */
   countSessionsByStatus(...args: Parameters<NonNullable<SessionStore['countSessionsByStatus']>>) {
     return this.housekeeping.countSessionsByStatus(...args);
+  }
+
+  /**
+   * How many transactions this store (this node's pool) ran, and how many attempts PostgreSQL
+   * aborted for a conflict that the store then ran again, by cause: counters since `open`.
+   */
+  writeStats(): WriteStats {
+    return this.connection.writeStats();
   }
 
   // ---- UploadStore ------------------------------------------------------------------------------

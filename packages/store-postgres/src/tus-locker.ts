@@ -19,10 +19,11 @@
  *   another node could overlap; the declared digests, checked at completion, catch damage.
  *
  * Keys: `pg_try_advisory_lock(NAMESPACE, hashtext(id))`, the two-integer form, which never
- * collides with the single-bigint keys of migrations and leases. Two upload ids hashing alike only
+ * collides with the single-bigint keys of migrations and the other locks (./advisory-keys.ts). Two upload ids hashing alike only
  * make their uploads wait for each other now and then.
  */
 import pg from 'pg';
+import { advisoryUnlock, namespacedKey, tryAdvisoryLock } from './advisory-keys.js';
 
 /** @tus/server's `RequestRelease`. */
 export type RequestRelease = () => Promise<void> | void;
@@ -147,11 +148,7 @@ export class PostgresTusLocker {
         try {
           const client = await this.#connection();
           const generation = this.#generation;
-          const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [
-            TUS_LOCK_NAMESPACE,
-            id,
-          ]);
-          got = rows[0]?.ok === true;
+          got = await tryAdvisoryLock(client, namespacedKey(TUS_LOCK_NAMESPACE, id));
           if (got) {
             holder.generation = generation;
             return;
@@ -180,7 +177,7 @@ export class PostgresTusLocker {
     if (holder.generation !== this.#generation || !this.#client) return;
     try {
       const client = await this.#client;
-      await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [TUS_LOCK_NAMESPACE, id]);
+      await advisoryUnlock(client, namespacedKey(TUS_LOCK_NAMESPACE, id));
     } catch {
       // The connection failed meanwhile: PostgreSQL released the lock with it.
     }

@@ -48,6 +48,9 @@ const IDENTITY_HOLDER_SQL = `
   SELECT filename FROM filename_claims WHERE project = $1 AND identity = $2 AND session_id <> $3
   LIMIT 1`;
 
+/** The write queue of publishing session `id` (see PostgresConnection.inWriteTransaction). */
+export const sessionWriteQueue = (id: string): string => `session:${id}`;
+
 /** `$from, $from+1, …`: `n` positional parameters, for `IN (…)` over a list the caller binds. */
 const params = (from: number, n: number) => Array.from({ length: n }, (_, i) => `$${from + i}`).join(', ');
 
@@ -213,70 +216,79 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
 
   // ---- File upload sessions ---------------------------------------------------------------------
 
+  /**
+   * Creates of files in one publishing session queue on that session (see
+   * PostgresConnection.inWriteTransaction): each reads the session's files (the count, the name,
+   * the identity) and adds one, and the files trigger bumps the session row's `files_version`, so
+   * two such steps at once are bound to conflict, and all but one of them would be retried.
+   */
   async createFile(input: NewFileUpload, opts: CreateFileLimits): Promise<CreateFileResult> {
-    return this.connection.inWriteTransaction(async (c): Promise<CreateFileResult> => {
-      const session = await this.connection.readSession(input.sessionId, c);
-      if (!session) throw new Error(`unknown publishing session ${input.sessionId}`);
-      if (!EDITABLE_SESSION_STATES.includes(session.status)) return { kind: 'session-state', status: session.status };
-      if (await this.isTakenByAnother(session.project, input.filename, session.id, c))
-        return { kind: 'published', filename: input.filename };
-      const holder = await this.filenameHoldingIdentity(session.project, input.identity, session.id, c);
-      if (holder !== undefined) return { kind: 'published', filename: holder };
+    return this.connection.inWriteTransaction(
+      async (c): Promise<CreateFileResult> => {
+        const session = await this.connection.readSession(input.sessionId, c);
+        if (!session) throw new Error(`unknown publishing session ${input.sessionId}`);
+        if (!EDITABLE_SESSION_STATES.includes(session.status)) return { kind: 'session-state', status: session.status };
+        if (await this.isTakenByAnother(session.project, input.filename, session.id, c))
+          return { kind: 'published', filename: input.filename };
+        const holder = await this.filenameHoldingIdentity(session.project, input.identity, session.id, c);
+        if (holder !== undefined) return { kind: 'published', filename: holder };
 
-      const existing = await this.connection.row<FileRow>(
-        `SELECT * FROM files WHERE session_id = $1 AND filename = $2 AND status <> 'canceled'`,
-        [session.id, input.filename],
-        c,
-      );
-      if (existing && existing.status !== 'completed') return { kind: 'exists', file: fileFromRow(existing) };
-      const twin = await this.connection.row<FileRow>(
-        `SELECT * FROM files WHERE session_id = $1 AND identity = $2 AND filename <> $3 AND status <> 'canceled' LIMIT 1`,
-        [session.id, input.identity, input.filename],
-        c,
-      );
-      if (twin) return { kind: 'same-distribution', file: fileFromRow(twin) };
+        const existing = await this.connection.row<FileRow>(
+          `SELECT * FROM files WHERE session_id = $1 AND filename = $2 AND status <> 'canceled'`,
+          [session.id, input.filename],
+          c,
+        );
+        if (existing && existing.status !== 'completed') return { kind: 'exists', file: fileFromRow(existing) };
+        const twin = await this.connection.row<FileRow>(
+          `SELECT * FROM files WHERE session_id = $1 AND identity = $2 AND filename <> $3 AND status <> 'canceled' LIMIT 1`,
+          [session.id, input.identity, input.filename],
+          c,
+        );
+        if (twin) return { kind: 'same-distribution', file: fileFromRow(twin) };
 
-      const counts = await this.connection.row<{ live: number; ever: number }>(
-        `SELECT COUNT(*) FILTER (WHERE status <> 'canceled')::bigint AS live, COUNT(*)::bigint AS ever FROM files WHERE session_id = $1`,
-        [session.id],
-        c,
-      );
-      if ((counts?.live ?? 0) - (existing ? 1 : 0) >= opts.maxFiles) return { kind: 'too-many-files', limit: opts.maxFiles };
-      if (opts.maxFileSessions !== undefined && (counts?.ever ?? 0) >= opts.maxFileSessions) {
-        return { kind: 'too-many-files', limit: opts.maxFileSessions, canceledIncluded: true };
-      }
-      const createdBy = input.createdBy ?? session.createdBy;
-      if (opts.maxStagedBytes !== undefined) {
-        // The completed file this one replaces stops counting.
-        const used = (await this.stagedBytes(createdBy, c)) - (existing?.created_by === createdBy ? existing.size : 0);
-        if (used + input.size > opts.maxStagedBytes) return { kind: 'over-quota', quota: opts.maxStagedBytes, used };
-      }
+        const counts = await this.connection.row<{ live: number; ever: number }>(
+          `SELECT COUNT(*) FILTER (WHERE status <> 'canceled')::bigint AS live, COUNT(*)::bigint AS ever FROM files WHERE session_id = $1`,
+          [session.id],
+          c,
+        );
+        if ((counts?.live ?? 0) - (existing ? 1 : 0) >= opts.maxFiles) return { kind: 'too-many-files', limit: opts.maxFiles };
+        if (opts.maxFileSessions !== undefined && (counts?.ever ?? 0) >= opts.maxFileSessions) {
+          return { kind: 'too-many-files', limit: opts.maxFileSessions, canceledIncluded: true };
+        }
+        const createdBy = input.createdBy ?? session.createdBy;
+        if (opts.maxStagedBytes !== undefined) {
+          // The completed file this one replaces stops counting.
+          const used = (await this.stagedBytes(createdBy, c)) - (existing?.created_by === createdBy ? existing.size : 0);
+          if (used + input.size > opts.maxStagedBytes) return { kind: 'over-quota', quota: opts.maxStagedBytes, used };
+        }
 
-      // Replacing a completed file (PEP 694 "Replacing a Partially or Fully Uploaded File").
-      const replacedRow = existing
-        ? await this.connection.row<FileRow>(`UPDATE files SET status = 'canceled' WHERE id = $1 RETURNING *`, [existing.id], c)
-        : undefined;
-      const row = await this.connection.row<FileRow>(
-        `INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at,
+        // Replacing a completed file (PEP 694 "Replacing a Partially or Fully Uploaded File").
+        const replacedRow = existing
+          ? await this.connection.row<FileRow>(`UPDATE files SET status = 'canceled' WHERE id = $1 RETURNING *`, [existing.id], c)
+          : undefined;
+        const row = await this.connection.row<FileRow>(
+          `INSERT INTO files (id, session_id, filename, size, hashes, mechanism, status, created_at, expires_at,
            notices, blob_key, attestations, instructions, core_metadata, requires_python, identity, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, '[]', NULL, NULL, $9, NULL, NULL, $10, $11) RETURNING *`,
-        [
-          input.id,
-          input.sessionId,
-          input.filename,
-          input.size,
-          json(input.hashes),
-          input.mechanism,
-          input.createdAt,
-          input.expiresAt,
-          input.instructions ? json(input.instructions) : null,
-          input.identity,
-          createdBy,
-        ],
-        c,
-      );
-      return { kind: 'created', file: fileFromRow(row!), replaced: replacedRow ? fileFromRow(replacedRow) : null };
-    });
+          [
+            input.id,
+            input.sessionId,
+            input.filename,
+            input.size,
+            json(input.hashes),
+            input.mechanism,
+            input.createdAt,
+            input.expiresAt,
+            input.instructions ? json(input.instructions) : null,
+            input.identity,
+            createdBy,
+          ],
+          c,
+        );
+        return { kind: 'created', file: fileFromRow(row!), replaced: replacedRow ? fileFromRow(replacedRow) : null };
+      },
+      { queue: sessionWriteQueue(input.sessionId) },
+    );
   }
 
   async getFile(id: string): Promise<FileUploadRecord | undefined> {
