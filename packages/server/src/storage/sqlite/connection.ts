@@ -34,6 +34,8 @@ export class SqliteConnection {
   private readonly statements = new Map<string, Database.Statement<unknown[], unknown>>();
   /** The group commit: `await wal.durable()` before acting on anything read or written. */
   readonly wal: WalSync;
+  /** Closes the descriptor the default syncer keeps on the WAL (before the connection closes). */
+  readonly closeSyncer: () => Promise<void>;
 
   constructor(filename: string, opts: SqliteSessionStoreOptions = {}) {
     this.db = new Database(filename);
@@ -55,7 +57,9 @@ export class SqliteConnection {
       throw err;
     }
     const changes = this.db.prepare('SELECT total_changes()').pluck();
-    this.wal = new WalSync(() => changes.get() as number, wal ? (opts.syncWal ?? fdatasyncWal(filename)) : async () => {});
+    const own = wal && !opts.syncWal ? fdatasyncWal(filename) : undefined;
+    this.closeSyncer = own?.close ?? (async () => {});
+    this.wal = new WalSync(() => changes.get() as number, wal ? (opts.syncWal ?? own!) : async () => {});
   }
 
   /** The statement for `sql`, prepared once per connection. */

@@ -162,6 +162,7 @@ export class SqliteSessionStore implements SessionStore {
 
   async close(): Promise<void> {
     await this.connection.wal.idle();
+    await this.connection.closeSyncer();
     this.connection.close();
   }
 }

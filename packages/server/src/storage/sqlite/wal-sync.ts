@@ -18,36 +18,50 @@
  * Other processes sharing the file see commits at once (the reference index runs one process per
  * SQLite file).
  */
-import { open } from 'node:fs/promises';
+import { close, fdatasync, fsync, open } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const openFd = promisify(open);
+const fdatasyncFd = promisify(fdatasync);
+const fsyncFd = promisify(fsync);
+const closeFd = promisify(close);
 
 /** Makes the WAL file durable; the default fdatasyncs it (and, the first time, its directory). */
 export type WalSyncer = () => Promise<void>;
 
-export function fdatasyncWal(databasePath: string): WalSyncer {
+/** The default syncer, and `close` for the descriptor it keeps. */
+export function fdatasyncWal(databasePath: string): WalSyncer & { close(): Promise<void> } {
   const wal = `${resolve(databasePath)}-wal`;
-  let directorySynced = false;
-  return async () => {
-    // Opened per sync rather than kept: should SQLite ever replace the file, a kept descriptor
-    // would sync the old one. Opening costs microseconds next to the fsync.
-    const fh = await open(wal, 'r');
-    try {
-      await fh.datasync();
-    } finally {
-      await fh.close();
-    }
+  // Kept open between syncs (callback fs, no FileHandle: each sync is one thread-pool call).
+  // SQLite neither deletes nor replaces the WAL while a connection to the database is open, and
+  // the store closes this before its connection.
+  let fd: Promise<number> | undefined;
+  const sync = async () => {
+    const first = fd === undefined;
+    fd ??= openFd(wal, 'r').catch((err: unknown) => {
+      fd = undefined;
+      throw err;
+    });
+    await fdatasyncFd(await fd);
     // The WAL's directory entry, once: a file created since the last directory sync is lost with
     // its directory entry on a power loss, whatever was synced inside it.
-    if (!directorySynced) {
-      const dir = await open(dirname(wal), 'r');
+    if (first) {
+      const dir = await openFd(dirname(wal), 'r');
       try {
-        await dir.sync();
+        await fsyncFd(dir);
       } finally {
-        await dir.close();
+        await closeFd(dir);
       }
-      directorySynced = true;
     }
   };
+  return Object.assign(sync, {
+    async close() {
+      const open = fd;
+      fd = undefined;
+      if (open) await closeFd(await open).catch(() => undefined);
+    },
+  });
 }
 
 export class WalSync {
