@@ -1,7 +1,7 @@
 /**
  * Process-level survival (issue #21): the real reference index (dist/main.js, as `pnpm start` runs
  * it: SQLite, filesystem blobs, http-post-bytes, multipart, tus and resumable, the distribution validator) in
- * a child process, and every malformed request of hostile/ thrown at each of its front doors: the
+ * a child process (in the pg-s3 project on PostgreSQL and S3 instead, through crash/backends.ts), and every malformed request of hostile/ thrown at each of its front doors: the
  * session API fuzz bodies, the refusals of each mechanism's tests, the multipart part orderings,
  * clients cut off or reset mid-request, broken HTTP framing. Each must get the right 4xx problem
  * (or, for a client that went away, nothing), never a 5xx, a hang or a stack trace. Then the *same*
@@ -15,7 +15,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,11 +24,13 @@ import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
 import { uploadResumable } from '@pep694/mechanism-resumable/client';
+import { sharedTestS3 } from '@pep694/blobs-s3/testing';
 import { legacyUpload, META, tally } from '@pep694/server/testing';
 import type { DoorContext, FileTarget, FrontDoor } from './hostile/door.js';
 import { exchange, judge, type HostileRequest } from './hostile/exchange.js';
 import { attestationEnvironment } from './hostile/attestations.js';
 import { FRONT_DOORS } from './hostile/front-doors.js';
+import { backendsFor, releaseBackends } from './crash/backends.js';
 
 const MAIN = new URL('../dist/main.js', import.meta.url).pathname;
 const FIXTURES = new URL('../../../../shared/fixtures/dist/', import.meta.url);
@@ -81,6 +83,7 @@ beforeAll(async () => {
   child = spawn(process.execPath, [MAIN], {
     env: {
       ...process.env,
+      ...(await backendsFor(join(dir, 'data'))).env,
       PEP694_PORT: '0',
       PEP694_DATA: join(dir, 'data'),
       PEP694_TOKENS_FILE: tokens,
@@ -100,8 +103,9 @@ beforeAll(async () => {
   });
 });
 
-afterAll(() => {
+afterAll(async () => {
   child?.kill('SIGKILL');
+  await releaseBackends();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -278,9 +282,20 @@ describe('issue #21: one process survives every malformed request of every front
       expect(errorLogs()).toEqual([]);
 
       // Every refused or cut-off transfer aborted its staging write: no partial write is left.
+      // On S3 (the pg-s3 project) a staging write is a multipart upload in the bucket instead: none
+      // may be left but tus's, whose uploads in progress live under <prefix>tus/ by design (as they
+      // live under <data>/tus on files, which is not checked either: a cut-off tus upload resumes).
       const tmp = join(dir, 'data', 'tmp');
-      for (let i = 0; i < 100 && readdirSync(tmp).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
-      expect(readdirSync(tmp)).toEqual([]);
+      const { bucket } = await backendsFor(join(dir, 'data'));
+      const partial = async () =>
+        bucket
+          ? [
+              ...(existsSync(tmp) ? readdirSync(tmp) : []),
+              ...(await sharedTestS3().uploads(bucket.bucket)).filter((key) => !key.startsWith(`${bucket.prefix ?? ''}tus/`)),
+            ]
+          : readdirSync(tmp);
+      for (let i = 0; i < 100 && (await partial()).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await partial()).toEqual([]);
 
       tally('hostile cases', passed);
       console.log(

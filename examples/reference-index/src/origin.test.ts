@@ -8,7 +8,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
 import { uploadMultipart } from '@pep694/mechanism-multipart/client';
@@ -22,6 +21,7 @@ import {
   stringsIn,
   sha256,
   startTestServer,
+  storedRows,
   tally,
   TEST_TOKENS,
   type TestServer,
@@ -90,11 +90,10 @@ describe('PEP 694 mechanism instructions on a trusted origin (issue #21 finding 
       expect(urls.length).toBeGreaterThan(0);
       for (const url of urls) expect(url.startsWith(`http://localhost:${port}/upload/mechanisms/${mechanism}/`), url).toBe(true);
 
-      // The row keeps no origin.
-      const db = new Database(join(t.dataDir, 'pep694.sqlite'), { readonly: true });
-      const row = db.prepare('SELECT instructions FROM files WHERE filename = ?').get(filename) as { instructions: string };
-      db.close();
-      expect(row.instructions).not.toMatch(/https?:|localhost|127\.0\.0\.1|attacker/);
+      // The row keeps no origin (SQLite's text, or PostgreSQL's jsonb).
+      const [row] = await storedRows<{ instructions: unknown }>(t, 'SELECT instructions FROM files WHERE filename = ?', [filename]);
+      expect(row).toBeDefined();
+      expect(JSON.stringify(row!.instructions)).not.toMatch(/https?:|localhost|127\.0\.0\.1|attacker/);
 
       // bob reads it on 127.0.0.1 (the address the index is bound to) and gets URLs there only.
       const fileUrl = created.body.links['file-upload-session'].replace(`localhost:${port}`, `127.0.0.1:${port}`);

@@ -1,5 +1,5 @@
 /**
- * Issue #21, over real HTTP with a real SQLite file: a few kilobytes of upload must not make every
+ * Issue #21, over real HTTP with a real store (SQLite, or PostgreSQL in the pg-s3 project): a few kilobytes of upload must not make every
  * project page megabytes long, and a page costs its rendering once per change, not per request.
  *
  * - the 1.5 KB wheel whose METADATA has `Requires-Python:` and a million `<` is refused at
@@ -16,17 +16,19 @@ import { distributionIdentity, releaseKey, type SessionStore } from '@pep694/cor
 import { createDistributionValidator } from '@pep694/dist-validator';
 import { ProjectDetailSchema, readHtml } from '../../../simple-index/src/test-support.js';
 import { buildZip, metadata, WHEEL_FILE } from '../../../dist-validator/src/test-support.js';
-import { SqliteSessionStore } from '../storage/sqlite/store.js';
-import { tally, type TestServer } from '../testing/index.js';
+import { tally, testSessionStore, type TestServer, type TestSessionStore } from '../testing/index.js';
 import { api, createFile, createSession, fixture, META, postBytes, startServer, uploadFile, WHEEL } from './helpers.js';
 
 const JSON_TYPE = 'application/vnd.pypi.simple.v1+json';
 
 let t: TestServer | undefined;
 let dir: string | undefined;
+let stores: TestSessionStore | undefined;
 afterEach(async () => {
   await t?.close();
   t = undefined;
+  await stores?.close();
+  stores = undefined;
   if (dir) rmSync(dir, { recursive: true, force: true });
   dir = undefined;
 });
@@ -47,12 +49,16 @@ function instrumented(target: SessionStore): { store: SessionStore; calls: Recor
   return { store, calls };
 }
 
+/**
+ * A server on an instrumented store of the run's kind (SQLite, or PostgreSQL in the pg-s3 project).
+ * Its storage invariants are not checked: publishDirectly records files without bytes.
+ */
 async function startWithStore() {
   dir = mkdtempSync(join(tmpdir(), 'pep694-index-cost-'));
-  const file = join(dir, 'index.sqlite');
-  const { store, calls } = instrumented(new SqliteSessionStore(file));
+  stores = await testSessionStore(dir);
+  const { store, calls } = instrumented(stores.store);
   t = await startServer({ config: { index: {} }, validators: [createDistributionValidator()], store });
-  return { file, store, calls };
+  return { store, calls, another: stores.another };
 }
 
 /** Publishes `count` files of demo-pkg 0.1 straight through the store (pages need rows, not bytes). */
@@ -164,21 +170,17 @@ describe('project pages are rendered once per change, from the database change c
   });
 
   it('a publish by another process sharing the database shows at once (the counter is in the database)', async () => {
-    const { file, calls } = await startWithStore();
-    const other = new SqliteSessionStore(file); // what a second server process would hold
-    try {
-      await publishDirectly(other, 1, '0.1');
-      const page = `${t!.origin}/simple/demo-pkg/`;
-      expect(ProjectDetailSchema.parse(await (await get(page, { accept: JSON_TYPE })).json()).files).toHaveLength(1);
-      await (await get(page, { accept: JSON_TYPE })).arrayBuffer();
-      expect(calls['listPublishedFiles']).toBe(1);
-      await publishDirectly(other, 2, '0.2');
-      expect(ProjectDetailSchema.parse(await (await get(page, { accept: JSON_TYPE })).json()).files).toHaveLength(3);
-      const list = (await (await get(`${t!.origin}/simple/`, { accept: JSON_TYPE })).json()) as { projects: { name: string }[] };
-      expect(list.projects).toEqual([{ name: 'demo-pkg' }]);
-    } finally {
-      await other.close();
-    }
+    const { calls, another } = await startWithStore();
+    const other = await another(); // what a second server process would hold (closed with the first)
+    await publishDirectly(other, 1, '0.1');
+    const page = `${t!.origin}/simple/demo-pkg/`;
+    expect(ProjectDetailSchema.parse(await (await get(page, { accept: JSON_TYPE })).json()).files).toHaveLength(1);
+    await (await get(page, { accept: JSON_TYPE })).arrayBuffer();
+    expect(calls['listPublishedFiles']).toBe(1);
+    await publishDirectly(other, 2, '0.2');
+    expect(ProjectDetailSchema.parse(await (await get(page, { accept: JSON_TYPE })).json()).files).toHaveLength(3);
+    const list = (await (await get(`${t!.origin}/simple/`, { accept: JSON_TYPE })).json()) as { projects: { name: string }[] };
+    expect(list.projects).toEqual([{ name: 'demo-pkg' }]);
   });
 
   it('the stage preview: cached until a completion or a delete changes it, and both show at once', async () => {

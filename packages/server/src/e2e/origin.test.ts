@@ -21,7 +21,7 @@ import { UPLOAD_V2_JSON } from '@pep694/core';
 import { createServer } from '../app.js';
 import { TokensFileAuth } from '../auth/tokens-file.js';
 import type { ServerConfigInput } from '../config.js';
-import { requestWithHost, stringsIn, tally, testStoreIsPostgres, type TestServer } from '../testing/index.js';
+import { requestWithHost, storedRows, stringsIn, tally, testStoreIsPostgres, type TestServer } from '../testing/index.js';
 import { api, createFile, createSession, META, postBytes, sha256, startServer, TEST_TOKENS } from './helpers.js';
 
 const { alice, bob } = TEST_TOKENS;
@@ -364,21 +364,6 @@ describe('configured origins', () => {
 
 /** The stored `instructions` of a file upload session, as text: from the SQLite file, or from PostgreSQL. */
 async function storedInstructions(server: TestServer, filename: string): Promise<string> {
-  if (server.databaseUrl) {
-    const { default: pg } = await import('pg');
-    const client = new pg.Client({ connectionString: server.databaseUrl });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ instructions: unknown }>('SELECT instructions FROM files WHERE filename = $1', [filename]);
-      return JSON.stringify(rows[0]?.instructions);
-    } finally {
-      await client.end();
-    }
-  }
-  const db = new Database(join(server.dataDir, 'pep694.sqlite'), { readonly: true });
-  try {
-    return (db.prepare('SELECT instructions FROM files WHERE filename = ?').get(filename) as { instructions: string }).instructions;
-  } finally {
-    db.close();
-  }
+  const [row] = await storedRows<{ instructions: unknown }>(server, 'SELECT instructions FROM files WHERE filename = ?', [filename]);
+  return typeof row?.instructions === 'string' ? row.instructions : JSON.stringify(row?.instructions);
 }

@@ -8,3 +8,4 @@ export * from './host-process.js';
 export * from './tally.js';
 export * from './legacy.js';
 export * from './hostile-input.js';
+export * from './stores.js';
