@@ -26,6 +26,7 @@ export const PG_S3_SUITES = [
   'examples/reference-index/src/crash/complete.test.ts',
   'examples/reference-index/src/crash/upload.test.ts',
   'examples/reference-index/src/crash/legacy.test.ts',
+  'examples/reference-index/src/crash/purge.test.ts',
 ];
 
 export default defineConfig({

@@ -154,6 +154,36 @@ export async function openState(dir: string): Promise<StateReader> {
   };
 }
 
+/**
+ * Makes sessions and pending files due for expiry now, in the store itself: the server's next
+ * reaper pass expires them, however long the set-up took (no short lifetimes that could run out
+ * before it is done on a slow machine or backend).
+ */
+export async function expireNow(dir: string, ids: { sessions?: readonly string[]; files?: readonly string[] }): Promise<void> {
+  const { database } = await backendsFor(dir);
+  const past = Date.now() - 1_000;
+  const updates = [
+    ...(ids.sessions ?? []).map((id) => ['sessions', id] as const),
+    ...(ids.files ?? []).map((id) => ['files', id] as const),
+  ];
+  if (!database) {
+    const db = new Database(join(dir, 'pep694.sqlite'), { timeout: 5_000 });
+    try {
+      for (const [table, id] of updates) db.prepare(`UPDATE ${table} SET expires_at = ? WHERE id = ?`).run(past, id);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    for (const [table, id] of updates) await client.query(`UPDATE ${table} SET expires_at = $1 WHERE id = $2`, [new Date(past), id]);
+  } finally {
+    await client.end();
+  }
+}
+
 // ---- blobs ------------------------------------------------------------------------------------
 
 export interface BlobView {

@@ -5,6 +5,13 @@
  * Cancellation"), or expires and is purged by the reaper ("Session Expiration"), and the server is
  * killed between the database step and the purge of each blob. After the restart (whose reaper
  * pass sweeps blobs) nothing of those files may be left anywhere, and nothing else be lost.
+ *
+ * The same on SQLite + files and on PostgreSQL + S3 (the pg-s3 project), which make different
+ * calls while setting up: so the faults count only from `arm()` on, after the set-up, and name the
+ * call they hit where a count would depend on the order of concurrent purges (`…:files/`: the
+ * delete of a file's permanent bytes). Expiry is not a race against short lifetimes either: the
+ * session is set up with the default ones and then made due in the store (`expireNow`), and the
+ * server's reaper (every 100 ms) expires it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +19,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tally } from '@pep694/server/testing';
 import {
+  arm,
   AUTH,
   bytesFrom,
   call,
@@ -32,6 +40,7 @@ import {
   type CrashServer,
   type Observed,
 } from './harness.js';
+import { expireNow } from './backends.js';
 
 const root = mkdtempSync(join(tmpdir(), 'pep694-crash-purge-'));
 afterAll(async () => {
@@ -68,33 +77,43 @@ describe('crash consistency: SIGKILL during cancel, delete and expiry purge', ()
     const dir = dataDir(root, 'purge');
     const seen = observed();
     let port: number | undefined;
-    const points: { action: Action; fault?: string }[] = [
-      { action: 'cancel', fault: 'store:cancelSession:1:after' },
+    // `hits`: which call the fault must hit (the first argument of the killed call), checked below.
+    type Hits = 'session' | 'a' | 'c' | 'b-or-c' | 'files/';
+    const points: { action: Action; fault?: string; hits?: Hits }[] = [
+      { action: 'cancel', fault: 'store:cancelSession:1:after', hits: 'session' },
       { action: 'cancel', fault: 'blob:delete:1:before' },
-      { action: 'cancel', fault: `blob:delete:${int(random, 2, 3)}:before` },
+      { action: 'cancel', fault: 'blob:delete:1:before:files/', hits: 'files/' },
       { action: 'cancel' },
-      // A's completion was updateFile call 1; the DELETE's is call 2.
-      { action: 'delete-completed', fault: 'store:updateFile:2:after' },
-      { action: 'delete-completed', fault: 'blob:delete:2:before' },
-      { action: 'delete-tus', fault: 'store:updateFile:2:after' },
-      { action: 'file-expiry', fault: 'store:updateFile:2:after' },
+      { action: 'delete-completed', fault: 'store:updateFile:1:after', hits: 'a' },
+      { action: 'delete-completed', fault: 'blob:delete:1:before:files/', hits: 'files/' },
+      { action: 'delete-tus', fault: 'store:updateFile:1:after', hits: 'c' },
+      { action: 'file-expiry', fault: 'store:updateFile:1:after', hits: 'b-or-c' },
       { action: 'file-expiry', fault: 'blob:delete:1:before' },
-      { action: 'session-expiry', fault: 'store:cancelSession:1:after' },
+      { action: 'session-expiry', fault: 'store:cancelSession:1:after', hits: 'session' },
       { action: 'session-expiry', fault: `blob:delete:${int(random, 1, 3)}:before` },
-      { action: 'session-expiry', fault: 'store:updateSession:1:before' },
+      { action: 'session-expiry', fault: 'store:updateSession:1:before', hits: 'session' },
     ];
-    for (const [i, { action, fault }] of points.entries()) {
+    for (const [i, { action, fault, hits }] of points.entries()) {
       const where = `purge kill point ${i} (${action}, ${fault ?? 'external'})`;
-      // Expiry: short lifetimes and a fast reaper, so the reaper purges (and dies) during the test.
-      const config =
-        action === 'file-expiry'
-          ? { sessionTtl: 4, fileTtl: 2, reaperInterval: 100 }
-          : action === 'session-expiry'
-            ? { sessionTtl: 2, reaperInterval: 100 }
-            : undefined;
-      let server = await startServer(dir, { port, ...(fault ? { fault } : {}), ...(config ? { config } : {}) });
+      // Expiry: a fast reaper, so it purges (and dies) soon after expireNow below.
+      const expiry = action === 'file-expiry' || action === 'session-expiry';
+      let server = await startServer(dir, {
+        port,
+        armLater: true,
+        ...(fault ? { fault } : {}),
+        ...(expiry ? { config: { reaperInterval: 100 } } : {}),
+      });
       port = server.port;
-      const { session, a, c } = await setUp(server, seen, `3.0.${i}`, random);
+      const { session, a, b, c } = await setUp(server, seen, `3.0.${i}`, random);
+      const ids = {
+        session: idOf(session.links.session),
+        a: idOf(a.links['file-upload-session']),
+        b: idOf(b.links['file-upload-session']),
+        c: idOf(c.links['file-upload-session']),
+      };
+      await arm(server);
+      if (action === 'file-expiry') await expireNow(dir, { files: [ids.b, ids.c] });
+      if (action === 'session-expiry') await expireNow(dir, { sessions: [ids.session] });
       const target =
         action === 'cancel'
           ? session.links.session
@@ -104,8 +123,12 @@ describe('crash consistency: SIGKILL during cancel, delete and expiry purge', ()
               ? c.links['file-upload-session']
               : undefined;
       const deleting = target ? call('DELETE', target).catch((err: unknown) => err) : undefined;
-      if (fault) await injectedKill(server, where);
-      else {
+      if (fault) {
+        await injectedKill(server, where);
+        const hit = /^KILLED \S+ \S+\((.*)\)$/m.exec(server.output())?.[1] ?? '';
+        const expected = { session: [ids.session], a: [ids.a], c: [ids.c], 'b-or-c': [ids.b, ids.c], 'files/': [`files/${ids.a}`] };
+        if (hits) expect(expected[hits], `${where}: the fault hit the intended call (${hit})`).toContain(hit);
+      } else {
         await new Promise((r) => setTimeout(r, int(random, 0, 5)));
         await killNow(server);
       }
