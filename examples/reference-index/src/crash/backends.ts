@@ -199,6 +199,12 @@ export interface BlobView {
    * files are checked as such).
    */
   unowned(): Promise<string[]>;
+  /**
+   * S3 only: the file ids of the tus uploads in the bucket (`<prefix>tus/`: objects and multipart
+   * uploads of `@tus/s3-store`, see tus-shared.ts), which `unowned` leaves out. Files: empty (tus
+   * uploads on disk are checked as such).
+   */
+  tusUploads(): Promise<string[]>;
   close(): void;
 }
 
@@ -220,11 +226,13 @@ export async function openBlobs(dir: string): Promise<BlobView> {
         return Promise.resolve(existsSync(path) ? readFileSync(path) : undefined);
       },
       unowned: () => Promise.resolve([]),
+      tusUploads: () => Promise.resolve([]),
       close: () => undefined,
     };
   }
   const store = await S3BlobStore.open(bucket);
   const s3 = sharedTestS3();
+  const tus = `${bucket.prefix ?? ''}tus/`;
   return {
     async keys() {
       const keys: string[] = [];
@@ -239,7 +247,12 @@ export async function openBlobs(dir: string): Promise<BlobView> {
     },
     async unowned() {
       await store.sweepTemp(0);
-      return s3.unowned(bucket.bucket, bucket.prefix);
+      return (await s3.unowned(bucket.bucket, bucket.prefix)).filter((k) => !k.startsWith(tus) && !k.startsWith(`upload of ${tus}`));
+    },
+    async tusUploads() {
+      const names = [...(await s3.objects(bucket.bucket)), ...(await s3.uploads(bucket.bucket))].filter((k) => k.startsWith(tus));
+      // @tus/s3-store names an upload's objects <id>, <id>.info and <id>.part (file ids have no dot).
+      return [...new Set(names.map((k) => k.slice(tus.length).split('.')[0]!))].sort();
     },
     close: () => store.close(),
   };

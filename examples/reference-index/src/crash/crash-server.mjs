@@ -25,6 +25,9 @@
 // kill from a crash of its own, and see which call it hit. Other variables:
 //   PEP694_CRASH_CONFIG        JSON merged into the server config (short TTLs, reaperInterval, limits)
 //   PEP694_CRASH_PUBLISH_CHECK 1: a publish check that re-hashes every file (publishing is deferred)
+//   PEP694_CRASH_SHARED_TUS    1: tus uploads as main.ts keeps them with PEP694_DATABASE_URL and an
+//                              s3:// PEP694_BLOBS: in the bucket under tus/, locked in PostgreSQL
+//                              (tus-shared.ts); otherwise, and by default, under <PEP694_DATA>/tus
 //   PEP694_CRASH_REAP          1: one full reaper pass (blob sweep included) once listening; its
 //                              result is printed as "REAPED <json>" before "READY <url>"; on a
 //                              shared store it sweeps blobs and tus uploads no record names as if
@@ -48,6 +51,7 @@ import { createServer, FsBlobStore, SqliteSessionStore } from '@pep694/server';
 import { blobsFromEnv } from '../../dist/blobs.js';
 import { defaultMechanisms } from '../../dist/mechanisms.js';
 import { sessionStoreFromEnv } from '../../dist/session-store.js';
+import { sharedTusFromEnv } from '../../dist/tus-shared.js';
 
 if (process.env.PEP694_CRASH_WARM === '1') {
   const lines = createInterface({ input: process.stdin });
@@ -188,7 +192,9 @@ const sha256Of = async (key) => {
 };
 const server = await createServer({
   config: { dataDir, index: {}, legacy: {}, ...overrides },
-  mechanisms: defaultMechanisms(dataDir).map(agedDuringStartupSweep),
+  mechanisms: defaultMechanisms(dataDir, {
+    tus: process.env.PEP694_CRASH_SHARED_TUS === '1' ? sharedTusFromEnv() : undefined,
+  }),
   validators: process.env.PEP694_VALIDATE_ARTIFACTS === '0' ? [] : [createDistributionValidator()],
   store,
   blobs,
@@ -207,6 +213,8 @@ const server = await createServer({
       }
     : {}),
 });
+// The mechanisms the host resolved from the plugins (what its reaper sweeps), not the registrations.
+server.mechanisms.forEach(agedDuringStartupSweep);
 const { url, server: http } = await server.listen(port, '127.0.0.1');
 http.prependListener('request', (req) => {
   if (armed && fault?.kind === 'patch' && req.method === 'PATCH' && count('http.patch') === fault.n) die();

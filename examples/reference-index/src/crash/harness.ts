@@ -91,6 +91,8 @@ export interface StartOptions {
    * set-up's calls, which differ between backends, do not shift the kill point.
    */
   readonly armLater?: boolean;
+  /** On PostgreSQL + S3: tus uploads in the bucket under tus/, as main.ts keeps them (PEP694_CRASH_SHARED_TUS). */
+  readonly sharedTus?: boolean;
 }
 
 export interface CrashServer {
@@ -161,6 +163,7 @@ export async function startServer(dir: string, opts: StartOptions = {}): Promise
     PEP694_CRASH_PUBLISH_CHECK: opts.publishCheck ? '1' : '0',
     PEP694_CRASH_FAULT: opts.fault ?? '',
     PEP694_CRASH_ARM: opts.armLater ? 'signal' : '',
+    PEP694_CRASH_SHARED_TUS: opts.sharedTus ? '1' : '0',
     PEP694_CRASH_CONFIG: JSON.stringify({ ...sharedStoreTimers(opts), ...opts.config }),
   };
   // Binding the port of a process that was just SIGKILLed can race its teardown: retry briefly.
@@ -410,6 +413,9 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
     for (const name of listTree(join(dir, 'tus'))) {
       const f = fileById.get(name.replace(/\.json$/, ''));
       expect(f?.status, `${where}: tus upload ${name} belongs to a pending file`).toBe('pending');
+    }
+    for (const id of await blobStore.tusUploads()) {
+      expect(fileById.get(id)?.status, `${where}: tus upload ${id} in the bucket belongs to a pending file`).toBe('pending');
     }
     for (const name of listTree(join(dir, 'resumable'))) {
       const f = fileById.get(
