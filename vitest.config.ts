@@ -11,8 +11,9 @@ const shared = {
  * release visible, nothing orphaned after a sweep), run a second time in the `pg-s3` project with
  * the test servers on PostgreSQL and S3 (s3rver) instead of SQLite and files (issue #17): every
  * server end-to-end file (a glob, so a new one runs on both backends by default), the auth matrix,
- * the crash suites, and the reference index's origin and process-level hostile suites. Each test
- * server's close checks the invariants there (packages/server/src/testing/harness.ts).
+ * all five crash suites (the purge one with tus uploads in the bucket, as main.ts keeps them
+ * there), and the reference index's origin and process-level hostile suites. Each test server's
+ * close checks the invariants there (packages/server/src/testing/harness.ts).
  */
 export const PG_S3_SUITES = [
   'packages/server/src/e2e/*.test.ts',
@@ -23,6 +24,7 @@ export const PG_S3_SUITES = [
   'examples/reference-index/src/crash/complete.test.ts',
   'examples/reference-index/src/crash/upload.test.ts',
   'examples/reference-index/src/crash/legacy.test.ts',
+  'examples/reference-index/src/crash/purge.test.ts',
 ];
 
 /**

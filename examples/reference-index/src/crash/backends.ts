@@ -154,6 +154,36 @@ export async function openState(dir: string): Promise<StateReader> {
   };
 }
 
+/**
+ * Makes sessions and pending files due for expiry now, in the store itself: the server's next
+ * reaper pass expires them, however long the set-up took (no short lifetimes that could run out
+ * before it is done on a slow machine or backend).
+ */
+export async function expireNow(dir: string, ids: { sessions?: readonly string[]; files?: readonly string[] }): Promise<void> {
+  const { database } = await backendsFor(dir);
+  const past = Date.now() - 1_000;
+  const updates = [
+    ...(ids.sessions ?? []).map((id) => ['sessions', id] as const),
+    ...(ids.files ?? []).map((id) => ['files', id] as const),
+  ];
+  if (!database) {
+    const db = new Database(join(dir, 'pep694.sqlite'), { timeout: 5_000 });
+    try {
+      for (const [table, id] of updates) db.prepare(`UPDATE ${table} SET expires_at = ? WHERE id = ?`).run(past, id);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    for (const [table, id] of updates) await client.query(`UPDATE ${table} SET expires_at = $1 WHERE id = $2`, [new Date(past), id]);
+  } finally {
+    await client.end();
+  }
+}
+
 // ---- blobs ------------------------------------------------------------------------------------
 
 export interface BlobView {
@@ -169,6 +199,12 @@ export interface BlobView {
    * files are checked as such).
    */
   unowned(): Promise<string[]>;
+  /**
+   * S3 only: the file ids of the tus uploads in the bucket (`<prefix>tus/`: objects and multipart
+   * uploads of `@tus/s3-store`, see tus-shared.ts), which `unowned` leaves out. Files: empty (tus
+   * uploads on disk are checked as such).
+   */
+  tusUploads(): Promise<string[]>;
   close(): void;
 }
 
@@ -190,11 +226,13 @@ export async function openBlobs(dir: string): Promise<BlobView> {
         return Promise.resolve(existsSync(path) ? readFileSync(path) : undefined);
       },
       unowned: () => Promise.resolve([]),
+      tusUploads: () => Promise.resolve([]),
       close: () => undefined,
     };
   }
   const store = await S3BlobStore.open(bucket);
   const s3 = sharedTestS3();
+  const tus = `${bucket.prefix ?? ''}tus/`;
   return {
     async keys() {
       const keys: string[] = [];
@@ -209,7 +247,12 @@ export async function openBlobs(dir: string): Promise<BlobView> {
     },
     async unowned() {
       await store.sweepTemp(0);
-      return s3.unowned(bucket.bucket, bucket.prefix);
+      return (await s3.unowned(bucket.bucket, bucket.prefix)).filter((k) => !k.startsWith(tus) && !k.startsWith(`upload of ${tus}`));
+    },
+    async tusUploads() {
+      const names = [...(await s3.objects(bucket.bucket)), ...(await s3.uploads(bucket.bucket))].filter((k) => k.startsWith(tus));
+      // @tus/s3-store names an upload's objects <id>, <id>.info and <id>.part (file ids have no dot).
+      return [...new Set(names.map((k) => k.slice(tus.length).split('.')[0]!))].sort();
     },
     close: () => store.close(),
   };

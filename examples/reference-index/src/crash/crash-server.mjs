@@ -10,15 +10,24 @@
 //                                         after it resolved (i.e. after the SQLite commit)
 //     blob:<method>:<n>:<before|after>    the same for BlobStore.<method> (stage, move, delete, read,
 //                                         adoptFile, size, ...)
+//     store|blob:<method>:<n>:<when>:<p>  the n-th call whose first argument (a key or id) starts
+//                                         with <p>, e.g. blob:delete:1:before:files/ (the first
+//                                         delete of a file's permanent bytes): a point by name, not
+//                                         by a count that depends on the backend's other calls
 //     commit:<n>:<before|after>           the n-th StagingWrite.commit (fsync + rename of staged bytes)
 //     staged-bytes:<k>                    once k bytes have been written to staging streams
 //     patch:<n>                           when the n-th tus PATCH request arrives
 //
-// Counting starts once the server listens, so startup work does not shift the kill points. Before
-// dying the process writes "KILLED <fault>" to stdout, so a test can tell an injected kill from a
-// crash of its own. Other variables:
+// Counting starts once the server listens, so startup work does not shift the kill points; with
+// PEP694_CRASH_ARM=signal only once the process gets SIGUSR2 (it answers "ARMED" on stdout), so a
+// test can set up its data first and count from the action it means to interrupt. Before dying the
+// process writes "KILLED <fault> <op>(<first argument>)" to stdout, so a test can tell an injected
+// kill from a crash of its own, and see which call it hit. Other variables:
 //   PEP694_CRASH_CONFIG        JSON merged into the server config (short TTLs, reaperInterval, limits)
 //   PEP694_CRASH_PUBLISH_CHECK 1: a publish check that re-hashes every file (publishing is deferred)
+//   PEP694_CRASH_SHARED_TUS    1: tus uploads as main.ts keeps them with PEP694_DATABASE_URL and an
+//                              s3:// PEP694_BLOBS: in the bucket under tus/, locked in PostgreSQL
+//                              (tus-shared.ts); otherwise, and by default, under <PEP694_DATA>/tus
 //   PEP694_CRASH_REAP          1: one full reaper pass (blob sweep included) once listening; its
 //                              result is printed as "REAPED <json>" before "READY <url>"; on a
 //                              shared store it sweeps blobs and tus uploads no record names as if
@@ -42,6 +51,7 @@ import { createServer, FsBlobStore, SqliteSessionStore } from '@pep694/server';
 import { blobsFromEnv } from '../../dist/blobs.js';
 import { defaultMechanisms } from '../../dist/mechanisms.js';
 import { sessionStoreFromEnv } from '../../dist/session-store.js';
+import { sharedTusFromEnv } from '../../dist/tus-shared.js';
 
 if (process.env.PEP694_CRASH_WARM === '1') {
   const lines = createInterface({ input: process.stdin });
@@ -71,7 +81,14 @@ function parseFault(text) {
   switch (parts[0]) {
     case 'store':
     case 'blob':
-      return { text, kind: 'call', op: `${parts[0]}.${parts[1]}`, n: num(parts[2]), when: parts[3] === 'after' ? 'after' : 'before' };
+      return {
+        text,
+        kind: 'call',
+        op: `${parts[0]}.${parts[1]}`,
+        n: num(parts[2]),
+        when: parts[3] === 'after' ? 'after' : 'before',
+        ...(parts[4] ? { arg: parts.slice(4).join(':') } : {}),
+      };
     case 'commit':
       return { text, kind: 'call', op: 'staging.commit', n: num(parts[1]), when: parts[2] === 'after' ? 'after' : 'before' };
     case 'staged-bytes':
@@ -83,18 +100,20 @@ function parseFault(text) {
   }
 }
 
-function die() {
-  writeSync(1, `KILLED ${fault.text}\n`);
+function die(what = '') {
+  writeSync(1, `KILLED ${fault.text}${what && ` ${what}`}\n`);
   process.kill(process.pid, 'SIGKILL');
 }
 
-/** Counts a call of `op` (at 'before') and kills the process if this is the chosen point. */
-function point(op, when, nth) {
-  if (armed && fault?.kind === 'call' && fault.op === op && fault.when === when && fault.n === nth) die();
+/** Kills the process if this call of `op` (numbered by `count`) is the chosen point. */
+function point(op, when, nth, args = []) {
+  if (armed && fault?.kind === 'call' && fault.op === op && fault.when === when && fault.n === nth) die(`${op}(${String(args[0])})`);
 }
 
-function count(op) {
+/** Numbers a call of `op`; a fault with an argument prefix counts only the calls it names (0: not counted). */
+function count(op, args = []) {
   if (!armed) return 0;
+  if (fault?.arg !== undefined && fault.op === op && !String(args[0]).startsWith(fault.arg)) return 0;
   const n = (calls.get(op) ?? 0) + 1;
   calls.set(op, n);
   return n;
@@ -110,10 +129,10 @@ function decorate(prefix, target, special = {}) {
       if (prop === 'list') return value.bind(t); // an async generator: nothing to kill around
       return async (...args) => {
         const op = `${prefix}.${prop}`;
-        const nth = count(op);
-        point(op, 'before', nth);
+        const nth = count(op, args);
+        point(op, 'before', nth, args);
         const result = await value.apply(t, args);
-        point(op, 'after', nth);
+        point(op, 'after', nth, args);
         return result;
       };
     },
@@ -132,10 +151,10 @@ const blobs = decorate('blob', rawBlobs, {
     return startupSweep ? AGED : rawBlobs.lastModified?.(key);
   },
   async stage(key) {
-    const nth = count('blob.stage');
-    point('blob.stage', 'before', nth);
+    const nth = count('blob.stage', [key]);
+    point('blob.stage', 'before', nth, [key]);
     const staging = await rawBlobs.stage(key);
-    point('blob.stage', 'after', nth);
+    point('blob.stage', 'after', nth, [key]);
     const { stream } = staging;
     const write = stream.write.bind(stream);
     // Staged bytes are counted as the writer hands them over: the kill lands between two chunks.
@@ -173,7 +192,9 @@ const sha256Of = async (key) => {
 };
 const server = await createServer({
   config: { dataDir, index: {}, legacy: {}, ...overrides },
-  mechanisms: defaultMechanisms(dataDir).map(agedDuringStartupSweep),
+  mechanisms: defaultMechanisms(dataDir, {
+    tus: process.env.PEP694_CRASH_SHARED_TUS === '1' ? sharedTusFromEnv() : undefined,
+  }),
   validators: process.env.PEP694_VALIDATE_ARTIFACTS === '0' ? [] : [createDistributionValidator()],
   store,
   blobs,
@@ -192,6 +213,8 @@ const server = await createServer({
       }
     : {}),
 });
+// The mechanisms the host resolved from the plugins (what its reaper sweeps), not the registrations.
+server.mechanisms.forEach(agedDuringStartupSweep);
 const { url, server: http } = await server.listen(port, '127.0.0.1');
 http.prependListener('request', (req) => {
   if (armed && fault?.kind === 'patch' && req.method === 'PATCH' && count('http.patch') === fault.n) die();
@@ -213,7 +236,12 @@ if (process.env.PEP694_CRASH_REAP === '1') {
   const reaped = await server.reap().finally(() => (startupSweep = false));
   process.stdout.write(`REAPED ${JSON.stringify(reaped)}\n`);
 }
-armed = true;
+if (process.env.PEP694_CRASH_ARM === 'signal') {
+  process.once('SIGUSR2', () => {
+    armed = true;
+    writeSync(1, 'ARMED\n');
+  });
+} else armed = true;
 process.stdout.write(`READY ${url}\n`);
 
 let stopping = false;

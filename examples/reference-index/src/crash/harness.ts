@@ -86,6 +86,13 @@ export interface StartOptions {
   readonly publishCheck?: boolean;
   /** One full reaper pass (with blob sweep) before READY: what every restart does here. */
   readonly reap?: boolean;
+  /**
+   * The fault's calls are counted only from `arm(server)` on (PEP694_CRASH_ARM=signal), so the
+   * set-up's calls, which differ between backends, do not shift the kill point.
+   */
+  readonly armLater?: boolean;
+  /** On PostgreSQL + S3: tus uploads in the bucket under tus/, as main.ts keeps them (PEP694_CRASH_SHARED_TUS). */
+  readonly sharedTus?: boolean;
 }
 
 export interface CrashServer {
@@ -155,6 +162,8 @@ export async function startServer(dir: string, opts: StartOptions = {}): Promise
     PEP694_CRASH_REAP: opts.reap ? '1' : '0',
     PEP694_CRASH_PUBLISH_CHECK: opts.publishCheck ? '1' : '0',
     PEP694_CRASH_FAULT: opts.fault ?? '',
+    PEP694_CRASH_ARM: opts.armLater ? 'signal' : '',
+    PEP694_CRASH_SHARED_TUS: opts.sharedTus ? '1' : '0',
     PEP694_CRASH_CONFIG: JSON.stringify({ ...sharedStoreTimers(opts), ...opts.config }),
   };
   // Binding the port of a process that was just SIGKILLed can race its teardown: retry briefly.
@@ -208,6 +217,15 @@ export async function injectedKill(server: CrashServer, what: string, ms = 15_00
   clearTimeout(timer);
   expect(server.output(), `${what}: the injected fault fired (seed ${SEED})`).toMatch(/^KILLED /m);
   expect(signal).toBe('SIGKILL');
+}
+
+/** Starts counting the fault's calls of a server started with `armLater` (bounded wait for its answer). */
+export async function arm(server: CrashServer): Promise<void> {
+  server.child.kill('SIGUSR2');
+  for (let i = 0; !/^ARMED$/m.test(server.output()); i++) {
+    expect(i, 'the crash server answers SIGUSR2 with ARMED').toBeLessThan(500);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /** SIGKILL from outside, as an operator's OOM killer or a power cut of the process would. */
@@ -395,6 +413,9 @@ export async function checkInvariants(dir: string, server: CrashServer, seen: Ob
     for (const name of listTree(join(dir, 'tus'))) {
       const f = fileById.get(name.replace(/\.json$/, ''));
       expect(f?.status, `${where}: tus upload ${name} belongs to a pending file`).toBe('pending');
+    }
+    for (const id of await blobStore.tusUploads()) {
+      expect(fileById.get(id)?.status, `${where}: tus upload ${id} in the bucket belongs to a pending file`).toBe('pending');
     }
     for (const name of listTree(join(dir, 'resumable'))) {
       const f = fileById.get(
