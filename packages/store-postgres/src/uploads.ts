@@ -305,6 +305,12 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
     return rows.map(fileSummaryFromRow);
   }
 
+  /**
+   * Updates of files in one publishing session (completions, cancels, extensions) queue on that
+   * session as its creates do: the files trigger bumps the session row's `files_version` on a
+   * change of status, bytes or metadata, and a step expecting session states reads that row, so
+   * two completions of different files at once are bound to conflict.
+   */
   async updateFile(
     id: string,
     expect: readonly FileUploadStatus[],
@@ -333,14 +339,27 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
     const sessionCheck = sessionExpect
       ? `AND session_id IN (SELECT id FROM sessions WHERE status IN (${params(n + 2 + expect.length, sessionExpect.length)}))`
       : '';
-    return this.connection.inWriteTransaction(async (c) => {
-      const row = await this.connection.row<FileRow>(
-        `UPDATE files SET ${set} WHERE id = $${n + 1} AND status IN (${params(n + 2, expect.length)}) ${sessionCheck} RETURNING *`,
-        values,
-        c,
-      );
-      return row && fileFromRow(row);
-    });
+    const sessionId = this.connection.queueWrites ? await this.sessionOfFile(id) : undefined;
+    return this.connection.inWriteTransaction(
+      async (c) => {
+        const row = await this.connection.row<FileRow>(
+          `UPDATE files SET ${set} WHERE id = $${n + 1} AND status IN (${params(n + 2, expect.length)}) ${sessionCheck} RETURNING *`,
+          values,
+          c,
+        );
+        return row && fileFromRow(row);
+      },
+      sessionId === undefined ? {} : { queue: sessionWriteQueue(sessionId) },
+    );
+  }
+
+  /**
+   * The publishing session of file `id`, read outside the write step (one lookup on the primary
+   * key): a file never moves to another session, so the answer cannot go stale before the step
+   * runs. Undefined for an unknown file, whose update then runs unqueued (and finds nothing).
+   */
+  private async sessionOfFile(id: string): Promise<string | undefined> {
+    return (await this.connection.row<{ session_id: string }>('SELECT session_id FROM files WHERE id = $1', [id]))?.session_id;
   }
 
   // ---- Published namespace ----------------------------------------------------------------------
