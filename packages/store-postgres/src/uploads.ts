@@ -171,47 +171,56 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
     });
   }
 
-  /** The returned files are as stored after the cancel (status 'canceled'), with their blobKey. */
+  /**
+   * The returned files are as stored after the cancel (status 'canceled'), with their blobKey.
+   * It queues with the updates of the session's files: it locks the session row, then its file
+   * rows, and a completion in flight the other way round (its file row, then the session row
+   * through the files trigger), so the two at once deadlock, and PostgreSQL only tells after its
+   * `deadlock_timeout` (1 s by default).
+   */
   async cancelSession(
     id: string,
     expect: readonly PublishingSessionStatus[],
     at: Date,
   ): Promise<{ readonly session: PublishingSessionRecord; readonly files: readonly FileUploadRecord[] } | undefined> {
     if (expect.length === 0) return undefined;
-    return this.connection.inWriteTransaction(async (c) => {
-      const row = await this.connection.row<SessionRow>(
-        `UPDATE sessions SET status = 'canceled', ended_at = $1 WHERE id = $2 AND status IN (${params(3, expect.length)}) RETURNING *`,
-        [at, id, ...expect],
-        c,
-      );
-      if (!row) return undefined;
-      const files = await this.connection.rows<FileRow>(
-        `UPDATE files SET status = 'canceled' WHERE session_id = $1 AND status <> 'canceled' RETURNING *`,
-        [id],
-        c,
-      );
-      await c.query('DELETE FROM filename_claims WHERE session_id = $1', [id]);
-      // A reservation held with other live first-release sessions of the same creator (other
-      // versions) passes to the oldest of them; otherwise PEP 694: a canceled first-release session
-      // deletes the project "as if it were never uploaded".
-      const heir = await this.connection.row<{ id: string }>(
-        `SELECT id FROM sessions WHERE project = $1 AND id <> $2 AND reserves_name AND created_by = $3
+    return this.connection.inWriteTransaction(
+      async (c) => {
+        const row = await this.connection.row<SessionRow>(
+          `UPDATE sessions SET status = 'canceled', ended_at = $1 WHERE id = $2 AND status IN (${params(3, expect.length)}) RETURNING *`,
+          [at, id, ...expect],
+          c,
+        );
+        if (!row) return undefined;
+        const files = await this.connection.rows<FileRow>(
+          `UPDATE files SET status = 'canceled' WHERE session_id = $1 AND status <> 'canceled' RETURNING *`,
+          [id],
+          c,
+        );
+        await c.query('DELETE FROM filename_claims WHERE session_id = $1', [id]);
+        // A reservation held with other live first-release sessions of the same creator (other
+        // versions) passes to the oldest of them; otherwise PEP 694: a canceled first-release session
+        // deletes the project "as if it were never uploaded".
+        const heir = await this.connection.row<{ id: string }>(
+          `SELECT id FROM sessions WHERE project = $1 AND id <> $2 AND reserves_name AND created_by = $3
            AND status IN ${LIVE_SESSIONS_SQL} ORDER BY created_at, id COLLATE "C" LIMIT 1`,
-        [row.project, id, row.created_by],
-        c,
-      );
-      if (heir) {
-        await c.query('UPDATE projects SET reserved_by = $1 WHERE name = $2 AND reserved_by = $3 AND NOT registered', [
-          heir.id,
-          row.project,
-          id,
-        ]);
-      } else {
-        await c.query('DELETE FROM projects WHERE name = $1 AND reserved_by = $2 AND NOT registered', [row.project, id]);
-      }
-      files.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : 1));
-      return { session: sessionFromRow(row), files: files.map(fileFromRow) };
-    });
+          [row.project, id, row.created_by],
+          c,
+        );
+        if (heir) {
+          await c.query('UPDATE projects SET reserved_by = $1 WHERE name = $2 AND reserved_by = $3 AND NOT registered', [
+            heir.id,
+            row.project,
+            id,
+          ]);
+        } else {
+          await c.query('DELETE FROM projects WHERE name = $1 AND reserved_by = $2 AND NOT registered', [row.project, id]);
+        }
+        files.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : 1));
+        return { session: sessionFromRow(row), files: files.map(fileFromRow) };
+      },
+      { queue: sessionWriteQueue(id) },
+    );
   }
 
   // ---- File upload sessions ---------------------------------------------------------------------
