@@ -10,8 +10,9 @@
  * aborted (SQLSTATE 40001), and its retry sees the winner and returns the proper result kind
  * ('exists', 'conflict', ...). No lock of one process is involved.
  *
- * Steps that are bound to conflict when they run at once (creates of files in one publishing
- * session: each reads the session's files and adds one) can name a write queue: such a step first
+ * Steps that are bound to conflict when they run at once (creates and updates of files in one
+ * publishing session: each create reads the session's files and adds one, and every such change
+ * bumps the session row's `files_version`) can name a write queue: such a step first
  * waits for the queue's advisory lock in PostgreSQL, which every node shares, and only then begins
  * its transaction, so that its snapshot already holds the previous step's commit and PostgreSQL
  * has nothing to abort. The queue only spares the retries: the rules stay held by the constraints
@@ -51,7 +52,7 @@ export interface PostgresConnectionOptions {
 /** Options of one write step. */
 export interface WriteStepOptions {
   /**
-   * The write queue of the step (for a file create: its publishing session): steps of one queue
+   * The write queue of the step (for a file create or update: its publishing session): steps of one queue
    * run one at a time, across nodes, in the order they reach PostgreSQL's lock.
    */
   readonly queue?: string;
@@ -100,7 +101,8 @@ export type Queryable = Pick<PoolClient, 'query'>;
 export class PostgresConnection {
   readonly pool: pg.Pool;
   private readonly maxAttempts: number;
-  private readonly queueWrites: boolean;
+  /** Whether write steps given a `queue` wait on it (`queueWrites`); when not, a step need not even find its queue. */
+  readonly queueWrites: boolean;
   private readonly queueTimeoutMs: number;
   private readonly localQueue = new KeyedQueue();
   private readonly counts = { transactions: 0, serializationRetries: 0, deadlockRetries: 0, uniqueViolationRetries: 0, queueTimeouts: 0 };

@@ -171,47 +171,56 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
     });
   }
 
-  /** The returned files are as stored after the cancel (status 'canceled'), with their blobKey. */
+  /**
+   * The returned files are as stored after the cancel (status 'canceled'), with their blobKey.
+   * It queues with the updates of the session's files: it locks the session row, then its file
+   * rows, and a completion in flight the other way round (its file row, then the session row
+   * through the files trigger), so the two at once deadlock, and PostgreSQL only tells after its
+   * `deadlock_timeout` (1 s by default).
+   */
   async cancelSession(
     id: string,
     expect: readonly PublishingSessionStatus[],
     at: Date,
   ): Promise<{ readonly session: PublishingSessionRecord; readonly files: readonly FileUploadRecord[] } | undefined> {
     if (expect.length === 0) return undefined;
-    return this.connection.inWriteTransaction(async (c) => {
-      const row = await this.connection.row<SessionRow>(
-        `UPDATE sessions SET status = 'canceled', ended_at = $1 WHERE id = $2 AND status IN (${params(3, expect.length)}) RETURNING *`,
-        [at, id, ...expect],
-        c,
-      );
-      if (!row) return undefined;
-      const files = await this.connection.rows<FileRow>(
-        `UPDATE files SET status = 'canceled' WHERE session_id = $1 AND status <> 'canceled' RETURNING *`,
-        [id],
-        c,
-      );
-      await c.query('DELETE FROM filename_claims WHERE session_id = $1', [id]);
-      // A reservation held with other live first-release sessions of the same creator (other
-      // versions) passes to the oldest of them; otherwise PEP 694: a canceled first-release session
-      // deletes the project "as if it were never uploaded".
-      const heir = await this.connection.row<{ id: string }>(
-        `SELECT id FROM sessions WHERE project = $1 AND id <> $2 AND reserves_name AND created_by = $3
+    return this.connection.inWriteTransaction(
+      async (c) => {
+        const row = await this.connection.row<SessionRow>(
+          `UPDATE sessions SET status = 'canceled', ended_at = $1 WHERE id = $2 AND status IN (${params(3, expect.length)}) RETURNING *`,
+          [at, id, ...expect],
+          c,
+        );
+        if (!row) return undefined;
+        const files = await this.connection.rows<FileRow>(
+          `UPDATE files SET status = 'canceled' WHERE session_id = $1 AND status <> 'canceled' RETURNING *`,
+          [id],
+          c,
+        );
+        await c.query('DELETE FROM filename_claims WHERE session_id = $1', [id]);
+        // A reservation held with other live first-release sessions of the same creator (other
+        // versions) passes to the oldest of them; otherwise PEP 694: a canceled first-release session
+        // deletes the project "as if it were never uploaded".
+        const heir = await this.connection.row<{ id: string }>(
+          `SELECT id FROM sessions WHERE project = $1 AND id <> $2 AND reserves_name AND created_by = $3
            AND status IN ${LIVE_SESSIONS_SQL} ORDER BY created_at, id COLLATE "C" LIMIT 1`,
-        [row.project, id, row.created_by],
-        c,
-      );
-      if (heir) {
-        await c.query('UPDATE projects SET reserved_by = $1 WHERE name = $2 AND reserved_by = $3 AND NOT registered', [
-          heir.id,
-          row.project,
-          id,
-        ]);
-      } else {
-        await c.query('DELETE FROM projects WHERE name = $1 AND reserved_by = $2 AND NOT registered', [row.project, id]);
-      }
-      files.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : 1));
-      return { session: sessionFromRow(row), files: files.map(fileFromRow) };
-    });
+          [row.project, id, row.created_by],
+          c,
+        );
+        if (heir) {
+          await c.query('UPDATE projects SET reserved_by = $1 WHERE name = $2 AND reserved_by = $3 AND NOT registered', [
+            heir.id,
+            row.project,
+            id,
+          ]);
+        } else {
+          await c.query('DELETE FROM projects WHERE name = $1 AND reserved_by = $2 AND NOT registered', [row.project, id]);
+        }
+        files.sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || (a.id < b.id ? -1 : 1));
+        return { session: sessionFromRow(row), files: files.map(fileFromRow) };
+      },
+      { queue: sessionWriteQueue(id) },
+    );
   }
 
   // ---- File upload sessions ---------------------------------------------------------------------
@@ -305,6 +314,12 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
     return rows.map(fileSummaryFromRow);
   }
 
+  /**
+   * Updates of files in one publishing session (completions, cancels, extensions) queue on that
+   * session as its creates do: the files trigger bumps the session row's `files_version` on a
+   * change of status, bytes or metadata, and a step expecting session states reads that row, so
+   * two completions of different files at once are bound to conflict.
+   */
   async updateFile(
     id: string,
     expect: readonly FileUploadStatus[],
@@ -333,14 +348,27 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
     const sessionCheck = sessionExpect
       ? `AND session_id IN (SELECT id FROM sessions WHERE status IN (${params(n + 2 + expect.length, sessionExpect.length)}))`
       : '';
-    return this.connection.inWriteTransaction(async (c) => {
-      const row = await this.connection.row<FileRow>(
-        `UPDATE files SET ${set} WHERE id = $${n + 1} AND status IN (${params(n + 2, expect.length)}) ${sessionCheck} RETURNING *`,
-        values,
-        c,
-      );
-      return row && fileFromRow(row);
-    });
+    const sessionId = this.connection.queueWrites ? await this.sessionOfFile(id) : undefined;
+    return this.connection.inWriteTransaction(
+      async (c) => {
+        const row = await this.connection.row<FileRow>(
+          `UPDATE files SET ${set} WHERE id = $${n + 1} AND status IN (${params(n + 2, expect.length)}) ${sessionCheck} RETURNING *`,
+          values,
+          c,
+        );
+        return row && fileFromRow(row);
+      },
+      sessionId === undefined ? {} : { queue: sessionWriteQueue(sessionId) },
+    );
+  }
+
+  /**
+   * The publishing session of file `id`, read outside the write step (one lookup on the primary
+   * key): a file never moves to another session, so the answer cannot go stale before the step
+   * runs. Undefined for an unknown file, whose update then runs unqueued (and finds nothing).
+   */
+  private async sessionOfFile(id: string): Promise<string | undefined> {
+    return (await this.connection.row<{ session_id: string }>('SELECT session_id FROM files WHERE id = $1', [id]))?.session_id;
   }
 
   // ---- Published namespace ----------------------------------------------------------------------
