@@ -37,8 +37,8 @@ export function fdatasyncWal(databasePath: string): WalSyncer & { close(): Promi
   // SQLite neither deletes nor replaces the WAL while a connection to the database is open, and
   // the store closes this before its connection.
   let fd: Promise<number> | undefined;
+  let directorySynced = false;
   const sync = async () => {
-    const first = fd === undefined;
     fd ??= openFd(wal, 'r').catch((err: unknown) => {
       fd = undefined;
       throw err;
@@ -46,13 +46,14 @@ export function fdatasyncWal(databasePath: string): WalSyncer & { close(): Promi
     await fdatasyncFd(await fd);
     // The WAL's directory entry, once: a file created since the last directory sync is lost with
     // its directory entry on a power loss, whatever was synced inside it.
-    if (first) {
+    if (!directorySynced) {
       const dir = await openFd(dirname(wal), 'r');
       try {
         await fsyncFd(dir);
       } finally {
         await closeFd(dir);
       }
+      directorySynced = true;
     }
   };
   return Object.assign(sync, {
