@@ -24,7 +24,6 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
-  ListMultipartUploadsCommand,
   paginateListObjectsV2,
   PutObjectCommand,
   S3Client,
@@ -36,6 +35,7 @@ import { finished } from 'node:stream/promises';
 import type { BlobStore, StagingWrite } from '@pep694/core';
 import type { DirectUploadTarget } from './direct.js';
 import { assertKeyPrefix, isDirectId, KeyLayout } from './keys.js';
+import { listMultipartUploads } from './list-uploads.js';
 import { DEFAULT_PART_SIZE, MIN_PART_SIZE, type S3BlobStoreOptions } from './options.js';
 import { decodePointer, encodePointer, newDataId, pointerEtag, type Pointer } from './pointer.js';
 import { sliceToRange } from './range-slice.js';
@@ -286,33 +286,19 @@ export class S3BlobStore implements BlobStore, DirectUploadTarget {
 
   async #abortOldUploads(cutoff: number): Promise<number> {
     let aborted = 0;
-    let keyMarker: string | undefined;
-    let uploadIdMarker: string | undefined;
-    for (;;) {
-      const page = await this.s3.send(
-        new ListMultipartUploadsCommand({
-          Bucket: this.bucket,
-          Prefix: this.layout.data,
-          ...(keyMarker !== undefined && { KeyMarker: keyMarker }),
-          ...(uploadIdMarker !== undefined && { UploadIdMarker: uploadIdMarker }),
-        }),
-      );
-      for (const upload of page.Uploads ?? []) {
-        const id = upload.Key && this.layout.idOfData(upload.Key);
-        // A direct upload belongs to its file session, however old: its mechanism aborts it (cancel, sweep).
-        if (!id || !upload.UploadId || this.#live.has(id) || isDirectId(id)) continue;
-        if (!upload.Initiated || upload.Initiated.getTime() > cutoff) continue;
-        try {
-          await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }));
-          aborted++;
-        } catch (err) {
-          if (!isNotFound(err) && (err as { name?: string }).name !== 'NoSuchUpload') throw err;
-        }
+    for await (const upload of listMultipartUploads(this.s3, this.bucket, this.layout.data)) {
+      const id = this.layout.idOfData(upload.objectKey);
+      // A direct upload belongs to its file session, however old: its mechanism aborts it (cancel, sweep).
+      if (!id || this.#live.has(id) || isDirectId(id)) continue;
+      if (!upload.initiated || upload.initiated.getTime() > cutoff) continue;
+      try {
+        await this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.objectKey, UploadId: upload.uploadId }));
+        aborted++;
+      } catch (err) {
+        if (!isNotFound(err) && (err as { name?: string }).name !== 'NoSuchUpload') throw err;
       }
-      if (!page.IsTruncated) return aborted;
-      keyMarker = page.NextKeyMarker;
-      uploadIdMarker = page.NextUploadIdMarker;
     }
+    return aborted;
   }
 
   /**

@@ -8,12 +8,11 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
-  ListMultipartUploadsCommand,
-  ListPartsCommand,
+  paginateListParts,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import type { DirectUploadTarget } from '@pep694/blobs-s3';
+import { listMultipartUploads, type DirectUploadTarget } from '@pep694/blobs-s3';
 import { S3_MAX_PART, S3_MAX_PARTS } from './options.js';
 
 const MiB = 1024 ** 2;
@@ -82,52 +81,20 @@ export class MultipartUploads {
   async #list(key: string): Promise<string[]> {
     const objectKey = this.target.directObject(key);
     const ids: string[] = [];
-    for await (const u of this.#uploads(objectKey)) if (u.objectKey === objectKey) ids.push(u.uploadId);
+    for await (const u of listMultipartUploads(this.target.s3, this.target.bucket, objectKey))
+      if (u.objectKey === objectKey) ids.push(u.uploadId);
     return ids;
-  }
-
-  /** Multipart uploads whose object name starts with `prefix`, paged. */
-  async *#uploads(prefix: string): AsyncGenerator<{ objectKey: string; uploadId: string; initiated: Date | undefined }> {
-    const { target } = this;
-    let keyMarker: string | undefined;
-    let uploadIdMarker: string | undefined;
-    for (;;) {
-      const page = await target.s3.send(
-        new ListMultipartUploadsCommand({
-          Bucket: target.bucket,
-          Prefix: prefix,
-          ...(keyMarker !== undefined && { KeyMarker: keyMarker }),
-          ...(uploadIdMarker !== undefined && { UploadIdMarker: uploadIdMarker }),
-        }),
-      );
-      for (const u of page.Uploads ?? []) {
-        if (u.Key && u.UploadId) yield { objectKey: u.Key, uploadId: u.UploadId, initiated: u.Initiated };
-      }
-      if (!page.IsTruncated) return;
-      keyMarker = page.NextKeyMarker;
-      uploadIdMarker = page.NextUploadIdMarker;
-    }
   }
 
   /** The parts S3 holds for the upload, by part number (ListParts, paged): the server's own account, never the client's. */
   async parts(key: string, uploadId: string): Promise<StoredPart[]> {
     const { target } = this;
     const parts: StoredPart[] = [];
-    let marker: string | undefined;
-    for (;;) {
-      const page = await target.s3.send(
-        new ListPartsCommand({
-          Bucket: target.bucket,
-          Key: target.directObject(key),
-          UploadId: uploadId,
-          ...(marker !== undefined && { PartNumberMarker: marker }),
-        }),
-      );
+    const pages = paginateListParts({ client: target.s3 }, { Bucket: target.bucket, Key: target.directObject(key), UploadId: uploadId });
+    for await (const page of pages) {
       for (const p of page.Parts ?? []) {
         if (p.PartNumber !== undefined && p.ETag) parts.push({ number: p.PartNumber, size: p.Size ?? 0, etag: p.ETag });
       }
-      if (!page.IsTruncated || page.NextPartNumberMarker === undefined) break;
-      marker = page.NextPartNumberMarker;
     }
     return parts.sort((a, b) => a.number - b.number);
   }
@@ -189,7 +156,7 @@ export class MultipartUploads {
    */
   async sweep(keep: (key: string, initiated?: Date) => Promise<boolean>): Promise<number> {
     let aborted = 0;
-    for await (const u of this.#uploads(this.target.directObjects)) {
+    for await (const u of listMultipartUploads(this.target.s3, this.target.bucket, this.target.directObjects)) {
       const key = this.target.keyOfDirectObject(u.objectKey);
       if (key === undefined || (await keep(key, u.initiated))) continue;
       this.forget(key);

@@ -8,7 +8,7 @@
  * caller pipes into it and backpressure does the rest (DESIGN.md "Measured on our machines").
  */
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, createWriteStream, fsync, open, type WriteStream } from 'node:fs';
+import { constants, createReadStream, createWriteStream, fsync, open, type Stats, type WriteStream } from 'node:fs';
 import { hostname } from 'node:os';
 import { access, lstat, mkdir, open as openHandle, opendir, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -218,20 +218,19 @@ export class FsBlobStore implements BlobStore {
   }
 
   async size(key: string): Promise<number | undefined> {
-    try {
-      const st = await stat(this.#path(key));
-      return st.isFile() ? st.size : undefined;
-    } catch (err) {
-      if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return undefined;
-      throw err;
-    }
+    return (await this.#stat(key))?.size;
   }
 
   /** The blob file's mtime: when it was written (a move renames it and keeps the time). */
   async lastModified(key: string): Promise<Date | undefined> {
+    return (await this.#stat(key))?.mtime;
+  }
+
+  /** The blob's file status, or undefined when there is no blob (no file) under `key`. */
+  async #stat(key: string): Promise<Stats | undefined> {
     try {
       const st = await stat(this.#path(key));
-      return st.isFile() ? st.mtime : undefined;
+      return st.isFile() ? st : undefined;
     } catch (err) {
       if (isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR')) return undefined;
       throw err;
