@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PostgresSessionStore } from '@pep694/store-postgres';
 import { createTestDatabase } from '@pep694/store-postgres/testing';
+import { sessionStoreFromEnv } from './session-store.js';
 import { startReferenceIndex } from './test-support.js';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'pep694-ref-db-'));
@@ -57,6 +58,29 @@ describe('PEP694_DATABASE_URL', () => {
     } finally {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
+    }
+  }, 60_000);
+
+  it('PEP694_DATABASE_QUEUE_WRITES=0 turns the per-session write queue off (a pooler in transaction mode); unset leaves it on', async () => {
+    const db = await createTestDatabase();
+    try {
+      for (const [value, expected] of [
+        ['0', false],
+        ['1', true],
+        ['', true],
+      ] as const) {
+        const store = await sessionStoreFromEnv({ PEP694_DATABASE_URL: db.url, PEP694_DATABASE_QUEUE_WRITES: value });
+        try {
+          expect((store as unknown as { connection: { queueWrites: boolean } }).connection.queueWrites, `"${value}"`).toBe(expected);
+        } finally {
+          await store!.close();
+        }
+      }
+      await expect(sessionStoreFromEnv({ PEP694_DATABASE_URL: db.url, PEP694_DATABASE_QUEUE_WRITES: 'yes' })).rejects.toThrow(
+        'PEP694_DATABASE_QUEUE_WRITES must be 0 or 1, not "yes"',
+      );
+    } finally {
+      await db.drop();
     }
   }, 60_000);
 
