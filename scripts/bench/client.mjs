@@ -10,21 +10,23 @@
 // - a release of one sdist and 20 wheels (1 MiB each) with `--parallel 4` next to `--parallel 1`;
 // - the same release as real archives (twine reads their metadata) through `pep694 upload` next to
 //   `twine upload` (`/usr/bin/python3 -m twine`, Debian's) to the legacy API (/legacy/) of the same
-//   server: wall time of each command, archives built beforehand (not timed). Skipped (with a note)
-//   where twine is missing.
+//   server: wall time of each command, archives built beforehand (not timed), with the same flow
+//   through minimal-client.mjs beside them (the floor of any client against this server). Skipped
+//   (with a note) where twine is missing.
 //
 // Runs alternate which flow goes first.
 import { spawn, spawnSync } from 'node:child_process';
 import { linkSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const CLI_ARGS = ['--max-semi-space-size=8'];
 
-/** Runs a bash script; resolves with its children's CPU seconds (from `times`) and the wall time. */
-export function bash(script, env = {}) {
+/** Runs a bash script (`args` are its "$@"); resolves with its children's CPU seconds (from `times`) and the wall time. */
+export function bash(script, env = {}, args = []) {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn('bash', ['-c', `${script}\ncode=$?\ntimes >&3\nexit $code`], {
+    const child = spawn('bash', ['-c', `${script}\ncode=$?\ntimes >&3\nexit $code`, 'bash', ...args], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
     });
@@ -202,14 +204,18 @@ export async function clientSection(ctx) {
       fileMiB: 1,
       pep694: stats(twine.pep694),
       twine: stats(twine.twine),
-      // Per-run ratios of paired runs (run i against run i).
+      minimal: stats(twine.minimal),
+      // Per-run ratios of the runs of one round (run i against run i).
       ratio: stats(twine.pep694.map((x, i) => x / twine.twine[i])),
+      minimalRatio: stats(twine.minimal.map((x, i) => x / twine.twine[i])),
+      pep694OverMinimal: stats(twine.pep694.map((x, i) => x / twine.minimal[i])),
     },
     twineSkipped: twine ? undefined : 'twine is not installed (/usr/bin/python3 -m twine)',
   };
 }
 
 const PYTHON = '/usr/bin/python3';
+const MINIMAL_CLIENT = fileURLToPath(new URL('./minimal-client.mjs', import.meta.url));
 
 /**
  * Writes a release as twine needs it: one sdist (`<name>-<version>/PKG-INFO` in a tar.gz) and 20
@@ -247,51 +253,48 @@ print('\n'.join(paths))
 /**
  * The issue's comparison: a release of one sdist and 20 wheels through `pep694 upload` (default
  * --parallel 4, the server's preferred mechanism, published) and through `twine upload` to the
- * legacy API of the same server (one request per file, each published at once). Resolves with the
- * wall seconds of each run, or undefined without twine. Runs alternate which goes first.
+ * legacy API of the same server (one request per file, each published at once), with
+ * minimal-client.mjs beside them: the same Upload 2.0 flow with nothing but the requests (the floor
+ * any client reaches against this server on this machine). Resolves with the wall seconds of each
+ * run, or undefined without twine. Each round runs the three in a rotated order.
  */
 async function twineComparison({ srv, dir, runs, fileBytes, cli, bashRun, seq }) {
   if (spawnSync(PYTHON, ['-m', 'twine', '--version']).status !== 0) return undefined;
   const legacyUrl = new URL('/legacy/', srv.url).href;
   // One project, a new version per run: the host limits how many new project names a principal registers per hour.
   const name = 'benchtwine';
+  const upload2 = { URL: srv.url, PEP694_TOKEN: srv.token };
+  const commands = {
+    pep694: [
+      `node ${CLI_ARGS.join(' ')} "$CLI" upload --repository-url "$URL" --json --cache-dir "$CACHE" "$@" >/dev/null`,
+      { ...upload2, CLI: cli, CACHE: join(dir, 'cache'), PEP694_PYPIRC: '/nonexistent' },
+    ],
+    minimal: [`node ${CLI_ARGS.join(' ')} "$MINIMAL" "$URL" "$@"`, { ...upload2, MINIMAL: MINIMAL_CLIENT }],
+    twine: [
+      `${PYTHON} -m twine upload --repository-url "$URL" -u __token__ -p "$TOKEN" --non-interactive --disable-progress-bar "$@" >/dev/null`,
+      { URL: legacyUrl, TOKEN: srv.token, HOME: dir, TWINE_CERT: '' },
+    ],
+  };
   const once = async (tool) => {
     const version = `1.0.${seq()}`;
     const rdir = join(dir, `${name}-${version}`);
     mkdirSync(rdir);
-    const paths = writeRealRelease(rdir, name, version, fileBytes).map((p) => `"${p}"`);
-    const r =
-      tool === 'pep694'
-        ? await bashRun(
-            `node ${CLI_ARGS.join(' ')} "$CLI" upload --repository-url "$URL" --json --cache-dir "$CACHE" ${paths.join(' ')} >/dev/null`,
-            {
-              CLI: cli,
-              URL: srv.url,
-              CACHE: join(dir, 'cache'),
-              PEP694_TOKEN: srv.token,
-              PEP694_PYPIRC: '/nonexistent',
-            },
-          )
-        : await bashRun(
-            `${PYTHON} -m twine upload --repository-url "$URL" -u __token__ -p "$TOKEN" --non-interactive --disable-progress-bar ${paths.join(' ')} >/dev/null`,
-            { URL: legacyUrl, TOKEN: srv.token, HOME: dir, TWINE_CERT: '' },
-          );
+    const paths = writeRealRelease(rdir, name, version, fileBytes);
+    const [script, env] = commands[tool];
+    // The paths as the script's arguments ("$@"): `bash -c script bash <paths>`.
+    const r = await bashRun(script, env, paths);
     rmSync(rdir, { recursive: true, force: true });
     return r.seconds;
   };
+  const tools = Object.keys(commands);
   // Warm-up (not timed): python's and node's first start read their files from disk.
-  await once('pep694');
-  await once('twine');
-  const pep694 = [];
-  const twine = [];
+  for (const tool of tools) await once(tool);
+  const times = Object.fromEntries(tools.map((t) => [t, []]));
   for (let i = 0; i < runs; i++) {
-    if (i % 2 === 0) {
-      pep694.push(await once('pep694'));
-      twine.push(await once('twine'));
-    } else {
-      twine.push(await once('twine'));
-      pep694.push(await once('pep694'));
+    for (let k = 0; k < tools.length; k++) {
+      const tool = tools[(i + k) % tools.length];
+      times[tool].push(await once(tool));
     }
   }
-  return { pep694, twine };
+  return times;
 }

@@ -1949,7 +1949,7 @@ function render(report) {
     );
     L.push(
       c.twine
-        ? `The same release as real archives (${c.twine.files} files, ${c.twine.fileMiB} MiB each), published: \`pep694 upload\` (default \`--parallel 4\`, the server's preferred mechanism) ${range(c.twine.pep694, 2)} s, \`twine upload\` to the legacy API (/legacy/) of the same server ${range(c.twine.twine, 2)} s: pep694 ÷ twine wall time **${range(c.twine.ratio, 2)}** (target ≤ 0.5). Archives built before each run, not timed; runs alternate which goes first.`
+        ? `The same release as real archives (${c.twine.files} files, ${c.twine.fileMiB} MiB each), published: \`pep694 upload\` (default \`--parallel 4\`, the server's preferred mechanism) ${range(c.twine.pep694, 2)} s, \`twine upload\` to the legacy API (/legacy/) of the same server ${range(c.twine.twine, 2)} s: pep694 ÷ twine wall time **${range(c.twine.ratio, 2)}** (target ≤ 0.5). Archives built before each run, not timed; each round runs the three in a rotated order. The floor: the same Upload 2.0 flow through \`scripts/bench/minimal-client.mjs\` (node, keep-alive http, each file read once and hashed, create, POST, complete, four in flight, publish; nothing else) ${range(c.twine.minimal, 2)} s, ÷ twine ${range(c.twine.minimalRatio, 2)}; pep694 ÷ that floor ${range(c.twine.pep694OverMinimal, 2)}. What the floor does not reach is the server's part.`
         : `\`pep694 upload\` against \`twine upload\`: not measured (${c.twineSkipped}).`,
       '',
     );
@@ -2327,12 +2327,12 @@ async function main() {
       bytes: largest,
       runs,
       work,
-      cli: join(root, 'packages', 'client', 'dist', 'cli', 'pep694.mjs'),
+      cli: join(root, 'packages', 'client', 'dist', 'cli', 'pep694.cjs'),
       META,
     });
     report.client = c;
     log(
-      `client ${c.sizeMiB} MiB: pep694 ${fmt(c.ours.mbps.median)} MB/s ${fmt(c.ours.clientCpuPerGB.median, 2)} client CPU s/GB; curl ${fmt(c.curl.mbps.median)} MB/s ${fmt(c.curl.clientCpuPerGB.median, 2)} (ratios ${fmt(c.throughputRatio.median, 2)}, CPU ${fmt(c.clientCpuRatio.median, 2)}); release of 21 files ${fmt(c.release.parallel4.median, 2)} s (--parallel 4) vs ${fmt(c.release.parallel1.median, 2)} s (--parallel 1); ${c.twine ? `pep694 ${fmt(c.twine.pep694.median, 2)} s vs twine ${fmt(c.twine.twine.median, 2)} s (ratio ${fmt(c.twine.ratio.median, 2)})` : 'twine not measured'}`,
+      `client ${c.sizeMiB} MiB: pep694 ${fmt(c.ours.mbps.median)} MB/s ${fmt(c.ours.clientCpuPerGB.median, 2)} client CPU s/GB; curl ${fmt(c.curl.mbps.median)} MB/s ${fmt(c.curl.clientCpuPerGB.median, 2)} (ratios ${fmt(c.throughputRatio.median, 2)}, CPU ${fmt(c.clientCpuRatio.median, 2)}); release of 21 files ${fmt(c.release.parallel4.median, 2)} s (--parallel 4) vs ${fmt(c.release.parallel1.median, 2)} s (--parallel 1); ${c.twine ? `pep694 ${fmt(c.twine.pep694.median, 2)} s vs twine ${fmt(c.twine.twine.median, 2)} s (ratio ${fmt(c.twine.ratio.median, 2)}; minimal client ${fmt(c.twine.minimal.median, 2)} s, ratio ${fmt(c.twine.minimalRatio.median, 2)})` : 'twine not measured'}`,
     );
   }
   if (only.has('s3')) {

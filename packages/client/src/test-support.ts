@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 const require = createRequire(import.meta.url);
 const REFERENCE_MAIN = join(dirname(require.resolve('@pep694/reference-index/package.json')), 'dist', 'main.js');
 /** The command as installed: the bundle the package's bin names (scripts/bundle.mjs). */
-export const CLI = new URL('../dist/cli/pep694.mjs', import.meta.url).pathname;
+export const CLI = new URL('../dist/cli/pep694.cjs', import.meta.url).pathname;
 // `tsc -b` alone (a watch, an IDE) leaves the bundle behind the modules it is made of: remake it.
 {
   const main = new URL('../dist/cli/main.js', import.meta.url).pathname;

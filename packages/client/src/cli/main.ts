@@ -23,12 +23,14 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(0);
 });
 
-const code = await run(process.argv.slice(2), {
+// A promise chain, not a top-level await: the bundle the bin runs is CommonJS (scripts/bundle.mjs).
+void run(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
   signal: controller.signal,
   isTTY: process.stdout.isTTY === true,
+}).then((code) => {
+  // Exit now: an idle keep-alive socket must not hold the process (stdout to a pipe, file or terminal is synchronous on Linux).
+  process.exit(code);
 });
-// Exit now: an idle keep-alive socket must not hold the process (stdout to a pipe, file or terminal is synchronous on Linux).
-process.exit(code);
