@@ -143,7 +143,7 @@ export async function clientSection(ctx) {
     }
   }
 
-  // A release of one sdist and 20 wheels, 1 MiB each: --parallel 4 (default) next to --parallel 1.
+  // A release of one sdist and 20 wheels, 1 MiB each: --parallel 4 next to --parallel 1.
   const small = await ctx.makeFile(1024 * 1024, 'client-release');
   const release = async (parallel) => {
     const name = `benchrel${seq++}`;
@@ -252,7 +252,7 @@ print('\n'.join(paths))
 
 /**
  * The issue's comparison: a release of one sdist and 20 wheels through `pep694 upload` (default
- * --parallel 4, the server's preferred mechanism, published) and through `twine upload` to the
+ * --parallel 8, the server's preferred mechanism, published) and through `twine upload` to the
  * legacy API of the same server (one request per file, each published at once), with
  * minimal-client.mjs beside them: the same Upload 2.0 flow with nothing but the requests (the floor
  * any client reaches against this server on this machine). Resolves with the wall seconds of each

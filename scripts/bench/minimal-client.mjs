@@ -1,7 +1,7 @@
 // The least an Upload 2.0 client can do for a release, as the floor the `client` section measures
 // `pep694 upload` against (which part of a release's time is the client's, which the server's):
 // node's http with keep-alive, each file read once and hashed, then create the file upload session,
-// POST the bytes (http-post-bytes), complete; four files in flight (the command's default); then
+// POST the bytes (http-post-bytes), complete; eight files in flight (the command's default); then
 // publish. No command line parsing, local state, progress, retries, attestations or error
 // handling beyond failing: not a client anyone should use, only a measure.
 //
@@ -14,7 +14,7 @@ import http from 'node:http';
 import { basename } from 'node:path';
 
 const [root, ...paths] = process.argv.slice(2);
-const PARALLEL = 4;
+const PARALLEL = 8;
 const agent = new http.Agent({ keepAlive: true });
 const auth = `Bearer ${process.env.PEP694_TOKEN}`;
 const META = { 'api-version': '2.0' };

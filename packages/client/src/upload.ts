@@ -77,7 +77,7 @@ export interface UploadReleaseOptions {
   readonly stage?: boolean;
   /** A mechanism identifier to use instead of the server's preference. */
   readonly mechanism?: string;
-  /** Files uploaded at once (default 4). */
+  /** Files uploaded at once (default 8). */
   readonly parallel?: number;
   /** Client halves (default the first-party three; add third parties' after them). */
   readonly halves?: readonly MechanismClient[];
@@ -239,6 +239,15 @@ const isRefusal = (err: unknown) =>
   err.status < 500 &&
   err.status !== 408 &&
   err.status !== 429;
+
+/**
+ * Files uploaded at once unless `parallel` says otherwise. Eight, not four: with a round trip of
+ * 20 ms between client and index (a delay proxy on loopback), a release of one sdist and 20 wheels
+ * of 1 MiB took 0.96 s with eight against 1.15 s with four (medians of four rounds; `twine upload`
+ * 1.67 s), since Upload 2.0 makes three round trips per file. On loopback the two measure the
+ * same (0.55 and 0.53 s, ten rounds). Each upload holds two 1 MiB read buffers.
+ */
+export const DEFAULT_PARALLEL = 8;
 
 /** Runs `work` on every item, at most `limit` at once; the first failure stops new work and is rethrown once the running ones end. */
 async function inParallel<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
@@ -453,7 +462,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
   };
 
   try {
-    const files = await inParallel(release.dists, opts.parallel ?? 4, uploadOne);
+    const files = await inParallel(release.dists, opts.parallel ?? DEFAULT_PARALLEL, uploadOne);
     if (record && state) {
       record.status = 'open';
       await state.saveAsync(record);

@@ -11,6 +11,7 @@ import { SessionApi, type PublishingSession } from '../api.js';
 import { ApiError, errorLines, NotUpload2, TestInstallFailed, UsageError } from '../errors.js';
 import { FIRST_PARTY_HALVES, loadHalf } from '../halves.js';
 import { publishFlow, authorizations, type FlowResult, type Protocol } from '../publish-flow.js';
+import { DEFAULT_PARALLEL } from '../upload.js';
 import { cancelSession, extendSession, publishSession, resolveSession, sessionStatus } from '../sessions.js';
 import { defaultCacheDir, StateStore, type SessionRecord } from '../state.js';
 import { HttpAnswerError } from '@pep694/core/node-http';
@@ -148,7 +149,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       .option('--test-command <cmd>', 'the test run by --test-install (default: import the top-level modules)')
       .option('--test-extra-index-url <url>', 'another index for the dependencies during --test-install (repeatable)', collect)
       .option('--mechanism <id>', 'the file upload mechanism to use instead of the index’s preference')
-      .addOption(new Option('--parallel <n>', 'files uploaded at once').argParser(positiveInt).default(4))
+      .addOption(new Option('--parallel <n>', 'files uploaded at once').argParser(positiveInt).default(DEFAULT_PARALLEL))
       .addOption(
         new Option('--protocol <p>', 'Upload 2.0, the legacy API, or 2.0 falling back to legacy on 404/406')
           .choices(['2', 'legacy', 'auto'])
