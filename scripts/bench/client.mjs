@@ -12,13 +12,15 @@
 //   `twine upload` (`/usr/bin/python3 -m twine`, Debian's) to the legacy API (/legacy/) of the same
 //   server: wall time of each command, archives built beforehand (not timed), with the same flow
 //   through minimal-client.mjs beside them (the floor of any client against this server). Skipped
-//   (with a note) where twine is missing.
+//   (with a note) where twine is missing;
+// - the same three again through delay-proxy.mjs (ctx.rttMs round trips, as over a network).
 //
 // Runs alternate which flow goes first.
 import { spawn, spawnSync } from 'node:child_process';
 import { linkSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startDelayProxy } from './delay-proxy.mjs';
 
 const CLI_ARGS = ['--max-semi-space-size=8'];
 
@@ -174,8 +176,25 @@ export async function clientSection(ctx) {
   rmSync(small.path, { force: true });
 
   const twine = await twineComparison({ srv, dir, runs, fileBytes: 1024 * 1024, cli, bashRun: bash, seq: () => seq++ });
-
   await srv.stop();
+
+  // The same comparison with round trips of a network (ctx.rttMs): a host whose links name the proxy.
+  let twineRtt;
+  if (twine && ctx.rttMs > 0) {
+    const proxy = await startDelayProxy(ctx.rttMs / 2);
+    const behind = await startOurs('client-rtt', { env: { BENCH_PUBLIC_URL: `http://127.0.0.1:${proxy.port}/` } });
+    proxy.target(behind.port);
+    try {
+      const url = new URL(behind.url);
+      url.port = String(proxy.port);
+      const proxied = { ...behind, url: url.href };
+      twineRtt = await twineComparison({ srv: proxied, dir, runs, fileBytes: 1024 * 1024, cli, bashRun: bash, seq: () => seq++ });
+    } finally {
+      await behind.stop();
+      await proxy.close();
+    }
+  }
+
   rmSync(dir, { recursive: true, force: true });
 
   const sum = (rs) => ({
@@ -209,6 +228,14 @@ export async function clientSection(ctx) {
       ratio: stats(twine.pep694.map((x, i) => x / twine.twine[i])),
       minimalRatio: stats(twine.minimal.map((x, i) => x / twine.twine[i])),
       pep694OverMinimal: stats(twine.pep694.map((x, i) => x / twine.minimal[i])),
+    },
+    twineRtt: twineRtt && {
+      rttMs: ctx.rttMs,
+      pep694: stats(twineRtt.pep694),
+      twine: stats(twineRtt.twine),
+      minimal: stats(twineRtt.minimal),
+      ratio: stats(twineRtt.pep694.map((x, i) => x / twineRtt.twine[i])),
+      minimalRatio: stats(twineRtt.minimal.map((x, i) => x / twineRtt.twine[i])),
     },
     twineSkipped: twine ? undefined : 'twine is not installed (/usr/bin/python3 -m twine)',
   };

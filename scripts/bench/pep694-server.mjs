@@ -15,6 +15,9 @@
 // With BENCH_DATABASE_URL=postgres://… the sessions and metadata go to that PostgreSQL database
 // through @pep694/store-postgres (migrated at start) instead of SQLite in <dataDir>.
 //
+// With BENCH_PUBLIC_URL=http://127.0.0.1:<port>/ its links name that origin (the client section's
+// delay proxy, delay-proxy.mjs) instead of the address it listens on.
+//
 // Prints "ROOT <url>" on stdout once it listens. SIGTERM closes it gracefully (a restart on the
 // same dataDir and port resumes tus uploads: the deferred-verification bench relies on that).
 import 'reflect-metadata';
@@ -50,6 +53,8 @@ const server = await createServer({
     },
     // The legacy upload API at /legacy/ (the bench's legacy section).
     legacy: {},
+    // Behind the client section's delay proxy: links name the proxy, and its Host is accepted.
+    ...(process.env.BENCH_PUBLIC_URL ? { publicUrl: process.env.BENCH_PUBLIC_URL } : {}),
     ...(process.env.BENCH_INDEX === undefined ? {} : { index: { pageCacheBytes: Number(process.env.BENCH_INDEX) } }),
   },
   auth: { authenticator: auth, authorizer: auth, names: auth },

@@ -31,6 +31,8 @@
 //   BENCH_CONNECTIONS      autocannon connections (default 64)
 //   BENCH_CURL             0 leaves out the http-post-bytes rows with curl -T as the client
 //                          (default: measured next to the rows with our client half)
+//   BENCH_RTT_MS           client section: the round trip of the second release comparison,
+//                          through delay-proxy.mjs (default 20; 0 leaves it out)
 //   BENCH_DIR              where files and data dirs go (default the OS temp dir)
 //   BENCH_OUT              where the report goes (default <repo>/bench-results)
 //   BENCH_CHILD_ARGS       node flags for every server child process, space separated, for
@@ -1953,6 +1955,11 @@ function render(report) {
         : `\`pep694 upload\` against \`twine upload\`: not measured (${c.twineSkipped}).`,
       '',
     );
+    if (c.twineRtt)
+      L.push(
+        `The same three through a proxy that holds every chunk ${c.twineRtt.rttMs / 2} ms each way (\`scripts/bench/delay-proxy.mjs\`: ${c.twineRtt.rttMs} ms round trips, as over a network; latency only): \`pep694 upload\` ${range(c.twineRtt.pep694, 2)} s, \`twine upload\` ${range(c.twineRtt.twine, 2)} s, ratio ${range(c.twineRtt.ratio, 2)} (no target); minimal client ${range(c.twineRtt.minimal, 2)} s, ÷ twine ${range(c.twineRtt.minimalRatio, 2)}. Upload 2.0 makes three round trips per file where the legacy API makes one.`,
+        '',
+      );
   }
 
   const s3 = report.s3;
@@ -2329,10 +2336,11 @@ async function main() {
       work,
       cli: join(root, 'packages', 'client', 'dist', 'cli', 'pep694.cjs'),
       META,
+      rttMs: Number(env('BENCH_RTT_MS', '20')),
     });
     report.client = c;
     log(
-      `client ${c.sizeMiB} MiB: pep694 ${fmt(c.ours.mbps.median)} MB/s ${fmt(c.ours.clientCpuPerGB.median, 2)} client CPU s/GB; curl ${fmt(c.curl.mbps.median)} MB/s ${fmt(c.curl.clientCpuPerGB.median, 2)} (ratios ${fmt(c.throughputRatio.median, 2)}, CPU ${fmt(c.clientCpuRatio.median, 2)}); release of 21 files ${fmt(c.release.parallel4.median, 2)} s (--parallel 4) vs ${fmt(c.release.parallel1.median, 2)} s (--parallel 1); ${c.twine ? `pep694 ${fmt(c.twine.pep694.median, 2)} s vs twine ${fmt(c.twine.twine.median, 2)} s (ratio ${fmt(c.twine.ratio.median, 2)}; minimal client ${fmt(c.twine.minimal.median, 2)} s, ratio ${fmt(c.twine.minimalRatio.median, 2)})` : 'twine not measured'}`,
+      `client ${c.sizeMiB} MiB: pep694 ${fmt(c.ours.mbps.median)} MB/s ${fmt(c.ours.clientCpuPerGB.median, 2)} client CPU s/GB; curl ${fmt(c.curl.mbps.median)} MB/s ${fmt(c.curl.clientCpuPerGB.median, 2)} (ratios ${fmt(c.throughputRatio.median, 2)}, CPU ${fmt(c.clientCpuRatio.median, 2)}); release of 21 files ${fmt(c.release.parallel4.median, 2)} s (--parallel 4) vs ${fmt(c.release.parallel1.median, 2)} s (--parallel 1); ${c.twine ? `pep694 ${fmt(c.twine.pep694.median, 2)} s vs twine ${fmt(c.twine.twine.median, 2)} s (ratio ${fmt(c.twine.ratio.median, 2)}; minimal client ${fmt(c.twine.minimal.median, 2)} s, ratio ${fmt(c.twine.minimalRatio.median, 2)})` : 'twine not measured'}${c.twineRtt ? `; at ${c.twineRtt.rttMs} ms round trips pep694 ${fmt(c.twineRtt.pep694.median, 2)} s vs twine ${fmt(c.twineRtt.twine.median, 2)} s (ratio ${fmt(c.twineRtt.ratio.median, 2)})` : ''}`,
     );
   }
   if (only.has('s3')) {
