@@ -245,7 +245,8 @@ const isRefusal = (err: unknown) =>
  * 20 ms between client and index (a delay proxy on loopback), a release of one sdist and 20 wheels
  * of 1 MiB took 0.96 s with eight against 1.15 s with four (medians of four rounds; `twine upload`
  * 1.67 s), since Upload 2.0 makes three round trips per file. On loopback the two measure the
- * same (0.55 and 0.53 s, ten rounds). Each upload holds two 1 MiB read buffers.
+ * same (0.55 s with eight, 0.53 with four, medians of ten rounds). Each upload holds two 1 MiB
+ * read buffers.
  */
 export const DEFAULT_PARALLEL = 8;
 

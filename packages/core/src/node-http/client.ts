@@ -349,13 +349,15 @@ export function sendRequest(opts: SendRequestOptions): Promise<HttpAnswer> {
 }
 
 /**
- * Spare 1 MiB buffers, kept between requests (at most 8: 4 parallel uploads of two each), so that
- * a release of many small files does not pay fresh pages for every file either.
+ * Spare 1 MiB buffers, kept between requests (at most 16: 8 parallel uploads, the `pep694`
+ * command's default, of two each), so that a release of many small files does not pay fresh pages
+ * for every file either.
  */
+const MAX_SPARE_CHUNKS = 16;
 const spareChunks: Buffer[] = [];
 const takeChunk = () => spareChunks.pop() ?? Buffer.allocUnsafeSlow(FILE_IO_CHUNK);
 const giveBack = (bufs: readonly (Buffer | undefined)[]) => {
-  for (const b of bufs) if (b && spareChunks.length < 8) spareChunks.push(b);
+  for (const b of bufs) if (b && spareChunks.length < MAX_SPARE_CHUNKS) spareChunks.push(b);
 };
 
 /**
