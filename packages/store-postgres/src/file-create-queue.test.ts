@@ -84,6 +84,29 @@ const queueTimeouts = (stores: PostgresSessionStore[]) => stores.reduce((sum, s)
 
 const generous: CreateFileLimits = { maxFiles: 1000, maxStagedBytes: 10 ** 12 };
 
+/** Another connection (another node's, as far as the store can tell) holding the session's write queue; `end()` lets go. */
+async function holdQueue(sessionId: string): Promise<pg.Client> {
+  const holder = new pg.Client({ connectionString: t!.database.url });
+  await holder.connect();
+  await holder.query('SELECT pg_advisory_lock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(sessionId)).bigint]);
+  return holder;
+}
+
+/** Runs `step` while another connection holds the session's queue: it must still be waiting 300 ms later, and resolve once the queue is let go. */
+async function waitsForHolder<T>(sessionId: string, step: () => Promise<T>): Promise<T> {
+  const holder = await holdQueue(sessionId);
+  try {
+    let done = false;
+    const running = step().finally(() => (done = true));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(done).toBe(false);
+    await holder.query('SELECT pg_advisory_unlock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(sessionId)).bigint]);
+    return await running;
+  } finally {
+    await holder.end();
+  }
+}
+
 it(
   '64 concurrent creates of distinct files into one session over three nodes all succeed, with next to no retries',
   { timeout: 120_000 },
@@ -113,11 +136,7 @@ for (const [mode, how] of Object.entries(MODES)) {
     const id = await session(stores[0]!);
     // A connection of nobody's holding the session's queue lock: every step waits 100 ms and runs
     // without it, as it would behind a stuck holder; the SERIALIZABLE transactions still hold the rules.
-    const blocker = mode === 'blocked' ? new pg.Client({ connectionString: t!.database.url }) : undefined;
-    if (blocker) {
-      await blocker.connect();
-      await blocker.query('SELECT pg_advisory_lock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(id)).bigint]);
-    }
+    const blocker = mode === 'blocked' ? await holdQueue(id) : undefined;
     try {
       const race = (call: (store: PostgresSessionStore, i: number) => Promise<CreateFileResult>) =>
         Promise.all(Array.from({ length: 24 }, (_, i) => call(stores[i % 2]!, i)));
@@ -150,20 +169,8 @@ for (const [mode, how] of Object.entries(MODES)) {
 it('a queued create waits for a holder in another node, then runs at once when it lets go', { timeout: 60_000 }, async () => {
   const [store] = await nodes(1);
   const id = await session(store!);
-  const holder = new pg.Client({ connectionString: t!.database.url });
-  await holder.connect();
-  try {
-    await holder.query('SELECT pg_advisory_lock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(id)).bigint]);
-    let done = false;
-    const create = createFile(store!, id, wheel(0), generous).finally(() => (done = true));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(done).toBe(false);
-    await holder.query('SELECT pg_advisory_unlock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(id)).bigint]);
-    expect((await create).kind).toBe('created');
-    expect(store!.writeStats().queueTimeouts).toBe(0);
-  } finally {
-    await holder.end();
-  }
+  expect((await waitsForHolder(id, () => createFile(store!, id, wheel(0), generous))).kind).toBe('created');
+  expect(store!.writeStats().queueTimeouts).toBe(0);
 });
 
 // ---- Updates (completions, cancels) of one session's files ------------------------------------
@@ -220,11 +227,7 @@ for (const [mode, how] of Object.entries(MODES)) {
     const stores = await nodes(2, { writeQueueTimeoutMillis: 100, queueWrites: mode !== 'unqueued' });
     const id = await session(stores[0]!);
     const files = await pendingFiles(stores[0]!, id, 8);
-    const blocker = mode === 'blocked' ? new pg.Client({ connectionString: t!.database.url }) : undefined;
-    if (blocker) {
-      await blocker.connect();
-      await blocker.query('SELECT pg_advisory_lock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(id)).bigint]);
-    }
+    const blocker = mode === 'blocked' ? await holdQueue(id) : undefined;
     try {
       const f = (i: number) => files[i]!;
       const on = (i: number) => stores[i % 2]!;
@@ -303,17 +306,5 @@ it(
 it('a cancel of the session waits for a holder of its queue in another node', { timeout: 60_000 }, async () => {
   const [store] = await nodes(1);
   const id = await session(store!);
-  const holder = new pg.Client({ connectionString: t!.database.url });
-  await holder.connect();
-  try {
-    await holder.query('SELECT pg_advisory_lock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(id)).bigint]);
-    let done = false;
-    const cancel = store!.cancelSession(id, ['open'], at(1)).finally(() => (done = true));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(done).toBe(false);
-    await holder.query('SELECT pg_advisory_unlock($1::bigint)', [writeQueueLockKey(sessionWriteQueue(id)).bigint]);
-    expect((await cancel)?.session.status).toBe('canceled');
-  } finally {
-    await holder.end();
-  }
+  expect((await waitsForHolder(id, () => store!.cancelSession(id, ['open'], at(1))))?.session.status).toBe('canceled');
 });
