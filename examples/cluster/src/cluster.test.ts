@@ -25,6 +25,7 @@
  *   node still up and re-hashed after each step, its index page listing exactly them.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import yazl from 'yazl';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
@@ -32,7 +33,7 @@ import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
 import { uploadS3Presigned } from '@pep694/mechanism-s3-presigned/client';
 import { rawRequest, tally } from '@pep694/server/testing';
-import { PostgresAdvisoryLocks } from '@pep694/store-postgres';
+import { advisoryKey } from '@pep694/store-postgres';
 import { createTestDatabase, type TestDatabase } from '@pep694/store-postgres/testing';
 import { startCluster, type Cluster } from './cluster.js';
 
@@ -190,23 +191,35 @@ function heldBody() {
 }
 
 /**
- * Waits until some node holds the upload's lock (an append has started), seen through the lock
- * itself: a take of it fails while it is held.
+ * Waits until some node holds the upload's lock (an append has started), seen in `pg_locks`
+ * without taking the lock: a probe that took it, even for a moment, would make the append it
+ * waits for find the lock held and answer 409. An append that ended first fails the wait with its
+ * answer.
  */
-async function waitForLockHeld(creationUrl: string): Promise<void> {
+async function waitForLockHeld(creationUrl: string, append: Promise<unknown>): Promise<void> {
   const fileId = decodeURIComponent(creationUrl.split('/files/')[1]!);
-  const locks = new PostgresAdvisoryLocks({ connectionString: database.url });
+  // A single-bigint advisory key shows in pg_locks as its high and low halves (classid, objid), objsubid 1.
+  const key = advisoryKey(`resumable-i8:${fileId}`);
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  let ended: unknown;
+  void append.then((answer) => (ended = answer ?? 'ended'));
   try {
-    for (let i = 0; i < 100; i++) {
-      const release = await locks.tryLock(`resumable-i8:${fileId}`);
-      if (!release) return;
-      await release();
-      await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && ended === undefined; i++) {
+      const held = await client.query(
+        `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+           AND ((classid::bigint << 32) | objid::bigint) = $1::bigint`,
+        [key],
+      );
+      if (held.rowCount) return;
+      await new Promise((r) => setTimeout(r, 50));
     }
   } finally {
-    await locks.close();
+    await client.end();
   }
-  throw new Error('no append took the lock');
+  throw new Error(
+    `no append took the lock; the append ended with ${ended === undefined ? 'nothing yet' : ended instanceof Error ? ended.message : JSON.stringify(ended)}`,
+  );
 }
 
 /** Waits until the file's status (from any node: they read the shared disk) counts `atLeast` bytes received. */
@@ -548,7 +561,7 @@ describe('three nodes behind a round-robin proxy, one PostgreSQL, one bucket', (
     const held = heldBody();
     const append = appendResumable(location, first, held.stream, true).catch((err: unknown) => err);
     held.send(f.bytes.subarray(first, first + 256 * 1024), false);
-    await waitForLockHeld(file.mechanism.creation_url as string);
+    await waitForLockHeld(file.mechanism.creation_url as string, append);
     const appender = [...cluster.proxy.forwarded].find(([name, n]) => n > (before.get(name) ?? 0))![0];
     // The bytes sent so far are on the shared disk (any node's status reads them there).
     await waitForBytes(file, first + 256 * 1024);

@@ -22,6 +22,7 @@ import {
   type FileSession,
   type Host,
 } from './test-support.js';
+import { ProcessLocks, type UploadLock } from './index.js';
 
 const IANA = 'https://iana.org/assignments/http-problem-types';
 const V8 = { 'Upload-Draft-Interop-Version': '8' };
@@ -326,6 +327,44 @@ describe('Upload Append (interop 8)', () => {
     }).response;
     expect(rest.status, rest.body).toBe(201);
     expect((await completeFile(file)).status).toBe(201);
+  });
+
+  it('"Concurrency", across processes: the answer to a creation or an append comes after its lock is given back, so the next append (through any node) is taken at once', async () => {
+    // A lock whose release takes a while to arrive, as PostgreSQL's does over its connection: a
+    // server that answered first and released afterwards refused the client's very next append
+    // with upload-in-progress whenever it reached another node before the release did.
+    const locks = new ProcessLocks();
+    const slowLocks: UploadLock = {
+      async tryLock(key) {
+        const release = await locks.tryLock(key);
+        return release && (async () => (await new Promise((r) => setTimeout(r, 200)), release()));
+      },
+    };
+    const shared = await startHost({ shared: true, lock: slowLocks });
+    try {
+      const bytes = randomBytes(300_000);
+      const file = await fileSession(shared.t, I8, bytes);
+      const created = await draftRequest('POST', file.mechanism.creation_url, {
+        headers: { ...V8, 'Upload-Complete': '?0', 'Upload-Length': '300000' },
+        chunks: [bytes.subarray(0, 100_000)],
+      }).response;
+      expect(created.status, created.body).toBe(201);
+      const url = created.headers.location!;
+      const a = await draftRequest('PATCH', url, {
+        headers: { ...V8, ...PATCH_TYPE, 'Upload-Complete': '?0', 'Upload-Offset': '100000' },
+        chunks: [bytes.subarray(100_000, 200_000)],
+      }).response;
+      expect(a.status, a.body).toBe(204);
+      const b = await draftRequest('PATCH', url, {
+        headers: { ...V8, ...PATCH_TYPE, 'Upload-Complete': '?1', 'Upload-Offset': '200000' },
+        chunks: [bytes.subarray(200_000)],
+      }).response;
+      expect(b.status, b.body).toBe(201);
+      expect((await completeFile(file)).status).toBe(201);
+      expect(readFileSync(join(shared.blobDir, 'blobs', 'files', file.id)).equals(bytes)).toBe(true);
+    } finally {
+      await shared.close();
+    }
   });
 });
 

@@ -47,6 +47,13 @@ export function hashNamesFor(ctx: FileUploadContext, reprDigest?: Partial<Record
   return [...new Set([...(Object.keys(ctx.file.hashes) as HashName[]), ...(Object.keys(reprDigest ?? {}) as HashName[])])];
 }
 
+/**
+ * The answer to a creation or append, sent only once the upload's lock is given back: the client
+ * may append again the moment it has the answer, through any node, and that append takes the lock
+ * without waiting.
+ */
+type Reply = () => void;
+
 /** What an upload creation request says, checked. */
 interface CreationFields {
   readonly complete: boolean;
@@ -235,11 +242,13 @@ export class ResumableRoutes {
     // while this creation writes.
     const release = await this.guard.take(ctx.file.id, this.options.appendDrainTimeout);
     if (!release) throw uploadInProgress('be replaced by a new upload creation');
+    let reply: Reply;
     try {
-      await this.createLocked(req, res, ctx, { complete, requested, uploadLength, cl, reprDigest });
+      reply = await this.createLocked(req, res, ctx, { complete, requested, uploadLength, cl, reprDigest });
     } finally {
       await release();
     }
+    reply();
   }
 
   private async createLocked(
@@ -247,7 +256,7 @@ export class ResumableRoutes {
     res: Response,
     ctx: FileUploadContext,
     { complete, requested, uploadLength, cl, reprDigest }: CreationFields,
-  ): Promise<void> {
+  ): Promise<Reply> {
     const length = uploadLength ?? (complete && cl !== undefined ? cl : undefined);
     const upload = await this.files.create(ctx.file.id, hashNamesFor(ctx, reprDigest), {
       ...(length !== undefined ? { length } : {}),
@@ -264,7 +273,7 @@ export class ResumableRoutes {
     const result = await startAppend(this.files, upload, req, this.appendLimits(ctx, 0));
     res.setHeader('Location', location);
     res.setHeader('Upload-Limit', limits);
-    await this.conclude(res, ctx, upload, result, complete, 'creation');
+    return this.conclude(res, ctx, upload, result, complete, 'creation');
   }
 
   private appendLimits(ctx: FileUploadContext, offset: number) {
@@ -347,12 +356,14 @@ export class ResumableRoutes {
     // (shared: its offset is the data file's size now).
     const release = await this.guard.take(ctx.file.id, 0);
     if (!release) throw uploadInProgress('take another append');
+    let reply: Reply;
     try {
       const current = await this.resource(req, ctx);
-      await this.appendLocked(req, res, ctx, current, { offset, complete, uploadLength });
+      reply = await this.appendLocked(req, res, ctx, current, { offset, complete, uploadLength });
     } finally {
       await release();
     }
+    reply();
   }
 
   private async appendLocked(
@@ -361,7 +372,7 @@ export class ResumableRoutes {
     ctx: FileUploadContext,
     upload: LiveUpload,
     { offset, complete, uploadLength }: { offset: number; complete: boolean; uploadLength: number | undefined },
-  ): Promise<void> {
+  ): Promise<Reply> {
     if (upload.append) throw uploadInProgress('take another append');
     if (upload.info.complete) throw completedUpload(this.version, upload.offset);
     if (offset !== upload.offset) throw mismatchingOffset(upload.offset, offset);
@@ -374,10 +385,13 @@ export class ResumableRoutes {
       upload.info.length = uploadLength;
       await this.files.saveInfo(upload.id, upload.info);
     }
-    await this.conclude(res, ctx, upload, result, complete, 'append');
+    return this.conclude(res, ctx, upload, result, complete, 'append');
   }
 
-  /** Answers a creation or append once its content is in (or refuses it). */
+  /**
+   * Settles a creation or append once its content is in (or refuses it), and returns its answer
+   * for the caller to send once it has given the upload's lock back.
+   */
   private async conclude(
     res: ServerResponse,
     ctx: FileUploadContext,
@@ -385,7 +399,7 @@ export class ResumableRoutes {
     result: AppendResult,
     complete: boolean,
     kind: 'creation' | 'append',
-  ): Promise<void> {
+  ): Promise<Reply> {
     if (result.overflow) {
       throw withConsumed(
         new ProblemError(
@@ -399,7 +413,7 @@ export class ResumableRoutes {
     // Cut off (client gone, idle, superseded): what arrived is kept; there is nobody to answer.
     if (!result.ended) {
       if (!res.headersSent && !res.destroyed) res.destroy();
-      return;
+      return () => {};
     }
     if (complete) await this.finish(ctx, upload);
     res.setHeader('Upload-Offset', String(upload.offset));
@@ -407,7 +421,7 @@ export class ResumableRoutes {
     // Draft -05 answers every successful creation and append 201; the working copy an
     // incomplete append with any 2xx (its example: 204) and a completed upload 201.
     res.statusCode = kind === 'creation' || complete || this.version === 6 ? 201 : 204;
-    res.end();
+    return () => res.end();
   }
 
   /**
