@@ -283,6 +283,18 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
   // Fail before creating anything when no half fits a named mechanism.
   if (opts.mechanism !== undefined) mechanismChoices([], halves, opts.mechanism);
 
+  const parallel = opts.parallel ?? DEFAULT_PARALLEL;
+  /** What a file needs before its file upload session can be created: its hash, and its attestations. */
+  const prepare = async (dist: Dist): Promise<{ sha256: string; attestations: unknown[] }> => ({
+    sha256: await sha256File(dist.path, signal),
+    attestations: (await findAttestations(dist.path)).attestations,
+  });
+  // The first files to upload are read and hashed while the session is created (its round trip
+  // and the server's work on it), not after.
+  const prepared = new Map(release.dists.slice(0, parallel).map((d) => [d, prepare(d)]));
+  // Awaited by the file's upload; until then a failure must not count as unhandled.
+  for (const p of prepared.values()) p.catch(() => undefined);
+
   const { session: created, joined } = await api.createOrJoin(opts.root, release.name, release.version);
   let session = created;
   const record: SessionRecord | undefined = state?.open(
@@ -331,8 +343,8 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
 
   const uploadOne = async (dist: Dist): Promise<FileResult> => {
     await keepAlive.check();
-    const sha256 = await sha256File(dist.path, signal);
-    const { attestations } = await findAttestations(dist.path);
+    const { sha256, attestations } = await (prepared.get(dist) ?? prepare(dist));
+    prepared.delete(dist);
     const onServer = session.files[dist.filename];
     const local = record?.files[dist.filename];
     let resume: { file: FileUploadSession; url: string } | undefined;
@@ -463,7 +475,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
   };
 
   try {
-    const files = await inParallel(release.dists, opts.parallel ?? DEFAULT_PARALLEL, uploadOne);
+    const files = await inParallel(release.dists, parallel, uploadOne);
     if (record && state) {
       record.status = 'open';
       await state.saveAsync(record);
