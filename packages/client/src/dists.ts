@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { fileReadBuffers } from '@pep694/core/node-http';
 import { UsageError } from './errors.js';
 
 export interface Dist {
@@ -66,18 +67,17 @@ export async function collectReleases(paths: readonly string[]): Promise<Release
   return [...byKey.values()];
 }
 
-/** Spare 1 MiB read buffers, kept between files (a release hashes many; fresh pages cost the kernel time). */
-const spareBuffers: Buffer[] = [];
-
 /**
  * The file's sha256, hex, read in one pass into one reused 1 MiB buffer: no allocation per read,
  * so no garbage for the collector (a read stream allocates a new buffer for every chunk).
  */
 export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
   const hash = createHash('sha256');
-  const buf = spareBuffers.pop() ?? Buffer.allocUnsafeSlow(1024 * 1024);
+  // From the pool the uploads read files with: a file is hashed, then uploaded, so one set of
+  // buffers serves both.
+  const buf = fileReadBuffers.take();
   const fh = await open(path, 'r').catch((err: unknown) => {
-    spareBuffers.push(buf);
+    fileReadBuffers.giveBack(buf);
     throw err;
   });
   try {
@@ -89,7 +89,7 @@ export async function sha256File(path: string, signal?: AbortSignal): Promise<st
     }
   } finally {
     await fh.close();
-    if (spareBuffers.length < 8) spareBuffers.push(buf);
+    fileReadBuffers.giveBack(buf);
   }
   return hash.digest('hex');
 }

@@ -1,11 +1,13 @@
 /** The small pieces: file names, Retry-After, ~/.pypirc credentials, problem lines. */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseRetryAfter } from './api.js';
 import { resolveRepository } from './cli/credentials.js';
-import { parseDistFilename } from './dists.js';
+import { fileReadBuffers } from '@pep694/core/node-http';
+import { parseDistFilename, sha256File } from './dists.js';
 import { ApiError, errorLines } from './errors.js';
 import { pollUntil } from './poll.js';
 import { authorizations } from './publish-flow.js';
@@ -22,6 +24,27 @@ describe('parseDistFilename', () => {
     expect(parseDistFilename('demo-pkg-1.0.0.tar.gz')).toEqual({ name: 'demo-pkg', version: '1.0.0', kind: 'sdist' });
     expect(parseDistFilename('README.md')).toBeUndefined();
     expect(parseDistFilename('x.whl')).toBeUndefined();
+  });
+});
+
+describe('sha256File', () => {
+  it('hashes through the buffers the uploads read files with (one pool, fewer fresh pages), and gives its buffer back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pep694-hash-'));
+    try {
+      const path = join(dir, 'demo_pkg-1.0.0-py3-none-any.whl');
+      writeFileSync(path, 'the bytes of a wheel');
+      const spare = fileReadBuffers.take();
+      spare.fill(0);
+      fileReadBuffers.giveBack(spare);
+      expect(await sha256File(path)).toBe(createHash('sha256').update('the bytes of a wheel').digest('hex'));
+      // The next take is the buffer the hash read the file into.
+      const next = fileReadBuffers.take();
+      expect(next).toBe(spare);
+      expect(next.subarray(0, 20).toString()).toBe('the bytes of a wheel');
+      fileReadBuffers.giveBack(next);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
