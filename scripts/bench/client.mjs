@@ -197,6 +197,15 @@ export async function clientSection(ctx) {
 
   rmSync(dir, { recursive: true, force: true });
 
+  // One release comparison's wall times, with per-run ratios of the runs of one round (run i against run i).
+  const comparison = (t) => ({
+    pep694: stats(t.pep694),
+    twine: stats(t.twine),
+    minimal: stats(t.minimal),
+    ratio: stats(t.pep694.map((x, i) => x / t.twine[i])),
+    minimalRatio: stats(t.minimal.map((x, i) => x / t.twine[i])),
+    pep694OverMinimal: stats(t.pep694.map((x, i) => x / t.minimal[i])),
+  });
   const sum = (rs) => ({
     seconds: stats(rs.map((r) => r.seconds)),
     mbps: stats(rs.map((r) => r.mbps)),
@@ -218,25 +227,8 @@ export async function clientSection(ctx) {
       parallel1: stats(p1),
       ratio: stats(p4.map((x, i) => x / p1[i])),
     },
-    twine: twine && {
-      files: 21,
-      fileMiB: 1,
-      pep694: stats(twine.pep694),
-      twine: stats(twine.twine),
-      minimal: stats(twine.minimal),
-      // Per-run ratios of the runs of one round (run i against run i).
-      ratio: stats(twine.pep694.map((x, i) => x / twine.twine[i])),
-      minimalRatio: stats(twine.minimal.map((x, i) => x / twine.twine[i])),
-      pep694OverMinimal: stats(twine.pep694.map((x, i) => x / twine.minimal[i])),
-    },
-    twineRtt: twineRtt && {
-      rttMs: ctx.rttMs,
-      pep694: stats(twineRtt.pep694),
-      twine: stats(twineRtt.twine),
-      minimal: stats(twineRtt.minimal),
-      ratio: stats(twineRtt.pep694.map((x, i) => x / twineRtt.twine[i])),
-      minimalRatio: stats(twineRtt.minimal.map((x, i) => x / twineRtt.twine[i])),
-    },
+    twine: twine && { files: 21, fileMiB: 1, ...comparison(twine) },
+    twineRtt: twineRtt && { rttMs: ctx.rttMs, ...comparison(twineRtt) },
     twineSkipped: twine ? undefined : 'twine is not installed (/usr/bin/python3 -m twine)',
   };
 }
