@@ -290,8 +290,10 @@ async function twineComparison({ srv, dir, runs, fileBytes, cli, bashRun, seq })
     ],
     minimal: [`node ${CLI_ARGS.join(' ')} "$MINIMAL" "$URL" "$@"`, { ...upload2, MINIMAL: MINIMAL_CLIENT }],
     twine: [
-      `${PYTHON} -m twine upload --repository-url "$URL" -u __token__ -p "$TOKEN" --non-interactive --disable-progress-bar "$@" >/dev/null`,
-      { URL: legacyUrl, TOKEN: srv.token, HOME: dir, TWINE_CERT: '' },
+      // Credentials through twine's environment variables: a token that starts with '-' (the
+      // bench's are random base64url) would be read as an option after -p.
+      `${PYTHON} -m twine upload --repository-url "$URL" --non-interactive --disable-progress-bar "$@" >/dev/null`,
+      { URL: legacyUrl, TWINE_USERNAME: '__token__', TWINE_PASSWORD: srv.token, HOME: dir, TWINE_CERT: '' },
     ],
   };
   const once = async (tool) => {

@@ -91,7 +91,9 @@ export class TokensFileAuth implements Authenticator, Authorizer, NameRegistrati
     const path = join(dataDir, 'dev-token');
     let created = false;
     if (!existsSync(path)) {
-      writeFileSync(path, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+      // A fixed prefix (as PyPI's `pypi-`): a bare base64url token starts with '-' one time in 64,
+      // and `twine upload -p <token>` then reads it as an option.
+      writeFileSync(path, `pep694-dev-${randomBytes(24).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
       created = true;
     }
     const devToken = readFileSync(path, 'utf8').trim();
