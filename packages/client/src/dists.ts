@@ -68,28 +68,28 @@ export async function collectReleases(paths: readonly string[]): Promise<Release
 }
 
 /**
- * The file's sha256, hex, read in one pass into one reused 1 MiB buffer: no allocation per read,
- * so no garbage for the collector (a read stream allocates a new buffer for every chunk).
+ * The file's sha256, hex, read in one pass into one reused buffer: no allocation per read, so no
+ * garbage for the collector (a read stream allocates a new buffer for every chunk). `size` (the
+ * file's size, when the caller knows it) picks the buffer's size (see `fileReadBuffers`); without
+ * it the file is stat'ed.
  */
-export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
+export async function sha256File(path: string, opts: { readonly signal?: AbortSignal; readonly size?: number } = {}): Promise<string> {
   const hash = createHash('sha256');
+  const fh = await open(path, 'r');
   // From the pool the uploads read files with: a file is hashed, then uploaded, so one set of
   // buffers serves both.
-  const buf = fileReadBuffers.take();
-  const fh = await open(path, 'r').catch((err: unknown) => {
-    fileReadBuffers.giveBack(buf);
-    throw err;
-  });
+  let buf: Buffer | undefined;
   try {
+    buf = fileReadBuffers.take(opts.size ?? (await fh.stat()).size);
     for (;;) {
-      signal?.throwIfAborted();
+      opts.signal?.throwIfAborted();
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);
       if (bytesRead === 0) break;
       hash.update(buf.subarray(0, bytesRead));
     }
   } finally {
     await fh.close();
-    fileReadBuffers.giveBack(buf);
+    if (buf) fileReadBuffers.giveBack(buf);
   }
   return hash.digest('hex');
 }

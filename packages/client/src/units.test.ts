@@ -33,12 +33,12 @@ describe('sha256File', () => {
     try {
       const path = join(dir, 'demo_pkg-1.0.0-py3-none-any.whl');
       writeFileSync(path, 'the bytes of a wheel');
-      const spare = fileReadBuffers.take();
+      const spare = fileReadBuffers.take(20);
       spare.fill(0);
       fileReadBuffers.giveBack(spare);
       expect(await sha256File(path)).toBe(createHash('sha256').update('the bytes of a wheel').digest('hex'));
       // The next take is the buffer the hash read the file into.
-      const next = fileReadBuffers.take();
+      const next = fileReadBuffers.take(20);
       expect(next).toBe(spare);
       expect(next.subarray(0, 20).toString()).toBe('the bytes of a wheel');
       fileReadBuffers.giveBack(next);

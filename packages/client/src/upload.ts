@@ -286,7 +286,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
   const parallel = opts.parallel ?? DEFAULT_PARALLEL;
   /** What a file needs before its file upload session can be created: its hash, and its attestations. */
   const prepare = async (dist: Dist): Promise<{ sha256: string; attestations: unknown[] }> => ({
-    sha256: await sha256File(dist.path, signal),
+    sha256: await sha256File(dist.path, { ...(signal ? { signal } : {}), size: dist.size }),
     attestations: (await findAttestations(dist.path)).attestations,
   });
   // The first files to upload are read and hashed while the session is created (its round trip

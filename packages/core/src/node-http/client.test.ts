@@ -5,7 +5,17 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { HttpAnswerError, problemOf, sendRequest } from './client.js';
+import { randomBytes } from 'node:crypto';
+import {
+  FILE_IO_CHUNK,
+  FileSource,
+  fileReadBuffers,
+  HttpAnswerError,
+  problemOf,
+  sendRequest,
+  SMALL_FILE,
+  SMALL_FILE_CHUNK,
+} from './client.js';
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -142,6 +152,54 @@ describe('sendRequest', () => {
         process.off('uncaughtException', listener);
       }
     });
+  });
+});
+
+describe('file reads (fileReadBuffers)', () => {
+  it('reads a file of at most SMALL_FILE bytes in SMALL_FILE_CHUNK reads and a larger one in FILE_IO_CHUNK reads, into buffers it gives back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pep694-reads-'));
+    try {
+      const received: Buffer[] = [];
+      const url = await serve((req, res) => {
+        const parts: Buffer[] = [];
+        req.on('data', (c: Buffer) => parts.push(c));
+        req.on('end', () => {
+          received.push(Buffer.concat(parts));
+          res.writeHead(204).end();
+        });
+      });
+      for (const [size, chunk] of [
+        [SMALL_FILE, SMALL_FILE_CHUNK],
+        [SMALL_FILE + 1, FILE_IO_CHUNK],
+      ] as const) {
+        const bytes = randomBytes(size);
+        const path = join(dir, `f${size}`);
+        writeFileSync(path, bytes);
+        const progress: number[] = [];
+        const answer = await sendRequest({
+          method: 'POST',
+          url,
+          headers: {},
+          body: { source: new FileSource(path, 0, size), size, onProgress: (sent) => progress.push(sent) },
+        });
+        expect(answer.status).toBe(204);
+        expect(received.at(-1)!.equals(bytes)).toBe(true);
+        // One progress event per read: every read but the last filled a whole buffer.
+        expect(progress.length).toBe(Math.ceil(size / chunk));
+        expect(progress[0]).toBe(chunk);
+        // Its two buffers went back to the pool for files of that size: one of the next two takes is the last one read into.
+        const spares = [fileReadBuffers.take(size), fileReadBuffers.take(size)];
+        expect(spares.map((b) => b.length)).toEqual([chunk, chunk]);
+        const lastRead = (Math.ceil(size / chunk) - 1) * chunk;
+        expect(spares.some((b) => b.subarray(0, size - lastRead).equals(bytes.subarray(lastRead)))).toBe(true);
+        for (const b of spares) fileReadBuffers.giveBack(b);
+      }
+      // Sizes of either pool: a small file never takes a large buffer, nor the other way round.
+      expect(fileReadBuffers.take(1).length).toBe(SMALL_FILE_CHUNK);
+      expect(fileReadBuffers.take(SMALL_FILE * 2).length).toBe(FILE_IO_CHUNK);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
