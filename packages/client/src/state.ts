@@ -9,7 +9,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 export interface FileState {
@@ -36,11 +35,7 @@ export interface SessionRecord {
   readonly files: Record<string, FileState>;
 }
 
-/** `$PEP694_CACHE_DIR`, else `$XDG_CACHE_HOME/pep694`, else `~/.cache/pep694`. */
-export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env['PEP694_CACHE_DIR']) return env['PEP694_CACHE_DIR'];
-  return join(env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'pep694');
-}
+export { defaultCacheDir } from './cache-dir.js';
 
 interface WriteSlot {
   running: Promise<void>;

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The `pep694` command. Ctrl+C aborts the run (the upload cancels its session unless it was
  * started with --stage: PEP 694 "Graceful cancellation"); a second Ctrl+C quits at once.
