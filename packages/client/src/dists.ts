@@ -5,9 +5,9 @@
  * PEP 740 attestations found next to it.
  */
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fileReadBuffers } from '@pep694/core/node-http';
+import { fileReadBuffers, openFileReader } from '@pep694/core/node-http';
 import { UsageError } from './errors.js';
 
 export interface Dist {
@@ -70,26 +70,26 @@ export async function collectReleases(paths: readonly string[]): Promise<Release
 /**
  * The file's sha256, hex, read in one pass into one reused buffer: no allocation per read, so no
  * garbage for the collector (a read stream allocates a new buffer for every chunk). `size` (the
- * file's size, when the caller knows it) picks the buffer's size (see `fileReadBuffers`); without
- * it the file is stat'ed.
+ * file's size, when the caller knows it) picks the buffer's size and how it is read
+ * (`fileReadBuffers`, `openFileReader`); without it the file is stat'ed.
  */
 export async function sha256File(path: string, opts: { readonly signal?: AbortSignal; readonly size?: number } = {}): Promise<string> {
   const hash = createHash('sha256');
-  const fh = await open(path, 'r');
+  const size = opts.size ?? (await stat(path)).size;
+  const file = await openFileReader(path, size);
   // From the pool the uploads read files with: a file is hashed, then uploaded, so one set of
   // buffers serves both.
-  let buf: Buffer | undefined;
+  const buf = fileReadBuffers.take(size);
   try {
-    buf = fileReadBuffers.take(opts.size ?? (await fh.stat()).size);
     for (;;) {
       opts.signal?.throwIfAborted();
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      const bytesRead = await file.read(buf, buf.length, null);
       if (bytesRead === 0) break;
       hash.update(buf.subarray(0, bytesRead));
     }
   } finally {
-    await fh.close();
-    if (buf) fileReadBuffers.giveBack(buf);
+    await file.close();
+    fileReadBuffers.giveBack(buf);
   }
   return hash.digest('hex');
 }

@@ -89,8 +89,8 @@ function saveCache(path: string, data: () => Buffer): void {
  */
 function quietDefaultLoaderWarning(): void {
   const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
-  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+  process.emitWarning = (warning: unknown, ...rest: unknown[]) => {
     if (typeof warning === 'string' && warning.startsWith('vm.USE_MAIN_CONTEXT_DEFAULT_LOADER ')) return;
     emitWarning(warning, ...rest);
-  });
+  };
 }

@@ -11,6 +11,7 @@ import {
   FileSource,
   fileReadBuffers,
   HttpAnswerError,
+  openFileReader,
   problemOf,
   sendRequest,
   SMALL_FILE,
@@ -197,6 +198,38 @@ describe('file reads (fileReadBuffers)', () => {
       // Sizes of either pool: a small file never takes a large buffer, nor the other way round.
       expect(fileReadBuffers.take(1).length).toBe(SMALL_FILE_CHUNK);
       expect(fileReadBuffers.take(SMALL_FILE * 2).length).toBe(FILE_IO_CHUNK);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('openFileReader', () => {
+  it('reads a file of at most SMALL_FILE bytes with synchronous reads and a larger one through the thread pool, at positions or in sequence', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pep694-reader-'));
+    try {
+      for (const size of [SMALL_FILE, SMALL_FILE + 1]) {
+        const bytes = randomBytes(size);
+        const path = join(dir, `f${size}`);
+        writeFileSync(path, bytes);
+        const reader = await openFileReader(path, size);
+        const buf = Buffer.alloc(1000);
+        const pending = reader.read(buf, 1000, 5000);
+        // An asynchronous read is a request in flight in the thread pool until it answers.
+        const inPool = process.getActiveResourcesInfo().includes('FSReqPromise');
+        expect(await pending).toBe(1000);
+        expect(inPool).toBe(size > SMALL_FILE);
+        expect(buf.equals(bytes.subarray(5000, 6000))).toBe(true);
+        // null: on from where the last sequential read ended (the positioned one moved nothing).
+        expect(await reader.read(buf, 10, null)).toBe(10);
+        expect(buf.subarray(0, 10).equals(bytes.subarray(0, 10))).toBe(true);
+        expect(await reader.read(buf, 1000, size - 4)).toBe(4);
+        expect(await reader.read(buf, 1000, size)).toBe(0);
+        await reader.close();
+        await expect(reader.read(buf, 10, 0)).rejects.toThrow(/EBADF|closed/);
+      }
+      // A missing file: a rejection, never a throw.
+      await expect(openFileReader(join(dir, 'missing'), 10)).rejects.toThrow(/ENOENT/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
