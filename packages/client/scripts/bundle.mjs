@@ -1,7 +1,8 @@
 // Bundles the `pep694` command into one CommonJS file, dist/cli/pep694-main.cjs, after `tsc -b`,
 // and its bin, dist/cli/pep694.cjs, which runs it through a V8 code cache (src/cli/launcher.ts).
 // Why one file: node resolves, reads and compiles each module of an ES module graph on its own,
-// and for a command that runs for well under a second that start is a large share of its time (one file cut the client's CPU of a 21-file release from 0.64 to 0.53 s, median of 8,
+// and for a command that runs for well under a second that start is a large share of its time
+// (one file cut the client's CPU of a 21-file release from 0.64 to 0.53 s, median of 8,
 // scripts/bench). Why CommonJS: an ES module bundle must load every node module it imports
 // (https, zlib, …) before its first line runs, through the ES module loader's facades; as
 // CommonJS, a module the command loads lazily (`await import(…)`: dist-metadata, cli-progress)

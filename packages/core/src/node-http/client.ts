@@ -414,8 +414,8 @@ export interface FileReader {
  * command uploads was usually just built and is in the page cache, where a read is a copy; an
  * asynchronous read is a round trip through libuv's thread pool (a thread woken to read, the event
  * loop woken by its answer), which on the bench machine cost more than copying 256 KiB. Hashing
- * and sending a release of 21 files of 1 MiB that way: client CPU 0.25 → 0.21 s (medians of 12,
- * alternating, scripts/bench). A synchronous read holds the event loop for as long as it takes,
+ * and sending a release of 21 files of 1 MiB that way: client CPU 0.25 → 0.23 s, wall 0.353 →
+ * 0.329 s (medians of 12, alternating, scripts/bench). A synchronous read holds the event loop for as long as it takes,
  * so larger files keep the thread pool: none of their reads keeps the other uploads waiting.
  */
 export async function openFileReader(path: string, size: number): Promise<FileReader> {
