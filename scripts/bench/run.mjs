@@ -1957,7 +1957,7 @@ function render(report) {
     );
     if (c.twineRtt)
       L.push(
-        `The same three through a proxy that holds every chunk ${c.twineRtt.rttMs / 2} ms each way (\`scripts/bench/delay-proxy.mjs\`: ${c.twineRtt.rttMs} ms round trips, as over a network; latency only): \`pep694 upload\` ${range(c.twineRtt.pep694, 2)} s, \`twine upload\` ${range(c.twineRtt.twine, 2)} s, ratio ${range(c.twineRtt.ratio, 2)} (no target); minimal client ${range(c.twineRtt.minimal, 2)} s, ÷ twine ${range(c.twineRtt.minimalRatio, 2)}; pep694 ÷ that floor ${range(c.twineRtt.pep694OverMinimal, 2)}. Upload 2.0 makes three round trips per file where the legacy API makes one.`,
+        `The same three through a proxy that holds every chunk ${c.twineRtt.rttMs / 2} ms each way (\`scripts/bench/delay-proxy.mjs\`: ${c.twineRtt.rttMs} ms round trips, as over a network; latency only): \`pep694 upload\` ${range(c.twineRtt.pep694, 2)} s, \`twine upload\` ${range(c.twineRtt.twine, 2)} s, ratio ${range(c.twineRtt.ratio, 2)} (no target); minimal client ${range(c.twineRtt.minimal, 2)} s, ÷ twine ${range(c.twineRtt.minimalRatio, 2)}; pep694 ÷ that floor ${range(c.twineRtt.pep694OverMinimal, 2)}${c.twineRtt.pep694NoExtraCa ? `; \`pep694 upload\` with NODE_EXTRA_CA_CERTS unset ${range(c.twineRtt.pep694NoExtraCa, 2)} s, ÷ twine ${range(c.twineRtt.ratioNoExtraCa, 2)}` : ''}. Upload 2.0 makes three round trips per file where the legacy API makes one.`,
         '',
       );
   }

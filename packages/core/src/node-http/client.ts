@@ -364,10 +364,11 @@ export const SMALL_FILE = 4 * 1024 * 1024;
 export const SMALL_FILE_CHUNK = 256 * 1024;
 
 /**
- * Spare read buffers of one size, kept between requests (at most 16: 8 parallel uploads, the
- * `pep694` command's default, of two each), so that a release of many files does not pay fresh
- * pages for every file either.
+ * Spare read buffers of one size kept between requests (8 parallel uploads, the `pep694` command's
+ * default, of two each), so that a release of many files does not pay fresh pages for every file
+ * either.
  */
+const MAX_SPARE_BUFFERS = 16;
 class SpareBuffers {
   private readonly spare: Buffer[] = [];
   constructor(readonly size: number) {}
@@ -375,7 +376,7 @@ class SpareBuffers {
     return this.spare.pop() ?? Buffer.allocUnsafeSlow(this.size);
   }
   giveBack(buf: Buffer): void {
-    if (this.spare.length < 16) this.spare.push(buf);
+    if (this.spare.length < MAX_SPARE_BUFFERS) this.spare.push(buf);
   }
 }
 const smallFileBuffers = new SpareBuffers(SMALL_FILE_CHUNK);
@@ -415,8 +416,9 @@ export interface FileReader {
  * asynchronous read is a round trip through libuv's thread pool (a thread woken to read, the event
  * loop woken by its answer), which on the bench machine cost more than copying 256 KiB. Hashing
  * and sending a release of 21 files of 1 MiB that way: client CPU 0.25 → 0.23 s, wall 0.353 →
- * 0.329 s (medians of 12, alternating, scripts/bench). A synchronous read holds the event loop for as long as it takes,
- * so larger files keep the thread pool: none of their reads keeps the other uploads waiting.
+ * 0.329 s (medians of 12, alternating, scripts/bench). A synchronous read holds the event loop for
+ * as long as it takes, so larger files keep the thread pool: none of their reads keeps the other
+ * uploads waiting.
  */
 export async function openFileReader(path: string, size: number): Promise<FileReader> {
   if (size <= SMALL_FILE) {
@@ -452,7 +454,7 @@ function sendFile(
   const run = async () => {
     const length = file.end - file.start;
     if (length !== size) throw new RangeError(`the file has ${length} bytes in the range given, not the ${size} given as size`);
-    const fh = await openFileReader(file.path, size);
+    const reader = await openFileReader(file.path, size);
     try {
       const buffers: [Buffer, Buffer | undefined] = [takeChunk(size), undefined];
       let written: Promise<void> = Promise.resolve();
@@ -460,7 +462,7 @@ function sendFile(
       let i = 0;
       while (sent < size) {
         const buf = (buffers[i] ??= takeChunk(size));
-        const bytesRead = await fh.read(buf, Math.min(buf.length, size - sent), file.start + sent);
+        const bytesRead = await reader.read(buf, Math.min(buf.length, size - sent), file.start + sent);
         await written;
         if (on.stopped()) {
           giveBack(buffers);
@@ -479,7 +481,7 @@ function sendFile(
       // Every write has called back: nothing holds the buffers any more. (After a failure one may still be in flight: dropped.)
       giveBack(buffers);
     } finally {
-      await fh.close();
+      await reader.close();
     }
     if (!on.stopped()) on.onEnd();
   };
