@@ -338,7 +338,7 @@ async function alreadyExists(
   sha256 = release.sha256,
 ): Promise<ProblemError> {
   const published = await o.store.getPublishedFile(release.project, holder);
-  const extensions = { 'published-filename': holder };
+  const extensions: Record<string, string> = { 'published-filename': holder };
   if (!published) {
     return new ProblemError(
       'file-already-published',
@@ -347,6 +347,8 @@ async function alreadyExists(
     );
   }
   const hash = published.hashes.sha256 ?? '';
+  // As the Upload 2.0 answer says it: a client re-running an upload skips the same file.
+  if (hash) Object.assign(extensions, { 'published-sha256': hash });
   if (holder !== release.filename) {
     return new ProblemError(
       'file-already-published',

@@ -51,13 +51,22 @@ describe('another spelling of a published wheel', () => {
     for (const spelling of ['foo-1.0.0-py3-none-any.whl', 'foo-1.0.0.0-py3-none-any.whl']) {
       const res = await api('POST', s.links.upload!, { body: offer(spelling) });
       expect(res.status, spelling).toBe(409);
-      expect(res.body).toMatchObject({ code: 'file-already-published', 'published-filename': 'foo-1.0-py3-none-any.whl' });
+      expect(res.body).toMatchObject({
+        code: 'file-already-published',
+        'published-filename': 'foo-1.0-py3-none-any.whl',
+        'published-sha256': sha256(Buffer.from('original foo-1.0-py3-none-any.whl')),
+      });
       expect(res.body.detail).toContain(`${spelling} is the same distribution as foo-1.0-py3-none-any.whl`);
     }
-    // The exact name, as before.
+    // The exact name, as before, with the published file's sha256: a client re-running an upload
+    // tells the same file (to skip) from a rebuilt one.
     const same = await api('POST', s.links.upload!, { body: offer('foo-1.0-py3-none-any.whl') });
     expect(same.status).toBe(409);
-    expect(same.body.code).toBe('file-already-published');
+    expect(same.body).toMatchObject({
+      code: 'file-already-published',
+      'published-filename': 'foo-1.0-py3-none-any.whl',
+      'published-sha256': sha256(Buffer.from('original foo-1.0-py3-none-any.whl')),
+    });
 
     // Other wheels of the release are still welcome, and the index lists one wheel per tag set.
     await uploadFile(s, 'foo-1.0-py2-none-any.whl', Buffer.from('py2 wheel'));

@@ -9,6 +9,7 @@ import type {
   FileUploadSummary,
   FileValidator,
   HousekeepingStore,
+  IndexReadStore,
   NameRegistrationPolicy,
   Principal,
   PublishingSessionRecord,
@@ -30,8 +31,11 @@ export type PublishCheck = (
 
 export interface ServiceDeps extends AccessDeps {
   readonly config: ServerConfig;
-  /** The upload role for the session API; the housekeeping role for the reaper and crash recovery. */
-  readonly store: UploadStore & HousekeepingStore;
+  /**
+   * The upload role for the session API; the housekeeping role for the reaper and crash recovery;
+   * one read of the index role, for what a 409 says of the published file it names.
+   */
+  readonly store: UploadStore & HousekeepingStore & Pick<IndexReadStore, 'getPublishedFile'>;
   readonly blobs: BlobStore;
   readonly names: NameRegistrationPolicy;
   readonly clock: Clock;

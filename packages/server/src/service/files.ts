@@ -69,7 +69,7 @@ export async function createFile(
   publishingSessionMachine.next(session.status, 'file-changed'); // 409 unless open or error
   // Best-effort early check (PEP "Create a File Upload Session"); publish re-checks atomically.
   const published = await store.findPublishedIdentity(session.project, identity);
-  if (published !== undefined) throw alreadyPublished(body.filename, published);
+  if (published !== undefined) throw await refusePublished(store, session.project, body.filename, published);
 
   const offer = { project: session.project, version: session.version, filename: body.filename, size: body.size, hashes };
   const negotiation = await mechanism.negotiate(offer);
@@ -104,6 +104,12 @@ export async function createFile(
   } finally {
     ctx.creating.delete(input.id);
   }
+}
+
+/** The 409 for a file whose distribution `published` holds, with its sha256 once it is published (not only claimed). */
+async function refusePublished(store: ServiceContext['store'], project: string, filename: string, published = filename) {
+  const file = await store.getPublishedFile(project, published);
+  return alreadyPublished(filename, published, file?.hashes.sha256);
 }
 
 async function prepareAndStoreFile(
@@ -155,7 +161,7 @@ async function prepareAndStoreFile(
     case 'same-distribution':
       throw sameDistribution(filename, result.file, links);
     case 'published':
-      throw alreadyPublished(filename, result.filename);
+      throw await refusePublished(store, session.project, filename, result.filename);
     case 'over-quota':
       throw overQuota(input.size, result.quota, result.used);
     case 'session-state':

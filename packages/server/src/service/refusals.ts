@@ -6,8 +6,12 @@
 import { ProblemError, type FileUploadRecord } from '@pep694/core';
 import type { Links } from './links.js';
 
-/** 409: `published` (a file of the same identity) is published, or claimed by a publish in flight. */
-export function alreadyPublished(filename: string, published: string = filename): ProblemError {
+/**
+ * 409: `published` (a file of the same identity) is published, or claimed by a publish in flight.
+ * `publishedSha256`, known once it is published, lets a client re-running an upload tell the same
+ * file (skip it: `pep694 upload --skip-existing`) from a rebuilt one (a new version is needed).
+ */
+export function alreadyPublished(filename: string, published: string = filename, publishedSha256?: string): ProblemError {
   const what = published === filename ? filename : `${filename} is the same distribution as ${published}, which`;
   return new ProblemError(
     'file-already-published',
@@ -19,7 +23,7 @@ export function alreadyPublished(filename: string, published: string = filename)
           message: published === filename ? 'already published' : `the same distribution as ${published}, already published`,
         },
       ],
-      extensions: { 'published-filename': published },
+      extensions: { 'published-filename': published, ...(publishedSha256 ? { 'published-sha256': publishedSha256 } : {}) },
     },
   );
 }
