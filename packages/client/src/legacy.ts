@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { HttpAnswerError, openUploadBody, problemOf, sendRequest } from '@pep694/core/node-http';
+import { HttpAnswerError, openUploadBody, problemOf, sendRequest, type HttpAnswer } from '@pep694/core/node-http';
 import { multipartFraming } from '@pep694/mechanism-multipart/client';
 import type { CoreMetadata } from './dist-metadata.js';
 import { findAttestations, type Dist, type Release } from './dists.js';
@@ -84,12 +84,48 @@ export interface LegacyUploadOptions {
   readonly onProgress?: (filename: string, sent: number, total: number) => void;
   readonly onFileStart?: (filename: string, size: number) => void;
   readonly onFileDone?: (filename: string, size: number, sha256: string) => void;
+  readonly onFileSkipped?: (filename: string, size: number, reason: string) => void;
+  /**
+   * Skip a file the index answers already exists (twine's `--skip-existing`: 409, or 400 saying
+   * "already exist"), unless the answer names a published sha256 other than this file's.
+   */
+  readonly skipExisting?: boolean;
   readonly userAgent?: string;
 }
 
+export interface LegacyFileResult {
+  readonly filename: string;
+  readonly size: number;
+  readonly sha256: string;
+  /** `completed` (uploaded, so published), or `already-published` (`skipExisting`). */
+  readonly status: 'completed' | 'already-published';
+}
+
+/**
+ * Whether a refused upload says the file exists already: this index's problem says it with its
+ * code (`file-already-published`); other answers are read as twine's `--skip-existing` reads them
+ * (409, or 400 saying "already exist", PyPI's). Then `same` or `other` when it names the published sha256
+ * (`published-sha256`), `unknown` when not. Undefined for any other refusal, or when it names
+ * another file (`published-filename`: another spelling of the distribution).
+ */
+export function legacyAlreadyExists(answer: HttpAnswer, filename: string, sha256: string): 'same' | 'other' | 'unknown' | undefined {
+  const problem = problemOf(answer);
+  // A problem with a code says exactly what was refused; twine's heuristics are for the others.
+  const says =
+    typeof problem?.['code'] === 'string'
+      ? problem['code'] === 'file-already-published'
+      : answer.status === 409 || (answer.status === 400 && /already exist/i.test(answer.text));
+  if (!says) return undefined;
+  const name = problem?.['published-filename'];
+  if (name !== undefined && name !== filename) return undefined;
+  const theirs = problem?.['published-sha256'];
+  if (typeof theirs !== 'string') return 'unknown';
+  return theirs.toLowerCase() === sha256 ? 'same' : 'other';
+}
+
 /** Uploads each file of a release with its own POST, one after the other (the legacy API publishes each at once). */
-export async function uploadLegacy(opts: LegacyUploadOptions): Promise<{ filename: string; size: number; sha256: string }[]> {
-  const done: { filename: string; size: number; sha256: string }[] = [];
+export async function uploadLegacy(opts: LegacyUploadOptions): Promise<LegacyFileResult[]> {
+  const done: LegacyFileResult[] = [];
   for (const dist of opts.release.dists) {
     // Loaded here: the archive readers are needed by legacy uploads only, not at every start.
     const { sdistMetadata, wheelMetadata } = await import('./dist-metadata.js');
@@ -110,6 +146,9 @@ export async function uploadLegacy(opts: LegacyUploadOptions): Promise<{ filenam
       headers: {
         ...(opts.authorization ? { Authorization: opts.authorization } : {}),
         'Content-Type': framing.contentType,
+        // A refusal as a problem document where the index has one (its published-sha256 says
+        // whether an existing file is this one), else the text legacy indexes send.
+        Accept: 'application/problem+json, text/plain;q=0.9, */*;q=0.5',
         'User-Agent': opts.userAgent ?? 'pep694-client',
       },
       body: {
@@ -121,9 +160,20 @@ export async function uploadLegacy(opts: LegacyUploadOptions): Promise<{ filenam
       },
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
-    if (answer.status < 200 || answer.status >= 300)
+    if (answer.status < 200 || answer.status >= 300) {
+      const exists = opts.skipExisting ? legacyAlreadyExists(answer, dist.filename, d.sha256) : undefined;
+      if (exists === 'same' || exists === 'unknown') {
+        opts.onFileSkipped?.(
+          dist.filename,
+          dist.size,
+          exists === 'same' ? 'already published with the same sha256' : 'already exists on the index',
+        );
+        done.push({ filename: dist.filename, size: dist.size, sha256: d.sha256, status: 'already-published' });
+        continue;
+      }
       throw new HttpAnswerError('POST', url.href, answer.status, problemOf(answer), answer.text);
-    done.push({ filename: dist.filename, size: dist.size, sha256: d.sha256 });
+    }
+    done.push({ filename: dist.filename, size: dist.size, sha256: d.sha256, status: 'completed' });
     opts.onFileDone?.(dist.filename, dist.size, d.sha256);
   }
   return done;

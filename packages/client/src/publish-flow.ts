@@ -7,7 +7,7 @@
 import type { MechanismClient } from '@pep694/core/node-http';
 import { collectReleases, type Release } from './dists.js';
 import { NotUpload2, TestInstallFailed, UsageError } from './errors.js';
-import { uploadLegacy } from './legacy.js';
+import { uploadLegacy, type LegacyFileResult } from './legacy.js';
 import type { StateStore } from './state.js';
 import { testInstall } from './test-install.js';
 import { uploadRelease, type ReleaseResult, type UploadEvent } from './upload.js';
@@ -44,6 +44,8 @@ export interface PublishFlowOptions {
   readonly testExtraIndexUrls?: readonly string[];
   readonly mechanism?: string;
   readonly parallel?: number;
+  /** Skip files already published with the same sha256 (twine's `--skip-existing`). */
+  readonly skipExisting?: boolean;
   readonly halves?: readonly MechanismClient[];
   readonly state?: StateStore;
   readonly signal?: AbortSignal;
@@ -55,7 +57,7 @@ export interface LegacyResult {
   readonly name: string;
   readonly version: string;
   readonly protocol: 'legacy';
-  readonly files: readonly { filename: string; size: number; sha256: string }[];
+  readonly files: readonly LegacyFileResult[];
 }
 
 export type FlowResult = (ReleaseResult & { readonly protocol: '2' }) | LegacyResult;
@@ -93,6 +95,8 @@ export async function publishFlow(opts: PublishFlowOptions): Promise<FlowResult[
           filename,
           result: { filename, size, sha256, status: 'completed', bytesSent: size, resumedFrom: 0, attestations: 0 },
         }),
+      onFileSkipped: (filename, size, reason) => opts.onEvent?.({ type: 'file-skipped', filename, size, reason }),
+      ...(opts.skipExisting ? { skipExisting: true } : {}),
       ...(opts.userAgent ? { userAgent: opts.userAgent } : {}),
     });
     results.push({ name: release.name, version: release.version, protocol: 'legacy', files });
@@ -108,6 +112,7 @@ async function uploadOne(opts: PublishFlowOptions, release: Release, authorizati
     ...(opts.stage ? { stage: true } : {}),
     ...(opts.mechanism ? { mechanism: opts.mechanism } : {}),
     ...(opts.parallel ? { parallel: opts.parallel } : {}),
+    ...(opts.skipExisting ? { skipExisting: true } : {}),
     ...(opts.halves ? { halves: opts.halves } : {}),
     ...(opts.state ? { state: opts.state } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),

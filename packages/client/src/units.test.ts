@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseRetryAfter } from './api.js';
 import { resolveRepository } from './cli/credentials.js';
-import { fileReadBuffers } from '@pep694/core/node-http';
+import { fileReadBuffers, type HttpAnswer } from '@pep694/core/node-http';
 import { parseDistFilename, sha256File } from './dists.js';
 import { ApiError, errorLines } from './errors.js';
+import { legacyAlreadyExists } from './legacy.js';
 import { pollUntil } from './poll.js';
 import { authorizations } from './publish-flow.js';
 
@@ -130,5 +131,34 @@ describe('errorLines', () => {
       'creating x',
     );
     expect(errorLines(err)).toEqual(['creating x: 400 Bad Request: the file name is invalid', '  - /filename: not a wheel name']);
+  });
+});
+
+describe('legacyAlreadyExists', () => {
+  const sha = 'a'.repeat(64);
+  const text = (status: number, body: string): HttpAnswer => ({ status, headers: { 'content-type': 'text/plain' }, text: body });
+  const problem = (extensions: Record<string, unknown>): HttpAnswer => ({
+    status: 409,
+    headers: { 'content-type': 'application/problem+json' },
+    text: JSON.stringify({ status: 409, code: 'file-already-published', 'published-filename': 'a-1.0.tar.gz', ...extensions }),
+  });
+  it('reads the answers twine’s --skip-existing reads: PyPI’s 400 saying it already exists, any 409', () => {
+    const pypi =
+      "File already exists ('a-1.0.tar.gz', with blake2_256 hash 'x'). See https://pypi.org/help/#file-name-reuse for more information.";
+    expect(legacyAlreadyExists(text(400, pypi), 'a-1.0.tar.gz', sha)).toBe('unknown');
+    expect(legacyAlreadyExists(text(409, 'Conflict'), 'a-1.0.tar.gz', sha)).toBe('unknown');
+    expect(legacyAlreadyExists(text(400, 'Invalid value for version'), 'a-1.0.tar.gz', sha)).toBeUndefined();
+    expect(legacyAlreadyExists(text(403, 'Invalid or non-existent authentication information.'), 'a-1.0.tar.gz', sha)).toBeUndefined();
+  });
+  it('tells the same file from other contents by published-sha256, and never takes another file name for this one', () => {
+    expect(legacyAlreadyExists(problem({ 'published-sha256': sha }), 'a-1.0.tar.gz', sha)).toBe('same');
+    expect(legacyAlreadyExists(problem({ 'published-sha256': sha.toUpperCase() }), 'a-1.0.tar.gz', sha)).toBe('same');
+    expect(legacyAlreadyExists(problem({ 'published-sha256': 'b'.repeat(64) }), 'a-1.0.tar.gz', sha)).toBe('other');
+    expect(legacyAlreadyExists(problem({}), 'a-1.0.tar.gz', sha)).toBe('unknown');
+    expect(legacyAlreadyExists(problem({ 'published-sha256': sha }), 'a-1.0.0.tar.gz', sha)).toBeUndefined();
+    // Another refusal of this index with 409 (a name another uploader reserved) is not "exists".
+    expect(
+      legacyAlreadyExists(problem({ code: 'name-unavailable', 'published-filename': undefined }), 'a-1.0.tar.gz', sha),
+    ).toBeUndefined();
   });
 });

@@ -43,8 +43,11 @@ export interface FileResult {
   readonly filename: string;
   readonly size: number;
   readonly sha256: string;
-  /** `completed` (uploaded by this run), `skipped` (already completed in the session). */
-  readonly status: 'completed' | 'skipped';
+  /**
+   * `completed` (uploaded by this run), `skipped` (already completed in the session),
+   * `already-published` (published before, with the same sha256; `skipExisting`).
+   */
+  readonly status: 'completed' | 'skipped' | 'already-published';
   readonly mechanism?: string;
   /** Bytes of the file this run sent (fewer than `size` when a transfer resumed; 0 when skipped). */
   readonly bytesSent: number;
@@ -60,8 +63,12 @@ export interface ReleaseResult {
   readonly localId: string | undefined;
   readonly sessionToken: string | undefined;
   readonly stageUrl: string | undefined;
-  /** `published`, or `staged` (left open on purpose), or `processing` (publish accepted, not yet done). */
-  readonly status: 'published' | 'staged' | 'processing';
+  /**
+   * `published`, or `staged` (left open on purpose), or `processing` (publish accepted, not yet
+   * done), or `unchanged`: every file was already published (`skipExisting`), so the session this
+   * run created held nothing and was canceled.
+   */
+  readonly status: 'published' | 'staged' | 'processing' | 'unchanged';
   readonly joined: boolean;
   readonly files: readonly FileResult[];
   readonly notices: readonly string[];
@@ -79,6 +86,12 @@ export interface UploadReleaseOptions {
   readonly mechanism?: string;
   /** Files uploaded at once (default 8). */
   readonly parallel?: number;
+  /**
+   * Skip a file the index says is already published with the same sha256 (twine's
+   * `--skip-existing`, for re-running a release job that got that far); one published with other
+   * contents still fails the run.
+   */
+  readonly skipExisting?: boolean;
   /** Client halves (default the first-party three; add third parties' after them). */
   readonly halves?: readonly MechanismClient[];
   /** Local state for resuming; undefined keeps none. */
@@ -250,6 +263,26 @@ const isRefusal = (err: unknown) =>
  */
 export const DEFAULT_PARALLEL = 8;
 
+/**
+ * What a 409 `file-already-published` (this index's problem code) says of `filename`: `same` when
+ * it names this file published with this sha256 (`published-sha256`), `other` when with another
+ * one, `unknown` when it gives none; undefined for any other answer, or for another spelling of
+ * the distribution (`published-filename`), which is never the same file.
+ */
+function alreadyPublished(err: unknown, filename: string, sha256: string): 'same' | 'other' | 'unknown' | undefined {
+  if (!(err instanceof ApiError) || err.status !== 409 || err.problem?.['code'] !== 'file-already-published') return undefined;
+  const name = err.problem['published-filename'];
+  if (name !== undefined && name !== filename) return undefined;
+  const published = publishedSha256(err);
+  if (published === undefined) return 'unknown';
+  return published === sha256 ? 'same' : 'other';
+}
+
+const publishedSha256 = (err: ApiError): string | undefined => {
+  const v = err.problem?.['published-sha256'];
+  return typeof v === 'string' ? v.toLowerCase() : undefined;
+};
+
 /** Runs `work` on every item, at most `limit` at once; the first failure stops new work and is rethrown once the running ones end. */
 async function inParallel<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array<R>(items.length);
@@ -390,12 +423,46 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
     } else {
       let createdFile: { file: FileUploadSession; url: string } | undefined;
       let lastErr: unknown;
+      /** The index says this file is published already: skipped when `skipExisting` and it is the same file; else a notice says what would skip it. */
+      const publishedBefore = (err: unknown): FileResult | undefined => {
+        const published = alreadyPublished(err, dist.filename, sha256);
+        if (published === undefined) return undefined;
+        if (published !== 'other' && opts.skipExisting) {
+          const reason =
+            published === 'same'
+              ? 'already published with the same sha256'
+              : 'already published (the index did not say with which contents)';
+          emit({ type: 'file-skipped', filename: dist.filename, size: dist.size, reason });
+          return {
+            filename: dist.filename,
+            size: dist.size,
+            sha256,
+            status: 'already-published',
+            bytesSent: 0,
+            resumedFrom: 0,
+            attestations: 0,
+          };
+        }
+        if (published !== 'other') {
+          const contents = published === 'same' ? 'with the same contents' : '(the index did not say with which contents)';
+          emit({ type: 'notice', message: `${dist.filename} is already published ${contents}: --skip-existing skips such files` });
+        } else if (opts.skipExisting) {
+          const theirs = publishedSha256(err as ApiError);
+          emit({
+            type: 'notice',
+            message: `${dist.filename} is published with other contents (sha256 ${theirs}; this file's is ${sha256}): --skip-existing skips only the same file`,
+          });
+        }
+        return undefined;
+      };
       for (const mechanism of choices) {
         try {
           const a = await api.createFile(session, { filename: dist.filename, size: dist.size, hashes: { sha256 }, mechanism });
           createdFile = { file: a.body, url: a.body.links['file-upload-session'] };
           break;
         } catch (err) {
+          const skipped = publishedBefore(err);
+          if (skipped) return skipped;
           lastErr = err;
           // 422: the server does not take this mechanism for this file after all; try the next one it listed.
           if (!(err instanceof ApiError && err.status === 422)) throw err;
@@ -476,10 +543,6 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
 
   try {
     const files = await inParallel(release.dists, parallel, uploadOne);
-    if (record && state) {
-      record.status = 'open';
-      await state.saveAsync(record);
-    }
     const base = {
       name: release.name,
       version: release.version,
@@ -491,6 +554,21 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
       files,
       notices,
     };
+    if (!joined && files.every((f) => f.status === 'already-published')) {
+      // Every file is published already: the session this run created holds nothing to stage,
+      // test or publish, so it is canceled rather than left open or published empty.
+      await api.cancel(session.links.session);
+      if (record && state) {
+        record.status = 'canceled';
+        await state.saveAsync(record);
+      }
+      emit({ type: 'canceled', sessionUrl: session.links.session });
+      return { ...base, status: 'unchanged' };
+    }
+    if (record && state) {
+      record.status = 'open';
+      await state.saveAsync(record);
+    }
     if (opts.beforePublish) {
       const fresh = await api.status(session.links.session);
       await opts.beforePublish(fresh);

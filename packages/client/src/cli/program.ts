@@ -93,13 +93,19 @@ function sessionLines(session: PublishingSession, record: SessionRecord | undefi
 function uploadSummary(results: readonly FlowResult[]): string[] {
   const lines: string[] = [];
   for (const r of results) {
+    const published = r.files.filter((f) => f.status === 'already-published').length;
+    const there = published > 0 ? `, ${published} already published` : '';
     if (r.protocol === 'legacy') {
-      lines.push(`Uploaded ${r.name} ${r.version} through the legacy API (${r.files.length} file(s); each is published as it arrives).`);
+      lines.push(
+        `Uploaded ${r.name} ${r.version} through the legacy API (${r.files.length - published} file(s)${there}; each is published as it arrives).`,
+      );
       continue;
     }
     const sent = r.files.reduce((a, f) => a + f.bytesSent, 0);
-    const counts = `${r.files.length} file(s), ${formatBytes(sent)} sent`;
-    if (r.status === 'staged') {
+    const counts = `${r.files.length - published} file(s), ${formatBytes(sent)} sent${there}`;
+    if (r.status === 'unchanged') {
+      lines.push(`Nothing to upload for ${r.name} ${r.version}: every file is already published; the session was canceled.`);
+    } else if (r.status === 'staged') {
       lines.push(`Staged ${r.name} ${r.version} (${counts}); not published.`);
       if (r.stageUrl) {
         lines.push(`  stage:   ${r.stageUrl}`);
@@ -149,6 +155,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
       .option('--test-command <cmd>', 'the test run by --test-install (default: import the top-level modules)')
       .option('--test-extra-index-url <url>', 'another index for the dependencies during --test-install (repeatable)', collect)
       .option('--mechanism <id>', 'the file upload mechanism to use instead of the index’s preference')
+      .option('--skip-existing', 'skip files the index already publishes with the same sha256 (re-running a release job)')
       .addOption(new Option('--parallel <n>', 'files uploaded at once').argParser(positiveInt).default(DEFAULT_PARALLEL))
       .addOption(
         new Option('--protocol <p>', 'Upload 2.0, the legacy API, or 2.0 falling back to legacy on 404/406')
@@ -188,6 +195,7 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
         ...(o['testExtraIndexUrl'] ? { testExtraIndexUrls: o['testExtraIndexUrl'] as string[] } : {}),
         ...(o['mechanism'] ? { mechanism: o['mechanism'] as string } : {}),
         parallel: o['parallel'] as number,
+        skipExisting: o['skipExisting'] === true,
         halves,
         state,
         signal: io.signal,
