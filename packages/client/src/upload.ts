@@ -378,6 +378,13 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
     await keepAlive.check();
     const { sha256, attestations } = await (prepared.get(dist) ?? prepare(dist));
     prepared.delete(dist);
+    /** A file this run does not send, once it has said why. */
+    const notSent = (status: 'skipped' | 'already-published', reason: string): FileResult => {
+      emit({ type: 'file-skipped', filename: dist.filename, size: dist.size, reason });
+      // In the session already, the server has every byte (resumedFrom: the whole file).
+      const resumedFrom = status === 'skipped' ? dist.size : 0;
+      return { filename: dist.filename, size: dist.size, sha256, status, bytesSent: 0, resumedFrom, attestations: 0 };
+    };
     const onServer = session.files[dist.filename];
     const local = record?.files[dist.filename];
     let resume: { file: FileUploadSession; url: string } | undefined;
@@ -386,17 +393,10 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
       if (status === 'processing') status = (await settle(onServer.link, { retryAfter: undefined })).status;
       const same = local?.sha256 === sha256;
       if (status === 'completed' && (same || !local)) {
-        const reason = same ? 'already completed in this session' : 'already completed in this session (uploaded by another client)';
-        emit({ type: 'file-skipped', filename: dist.filename, size: dist.size, reason });
-        return {
-          filename: dist.filename,
-          size: dist.size,
-          sha256,
-          status: 'skipped',
-          bytesSent: 0,
-          resumedFrom: dist.size,
-          attestations: 0,
-        };
+        return notSent(
+          'skipped',
+          same ? 'already completed in this session' : 'already completed in this session (uploaded by another client)',
+        );
       }
       if (status === 'pending' && !local) {
         // Someone else's upload in flight (another workflow contributing to this session): not ours to delete.
@@ -432,16 +432,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
             published === 'same'
               ? 'already published with the same sha256'
               : 'already published (the index did not say with which contents)';
-          emit({ type: 'file-skipped', filename: dist.filename, size: dist.size, reason });
-          return {
-            filename: dist.filename,
-            size: dist.size,
-            sha256,
-            status: 'already-published',
-            bytesSent: 0,
-            resumedFrom: 0,
-            attestations: 0,
-          };
+          return notSent('already-published', reason);
         }
         if (published !== 'other') {
           const contents = published === 'same' ? 'with the same contents' : '(the index did not say with which contents)';
