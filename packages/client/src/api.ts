@@ -6,6 +6,7 @@
  */
 import { ApiError, NotUpload2 } from './errors.js';
 import { header, requestText, type RawAnswer } from './http.js';
+import { sleep } from './poll.js';
 
 export const UPLOAD_CONTENT_TYPE = 'application/vnd.pypi.upload.v2+json';
 const META = { 'api-version': '2.0' } as const;
@@ -49,6 +50,44 @@ export interface ApiOptions {
   readonly authorization: string | undefined;
   readonly userAgent?: string;
   readonly signal?: AbortSignal;
+  /** Told before each retry of a transient failure (see `retryDelay`): what failed, and the wait. */
+  readonly onRetry?: (what: string, seconds: number, attempt: number) => void;
+  /** Tries per request, the first included (default 4; 1 never retries). */
+  readonly attempts?: number;
+}
+
+/** The longest `Retry-After` waited out by a retry; a longer one (a rate limit's window) fails the request at once. */
+export const MAX_RETRY_AFTER = 30;
+
+/**
+ * Whether a failed control-plane request is tried again, and after how many seconds; undefined:
+ * not retried. Only what cannot have been carried out is retried whatever the method, so a POST
+ * never runs twice:
+ * - 429 and 503 (the server, or a proxy in front of it, did not take the request: a restart, a
+ *   node leaving a load balancer), after `Retry-After` when it is at most MAX_RETRY_AFTER, else
+ *   after 0.5, 1, 2 s; a longer `Retry-After` is not waited out;
+ * - a connection refused (nothing received the request);
+ * - for GET only (it changes nothing), also 502 and 504 and a connection reset or timed out.
+ * Anything else, in particular a POST whose connection broke, is for a re-run, which joins the
+ * session and picks up where it stopped.
+ */
+export function retryDelay(
+  method: string,
+  failure: { status: number; retryAfter: number | undefined } | { code: string | undefined },
+  attempt: number,
+): number | undefined {
+  const backoff = 0.5 * 2 ** (attempt - 1);
+  if ('status' in failure) {
+    if (failure.status === 429 || failure.status === 503) {
+      if (failure.retryAfter === undefined) return backoff;
+      return failure.retryAfter <= MAX_RETRY_AFTER ? failure.retryAfter : undefined;
+    }
+    return method === 'GET' && (failure.status === 502 || failure.status === 504) ? backoff : undefined;
+  }
+  if (failure.code === 'ECONNREFUSED') return backoff;
+  return method === 'GET' && (failure.code === 'ECONNRESET' || failure.code === 'ETIMEDOUT' || failure.code === 'EPIPE')
+    ? backoff
+    : undefined;
 }
 
 /** `Retry-After` as seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
@@ -86,7 +125,8 @@ export class SessionApi {
   }
 
   /**
-   * One request (redirects are not followed); resolves with the whole answer, rejects on network errors.
+   * One request (redirects are not followed); resolves with the whole answer, rejects on network
+   * errors. A transient failure is tried again first (`retryDelay`, `attempts`, `onRetry`).
    * `signal`: default the client's; null sends it with none (a cancel after Ctrl+C must still go out).
    */
   async raw(
@@ -95,13 +135,31 @@ export class SessionApi {
     body?: Record<string, unknown>,
     signal: AbortSignal | null | undefined = this.opts.signal,
   ): Promise<RawAnswer> {
-    return requestText(
-      method,
-      url,
-      this.headers(body !== undefined),
-      body !== undefined ? JSON.stringify({ meta: META, ...body }) : undefined,
-      signal ?? undefined,
-    );
+    const attempts = this.opts.attempts ?? 4;
+    for (let attempt = 1; ; attempt++) {
+      let answer: RawAnswer | undefined;
+      let delay: number | undefined;
+      let what: string;
+      try {
+        answer = await requestText(
+          method,
+          url,
+          this.headers(body !== undefined),
+          body !== undefined ? JSON.stringify({ meta: META, ...body }) : undefined,
+          signal ?? undefined,
+        );
+        delay = retryDelay(method, { status: answer.status, retryAfter: parseRetryAfter(header(answer, 'retry-after')) }, attempt);
+        what = `${method} ${url}: ${answer.status}`;
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        delay = retryDelay(method, { code: (err as NodeJS.ErrnoException).code }, attempt);
+        if (delay === undefined || attempt >= attempts) throw err;
+        what = `${method} ${url}: ${(err as Error).message}`;
+      }
+      if (delay === undefined || attempt >= attempts) return answer!;
+      this.opts.onRetry?.(what, delay, attempt + 1);
+      await sleep(delay * 1000, signal ?? undefined);
+    }
   }
 
   /** A request whose answer must have one of `ok` statuses and a JSON body (or none, for 204). */

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseRetryAfter } from './api.js';
+import { MAX_RETRY_AFTER, parseRetryAfter, retryDelay } from './api.js';
 import { resolveRepository } from './cli/credentials.js';
 import { fileReadBuffers, type HttpAnswer } from '@pep694/core/node-http';
 import { parseDistFilename, sha256File } from './dists.js';
@@ -160,5 +160,28 @@ describe('legacyAlreadyExists', () => {
     expect(
       legacyAlreadyExists(problem({ code: 'name-unavailable', 'published-filename': undefined }), 'a-1.0.tar.gz', sha),
     ).toBeUndefined();
+  });
+});
+
+describe('retryDelay', () => {
+  const answer = (status: number, retryAfter?: number) => ({ status, retryAfter });
+  it('retries what the server did not take, for any method: 503 and 429, after Retry-After up to MAX_RETRY_AFTER, else backing off', () => {
+    expect(retryDelay('POST', answer(503), 1)).toBe(0.5);
+    expect(retryDelay('POST', answer(503), 2)).toBe(1);
+    expect(retryDelay('POST', answer(503), 3)).toBe(2);
+    expect(retryDelay('POST', answer(429, 5), 1)).toBe(5);
+    expect(retryDelay('DELETE', answer(503, MAX_RETRY_AFTER), 1)).toBe(MAX_RETRY_AFTER);
+    expect(retryDelay('POST', answer(429, MAX_RETRY_AFTER + 1), 1)).toBeUndefined();
+    expect(retryDelay('POST', { code: 'ECONNREFUSED' }, 1)).toBe(0.5);
+  });
+  it('retries what may have been carried out only for GET, which changes nothing', () => {
+    for (const failure of [answer(502), answer(504), { code: 'ECONNRESET' }, { code: 'ETIMEDOUT' }]) {
+      expect(retryDelay('GET', failure, 1)).toBe(0.5);
+      expect(retryDelay('POST', failure, 1)).toBeUndefined();
+    }
+  });
+  it('never retries an answer the server meant: 500, a 4xx other than 429', () => {
+    for (const status of [500, 400, 401, 404, 409, 422]) expect(retryDelay('GET', answer(status), 1)).toBeUndefined();
+    expect(retryDelay('GET', { code: undefined }, 1)).toBeUndefined();
   });
 });

@@ -312,6 +312,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
     authorization: opts.authorization,
     ...(opts.userAgent ? { userAgent: opts.userAgent } : {}),
     ...(signal ? { signal } : {}),
+    onRetry: (what, seconds, attempt) => emit({ type: 'notice', message: `${what}; trying again in ${seconds} s (try ${attempt})` }),
   });
   // Fail before creating anything when no half fits a named mechanism.
   if (opts.mechanism !== undefined) mechanismChoices([], halves, opts.mechanism);

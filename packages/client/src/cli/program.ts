@@ -237,7 +237,12 @@ export function buildProgram(io: Io, setCode: (code: number) => void): Command {
         },
         io.env,
       );
-      const api = new SessionApi({ authorization: authorizations(repo.credentials).upload2, userAgent: USER_AGENT, signal: io.signal });
+      const api = new SessionApi({
+        authorization: authorizations(repo.credentials).upload2,
+        userAgent: USER_AGENT,
+        signal: io.signal,
+        onRetry: (what, seconds, attempt) => io.stderr.write(`notice: ${what}; trying again in ${seconds} s (try ${attempt})\n`),
+      });
       const { session: s, record: r } = await act(api, spec, state, o);
       if (o['json'] === true) out(JSON.stringify({ ok: true, localId: r?.id, session: s ?? null }, null, 2));
       else {
