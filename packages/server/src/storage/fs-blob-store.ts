@@ -16,6 +16,7 @@ import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { FILE_IO_CHUNK, type BlobStore, type StagingWrite } from '@pep694/core';
+import { DirSync } from './dir-sync.js';
 
 // Numeric fds: fs streams use them with the callback API; given a FileHandle they go through its promise API.
 const openFd = promisify(open);
@@ -64,22 +65,13 @@ function isCode(err: unknown, code: string): boolean {
   return (err as NodeJS.ErrnoException | null)?.code === code;
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await openHandle(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 /** mkdir -p, then fsyncs the parents of whatever it created, so new directories survive a crash too. */
-async function mkdirDurable(dir: string): Promise<void> {
+async function mkdirDurable(dir: string, dirSync: DirSync): Promise<void> {
   const first = await mkdir(dir, { recursive: true });
   if (first === undefined) return;
   const stop = dirname(first);
   for (let d = dirname(dir); ; d = dirname(d)) {
-    await fsyncDir(d);
+    await dirSync.sync(d);
     if (d === stop || d === dirname(d)) break;
   }
 }
@@ -107,23 +99,30 @@ export class FsBlobStore implements BlobStore {
   #ready: Promise<void> | undefined;
   /** Temp files of stagings in flight in this process, which sweepTemp must not take. */
   readonly #live = new Set<string>();
+  /** The directory fsyncs after renames, grouped (./dir-sync.ts). */
+  readonly #dirSync: DirSync;
 
-  constructor(readonly root: string) {
+  /** `options.dirSync`: the directory syncer (tests count its fsyncs); the default fsyncs each directory, grouped. */
+  constructor(
+    readonly root: string,
+    options: { readonly dirSync?: DirSync } = {},
+  ) {
     this.blobDir = join(root, 'blobs');
     this.tmpDir = join(root, 'tmp');
+    this.#dirSync = options.dirSync ?? new DirSync();
   }
 
   /** Creates the directories up front, so a misconfigured root fails at startup, not on the first upload. */
-  static async open(root: string): Promise<FsBlobStore> {
-    const store = new this(root);
+  static async open(root: string, options: { readonly dirSync?: DirSync } = {}): Promise<FsBlobStore> {
+    const store = new this(root, options);
     await store.#ensureDirs();
     return store;
   }
 
   #ensureDirs(): Promise<void> {
     this.#ready ??= (async () => {
-      await mkdirDurable(this.blobDir);
-      await mkdirDurable(this.tmpDir);
+      await mkdirDurable(this.blobDir, this.#dirSync);
+      await mkdirDurable(this.tmpDir, this.#dirSync);
     })().catch((err: unknown) => {
       this.#ready = undefined; // let a later call retry, e.g. once the operator fixed permissions
       throw err;
@@ -171,11 +170,11 @@ export class FsBlobStore implements BlobStore {
         await fsyncFd(fd); // still ours: only destroy() closes it, and abort() no longer destroys once finished
         await closeStream(stream);
         if (failure !== undefined) throw failure;
-        await mkdirDurable(dirname(final));
+        await mkdirDurable(dirname(final), this.#dirSync);
         await rename(tmp, final);
         this.#live.delete(tmp);
         // The rename is durable only once the directory holding the new entry is synced.
-        await fsyncDir(dirname(final));
+        await this.#dirSync.sync(dirname(final));
       })().catch((err: unknown) => {
         // A failed commit is final (it is memoized): release the fd and let the reaper have the
         // temp file even if the caller never aborts.
@@ -246,26 +245,33 @@ export class FsBlobStore implements BlobStore {
     } finally {
       await handle.close();
     }
-    await mkdirDurable(dirname(dst));
+    await mkdirDurable(dirname(dst), this.#dirSync);
     try {
       await rename(path, dst);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EXDEV') return false;
       throw err;
     }
-    await fsyncDir(dirname(dst));
-    if (dirname(path) !== dirname(dst)) await fsyncDir(dirname(path));
+    await this.#syncDirs(dirname(dst), dirname(path));
     return true;
   }
 
   async move(from: string, to: string): Promise<void> {
     const src = this.#path(from);
     const dst = this.#path(to);
-    await mkdirDurable(dirname(dst));
+    await mkdirDurable(dirname(dst), this.#dirSync);
     await rename(src, dst); // ENOENT when `from` is missing: the parent of dst exists by now
     // Sync both directories so that after a crash the blob is under exactly one of the keys.
-    await fsyncDir(dirname(dst));
-    if (dirname(src) !== dirname(dst)) await fsyncDir(dirname(src));
+    await this.#syncDirs(dirname(dst), dirname(src));
+  }
+
+  /**
+   * fsyncs the directories a rename changed, side by side (one when both are the same). Their
+   * order buys nothing: the kernel may write either change back before either fsync, and ext4 and
+   * XFS journal a rename as one transaction.
+   */
+  async #syncDirs(a: string, b: string): Promise<void> {
+    await Promise.all(a === b ? [this.#dirSync.sync(a)] : [this.#dirSync.sync(a), this.#dirSync.sync(b)]);
   }
 
   async delete(key: string): Promise<void> {
