@@ -4,6 +4,7 @@
  * or an ApiError carrying the server's problem document. Control-plane requests only; the file's
  * bytes travel through a mechanism's client half.
  */
+import { HttpAnswerError, parseRetryAfter } from '@pep694/core/node-http';
 import { ApiError, NotUpload2 } from './errors.js';
 import { header, requestText, type RawAnswer } from './http.js';
 import { sleep } from './poll.js';
@@ -90,12 +91,35 @@ export function retryDelay(
     : undefined;
 }
 
-/** `Retry-After` as seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
-export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
-  if (value === null || value.trim() === '') return undefined;
-  if (/^\s*\d+\s*$/.test(value)) return Number(value);
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, (at - now) / 1000);
+/** Network failures that may pass: nothing answered, or the connection broke (an index restarting, a node leaving a load balancer). */
+const TRANSIENT_NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+
+/** How many times a file's bytes are sent in all, the first time included (see `transferRetryDelay`). */
+export const TRANSFER_ATTEMPTS = 4;
+
+/**
+ * Whether a failed transfer of a file's bytes (a client half's `upload`, for a half that is not
+ * resumable: http-post-bytes, multipart) is tried again, and after how many seconds; undefined:
+ * not tried again. It is tried again the way PEP 694 "Error Handling" says ("File upload
+ * failures": cancel that file upload session, then create a new one for the same filename), so it
+ * does not matter what the server did with the broken attempt: a connection refused, reset or
+ * timed out, and an answer that says the failure is the server's and passing: 502, 504, and 503
+ * or 429 after their `Retry-After` when it is at most MAX_RETRY_AFTER (else 0.5, 1, 2 s; a longer
+ * one is not waited out). A refusal (4xx) is not tried again, nor is an abort. `attempt` counts
+ * the failed tries so far, from 1.
+ */
+export function transferRetryDelay(err: unknown, attempt: number): number | undefined {
+  if (attempt >= TRANSFER_ATTEMPTS) return undefined;
+  const backoff = 0.5 * 2 ** (attempt - 1);
+  if (err instanceof HttpAnswerError) {
+    if (err.status === 503 || err.status === 429) {
+      if (err.retryAfter === undefined) return backoff;
+      return err.retryAfter <= MAX_RETRY_AFTER ? err.retryAfter : undefined;
+    }
+    return err.status === 502 || err.status === 504 ? backoff : undefined;
+  }
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && TRANSIENT_NETWORK.has(code) ? backoff : undefined;
 }
 
 function problemOf(res: RawAnswer): { problem: Record<string, unknown> | undefined; text: string } {

@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MAX_RETRY_AFTER, parseRetryAfter, retryDelay } from './api.js';
+import { HttpAnswerError, parseRetryAfter } from '@pep694/core/node-http';
+import { MAX_RETRY_AFTER, retryDelay, TRANSFER_ATTEMPTS, transferRetryDelay } from './api.js';
 import { resolveRepository } from './cli/credentials.js';
 import { fileReadBuffers, type HttpAnswer } from '@pep694/core/node-http';
 import { parseDistFilename, sha256File } from './dists.js';
@@ -183,5 +184,36 @@ describe('retryDelay', () => {
   it('never retries an answer the server meant: 500, a 4xx other than 429', () => {
     for (const status of [500, 400, 401, 404, 409, 422]) expect(retryDelay('GET', answer(status), 1)).toBeUndefined();
     expect(retryDelay('GET', { code: undefined }, 1)).toBeUndefined();
+  });
+});
+
+describe('transferRetryDelay (a file transfer tried again with a new file upload session)', () => {
+  const refused = (status: number, headers: Record<string, string> = {}) =>
+    new HttpAnswerError('POST', 'http://index/upload/bytes', status, undefined, '', headers);
+  const network = (code: string) => Object.assign(new Error(`read ${code}`), { code });
+  it('tries again after what may pass: a connection refused, reset or timed out, a 502, 503 or 504, a 429', () => {
+    for (const err of [
+      network('ECONNREFUSED'),
+      network('ECONNRESET'),
+      network('EPIPE'),
+      network('ETIMEDOUT'),
+      refused(502),
+      refused(503),
+      refused(504),
+      refused(429),
+    ]) {
+      expect(transferRetryDelay(err, 1)).toBe(0.5);
+      expect(transferRetryDelay(err, 3)).toBe(2);
+      expect(transferRetryDelay(err, TRANSFER_ATTEMPTS)).toBeUndefined();
+    }
+  });
+  it('waits the Retry-After of a 503 or a 429 up to MAX_RETRY_AFTER, and does not wait out a longer one', () => {
+    expect(transferRetryDelay(refused(503, { 'retry-after': '3' }), 1)).toBe(3);
+    expect(transferRetryDelay(refused(429, { 'retry-after': String(MAX_RETRY_AFTER + 1) }), 1)).toBeUndefined();
+  });
+  it('does not try again what the server meant (500, a 4xx), nor an abort or a local error', () => {
+    for (const status of [500, 400, 401, 403, 404, 409, 413, 422]) expect(transferRetryDelay(refused(status), 1)).toBeUndefined();
+    expect(transferRetryDelay(new DOMException('This operation was aborted', 'AbortError'), 1)).toBeUndefined();
+    expect(transferRetryDelay(network('ENOENT'), 1)).toBeUndefined();
   });
 });

@@ -6,12 +6,12 @@
  * or stop at the stage. A re-run after a kill joins the same session, skips files already
  * `completed`, and lets a resumable half continue from the server's offset.
  */
-import { HttpAnswerError, type MechanismClient, type MechanismInstructions } from '@pep694/core/node-http';
-import { SessionApi, type FileUploadSession, type PublishingSession } from './api.js';
+import { HttpAnswerError, type MechanismClient, type MechanismInstructions, type MechanismUploadResult } from '@pep694/core/node-http';
+import { SessionApi, transferRetryDelay, type FileUploadSession, type PublishingSession } from './api.js';
 import { findAttestations, sha256File, type Dist, type Release } from './dists.js';
 import { ApiError } from './errors.js';
 import { FIRST_PARTY_HALVES, halfFor, mechanismChoices } from './halves.js';
-import { pollUntil } from './poll.js';
+import { pollUntil, sleep } from './poll.js';
 import { type FileState, type SessionRecord, type StateStore } from './state.js';
 
 export type UploadEvent =
@@ -416,42 +416,43 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
       }
     }
 
-    let file: FileUploadSession;
-    let fileUrl: string;
-    if (resume) {
-      file = resume.file;
-      fileUrl = resume.url;
-    } else {
-      let createdFile: { file: FileUploadSession; url: string } | undefined;
+    /** The index says this file is published already: skipped when `skipExisting` and it is the same file; else a notice says what would skip it. */
+    const publishedBefore = (err: unknown): FileResult | undefined => {
+      const published = alreadyPublished(err, dist.filename, sha256);
+      if (published === undefined) return undefined;
+      if (published !== 'other' && opts.skipExisting) {
+        const reason =
+          published === 'same' ? 'already published with the same sha256' : 'already published (the index did not say with which contents)';
+        return notSent('already-published', reason);
+      }
+      if (published !== 'other') {
+        const contents = published === 'same' ? 'with the same contents' : '(the index did not say with which contents)';
+        emit({ type: 'notice', message: `${dist.filename} is already published ${contents}: --skip-existing skips such files` });
+      } else if (opts.skipExisting) {
+        const theirs = publishedSha256(err as ApiError);
+        emit({
+          type: 'notice',
+          message: `${dist.filename} is published with other contents (sha256 ${theirs}; this file's is ${sha256}): --skip-existing skips only the same file`,
+        });
+      }
+      return undefined;
+    };
+
+    /** A new file upload session for this file (in the first mechanism the server takes), or the result of a file the index publishes already. */
+    const createFileSession = async (): Promise<{ file: FileUploadSession; url: string } | FileResult> => {
       let lastErr: unknown;
-      /** The index says this file is published already: skipped when `skipExisting` and it is the same file; else a notice says what would skip it. */
-      const publishedBefore = (err: unknown): FileResult | undefined => {
-        const published = alreadyPublished(err, dist.filename, sha256);
-        if (published === undefined) return undefined;
-        if (published !== 'other' && opts.skipExisting) {
-          const reason =
-            published === 'same'
-              ? 'already published with the same sha256'
-              : 'already published (the index did not say with which contents)';
-          return notSent('already-published', reason);
-        }
-        if (published !== 'other') {
-          const contents = published === 'same' ? 'with the same contents' : '(the index did not say with which contents)';
-          emit({ type: 'notice', message: `${dist.filename} is already published ${contents}: --skip-existing skips such files` });
-        } else if (opts.skipExisting) {
-          const theirs = publishedSha256(err as ApiError);
-          emit({
-            type: 'notice',
-            message: `${dist.filename} is published with other contents (sha256 ${theirs}; this file's is ${sha256}): --skip-existing skips only the same file`,
-          });
-        }
-        return undefined;
-      };
       for (const mechanism of choices) {
         try {
           const a = await api.createFile(session, { filename: dist.filename, size: dist.size, hashes: { sha256 }, mechanism });
-          createdFile = { file: a.body, url: a.body.links['file-upload-session'] };
-          break;
+          const created = { file: a.body, url: a.body.links['file-upload-session'] };
+          // On disk before any byte is sent: a re-run after a kill must know this pending file is its own.
+          await saveFile(dist.filename, {
+            fileSessionUrl: created.url,
+            sha256,
+            size: dist.size,
+            mechanism: created.file.mechanism.identifier,
+          });
+          return created;
         } catch (err) {
           const skipped = publishedBefore(err);
           if (skipped) return skipped;
@@ -460,57 +461,87 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
           if (!(err instanceof ApiError && err.status === 422)) throw err;
         }
       }
-      if (!createdFile) throw lastErr;
-      file = createdFile.file;
-      fileUrl = createdFile.url;
-      // On disk before any byte is sent: a re-run after a kill must know this pending file is its own.
-      await saveFile(dist.filename, { fileSessionUrl: fileUrl, sha256, size: dist.size, mechanism: file.mechanism.identifier });
-    }
-
-    const identifier = file.mechanism.identifier;
-    const half = halfFor(halves, identifier);
-    if (!half) throw new Error(`the server chose the mechanism ${identifier} for ${dist.filename}, and no client half executes it`);
-    const instructions: MechanismInstructions = file.mechanism;
-    const sendAttestations = attestations.length > 0 && (half.attestations?.(instructions) ?? false);
-    if (attestations.length > 0 && !sendAttestations) {
-      emit({
-        type: 'notice',
-        message: `${dist.filename}: ${attestations.length} attestation(s) not sent: the ${identifier} mechanism of this index does not take them`,
-      });
-    }
-    emit({ type: 'file-start', filename: dist.filename, size: dist.size, mechanism: identifier, resuming: resume !== undefined });
-    keepAlive.track(fileUrl, dist.filename, file);
-    let result;
-    try {
-      result = await half.upload({
-        instructions,
-        filename: dist.filename,
-        body: dist.path,
-        size: dist.size,
-        authorization: opts.authorization,
-        ...(sendAttestations ? { attestations } : {}),
-        ...(record?.files[dist.filename]?.resumeState !== undefined ? { resumeState: record.files[dist.filename]!.resumeState } : {}),
-        saveResumeState: (resumeState) => {
-          const fs = record?.files[dist.filename];
-          if (fs)
-            saveFile(dist.filename, { ...fs, resumeState }).catch((err: unknown) =>
-              emit({ type: 'notice', message: `saving the resume state of ${dist.filename} failed: ${(err as Error).message}` }),
-            );
-        },
-        onProgress: (sent, total) => emit({ type: 'progress', filename: dist.filename, sent, total }),
-        ...(signal ? { signal } : {}),
-        headers: { 'User-Agent': opts.userAgent ?? 'pep694-client' },
-      });
-    } catch (err) {
-      // Interrupted: keep the file upload session, so that a re-run (or a resumable half) goes on with it.
-      // Failed: cancel it before anyone retries (PEP 694 "Error Handling": "File upload failures").
-      if (!signal?.aborted && !half.resumable) {
-        await api.deleteFile(fileUrl, dist.filename).catch(() => undefined);
-        await saveFile(dist.filename, undefined).catch(() => undefined);
+      throw lastErr;
+    };
+    let file: FileUploadSession;
+    let fileUrl: string;
+    let result: MechanismUploadResult | void;
+    let sendAttestations: boolean;
+    /** Bytes sent by transfers that failed and were tried again. */
+    let sentBefore = 0;
+    for (let attempt = 1; ; attempt++) {
+      if (resume) {
+        file = resume.file;
+        fileUrl = resume.url;
+      } else {
+        const created = await createFileSession();
+        if (!('file' in created)) return created;
+        file = created.file;
+        fileUrl = created.url;
       }
-      throw err;
-    } finally {
-      keepAlive.untrack(fileUrl);
+      const identifier = file.mechanism.identifier;
+      const half = halfFor(halves, identifier);
+      if (!half) throw new Error(`the server chose the mechanism ${identifier} for ${dist.filename}, and no client half executes it`);
+      const instructions: MechanismInstructions = file.mechanism;
+      sendAttestations = attestations.length > 0 && (half.attestations?.(instructions) ?? false);
+      if (attempt === 1) {
+        if (attestations.length > 0 && !sendAttestations) {
+          emit({
+            type: 'notice',
+            message: `${dist.filename}: ${attestations.length} attestation(s) not sent: the ${identifier} mechanism of this index does not take them`,
+          });
+        }
+        emit({ type: 'file-start', filename: dist.filename, size: dist.size, mechanism: identifier, resuming: resume !== undefined });
+      }
+      keepAlive.track(fileUrl, dist.filename, file);
+      let sentNow = 0;
+      try {
+        result = await half.upload({
+          instructions,
+          filename: dist.filename,
+          body: dist.path,
+          size: dist.size,
+          authorization: opts.authorization,
+          ...(sendAttestations ? { attestations } : {}),
+          ...(record?.files[dist.filename]?.resumeState !== undefined ? { resumeState: record.files[dist.filename]!.resumeState } : {}),
+          saveResumeState: (resumeState) => {
+            const fs = record?.files[dist.filename];
+            if (fs)
+              saveFile(dist.filename, { ...fs, resumeState }).catch((err: unknown) =>
+                emit({ type: 'notice', message: `saving the resume state of ${dist.filename} failed: ${(err as Error).message}` }),
+              );
+          },
+          onProgress: (sent, total) => {
+            sentNow = sent;
+            emit({ type: 'progress', filename: dist.filename, sent, total });
+          },
+          ...(signal ? { signal } : {}),
+          headers: { 'User-Agent': opts.userAgent ?? 'pep694-client' },
+        });
+        break;
+      } catch (err) {
+        // Interrupted: keep the file upload session, so that a re-run (or a resumable half) goes on with it.
+        // Failed: cancel it before anyone retries (PEP 694 "Error Handling": "File upload failures").
+        const canceled =
+          !signal?.aborted && !half.resumable
+            ? await api.deleteFile(fileUrl, dist.filename).then(
+                () => true,
+                () => false,
+              )
+            : false;
+        if (canceled) await saveFile(dist.filename, undefined).catch(() => undefined);
+        // A failure that may pass, once the file upload session is gone: a new one, every byte again.
+        const wait = canceled ? transferRetryDelay(err, attempt) : undefined;
+        if (wait === undefined) throw err;
+        sentBefore += sentNow;
+        emit({
+          type: 'notice',
+          message: `${dist.filename}: ${(err as Error).message}; its file upload session was canceled, trying again with a new one in ${wait} s (try ${attempt + 1})`,
+        });
+        await sleep(wait * 1000, signal);
+      } finally {
+        keepAlive.untrack(fileUrl);
+      }
     }
     const completion = await api.completeFile(file, dist.filename);
     let final = completion.body;
@@ -524,8 +555,8 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
       size: dist.size,
       sha256,
       status: 'completed',
-      mechanism: identifier,
-      bytesSent: result?.bytesSent ?? dist.size,
+      mechanism: file.mechanism.identifier,
+      bytesSent: sentBefore + (result?.bytesSent ?? dist.size),
       resumedFrom: result?.resumedFrom ?? 0,
       attestations: sendAttestations ? attestations.length : 0,
     };

@@ -14,6 +14,7 @@
  * });
  * ```
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import {
   HttpAnswerError,
@@ -45,8 +46,8 @@ export interface UploadHttpPostBytesOptions extends UploadClientOptions {
 
 /** A non-2xx answer. `problem` is the server's RFC 9457 document when it sent one. */
 export class HttpPostBytesError extends HttpAnswerError {
-  constructor(url: string, status: number, problem: Record<string, unknown> | undefined, text: string) {
-    super('POST', url, status, problem, text);
+  constructor(url: string, status: number, problem: Record<string, unknown> | undefined, text: string, headers?: IncomingHttpHeaders) {
+    super('POST', url, status, problem, text, headers);
     this.name = 'HttpPostBytesError';
   }
 }
@@ -75,7 +76,8 @@ async function post(url: URL, contentType: string, body: RequestBody, opts: Uplo
     signal: opts.signal,
     agent: opts.agent,
   });
-  if (answer.status < 200 || answer.status >= 300) throw new HttpPostBytesError(url.href, answer.status, problemOf(answer), answer.text);
+  if (answer.status < 200 || answer.status >= 300)
+    throw new HttpPostBytesError(url.href, answer.status, problemOf(answer), answer.text, answer.headers);
 }
 
 /**

@@ -21,6 +21,7 @@
  * });
  * ```
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import {
   HttpAnswerError,
@@ -54,8 +55,8 @@ export interface UploadMultipartOptions extends UploadClientOptions {
 
 /** A non-2xx answer. `problem` is the server's RFC 9457 document when it sent one. */
 export class MultipartUploadError extends HttpAnswerError {
-  constructor(url: string, status: number, problem: Record<string, unknown> | undefined, text: string) {
-    super('POST', url, status, problem, text);
+  constructor(url: string, status: number, problem: Record<string, unknown> | undefined, text: string, headers?: IncomingHttpHeaders) {
+    super('POST', url, status, problem, text, headers);
     this.name = 'MultipartUploadError';
   }
 }
@@ -149,7 +150,8 @@ export async function uploadMultipart(opts: UploadMultipartOptions): Promise<voi
     signal: opts.signal,
     agent: opts.agent,
   });
-  if (answer.status < 200 || answer.status >= 300) throw new MultipartUploadError(url.href, answer.status, problemOf(answer), answer.text);
+  if (answer.status < 200 || answer.status >= 300)
+    throw new MultipartUploadError(url.href, answer.status, problemOf(answer), answer.text, answer.headers);
 }
 
 /**

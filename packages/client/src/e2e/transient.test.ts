@@ -4,7 +4,9 @@
  * `Retry-After` (a restart), a 429 without, a GET whose connection is reset. `pep694 upload`
  * waits and tries again, saying so, and the release is published. What may have been carried out
  * is not tried again: a publish POST whose connection broke fails the run, and a re-run finishes
- * it. A `Retry-After` longer than MAX_RETRY_AFTER (a rate limit's window) fails at once.
+ * it. A `Retry-After` longer than MAX_RETRY_AFTER (a rate limit's window) fails at once. A file's
+ * transfer through a mechanism that is not resumable (http-post-bytes) that fails the same way is
+ * sent again through a new file upload session; a refusal of its bytes is not.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -162,5 +164,53 @@ describe('transient failures of the control plane', () => {
     expect(run.stderr).toContain('injected 429');
     expect(run.stdout).not.toContain('trying again');
     expect(proxy.seen.slice(before)).toHaveLength(1);
+  });
+});
+
+describe('transient failures of a file transfer (http-post-bytes: not resumable)', () => {
+  const bytesPost = (m: string, p: string) => m === 'POST' && p.includes('/http-post-bytes/');
+  const uploadWith = (files: readonly string[]) => upload(['--mechanism', 'http-post-bytes', '--parallel', '1', ...files]);
+
+  it('a bytes POST answered 503, then one whose connection is reset, are sent again with new file upload sessions (PEP 694 "Error Handling")', async () => {
+    const files = dists('bytesflaky');
+    proxy.faults.push(
+      { match: bytesPost, fault: { kind: 'answer', status: 503, headers: { 'Retry-After': '1' } } },
+      { match: bytesPost, fault: { kind: 'reset' } },
+    );
+    const before = proxy.seen.length;
+    const run = await uploadWith(files);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(proxy.faults).toHaveLength(0);
+    const [sdist, wheel] = files.map((f) => f.split('/').pop()!);
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `notice: ${sdist!.replace(/\./g, '\\.')}: POST \\S+ failed with 503 Injected: injected 503; its file upload session was canceled, trying again with a new one in 1 s \\(try 2\\)`,
+      ),
+    );
+    // The sdist's next try (--parallel 1: the second fault hits the same file), 1 s later (0.5, 1, 2 s).
+    expect(run.stdout).toContain(
+      `notice: ${sdist}: socket hang up; its file upload session was canceled, trying again with a new one in 1 s (try 3)`,
+    );
+    // Bytes sent by the three tries, the ones that failed included.
+    expect(run.stdout).toContain(`${sdist}: completed (${3 * 'bytes of '.length + 3 * files[0]!.length} B sent)`);
+    expect(run.stdout).toContain('Published bytesflaky 1.0 (2 file(s)');
+    // The PEP's way: each failed file upload session deleted, a new one created, the bytes sent again.
+    const requests = proxy.seen.slice(before);
+    expect(requests.filter((r) => r.startsWith('POST') && r.endsWith('/files'))).toHaveLength(4);
+    expect(requests.filter((r) => r.startsWith('DELETE'))).toHaveLength(2);
+    expect(requests.filter((r) => bytesPost(r.split(' ')[0]!, r.split(' ')[1]!))).toHaveLength(4);
+    const simple = await fetch(new URL('/simple/bytesflaky/', index.url), { headers: { Accept: 'application/vnd.pypi.simple.v1+json' } });
+    expect(((await simple.json()) as { files: { filename: string }[] }).files.map((f) => f.filename).sort()).toEqual([sdist, wheel].sort());
+  });
+
+  it('a refusal of the bytes (a 4xx) is not sent again: the run fails with the server’s detail', async () => {
+    proxy.faults.push({ match: bytesPost, fault: { kind: 'answer', status: 413 } });
+    const before = proxy.seen.length;
+    const run = await uploadWith(dists('bytesrefused'));
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toContain('injected 413');
+    expect(run.stdout).not.toContain('trying again');
+    expect(proxy.seen.slice(before).filter((r) => bytesPost(r.split(' ')[0]!, r.split(' ')[1]!))).toHaveLength(1);
   });
 });

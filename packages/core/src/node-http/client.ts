@@ -199,8 +199,17 @@ export class HttpAnswerError extends Error {
   readonly problem: Record<string, unknown> | undefined;
   /** The problem's `code` (e.g. `payload-too-large`), when the server sent one. */
   readonly code: string | undefined;
+  /** The answer's `Retry-After`, in seconds, when its headers were given and held one (a 503 or a 429, mostly). */
+  readonly retryAfter: number | undefined;
 
-  constructor(method: string, url: string, status: number, problem: Record<string, unknown> | undefined, text: string) {
+  constructor(
+    method: string,
+    url: string,
+    status: number,
+    problem: Record<string, unknown> | undefined,
+    text: string,
+    headers?: http.IncomingHttpHeaders,
+  ) {
     const title = typeof problem?.['title'] === 'string' ? problem['title'] : (http.STATUS_CODES[status] ?? 'error');
     const detail = typeof problem?.['detail'] === 'string' ? problem['detail'] : text.trim().slice(0, 200);
     super(`${method} ${url} failed with ${status} ${title}${detail ? `: ${detail}` : ''}`);
@@ -210,7 +219,17 @@ export class HttpAnswerError extends Error {
     this.url = url;
     this.problem = problem;
     this.code = typeof problem?.['code'] === 'string' ? problem['code'] : undefined;
+    const retryAfter = headers?.['retry-after'];
+    this.retryAfter = parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : null);
   }
+}
+
+/** `Retry-After` as seconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (value === null || value === undefined || value.trim() === '') return undefined;
+  if (/^\s*\d+\s*$/.test(value)) return Number(value);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, (at - now) / 1000);
 }
 
 /** A request body: `head`, then exactly `size` bytes of `source`, then `tail`. */
