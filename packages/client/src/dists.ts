@@ -42,13 +42,26 @@ export function parseDistFilename(filename: string): { name: string; version: st
   return undefined;
 }
 
-/** Reads the paths given on the command line into releases; a path that is not a distribution is a UsageError. */
-export async function collectReleases(paths: readonly string[]): Promise<Release[]> {
+/**
+ * Reads the paths given on the command line into releases; a path that is not a distribution is a
+ * UsageError. `dist/*` may hold more than distributions: PEP 740 attestations (`.attestation`,
+ * sent with their dist) and GPG signatures (`.asc`, which older release jobs still make and twine
+ * still takes). A signature is left out, and `onIgnored` says why: Upload 2.0 has no place for
+ * one, and PyPI has not accepted them since 2023.
+ */
+export async function collectReleases(
+  paths: readonly string[],
+  opts: { readonly onIgnored?: (path: string, reason: string) => void } = {},
+): Promise<Release[]> {
   const byKey = new Map<string, { name: string; version: string; dists: Dist[] }>();
   const seen = new Set<string>();
   for (const path of paths) {
     const filename = basename(path);
-    if (filename.endsWith('.attestation')) continue; // `dist/*` includes them; they travel with their dist
+    if (filename.endsWith('.attestation')) continue; // they travel with their dist
+    if (filename.endsWith('.asc') && parseDistFilename(filename.slice(0, -'.asc'.length))) {
+      opts.onIgnored?.(path, 'a GPG signature, not sent: Upload 2.0 has no place for one (PyPI no longer takes them either)');
+      continue;
+    }
     const parsed = parseDistFilename(filename);
     if (!parsed) throw new UsageError(`${path} is not a wheel (.whl) or an sdist (.tar.gz) file name`);
     if (seen.has(filename)) throw new UsageError(`${filename} is given twice`);

@@ -4,6 +4,7 @@
  * not speak it, the legacy API ("Legacy API Fallback"; `protocol`), with the test-install step
  * between upload and publish when asked.
  */
+import { basename } from 'node:path';
 import type { MechanismClient } from '@pep694/core/node-http';
 import { collectReleases, type Release } from './dists.js';
 import { NotUpload2, TestInstallFailed, UsageError } from './errors.js';
@@ -63,7 +64,9 @@ export interface LegacyResult {
 export type FlowResult = (ReleaseResult & { readonly protocol: '2' }) | LegacyResult;
 
 export async function publishFlow(opts: PublishFlowOptions): Promise<FlowResult[]> {
-  const releases = await collectReleases(opts.dists);
+  const releases = await collectReleases(opts.dists, {
+    onIgnored: (path, reason) => opts.onEvent?.({ type: 'notice', message: `${basename(path)}: ${reason}` }),
+  });
   const protocol = opts.protocol ?? 'auto';
   const auth = authorizations(opts.credentials);
   const results: FlowResult[] = [];

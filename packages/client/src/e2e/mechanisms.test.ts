@@ -4,9 +4,9 @@
  * from (PEP 694 "Staged Previews"), `session publish` publishes, and pip then installs the release
  * from /simple/.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FIXTURES, HAVE_PIP, pipInstallAndRun, runCli, startIndex, type Index } from '../test-support.js';
 
@@ -88,6 +88,29 @@ describe('pep694 upload (publishing at once)', () => {
     const json = await runCli(['upload', '--repository-url', index.url, '--json', DISTS[0]!], env);
     expect(json.code).toBe(3);
     expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, exitCode: 3, problem: { status: 409 } });
+  });
+
+  it('leaves out the GPG signatures (.asc) in dist/*, saying so: twine takes them, Upload 2.0 has no place for them', async () => {
+    const dist = mkdtempSync(join(tmpdir(), 'pep694-dist-'));
+    try {
+      const paths = DISTS.map((d) => join(dist, basename(d)));
+      for (const [i, d] of DISTS.entries()) copyFileSync(d, paths[i]!);
+      writeFileSync(`${paths[0]!}.asc`, '-----BEGIN PGP SIGNATURE-----\n');
+      const r = await runCli(['upload', '--repository-url', index.url, ...readdirSync(dist).map((f) => join(dist, f))], {
+        PEP694_CACHE_DIR: cache,
+      });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('notice: demo_pkg-1.0.0-py3-none-any.whl.asc: a GPG signature, not sent: Upload 2.0 has no place for one');
+      expect(r.stdout).toContain('Published demo-pkg 1.0.0 (2 file(s)');
+      // A signature of something that is not a distribution is still a mistake on the command line.
+      writeFileSync(join(dist, 'notes.txt.asc'), 'x');
+      const bad = await runCli(['upload', '--repository-url', index.url, join(dist, 'notes.txt.asc')], { PEP694_CACHE_DIR: cache });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/notes\.txt\.asc is not a wheel/);
+    } finally {
+      rmSync(dist, { recursive: true, force: true });
+    }
   });
 
   it('refuses bad arguments with exit 2 before sending anything', async () => {
