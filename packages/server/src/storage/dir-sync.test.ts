@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DirSync, fsyncDirectory } from './dir-sync.js';
 import { FsBlobStore } from './fs-blob-store.js';
+import { settled } from './test-support.js';
 
 /** A syncer the test finishes by hand: each call waits until `finish()`. */
 function heldSyncs() {
@@ -29,17 +30,6 @@ function heldSyncs() {
       }
     },
   };
-}
-
-/** Whether `p` settled within a few turns of the event loop. */
-async function settled(p: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-  return done;
 }
 
 describe('DirSync', () => {

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SqliteSessionStore } from './sqlite/store.js';
 import { closeTempStore, newFile, newSession, openTempStore } from './sqlite-test-support.js';
+import { settled } from './test-support.js';
 
 /** A syncer the test releases by hand: each call waits until `release()`. */
 function heldSyncs() {
@@ -27,17 +28,6 @@ function heldSyncs() {
       for (const r of waiting.splice(0)) r();
     },
   };
-}
-
-/** Whether `p` settled within a few turns of the event loop (the store itself never waits longer). */
-async function settled(p: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-  return done;
 }
 
 let dir: string;
