@@ -123,10 +123,18 @@ async function uploadOne(opts: PublishFlowOptions, release: Release, authorizati
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     ...(opts.testInstall
       ? {
-          beforePublish: async (session) => {
+          beforePublish: async (session, files) => {
             const stageUrl = session.links.stage;
             if (!stageUrl)
               throw new TestInstallFailed('this index has no stage previews (no links.stage): nothing to test-install from', '');
+            // A stage lists the session's files only: pip does not see the release's files the index publishes already.
+            const published = files.filter((f) => f.status === 'already-published');
+            if (published.length > 0 && !opts.testExtraIndexUrls?.length) {
+              opts.onEvent?.({
+                type: 'notice',
+                message: `${published.length} file(s) of ${release.name} ${release.version} are published already and not on the stage, so the test installs without them; --test-extra-index-url <the index's simple URL> lets pip see them`,
+              });
+            }
             opts.onEvent?.({ type: 'testing', stageUrl });
             await testInstall({
               stageUrl,

@@ -99,8 +99,8 @@ export interface UploadReleaseOptions {
   /** Aborts the run: without `stage`, the session is then canceled (PEP 694 "Graceful cancellation"). */
   readonly signal?: AbortSignal;
   readonly onEvent?: (event: UploadEvent) => void;
-  /** Runs when every file is `completed`, before publishing (the test-install step); throwing leaves the release staged. */
-  readonly beforePublish?: (session: PublishingSession) => Promise<void>;
+  /** Runs when every file is `completed`, before publishing (the test-install step), with this run's file results; throwing leaves the release staged. */
+  readonly beforePublish?: (session: PublishingSession, files: readonly FileResult[]) => Promise<void>;
   /** Extend the session when fewer than this many seconds are left (default 300). */
   readonly extendBefore?: number;
   /** Seconds asked for by each extension (default 3600). */
@@ -594,7 +594,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
     }
     if (opts.beforePublish) {
       const fresh = await api.status(session.links.session);
-      await opts.beforePublish(fresh);
+      await opts.beforePublish(fresh, files);
     }
     if (opts.stage) return { ...base, status: 'staged' };
     const published = await publish(api, session, signal);

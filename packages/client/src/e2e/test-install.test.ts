@@ -59,4 +59,42 @@ describe.skipIf(!HAVE_PIP)('pep694 upload --test-install', () => {
       expect(session.body['files']).toMatchObject({ 'demo_pkg-1.0.1-py3-none-any.whl': { status: 'completed' } });
     },
   );
+
+  describe('with --skip-existing, where the index publishes some files of the release already', () => {
+    const [WHEEL, SDIST] = DISTS as [string, string];
+    const upload = (args: readonly string[]) => runCli(['upload', '--repository-url', index.url, ...args], { PEP694_CACHE_DIR: cache });
+
+    it('says that the stage lacks the published files, tests what it has, and publishes', { timeout: 120_000 }, async () => {
+      expect((await upload([SDIST])).code).toBe(0);
+      const r = await upload(['--skip-existing', '--test-install', WHEEL, SDIST]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('demo_pkg-1.0.1.tar.gz: already published with the same sha256, skipped');
+      expect(r.stdout).toContain(
+        'notice: 1 file(s) of demo-pkg 1.0.1 are published already and not on the stage, so the test installs without them; --test-extra-index-url',
+      );
+      expect(r.stdout).toMatch(/Successfully installed demo-pkg-1\.0\.1/);
+      expect(r.stdout).toMatch(/^Published demo-pkg 1\.0\.1 /m);
+    });
+
+    it(
+      'with --test-extra-index-url naming /simple/, pip sees the published wheel beside the staged sdist',
+      { timeout: 120_000 },
+      async () => {
+        expect((await upload([WHEEL])).code).toBe(0);
+        const r = await upload(['--skip-existing', '--test-install', '--test-extra-index-url', `${index.origin}/simple/`, WHEEL, SDIST]);
+        expect(r.stderr).toBe('');
+        expect(r.code).toBe(0);
+        expect(r.stdout).not.toContain('are published already and not on the stage');
+        // The wheel, from /simple/: the staged sdist alone would need a build backend from an index.
+        expect(r.stdout).toMatch(/Successfully installed demo-pkg-1\.0\.1/);
+        expect(r.stdout).toMatch(/^Published demo-pkg 1\.0\.1 /m);
+        const simple = await fetch(`${index.origin}/simple/demo-pkg/`, { headers: { Accept: 'application/vnd.pypi.simple.v1+json' } });
+        expect(((await simple.json()) as { files: { filename: string }[] }).files.map((f) => f.filename).sort()).toEqual([
+          'demo_pkg-1.0.1-py3-none-any.whl',
+          'demo_pkg-1.0.1.tar.gz',
+        ]);
+      },
+    );
+  });
 });
