@@ -8,7 +8,7 @@
  * bytes, staging key → file key when it completes), and each rename was followed by its own
  * open + fsync + close of the directory, three round trips through the thread pool and one
  * journal commit each. With eight files in flight these fsyncs of the same two directories
- * overlap: a 21-file release made 84 fsync calls on the server, now about 60 (strace).
+ * overlap: a 21-file release made 84 fsync calls on the server, now about 52 (strace).
  *
  * What a caller is promised stays what its own fsync promised: `sync(dir)` resolves only after an
  * fsync of `dir` that *started after the call* has finished. A call made while one runs waits for
