@@ -8,7 +8,9 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { HttpAnswerError, openUploadBody, problemOf, sendRequest, type HttpAnswer } from '@pep694/core/node-http';
+import { HttpAnswerError, openUploadBody, parseRetryAfter, problemOf, sendRequest, type HttpAnswer } from '@pep694/core/node-http';
+import { retryDelay } from './api.js';
+import { sleep } from './poll.js';
 import { multipartFraming } from '@pep694/mechanism-multipart/client';
 import type { CoreMetadata } from './dist-metadata.js';
 import { findAttestations, type Dist, type Release } from './dists.js';
@@ -91,6 +93,8 @@ export interface LegacyUploadOptions {
    */
   readonly skipExisting?: boolean;
   readonly userAgent?: string;
+  /** Told before an upload is sent again (see `retryDelay`: only what the index did not take): what failed, and the wait. */
+  readonly onRetry?: (what: string, seconds: number, attempt: number) => void;
 }
 
 export interface LegacyFileResult {
@@ -123,6 +127,9 @@ export function legacyAlreadyExists(answer: HttpAnswer, filename: string, sha256
   return theirs.toLowerCase() === sha256 ? 'same' : 'other';
 }
 
+/** How many times a legacy upload is sent in all, the first time included. */
+const LEGACY_ATTEMPTS = 4;
+
 /** Uploads each file of a release with its own POST, one after the other (the legacy API publishes each at once). */
 export async function uploadLegacy(opts: LegacyUploadOptions): Promise<LegacyFileResult[]> {
   const done: LegacyFileResult[] = [];
@@ -137,29 +144,56 @@ export async function uploadLegacy(opts: LegacyUploadOptions): Promise<LegacyFil
       filename: dist.filename,
       fields: legacyFields(dist, metadata, d, attestations).map(([name, value]) => ({ name, value })),
     });
-    const { source, total } = await openUploadBody(dist.path, dist.size);
     const url = new URL(opts.url);
     opts.onFileStart?.(dist.filename, dist.size);
-    const answer = await sendRequest({
-      method: 'POST',
-      url,
-      headers: {
-        ...(opts.authorization ? { Authorization: opts.authorization } : {}),
-        'Content-Type': framing.contentType,
-        // A refusal as a problem document where the index has one (its published-sha256 says
-        // whether an existing file is this one), else the text legacy indexes send.
-        Accept: 'application/problem+json, text/plain;q=0.9, */*;q=0.5',
-        'User-Agent': opts.userAgent ?? 'pep694-client',
-      },
-      body: {
-        source,
-        size: total,
-        head: framing.head,
-        tail: framing.tail,
-        onProgress: (sent, size) => opts.onProgress?.(dist.filename, sent, size),
-      },
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+    const send = async (): Promise<HttpAnswer> => {
+      const { source, total } = await openUploadBody(dist.path, dist.size);
+      return sendRequest({
+        method: 'POST',
+        url,
+        headers: {
+          ...(opts.authorization ? { Authorization: opts.authorization } : {}),
+          'Content-Type': framing.contentType,
+          // A refusal as a problem document where the index has one (its published-sha256 says
+          // whether an existing file is this one), else the text legacy indexes send.
+          Accept: 'application/problem+json, text/plain;q=0.9, */*;q=0.5',
+          'User-Agent': opts.userAgent ?? 'pep694-client',
+        },
+        body: {
+          source,
+          size: total,
+          head: framing.head,
+          tail: framing.tail,
+          onProgress: (sent, size) => opts.onProgress?.(dist.filename, sent, size),
+        },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+    };
+    // The legacy API publishes a file with the POST that uploads it: it is sent again only when
+    // the index cannot have taken it (503, 429, a connection refused), never after a broken one.
+    let answer: HttpAnswer;
+    for (let attempt = 1; ; attempt++) {
+      let delay: number | undefined;
+      let what: string;
+      try {
+        answer = await send();
+        const retryAfter = answer.headers['retry-after'];
+        delay = retryDelay(
+          'POST',
+          { status: answer.status, retryAfter: parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : null) },
+          attempt,
+        );
+        what = `POST ${url.href}: ${answer.status}`;
+        if (delay === undefined || attempt >= LEGACY_ATTEMPTS) break;
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        delay = retryDelay('POST', { code: (err as NodeJS.ErrnoException).code }, attempt);
+        if (delay === undefined || attempt >= LEGACY_ATTEMPTS) throw err;
+        what = `POST ${url.href}: ${(err as Error).message}`;
+      }
+      opts.onRetry?.(what, delay, attempt + 1);
+      await sleep(delay * 1000, opts.signal);
+    }
     if (answer.status < 200 || answer.status >= 300) {
       const exists = opts.skipExisting ? legacyAlreadyExists(answer, dist.filename, d.sha256) : undefined;
       if (exists === 'same' || exists === 'unknown') {

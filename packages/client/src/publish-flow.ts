@@ -99,6 +99,8 @@ export async function publishFlow(opts: PublishFlowOptions): Promise<FlowResult[
           result: { filename, size, sha256, status: 'completed', bytesSent: size, resumedFrom: 0, attestations: 0 },
         }),
       onFileSkipped: (filename, size, reason) => opts.onEvent?.({ type: 'file-skipped', filename, size, reason }),
+      onRetry: (what, seconds, attempt) =>
+        opts.onEvent?.({ type: 'notice', message: `${what}; trying again in ${seconds} s (try ${attempt})` }),
       ...(opts.skipExisting ? { skipExisting: true } : {}),
       ...(opts.userAgent ? { userAgent: opts.userAgent } : {}),
     });

@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startIndex, type Index } from '../test-support.js';
+import { FIXTURES, runCli, startIndex, type Index } from '../test-support.js';
 
 /** What the proxy does to a request: pass it on, answer it itself, or drop its connection. */
 type Fault = { kind: 'answer'; status: number; headers?: Record<string, string> } | { kind: 'reset' };
@@ -212,5 +212,54 @@ describe('transient failures of a file transfer (http-post-bytes: not resumable)
     expect(run.stderr).toContain('injected 413');
     expect(run.stdout).not.toContain('trying again');
     expect(proxy.seen.slice(before).filter((r) => bytesPost(r.split(' ')[0]!, r.split(' ')[1]!))).toHaveLength(1);
+  });
+});
+
+describe('transient failures of a legacy upload (--protocol legacy)', () => {
+  it('an upload answered 503 is sent again; one whose connection broke is not (the legacy API may have published it)', async () => {
+    const legacyPath = '/legacy/';
+    const isLegacyPost = (m: string, p: string) => m === 'POST' && p === legacyPath;
+    const files = ['demo_pkg_extra-0.1.0-py3-none-any.whl', 'demo_pkg_extra-0.1.0.tar.gz'].map((f) => join(FIXTURES, f));
+    const legacy = (args: readonly string[]) =>
+      runCli(
+        [
+          'upload',
+          '--protocol',
+          'legacy',
+          '--repository-url',
+          `http://127.0.0.1:${proxy.port}${legacyPath}`,
+          '--cache-dir',
+          join(dir, 'cache'),
+          ...args,
+        ],
+        {},
+      );
+    proxy.faults.push(
+      { match: isLegacyPost, fault: { kind: 'answer', status: 503, headers: { 'Retry-After': '1' } } },
+      // The second file's POST, after the first one's retry.
+      {
+        match: (m, p) => isLegacyPost(m, p) && proxy.seen.filter((r) => r === `POST ${legacyPath}`).length === 3,
+        fault: { kind: 'reset' },
+      },
+    );
+    const before = proxy.seen.length;
+    const run = await legacy(files);
+    expect(run.stdout).toMatch(/notice: POST \S+\/legacy\/: 503; trying again in 1 s \(try 2\)/);
+    expect(run.code).not.toBe(0);
+    expect(proxy.faults).toHaveLength(0);
+    expect(proxy.seen.slice(before).filter((r) => r === `POST ${legacyPath}`)).toHaveLength(3);
+
+    // The wheel went through on its second try; the re-run skips it and uploads the sdist.
+    const again = await legacy(['--skip-existing', ...files]);
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('demo_pkg_extra-0.1.0-py3-none-any.whl: already published with the same sha256, skipped');
+    const simple = await fetch(new URL('/simple/demo-pkg-extra/', index.url), {
+      headers: { Accept: 'application/vnd.pypi.simple.v1+json' },
+    });
+    expect(((await simple.json()) as { files: { filename: string }[] }).files.map((f) => f.filename).sort()).toEqual([
+      'demo_pkg_extra-0.1.0-py3-none-any.whl',
+      'demo_pkg_extra-0.1.0.tar.gz',
+    ]);
   });
 });
