@@ -122,6 +122,43 @@ export function transferRetryDelay(err: unknown, attempt: number): number | unde
   return typeof code === 'string' && TRANSIENT_NETWORK.has(code) ? backoff : undefined;
 }
 
+/**
+ * Sends a request (`send` makes each try) and tries it again while `retryDelay` says so for its
+ * method, up to `attempts` tries (default 4); resolves with the last answer, or rejects with the
+ * last network error. `onRetry` is told what failed and the wait before each new try.
+ */
+export async function withRetries<A extends { readonly status: number }>(
+  method: string,
+  url: string,
+  send: () => Promise<A>,
+  retryAfterOf: (answer: A) => number | undefined,
+  opts: {
+    readonly attempts?: number;
+    readonly onRetry?: (what: string, seconds: number, attempt: number) => void;
+    readonly signal?: AbortSignal;
+  } = {},
+): Promise<A> {
+  const attempts = opts.attempts ?? 4;
+  for (let attempt = 1; ; attempt++) {
+    let answer: A | undefined;
+    let delay: number | undefined;
+    let what: string;
+    try {
+      answer = await send();
+      delay = retryDelay(method, { status: answer.status, retryAfter: retryAfterOf(answer) }, attempt);
+      what = `${method} ${url}: ${answer.status}`;
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      delay = retryDelay(method, { code: (err as NodeJS.ErrnoException).code }, attempt);
+      if (delay === undefined || attempt >= attempts) throw err;
+      what = `${method} ${url}: ${(err as Error).message}`;
+    }
+    if (delay === undefined || attempt >= attempts) return answer!;
+    opts.onRetry?.(what, delay, attempt + 1);
+    await sleep(delay * 1000, opts.signal);
+  }
+}
+
 function problemOf(res: RawAnswer): { problem: Record<string, unknown> | undefined; text: string } {
   const text = res.text;
   if (!/json/i.test(header(res, 'content-type') ?? '')) return { problem: undefined, text };
@@ -159,31 +196,24 @@ export class SessionApi {
     body?: Record<string, unknown>,
     signal: AbortSignal | null | undefined = this.opts.signal,
   ): Promise<RawAnswer> {
-    const attempts = this.opts.attempts ?? 4;
-    for (let attempt = 1; ; attempt++) {
-      let answer: RawAnswer | undefined;
-      let delay: number | undefined;
-      let what: string;
-      try {
-        answer = await requestText(
+    return withRetries(
+      method,
+      url,
+      () =>
+        requestText(
           method,
           url,
           this.headers(body !== undefined),
           body !== undefined ? JSON.stringify({ meta: META, ...body }) : undefined,
           signal ?? undefined,
-        );
-        delay = retryDelay(method, { status: answer.status, retryAfter: parseRetryAfter(header(answer, 'retry-after')) }, attempt);
-        what = `${method} ${url}: ${answer.status}`;
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        delay = retryDelay(method, { code: (err as NodeJS.ErrnoException).code }, attempt);
-        if (delay === undefined || attempt >= attempts) throw err;
-        what = `${method} ${url}: ${(err as Error).message}`;
-      }
-      if (delay === undefined || attempt >= attempts) return answer!;
-      this.opts.onRetry?.(what, delay, attempt + 1);
-      await sleep(delay * 1000, signal ?? undefined);
-    }
+        ),
+      (answer) => parseRetryAfter(header(answer, 'retry-after')),
+      {
+        ...(this.opts.attempts !== undefined ? { attempts: this.opts.attempts } : {}),
+        ...(this.opts.onRetry ? { onRetry: this.opts.onRetry } : {}),
+        ...(signal ? { signal } : {}),
+      },
+    );
   }
 
   /** A request whose answer must have one of `ok` statuses and a JSON body (or none, for 204). */

@@ -9,8 +9,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { HttpAnswerError, openUploadBody, parseRetryAfter, problemOf, sendRequest, type HttpAnswer } from '@pep694/core/node-http';
-import { retryDelay } from './api.js';
-import { sleep } from './poll.js';
+import { withRetries } from './api.js';
 import { multipartFraming } from '@pep694/mechanism-multipart/client';
 import type { CoreMetadata } from './dist-metadata.js';
 import { findAttestations, type Dist, type Release } from './dists.js';
@@ -127,9 +126,6 @@ export function legacyAlreadyExists(answer: HttpAnswer, filename: string, sha256
   return theirs.toLowerCase() === sha256 ? 'same' : 'other';
 }
 
-/** How many times a legacy upload is sent in all, the first time included. */
-const LEGACY_ATTEMPTS = 4;
-
 /** Uploads each file of a release with its own POST, one after the other (the legacy API publishes each at once). */
 export async function uploadLegacy(opts: LegacyUploadOptions): Promise<LegacyFileResult[]> {
   const done: LegacyFileResult[] = [];
@@ -171,29 +167,16 @@ export async function uploadLegacy(opts: LegacyUploadOptions): Promise<LegacyFil
     };
     // The legacy API publishes a file with the POST that uploads it: it is sent again only when
     // the index cannot have taken it (503, 429, a connection refused), never after a broken one.
-    let answer: HttpAnswer;
-    for (let attempt = 1; ; attempt++) {
-      let delay: number | undefined;
-      let what: string;
-      try {
-        answer = await send();
-        const retryAfter = answer.headers['retry-after'];
-        delay = retryDelay(
-          'POST',
-          { status: answer.status, retryAfter: parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : null) },
-          attempt,
-        );
-        what = `POST ${url.href}: ${answer.status}`;
-        if (delay === undefined || attempt >= LEGACY_ATTEMPTS) break;
-      } catch (err) {
-        if (opts.signal?.aborted) throw err;
-        delay = retryDelay('POST', { code: (err as NodeJS.ErrnoException).code }, attempt);
-        if (delay === undefined || attempt >= LEGACY_ATTEMPTS) throw err;
-        what = `POST ${url.href}: ${(err as Error).message}`;
-      }
-      opts.onRetry?.(what, delay, attempt + 1);
-      await sleep(delay * 1000, opts.signal);
-    }
+    const answer = await withRetries(
+      'POST',
+      url.href,
+      send,
+      (a) => {
+        const value = a.headers['retry-after'];
+        return parseRetryAfter(typeof value === 'string' ? value : null);
+      },
+      { ...(opts.onRetry ? { onRetry: opts.onRetry } : {}), ...(opts.signal ? { signal: opts.signal } : {}) },
+    );
     if (answer.status < 200 || answer.status >= 300) {
       const exists = opts.skipExisting ? legacyAlreadyExists(answer, dist.filename, d.sha256) : undefined;
       if (exists === 'same' || exists === 'unknown') {
