@@ -6,7 +6,8 @@
  * is not tried again: a publish POST whose connection broke fails the run, and a re-run finishes
  * it. A `Retry-After` longer than MAX_RETRY_AFTER (a rate limit's window) fails at once. A file's
  * transfer through a mechanism that is not resumable (http-post-bytes) that fails the same way is
- * sent again through a new file upload session; a refusal of its bytes is not.
+ * sent again through a new file upload session; a refusal of its bytes is not. A legacy upload is
+ * sent again after a 503, never after a broken connection (its POST publishes).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
