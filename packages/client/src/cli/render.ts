@@ -81,7 +81,10 @@ export class LineRenderer implements Renderer {
       this.log(`${e.filename}: ${e.resuming ? 'resuming' : 'uploading'} ${formatBytes(e.size)} with ${e.mechanism}`);
     } else if (e.type === 'progress') {
       const step = e.total === 0 ? 4 : Math.floor((e.sent / e.total) * 4);
-      if (step > (this.steps.get(e.filename) ?? 0) && step < 4) {
+      const shown = this.steps.get(e.filename) ?? 0;
+      // Within one try the bytes only grow: fewer is a transfer tried again, whose quarters are news.
+      if (step < shown) this.steps.set(e.filename, step);
+      else if (step > shown && step < 4) {
         this.steps.set(e.filename, step);
         this.log(`${e.filename}: ${step * 25}% (${formatBytes(e.sent)} of ${formatBytes(e.total)})`);
       }
