@@ -91,9 +91,6 @@ export function retryDelay(
     : undefined;
 }
 
-/** Network failures that may pass: nothing answered, or the connection broke (an index restarting, a node leaving a load balancer). */
-const TRANSIENT_NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
-
 /** How many times a file's bytes are sent in all, the first time included (see `transferRetryDelay`). */
 export const TRANSFER_ATTEMPTS = 4;
 
@@ -101,25 +98,19 @@ export const TRANSFER_ATTEMPTS = 4;
  * Whether a failed transfer of a file's bytes (a client half's `upload`, for a half that is not
  * resumable: http-post-bytes, multipart) is tried again, and after how many seconds; undefined:
  * not tried again. It is tried again the way PEP 694 "Error Handling" says ("File upload
- * failures": cancel that file upload session, then create a new one for the same filename), so it
- * does not matter what the server did with the broken attempt: a connection refused, reset or
- * timed out, and an answer that says the failure is the server's and passing: 502, 504, and 503
- * or 429 after their `Retry-After` when it is at most MAX_RETRY_AFTER (else 0.5, 1, 2 s; a longer
- * one is not waited out). A refusal (4xx) is not tried again, nor is an abort. `attempt` counts
- * the failed tries so far, from 1.
+ * failures": cancel that file upload session, then create a new one for the same filename), which
+ * makes it as safe to repeat as a GET, whatever the server did with the broken attempt: so the
+ * failures `retryDelay` retries for a GET (a connection refused, reset or timed out; 502, 504; 503
+ * or 429 after a short enough `Retry-After`). A refusal (4xx) is not tried again, nor is an abort.
+ * `attempt` counts the failed tries so far, from 1.
  */
 export function transferRetryDelay(err: unknown, attempt: number): number | undefined {
   if (attempt >= TRANSFER_ATTEMPTS) return undefined;
-  const backoff = 0.5 * 2 ** (attempt - 1);
-  if (err instanceof HttpAnswerError) {
-    if (err.status === 503 || err.status === 429) {
-      if (err.retryAfter === undefined) return backoff;
-      return err.retryAfter <= MAX_RETRY_AFTER ? err.retryAfter : undefined;
-    }
-    return err.status === 502 || err.status === 504 ? backoff : undefined;
-  }
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  return typeof code === 'string' && TRANSIENT_NETWORK.has(code) ? backoff : undefined;
+  const failure =
+    err instanceof HttpAnswerError
+      ? { status: err.status, retryAfter: err.retryAfter }
+      : { code: (err as NodeJS.ErrnoException | null)?.code };
+  return retryDelay('GET', failure, attempt);
 }
 
 /**

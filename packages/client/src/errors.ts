@@ -10,6 +10,24 @@ export interface ProblemEntry {
   readonly message?: string;
 }
 
+/**
+ * What a refusal that says a file is published already (its problem document, if any) says of
+ * this file: `same` when it names it published with this sha256 (`published-sha256`), `other`
+ * when with another one, `unknown` when it gives none; undefined when it names another spelling of
+ * the distribution (`published-filename`), which is never the same file.
+ */
+export function publishedFileVerdict(
+  problem: Record<string, unknown> | undefined,
+  filename: string,
+  sha256: string,
+): 'same' | 'other' | 'unknown' | undefined {
+  const name = problem?.['published-filename'];
+  if (name !== undefined && name !== filename) return undefined;
+  const theirs = problem?.['published-sha256'];
+  if (typeof theirs !== 'string') return 'unknown';
+  return theirs.toLowerCase() === sha256 ? 'same' : 'other';
+}
+
 /** An answer of the session API the client does not accept. `problem` is the server's problem document, when it sent one. */
 export class ApiError extends Error {
   readonly status: number;

@@ -13,6 +13,7 @@ import { withRetries } from './api.js';
 import { multipartFraming } from '@pep694/mechanism-multipart/client';
 import type { CoreMetadata } from './dist-metadata.js';
 import { findAttestations, type Dist, type Release } from './dists.js';
+import { publishedFileVerdict } from './errors.js';
 
 /** Core metadata header → legacy form field (twine's `metadata_dictionary`). */
 const FIELDS: Readonly<Record<string, string>> = {
@@ -118,12 +119,7 @@ export function legacyAlreadyExists(answer: HttpAnswer, filename: string, sha256
     typeof problem?.['code'] === 'string'
       ? problem['code'] === 'file-already-published'
       : answer.status === 409 || (answer.status === 400 && /already exist/i.test(answer.text));
-  if (!says) return undefined;
-  const name = problem?.['published-filename'];
-  if (name !== undefined && name !== filename) return undefined;
-  const theirs = problem?.['published-sha256'];
-  if (typeof theirs !== 'string') return 'unknown';
-  return theirs.toLowerCase() === sha256 ? 'same' : 'other';
+  return says ? publishedFileVerdict(problem, filename, sha256) : undefined;
 }
 
 /** Uploads each file of a release with its own POST, one after the other (the legacy API publishes each at once). */

@@ -9,7 +9,7 @@
 import { HttpAnswerError, type MechanismClient, type MechanismInstructions, type MechanismUploadResult } from '@pep694/core/node-http';
 import { SessionApi, transferRetryDelay, type FileUploadSession, type PublishingSession } from './api.js';
 import { findAttestations, sha256File, type Dist, type Release } from './dists.js';
-import { ApiError } from './errors.js';
+import { ApiError, publishedFileVerdict } from './errors.js';
 import { FIRST_PARTY_HALVES, halfFor, mechanismChoices } from './halves.js';
 import { pollUntil, sleep } from './poll.js';
 import { type FileState, type SessionRecord, type StateStore } from './state.js';
@@ -263,19 +263,10 @@ const isRefusal = (err: unknown) =>
  */
 export const DEFAULT_PARALLEL = 8;
 
-/**
- * What a 409 `file-already-published` (this index's problem code) says of `filename`: `same` when
- * it names this file published with this sha256 (`published-sha256`), `other` when with another
- * one, `unknown` when it gives none; undefined for any other answer, or for another spelling of
- * the distribution (`published-filename`), which is never the same file.
- */
+/** What a 409 `file-already-published` (PEP 694 "Create a File Upload Session") says of `filename` (`publishedFileVerdict`); undefined for any other answer. */
 function alreadyPublished(err: unknown, filename: string, sha256: string): 'same' | 'other' | 'unknown' | undefined {
   if (!(err instanceof ApiError) || err.status !== 409 || err.problem?.['code'] !== 'file-already-published') return undefined;
-  const name = err.problem['published-filename'];
-  if (name !== undefined && name !== filename) return undefined;
-  const published = publishedSha256(err);
-  if (published === undefined) return 'unknown';
-  return published === sha256 ? 'same' : 'other';
+  return publishedFileVerdict(err.problem, filename, sha256);
 }
 
 const publishedSha256 = (err: ApiError): string | undefined => {

@@ -348,7 +348,7 @@ async function alreadyExists(
   }
   const hash = published.hashes.sha256 ?? '';
   // As the Upload 2.0 answer says it: a client re-running an upload skips the same file.
-  if (hash) Object.assign(extensions, { 'published-sha256': hash });
+  if (hash) extensions['published-sha256'] = hash;
   if (holder !== release.filename) {
     return new ProblemError(
       'file-already-published',
