@@ -180,12 +180,14 @@ export class SessionApi {
    * One request (redirects are not followed); resolves with the whole answer, rejects on network
    * errors. A transient failure is tried again first (`retryDelay`, `attempts`, `onRetry`).
    * `signal`: default the client's; null sends it with none (a cancel after Ctrl+C must still go out).
+   * `onSent`: called each time a try's request has been handed to the connection whole.
    */
   async raw(
     method: string,
     url: string,
     body?: Record<string, unknown>,
     signal: AbortSignal | null | undefined = this.opts.signal,
+    onSent?: () => void,
   ): Promise<RawAnswer> {
     return withRetries(
       method,
@@ -197,6 +199,7 @@ export class SessionApi {
           this.headers(body !== undefined),
           body !== undefined ? JSON.stringify({ meta: META, ...body }) : undefined,
           signal ?? undefined,
+          onSent,
         ),
       (answer) => parseRetryAfter(header(answer, 'retry-after')),
       {
@@ -241,10 +244,15 @@ export class SessionApi {
    * Creates the publishing session for `name` and `version`, or joins the live one: a `409
    * Conflict` with `Location` points at the session already open for the pair (PEP 694 "Multiple
    * Session Creation Requests"), which is then read. A 404 or 406 means the URL does not serve
-   * Upload 2.0 (NotUpload2: the caller may fall back to the legacy API).
+   * Upload 2.0 (NotUpload2: the caller may fall back to the legacy API). `opts.onSent`: see `raw`.
    */
-  async createOrJoin(root: string, name: string, version: string): Promise<{ session: PublishingSession; joined: boolean }> {
-    const res = await this.raw('POST', root, { name, version });
+  async createOrJoin(
+    root: string,
+    name: string,
+    version: string,
+    opts: { readonly onSent?: () => void } = {},
+  ): Promise<{ session: PublishingSession; joined: boolean }> {
+    const res = await this.raw('POST', root, { name, version }, undefined, opts.onSent);
     if (res.status === 201) {
       let session: PublishingSession;
       try {

@@ -38,6 +38,7 @@ export function requestText(
   headers: Readonly<Record<string, string>>,
   body: string | undefined,
   signal?: AbortSignal,
+  onSent?: () => void,
 ): Promise<RawAnswer> {
   return new Promise<RawAnswer>((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
@@ -61,6 +62,7 @@ export function requestText(
     }
     signal?.addEventListener('abort', onAbort, { once: true });
     req.on('error', (err) => finish(err));
+    if (onSent) req.once('finish', onSent);
     req.on('response', (res) => {
       const chunks: Buffer[] = [];
       let size = 0;

@@ -95,6 +95,47 @@ describe('uploadRelease', () => {
   });
 });
 
+describe('the state file beside the transfer', () => {
+  it('sends a file’s bytes while its record is being written, and completes the file only once it is on disk', async () => {
+    // Writes of the state file held until the test opens the gate.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    class HeldState extends StateStore {
+      override saveAsync(record: Parameters<StateStore['saveAsync']>[0]): Promise<void> {
+        return gate.then(() => super.saveAsync(record));
+      }
+    }
+    const state = new HeldState(join(dir, 'held-cache'));
+    const [release] = await collectReleases([join(FIXTURES, 'demo_pkg-1.0.0.tar.gz')]);
+    const size = release!.dists[0]!.size;
+    const events: UploadEvent[] = [];
+    let allSent!: () => void;
+    const sent = new Promise<void>((resolve) => (allSent = resolve));
+    const run = uploadRelease({
+      root: t.url,
+      authorization: auth,
+      release: release!,
+      stage: true,
+      state,
+      onEvent: (e) => {
+        events.push(e);
+        if (e.type === 'progress' && e.sent === size) allSent();
+      },
+    });
+    // Every byte goes out while the record is still held (before, the upload waited for it)…
+    const outcome = await Promise.race([sent.then(() => 'sent'), new Promise((r) => setTimeout(r, 5000, 'waiting'))]);
+    expect(outcome).toBe('sent');
+    // …and the file is not completed until it is written.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(events.some((e) => e.type === 'file-done')).toBe(false);
+    open();
+    const result = await run;
+    expect(result.files[0]).toMatchObject({ status: 'completed', bytesSent: size });
+    expect(state.get(result.localId!)?.files['demo_pkg-1.0.0.tar.gz']?.sha256).toBe(result.files[0]!.sha256);
+    await cancel(result.sessionUrl);
+  });
+});
+
 describe('joining a session others contribute to (PEP 694 "Multiple Session Creation Requests")', () => {
   it('leaves another client’s pending upload alone instead of deleting it', async () => {
     const [release] = await collectReleases([join(FIXTURES, 'demo_pkg-1.0.0.tar.gz')]);
