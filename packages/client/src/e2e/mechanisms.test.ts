@@ -54,6 +54,51 @@ describe.skipIf(!HAVE_PIP)('pep694 upload --stage, pip from the stage, session p
   }
 });
 
+describe.skipIf(!HAVE_PIP)(
+  'the staged workflow of PEP 694 "Suggested Command-Line Interfaces" (GitHub Actions), one job per machine',
+  () => {
+    it(
+      'stages in one job, tests from the stage URL in another, and publishes or cancels by session URL from a third with nothing but the token',
+      { timeout: 120_000 },
+      async () => {
+        // Each job has its own (empty) cache directory: nothing is shared but what the upload job printed.
+        const job = () => ({ PEP694_CACHE_DIR: mkdtempSync(join(cache, 'job-')) });
+        const staged = await runCli(['upload', '--repository-url', index.url, '--stage', '--json', ...DISTS], job());
+        expect(staged.code).toBe(0);
+        const { releases } = JSON.parse(staged.stdout) as { releases: { status: string; sessionUrl: string; stageUrl: string }[] };
+        expect(releases[0]!.status).toBe('staged');
+        const { sessionUrl, stageUrl } = releases[0]!;
+
+        // The test job: pip and the stage URL only.
+        expect(pipInstallAndRun(stageUrl, 'demo-pkg==1.0.0', 'import demo_pkg; print(demo_pkg.hello())')).toBe('hello from demo-pkg 1.0.0');
+
+        // The publish job: the session URL and the token.
+        const status = await runCli(['session', 'status', sessionUrl], job());
+        expect(status.stderr).toBe('');
+        expect(status.stdout).toMatch(/^status:\s+open$/m);
+        const published = await runCli(['session', 'publish', sessionUrl, '--json'], job());
+        expect(published.stderr).toBe('');
+        expect(published.code).toBe(0);
+        expect((JSON.parse(published.stdout) as { session: { status: string } }).session.status).toBe('published');
+        expect(await (await fetch(`${index.origin}/simple/demo-pkg/`)).text()).toContain('demo_pkg-1.0.0-py3-none-any.whl');
+
+        // The cancel-on-failure job, for the next release: the same, with `session cancel`.
+        const stagedNext = await runCli(
+          ['upload', '--repository-url', index.url, '--stage', '--json', join(FIXTURES, 'demo_pkg-1.0.1.tar.gz')],
+          job(),
+        );
+        expect(stagedNext.stderr).toBe('');
+        expect(stagedNext.code).toBe(0);
+        const nextUrl = (JSON.parse(stagedNext.stdout) as { releases: { sessionUrl: string }[] }).releases[0]!.sessionUrl;
+        const canceled = await runCli(['session', 'cancel', nextUrl], job());
+        expect(canceled.stderr).toBe('');
+        expect(canceled.code).toBe(0);
+        expect((await runCli(['session', 'status', nextUrl], job())).stdout).toMatch(/^status:\s+canceled$/m);
+      },
+    );
+  },
+);
+
 describe('pep694 upload (publishing at once)', () => {
   it('uses the first mechanism of the server’s preference, publishes, and prints one JSON result with --json', async () => {
     const r = await runCli(['upload', '--repository-url', index.url, '--json', ...DISTS], { PEP694_CACHE_DIR: cache });
