@@ -6,7 +6,13 @@
  * or stop at the stage. A re-run after a kill joins the same session, skips files already
  * `completed`, and lets a resumable half continue from the server's offset.
  */
-import { HttpAnswerError, type MechanismClient, type MechanismInstructions, type MechanismUploadResult } from '@pep694/core/node-http';
+import {
+  HttpAnswerError,
+  SMALL_FILE,
+  type MechanismClient,
+  type MechanismInstructions,
+  type MechanismUploadResult,
+} from '@pep694/core/node-http';
 import { SessionApi, transferRetryDelay, type FileUploadSession, type PublishingSession } from './api.js';
 import { findAttestations, sha256File, type Dist, type Release } from './dists.js';
 import { ApiError, publishedFileVerdict } from './errors.js';
@@ -449,12 +455,15 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
           const a = await api.createFile(session, { filename: dist.filename, size: dist.size, hashes: { sha256 }, mechanism });
           const url = a.body.links['file-upload-session'];
           // A re-run after a kill must know this pending file is its own: it is recorded as its
-          // bytes start, and on disk before it is completed (the caller awaits `saved` then).
-          // Not before the first byte: that held every upload for a write of the state file
-          // (5–10 ms from the create's answer to the bytes' request on the bench machine, against
-          // 0.2 ms for the minimal client), and a kill before the write ends leaves the file
-          // unrecorded either way.
+          // bytes start, and on disk before it is completed (the caller awaits `saved` then). A
+          // small file does not wait for the write before its first byte: that held every upload
+          // of a release for a write of the state file (5–10 ms from the create's answer to the
+          // bytes' request on the bench machine, against 0.2 ms for the minimal client), and a
+          // kill before the write ends leaves the file unrecorded either way. A larger one (the
+          // uploads a kill interrupts, and a resumable half resumes) does, as the write is
+          // nothing next to its transfer, and a write that fails then stops it before its bytes.
           const saved = saveFile(dist.filename, { fileSessionUrl: url, sha256, size: dist.size, mechanism: a.body.mechanism.identifier });
+          if (dist.size > SMALL_FILE) await saved;
           saved.catch(() => undefined); // awaited after the transfer; until then not an unhandled rejection
           return { file: a.body, url, saved };
         } catch (err) {

@@ -3,12 +3,14 @@
  * loopback: extension before `expires-at`, PEP 740 attestation files sent with the file, a third
  * party's half named in config, releases split by name and version.
  */
+import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
+import { SMALL_FILE } from '@pep694/core/node-http';
 import { attestation, startTestServer, TEST_TOKENS, type TestServer } from '@pep694/server/testing';
 import { SessionApi } from './api.js';
 import { collectReleases, sha256File } from './dists.js';
@@ -96,8 +98,8 @@ describe('uploadRelease', () => {
 });
 
 describe('the state file beside the transfer', () => {
-  it('sends a file’s bytes while its record is being written, and completes the file only once it is on disk', async () => {
-    // Writes of the state file held until the test opens the gate.
+  /** Writes of the state file held until `open()`. */
+  const heldState = (cacheDir: string) => {
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
     class HeldState extends StateStore {
@@ -105,8 +107,11 @@ describe('the state file beside the transfer', () => {
         return gate.then(() => super.saveAsync(record));
       }
     }
-    const state = new HeldState(join(dir, 'held-cache'));
-    const [release] = await collectReleases([join(FIXTURES, 'demo_pkg-1.0.0.tar.gz')]);
+    return { state: new HeldState(cacheDir), open };
+  };
+  /** Starts the upload of `path` with the writes held; `sent` resolves once every byte has gone out. */
+  const start = async (path: string, state: StateStore) => {
+    const [release] = await collectReleases([path]);
     const size = release!.dists[0]!.size;
     const events: UploadEvent[] = [];
     let allSent!: () => void;
@@ -122,9 +127,15 @@ describe('the state file beside the transfer', () => {
         if (e.type === 'progress' && e.sent === size) allSent();
       },
     });
+    return { run, events, size, sent };
+  };
+  const within = (p: Promise<void>, ms: number) => Promise.race([p.then(() => 'sent'), new Promise((r) => setTimeout(r, ms, 'waiting'))]);
+
+  it('sends a small file’s bytes while its record is being written, and completes the file only once it is on disk', async () => {
+    const { state, open } = heldState(join(dir, 'held-small'));
+    const { run, events, size, sent } = await start(join(FIXTURES, 'demo_pkg-1.0.0.tar.gz'), state);
     // Every byte goes out while the record is still held (before, the upload waited for it)…
-    const outcome = await Promise.race([sent.then(() => 'sent'), new Promise((r) => setTimeout(r, 5000, 'waiting'))]);
-    expect(outcome).toBe('sent');
+    expect(await within(sent, 5000)).toBe('sent');
     // …and the file is not completed until it is written.
     await new Promise((r) => setTimeout(r, 200));
     expect(events.some((e) => e.type === 'file-done')).toBe(false);
@@ -132,6 +143,19 @@ describe('the state file beside the transfer', () => {
     const result = await run;
     expect(result.files[0]).toMatchObject({ status: 'completed', bytesSent: size });
     expect(state.get(result.localId!)?.files['demo_pkg-1.0.0.tar.gz']?.sha256).toBe(result.files[0]!.sha256);
+    await cancel(result.sessionUrl);
+  });
+
+  it('sends nothing of a file larger than SMALL_FILE before its record is on disk', async () => {
+    const { state, open } = heldState(join(dir, 'held-large'));
+    const path = join(dir, 'demo_large-1.0.tar.gz');
+    writeFileSync(path, randomBytes(SMALL_FILE + 1));
+    const { run, events, sent } = await start(path, state);
+    expect(await within(sent, 500)).toBe('waiting');
+    expect(events.some((e) => e.type === 'progress' && e.sent > 0)).toBe(false);
+    open();
+    const result = await run;
+    expect(result.files[0]).toMatchObject({ status: 'completed', bytesSent: SMALL_FILE + 1 });
     await cancel(result.sessionUrl);
   });
 });
