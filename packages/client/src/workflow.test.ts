@@ -1,7 +1,8 @@
 /**
  * The library workflow (`uploadRelease`, `publishFlow`) against the server's test harness on
- * loopback: extension before `expires-at`, PEP 740 attestation files sent with the file, a third
- * party's half named in config, releases split by name and version.
+ * loopback: extension before `expires-at`, PEP 740 attestation files sent with the file, the
+ * state file's record of a file written beside its transfer, a third party's half named in config,
+ * releases split by name and version.
  */
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
