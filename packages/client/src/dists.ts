@@ -87,6 +87,7 @@ export async function collectReleases(
  * (`fileReadBuffers`, `openFileReader`); without it the file is stat'ed.
  */
 export async function sha256File(path: string, opts: { readonly signal?: AbortSignal; readonly size?: number } = {}): Promise<string> {
+  opts.signal?.throwIfAborted();
   const hash = createHash('sha256');
   const size = opts.size ?? (await stat(path)).size;
   const file = await openFileReader(path, size);

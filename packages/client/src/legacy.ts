@@ -163,16 +163,10 @@ export async function uploadLegacy(opts: LegacyUploadOptions): Promise<LegacyFil
     };
     // The legacy API publishes a file with the POST that uploads it: it is sent again only when
     // the index cannot have taken it (503, 429, a connection refused), never after a broken one.
-    const answer = await withRetries(
-      'POST',
-      url.href,
-      send,
-      (a) => {
-        const value = a.headers['retry-after'];
-        return parseRetryAfter(typeof value === 'string' ? value : null);
-      },
-      { ...(opts.onRetry ? { onRetry: opts.onRetry } : {}), ...(opts.signal ? { signal: opts.signal } : {}) },
-    );
+    const answer = await withRetries('POST', url.href, send, (a) => parseRetryAfter(a.headers['retry-after']), {
+      ...(opts.onRetry ? { onRetry: opts.onRetry } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
     if (answer.status < 200 || answer.status >= 300) {
       const exists = opts.skipExisting ? legacyAlreadyExists(answer, dist.filename, d.sha256) : undefined;
       if (exists === 'same' || exists === 'unknown') {

@@ -3,6 +3,7 @@
  * any file is read, and the first files are hashed while its answer is awaited. A file of up to
  * SMALL_FILE bytes is read with synchronous reads, so hashing it holds the event loop; hashed
  * before the request left, the first files used to delay it (the session's round trip doubled).
+ * When the session is not created (refused, or a legacy-only index), the hashing ahead stops.
  * Which files the client opens is seen through `openSync` (node:fs, wrapped for this file only),
  * and when the request has gone out through its 'finish' (node:http's `request`, spied on).
  */
@@ -38,7 +39,7 @@ let paths: string[];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pep694-order-'));
-  paths = ['demo_order-1.0.tar.gz', ...[1, 2, 3].map((i) => `demo_order-1.0-${i}-py3-none-any.whl`)].map((name) => {
+  paths = ['demo_order-1.0.tar.gz', ...[1, 2, 3, 4, 5, 6, 7].map((i) => `demo_order-1.0-${i}-py3-none-any.whl`)].map((name) => {
     const path = join(dir, name);
     writeFileSync(path, randomBytes(1024 * 1024));
     return path;
@@ -74,9 +75,19 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it('sends the session’s request before reading any file, and hashes the first files while its answer is awaited', async () => {
+it('sends the session’s request before reading any file, hashes the first files while its answer is awaited, and stops when it is refused', async () => {
   const [release] = await collectReleases(paths);
-  await expect(uploadRelease({ root, authorization: 'Bearer test', release: release!, stage: true })).rejects.toThrow(/not in this test/);
+  let atRefusal: number | undefined;
+  await expect(
+    uploadRelease({ root, authorization: 'Bearer test', release: release!, stage: true }).catch((err: unknown) => {
+      atRefusal = opened.filter((p) => paths.includes(p)).length;
+      throw err;
+    }),
+  ).rejects.toThrow(/not in this test/);
   expect(atSent).toEqual([]);
   expect(whileHeld).toContain(release!.dists[0]!.path);
+  // Eight files would be hashed ahead; after the refusal no other one is opened.
+  expect(atRefusal).toBeLessThan(paths.length);
+  await new Promise((r) => setTimeout(r, 300));
+  expect(opened.filter((p) => paths.includes(p))).toHaveLength(atRefusal!);
 });

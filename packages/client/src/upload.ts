@@ -315,9 +315,13 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
   if (opts.mechanism !== undefined) mechanismChoices([], halves, opts.mechanism);
 
   const parallel = opts.parallel ?? DEFAULT_PARALLEL;
+  // Stops the hashing ahead when the session is not created: a legacy-only index (the fallback
+  // then reads each file itself) or a refusal must not leave the first files being read for nothing.
+  const preparing = new AbortController();
+  const hashSignal = signal ? AbortSignal.any([signal, preparing.signal]) : preparing.signal;
   /** What a file needs before its file upload session can be created: its hash, and its attestations. */
   const prepare = async (dist: Dist): Promise<{ sha256: string; attestations: unknown[] }> => ({
-    sha256: await sha256File(dist.path, { ...(signal ? { signal } : {}), size: dist.size }),
+    sha256: await sha256File(dist.path, { signal: hashSignal, size: dist.size }),
     attestations: (await findAttestations(dist.path)).attestations,
   });
   // The first files to upload are read and hashed while the session is created (its round trip
@@ -338,7 +342,12 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
   // Awaited by the file's upload; until then a failure must not count as unhandled.
   for (const p of prepared.values()) p.catch(() => undefined);
 
-  const { session: created, joined } = await api.createOrJoin(opts.root, release.name, release.version, { onSent: sessionRequestSent });
+  const { session: created, joined } = await api
+    .createOrJoin(opts.root, release.name, release.version, { onSent: sessionRequestSent })
+    .catch((err: unknown) => {
+      preparing.abort();
+      throw err;
+    });
   let session = created;
   const record: SessionRecord | undefined = state?.open(
     {

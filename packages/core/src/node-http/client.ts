@@ -222,8 +222,7 @@ export class HttpAnswerError extends Error {
     this.url = url;
     this.problem = problem;
     this.code = typeof problem?.['code'] === 'string' ? problem['code'] : undefined;
-    const retryAfter = headers?.['retry-after'];
-    this.retryAfter = parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : null);
+    this.retryAfter = parseRetryAfter(headers?.['retry-after']);
   }
 }
 
