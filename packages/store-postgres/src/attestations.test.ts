@@ -10,6 +10,7 @@ import pg from 'pg';
 import { distributionIdentity, type FileUploadRecord, type NewDirectPublish } from '@pep694/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from './migrations.js';
+import { UNDO_FILES_PUBLISHED } from './schema-undo.test-support.js';
 import { PostgresSessionStore } from './store.js';
 import { openTestStore, type TestStore } from './testing/index.js';
 
@@ -131,8 +132,10 @@ describe('attestations of published files (PostgreSQL)', () => {
     // The database as the version before the table left it.
     const pool = new pg.Pool({ connectionString: t.database.url, max: 1 });
     try {
+      // The table came in the migration before the last.
+      await pool.query(UNDO_FILES_PUBLISHED);
       await pool.query('DROP TABLE published_attestations');
-      await pool.query('DELETE FROM pep694_schema_migrations WHERE version = $1', [MIGRATIONS.length]);
+      await pool.query('DELETE FROM pep694_schema_migrations WHERE version = $1', [MIGRATIONS.length - 1]);
     } finally {
       await pool.end();
     }

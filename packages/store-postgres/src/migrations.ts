@@ -179,6 +179,16 @@ export const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO published_attestations (file_id, attestations)
     SELECT p.file_id, f.attestations FROM published_files p JOIN files f ON f.id = p.file_id WHERE f.attestations IS NOT NULL;
+  `, // Files of published sessions leave the quota's index. They keep their status (`completed`, as
+  // the PEP shows it) until the retention forgets them, and files_staged_by held them all that time:
+  // the quota's sum, run on every file upload session created, read every file a principal had
+  // uploaded in the last `retention` (7 days by default). Publishing now sets `published`, and the
+  // index holds only what a principal has staged.
+  `
+  ALTER TABLE files ADD COLUMN published boolean NOT NULL DEFAULT false;
+  UPDATE files SET published = true WHERE session_id IN (SELECT id FROM sessions WHERE status = 'published');
+  DROP INDEX files_staged_by;
+  CREATE INDEX files_staged_by ON files (created_by) WHERE NOT published AND status IN ('pending', 'processing', 'completed');
   `,
 ];
 

@@ -54,6 +54,14 @@ export const sessionWriteQueue = (id: string): string => `session:${id}`;
 /** `$from, $from+1, …`: `n` positional parameters, for `IN (…)` over a list the caller binds. */
 const params = (from: number, n: number) => Array.from({ length: n }, (_, i) => `$${from + i}`).join(', ');
 
+/**
+ * Bytes principal $1 holds in files not yet published: pending, processing or completed, in
+ * sessions still open, processing or error. `NOT f.published` matches the partial index
+ * files_staged_by: the files a principal published in the last `retention` are not read.
+ */
+export const STAGED_BYTES_SQL = `SELECT COALESCE(SUM(f.size), 0)::bigint AS used FROM files f JOIN sessions s ON s.id = f.session_id
+  WHERE f.created_by = $1 AND NOT f.published AND f.status IN ${FILES_HOLDING_BYTES_SQL} AND s.status IN ${LIVE_SESSIONS_SQL}`;
+
 export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePublish' | 'publishFile'> {
   constructor(private readonly connection: PostgresConnection) {}
 
@@ -65,17 +73,9 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
     return (await this.connection.row<{ filename: string }>(IDENTITY_HOLDER_SQL, [project, identity, session], on))?.filename;
   }
 
-  /**
-   * Bytes a principal holds in files not yet published: pending, processing or completed, in
-   * sessions still open, processing or error.
-   */
+  /** Bytes a principal holds in files not yet published (STAGED_BYTES_SQL). */
   private async stagedBytes(principal: string, on: Queryable): Promise<number> {
-    const row = await this.connection.row<{ used: number }>(
-      `SELECT COALESCE(SUM(f.size), 0)::bigint AS used FROM files f JOIN sessions s ON s.id = f.session_id
-       WHERE f.created_by = $1 AND f.status IN ${FILES_HOLDING_BYTES_SQL} AND s.status IN ${LIVE_SESSIONS_SQL}`,
-      [principal],
-      on,
-    );
+    const row = await this.connection.row<{ used: number }>(STAGED_BYTES_SQL, [principal], on);
     return row?.used ?? 0;
   }
 

@@ -91,6 +91,66 @@ describe('quota on staged bytes per principal (createFile)', () => {
     expect((await stage(b, 'py2', 2 * GiB)).kind).toBe('created');
   });
 
+  it("reads only what the principal has staged: the files it published leave the quota's index", async () => {
+    // Published files keep their status (completed) until the retention forgets them: while
+    // files_staged_by held them too, the sum read every file a principal published in a week.
+    const rowsRead = (principal: string) => {
+      const db = new Database(dbFile, { readonly: true });
+      try {
+        return db
+          .prepare(
+            `SELECT COUNT(*) FROM files INDEXED BY files_staged_by
+             WHERE created_by = ? AND published = 0 AND status IN ('pending', 'processing', 'completed')`,
+          )
+          .pluck()
+          .get(principal);
+      } finally {
+        db.close();
+      }
+    };
+    const a = await created();
+    for (let i = 0; i < 20; i++) {
+      const f = await staged(a, `py${i}`, GiB / 8);
+      await store.updateFile(f.id, ['pending'], { status: 'completed', blobKey: `files/${f.id}` });
+    }
+    expect(rowsRead('alice')).toBe(20);
+    expect((await store.publish(a.id, ['open'], at(2), { defer: false })).kind).toBe('published');
+    // A deferred publish, settled.
+    const b = await created();
+    const g = await staged(b, 'py2', GiB);
+    await store.updateFile(g.id, ['pending'], { status: 'completed', blobKey: `files/${g.id}` });
+    expect((await store.publish(b.id, ['open'], at(3), { defer: true })).kind).toBe('processing');
+    expect(rowsRead('alice')).toBe(1); // its bytes still count while the publish runs
+    await store.settlePublish(b.id, at(4), { ok: true });
+    // A legacy upload (one file published on its own).
+    const direct = newSession({ project: `p${++projects}` });
+    const published = await store.publishFile({
+      sessionId: direct.id,
+      fileId: `${direct.id}-f`,
+      project: direct.project,
+      displayName: direct.displayName,
+      version: direct.version,
+      releaseKey: direct.releaseKey,
+      filename: `${direct.project}-1.0.tar.gz`,
+      identity: `${direct.project}-1.0.tar.gz`,
+      size: GiB,
+      hashes: { sha256: '0'.repeat(64) },
+      blobKey: 'files/direct',
+      attestations: null,
+      coreMetadata: null,
+      requiresPython: null,
+      mechanism: 'legacy',
+      createdBy: 'alice',
+      at: at(5),
+    });
+    expect(published.kind).toBe('published');
+
+    const c = await created();
+    await staged(c, 'py2', GiB);
+    expect(rowsRead('alice')).toBe(1); // 23 published files are not read
+    expect(await stage(c, 'py3', 4 * GiB + 1)).toEqual({ kind: 'over-quota', quota: 5 * GiB, used: GiB });
+  });
+
   it('replacing a completed file counts the new size only', async () => {
     const a = await created();
     const f = await staged(a, 'py2', 4 * GiB);

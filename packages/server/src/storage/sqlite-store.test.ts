@@ -14,7 +14,7 @@ import ts from 'typescript';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MIGRATIONS } from './sqlite/migrations.js';
 import { SqliteSessionStore } from './sqlite/store.js';
-import { at, closeTempStore, newFile, newSession, openTempStore, storeSteps } from './sqlite-test-support.js';
+import { at, closeTempStore, newFile, newSession, openTempStore, storeSteps, UNDO_FILES_PUBLISHED } from './sqlite-test-support.js';
 
 let dir: string;
 let dbFile: string;
@@ -48,7 +48,7 @@ function oldSchemaFile(version: number): Database.Database {
 /** The migration that adds core_metadata_sha256 and the index counters (MIGRATIONS[5]). */
 const INDEX_MIGRATION = 5;
 /** Takes a file at the current schema back to the one before the index columns (before core_metadata_sha256 and the index counters). */
-const UNDO_INDEX_SCHEMA = `
+const UNDO_INDEX_SCHEMA = `${UNDO_FILES_PUBLISHED}
   DROP TRIGGER index_projects_insert; DROP TRIGGER index_projects_update; DROP TRIGGER index_projects_delete;
   DROP TRIGGER index_published_insert; DROP TRIGGER index_published_update; DROP TRIGGER index_published_delete;
   DROP TRIGGER index_files_insert; DROP TRIGGER index_files_update; DROP TRIGGER index_files_delete;
@@ -91,6 +91,30 @@ describe('setup', () => {
     db.close();
     store = new SqliteSessionStore(dbFile);
     expect(await store.getSessionByStageToken('old-token')).toMatchObject({ id: 's-old' });
+  });
+
+  it("migrates a file from before files.published: the files of published sessions leave the quota's index", async () => {
+    const s = await created();
+    const done = await addCompleted(s.id, 'foo-1.0.tar.gz');
+    await store.publish(s.id, ['open'], at(2), { defer: false });
+    const live = await created({ version: '2.0', releaseKey: '2' });
+    const pending = await addFile(live.id, 'foo-2.0.tar.gz');
+    await store.close();
+    const db = raw();
+    db.exec(UNDO_FILES_PUBLISHED);
+    db.pragma(`user_version = ${MIGRATIONS.length - 1}`);
+    db.close();
+    store = new SqliteSessionStore(dbFile);
+    const check = raw();
+    expect(check.prepare('SELECT id, published FROM files ORDER BY id').all()).toEqual(
+      [
+        { id: done.id, published: 1 },
+        { id: pending.id, published: 0 },
+      ].sort((x, y) => (x.id < y.id ? -1 : 1)),
+    );
+    expect(check.prepare(`SELECT name FROM pragma_table_info('files') ORDER BY cid`).pluck().all().at(-1)).toBe('core_metadata');
+    check.close();
+    expect(await store.getFile(done.id)).toEqual(done); // the metadata moved with its row
   });
 
   it('keeps data across close and reopen, without migrating again', async () => {

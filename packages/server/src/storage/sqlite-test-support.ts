@@ -33,6 +33,15 @@ export async function closeTempStore(store: SqliteSessionStore, dir: string): Pr
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
+/**
+ * Takes a file at the current schema back to the one before `files.published` (the last of
+ * MIGRATIONS): for tests that go further back, then let the store migrate forward again.
+ */
+export const UNDO_FILES_PUBLISHED = `
+  DROP INDEX files_staged_by;
+  ALTER TABLE files DROP COLUMN published;
+  CREATE INDEX files_staged_by ON files (created_by) WHERE status IN ('pending', 'processing', 'completed');`;
+
 let seq = 0;
 
 /** A session of foo 1.0 by alice, open from minute 0 to 60, with a new id. */

@@ -193,6 +193,8 @@ export class SqlitePublishing implements Pick<UploadStore, 'publish' | 'settlePu
       )
       .run(session.id);
     this.connection.prepared('DELETE FROM filename_claims WHERE session_id = ?').run(session.id);
+    // Out of the staged-bytes quota's index (see MIGRATIONS: files.published).
+    this.connection.prepared('UPDATE files SET published = 1 WHERE session_id = ?').run(session.id);
     const row = this.connection
       .prepared(`UPDATE sessions SET status = 'published', ended_at = ? WHERE id = ? RETURNING *`)
       .get(at.getTime(), session.id) as SessionRow;

@@ -70,12 +70,15 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
    * Bytes a principal holds in files not yet published: pending, processing or completed, in
    * sessions still open, processing or error. Files in error hold none (their bytes are purged);
    * canceled, expired and published ones stop counting with that change of state.
+   *
+   * `published = 0` (a literal, so that SQLite can use the partial index files_staged_by): the
+   * files a principal published in the last `retention` are not read, only what it has staged.
    */
   private stagedBytes(principal: string): number {
     return this.connection
       .prepared(
         `SELECT COALESCE(SUM(f.size), 0) FROM files f JOIN sessions s ON s.id = f.session_id
-       WHERE f.created_by = ? AND f.status IN ${FILES_HOLDING_BYTES_SQL} AND s.status IN ${LIVE_SESSIONS_SQL}`,
+       WHERE f.created_by = ? AND f.published = 0 AND f.status IN ${FILES_HOLDING_BYTES_SQL} AND s.status IN ${LIVE_SESSIONS_SQL}`,
       )
       .pluck()
       .get(principal) as number;
