@@ -53,9 +53,12 @@ export interface PostgresConnectionOptions {
 export interface WriteStepOptions {
   /**
    * The write queue of the step (for a file create or update: its publishing session): steps of one queue
-   * run one at a time, across nodes, in the order they reach PostgreSQL's lock.
+   * run one at a time, across nodes, in the order they reach PostgreSQL's lock. A step in several
+   * queues (a file create: its session's, and its principal's for the staged-bytes quota) runs
+   * in all of them; every step takes its queues in the same order (by name), so no two steps
+   * ever wait for each other's.
    */
-  readonly queue?: string;
+  readonly queue?: string | readonly string[];
 }
 
 /** SQLSTATEs after which the whole step is run again: serialization_failure, deadlock_detected, unique_violation. */
@@ -146,20 +149,27 @@ export class PostgresConnection {
    * start on a fresh snapshot, whenever PostgreSQL aborts it for a conflict with another
    * transaction (see the module comment). `step` must therefore do nothing but queries on `c`.
    *
-   * With `queue`, each attempt first takes the queue's advisory lock (session-level, on the
-   * attempt's connection, before BEGIN: a SERIALIZABLE transaction's snapshot is taken by its
-   * first statement, so a lock taken inside it would come too late to show the previous holder's
-   * commit) and lets go of it after COMMIT or ROLLBACK. Within this node, the steps of one queue
-   * also wait for each other before they take a connection, so a queue holds one of the pool's
-   * connections at a time, not one per waiting step. A step that cannot have the lock within
+   * With `queue`, each attempt first takes the queue's advisory lock (of several queues, each
+   * one's in turn, by name; session-level, on the attempt's connection, before BEGIN: a
+   * SERIALIZABLE transaction's snapshot is taken by its first statement, so a lock taken inside it
+   * would come too late to show the previous holder's commit) and lets go of it after COMMIT or
+   * ROLLBACK. Within this node, the steps of one queue also wait for each other before they take
+   * a connection, so a queue holds one of the pool's connections at a time, not one per waiting
+   * step. A step that cannot have the lock within
    * `writeQueueTimeoutMillis` runs without it; a connection lost while it is held takes the lock
    * with it. Either way the transaction is the same SERIALIZABLE one: the lock decides the order,
    * never the outcome.
    */
   async inWriteTransaction<T>(step: (c: PoolClient) => Promise<T>, opts: WriteStepOptions = {}): Promise<T> {
-    if (opts.queue === undefined || !this.queueWrites) return this.inTransaction('ISOLATION LEVEL SERIALIZABLE', step);
-    const lockKey = writeQueueLockKey(opts.queue);
-    return this.localQueue.run(opts.queue, () => this.inTransaction('ISOLATION LEVEL SERIALIZABLE', step, lockKey));
+    const queues = [...new Set(typeof opts.queue === 'string' ? [opts.queue] : (opts.queue ?? []))].sort();
+    if (queues.length === 0 || !this.queueWrites) return this.inTransaction('ISOLATION LEVEL SERIALIZABLE', step);
+    const lockKeys = queues.map(writeQueueLockKey);
+    // In this node's queues in that order too, the first outermost.
+    const run = queues.reduceRight<() => Promise<T>>(
+      (inner, queue) => () => this.localQueue.run(queue, inner),
+      () => this.inTransaction('ISOLATION LEVEL SERIALIZABLE', step, lockKeys),
+    );
+    return run();
   }
 
   /** One consistent snapshot for a read of several statements. */
@@ -167,13 +177,13 @@ export class PostgresConnection {
     return this.inTransaction('ISOLATION LEVEL REPEATABLE READ READ ONLY', step);
   }
 
-  private async inTransaction<T>(mode: string, step: (c: PoolClient) => Promise<T>, lockKey?: BigintKey): Promise<T> {
+  private async inTransaction<T>(mode: string, step: (c: PoolClient) => Promise<T>, lockKeys: readonly BigintKey[] = []): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken: Error | undefined;
-      let locked = false;
+      const held: BigintKey[] = [];
       try {
-        if (lockKey !== undefined) locked = await this.takeQueueLock(client, lockKey);
+        for (const key of lockKeys) if (await this.takeQueueLock(client, key)) held.push(key);
         await client.query(`BEGIN ${mode}`);
         const result = await step(client);
         await client.query('COMMIT');
@@ -189,8 +199,9 @@ export class PostgresConnection {
         }
         this.countRetry((err as { code: string }).code);
       } finally {
-        if (locked && !broken) {
-          await advisoryUnlock(client, lockKey!).catch((unlockErr: unknown) => {
+        for (const key of held.reverse()) {
+          if (broken) break;
+          await advisoryUnlock(client, key).catch((unlockErr: unknown) => {
             broken = unlockErr instanceof Error ? unlockErr : new Error(String(unlockErr));
           });
         }

@@ -51,6 +51,14 @@ const IDENTITY_HOLDER_SQL = `
 /** The write queue of publishing session `id` (see PostgresConnection.inWriteTransaction). */
 export const sessionWriteQueue = (id: string): string => `session:${id}`;
 
+/**
+ * The write queue of the creates of one principal's files under the staged-bytes quota. Each such
+ * create sums the principal's staged files and adds one, so two of them in different sessions
+ * conflict as two in one session do: without this queue, 64 creates at once in 8 sessions of one
+ * principal over 3 pools were retried about 200 times (2026-12-07).
+ */
+export const principalWriteQueue = (principal: string): string => `principal:${principal}`;
+
 /** `$from, $from+1, …`: `n` positional parameters, for `IN (…)` over a list the caller binds. */
 const params = (from: number, n: number) => Array.from({ length: n }, (_, i) => `$${from + i}`).join(', ');
 
@@ -296,7 +304,14 @@ export class PostgresUploads implements Omit<UploadStore, 'publish' | 'settlePub
         );
         return { kind: 'created', file: fileFromRow(row!), replaced: replacedRow ? fileFromRow(replacedRow) : null };
       },
-      { queue: sessionWriteQueue(input.sessionId) },
+      {
+        // The principal's queue only when the quota is summed and the creator is known before the
+        // transaction (else it is the session's creator, read inside it: retries settle that case).
+        queue:
+          opts.maxStagedBytes !== undefined && input.createdBy !== undefined
+            ? [sessionWriteQueue(input.sessionId), principalWriteQueue(input.createdBy)]
+            : sessionWriteQueue(input.sessionId),
+      },
     );
   }
 
