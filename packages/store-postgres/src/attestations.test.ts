@@ -10,7 +10,7 @@ import pg from 'pg';
 import { distributionIdentity, type FileUploadRecord, type NewDirectPublish } from '@pep694/core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from './migrations.js';
-import { UNDO_FILES_PUBLISHED } from './schema-undo.test-support.js';
+import { UNDO_FILES_PUBLISHED } from './store.test-support.js';
 import { PostgresSessionStore } from './store.js';
 import { openTestStore, type TestStore } from './testing/index.js';
 

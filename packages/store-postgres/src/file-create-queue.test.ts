@@ -17,15 +17,14 @@
  * Creates of one principal in several sessions conflict through the staged-bytes quota (each sums
  * the principal's staged files): they queue on the principal too (see the README).
  */
-import { distributionIdentity, EDITABLE_SESSION_STATES, releaseKey, type CreateFileLimits, type CreateFileResult } from '@pep694/core';
+import { EDITABLE_SESSION_STATES, type CreateFileLimits, type CreateFileResult, type NewFileUpload } from '@pep694/core';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { writeQueueLockKey, type WriteStats } from './connection.js';
 import type { PostgresSessionStore } from './store.js';
+import { at, newUpload, openSession } from './store.test-support.js';
 import { openTestStore, type TestStore } from './testing/index.js';
 import { sessionWriteQueue } from './uploads.js';
-
-const at = (m: number) => new Date(Date.UTC(2030, 0, 1) + m * 60_000);
 
 let t: TestStore | undefined;
 afterEach(async () => {
@@ -41,39 +40,16 @@ async function nodes(n: number, opts: Parameters<typeof openTestStore>[0] = {}):
   return stores;
 }
 
-async function session(store: PostgresSessionStore, id = 's-1'): Promise<string> {
-  const r = await store.createSession({
-    id,
-    project: 'foo',
-    displayName: 'Foo',
-    version: '1.0',
-    releaseKey: releaseKey('1.0'),
-    stageToken: null,
-    createdBy: 'alice',
-    createdAt: at(0),
-    expiresAt: at(60),
-  });
-  expect(r.kind).toBe('created');
-  return id;
-}
+const session = (store: PostgresSessionStore, id = 's-1') => openSession(store, id);
 
-let seq = 0;
-function createFile(store: PostgresSessionStore, sessionId: string, filename: string, limits: CreateFileLimits): Promise<CreateFileResult> {
-  const n = ++seq;
-  return store.createFile(
-    {
-      id: `f-${n}`,
-      sessionId,
-      filename,
-      size: 1000,
-      hashes: { sha256: n.toString(16).padStart(64, '0') },
-      mechanism: 'http-post-bytes',
-      identity: distributionIdentity(filename),
-      createdAt: at(n / 1000),
-      expiresAt: at(60),
-    },
-    limits,
-  );
+function createFile(
+  store: PostgresSessionStore,
+  sessionId: string,
+  filename: string,
+  limits: CreateFileLimits,
+  over: Partial<NewFileUpload> = {},
+): Promise<CreateFileResult> {
+  return store.createFile(newUpload(sessionId, filename, over), limits);
 }
 
 /** `i`-th wheel of the release: a distinct filename and distribution identity. */
@@ -128,43 +104,12 @@ it(
 );
 
 describe("one principal's creates in several sessions (the staged-bytes quota's queue)", () => {
-  /** A create by alice in session `sessionId` of project `project`, as the service makes it (with its creator). */
-  const createBy = (store: PostgresSessionStore, sessionId: string, filename: string, limits: CreateFileLimits) => {
-    const n = ++seq;
-    return store.createFile(
-      {
-        id: `f-${n}`,
-        sessionId,
-        filename,
-        size: 1000,
-        hashes: { sha256: n.toString(16).padStart(64, '0') },
-        mechanism: 'http-post-bytes',
-        identity: distributionIdentity(filename),
-        createdAt: at(n / 1000),
-        expiresAt: at(60),
-        createdBy: 'alice',
-      },
-      limits,
-    );
-  };
-  const sessions = async (store: PostgresSessionStore, n: number) =>
-    Promise.all(
-      Array.from({ length: n }, async (_, k) => {
-        const r = await store.createSession({
-          id: `s-p${k}`,
-          project: `p${k}`,
-          displayName: `p${k}`,
-          version: '1.0',
-          releaseKey: releaseKey('1.0'),
-          stageToken: null,
-          createdBy: 'alice',
-          createdAt: at(0),
-          expiresAt: at(60),
-        });
-        expect(r.kind).toBe('created');
-        return { id: `s-p${k}`, project: `p${k}` };
-      }),
-    );
+  /** A create as the service makes it: with its creator, alice. */
+  const createBy = (store: PostgresSessionStore, sessionId: string, filename: string, limits: CreateFileLimits) =>
+    createFile(store, sessionId, filename, limits, { createdBy: 'alice' });
+  /** `n` sessions of alice's, of projects p0, p1, … */
+  const sessions = (store: PostgresSessionStore, n: number) =>
+    Promise.all(Array.from({ length: n }, async (_, k) => ({ id: await openSession(store, `s-p${k}`, `p${k}`), project: `p${k}` })));
 
   it('64 concurrent creates in 8 sessions over three nodes all succeed, with few retries', { timeout: 120_000 }, async () => {
     const stores = await nodes(3);

@@ -6,16 +6,15 @@
  * published in that time. Publishing sets `files.published`, which takes them out of the index,
  * and the migration that adds the column sets it for the files already published.
  */
-import { distributionIdentity, releaseKey, type NewFileUpload } from '@pep694/core';
+import { distributionIdentity, releaseKey } from '@pep694/core';
 import pg from 'pg';
 import { afterEach, expect, it } from 'vitest';
 import { migrate } from './migrations.js';
-import { UNDO_FILES_PUBLISHED } from './schema-undo.test-support.js';
+import { at, newUpload, openSession, UNDO_FILES_PUBLISHED } from './store.test-support.js';
 import type { PostgresSessionStore } from './store.js';
 import { openTestStore, type TestStore } from './testing/index.js';
 import { STAGED_BYTES_SQL } from './uploads.js';
 
-const at = (m: number) => new Date(Date.UTC(2030, 0, 1) + m * 60_000);
 const QUOTA = { maxFiles: 1000, maxStagedBytes: 10_000 };
 
 let t: TestStore | undefined;
@@ -35,37 +34,9 @@ async function query<R extends pg.QueryResultRow>(sql: string, values: unknown[]
 }
 
 let seq = 0;
-async function session(store: PostgresSessionStore, project: string): Promise<string> {
-  const id = `s-${++seq}`;
-  const r = await store.createSession({
-    id,
-    project,
-    displayName: project,
-    version: '1.0',
-    releaseKey: releaseKey('1.0'),
-    stageToken: null,
-    createdBy: 'alice',
-    createdAt: at(0),
-    expiresAt: at(60),
-  });
-  expect(r.kind).toBe('created');
-  return id;
-}
-
-const wheel = (sessionId: string, project: string, i: number, size = 100): NewFileUpload => {
-  const filename = `${project}-1.0-${i + 1}-py3-none-any.whl`;
-  return {
-    id: `f-${++seq}`,
-    sessionId,
-    filename,
-    size,
-    hashes: { sha256: seq.toString(16).padStart(64, '0') },
-    mechanism: 'http-post-bytes',
-    identity: distributionIdentity(filename),
-    createdAt: at(1),
-    expiresAt: at(60),
-  };
-};
+const session = (store: PostgresSessionStore, project: string) => openSession(store, `s-${++seq}`, project);
+const wheel = (sessionId: string, project: string, i: number, size = 100) =>
+  newUpload(sessionId, `${project}-1.0-${i + 1}-py3-none-any.whl`, { size });
 
 async function completed(store: PostgresSessionStore, sessionId: string, project: string, i: number, size = 100): Promise<string> {
   const r = await store.createFile(wheel(sessionId, project, i, size), QUOTA);
@@ -161,10 +132,6 @@ it('the migration that adds files.published sets it for the files already publis
   } finally {
     await pool.end();
   }
-  expect(await query('SELECT id, published FROM files ORDER BY id')).toEqual(
-    [
-      { id: done, published: true },
-      { id: pending, published: false },
-    ].sort((x, y) => (x.id < y.id ? -1 : 1)),
-  );
+  const rows = await query<{ id: string; published: boolean }>('SELECT id, published FROM files');
+  expect(Object.fromEntries(rows.map((r) => [r.id, r.published]))).toEqual({ [done]: true, [pending]: false });
 });
