@@ -5,9 +5,18 @@
  * whole and renamed into place (a kill never leaves half a file). The local id (`a1b2c3d4`) is
  * what `pep694 session … SESSION` accepts besides the session URL (PEP 694 "Suggested
  * Command-Line Interfaces": "This session identifier is local to the client").
+ *
+ * A file's state changes while the release uploads (each file upload session is recorded before
+ * its first byte) go to a journal beside the record, `<id>.log`: one JSON line per change,
+ * appended with one synchronous write to a descriptor kept open. Reads replay it over the record;
+ * once the files are done the record is written whole and the journal removed (`compact`). Why:
+ * writing the record whole for each file (a temporary file, its write, its close and the rename,
+ * four thread-pool round trips) cost a release of 21 files about 20 ms of the command's CPU on the
+ * bench machine (134 against 116 ms after the first request, medians of 20 runs), on the two cores
+ * the index's server needed; an appended line costs a few microseconds.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -48,6 +57,8 @@ export class StateStore {
   private readonly writes = new Map<string, WriteSlot>();
   /** The directory, made once by the first `saveAsync`. */
   private made: Promise<void> | undefined;
+  /** Per record id: the open descriptor of its journal (see the module comment). */
+  private readonly journals = new Map<string, number>();
 
   constructor(cacheDir: string) {
     this.dir = join(cacheDir, 'sessions');
@@ -56,6 +67,33 @@ export class StateStore {
   private path(id: string): string {
     if (!/^[0-9a-f]{8}$/.test(id)) throw new Error(`not a local session id: ${id}`);
     return join(this.dir, `${id}.json`);
+  }
+
+  private journalPath(id: string): string {
+    return this.path(id).replace(/\.json$/, '.log');
+  }
+
+  /** A record as written, with the file changes of its journal applied in order. */
+  private read(name: string): SessionRecord {
+    const record = JSON.parse(readFileSync(join(this.dir, name), 'utf8')) as SessionRecord;
+    let journal: string;
+    try {
+      journal = readFileSync(this.journalPath(record.id), 'utf8');
+    } catch {
+      return record; // none: every change is in the record
+    }
+    for (const line of journal.split('\n')) {
+      let change: { file?: unknown; state?: unknown };
+      try {
+        change = JSON.parse(line) as typeof change;
+      } catch {
+        continue; // the empty end, or a line a kill cut short (only ever the last)
+      }
+      if (typeof change.file !== 'string') continue;
+      if (change.state === null) delete record.files[change.file];
+      else if (typeof change.state === 'object') record.files[change.file] = change.state as FileState;
+    }
+    return record;
   }
 
   list(): SessionRecord[] {
@@ -69,7 +107,7 @@ export class StateStore {
     for (const n of names) {
       if (!/^[0-9a-f]{8}\.json$/.test(n)) continue;
       try {
-        records.push(JSON.parse(readFileSync(join(this.dir, n), 'utf8')) as SessionRecord);
+        records.push(this.read(n));
       } catch {
         // a record that cannot be read is skipped, not fatal: it is only a cache
       }
@@ -79,7 +117,7 @@ export class StateStore {
 
   get(id: string): SessionRecord | undefined {
     try {
-      return JSON.parse(readFileSync(this.path(id), 'utf8')) as SessionRecord;
+      return this.read(`${id}.json`);
     } catch {
       return undefined;
     }
@@ -108,6 +146,38 @@ export class StateStore {
     return record;
   }
 
+  /**
+   * Sets one file's state in `record` (undefined: removes it) and records the change on disk
+   * before it returns: one line appended to the record's journal. Throws when it cannot be
+   * written (the caller then sends nothing).
+   */
+  recordFile(record: SessionRecord, filename: string, state: FileState | undefined): void {
+    if (state) record.files[filename] = state;
+    else delete record.files[filename];
+    let fd = this.journals.get(record.id);
+    if (fd === undefined) {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      fd = openSync(this.journalPath(record.id), 'a', 0o600);
+      this.journals.set(record.id, fd);
+    }
+    writeSync(fd, `${JSON.stringify({ file: filename, state: state ?? null })}\n`);
+  }
+
+  /** Writes `record` whole, which holds every change of its journal, then removes the journal. */
+  async compact(record: SessionRecord): Promise<void> {
+    await this.saveAsync(record);
+    this.closeJournal(record.id);
+    rmSync(this.journalPath(record.id), { force: true });
+  }
+
+  /** Lets go of the journal's descriptor (the journal stays for the next read to replay). */
+  closeJournal(id: string): void {
+    const fd = this.journals.get(id);
+    if (fd === undefined) return;
+    this.journals.delete(id);
+    closeSync(fd);
+  }
+
   save(record: SessionRecord): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const final = this.path(record.id);
@@ -118,8 +188,7 @@ export class StateStore {
 
   /**
    * `save`, off the event loop: resolves once the record as it is when the write starts is in
-   * place. Saves of one record while a write of it runs are coalesced into one write after it (a
-   * release of many files saves its record for each of them). Do not mix with `save` for a record
+   * place. Saves of one record while a write of it runs are coalesced into one write after it. Do not mix with `save` for a record
    * until these have resolved (both use the same temporary file).
    */
   saveAsync(record: SessionRecord): Promise<void> {
@@ -161,6 +230,8 @@ export class StateStore {
   }
 
   remove(id: string): void {
+    this.closeJournal(id);
     rmSync(this.path(id), { force: true });
+    rmSync(this.journalPath(id), { force: true });
   }
 }

@@ -6,13 +6,7 @@
  * or stop at the stage. A re-run after a kill joins the same session, skips files already
  * `completed`, and lets a resumable half continue from the server's offset.
  */
-import {
-  HttpAnswerError,
-  SMALL_FILE,
-  type MechanismClient,
-  type MechanismInstructions,
-  type MechanismUploadResult,
-} from '@pep694/core/node-http';
+import { HttpAnswerError, type MechanismClient, type MechanismInstructions, type MechanismUploadResult } from '@pep694/core/node-http';
 import { SessionApi, transferRetryDelay, type FileUploadSession, type PublishingSession } from './api.js';
 import { findAttestations, sha256File, type Dist, type Release } from './dists.js';
 import { ApiError, publishedFileVerdict } from './errors.js';
@@ -374,12 +368,9 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
   const keepAlive = new KeepAlive(session, api, opts);
   keepAlive.start();
 
-  /** Records a file's state (or its removal); resolves once it is on disk. Writes of several files at once are coalesced. */
-  const saveFile = async (filename: string, fs: FileState | undefined): Promise<void> => {
-    if (!record || !state) return;
-    if (fs) record.files[filename] = fs;
-    else delete record.files[filename];
-    await state.saveAsync(record);
+  /** Records a file's state (or its removal) on disk before it returns (a line of the state's journal: StateStore.recordFile). */
+  const saveFile = (filename: string, fs: FileState | undefined): void => {
+    if (record && state) state.recordFile(record, filename, fs);
   };
 
   /** Waits out a file's deferred completion (`processing`), honouring Retry-After. */
@@ -430,7 +421,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
       if (!resume) {
         // A different file by the same name, a failed upload, or one that cannot be resumed: start over (PEP 694 "Replacing a Partially or Fully Uploaded File").
         await api.deleteFile(onServer.link, dist.filename);
-        await saveFile(dist.filename, undefined);
+        saveFile(dist.filename, undefined);
       }
     }
 
@@ -457,24 +448,17 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
     };
 
     /** A new file upload session for this file (in the first mechanism the server takes), or the result of a file the index publishes already. */
-    const createFileSession = async (): Promise<{ file: FileUploadSession; url: string; saved: Promise<void> } | FileResult> => {
+    const createFileSession = async (): Promise<{ file: FileUploadSession; url: string } | FileResult> => {
       let lastErr: unknown;
       for (const mechanism of choices) {
         try {
           const a = await api.createFile(session, { filename: dist.filename, size: dist.size, hashes: { sha256 }, mechanism });
           const url = a.body.links['file-upload-session'];
-          // A re-run after a kill must know this pending file is its own: it is recorded as its
-          // bytes start, and on disk before it is completed (the caller awaits `saved` then). A
-          // small file does not wait for the write before its first byte: that held every upload
-          // of a release for a write of the state file (5–10 ms from the create's answer to the
-          // bytes' request on the bench machine, against 0.2 ms for the minimal client), and a
-          // kill before the write ends leaves the file unrecorded either way. A larger one (the
-          // uploads a kill interrupts, and a resumable half resumes) does, as the write is
-          // nothing next to its transfer, and a write that fails then stops it before its bytes.
-          const saved = saveFile(dist.filename, { fileSessionUrl: url, sha256, size: dist.size, mechanism: a.body.mechanism.identifier });
-          if (dist.size > SMALL_FILE) await saved;
-          saved.catch(() => undefined); // awaited after the transfer; until then not an unhandled rejection
-          return { file: a.body, url, saved };
+          // A re-run after a kill must know this pending file is its own: it is on disk before its
+          // first byte (a line appended to the state's journal, a few microseconds; a write that
+          // fails stops the file before its bytes go).
+          saveFile(dist.filename, { fileSessionUrl: url, sha256, size: dist.size, mechanism: a.body.mechanism.identifier });
+          return { file: a.body, url };
         } catch (err) {
           const skipped = publishedBefore(err);
           if (skipped) return skipped;
@@ -491,8 +475,6 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
     let sendAttestations: boolean;
     /** Bytes sent by transfers that failed and were tried again. */
     let sentBefore = 0;
-    /** The state file's record of the file upload session in use (none when resuming one it records). */
-    let saved: Promise<void> | undefined;
     for (let attempt = 1; ; attempt++) {
       if (resume) {
         file = resume.file;
@@ -502,7 +484,6 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
         if (!('file' in created)) return created;
         file = created.file;
         fileUrl = created.url;
-        saved = created.saved;
       }
       const identifier = file.mechanism.identifier;
       const half = halfFor(halves, identifier);
@@ -531,10 +512,11 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
           ...(record?.files[dist.filename]?.resumeState !== undefined ? { resumeState: record.files[dist.filename]!.resumeState } : {}),
           saveResumeState: (resumeState) => {
             const fs = record?.files[dist.filename];
-            if (fs)
-              saveFile(dist.filename, { ...fs, resumeState }).catch((err: unknown) =>
-                emit({ type: 'notice', message: `saving the resume state of ${dist.filename} failed: ${(err as Error).message}` }),
-              );
+            try {
+              if (fs) saveFile(dist.filename, { ...fs, resumeState });
+            } catch (err) {
+              emit({ type: 'notice', message: `saving the resume state of ${dist.filename} failed: ${(err as Error).message}` });
+            }
           },
           onProgress: (sent, total) => {
             sentNow = sent;
@@ -554,7 +536,13 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
                 () => false,
               )
             : false;
-        if (canceled) await saveFile(dist.filename, undefined).catch(() => undefined);
+        if (canceled) {
+          try {
+            saveFile(dist.filename, undefined);
+          } catch {
+            // the record names a canceled file upload session: a re-run finds it gone and starts over
+          }
+        }
         // A failure that may pass, once the file upload session is gone: a new one, every byte again.
         const wait = canceled ? transferRetryDelay(err, attempt) : undefined;
         if (wait === undefined) throw err;
@@ -568,7 +556,6 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
         keepAlive.untrack(fileUrl);
       }
     }
-    await saved;
     const completion = await api.completeFile(file, dist.filename);
     let final = completion.body;
     if (completion.status === 202 || final?.status === 'processing') final = await settle(fileUrl, { retryAfter: completion.retryAfter });
@@ -616,7 +603,8 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
     }
     if (record && state) {
       record.status = 'open';
-      await state.saveAsync(record);
+      // Written whole with every file's state: the journal is not needed any more.
+      await state.compact(record);
     }
     if (opts.beforePublish) {
       const fresh = await api.status(session.links.session);
@@ -651,6 +639,7 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
     throw err;
   } finally {
     keepAlive.stop();
+    if (record && state) state.closeJournal(record.id);
   }
 }
 

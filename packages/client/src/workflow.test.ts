@@ -1,22 +1,23 @@
 /**
  * The library workflow (`uploadRelease`, `publishFlow`) against the server's test harness on
  * loopback: extension before `expires-at`, PEP 740 attestation files sent with the file, the
- * state file's record of a file written beside its transfer, a third party's half named in config,
+ * state's record of a file on disk before its first byte (its journal), a third party's half named in config,
  * releases split by name and version.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import httpPostBytes from '@pep694/mechanism-http-post-bytes';
 import multipart from '@pep694/mechanism-multipart';
-import { SMALL_FILE } from '@pep694/core/node-http';
+import { SMALL_FILE, type MechanismClient } from '@pep694/core/node-http';
 import { attestation, startTestServer, TEST_TOKENS, type TestServer } from '@pep694/server/testing';
 import { SessionApi } from './api.js';
 import { collectReleases, sha256File } from './dists.js';
 import { publishFlow } from './publish-flow.js';
-import { StateStore } from './state.js';
+import { FIRST_PARTY_HALVES } from './halves.js';
+import { StateStore, type FileState } from './state.js';
 import { FIXTURES, runCli } from './test-support.js';
 import { uploadRelease, type UploadEvent } from './upload.js';
 
@@ -98,66 +99,57 @@ describe('uploadRelease', () => {
   });
 });
 
-describe('the state file beside the transfer', () => {
-  /** Writes of the state file held until `open()`. */
-  const heldState = (cacheDir: string) => {
-    let open!: () => void;
-    const gate = new Promise<void>((resolve) => (open = resolve));
-    class HeldState extends StateStore {
-      override saveAsync(record: Parameters<StateStore['saveAsync']>[0]): Promise<void> {
-        return gate.then(() => super.saveAsync(record));
-      }
+describe("the state's record of each file upload session", () => {
+  it('is on disk before the first byte of a file, small or large: a half sees it there', async () => {
+    const cacheDir = join(dir, 'recorded-first');
+    const small = join(FIXTURES, 'demo_pkg-1.0.0.tar.gz');
+    const large = join(dir, 'demo_large-2.0.tar.gz');
+    writeFileSync(large, randomBytes(SMALL_FILE + 1));
+    for (const path of [small, large]) {
+      const [release] = await collectReleases([path]);
+      const filename = release!.dists[0]!.filename;
+      /** What a fresh reader (a re-run) finds on disk for the file when the half starts its transfer. */
+      let onDisk: FileState | undefined;
+      const looking: MechanismClient[] = FIRST_PARTY_HALVES.map((half) => ({
+        ...half,
+        upload: (ctx) => {
+          onDisk = new StateStore(cacheDir).list().find((r) => r.files[filename])?.files[filename];
+          return half.upload(ctx);
+        },
+      }));
+      const state = new StateStore(cacheDir);
+      const result = await uploadRelease({ root: t.url, authorization: auth, release: release!, stage: true, state, halves: looking });
+      expect(onDisk).toMatchObject({ sha256: result.files[0]!.sha256, mechanism: 'http-post-bytes' });
+      expect(onDisk?.fileSessionUrl).toMatch(/^http/);
+      // Once the files are done the record holds them whole, and the journal is gone.
+      const id = result.localId!;
+      expect(JSON.parse(readFileSync(join(cacheDir, 'sessions', `${id}.json`), 'utf8')).files[filename]).toEqual(onDisk);
+      expect(existsSync(join(cacheDir, 'sessions', `${id}.log`))).toBe(false);
+      await cancel(result.sessionUrl);
     }
-    return { state: new HeldState(cacheDir), open };
-  };
-  /** Starts the upload of `path` with the writes held; `sent` resolves once every byte has gone out. */
-  const start = async (path: string, state: StateStore) => {
-    const [release] = await collectReleases([path]);
-    const size = release!.dists[0]!.size;
-    const events: UploadEvent[] = [];
-    let allSent!: () => void;
-    const sent = new Promise<void>((resolve) => (allSent = resolve));
-    const run = uploadRelease({
-      root: t.url,
-      authorization: auth,
-      release: release!,
-      stage: true,
-      state,
-      onEvent: (e) => {
-        events.push(e);
-        if (e.type === 'progress' && e.sent === size) allSent();
-      },
-    });
-    return { run, events, size, sent };
-  };
-  const within = (p: Promise<void>, ms: number) => Promise.race([p.then(() => 'sent'), new Promise((r) => setTimeout(r, ms, 'waiting'))]);
-
-  it('sends a small file’s bytes while its record is being written, and completes the file only once it is on disk', async () => {
-    const { state, open } = heldState(join(dir, 'held-small'));
-    const { run, events, size, sent } = await start(join(FIXTURES, 'demo_pkg-1.0.0.tar.gz'), state);
-    // Every byte goes out while the record is still held (before, the upload waited for it)…
-    expect(await within(sent, 5000)).toBe('sent');
-    // …and the file is not completed until it is written.
-    await new Promise((r) => setTimeout(r, 200));
-    expect(events.some((e) => e.type === 'file-done')).toBe(false);
-    open();
-    const result = await run;
-    expect(result.files[0]).toMatchObject({ status: 'completed', bytesSent: size });
-    expect(state.get(result.localId!)?.files['demo_pkg-1.0.0.tar.gz']?.sha256).toBe(result.files[0]!.sha256);
-    await cancel(result.sessionUrl);
   });
 
-  it('sends nothing of a file larger than SMALL_FILE before its record is on disk', async () => {
-    const { state, open } = heldState(join(dir, 'held-large'));
-    const path = join(dir, 'demo_large-1.0.tar.gz');
-    writeFileSync(path, randomBytes(SMALL_FILE + 1));
-    const { run, events, sent } = await start(path, state);
-    expect(await within(sent, 500)).toBe('waiting');
-    expect(events.some((e) => e.type === 'progress' && e.sent > 0)).toBe(false);
-    open();
-    const result = await run;
-    expect(result.files[0]).toMatchObject({ status: 'completed', bytesSent: SMALL_FILE + 1 });
-    await cancel(result.sessionUrl);
+  it('a killed run leaves its journal: a read replays it over the record, a last line cut short ignored', () => {
+    const cacheDir = join(dir, 'journal');
+    const state = new StateStore(cacheDir);
+    const record = state.open({ root: 'http://i/', name: 'demo-pkg', version: '1.0', sessionUrl: 'http://i/s/1', status: 'open' }, true);
+    const fs = (n: number): FileState => ({ fileSessionUrl: `http://i/f/${n}`, sha256: String(n).repeat(64), size: n, mechanism: 'tus' });
+    state.recordFile(record, 'a.whl', fs(1));
+    state.recordFile(record, 'b.whl', fs(2));
+    state.recordFile(record, 'a.whl', undefined); // deleted, and sent again:
+    state.recordFile(record, 'c.whl', fs(3));
+    state.recordFile(record, 'c.whl', { ...fs(3), resumeState: { offset: 5 } });
+    // No close, no compaction: as a SIGKILL leaves it, with a last line cut short.
+    appendFileSync(join(cacheDir, 'sessions', `${record.id}.log`), '{"file":"d.whl","sta');
+    const again = new StateStore(cacheDir);
+    const expected = { 'b.whl': fs(2), 'c.whl': { ...fs(3), resumeState: { offset: 5 } } };
+    expect(again.get(record.id)?.files).toEqual(expected);
+    expect(again.list().find((r) => r.id === record.id)?.files).toEqual(expected);
+    // The record file itself still has none of them (only the journal does).
+    expect(JSON.parse(readFileSync(join(cacheDir, 'sessions', `${record.id}.json`), 'utf8')).files).toEqual({});
+    state.closeJournal(record.id);
+    again.remove(record.id);
+    expect(existsSync(join(cacheDir, 'sessions', `${record.id}.log`))).toBe(false);
   });
 });
 
