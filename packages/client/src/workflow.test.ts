@@ -140,6 +140,7 @@ describe("the state's record of each file upload session", () => {
     state.recordFile(record, 'c.whl', fs(3));
     state.recordFile(record, 'c.whl', { ...fs(3), resumeState: { offset: 5 } });
     // No close, no compaction: as a SIGKILL leaves it, with a last line cut short.
+    state.closeJournal(record.id);
     appendFileSync(join(cacheDir, 'sessions', `${record.id}.log`), '{"file":"d.whl","sta');
     const again = new StateStore(cacheDir);
     const expected = { 'b.whl': fs(2), 'c.whl': { ...fs(3), resumeState: { offset: 5 } } };
@@ -147,7 +148,10 @@ describe("the state's record of each file upload session", () => {
     expect(again.list().find((r) => r.id === record.id)?.files).toEqual(expected);
     // The record file itself still has none of them (only the journal does).
     expect(JSON.parse(readFileSync(join(cacheDir, 'sessions', `${record.id}.json`), 'utf8')).files).toEqual({});
-    state.closeJournal(record.id);
+    // The re-run's own changes start on a line of their own, after the one cut short.
+    const rerun = again.get(record.id)!;
+    again.recordFile(rerun, 'e.whl', fs(5));
+    expect(new StateStore(cacheDir).get(record.id)?.files).toEqual({ ...expected, 'e.whl': fs(5) });
     again.remove(record.id);
     expect(existsSync(join(cacheDir, 'sessions', `${record.id}.log`))).toBe(false);
   });
