@@ -15,7 +15,7 @@
 //   (with a note) where twine is missing;
 // - the same three again through delay-proxy.mjs (ctx.rttMs round trips, as over a network).
 //
-// Runs alternate which flow goes first.
+// Runs alternate which flow goes first (the release comparison: balancedOrder).
 import { spawn, spawnSync } from 'node:child_process';
 import { linkSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -282,7 +282,7 @@ print('\n'.join(paths))
  * legacy API of the same server (one request per file, each published at once), with
  * minimal-client.mjs beside them: the same Upload 2.0 flow with nothing but the requests (the floor
  * any client reaches against this server on this machine). Resolves with the wall seconds of each
- * run, or undefined without twine. Each round runs the commands in a rotated order.
+ * run, or undefined without twine. Each round runs the commands in its own order (`balancedOrder`).
  */
 async function twineComparison({ srv, dir, runs, fileBytes, cli, bashRun, seq }) {
   if (spawnSync(PYTHON, ['-m', 'twine', '--version']).status !== 0) return undefined;
@@ -324,10 +324,29 @@ async function twineComparison({ srv, dir, runs, fileBytes, cli, bashRun, seq })
   for (const tool of tools) await once(tool);
   const times = Object.fromEntries(tools.map((t) => [t, []]));
   for (let i = 0; i < runs; i++) {
-    for (let k = 0; k < tools.length; k++) {
-      const tool = tools[(i + k) % tools.length];
+    for (const k of balancedOrder(tools.length, i)) {
+      const tool = tools[k];
       times[tool].push(await once(tool));
     }
   }
   return times;
+}
+
+/**
+ * The order of round `i` of `n` commands: a Williams design, in which over n rounds (2n when n
+ * is odd) every command goes first equally often and follows every other command equally often.
+ * A plain rotation (command k + i) has each command always follow the same one: with four, the
+ * command with NODE_EXTRA_CA_CERTS unset always came right after twine, `pep694 upload` after it,
+ * and the minimal client after `pep694 upload`, so whatever a run leaves behind (the server's
+ * work after it answered, the page cache) always fell on the same next command.
+ */
+export function balancedOrder(n, i) {
+  // 0, 1, n-1, 2, n-2, …: each difference between neighbours (mod n) occurs once.
+  const first = [0];
+  for (let lo = 1, hi = n - 1; first.length < n; lo++, hi--) {
+    first.push(lo);
+    if (first.length < n) first.push(hi);
+  }
+  const row = first.map((k) => (k + i) % n);
+  return n % 2 === 1 && Math.floor(i / n) % 2 === 1 ? row.reverse() : row;
 }
