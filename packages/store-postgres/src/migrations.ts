@@ -179,7 +179,8 @@ export const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO published_attestations (file_id, attestations)
     SELECT p.file_id, f.attestations FROM published_files p JOIN files f ON f.id = p.file_id WHERE f.attestations IS NOT NULL;
-  `, // Files of published sessions leave the quota's index. They keep their status (`completed`, as
+  `,
+  // Files of published sessions leave the quota's index. They keep their status (`completed`, as
   // the PEP shows it) until the retention forgets them, and files_staged_by held them all that time:
   // the quota's sum, run on every file upload session created, read every file a principal had
   // uploaded in the last `retention` (7 days by default). Publishing now sets `published`, and the

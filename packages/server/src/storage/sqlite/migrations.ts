@@ -213,7 +213,8 @@ export const MIGRATIONS: readonly string[] = [
   // Files of published sessions leave the quota's index. They keep their status (`completed`, as
   // the PEP shows it) until the retention forgets them, and files_staged_by held them all that time:
   // the quota's sum, run on every file upload session created, read every file a principal had
-  // uploaded in the last `retention` (7 days by default), about 0.6 µs each on the event loop.
+  // uploaded in the last `retention` (7 days by default), on the event loop: 3.4–4.2 ms a create
+  // at 8 600 files.
   // Publishing now sets `published`, and the index holds only what a principal has staged.
   // core_metadata moves to the end of the row again (see MIGRATIONS[6]).
   `
