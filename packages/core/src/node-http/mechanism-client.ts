@@ -46,7 +46,9 @@ export interface MechanismUploadContext extends UploadClientOptions {
   /**
    * Keeps a JSON value (an upload resource's URL, say) that a later run needs to resume this
    * transfer; the client stores it with its local session state. Halves whose resume point is
-   * in the mechanism map itself (tus's `upload_url`) need not call it.
+   * in the mechanism map itself (tus's `upload_url`) need not call it. The `pep694` command
+   * writes each call to disk before it returns (a line of its state's journal, whole each time):
+   * call it when what a later run needs changes, not for every chunk sent.
    */
   readonly saveResumeState?: (state: unknown) => void;
 }
