@@ -2,12 +2,12 @@
 // fsync that started after its call, and callers that overlap share one. The syncs are held by
 // hand here; the FsBlobStore test at the end runs the default syncer on real directories.
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DirSync, fsyncDirectory } from './dir-sync.js';
+import { DirSync, fsyncDirectory, keptOpenSyncer } from './dir-sync.js';
 import { FsBlobStore } from './fs-blob-store.js';
 import { settled } from './test-support.js';
 
@@ -100,6 +100,69 @@ describe('DirSync', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/** This process's descriptors open on `dir` (Linux: /proc/self/fd); a removed directory's end in " (deleted)". */
+async function descriptorsOn(dir: string): Promise<string[]> {
+  const targets = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+  return targets.filter((t) => t === dir || t === `${dir} (deleted)`);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('keptOpenSyncer', () => {
+  let dir: string | undefined;
+  afterEach(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps one descriptor per directory while its fsyncs keep coming, and closes it once they stop', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kept-open-'));
+    const sync = keptOpenSyncer(150);
+    for (let i = 0; i < 5; i++) {
+      await sync(dir);
+      expect(await descriptorsOn(dir)).toEqual([dir]);
+      await sleep(20);
+    }
+    await sleep(300);
+    expect(await descriptorsOn(dir)).toEqual([]);
+    await sync(dir); // and opens it again after that
+    expect(await descriptorsOn(dir)).toEqual([dir]);
+    sync.forget!(dir);
+    await sleep(20);
+    expect(await descriptorsOn(dir)).toEqual([]);
+  });
+
+  it('forget() during an fsync lets it finish on its descriptor, then closes it; the next fsync opens the directory made again', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kept-open-'));
+    const sub = join(dir, 'd');
+    await mkdir(sub);
+    const sync = keptOpenSyncer(10_000);
+    await sync(sub);
+    const running = sync(sub);
+    sync.forget!(sub); // while that fsync runs on the kept descriptor
+    await running;
+    await sleep(20);
+    expect(await descriptorsOn(sub)).toEqual([]);
+    // The directory replaced by hand: the next fsync opens the new one.
+    await rm(sub, { recursive: true });
+    await mkdir(sub);
+    await sync(sub);
+    const [link] = await descriptorsOn(sub);
+    expect(link).toBe(sub); // not "(deleted)": the new directory
+    sync.forget!(sub);
+  });
+
+  it('an fsync that fails keeps nothing open, and reports the error', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kept-open-'));
+    const sync = keptOpenSyncer(10_000);
+    await expect(sync(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await mkdir(join(dir, 'missing'));
+    await sync(join(dir, 'missing'));
+    expect((await stat(join(dir, 'missing'))).isDirectory()).toBe(true);
+    expect(await descriptorsOn(join(dir, 'missing'))).toHaveLength(1);
+    sync.forget!(join(dir, 'missing'));
   });
 });
 

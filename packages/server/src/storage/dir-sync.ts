@@ -14,6 +14,11 @@
  * fsync of `dir` that *started after the call* has finished. A call made while one runs waits for
  * the next one, which every call made meanwhile shares; a failed fsync rejects every caller that
  * waited for it, and the next call starts a new one.
+ *
+ * The default syncer (`keptOpenSyncer`) keeps each directory's descriptor open while its fsyncs
+ * keep coming, so that a group costs one thread-pool round trip instead of three (open, fsync,
+ * close): on the bench machine each round trip costs the event loop 30 to 70 µs of CPU, and the
+ * directory fsyncs were a third of the round trips an uploaded file made.
  */
 import { close, fsync, open } from 'node:fs';
 import { promisify } from 'node:util';
@@ -22,10 +27,13 @@ const openFd = promisify(open);
 const fsyncFd = promisify(fsync);
 const closeFd = promisify(close);
 
-/** Makes the entries of one directory durable; the default opens it and fsyncs it. */
-export type DirSyncer = (dir: string) => Promise<void>;
+/**
+ * Makes the entries of one directory durable. `forget`, when there is one, drops what the syncer
+ * keeps about `dir` (a descriptor), for a directory that was removed and made again.
+ */
+export type DirSyncer = ((dir: string) => Promise<void>) & { forget?(dir: string): void };
 
-/** The default syncer (callback fs, not a FileHandle: one thread-pool call per step, no promise machinery). */
+/** Opens the directory, fsyncs it and closes it (callback fs, not a FileHandle: one thread-pool call per step). */
 export async function fsyncDirectory(dir: string): Promise<void> {
   const fd = await openFd(dir, 'r');
   try {
@@ -33,6 +41,57 @@ export async function fsyncDirectory(dir: string): Promise<void> {
   } finally {
     await closeFd(fd);
   }
+}
+
+/** How long a directory's descriptor stays open after its last fsync. */
+const KEEP_OPEN_MS = 1000;
+
+/**
+ * The default syncer: fsyncs each directory through a descriptor kept open until `idleMs` pass
+ * without an fsync of it (an unref'd timer: it never keeps the process alive), so a burst of
+ * uploads opens each directory once. Meant for one `DirSync`, which never runs two fsyncs of one
+ * directory at once. A failed fsync closes the descriptor, and the next one opens it again.
+ *
+ * A descriptor names the directory it was opened on: if that directory is removed and made again
+ * under the same path, its fsyncs no longer reach the new one. `forget(dir)` closes it, and the
+ * blob store calls it when it makes again a directory that went away (fs-blob-store.ts).
+ */
+export function keptOpenSyncer(idleMs = KEEP_OPEN_MS): DirSyncer {
+  interface Kept {
+    readonly fd: Promise<number>;
+    timer?: NodeJS.Timeout;
+    /** An fsync runs on it: forget() leaves the closing to that fsync. */
+    busy: boolean;
+    dropped: boolean;
+  }
+  const kept = new Map<string, Kept>();
+  const close = (entry: Kept) => void entry.fd.then((fd) => closeFd(fd)).catch(() => undefined);
+  const drop = (dir: string) => {
+    const entry = kept.get(dir);
+    if (!entry) return;
+    kept.delete(dir);
+    clearTimeout(entry.timer);
+    entry.dropped = true;
+    if (!entry.busy) close(entry);
+  };
+  const sync = async (dir: string) => {
+    let entry = kept.get(dir);
+    if (entry) clearTimeout(entry.timer);
+    else kept.set(dir, (entry = { fd: openFd(dir, 'r'), busy: false, dropped: false }));
+    entry.busy = true;
+    try {
+      await fsyncFd(await entry.fd);
+    } catch (err) {
+      entry.busy = false;
+      if (entry.dropped) close(entry);
+      else drop(dir);
+      throw err;
+    }
+    entry.busy = false;
+    if (entry.dropped) close(entry);
+    else entry.timer = setTimeout(() => drop(dir), idleMs).unref();
+  };
+  return Object.assign(sync, { forget: drop });
 }
 
 interface DirState {
@@ -47,7 +106,12 @@ export class DirSync {
   /** fsyncs started so far: fewer than the calls when they overlap. */
   syncs = 0;
 
-  constructor(private readonly syncer: DirSyncer = fsyncDirectory) {}
+  constructor(private readonly syncer: DirSyncer = keptOpenSyncer()) {}
+
+  /** Tells the syncer that `dir` was made again (see `keptOpenSyncer`); an fsync under way finishes on the old one. */
+  forget(dir: string): void {
+    this.syncer.forget?.(dir);
+  }
 
   /** Resolves once an fsync of `dir` that started after this call has finished. */
   sync(dir: string): Promise<void> {

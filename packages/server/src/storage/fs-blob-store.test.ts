@@ -3,7 +3,7 @@
 // conformance suite on this store (fs-blob-store.conformance.test.ts).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readlink, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -210,6 +210,22 @@ describe('FsBlobStore', () => {
     expect(await store.sweepTemp(60_000)).toBe(1);
     expect((await tmpFiles()).sort()).toEqual([mine, running, remote].sort());
     await live.abort();
+  });
+
+  it('makes again a directory removed by hand after it made it, and fsyncs the new one', async () => {
+    await put('staging/a', Buffer.from('a'));
+    await store.move('staging/a', 'files/a');
+    await rm(join(root, 'blobs', 'staging'), { recursive: true });
+    await rm(join(root, 'blobs', 'files'), { recursive: true });
+    await put('staging/b', Buffer.from('bb'));
+    await store.move('staging/b', 'files/b');
+    expect(await store.size('files/b')).toBe(2);
+    // The directory fsyncs' kept descriptors are of the new directories, none of a removed one.
+    const links = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+    expect(links.filter((l) => l.startsWith(root) && l.endsWith(' (deleted)'))).toEqual([]);
+    expect(links).toContain(join(root, 'blobs', 'files'));
+    // A missing source is still ENOENT.
+    await expect(store.move('staging/none', 'files/none')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('works without open() (directories created on first stage)', async () => {

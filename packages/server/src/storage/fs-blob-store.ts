@@ -24,6 +24,8 @@ const fsyncFd = promisify(fsync);
 
 const SEGMENT = /^[A-Za-z0-9._-]{1,255}$/;
 const MAX_KEY_LENGTH = 1024;
+/** How many directories a store remembers as made (see `#knownDirs`) before it starts over. */
+const MAX_KNOWN_DIRS = 1024;
 
 /**
  * Temp files are named after the process that writes them: `t-<host>_<pid>_<run>_<random>.tmp`,
@@ -101,6 +103,13 @@ export class FsBlobStore implements BlobStore {
   readonly #live = new Set<string>();
   /** The directory fsyncs after renames, grouped (./dir-sync.ts). */
   readonly #dirSync: DirSync;
+  /**
+   * Directories this store made sure of (made, or found there), whose `mkdir` before each rename
+   * into them is skipped: a recursive mkdir of a directory that exists is two thread-pool round
+   * trips (mkdir, then a stat on EEXIST), and each uploaded file renamed into `staging/` and then
+   * `files/`. A directory removed by hand since shows as ENOENT on the rename (`#renameInto`).
+   */
+  readonly #knownDirs = new Set<string>();
 
   /** `options.dirSync`: the directory syncer (tests count its fsyncs); the default fsyncs each directory, grouped. */
   constructor(
@@ -128,6 +137,33 @@ export class FsBlobStore implements BlobStore {
       throw err;
     });
     return this.#ready;
+  }
+
+  /** mkdirDurable, once per directory (see `#knownDirs`). */
+  async #ensureDir(dir: string): Promise<void> {
+    if (this.#knownDirs.has(dir)) return;
+    await mkdirDurable(dir, this.#dirSync);
+    if (this.#knownDirs.size >= MAX_KNOWN_DIRS) this.#knownDirs.clear(); // third parties' keys may spread over many
+    this.#knownDirs.add(dir);
+  }
+
+  /**
+   * Renames `from` to `to`, making `to`'s directory first if this store has not made sure of it.
+   * On ENOENT the directory is made again once and the rename tried again: it may have been
+   * removed by hand since (its kept descriptor for fsyncs goes too); a missing `from` fails again.
+   */
+  async #renameInto(from: string, to: string): Promise<void> {
+    const dir = dirname(to);
+    await this.#ensureDir(dir);
+    try {
+      await rename(from, to);
+    } catch (err) {
+      if (!isCode(err, 'ENOENT')) throw err;
+      this.#knownDirs.delete(dir);
+      this.#dirSync.forget(dir);
+      await this.#ensureDir(dir);
+      await rename(from, to);
+    }
   }
 
   #path(key: string): string {
@@ -170,8 +206,7 @@ export class FsBlobStore implements BlobStore {
         await fsyncFd(fd); // still ours: only destroy() closes it, and abort() no longer destroys once finished
         await closeStream(stream);
         if (failure !== undefined) throw failure;
-        await mkdirDurable(dirname(final), this.#dirSync);
-        await rename(tmp, final);
+        await this.#renameInto(tmp, final);
         this.#live.delete(tmp);
         // The rename is durable only once the directory holding the new entry is synced.
         await this.#dirSync.sync(dirname(final));
@@ -245,9 +280,8 @@ export class FsBlobStore implements BlobStore {
     } finally {
       await handle.close();
     }
-    await mkdirDurable(dirname(dst), this.#dirSync);
     try {
-      await rename(path, dst);
+      await this.#renameInto(path, dst);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EXDEV') return false;
       throw err;
@@ -259,8 +293,7 @@ export class FsBlobStore implements BlobStore {
   async move(from: string, to: string): Promise<void> {
     const src = this.#path(from);
     const dst = this.#path(to);
-    await mkdirDurable(dirname(dst), this.#dirSync);
-    await rename(src, dst); // ENOENT when `from` is missing: the parent of dst exists by now
+    await this.#renameInto(src, dst); // ENOENT when `from` is missing
     // Sync both directories so that after a crash the blob is under exactly one of the keys.
     await this.#syncDirs(dirname(dst), dirname(src));
   }
