@@ -457,7 +457,16 @@ export async function uploadRelease(opts: UploadReleaseOptions): Promise<Release
           // A re-run after a kill must know this pending file is its own: it is on disk before its
           // first byte (a line appended to the state's journal, a few microseconds; a write that
           // fails stops the file before its bytes go).
-          saveFile(dist.filename, { fileSessionUrl: url, sha256, size: dist.size, mechanism: a.body.mechanism.identifier });
+          try {
+            saveFile(dist.filename, { fileSessionUrl: url, sha256, size: dist.size, mechanism: a.body.mechanism.identifier });
+          } catch (err) {
+            // Unrecorded, this pending file upload session would stop a re-run, which takes a
+            // pending file it has no record of for another client's: it goes now (best effort).
+            await api.deleteFile(url, dist.filename).catch(() => undefined);
+            throw new Error(`recording ${dist.filename} in the local state (the cache directory) failed: ${(err as Error).message}`, {
+              cause: err,
+            });
+          }
           return { file: a.body, url };
         } catch (err) {
           const skipped = publishedBefore(err);

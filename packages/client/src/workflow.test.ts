@@ -178,6 +178,35 @@ describe('joining a session others contribute to (PEP 694 "Multiple Session Crea
   });
 });
 
+describe('a record of a file that cannot be written', () => {
+  it('deletes the file upload session it was for, so that a re-run is not stopped by it', async () => {
+    const [release] = await collectReleases([join(FIXTURES, 'demo_pkg_extra-0.1.0-py3-none-any.whl')]);
+    const filename = release!.dists[0]!.filename;
+    const cacheDir = join(dir, 'unwritable');
+    /** The disk full (or the cache directory gone) when the file's record is written. */
+    class FailingStore extends StateStore {
+      override recordFile(...args: Parameters<StateStore['recordFile']>): void {
+        if (args[2] !== undefined) throw new Error('ENOSPC: no space left on device, write');
+        super.recordFile(...args);
+      }
+    }
+    await expect(
+      uploadRelease({ root: t.url, authorization: auth, release: release!, stage: true, state: new FailingStore(cacheDir) }),
+    ).rejects.toThrow(`recording ${filename} in the local state (the cache directory) failed: ENOSPC`);
+    // The re-run (the disk has room again) joins the session and uploads the file.
+    const again = await uploadRelease({
+      root: t.url,
+      authorization: auth,
+      release: release!,
+      stage: true,
+      state: new StateStore(cacheDir),
+    });
+    expect(again.joined).toBe(true);
+    expect(again.files[0]).toMatchObject({ filename, status: 'completed' });
+    await cancel(again.sessionUrl);
+  });
+});
+
 describe('publishFlow', () => {
   it('uploads each name and version through its own publishing session (PEP 694 "Multiple Sessions")', async () => {
     const results = await publishFlow({
