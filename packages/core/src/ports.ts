@@ -605,6 +605,13 @@ export interface BlobStore {
    */
   lastModified?(key: string): Promise<Date | undefined>;
   /**
+   * Optional: releases what the store keeps open between calls (descriptors, sockets). The host
+   * calls it when it closes, after its last request and its background work, as it closes the
+   * session store. A store must still work after it (it opens what it needs again): stores may be
+   * shared, by several hosts in one process or by the caller.
+   */
+  close?(): void | Promise<void>;
+  /**
    * Optional, for readiness probes: resolves when blobs can be read and written now (the
    * directory or bucket is there and accessible), rejects when they cannot. Cheap, writes nothing
    * durable. A store without it is taken as reachable.

@@ -68,7 +68,10 @@ export interface CreateServerOptions {
   readonly mechanisms?: readonly MechanismRegistration<unknown>[];
   /** Auth ports; default: tokens from `PEP694_TOKENS_FILE`, else a dev token in `<dataDir>/dev-token`. */
   readonly auth?: { readonly authenticator: Authenticator; readonly authorizer: Authorizer; readonly names: NameRegistrationPolicy };
-  /** Storage ports; default: SQLite at `<dataDir>/pep694.sqlite` and blobs under `<dataDir>`. */
+  /**
+   * Storage ports; default: SQLite at `<dataDir>/pep694.sqlite` and blobs under `<dataDir>`.
+   * `close()` closes both, given or not (the blob store's `close` is optional).
+   */
   readonly store?: SessionStore;
   readonly blobs?: BlobStore;
   /**
@@ -322,6 +325,7 @@ export async function createServer(options: CreateServerOptions): Promise<Pep694
       await service.background.idle();
       for (const m of mechanisms) await m.close?.();
       await store.close();
+      await rawBlobs.close?.();
     },
   };
 }

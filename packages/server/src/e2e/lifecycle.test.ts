@@ -1,7 +1,20 @@
+import { readdirSync, readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BLOB_STORE, SESSION_STORE } from '@pep694/core';
 import type { TestServer } from '../testing/index.js';
 import { api, createFile, createSession, fixture, META, startServer, uploadFile, WHEEL } from './helpers.js';
+
+/** What this process has open under `dir` (Linux: /proc/self/fd). */
+function openUnder(dir: string): string[] {
+  const links = readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return ''; // closed meanwhile (the readdir's own descriptor)
+    }
+  });
+  return links.filter((l) => l.startsWith(dir));
+}
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -23,6 +36,19 @@ async function poll(url: string, until: (body: any) => boolean) {
   }
   throw new Error(`gave up polling ${url}`);
 }
+
+describe('closing the server', () => {
+  it('leaves nothing open in the data directory: the descriptors kept for directory fsyncs are closed', async () => {
+    const server = await startServer();
+    t = server;
+    const s = await createSession(server.url);
+    await uploadFile(s, WHEEL, fixture(WHEEL));
+    await server.close();
+    t = undefined;
+    // A descriptor left open holds the filesystem busy: an operator could not unmount the volume.
+    expect(openUnder(server.dataDir)).toEqual([]);
+  });
+});
 
 describe('PEP 694 Complete a Publishing Session: deferred (202) publishing', () => {
   it('202 + processing, Location, then published; cancel while processing is 409', async () => {

@@ -154,6 +154,24 @@ describe('keptOpenSyncer', () => {
     sync.forget!(sub);
   });
 
+  it('close() closes every kept descriptor, after the fsync running on one; a later fsync opens it again', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kept-open-'));
+    const a = join(dir, 'a');
+    const b = join(dir, 'b');
+    await mkdir(a);
+    await mkdir(b);
+    const sync = keptOpenSyncer(10_000);
+    await sync(a);
+    const running = sync(b);
+    await sync.close!();
+    await running; // finished on its descriptor before it was closed
+    expect([...(await descriptorsOn(a)), ...(await descriptorsOn(b))]).toEqual([]);
+    await sync(a);
+    expect(await descriptorsOn(a)).toEqual([a]);
+    await sync.close!();
+    expect(await descriptorsOn(a)).toEqual([]);
+  });
+
   it('an fsync that fails keeps nothing open, and reports the error', async () => {
     dir = await mkdtemp(join(tmpdir(), 'kept-open-'));
     const sync = keptOpenSyncer(10_000);

@@ -29,9 +29,10 @@ const closeFd = promisify(close);
 
 /**
  * Makes the entries of one directory durable. `forget`, when there is one, drops what the syncer
- * keeps about `dir` (a descriptor), for a directory that was removed and made again.
+ * keeps about `dir` (a descriptor), for a directory that was removed and made again; `close`
+ * releases everything it keeps (a later call may open again).
  */
-export type DirSyncer = ((dir: string) => Promise<void>) & { forget?(dir: string): void };
+export type DirSyncer = ((dir: string) => Promise<void>) & { forget?(dir: string): void; close?(): Promise<void> };
 
 /** Opens the directory, fsyncs it and closes it (callback fs, not a FileHandle: one thread-pool call per step). */
 export async function fsyncDirectory(dir: string): Promise<void> {
@@ -54,44 +55,53 @@ const KEEP_OPEN_MS = 1000;
  *
  * A descriptor names the directory it was opened on: if that directory is removed and made again
  * under the same path, its fsyncs no longer reach the new one. `forget(dir)` closes it, and the
- * blob store calls it when it makes again a directory that went away (fs-blob-store.ts).
+ * blob store calls it when it makes again a directory that went away (fs-blob-store.ts). `close()`
+ * closes every descriptor, after the fsync running on it (the blob store's `close`, when the
+ * server closes: a kept descriptor would otherwise hold the data directory's filesystem busy).
  */
 export function keptOpenSyncer(idleMs = KEEP_OPEN_MS): DirSyncer {
   interface Kept {
     readonly fd: Promise<number>;
     timer?: NodeJS.Timeout;
-    /** An fsync runs on it: forget() leaves the closing to that fsync. */
-    busy: boolean;
-    dropped: boolean;
+    /** The fsync running on it: closing waits for it. */
+    running?: Promise<void>;
   }
   const kept = new Map<string, Kept>();
-  const close = (entry: Kept) => void entry.fd.then((fd) => closeFd(fd)).catch(() => undefined);
-  const drop = (dir: string) => {
+  const release = async (entry: Kept) => {
+    await entry.running?.catch(() => undefined);
+    await entry.fd.then((fd) => closeFd(fd)).catch(() => undefined);
+  };
+  const drop = (dir: string): Promise<void> => {
     const entry = kept.get(dir);
-    if (!entry) return;
+    if (!entry) return Promise.resolve();
     kept.delete(dir);
     clearTimeout(entry.timer);
-    entry.dropped = true;
-    if (!entry.busy) close(entry);
+    return release(entry);
   };
   const sync = async (dir: string) => {
     let entry = kept.get(dir);
     if (entry) clearTimeout(entry.timer);
-    else kept.set(dir, (entry = { fd: openFd(dir, 'r'), busy: false, dropped: false }));
-    entry.busy = true;
+    else kept.set(dir, (entry = { fd: openFd(dir, 'r') }));
+    const mine = entry;
+    const running = mine.fd.then((fd) => fsyncFd(fd));
+    mine.running = running;
     try {
-      await fsyncFd(await entry.fd);
+      await running;
     } catch (err) {
-      entry.busy = false;
-      if (entry.dropped) close(entry);
-      else drop(dir);
+      if (kept.get(dir) === mine) void drop(dir); // the next fsync opens it again
       throw err;
+    } finally {
+      if (mine.running === running) mine.running = undefined;
     }
-    entry.busy = false;
-    if (entry.dropped) close(entry);
-    else entry.timer = setTimeout(() => drop(dir), idleMs).unref();
+    // Forgotten or closed while it ran: already on its way to being closed.
+    if (kept.get(dir) === mine) mine.timer = setTimeout(() => void drop(dir), idleMs).unref();
   };
-  return Object.assign(sync, { forget: drop });
+  return Object.assign(sync, {
+    forget: (dir: string) => void drop(dir),
+    close: async () => {
+      await Promise.all([...kept.keys()].map(drop));
+    },
+  });
 }
 
 interface DirState {
@@ -111,6 +121,11 @@ export class DirSync {
   /** Tells the syncer that `dir` was made again (see `keptOpenSyncer`); an fsync under way finishes on the old one. */
   forget(dir: string): void {
     this.syncer.forget?.(dir);
+  }
+
+  /** Releases the descriptors the syncer keeps, once the fsyncs on them have finished. */
+  async close(): Promise<void> {
+    await this.syncer.close?.();
   }
 
   /** Resolves once an fsync of `dir` that started after this call has finished. */

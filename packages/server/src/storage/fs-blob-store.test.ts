@@ -228,6 +228,17 @@ describe('FsBlobStore', () => {
     await expect(store.move('staging/none', 'files/none')).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('close() releases the kept directory descriptors, and the store still works after it (the BlobStore contract)', async () => {
+    await put('staging/a', Buffer.from('a'));
+    await store.close();
+    const fds = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+    expect(fds.filter((l) => l.startsWith(root))).toEqual([]);
+    await put('staging/b', Buffer.from('bb'));
+    await store.move('staging/b', 'files/b');
+    expect(await store.size('files/b')).toBe(2);
+    await store.close();
+  });
+
   it('works without open() (directories created on first stage)', async () => {
     const s = new FsBlobStore(join(root, 'lazy'));
     expect(await s.size('files/a')).toBeUndefined();

@@ -356,6 +356,11 @@ export class FsBlobStore implements BlobStore {
     for (const dir of [this.blobDir, this.tmpDir]) await access(dir, constants.R_OK | constants.W_OK | constants.X_OK);
   }
 
+  /** Closes the directory descriptors kept for fsyncs (see dir-sync.ts); the store may still be used (it opens them again). */
+  async close(): Promise<void> {
+    await this.#dirSync.close();
+  }
+
   async sweepTemp(olderThanMs: number): Promise<number> {
     let names: string[];
     try {
