@@ -1,20 +1,8 @@
-import { readdirSync, readlinkSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BLOB_STORE, SESSION_STORE } from '@pep694/core';
+import { openDescriptorTargets } from '../storage/test-support.js';
 import type { TestServer } from '../testing/index.js';
 import { api, createFile, createSession, fixture, META, startServer, uploadFile, WHEEL } from './helpers.js';
-
-/** What this process has open under `dir` (Linux: /proc/self/fd). */
-function openUnder(dir: string): string[] {
-  const links = readdirSync('/proc/self/fd').map((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      return ''; // closed meanwhile (the readdir's own descriptor)
-    }
-  });
-  return links.filter((l) => l.startsWith(dir));
-}
 
 let t: TestServer | undefined;
 afterEach(async () => {
@@ -46,7 +34,7 @@ describe('closing the server', () => {
     await server.close();
     t = undefined;
     // A descriptor left open holds the filesystem busy: an operator could not unmount the volume.
-    expect(openUnder(server.dataDir)).toEqual([]);
+    expect((await openDescriptorTargets()).filter((l) => l.startsWith(server.dataDir))).toEqual([]);
   });
 });
 

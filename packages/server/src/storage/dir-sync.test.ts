@@ -2,14 +2,14 @@
 // fsync that started after its call, and callers that overlap share one. The syncs are held by
 // hand here; the FsBlobStore test at the end runs the default syncer on real directories.
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DirSync, fsyncDirectory, keptOpenSyncer } from './dir-sync.js';
 import { FsBlobStore } from './fs-blob-store.js';
-import { settled } from './test-support.js';
+import { openDescriptorTargets, settled } from './test-support.js';
 
 /** A syncer the test finishes by hand: each call waits until `finish()`. */
 function heldSyncs() {
@@ -103,10 +103,9 @@ describe('DirSync', () => {
   });
 });
 
-/** This process's descriptors open on `dir` (Linux: /proc/self/fd); a removed directory's end in " (deleted)". */
+/** This process's descriptors open on `dir`, removed or not. */
 async function descriptorsOn(dir: string): Promise<string[]> {
-  const targets = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
-  return targets.filter((t) => t === dir || t === `${dir} (deleted)`);
+  return (await openDescriptorTargets()).filter((t) => t === dir || t === `${dir} (deleted)`);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -18,7 +18,7 @@
  * The default syncer (`keptOpenSyncer`) keeps each directory's descriptor open while its fsyncs
  * keep coming, so that a group costs one thread-pool round trip instead of three (open, fsync,
  * close): on the bench machine each round trip costs the event loop 30 to 70 µs of CPU, and the
- * directory fsyncs were a third of the round trips an uploaded file made.
+ * directory fsyncs were a quarter of the round trips an uploaded file made.
  */
 import { close, fsync, open } from 'node:fs';
 import { promisify } from 'node:util';

@@ -3,12 +3,13 @@
 // conformance suite on this store (fs-blob-store.conformance.test.ts).
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readlink, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FsBlobStore, assertBlobKey } from './fs-blob-store.js';
+import { openDescriptorTargets } from './test-support.js';
 
 let root: string;
 let store: FsBlobStore;
@@ -221,7 +222,7 @@ describe('FsBlobStore', () => {
     await store.move('staging/b', 'files/b');
     expect(await store.size('files/b')).toBe(2);
     // The directory fsyncs' kept descriptors are of the new directories, none of a removed one.
-    const links = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+    const links = await openDescriptorTargets();
     expect(links.filter((l) => l.startsWith(root) && l.endsWith(' (deleted)'))).toEqual([]);
     expect(links).toContain(join(root, 'blobs', 'files'));
     // A missing source is still ENOENT.
@@ -231,8 +232,7 @@ describe('FsBlobStore', () => {
   it('close() releases the kept directory descriptors, and the store still works after it (the BlobStore contract)', async () => {
     await put('staging/a', Buffer.from('a'));
     await store.close();
-    const fds = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
-    expect(fds.filter((l) => l.startsWith(root))).toEqual([]);
+    expect((await openDescriptorTargets()).filter((l) => l.startsWith(root))).toEqual([]);
     await put('staging/b', Buffer.from('bb'));
     await store.move('staging/b', 'files/b');
     expect(await store.size('files/b')).toBe(2);
