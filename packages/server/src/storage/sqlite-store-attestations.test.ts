@@ -7,9 +7,8 @@
  */
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MIGRATIONS } from './sqlite/migrations.js';
 import { SqliteSessionStore } from './sqlite/store.js';
-import { at, closeTempStore, openTempStore, storeSteps, UNDO_FILES_PUBLISHED } from './sqlite-test-support.js';
+import { at, closeTempStore, FILES_PUBLISHED_MIGRATION, openTempStore, storeSteps, UNDO_FILES_PUBLISHED } from './sqlite-test-support.js';
 
 const bundles = [{ publisher: { kind: 'GitHub', claims: {} }, attestations: [{ version: 1 }] }];
 
@@ -44,9 +43,9 @@ describe('attestations of published files', () => {
     const { attested } = await publishedWithAttestations();
     await store.close();
     const db = new Database(dbFile);
-    // Back to before the migration that adds the table (the one before the last).
+    // Back to before the migration that adds the table (the one before files.published).
     db.exec(`${UNDO_FILES_PUBLISHED} DROP TABLE published_attestations;`);
-    db.pragma(`user_version = ${MIGRATIONS.length - 2}`);
+    db.pragma(`user_version = ${FILES_PUBLISHED_MIGRATION - 1}`);
     db.close();
     store = new SqliteSessionStore(dbFile);
     expect(await store.getAttestations([attested.id])).toEqual(new Map([[attested.id, bundles]]));

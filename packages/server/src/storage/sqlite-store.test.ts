@@ -16,7 +16,16 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { againWhileBusy } from './sqlite/connection.js';
 import { MIGRATIONS } from './sqlite/migrations.js';
 import { SqliteSessionStore } from './sqlite/store.js';
-import { at, closeTempStore, newFile, newSession, openTempStore, storeSteps, UNDO_FILES_PUBLISHED } from './sqlite-test-support.js';
+import {
+  at,
+  closeTempStore,
+  FILES_PUBLISHED_MIGRATION,
+  newFile,
+  newSession,
+  openTempStore,
+  storeSteps,
+  UNDO_FILES_PUBLISHED,
+} from './sqlite-test-support.js';
 
 let dir: string;
 let dbFile: string;
@@ -104,7 +113,7 @@ describe('setup', () => {
     await store.close();
     const db = raw();
     db.exec(UNDO_FILES_PUBLISHED);
-    db.pragma(`user_version = ${MIGRATIONS.length - 1}`);
+    db.pragma(`user_version = ${FILES_PUBLISHED_MIGRATION}`);
     db.close();
     store = new SqliteSessionStore(dbFile);
     const check = raw();

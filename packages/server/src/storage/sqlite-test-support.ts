@@ -14,6 +14,7 @@ import {
   type PublishingSessionRecord,
 } from '@pep694/core';
 import { expect } from 'vitest';
+import { MIGRATIONS } from './sqlite/migrations.js';
 import { SqliteSessionStore, type SqliteSessionStoreOptions } from './sqlite/store.js';
 
 export const T0 = Date.UTC(2025, 0, 1);
@@ -33,11 +34,17 @@ export async function closeTempStore(store: SqliteSessionStore, dir: string): Pr
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
+/** Where MIGRATIONS adds `files.published`: the schema version of a file from before it. */
+export const FILES_PUBLISHED_MIGRATION = MIGRATIONS.findIndex((step) => step.includes('ADD COLUMN published'));
+
 /**
- * Takes a file at the current schema back to the one before `files.published` (the last of
- * MIGRATIONS): for tests that go further back, then let the store migrate forward again.
+ * Takes a file at the current schema back to the one before `files.published` (MIGRATIONS[
+ * FILES_PUBLISHED_MIGRATION]), the later migrations undone too: for tests that go back to it or
+ * further, then let the store migrate forward again.
  */
 export const UNDO_FILES_PUBLISHED = `
+  DROP INDEX files_expiry; DROP INDEX files_processing; DROP INDEX sessions_processing;
+  DROP INDEX projects_reserved_by; DROP INDEX filename_claims_file;
   DROP INDEX files_staged_by;
   ALTER TABLE files DROP COLUMN published;
   CREATE INDEX files_staged_by ON files (created_by) WHERE status IN ('pending', 'processing', 'completed');`;

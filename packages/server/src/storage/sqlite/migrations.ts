@@ -227,6 +227,21 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE files DROP COLUMN core_metadata;
   ALTER TABLE files RENAME COLUMN core_metadata_moved TO core_metadata;
   `,
+  // Lookups that scanned a whole table, found by EXPLAIN QUERY PLAN (sqlite-store-states.test.ts
+  // now fails on any scan of sessions, files, projects or filename_claims), the indexes the
+  // PostgreSQL store has had from its start:
+  // - the reaper's expired files and the recovery's processing sessions and files, which read
+  //   every row of the table the store ever kept (until the retention forgets it);
+  // - projects.reserved_by, read by the limit on new names at every session created and by the
+  //   ON DELETE SET NULL of every session the retention forgets (a scan of every project each);
+  // - filename_claims.file_id, read by the ON DELETE CASCADE of every file forgotten.
+  `
+  CREATE INDEX files_expiry ON files (expires_at, id) WHERE status = 'pending';
+  CREATE INDEX files_processing ON files (created_at, id) WHERE status = 'processing';
+  CREATE INDEX sessions_processing ON sessions (created_at, id) WHERE status = 'processing';
+  CREATE INDEX projects_reserved_by ON projects (reserved_by) WHERE reserved_by IS NOT NULL;
+  CREATE INDEX filename_claims_file ON filename_claims (file_id);
+  `,
 ];
 
 /** The identity the migration gives a row written before identities existed (see MIGRATIONS[2]). */

@@ -326,8 +326,11 @@ export class SqliteUploads implements Omit<UploadStore, 'publish' | 'settlePubli
     if (patch.requiresPython !== undefined) columns.push(['requires_python', patch.requiresPython]);
     const set = columns.length > 0 ? columns.map(([c]) => `${c} = ?`).join(', ') : 'status = status';
     // One statement, so the session check and the file update cannot be split by another writer.
+    // EXISTS on this file's session (its primary key): `session_id IN (SELECT id FROM sessions
+    // WHERE status IN …)` made SQLite list every session first, 17 ms of the event loop per
+    // completion with 20 000 sessions kept.
     const sessionCheck = sessionExpect
-      ? `AND session_id IN (SELECT id FROM sessions WHERE status IN (${placeholders(sessionExpect.length)}))`
+      ? `AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = files.session_id AND s.status IN (${placeholders(sessionExpect.length)}))`
       : '';
     const row = this.connection
       .prepared(`UPDATE files SET ${set} WHERE id = ? AND status IN (${placeholders(expect.length)}) ${sessionCheck} RETURNING *`)
