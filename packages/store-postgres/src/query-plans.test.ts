@@ -84,6 +84,31 @@ async function everyStatement(): Promise<{ sql: string; params: unknown[] }[]> {
   await store.listExpiredFiles(at(100));
   await store.cancelSession(c, ['open'], at(9));
 
+  // The legacy upload API's one-request publish, with the limit on new names.
+  const direct = await store.publishFile(
+    {
+      sessionId: 'plan-direct',
+      fileId: 'f-direct',
+      project: 'qux',
+      displayName: 'qux',
+      version: '1.0',
+      releaseKey: releaseKey('1.0'),
+      filename: 'qux-1.0.tar.gz',
+      identity: distributionIdentity('qux-1.0.tar.gz'),
+      size: 5000,
+      hashes: { sha256: 'a'.repeat(64) },
+      blobKey: 'files/direct',
+      attestations: null,
+      coreMetadata: null,
+      requiresPython: null,
+      mechanism: 'legacy',
+      createdBy: 'alice',
+      at: at(5),
+    },
+    { newNames: { limit: 10, windowMs: 60_000 } },
+  );
+  expect(direct.kind).toBe('published');
+
   await store.isPublishedProject('foo');
   await store.isFilenameTaken('foo', 'foo-1.0.tar.gz');
   await store.findPublishedIdentity('foo', distributionIdentity('foo-1.0.tar.gz'));

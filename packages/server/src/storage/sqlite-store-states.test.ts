@@ -17,6 +17,7 @@ import {
   LIVE_SESSION_STATES,
   PUBLISHING_SESSION_STATES,
   publishingSessionMachine,
+  releaseKey,
   LIVE_FILE_STATES,
   TERMINAL_SESSION_STATES,
   type NewPublishingSession,
@@ -173,6 +174,31 @@ describe('the queries', () => {
     await store.listExpiredSessions(at(100));
     await store.listExpiredFiles(at(100));
     await store.cancelSession(c.id, ['open'], at(9));
+
+    // The legacy upload API's one-request publish, with the limit on new names.
+    const direct = await store.publishFile(
+      {
+        sessionId: 'direct',
+        fileId: 'f-direct',
+        project: 'qux',
+        displayName: 'qux',
+        version: '1.0',
+        releaseKey: releaseKey('1.0'),
+        filename: 'qux-1.0.tar.gz',
+        identity: distributionIdentity('qux-1.0.tar.gz'),
+        size: 10,
+        hashes: { sha256: 'a'.repeat(64) },
+        blobKey: 'files/direct',
+        attestations: null,
+        coreMetadata: null,
+        requiresPython: null,
+        mechanism: 'legacy',
+        createdBy: 'alice',
+        at: at(10),
+      },
+      { newNames: { limit: 10, windowMs: 60_000 } },
+    );
+    if (direct.kind !== 'published') throw new Error(direct.kind);
 
     await store.isPublishedProject('foo');
     await store.isFilenameTaken('foo', 'foo-1.0.tar.gz');
