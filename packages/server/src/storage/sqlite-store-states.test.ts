@@ -257,7 +257,10 @@ describe('the queries', () => {
       const plan = db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[];
       for (const { detail } of plan) {
         const scan = /^SCAN (\w+)(?: USING (?:COVERING )?INDEX (\w+))?/.exec(detail);
-        if (!scan || scan[1] === 'CONSTANT' || (scan[2] !== undefined && partial.has(scan[2])) || wholeByPurpose.test(sql)) continue;
+        // A table-valued function (json_each) reads the list the statement was given, not a table.
+        const given = / VIRTUAL TABLE /.test(detail);
+        if (!scan || scan[1] === 'CONSTANT' || given || (scan[2] !== undefined && partial.has(scan[2])) || wholeByPurpose.test(sql))
+          continue;
         scans.push(`${detail} in: ${sql.replace(/\s+/g, ' ')}`);
       }
     }

@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import ts from 'typescript';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { againWhileBusy } from './sqlite/connection.js';
+import { FORGET_BATCH } from './sqlite/housekeeping.js';
 import { MIGRATIONS } from './sqlite/migrations.js';
 import { SqliteSessionStore } from './sqlite/store.js';
 import {
@@ -747,5 +748,34 @@ describe('index pages (issue #21): the metadata digest stored with the file, cha
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('forgetting ended sessions', () => {
+  it(`forgets them ${FORGET_BATCH} to a transaction, with their files and claims, and keeps live sessions`, async () => {
+    const ended = 2 * FORGET_BATCH + 7;
+    const forgotten: string[] = [];
+    for (let i = 0; i < ended; i++) {
+      const s = await created({ project: `p${i}`, version: '1.0', releaseKey: '1' });
+      await addCompleted(s.id, `p${i}-1.0.tar.gz`);
+      const r =
+        i % 2 === 0 ? await store.publish(s.id, ['open'], at(1), { defer: false }) : await store.cancelSession(s.id, ['open'], at(1));
+      expect(r).toBeTruthy();
+      forgotten.push(s.id);
+    }
+    const live = await created({ project: 'live', version: '1.0', releaseKey: '1' });
+    const liveFile = await addCompleted(live.id, 'live-1.0.tar.gz');
+    const transactions = vi.spyOn(internalConnection(store) as unknown as { inWriteTransaction: () => unknown }, 'inWriteTransaction');
+
+    expect(await store.forgetEndedSessions(at(2))).toBe(ended);
+    // One transaction per batch, and one that finds nothing left only when the last batch was full.
+    expect(transactions).toHaveBeenCalledTimes(3);
+    for (const id of forgotten) expect(await store.getSession(id)).toBeUndefined();
+    const db = internalDb(store);
+    expect(db.prepare('SELECT COUNT(*) FROM files').pluck().get()).toBe(1);
+    expect(db.prepare('SELECT COUNT(*) FROM filename_claims').pluck().get()).toBe(0);
+    expect(db.prepare('SELECT COUNT(*) FROM published_files').pluck().get()).toBe(FORGET_BATCH + 4); // published files stay
+    expect(await store.getFile(liveFile.id)).toMatchObject({ status: 'completed' });
+    expect(await store.forgetEndedSessions(at(2))).toBe(0);
   });
 });
