@@ -172,6 +172,17 @@ export class PostgresConnection {
     return run();
   }
 
+  /**
+   * A write step at READ COMMITTED, run again on the same errors as `inWriteTransaction`. Only for
+   * a step whose reads no other transaction can invalidate: forgetting the sessions that ended
+   * before the retention deletes rows nobody changes any more (a terminal session gets no files,
+   * claims or reservations). SERIALIZABLE, such a step's reads conflicted with every concurrent
+   * create, and it lost to them (./housekeeping.ts).
+   */
+  async inReadCommittedTransaction<T>(step: (c: PoolClient) => Promise<T>): Promise<T> {
+    return this.inTransaction('ISOLATION LEVEL READ COMMITTED', step);
+  }
+
   /** One consistent snapshot for a read of several statements. */
   async inReadSnapshot<T>(step: (c: PoolClient) => Promise<T>): Promise<T> {
     return this.inTransaction('ISOLATION LEVEL REPEATABLE READ READ ONLY', step);

@@ -7,6 +7,14 @@ import type { PostgresConnection } from './connection.js';
 import { fileFromRow, sessionFromRow, type FileRow, type SessionRow } from './rows.js';
 import { EDITABLE_SESSIONS_SQL, EXPIRING_SESSIONS_SQL, TERMINAL_SESSIONS_SQL } from './sql.js';
 
+/**
+ * Sessions forgotten per transaction. In one transaction, 20 000 sessions past the retention (a
+ * reaper pass after days without one, or a shorter retention) never committed while two clients
+ * created sessions and files: its reads conflicted with their writes (SERIALIZABLE), and it
+ * failed after 60 attempts in 10 s, at every pass.
+ */
+export const FORGET_BATCH = 500;
+
 export class PostgresHousekeeping implements Required<HousekeepingStore> {
   constructor(private readonly connection: PostgresConnection) {}
 
@@ -41,13 +49,25 @@ export class PostgresHousekeeping implements Required<HousekeepingStore> {
   }
 
   async forgetEndedSessions(before: Date): Promise<number> {
-    return this.connection.inWriteTransaction(async (c) => {
-      const ended = `SELECT id FROM sessions WHERE status IN ${TERMINAL_SESSIONS_SQL} AND ended_at < $1`;
-      // Explicit rather than relying on ON DELETE CASCADE; published_files are kept.
-      await c.query(`DELETE FROM filename_claims WHERE session_id IN (${ended})`, [before]);
-      await c.query(`DELETE FROM files WHERE session_id IN (${ended})`, [before]);
-      return (await c.query(`DELETE FROM sessions WHERE id IN (${ended})`, [before])).rowCount ?? 0;
-    });
+    let forgotten = 0;
+    for (;;) {
+      const n = await this.connection.inReadCommittedTransaction(async (c) => {
+        const ids = (
+          await c.query<{ id: string }>(`SELECT id FROM sessions WHERE status IN ${TERMINAL_SESSIONS_SQL} AND ended_at < $1 LIMIT $2`, [
+            before,
+            FORGET_BATCH,
+          ])
+        ).rows.map((r) => r.id);
+        if (ids.length === 0) return 0;
+        // Explicit rather than relying on ON DELETE CASCADE; published_files are kept.
+        await c.query('DELETE FROM filename_claims WHERE session_id = ANY($1::text[])', [ids]);
+        await c.query('DELETE FROM files WHERE session_id = ANY($1::text[])', [ids]);
+        await c.query('DELETE FROM sessions WHERE id = ANY($1::text[])', [ids]);
+        return ids.length;
+      });
+      forgotten += n;
+      if (n < FORGET_BATCH) return forgotten;
+    }
   }
 
   /** For the sessions gauge of /metrics: one pass over the sessions table (terminal rows last until forgotten). */
