@@ -25,6 +25,7 @@ import {
   type PublishingSessionRecord,
   type SessionStore,
 } from '@pep694/core';
+import { newDirectPublish } from './builders.js';
 import { ruleTest } from './rule-test.js';
 import { SESSION_STORE_RULES as R } from './rules.js';
 import { at, Scenario } from './scenario.js';
@@ -616,28 +617,18 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
     /** A direct publish (the legacy upload API) of `filename` in `project` by `createdBy`. */
     const direct = (filename: string, over: Partial<NewDirectPublish> = {}, h: SessionStore = store) => {
       const project = over.project ?? 'foo';
-      const version = over.version ?? '1.0';
       return h.publishFile(
-        {
+        newDirectPublish({
           sessionId: s.id('legacy-s'),
           fileId: s.id('legacy-f'),
           project,
-          displayName: project,
-          version,
-          releaseKey: releaseKey(version),
           filename,
-          identity: distributionIdentity(filename),
-          size: 42,
           hashes: { sha256: createHash('sha256').update(filename).digest('hex') },
           blobKey: `files/${filename}`,
-          attestations: null,
           coreMetadata: new TextEncoder().encode(`Metadata-Version: 2.1\nName: ${project}\n`),
-          requiresPython: null,
-          mechanism: 'legacy',
-          createdBy: 'alice',
           at: at(1),
           ...over,
-        },
+        }),
         over.project === undefined ? {} : { newNames: { limit: 100, windowMs: 3600_000 } },
       );
     };
@@ -691,25 +682,17 @@ export function sessionStoreConformance(options: SessionStoreConformanceOptions)
       must(await store.isPublishedProject('fresh'), 'the name is registered').toBe(true);
       // A new name counts against the creator's limit of new names.
       const limited = await store.publishFile(
-        {
+        newDirectPublish({
           sessionId: s.id('legacy-s'),
           fileId: s.id('legacy-f'),
           project: 'other',
-          displayName: 'other',
-          version: '1.0',
-          releaseKey: releaseKey('1.0'),
           filename: 'other-1.0.tar.gz',
-          identity: distributionIdentity('other-1.0.tar.gz'),
           size: 1,
           hashes: {},
           blobKey: 'files/x',
-          attestations: null,
-          coreMetadata: null,
-          requiresPython: null,
-          mechanism: 'legacy',
           createdBy: 'mallory',
           at: at(3),
-        },
+        }),
         { newNames: { limit: 1, windowMs: 3600_000 } },
       );
       must(limited.kind, 'a second new name past a limit of one').toBe('too-many-new-names');

@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import { distributionIdentity, type FileUploadRecord, type NewDirectPublish } from '@pep694/core';
+import { newDirectPublish } from '@pep694/store-conformance';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from './migrations.js';
 import { UNDO_FILES_PUBLISHED } from './store.test-support.js';
@@ -71,25 +72,19 @@ async function publishedWithAttestations() {
   return { attested, plain };
 }
 
-const direct = (filename: string, attestations: NewDirectPublish['attestations']): NewDirectPublish => ({
-  sessionId: `legacy-s${++seq}`,
-  fileId: `legacy-f${seq}`,
-  project: 'bar',
-  displayName: 'bar',
-  version: '2.0',
-  releaseKey: '2',
-  filename,
-  identity: distributionIdentity(filename),
-  size: 42,
-  hashes: { sha256: 'cd'.repeat(32) },
-  blobKey: `files/${filename}`,
-  attestations,
-  coreMetadata: null,
-  requiresPython: null,
-  mechanism: 'legacy',
-  createdBy: 'alice',
-  at: at(3),
-});
+const direct = (filename: string, attestations: NewDirectPublish['attestations']): NewDirectPublish =>
+  newDirectPublish({
+    sessionId: `legacy-s${++seq}`,
+    fileId: `legacy-f${seq}`,
+    project: 'bar',
+    filename,
+    version: '2.0',
+    releaseKey: '2',
+    hashes: { sha256: 'cd'.repeat(32) },
+    blobKey: `files/${filename}`,
+    attestations,
+    at: at(3),
+  });
 
 describe('attestations of published files (PostgreSQL)', () => {
   it('are read by getAttestations, and still after the reaper forgot their session', async () => {

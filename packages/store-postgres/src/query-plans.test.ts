@@ -11,7 +11,8 @@
  * scan them; with scans off, a sequential scan left in a plan (or an index read from end to end)
  * means no index fits.
  */
-import { distributionIdentity, releaseKey } from '@pep694/core';
+import { distributionIdentity } from '@pep694/core';
+import { newDirectPublish } from '@pep694/store-conformance';
 import pg from 'pg';
 import { afterEach, expect, it, vi } from 'vitest';
 import { at, newUpload, openSession } from './store.test-support.js';
@@ -63,22 +64,7 @@ async function everyStatement(): Promise<{ sql: string; params: unknown[] }[]> {
   await store.publish(b, ['error'], at(6), { defer: false });
 
   // The limit on new names counts the creator's reservations in the creating transaction.
-  const limited = await store.createSession(
-    {
-      id: 'plan-c',
-      project: 'baz',
-      displayName: 'baz',
-      version: '1.0',
-      releaseKey: releaseKey('1.0'),
-      stageToken: null,
-      createdBy: 'alice',
-      createdAt: at(0),
-      expiresAt: at(60),
-    },
-    { newNames: { limit: 10, windowMs: 60_000 } },
-  );
-  expect(limited.kind).toBe('created');
-  const c = 'plan-c';
+  const c = await openSession(store, 'plan-c', 'baz', { newNames: { limit: 10, windowMs: 60_000 } });
   await store.createFile(newUpload(c, 'baz-1.0.tar.gz'), { maxFiles: 10 });
   await store.listExpiredSessions(at(100));
   await store.listExpiredFiles(at(100));
@@ -86,25 +72,7 @@ async function everyStatement(): Promise<{ sql: string; params: unknown[] }[]> {
 
   // The legacy upload API's one-request publish, with the limit on new names.
   const direct = await store.publishFile(
-    {
-      sessionId: 'plan-direct',
-      fileId: 'f-direct',
-      project: 'qux',
-      displayName: 'qux',
-      version: '1.0',
-      releaseKey: releaseKey('1.0'),
-      filename: 'qux-1.0.tar.gz',
-      identity: distributionIdentity('qux-1.0.tar.gz'),
-      size: 5000,
-      hashes: { sha256: 'a'.repeat(64) },
-      blobKey: 'files/direct',
-      attestations: null,
-      coreMetadata: null,
-      requiresPython: null,
-      mechanism: 'legacy',
-      createdBy: 'alice',
-      at: at(5),
-    },
+    newDirectPublish({ sessionId: 'plan-direct', fileId: 'f-direct', project: 'qux', filename: 'qux-1.0.tar.gz', at: at(5) }),
     { newNames: { limit: 10, windowMs: 60_000 } },
   );
   expect(direct.kind).toBe('published');

@@ -6,7 +6,7 @@
  * published in that time. Publishing sets `files.published`, which takes them out of the index,
  * and the migration that adds the column sets it for the files already published.
  */
-import { distributionIdentity, releaseKey } from '@pep694/core';
+import { newDirectPublish } from '@pep694/store-conformance';
 import pg from 'pg';
 import { afterEach, expect, it } from 'vitest';
 import { migrate } from './migrations.js';
@@ -71,25 +71,9 @@ it("publishing takes a session's files out of the quota's index: immediate, defe
   await store.settlePublish(b, at(4), { ok: true });
   expect(await indexRows()).toBe(0);
 
-  const direct = await store.publishFile({
-    sessionId: 's-direct',
-    fileId: 'f-direct',
-    project: 'baz',
-    displayName: 'baz',
-    version: '1.0',
-    releaseKey: releaseKey('1.0'),
-    filename: 'baz-1.0.tar.gz',
-    identity: distributionIdentity('baz-1.0.tar.gz'),
-    size: 5000,
-    hashes: { sha256: 'a'.repeat(64) },
-    blobKey: 'files/direct',
-    attestations: null,
-    coreMetadata: null,
-    requiresPython: null,
-    mechanism: 'legacy',
-    createdBy: 'alice',
-    at: at(5),
-  });
+  const direct = await store.publishFile(
+    newDirectPublish({ sessionId: 's-direct', fileId: 'f-direct', project: 'baz', filename: 'baz-1.0.tar.gz', size: 5000, at: at(5) }),
+  );
   expect(direct.kind).toBe('published');
   expect(await indexRows()).toBe(0);
 

@@ -12,18 +12,26 @@ import type { PostgresSessionStore } from './store.js';
 export const at = (m: number) => new Date(Date.UTC(2030, 0, 1) + m * 60_000);
 
 /** Creates session `id` of `project` 1.0 by alice, open from minute 0 to 60 (it must be created). */
-export async function openSession(store: PostgresSessionStore, id: string, project = 'foo'): Promise<string> {
-  const r = await store.createSession({
-    id,
-    project,
-    displayName: project,
-    version: '1.0',
-    releaseKey: releaseKey('1.0'),
-    stageToken: null,
-    createdBy: 'alice',
-    createdAt: at(0),
-    expiresAt: at(60),
-  });
+export async function openSession(
+  store: PostgresSessionStore,
+  id: string,
+  project = 'foo',
+  opts?: Parameters<PostgresSessionStore['createSession']>[1],
+): Promise<string> {
+  const r = await store.createSession(
+    {
+      id,
+      project,
+      displayName: project,
+      version: '1.0',
+      releaseKey: releaseKey('1.0'),
+      stageToken: null,
+      createdBy: 'alice',
+      createdAt: at(0),
+      expiresAt: at(60),
+    },
+    opts,
+  );
   expect(r.kind).toBe('created');
   return id;
 }

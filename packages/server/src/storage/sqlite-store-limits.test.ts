@@ -3,6 +3,7 @@
  * on staged, unpublished bytes (finding 6) and the limit on new project names per time window.
  */
 import { type CreateFileResult, type NewFileUpload, type NewPublishingSession, type PublishingSessionRecord } from '@pep694/core';
+import { newDirectPublish } from '@pep694/store-conformance';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteSessionStore } from './sqlite/store.js';
@@ -124,25 +125,17 @@ describe('quota on staged bytes per principal (createFile)', () => {
     await store.settlePublish(b.id, at(4), { ok: true });
     // A legacy upload (one file published on its own).
     const direct = newSession({ project: `p${++projects}` });
-    const published = await store.publishFile({
-      sessionId: direct.id,
-      fileId: `${direct.id}-f`,
-      project: direct.project,
-      displayName: direct.displayName,
-      version: direct.version,
-      releaseKey: direct.releaseKey,
-      filename: `${direct.project}-1.0.tar.gz`,
-      identity: `${direct.project}-1.0.tar.gz`,
-      size: GiB,
-      hashes: { sha256: '0'.repeat(64) },
-      blobKey: 'files/direct',
-      attestations: null,
-      coreMetadata: null,
-      requiresPython: null,
-      mechanism: 'legacy',
-      createdBy: 'alice',
-      at: at(5),
-    });
+    const published = await store.publishFile(
+      newDirectPublish({
+        sessionId: direct.id,
+        fileId: `${direct.id}-f`,
+        project: direct.project,
+        filename: `${direct.project}-1.0.tar.gz`,
+        size: GiB,
+        blobKey: 'files/direct',
+        at: at(5),
+      }),
+    );
     expect(published.kind).toBe('published');
 
     const c = await created();

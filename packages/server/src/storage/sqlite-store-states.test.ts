@@ -17,11 +17,11 @@ import {
   LIVE_SESSION_STATES,
   PUBLISHING_SESSION_STATES,
   publishingSessionMachine,
-  releaseKey,
   LIVE_FILE_STATES,
   TERMINAL_SESSION_STATES,
   type NewPublishingSession,
 } from '@pep694/core';
+import { newDirectPublish } from '@pep694/store-conformance';
 import type Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import * as stateLists from './sqlite/state-lists.js';
@@ -177,25 +177,7 @@ describe('the queries', () => {
 
     // The legacy upload API's one-request publish, with the limit on new names.
     const direct = await store.publishFile(
-      {
-        sessionId: 'direct',
-        fileId: 'f-direct',
-        project: 'qux',
-        displayName: 'qux',
-        version: '1.0',
-        releaseKey: releaseKey('1.0'),
-        filename: 'qux-1.0.tar.gz',
-        identity: distributionIdentity('qux-1.0.tar.gz'),
-        size: 10,
-        hashes: { sha256: 'a'.repeat(64) },
-        blobKey: 'files/direct',
-        attestations: null,
-        coreMetadata: null,
-        requiresPython: null,
-        mechanism: 'legacy',
-        createdBy: 'alice',
-        at: at(10),
-      },
+      newDirectPublish({ sessionId: 'direct', fileId: 'f-direct', project: 'qux', filename: 'qux-1.0.tar.gz', at: at(10) }),
       { newNames: { limit: 10, windowMs: 60_000 } },
     );
     if (direct.kind !== 'published') throw new Error(direct.kind);
