@@ -11,11 +11,9 @@
  * scan them; with scans off, a sequential scan left in a plan (or an index read from end to end)
  * means no index fits.
  */
-import { distributionIdentity } from '@pep694/core';
-import { newDirectPublish } from '@pep694/store-conformance';
+import { callEveryMethod } from '@pep694/store-conformance';
 import pg from 'pg';
 import { afterEach, expect, it, vi } from 'vitest';
-import { at, newUpload, openSession } from './store.test-support.js';
 import { openTestStore, type TestStore } from './testing/index.js';
 
 let t: TestStore | undefined;
@@ -25,7 +23,7 @@ afterEach(async () => {
   t = undefined;
 });
 
-/** The statements (with their parameters) every method of the store sends, run once or more. */
+/** The statements (with their parameters) every method of the store sends, each run once or more (callEveryMethod). */
 async function everyStatement(): Promise<{ sql: string; params: unknown[] }[]> {
   t = await openTestStore();
   const { store } = t;
@@ -37,56 +35,7 @@ async function everyStatement(): Promise<{ sql: string; params: unknown[] }[]> {
     return (real as (...a: unknown[]) => unknown).apply(this, args);
   });
 
-  const completed = async (sessionId: string, filename: string) => {
-    const r = await store.createFile(newUpload(sessionId, filename), { maxFiles: 10, maxStagedBytes: 10_000, maxFileSessions: 20 });
-    if (r.kind !== 'created') throw new Error(r.kind);
-    const done = await store.updateFile(r.file.id, ['pending'], { status: 'completed', blobKey: `files/${r.file.id}` }, ['open', 'error']);
-    return done!;
-  };
-  const a = await openSession(store, 'plan-a');
-  const fa = await completed(a, 'foo-1.0.tar.gz');
-  await completed(a, 'foo-1.0.tar.gz'); // replaces the completed file
-  await store.getSession(a);
-  await store.countLiveSessions('alice');
-  await store.updateSession(a, ['open'], { expiresAt: at(90) });
-  await store.getFile(fa.id);
-  await store.listFiles(a);
-  await store.listFiles(a, { includeCanceled: true });
-  await store.listStagedFiles(a);
-  await store.publish(a, ['open'], at(2), { defer: true });
-  await store.settlePublish(a, at(3), { ok: true });
-
-  const b = await openSession(store, 'plan-b', 'bar');
-  await completed(b, 'bar-1.0.tar.gz');
-  await store.publish(b, ['open'], at(4), { defer: true });
-  await store.settlePublish(b, at(5), { ok: false, notices: ['no'], fileNotices: { 'bar-1.0.tar.gz': ['no'] } });
-  await store.listProcessing();
-  await store.publish(b, ['error'], at(6), { defer: false });
-
-  // The limit on new names counts the creator's reservations in the creating transaction.
-  const c = await openSession(store, 'plan-c', 'baz', { newNames: { limit: 10, windowMs: 60_000 } });
-  await store.createFile(newUpload(c, 'baz-1.0.tar.gz'), { maxFiles: 10 });
-  await store.listExpiredSessions(at(100));
-  await store.listExpiredFiles(at(100));
-  await store.cancelSession(c, ['open'], at(9));
-
-  // The legacy upload API's one-request publish, with the limit on new names.
-  const direct = await store.publishFile(
-    newDirectPublish({ sessionId: 'plan-direct', fileId: 'f-direct', project: 'qux', filename: 'qux-1.0.tar.gz', at: at(5) }),
-    { newNames: { limit: 10, windowMs: 60_000 } },
-  );
-  expect(direct.kind).toBe('published');
-
-  await store.isPublishedProject('foo');
-  await store.isFilenameTaken('foo', 'foo-1.0.tar.gz');
-  await store.findPublishedIdentity('foo', distributionIdentity('foo-1.0.tar.gz'));
-  await store.listPublishedProjects();
-  await store.listPublishedFiles('foo');
-  await store.getPublishedFile('foo', 'foo-1.0.tar.gz');
-  await store.getPublishedCoreMetadata('foo', 'foo-1.0.tar.gz');
-  await store.getAttestations([fa.id]);
-  await store.isBlobReferenced('files/x');
-  await store.forgetEndedSessions(at(1000));
+  await callEveryMethod(store);
   vi.restoreAllMocks();
   return [...sent].map(([sql, params]) => ({ sql, params }));
 }

@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  distributionIdentity,
   EDITABLE_SESSION_STATES,
   EXPIRING_FILE_STATES,
   FILE_STATES_HOLDING_BYTES,
@@ -19,14 +18,13 @@ import {
   publishingSessionMachine,
   LIVE_FILE_STATES,
   TERMINAL_SESSION_STATES,
-  type NewPublishingSession,
 } from '@pep694/core';
-import { newDirectPublish } from '@pep694/store-conformance';
+import { callEveryMethod } from '@pep694/store-conformance';
 import type Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import * as stateLists from './sqlite/state-lists.js';
 import { SqliteSessionStore } from './sqlite/store.js';
-import { at, closeTempStore, newFile, newSession, openTempStore } from './sqlite-test-support.js';
+import { closeTempStore, openTempStore } from './sqlite-test-support.js';
 
 let dir: string;
 let store: SqliteSessionStore;
@@ -114,7 +112,7 @@ describe('the queries', () => {
     });
   }
 
-  /** Runs every method of the store once or more, and returns the SQL of every statement it prepared. */
+  /** Runs every method of the store once or more (callEveryMethod), and returns the SQL of every statement it prepared. */
   async function everyStatement(): Promise<string[]> {
     const statements = new Set<string>();
     const conn = connection();
@@ -123,77 +121,7 @@ describe('the queries', () => {
       statements.add(sql);
       return real(sql);
     });
-    let n = 0;
-    const session = async (over: Partial<NewPublishingSession> = {}) => {
-      n += 1;
-      const r = await store.createSession(newSession({ version: `${n}.0`, releaseKey: String(n), stageToken: `token-${n}`, ...over }), {
-        newNames: { limit: 10, windowMs: 60_000 },
-      });
-      if (r.kind !== 'created') throw new Error(r.kind);
-      return r.session;
-    };
-    const pendingFile = async (sessionId: string, version: string) => {
-      const r = await store.createFile(newFile(sessionId, `foo-${version}.tar.gz`), { maxFiles: 10, maxStagedBytes: 1000 });
-      if (r.kind !== 'created') throw new Error(r.kind);
-      return r.file;
-    };
-    const completedFile = async (sessionId: string, version: string) => {
-      const f = await pendingFile(sessionId, version);
-      const done = await store.updateFile(
-        f.id,
-        ['pending'],
-        { status: 'completed', blobKey: `blob/${f.id}`, coreMetadata: new Uint8Array([1]) },
-        ['open', 'error'],
-      );
-      return done!;
-    };
-
-    const a = await session();
-    const fa = await completedFile(a.id, a.version);
-    await completedFile(a.id, a.version); // replaces the completed file
-    await store.getSession(a.id);
-    await store.getSessionByStageToken('token-1');
-    await store.countLiveSessions('alice');
-    await store.updateSession(a.id, ['open'], { expiresAt: at(90) });
-    await store.getFile(fa.id);
-    await store.listFiles(a.id);
-    await store.listFiles(a.id, { includeCanceled: true });
-    await store.listStagedFiles(a.id);
-    await store.publish(a.id, ['open'], at(2), { defer: true });
-    await store.settlePublish(a.id, at(3), { ok: true });
-
-    const b = await session();
-    await completedFile(b.id, b.version);
-    await store.publish(b.id, ['open'], at(4), { defer: true });
-    await store.settlePublish(b.id, at(5), { ok: false, notices: ['no'], fileNotices: { [`foo-${b.version}.tar.gz`]: ['no'] } });
-    await store.listProcessing();
-    await store.publish(b.id, ['error'], at(6), { defer: false });
-
-    const c = await session();
-    await pendingFile(c.id, c.version);
-    await store.listExpiredSessions(at(100));
-    await store.listExpiredFiles(at(100));
-    await store.cancelSession(c.id, ['open'], at(9));
-
-    // The legacy upload API's one-request publish, with the limit on new names.
-    const direct = await store.publishFile(
-      newDirectPublish({ sessionId: 'direct', fileId: 'f-direct', project: 'qux', filename: 'qux-1.0.tar.gz', at: at(10) }),
-      { newNames: { limit: 10, windowMs: 60_000 } },
-    );
-    if (direct.kind !== 'published') throw new Error(direct.kind);
-
-    await store.isPublishedProject('foo');
-    await store.isFilenameTaken('foo', 'foo-1.0.tar.gz');
-    await store.findPublishedIdentity('foo', distributionIdentity('foo-1.0.tar.gz'));
-    await store.listPublishedProjects();
-    await store.listPublishedFiles('foo');
-    await store.getPublishedFile('foo', 'foo-1.0.tar.gz');
-    await store.getPublishedCoreMetadata('foo', 'foo-1.0.tar.gz');
-    await store.indexVersion({ kind: 'projects' });
-    await store.indexVersion({ kind: 'project', project: 'foo' });
-    await store.indexVersion({ kind: 'stage', sessionId: a.id });
-    await store.isBlobReferenced('blob/x');
-    await store.forgetEndedSessions(at(1000));
+    await callEveryMethod(store);
     vi.restoreAllMocks();
     return [...statements];
   }
