@@ -12,17 +12,22 @@ import type { ArtifactUnderValidation } from '@pep694/core';
 export interface CountingArtifact extends ArtifactUnderValidation {
   /** Bytes handed out by `read` so far. */
   readonly bytesRead: () => number;
+  /** Calls of `read` so far (each a stream on the blob store, a request on object storage). */
+  readonly reads: () => number;
 }
 
 export function artifact(bytes: Buffer, filename: string, project = 'demo-pkg', version = '1.0.0'): CountingArtifact {
   let served = 0;
+  let reads = 0;
   return {
     project,
     version,
     filename,
     size: bytes.length,
     bytesRead: () => served,
+    reads: () => reads,
     async read(range) {
+      reads += 1;
       if (range && (range.start < 0 || range.end < range.start || range.end >= bytes.length)) {
         throw new RangeError(`bad range ${range.start}-${range.end} of ${bytes.length}`);
       }

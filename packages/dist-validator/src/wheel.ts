@@ -12,14 +12,13 @@ import type { ArtifactUnderValidation } from '@pep694/core';
 import type { DistributionLimits } from './limits.js';
 import { parseMetadataHeaders } from './metadata.js';
 import { describe, problem, type ArchiveOutcome } from './outcome.js';
+import { ForwardReader } from './forward-reader.js';
 import { ArtifactReader } from './reader.js';
 import { MemberPathSet, pathProblem } from './member-paths.js';
 import { checkMetadataFields, clip, readRequiresPython, stemNamesRelease, type Release } from './release.js';
 import { readZipEnd } from './zip-end.js';
 import { CD_RECORD_SIZE, checkZipLayout, type CentralRecord } from './zip-layout.js';
 import { entryName } from './zip-names.js';
-
-const LOCAL_HEADER_WINDOW = 64 * 1024;
 
 function openZip(reader: ArtifactReader, size: number): Promise<ZipFile> {
   return new Promise((resolve, reject) => {
@@ -132,11 +131,18 @@ export async function validateWheel(
     }
     if ('problem' in listed) return listed.problem;
     const listing: Listing = listed;
-    // Local headers are spread over the whole file: a small read-ahead, so that checking them
-    // does not read the members' data.
-    const layout = await checkZipLayout(listing.records, end.end, (position, length) =>
-      reader.readAt(position, length, LOCAL_HEADER_WINDOW),
+    // Local headers are spread over the whole file: one stream per run of them (forward-reader.ts).
+    const headers = new ForwardReader(
+      artifact,
+      listing.records.map((r) => r.offset),
+      end.end.cdOffset,
     );
+    let layout: Awaited<ReturnType<typeof checkZipLayout>>;
+    try {
+      layout = await checkZipLayout(listing.records, end.end, (position, length) => headers.readAt(position, length));
+    } finally {
+      headers.close();
+    }
     if (layout) return problem(layout.entry === undefined ? file : clip(layout.entry), layout.message);
     const dirs = [...listing.distInfoDirs];
     if (dirs.length === 0) return problem(file, 'the wheel has no top-level .dist-info directory');
