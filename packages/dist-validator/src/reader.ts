@@ -50,15 +50,15 @@ export class ArtifactReader extends yauzl.RandomAccessReader {
     return w.data.subarray(position - w.start, position - w.start + length);
   }
 
-  private async fetch(position: number, length: number, windowSize = this.windowSize): Promise<Buffer> {
+  private async fetch(position: number, length: number): Promise<Buffer> {
     const hit = this.cached(position, length);
     if (hit) return hit;
-    if (length > windowSize) {
+    if (length > this.windowSize) {
       const data = await readRange(this.artifact, position, length);
       this.bytesFetched += data.length;
       return data;
     }
-    const want = Math.min(windowSize, this.size - position);
+    const want = Math.min(this.windowSize, this.size - position);
     const data = await readRange(this.artifact, position, Math.max(want, length));
     this.bytesFetched += data.length;
     this.window = { start: position, data };
@@ -67,12 +67,11 @@ export class ArtifactReader extends yauzl.RandomAccessReader {
 
   /**
    * `length` bytes at `position` (fewer only at the end of the artifact), for our own structure
-   * checks. `windowSize` is the read-ahead on a miss: small for the local headers, which are
-   * spread over the whole file, so that checking them does not read every member's data.
+   * checks of the end records (the local headers have their own reader: forward-reader.ts).
    */
-  async readAt(position: number, length: number, windowSize = this.windowSize): Promise<Buffer> {
+  async readAt(position: number, length: number): Promise<Buffer> {
     if (position < 0 || length <= 0 || position >= this.size) return Buffer.alloc(0);
-    return this.fetch(position, Math.min(length, this.size - position), windowSize);
+    return this.fetch(position, Math.min(length, this.size - position));
   }
 
   override read(
