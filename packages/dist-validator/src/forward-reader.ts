@@ -28,6 +28,8 @@ export class ForwardReader {
   /** Streams opened and bytes they delivered (for tests and logs). */
   reads = 0;
   bytesFetched = 0;
+  /** The local headers' offsets, in order. */
+  private readonly offsets: number[];
 
   /**
    * `offsets`: where the central directory says the local headers are; `limit`: where the
@@ -40,8 +42,6 @@ export class ForwardReader {
   ) {
     this.offsets = [...offsets].sort((a, b) => a - b);
   }
-
-  private readonly offsets: number[];
 
   /** The end of the run of local headers from the first at or after `position`. */
   private runEnd(position: number): number {
