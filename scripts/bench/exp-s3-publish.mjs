@@ -20,6 +20,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { uploadHttpPostBytes } from '@pep694/mechanism-http-post-bytes/client';
+import { NODE_FLAGS } from '@pep694/reference-index/node-flags';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -30,7 +31,7 @@ const work = mkdtempSync(join(tmpdir(), 'exp-s3-'));
 const children = [];
 
 function child(script, args, marker, env = {}) {
-  const c = spawn(process.execPath, ['--max-semi-space-size=8', script, ...args], {
+  const c = spawn(process.execPath, [...NODE_FLAGS, script, ...args], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...env },

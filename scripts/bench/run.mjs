@@ -74,6 +74,7 @@ import { uploadMultipart } from '@pep694/mechanism-multipart/client';
 import { uploadTus } from '@pep694/mechanism-tus/client';
 import Pg from 'pg';
 import { postgresBinDir } from '@pep694/store-postgres/testing';
+import { NODE_FLAGS } from '@pep694/reference-index/node-flags';
 import { bash, clientSection } from './client.mjs';
 import { clusterSection, renderCluster } from './cluster.mjs';
 import { uploadResumable } from '@pep694/mechanism-resumable/client';
@@ -229,13 +230,11 @@ async function measure(pids, fn) {
 
 const children = new Set();
 /**
- * Node flags of every server child, ours and the raw peers alike: the ones `pnpm start` runs the
- * reference index with (root package.json). A larger young generation keeps V8 from a storm of
- * mark-compacts during uploads in our host, whose heap (express, zod, SQLite, the plugins) is
- * bigger than a bare pipeline's: measured 12–13 mark-compacts per batch of 64 MiB uploads without
- * it and 0–1 with it.
+ * Node flags of every server child, ours and the raw peers alike: the ones the reference index is
+ * run with (`NODE_FLAGS` of `@pep694/reference-index/node-flags`, which says why: without them V8
+ * falls into storms of mark-compacts under upload load).
  */
-const SERVER_NODE_FLAGS = ['--max-semi-space-size=8'];
+const SERVER_NODE_FLAGS = [...NODE_FLAGS];
 function startChild(script, args, marker, extraEnv = {}, { stdin = 'ignore' } = {}) {
   const flags = [...SERVER_NODE_FLAGS, ...env('BENCH_CHILD_ARGS', '').split(' ').filter(Boolean)];
   const child = spawn(process.execPath, [...flags, script, ...args], {

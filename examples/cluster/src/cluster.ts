@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { startS3rver, type TestS3 } from '@pep694/blobs-s3/testing';
+import { NODE_FLAGS } from '@pep694/reference-index/node-flags';
 import { startTestCluster, type TestCluster } from '@pep694/store-postgres/testing';
 import { RoundRobinProxy } from './proxy.js';
 
@@ -160,7 +161,7 @@ async function startNode(
   onOutput: ClusterOptions['onNodeOutput'],
 ): Promise<ClusterNode> {
   mkdirSync(dataDir, { recursive: true });
-  const child = spawn(process.execPath, ['--max-semi-space-size=8', '--enable-source-maps', REFERENCE_INDEX_MAIN], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, '--enable-source-maps', REFERENCE_INDEX_MAIN], {
     env: { ...process.env, PEP694_HOST: '127.0.0.1', PEP694_PORT: '0', PEP694_DATA: dataDir, PEP694_NODE_ID: name, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group: Ctrl+C in the terminal reaches the script, which stops the nodes in order.

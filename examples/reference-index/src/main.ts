@@ -28,6 +28,7 @@ import { attestationVerifierFromEnv } from './attestations.js';
 import { S3BlobStore } from '@pep694/blobs-s3';
 import { blobsFromEnv } from './blobs.js';
 import { loadMechanisms } from './mechanisms.js';
+import { missingNodeFlags, NODE_FLAGS } from './node-flags.js';
 import { describeStore, positiveIntEnv, sessionStoreFromEnv } from './session-store.js';
 import { sharedTusFromEnv } from './tus-shared.js';
 
@@ -122,6 +123,7 @@ async function main(): Promise<void> {
     `  operations:       ${new URL('/healthz', url).href}, /readyz${server.config.metrics.enabled ? `, /metrics${server.config.metrics.token ? ' (bearer token)' : ''}` : ''}`,
     `  file bytes:       ${blobs.describe}`,
     `  sessions:         ${describeStore() ?? `SQLite in ${dataDir} (PEP694_DATABASE_URL for PostgreSQL)`}`,
+    `  node flags:       ${missingNodeFlags().length === 0 ? NODE_FLAGS.join(' ') : `without ${missingNodeFlags().join(' ')}: V8 may spend more CPU collecting than serving (README "Node flags")`}`,
   ];
   if (server.devToken?.created) {
     lines.push(`  dev token:        ${server.devToken.token}  (shown once; kept in ${server.devToken.file})`);
