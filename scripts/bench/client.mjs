@@ -308,6 +308,10 @@ async function twineComparison({ srv, dir, runs, fileBytes, cli, bashRun, seq })
     const rdir = join(dir, `${name}-${version}`);
     mkdirSync(rdir);
     const paths = writeRealRelease(rdir, name, version, fileBytes);
+    // Every command starts with nothing waiting to be written back: neither the release just
+    // written nor what the runs before left (the 1 GiB flows write several GiB just before), whose
+    // writeback would otherwise compete with the server's fsyncs in whichever run it fell on.
+    spawnSync('sync');
     const [script, env] = commands[tool];
     // The paths as the script's arguments ("$@"): `bash -c script bash <paths>`.
     const r = await bashRun(script, env, paths);
