@@ -109,6 +109,7 @@ async function main(): Promise<void> {
     validators: process.env.PEP694_VALIDATE_ARTIFACTS === '0' ? [] : [createDistributionValidator()],
   });
   const { url } = await server.listen(port, host);
+  const missingFlags = missingNodeFlags();
 
   const lines = [
     `pep694 reference index`,
@@ -123,7 +124,7 @@ async function main(): Promise<void> {
     `  operations:       ${new URL('/healthz', url).href}, /readyz${server.config.metrics.enabled ? `, /metrics${server.config.metrics.token ? ' (bearer token)' : ''}` : ''}`,
     `  file bytes:       ${blobs.describe}`,
     `  sessions:         ${describeStore() ?? `SQLite in ${dataDir} (PEP694_DATABASE_URL for PostgreSQL)`}`,
-    `  node flags:       ${missingNodeFlags().length === 0 ? NODE_FLAGS.join(' ') : `without ${missingNodeFlags().join(' ')}: V8 may spend more CPU collecting than serving (README "Node flags")`}`,
+    `  node flags:       ${missingFlags.length === 0 ? NODE_FLAGS.join(' ') : `without ${missingFlags.join(' ')}: V8 may spend more CPU collecting than serving (README "Node flags")`}`,
   ];
   if (server.devToken?.created) {
     lines.push(`  dev token:        ${server.devToken.token}  (shown once; kept in ${server.devToken.file})`);
