@@ -25,9 +25,6 @@ export class ForwardReader {
   #buf: Buffer = Buffer.alloc(0);
   /** Exclusive end of the open stream's range. */
   #end = 0;
-  /** Streams opened and bytes they delivered (for tests and logs). */
-  reads = 0;
-  bytesFetched = 0;
   /** The local headers' offsets, in order. */
   private readonly offsets: number[];
 
@@ -69,7 +66,6 @@ export class ForwardReader {
       const next = await this.#chunks!.next();
       if (next.done) break;
       const chunk = next.value as Buffer;
-      this.bytesFetched += chunk.length;
       if (this.#pos + this.#buf.length <= position) {
         // Everything held lies before the position: drop it.
         this.#pos += this.#buf.length;
@@ -86,7 +82,6 @@ export class ForwardReader {
   async #open(start: number, end: number): Promise<void> {
     this.close();
     const stream = await this.artifact.read({ start, end: end - 1 });
-    this.reads += 1;
     this.#chunks = stream[Symbol.asyncIterator]();
     this.#close = () => stream.destroy();
     this.#pos = start;
